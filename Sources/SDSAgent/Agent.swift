@@ -1,0 +1,84 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import SDSAgentCore
+import ServiceLifecycle
+import UnixSignals
+
+/// The assembled agent: the one place where configuration becomes running services. The
+/// executable and the integration tests both build the agent here.
+public struct Agent: Sendable {
+  public let configuration: AgentConfiguration
+  public let cache: SecretCache
+  public let counters: AgentCounters
+  public let listener: UnixSocketListener
+  /// In dependency order: the rotator keeps the cache fresh, the server serves it.
+  public let services: [any Service]
+  public let logger: Logger
+
+  /// Loads the CA, issues the first SVID and binds the socket. When this returns, the socket
+  /// accepts connections and the first certificate is in the cache.
+  public static func build(configuration: AgentConfiguration, logger: Logger) async throws -> Agent {
+    let material = try CAStore.load(
+      configuration.caSource,
+      stateDirectory: configuration.stateDirectory,
+      trustDomain: configuration.trustDomain
+    )
+    logger.info(
+      "loaded CA",
+      metadata: [
+        "subject": "\(material.certificate.subject)",
+        "not_after": "\(material.certificate.notValidAfter.formatted(.iso8601))",
+        "source": "\(configuration.caSource == .generated ? "state-dir" : "operator-files")",
+      ]
+    )
+    let cache = SecretCache()
+    let counters = AgentCounters()
+    let rotator = SVIDRotator(
+      configuration: .init(
+        identity: configuration.identity,
+        keyType: configuration.keyType,
+        ttl: configuration.certificateTTL,
+        schedule: configuration.rotation
+      ),
+      authority: LocalCA(material: material),
+      cache: cache,
+      counters: counters,
+      clock: ContinuousClock(),
+      now: { Date() },
+      logger: logger
+    )
+    try await rotator.rotate()
+
+    let listener = try UnixSocketListener.bind(path: configuration.socketPath, mode: configuration.socketMode)
+    let server = GRPCServer(
+      transport: HTTP2ServerTransport.Posix(
+        listeningSocketDescriptor: Int(listener.descriptor),
+        transportSecurity: .plaintext
+      ),
+      services: [SecretDiscoveryService(cache: cache, counters: counters, logger: logger)]
+    )
+    let serverService = GRPCServerService(name: "sds \(configuration.socketPath)", server: server, onStop: { listener.removeSocketFile() })
+    return Agent(
+      configuration: configuration,
+      cache: cache,
+      counters: counters,
+      listener: listener,
+      services: [rotator, serverService],
+      logger: logger
+    )
+  }
+
+  /// Runs every service until SIGTERM or SIGINT (or cancellation), then shuts down gracefully.
+  public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+    let group = ServiceGroup(
+      configuration: .init(
+        services: self.services.map { .init(service: $0) },
+        gracefulShutdownSignals: gracefulShutdownSignals,
+        logger: self.logger
+      )
+    )
+    try await group.run()
+  }
+}

@@ -1,0 +1,82 @@
+import EnvoySDSProtos
+import Foundation
+import SDSAgentCore
+import SwiftProtobuf
+import SwiftASN1
+import X509
+
+/// What an SDS secret holds, readable by a person: never the key unless asked for.
+public struct SecretSummary: Sendable {
+  public enum Kind: String, Sendable {
+    case tlsCertificate = "tls_certificate"
+    case validationContext = "validation_context"
+  }
+
+  public let name: String
+  public let kind: Kind
+  /// The leaf first for a certificate; the roots for a bundle.
+  public let certificates: [Certificate]
+  public let pem: String
+  public let privateKeyPEM: String?
+
+  public init(any: Google_Protobuf_Any) throws {
+    guard any.typeURL == SecretResource.typeURL else {
+      throw AgentError(.connection, "the agent returned a resource of type \(any.typeURL)")
+    }
+    let secret = try Envoy_Extensions_TransportSockets_Tls_V3_Secret(unpackingAny: any)
+    self.name = secret.name
+    switch secret.type {
+    case .tlsCertificate(let certificate):
+      self.kind = .tlsCertificate
+      self.pem = String(decoding: certificate.certificateChain.inlineBytes, as: UTF8.self)
+      self.privateKeyPEM = String(decoding: certificate.privateKey.inlineBytes, as: UTF8.self)
+    case .validationContext(let context):
+      self.kind = .validationContext
+      self.pem = String(decoding: context.trustedCa.inlineBytes, as: UTF8.self)
+      self.privateKeyPEM = nil
+    case nil:
+      throw AgentError(.connection, "secret \(secret.name) has neither a certificate nor a validation context")
+    }
+    self.certificates = try PEMDocument.parseMultiple(pemString: self.pem).map(Certificate.init(pemDocument:))
+  }
+
+  public var spiffeID: SPIFFEID? {
+    self.kind == .tlsCertificate ? self.certificates.first?.spiffeIDs.first : nil
+  }
+
+  /// A JSON-ready dictionary; the key only with `includeKey`.
+  public func jsonObject(includeKey: Bool) -> [String: Any] {
+    let first = self.certificates.first
+    var object: [String: Any] = [
+      "name": self.name,
+      "kind": self.kind.rawValue,
+      "spiffe_id": self.spiffeID.map { $0.description as Any } ?? NSNull(),
+      "subject": first.map { $0.subject.description } ?? "",
+      "serial": first?.serialHex ?? "",
+      "not_before": first.map { $0.notValidBefore.formatted(.iso8601) } ?? "",
+      "not_after": first.map { $0.notValidAfter.formatted(.iso8601) } ?? "",
+      "chain_length": self.certificates.count,
+      "pem": self.pem,
+    ]
+    if includeKey, let key = self.privateKeyPEM {
+      object["private_key"] = key
+    }
+    return object
+  }
+
+  /// A few lines for a terminal.
+  public func text(includeKey: Bool) -> String {
+    var lines = ["\(self.name) (\(self.kind.rawValue))"]
+    for (index, certificate) in self.certificates.enumerated() {
+      let role = self.kind == .validationContext ? "root" : (index == 0 ? "leaf" : "intermediate")
+      lines.append("  \(role): subject=\"\(certificate.subject)\" serial=\(certificate.serialHex)")
+      if let id = certificate.spiffeIDs.first, role == "leaf" { lines.append("    spiffe_id: \(id)") }
+      lines.append(
+        "    not_before: \(certificate.notValidBefore.formatted(.iso8601))  not_after: \(certificate.notValidAfter.formatted(.iso8601))"
+      )
+    }
+    if self.kind == .tlsCertificate { lines.append("  chain_length: \(self.certificates.count)") }
+    if includeKey, let key = self.privateKeyPEM { lines.append(key) }
+    return lines.joined(separator: "\n")
+  }
+}

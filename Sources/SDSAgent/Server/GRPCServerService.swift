@@ -1,0 +1,21 @@
+import GRPCCore
+import ServiceLifecycle
+
+/// Runs a `GRPCServer` as a `Service`: serves until graceful shutdown, then stops accepting,
+/// lets open RPCs finish and returns.
+struct GRPCServerService<Transport: ServerTransport>: Service, CustomStringConvertible {
+  let name: String
+  let server: GRPCServer<Transport>
+  let onStop: @Sendable () -> Void
+
+  var description: String { "GRPCServer(\(self.name))" }
+
+  func run() async throws {
+    defer { self.onStop() }
+    try await withGracefulShutdownHandler {
+      try await self.server.serve()
+    } onGracefulShutdown: {
+      self.server.beginGracefulShutdown()
+    }
+  }
+}

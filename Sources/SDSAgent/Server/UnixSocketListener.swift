@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Foundation
+
+/// Binds the SDS Unix socket: replaces a stale socket file left by a crashed run, refuses to
+/// take over a socket a live agent still serves, and sets the mode (and group) on purpose —
+/// the default umask would leave it unusable for other users.
+public struct UnixSocketListener: Sendable {
+  public let path: String
+  /// A listening descriptor; the gRPC transport takes ownership of it.
+  public let descriptor: Int32
+
+  public static func bind(path: String, mode: UInt32, group: gid_t? = nil) throws(AgentError) -> UnixSocketListener {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let capacity = MemoryLayout.size(ofValue: address.sun_path)
+    guard path.utf8.count < capacity else {
+      throw AgentError(.socketPath, "socket path \(path) is \(path.utf8.count) bytes; Unix socket paths must be shorter than \(capacity)")
+    }
+    withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+      buffer.copyBytes(from: path.utf8)
+    }
+
+    try self.removeStaleSocket(at: path, address: address)
+    let parent = (path as NSString).deletingLastPathComponent
+    if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
+      do {
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+      } catch {
+        throw AgentError(.socketPath, "cannot create the socket's directory \(parent): \(error.localizedDescription)")
+      }
+    }
+
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw AgentError(.socketSetup, "socket() failed: \(Errno.current)") }
+    // Bind with a umask that leaves no access for anyone, then open up exactly `mode`: the socket
+    // is never reachable with wider permissions than configured.
+    let previousMask = umask(0o777)
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
+    }
+    umask(previousMask)
+    guard bound == 0 else {
+      let error = Errno.current
+      close(fd)
+      throw AgentError(.socketSetup, "cannot bind \(path): \(error)")
+    }
+    if let group, chown(path, uid_t.max, group) != 0 {
+      let error = Errno.current
+      close(fd)
+      unlink(path)
+      throw AgentError(.socketSetup, "cannot set group \(group) on \(path): \(error)")
+    }
+    guard chmod(path, mode_t(mode)) == 0 else {
+      let error = Errno.current
+      close(fd)
+      unlink(path)
+      throw AgentError(.socketSetup, "cannot set mode \(String(mode, radix: 8)) on \(path): \(error)")
+    }
+    guard listen(fd, 4096) == 0 else {
+      let error = Errno.current
+      close(fd)
+      unlink(path)
+      throw AgentError(.socketSetup, "cannot listen on \(path): \(error)")
+    }
+    return UnixSocketListener(path: path, descriptor: fd)
+  }
+
+  /// Removes the socket file, if it is still ours.
+  public func removeSocketFile() {
+    unlink(self.path)
+  }
+
+  private static func removeStaleSocket(at path: String, address: sockaddr_un) throws(AgentError) {
+    var info = stat()
+    guard lstat(path, &info) == 0 else { return }
+    guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+      throw AgentError(.socketPath, "\(path) exists and is not a socket; remove it or choose another --socket")
+    }
+    let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard probe >= 0 else { throw AgentError(.socketSetup, "socket() failed: \(Errno.current)") }
+    defer { close(probe) }
+    var address = address
+    let connected = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
+    }
+    if connected == 0 {
+      throw AgentError(
+        .socketInUse,
+        "\(path) is in use by a running process (another sds-agent?); stop it or choose another --socket"
+      )
+    }
+    let error = errno
+    guard error == ECONNREFUSED else {
+      throw AgentError(.socketSetup, "cannot probe the existing socket \(path): \(Errno(code: error))")
+    }
+    guard unlink(path) == 0 else {
+      throw AgentError(.socketSetup, "cannot remove the stale socket \(path): \(Errno.current)")
+    }
+  }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import X509
+
+/// Something that turns a workload key into an SVID: the embedded `LocalCA`, or a remote CA.
+public protocol CertificateAuthority: Sendable {
+  /// Certifies `privateKey` as `identity` for at most `ttl`.
+  func certify(
+    identity: SPIFFEID,
+    privateKey: WorkloadPrivateKey,
+    ttl: Duration,
+    now: Date
+  ) async throws(CertificateAuthorityError) -> IssuedSVID
+}
+
+/// What a CA returns: the SVID and the trust bundle it chains to.
+public struct IssuedSVID: Sendable {
+  public let certifiedKey: CertifiedKey
+  public let trustBundle: TrustBundle
+
+  public init(certifiedKey: CertifiedKey, trustBundle: TrustBundle) {
+    self.certifiedKey = certifiedKey
+    self.trustBundle = trustBundle
+  }
+}
+
+/// The roots a workload trusts; served as `ROOTCA`.
+public struct TrustBundle: Sendable, Equatable {
+  public let roots: [Certificate]
+
+  public init(roots: [Certificate]) {
+    self.roots = roots
+  }
+
+  public func pemString() throws -> String {
+    try self.roots.map { try $0.pemString() }.joined(separator: "\n") + "\n"
+  }
+}
+
+/// A failure to obtain a certificate, with what went wrong and what to do.
+public struct CertificateAuthorityError: Error, CustomStringConvertible {
+  public enum Code: String, Sendable {
+    /// The CA material is unusable (expired, not a CA, key mismatch); the operator must fix it.
+    case caUnusable = "ca_unusable"
+    /// Signing failed; retrying may help.
+    case signingFailed = "signing_failed"
+    /// What a CA returned cannot be served.
+    case invalidResponse = "invalid_response"
+  }
+
+  public let code: Code
+  public let message: String
+
+  public init(_ code: Code, _ message: String) {
+    self.code = code
+    self.message = message
+  }
+
+  public var description: String { "\(self.code.rawValue): \(self.message)" }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import Synchronization
+
+/// Holds the secrets the agent serves and tells subscribers when they change.
+///
+/// Subscribers get a change signal, not the secrets: each keeps only the newest signal
+/// (`bufferingNewest(1)`) and reads `current` when it gets to it, so a slow SDS stream never
+/// holds the cache back or piles up old certificates.
+public final class SecretCache: Sendable {
+  private struct State {
+    var served = ServedSecrets.empty
+    var nextRevision: UInt64 = 1
+    var nextSubscriberID = 0
+    var subscribers: [Int: AsyncStream<Void>.Continuation] = [:]
+  }
+
+  private let state = Mutex(State())
+
+  public init() {}
+
+  public var current: ServedSecrets {
+    self.state.withLock { $0.served }
+  }
+
+  public var subscriberCount: Int {
+    self.state.withLock { $0.subscribers.count }
+  }
+
+  /// Serves `svid` (and its bundle, if it changed) from now on.
+  public func update(with issued: IssuedSVID) {
+    self.mutate { served, revision in
+      served.svid = issued.certifiedKey
+      served.svidRevision = revision
+      if served.trustBundle != issued.trustBundle {
+        served.trustBundle = issued.trustBundle
+        served.trustBundleRevision = revision
+      }
+    }
+  }
+
+  /// Stops serving the SVID, because it is expired and could not be renewed.
+  public func withdrawSVID() {
+    self.mutate { served, revision in
+      guard served.svid != nil else { return }
+      served.svid = nil
+      served.svidRevision = revision
+    }
+  }
+
+  /// A stream that yields whenever the served secrets change; finishes when the caller stops
+  /// iterating.
+  public func changes() -> AsyncStream<Void> {
+    let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    let id = self.state.withLock { state in
+      let id = state.nextSubscriberID
+      state.nextSubscriberID += 1
+      state.subscribers[id] = continuation
+      return id
+    }
+    continuation.onTermination = { [weak self] _ in
+      _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+    }
+    return stream
+  }
+
+  private func mutate(_ body: (inout ServedSecrets, UInt64) -> Void) {
+    let subscribers: [AsyncStream<Void>.Continuation]? = self.state.withLock { state in
+      let before = (state.served.svidRevision, state.served.trustBundleRevision)
+      body(&state.served, state.nextRevision)
+      guard (state.served.svidRevision, state.served.trustBundleRevision) != before else { return nil }
+      state.nextRevision += 1
+      return Array(state.subscribers.values)
+    }
+    for subscriber in subscribers ?? [] {
+      subscriber.yield()
+    }
+  }
+}

@@ -1,0 +1,84 @@
+import Logging
+
+/// Everything `sds-agent run` needs, validated. Built from flags and environment by the
+/// executable; built directly by tests.
+public struct AgentConfiguration: Sendable {
+  /// Where the signing CA comes from.
+  public enum CASource: Sendable, Equatable {
+    /// A root generated on first start and kept in the state directory.
+    case generated
+    /// An operator's CA certificate, key and chain (intermediates and root) in PEM files.
+    case files(certificate: String, key: String, chain: String?)
+  }
+
+  public var socketPath: String
+  /// Permission bits of the socket file (e.g. `0o660`).
+  public var socketMode: UInt32
+  public var stateDirectory: String
+  public var trustDomain: String
+  public var identity: SPIFFEID
+  public var certificateTTL: Duration
+  public var keyType: WorkloadKeyType
+  public var rotation: RotationSchedule
+  public var caSource: CASource
+  public var logLevel: Logger.Level
+
+  public init(
+    socketPath: String,
+    socketMode: UInt32 = 0o660,
+    stateDirectory: String,
+    trustDomain: String = "cluster.local",
+    identity: SPIFFEID? = nil,
+    certificateTTL: Duration = .seconds(86400),
+    keyType: WorkloadKeyType = .ecdsaP256,
+    rotation: RotationSchedule = RotationSchedule(),
+    caSource: CASource = .generated,
+    logLevel: Logger.Level = .info
+  ) throws(ConfigurationError) {
+    guard certificateTTL >= .seconds(2) else {
+      throw ConfigurationError(key: "cert-ttl", value: DurationParser.format(certificateTTL), allowed: "at least 2s")
+    }
+    guard socketMode & ~0o777 == 0 else {
+      throw ConfigurationError(key: "socket-mode", value: String(socketMode, radix: 8), allowed: "octal permission bits such as 0660")
+    }
+    let defaultIdentity: SPIFFEID
+    do {
+      defaultIdentity = try SPIFFEID(trustDomain: trustDomain, namespace: "default", serviceAccount: "default")
+    } catch {
+      throw ConfigurationError(key: "trust-domain", value: trustDomain, allowed: error.reason)
+    }
+    let identity = identity ?? defaultIdentity
+    guard identity.trustDomain == trustDomain else {
+      throw ConfigurationError(
+        key: "identity",
+        value: identity.description,
+        allowed: "a SPIFFE ID in the trust domain \"\(trustDomain)\""
+      )
+    }
+    self.socketPath = socketPath
+    self.socketMode = socketMode
+    self.stateDirectory = stateDirectory
+    self.trustDomain = trustDomain
+    self.identity = identity
+    self.certificateTTL = certificateTTL
+    self.keyType = keyType
+    self.rotation = rotation
+    self.caSource = caSource
+    self.logLevel = logLevel
+  }
+}
+
+/// A configuration value that cannot be used: names the key, the value and what is allowed.
+public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
+  public let key: String
+  public let value: String
+  public let allowed: String
+
+  public init(key: String, value: String, allowed: String) {
+    self.key = key
+    self.value = value
+    self.allowed = allowed
+  }
+
+  public var description: String { "invalid \(self.key) \"\(self.value)\": expected \(self.allowed)" }
+}

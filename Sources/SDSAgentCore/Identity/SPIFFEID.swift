@@ -1,0 +1,90 @@
+/// A SPIFFE ID (`spiffe://<trust-domain>/<path>`), validated at construction.
+///
+/// Follows the SPIFFE ID specification: lowercase trust domain of letters, digits, `.`, `-`, `_`;
+/// a path of non-empty segments of letters, digits, `.`, `-`, `_` that are not `.` or `..`; no
+/// query, fragment, port or user info.
+public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
+  public let trustDomain: String
+  /// The path including its leading `/`, or empty.
+  public let path: String
+
+  public var description: String { "spiffe://\(self.trustDomain)\(self.path)" }
+
+  public init(parsing text: String) throws(SPIFFEIDError) {
+    let scheme = "spiffe://"
+    guard text.hasPrefix(scheme) else {
+      throw SPIFFEIDError(text, "must start with \"spiffe://\"")
+    }
+    let rest = text.dropFirst(scheme.count)
+    let slash = rest.firstIndex(of: "/")
+    let domain = String(rest[..<(slash ?? rest.endIndex)])
+    let path = slash.map { String(rest[$0...]) } ?? ""
+    try self.init(trustDomain: domain, path: path, original: text)
+  }
+
+  public init(trustDomain: String, path: String) throws(SPIFFEIDError) {
+    try self.init(trustDomain: trustDomain, path: path, original: "spiffe://\(trustDomain)\(path)")
+  }
+
+  /// The Istio convention for a Kubernetes service account: `spiffe://<td>/ns/<ns>/sa/<sa>`.
+  public init(trustDomain: String, namespace: String, serviceAccount: String) throws(SPIFFEIDError) {
+    try self.init(trustDomain: trustDomain, path: "/ns/\(namespace)/sa/\(serviceAccount)")
+  }
+
+  private init(trustDomain: String, path: String, original: String) throws(SPIFFEIDError) {
+    guard !trustDomain.isEmpty else { throw SPIFFEIDError(original, "the trust domain is empty") }
+    guard trustDomain.utf8.allSatisfy(Self.isTrustDomainByte) else {
+      throw SPIFFEIDError(
+        original,
+        "the trust domain may contain only lowercase letters, digits, '.', '-' and '_'"
+      )
+    }
+    if !path.isEmpty {
+      guard path.hasPrefix("/") else { throw SPIFFEIDError(original, "the path must start with '/'") }
+      for segment in path.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+        guard !segment.isEmpty else { throw SPIFFEIDError(original, "the path has an empty segment") }
+        guard segment != ".", segment != ".." else {
+          throw SPIFFEIDError(original, "the path may not contain '.' or '..' segments")
+        }
+        guard segment.utf8.allSatisfy(Self.isPathByte) else {
+          throw SPIFFEIDError(
+            original,
+            "path segments may contain only letters, digits, '.', '-' and '_'"
+          )
+        }
+      }
+    }
+    self.trustDomain = trustDomain
+    self.path = path
+  }
+
+  private static func isTrustDomainByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+      UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):
+      return true
+    default:
+      return false
+    }
+  }
+
+  private static func isPathByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "A")...UInt8(ascii: "Z"): return true
+    default: return self.isTrustDomainByte(byte)
+    }
+  }
+}
+
+/// Why a text is not a SPIFFE ID.
+public struct SPIFFEIDError: Error, Hashable, CustomStringConvertible {
+  public let text: String
+  public let reason: String
+
+  init(_ text: String, _ reason: String) {
+    self.text = text
+    self.reason = reason
+  }
+
+  public var description: String { "\"\(self.text)\" is not a SPIFFE ID: \(self.reason)" }
+}

@@ -1,0 +1,30 @@
+/// Exponential backoff with full jitter, capped (the AWS "full jitter" scheme gRPC also uses).
+public struct Backoff: Sendable, Equatable {
+  public var initial: Duration
+  public var maximum: Duration
+  public var multiplier: Double
+  private(set) var attempt = 0
+
+  public init(initial: Duration = .seconds(1), maximum: Duration = .seconds(60), multiplier: Double = 2) {
+    self.initial = initial
+    self.maximum = maximum
+    self.multiplier = multiplier
+  }
+
+  /// The upper bound of the next delay; grows with each call until `maximum`.
+  public mutating func nextCeiling() -> Duration {
+    let factor = (0..<self.attempt).reduce(1.0) { value, _ in value * self.multiplier }
+    self.attempt += 1
+    let ceiling = self.initial * factor
+    return min(ceiling, self.maximum)
+  }
+
+  /// The next delay: uniformly random in `0...ceiling`, drawn from `sample` in `0...1`.
+  public mutating func nextDelay(sample: Double) -> Duration {
+    self.nextCeiling() * max(0, min(1, sample))
+  }
+
+  public mutating func reset() {
+    self.attempt = 0
+  }
+}

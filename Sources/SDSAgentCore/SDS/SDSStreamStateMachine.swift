@@ -1,0 +1,117 @@
+/// The state of one SotW `StreamSecrets` stream, following Envoy's xDS protocol
+/// (`api/xds_protocol.rst`): the resources asked for, the last response sent, ACK/NACK.
+///
+/// Plain value; every transition returns what the stream must do. No I/O, no clock.
+public struct SDSStreamStateMachine: Sendable {
+  /// What a request turned out to be.
+  public enum Feedback: Sendable, Equatable {
+    /// The first request of the stream (whatever version or nonce it carries).
+    case initial
+    /// Envoy accepted the response with this version.
+    case ack(versionInfo: String)
+    /// Envoy rejected the response with this nonce; it keeps `versionInfo`.
+    case nack(versionInfo: String, nonce: String, message: String)
+    /// The request answers an older response than the last one sent; it is ignored.
+    case stale(nonce: String)
+  }
+
+  public struct Outcome: Sendable, Equatable {
+    public var feedback: Feedback?
+    public var response: SDSResponsePlan?
+  }
+
+  private var resources: [SecretResource] = []
+  private var subscribed = false
+  private var lastNonce: String?
+  private var lastSentRevision: UInt64?
+  private var nextNonce: UInt64 = 1
+
+  public init() {}
+
+  /// The resources this stream currently asks for.
+  public var subscribedResources: [SecretResource] { self.resources }
+
+  public mutating func receive(
+    _ request: SDSRequest,
+    served: ServedSecrets
+  ) throws(SDSRequestError) -> Outcome {
+    guard request.typeURL.isEmpty || request.typeURL == SecretResource.typeURL else {
+      throw SDSRequestError(
+        code: .unsupportedType,
+        message: "type_url \"\(request.typeURL)\" is not served here; use \"\(SecretResource.typeURL)\""
+      )
+    }
+    let requested = try Self.resources(named: request.resourceNames)
+
+    let feedback: Feedback
+    if let lastNonce = self.lastNonce {
+      guard request.responseNonce == lastNonce else {
+        return Outcome(feedback: .stale(nonce: request.responseNonce), response: nil)
+      }
+      if let error = request.errorDetail {
+        feedback = .nack(versionInfo: request.versionInfo, nonce: lastNonce, message: error.message)
+      } else {
+        feedback = .ack(versionInfo: request.versionInfo)
+      }
+    } else {
+      // A new stream always gets the current secrets, even if it carries a version and nonce
+      // from an earlier stream (spiffe/spire#813).
+      feedback = .initial
+    }
+
+    let namesChanged = !self.subscribed || requested != self.resources
+    self.resources = requested
+    self.subscribed = true
+    guard namesChanged else {
+      // An ACK or NACK of what is current: nothing to send. A NACK is never answered with the
+      // same payload; the next change of the secrets is sent as usual.
+      return Outcome(feedback: feedback, response: self.planIfChanged(served: served))
+    }
+    return Outcome(feedback: feedback, response: self.plan(served: served))
+  }
+
+  /// The served secrets changed; returns the response to push, if this stream is affected.
+  public mutating func secretsChanged(_ served: ServedSecrets) -> SDSResponsePlan? {
+    guard self.subscribed else { return nil }
+    return self.planIfChanged(served: served)
+  }
+
+  private mutating func planIfChanged(served: ServedSecrets) -> SDSResponsePlan? {
+    if let lastSentRevision = self.lastSentRevision, self.revision(in: served) <= lastSentRevision {
+      return nil
+    }
+    return self.plan(served: served)
+  }
+
+  private mutating func plan(served: ServedSecrets) -> SDSResponsePlan? {
+    // Everything asked for must be available: a response carries every requested name.
+    guard self.resources.allSatisfy(served.isAvailable) else { return nil }
+    let revision = self.revision(in: served)
+    let nonce = String(self.nextNonce)
+    self.nextNonce += 1
+    self.lastNonce = nonce
+    self.lastSentRevision = revision
+    return SDSResponsePlan(resources: self.resources, versionInfo: String(revision), nonce: nonce)
+  }
+
+  private func revision(in served: ServedSecrets) -> UInt64 {
+    self.resources.map(served.revision(of:)).max() ?? 0
+  }
+
+  /// Resolves names to resources, keeping the order of first mention and dropping repeats; an
+  /// empty list asks for every resource.
+  static func resources(named names: [String]) throws(SDSRequestError) -> [SecretResource] {
+    guard !names.isEmpty else { return SecretResource.allCases }
+    var resources: [SecretResource] = []
+    var unknown: [String] = []
+    for name in names {
+      guard let resource = SecretResource(name: name) else {
+        unknown.append(name)
+        continue
+      }
+      if !resources.contains(resource) { resources.append(resource) }
+    }
+    guard unknown.isEmpty else { throw .unknownResources(unknown) }
+    return resources
+  }
+}

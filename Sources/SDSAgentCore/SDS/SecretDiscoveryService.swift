@@ -1,0 +1,195 @@
+import EnvoySDSProtos
+import Foundation
+import GRPCCore
+import Logging
+
+/// Envoy's `SecretDiscoveryService` (SotW `StreamSecrets` and `FetchSecrets`) over the
+/// `SecretCache`. Transport-agnostic: the same service runs over a Unix socket or in-process.
+public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
+  private let cache: SecretCache
+  private let counters: AgentCounters
+  private let logger: Logger
+  private let now: @Sendable () -> Date
+
+  public init(
+    cache: SecretCache,
+    counters: AgentCounters,
+    logger: Logger,
+    now: @escaping @Sendable () -> Date = { Date() }
+  ) {
+    self.cache = cache
+    self.counters = counters
+    self.logger = logger
+    self.now = now
+  }
+
+  private enum StreamEvent: Sendable {
+    case request(Envoy_Service_Discovery_V3_DiscoveryRequest)
+    case secretsChanged
+    case requestsEnded
+  }
+
+  public func streamSecrets(
+    request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DiscoveryRequest, any Error>,
+    response: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
+    context: ServerContext
+  ) async throws {
+    self.counters.increment(.streamsOpened)
+    defer { self.counters.increment(.streamsClosed) }
+    var logger = self.logger
+    logger[metadataKey: "rpc"] = "StreamSecrets"
+
+    let (events, continuation) = AsyncStream.makeStream(of: StreamEvent.self)
+    let changes = self.cache.changes()
+    try await withThrowingDiscardingTaskGroup { group in
+      group.addTask {
+        defer { continuation.finish() }
+        for try await message in request {
+          continuation.yield(.request(message))
+        }
+        continuation.yield(.requestsEnded)
+      }
+      group.addTask {
+        for await _ in changes {
+          continuation.yield(.secretsChanged)
+        }
+      }
+      defer { group.cancelAll() }
+
+      var machine = SDSStreamStateMachine()
+      loop: for await event in events {
+        let served = self.servable
+        let plan: SDSResponsePlan?
+        switch event {
+        case .requestsEnded:
+          break loop
+        case .secretsChanged:
+          plan = machine.secretsChanged(served)
+        case .request(let message):
+          if message.hasNode, !message.node.id.isEmpty {
+            logger[metadataKey: "node"] = "\(message.node.id)"
+          }
+          plan = try self.receive(message, into: &machine, served: served, logger: logger)
+        }
+        if let plan {
+          try await self.send(plan, from: served, on: response, logger: logger)
+        }
+      }
+    }
+  }
+
+  public func fetchSecrets(
+    request: Envoy_Service_Discovery_V3_DiscoveryRequest,
+    context: ServerContext
+  ) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
+    self.counters.increment(.fetches)
+    var machine = SDSStreamStateMachine()
+    let served = self.servable
+    let outcome: SDSStreamStateMachine.Outcome
+    do {
+      outcome = try machine.receive(SDSRequest(request), served: served)
+    } catch {
+      self.reject(error, logger: self.logger)
+      throw RPCError(error)
+    }
+    guard let plan = outcome.response else {
+      throw RPCError(
+        code: .unavailable,
+        message: "no valid certificate is available yet for \(machine.subscribedResources.map(\.name)); retry shortly"
+      )
+    }
+    self.counters.increment(.responsesSent)
+    return try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
+  }
+
+  public func deltaSecrets(
+    request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, any Error>,
+    response: RPCWriter<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse>,
+    context: ServerContext
+  ) async throws {
+    throw RPCError(
+      code: .unimplemented,
+      message: "DeltaSecrets is not supported; configure Envoy's sds_config with api_type GRPC (state of the world)"
+    )
+  }
+
+  /// The cached secrets, minus an SVID that is no longer valid: an expired certificate is never
+  /// served, even if the rotator has not withdrawn it yet.
+  private var servable: ServedSecrets {
+    var served = self.cache.current
+    if let svid = served.svid, !svid.isValid(at: self.now()) {
+      served.svid = nil
+    }
+    return served
+  }
+
+  private func receive(
+    _ message: Envoy_Service_Discovery_V3_DiscoveryRequest,
+    into machine: inout SDSStreamStateMachine,
+    served: ServedSecrets,
+    logger: Logger
+  ) throws -> SDSResponsePlan? {
+    let outcome: SDSStreamStateMachine.Outcome
+    do {
+      outcome = try machine.receive(SDSRequest(message), served: served)
+    } catch {
+      self.reject(error, logger: logger)
+      throw RPCError(error)
+    }
+    switch outcome.feedback {
+    case .ack(let version):
+      self.counters.increment(.acks)
+      logger.debug("SDS response acknowledged", metadata: ["version": "\(version)"])
+    case .nack(let version, let nonce, let message):
+      self.counters.increment(.nacks)
+      logger.warning(
+        "Envoy rejected an SDS response",
+        metadata: ["nonce": "\(nonce)", "kept_version": "\(version)", "envoy_error": "\(message)"]
+      )
+    case .stale(let nonce):
+      self.counters.increment(.staleRequests)
+      logger.debug("ignoring a request with a stale nonce", metadata: ["nonce": "\(nonce)"])
+    case .initial:
+      logger.debug(
+        "SDS stream subscribed",
+        metadata: ["resources": "\(machine.subscribedResources.map(\.name))"]
+      )
+    case nil:
+      break
+    }
+    return outcome.response
+  }
+
+  private func send(
+    _ plan: SDSResponsePlan,
+    from served: ServedSecrets,
+    on writer: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
+    logger: Logger
+  ) async throws {
+    let message = try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
+    try await writer.write(message)
+    self.counters.increment(.responsesSent)
+    logger.debug(
+      "sent SDS response",
+      metadata: [
+        "resources": "\(plan.resources.map(\.name))", "version": "\(plan.versionInfo)", "nonce": "\(plan.nonce)",
+      ]
+    )
+  }
+
+  private func reject(_ error: SDSRequestError, logger: Logger) {
+    self.counters.increment(.rejectedRequests)
+    logger.warning("refused an SDS request", metadata: ["reason": "\(error.message)"])
+  }
+}
+
+extension RPCError {
+  init(_ error: SDSRequestError) {
+    switch error.code {
+    case .unknownResource:
+      self.init(code: .notFound, message: error.message)
+    case .unsupportedType, .invalidName:
+      self.init(code: .invalidArgument, message: error.message)
+    }
+  }
+}

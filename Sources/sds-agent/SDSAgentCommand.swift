@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct SDSAgentCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "sds-agent",
+    abstract: "A node-local certificate agent that serves Envoy's Secret Discovery Service on a Unix socket.",
+    subcommands: [RunCommand.self, FetchCommand.self],
+    defaultSubcommand: RunCommand.self
+  )
+}
