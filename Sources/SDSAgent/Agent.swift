@@ -16,6 +16,12 @@ public struct Agent: Sendable {
   /// In dependency order: the rotator keeps the cache fresh, the server serves it.
   public let services: [any Service]
   public let logger: Logger
+  private let rotator: SVIDRotator<ContinuousClock>
+
+  /// Issues a new SVID now and pushes it to every open stream.
+  public func rotate() async throws {
+    try await self.rotator.rotate()
+  }
 
   /// Loads the CA, issues the first SVID and binds the socket. When this returns, the socket
   /// accepts connections and the first certificate is in the cache.
@@ -66,19 +72,24 @@ public struct Agent: Sendable {
       counters: counters,
       listener: listener,
       services: [rotator, serverService],
-      logger: logger
+      logger: logger,
+      rotator: rotator
     )
   }
 
-  /// Runs every service until SIGTERM or SIGINT (or cancellation), then shuts down gracefully.
-  public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
-    let group = ServiceGroup(
+  /// The service group that runs every service, shutting down gracefully on these signals.
+  public func makeServiceGroup(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
+    ServiceGroup(
       configuration: .init(
         services: self.services.map { .init(service: $0) },
         gracefulShutdownSignals: gracefulShutdownSignals,
         logger: self.logger
       )
     )
-    try await group.run()
+  }
+
+  /// Runs every service until SIGTERM or SIGINT, then shuts down gracefully.
+  public func run() async throws {
+    try await self.makeServiceGroup().run()
   }
 }

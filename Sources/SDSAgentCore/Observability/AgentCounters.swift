@@ -1,6 +1,6 @@
 import Synchronization
 
-/// Counters of what the agent did, for logs, tests and (later) metrics.
+/// Counters of what the agent did, for logs, tests and metrics.
 public final class AgentCounters: Sendable {
   public enum Name: String, Sendable, CaseIterable {
     case streamsOpened = "streams_opened"
@@ -16,19 +16,45 @@ public final class AgentCounters: Sendable {
     case svidsWithdrawn = "svids_withdrawn"
   }
 
-  private let values = Mutex([Name: Int]())
+  private struct State {
+    var values: [Name: Int] = [:]
+    var watchers: [Int: AsyncStream<Void>.Continuation] = [:]
+    var nextWatcher = 0
+  }
+
+  private let state = Mutex(State())
 
   public init() {}
 
   public func increment(_ name: Name, by amount: Int = 1) {
-    self.values.withLock { $0[name, default: 0] += amount }
+    let watchers = self.state.withLock { state in
+      state.values[name, default: 0] += amount
+      return state.watchers.isEmpty ? [] : Array(state.watchers.values)
+    }
+    watchers.forEach { $0.yield() }
   }
 
   public subscript(_ name: Name) -> Int {
-    self.values.withLock { $0[name, default: 0] }
+    self.state.withLock { $0.values[name, default: 0] }
   }
 
   public var openStreams: Int {
-    self.values.withLock { $0[.streamsOpened, default: 0] - $0[.streamsClosed, default: 0] }
+    self.state.withLock { $0.values[.streamsOpened, default: 0] - $0.values[.streamsClosed, default: 0] }
+  }
+
+  /// Returns once `predicate` holds, re-checking after every increment.
+  public func waitUntil(_ predicate: (AgentCounters) -> Bool) async {
+    let (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    let id = self.state.withLock { state in
+      let id = state.nextWatcher
+      state.nextWatcher += 1
+      state.watchers[id] = continuation
+      return id
+    }
+    defer { _ = self.state.withLock { $0.watchers.removeValue(forKey: id) } }
+    if predicate(self) { return }
+    for await _ in changes where predicate(self) {
+      return
+    }
   }
 }

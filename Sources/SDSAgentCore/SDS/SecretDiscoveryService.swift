@@ -2,6 +2,7 @@ import EnvoySDSProtos
 import Foundation
 import GRPCCore
 import Logging
+import ServiceLifecycle
 
 /// Envoy's `SecretDiscoveryService` (SotW `StreamSecrets` and `FetchSecrets`) over the
 /// `SecretCache`. Transport-agnostic: the same service runs over a Unix socket or in-process.
@@ -42,10 +43,15 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     let (events, continuation) = AsyncStream.makeStream(of: StreamEvent.self)
     let changes = self.cache.changes()
     try await withThrowingDiscardingTaskGroup { group in
-      group.addTask {
+      group.addTask { [logger] in
         defer { continuation.finish() }
-        for try await message in request {
-          continuation.yield(.request(message))
+        do {
+          for try await message in request {
+            continuation.yield(.request(message))
+          }
+        } catch {
+          // The client reset the stream or went away; there is nobody left to answer.
+          logger.debug("SDS stream closed by the client", metadata: ["reason": "\(error)"])
         }
         continuation.yield(.requestsEnded)
       }
@@ -57,7 +63,10 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       defer { group.cancelAll() }
 
       var machine = SDSStreamStateMachine()
-      loop: for await event in events {
+      // On graceful shutdown the stream ends cleanly so the server can stop; Envoy reconnects
+      // to the next agent and keeps its current secrets meanwhile.
+      try await withGracefulShutdownHandler {
+        loop: for await event in events {
         let served = self.servable
         let plan: SDSResponsePlan?
         switch event {
@@ -74,6 +83,9 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
         if let plan {
           try await self.send(plan, from: served, on: response, logger: logger)
         }
+        }
+      } onGracefulShutdown: {
+        continuation.finish()
       }
     }
   }

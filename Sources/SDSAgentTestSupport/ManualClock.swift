@@ -1,0 +1,114 @@
+import Foundation
+import Synchronization
+
+/// A clock that only moves when a test advances it, with a wall-clock view (`date`) for code
+/// that reasons about certificate dates. Tests await `sleepers(atLeast:)` instead of sleeping.
+public final class ManualClock: Clock, Sendable {
+  public struct Instant: InstantProtocol, CustomStringConvertible {
+    public var offset: Duration
+
+    public func advanced(by duration: Duration) -> Instant { Instant(offset: self.offset + duration) }
+    public func duration(to other: Instant) -> Duration { other.offset - self.offset }
+    public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
+    public var description: String { "+\(self.offset)" }
+  }
+
+  private struct Sleeper {
+    let id: UInt64
+    let deadline: Instant
+    let continuation: CheckedContinuation<Void, any Error>
+  }
+
+  private struct State {
+    var now = Instant(offset: .zero)
+    var sleepers: [Sleeper] = []
+    var nextID: UInt64 = 0
+    var sleeperWatchers: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+  }
+
+  private let state = Mutex(State())
+  public let startDate: Date
+
+  public init(startDate: Date = Date()) {
+    self.startDate = startDate
+  }
+
+  public var now: Instant { self.state.withLock { $0.now } }
+  public var minimumResolution: Duration { .zero }
+
+  /// The wall-clock time at `now`.
+  public var date: Date { self.startDate.addingTimeInterval(self.now.offset.timeInterval) }
+
+  public func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+    let id = self.state.withLock { state in
+      state.nextID += 1
+      return state.nextID
+    }
+    try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        let watchers: [CheckedContinuation<Void, Never>] = self.state.withLock { state in
+          if deadline <= state.now {
+            continuation.resume()
+            return []
+          }
+          if Task.isCancelled {
+            continuation.resume(throwing: CancellationError())
+            return []
+          }
+          state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
+          return Self.takeSatisfiedWatchers(&state)
+        }
+        watchers.forEach { $0.resume() }
+      }
+    } onCancel: {
+      let sleeper = self.state.withLock { state -> Sleeper? in
+        guard let index = state.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
+        return state.sleepers.remove(at: index)
+      }
+      sleeper?.continuation.resume(throwing: CancellationError())
+    }
+  }
+
+  /// Moves time forward and wakes every sleeper whose deadline has come.
+  public func advance(by duration: Duration) {
+    let woken = self.state.withLock { state -> [Sleeper] in
+      state.now = state.now.advanced(by: duration)
+      let now = state.now
+      let woken = state.sleepers.filter { $0.deadline <= now }
+      state.sleepers.removeAll { $0.deadline <= now }
+      return woken
+    }
+    woken.forEach { $0.continuation.resume() }
+  }
+
+  /// Returns once at least `count` tasks are sleeping on this clock.
+  public func sleepers(atLeast count: Int) async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      let ready = self.state.withLock { state -> Bool in
+        if state.sleepers.count >= count { return true }
+        state.sleeperWatchers.append((count, continuation))
+        return false
+      }
+      if ready { continuation.resume() }
+    }
+  }
+
+  /// The deadline of the earliest sleeper, as an offset from the start.
+  public var nextDeadline: Duration? {
+    self.state.withLock { $0.sleepers.map(\.deadline.offset).min() }
+  }
+
+  private static func takeSatisfiedWatchers(_ state: inout State) -> [CheckedContinuation<Void, Never>] {
+    let count = state.sleepers.count
+    let satisfied = state.sleeperWatchers.filter { $0.count <= count }.map(\.continuation)
+    state.sleeperWatchers.removeAll { $0.count <= count }
+    return satisfied
+  }
+}
+
+extension Duration {
+  public var timeInterval: TimeInterval {
+    let (seconds, attoseconds) = self.components
+    return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+  }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Logging
+import SDSAgent
+import SDSAgentCore
+import ServiceLifecycle
+
+/// A real agent on a real Unix socket in a temporary directory, for integration tests.
+public struct RunningAgent: Sendable {
+  public let agent: Agent
+  public let directory: String
+  public var socketPath: String { self.agent.configuration.socketPath }
+
+  /// A configuration in a fresh temporary directory.
+  public static func configuration(
+    certificateTTL: Duration = .seconds(3600),
+    socketMode: UInt32 = 0o660,
+    caSource: AgentConfiguration.CASource = .generated,
+    directory: String = TemporaryDirectory.make()
+  ) throws -> AgentConfiguration {
+    try AgentConfiguration(
+      socketPath: directory + "/sds.sock",
+      socketMode: socketMode,
+      stateDirectory: directory + "/state",
+      certificateTTL: certificateTTL,
+      caSource: caSource,
+      logLevel: .warning
+    )
+  }
+
+  /// Builds and runs an agent for the duration of `body`, then shuts it down gracefully.
+  public static func with<Result: Sendable>(
+    _ configuration: AgentConfiguration? = nil,
+    _ body: (RunningAgent) async throws -> Result
+  ) async throws -> Result {
+    let configuration = try configuration ?? Self.configuration()
+    var logger = Logger(label: "sds-agent-test")
+    logger.logLevel = configuration.logLevel
+    let agent = try await Agent.build(configuration: configuration, logger: logger)
+    let group = agent.makeServiceGroup(gracefulShutdownSignals: [])
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+      tasks.addTask { try await group.run() }
+      defer {
+        Task { await group.triggerGracefulShutdown() }
+      }
+      let running = RunningAgent(
+        agent: agent,
+        directory: (configuration.socketPath as NSString).deletingLastPathComponent
+      )
+      let result = try await body(running)
+      await group.triggerGracefulShutdown()
+      try await tasks.waitForAll()
+      return result
+    }
+  }
+}
+
+public enum TemporaryDirectory {
+  /// A new directory under /tmp, short enough for Unix socket paths.
+  public static func make() -> String {
+    let path = "/tmp/sds-test-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+  }
+}

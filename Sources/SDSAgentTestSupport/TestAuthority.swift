@@ -1,0 +1,37 @@
+import Foundation
+import SDSAgentCore
+import Synchronization
+import X509
+
+/// A `CertificateAuthority` wrapper a test can make fail on purpose, to drill CA outages.
+public final class TestAuthority: CertificateAuthority {
+  private let wrapped: LocalCA
+  private let failing = Mutex(false)
+  private let calls = Mutex(0)
+
+  public init(material: CAMaterial) {
+    self.wrapped = LocalCA(material: material)
+  }
+
+  public var material: CAMaterial { self.wrapped.material }
+
+  public var isFailing: Bool {
+    get { self.failing.withLock { $0 } }
+    set { self.failing.withLock { $0 = newValue } }
+  }
+
+  public var callCount: Int { self.calls.withLock { $0 } }
+
+  public func certify(
+    identity: SPIFFEID,
+    privateKey: WorkloadPrivateKey,
+    ttl: Duration,
+    now: Date
+  ) async throws(CertificateAuthorityError) -> IssuedSVID {
+    self.calls.withLock { $0 += 1 }
+    if self.isFailing {
+      throw CertificateAuthorityError(.signingFailed, "the test CA is down")
+    }
+    return try self.wrapped.certify(identity: identity, privateKey: privateKey, ttl: ttl, now: now)
+  }
+}

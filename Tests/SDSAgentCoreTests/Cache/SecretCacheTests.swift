@@ -1,0 +1,32 @@
+import SDSAgentCore
+import SDSAgentTestSupport
+import Testing
+
+@Suite struct SecretCacheTests {
+  @Test func revisionsMoveOnlyForWhatChanged() throws {
+    let cache = SecretCache()
+    cache.update(with: try Fixtures.issue())
+    let first = cache.current
+    cache.update(with: try Fixtures.issue())
+    let second = cache.current
+    #expect(second.svidRevision > first.svidRevision)
+    #expect(second.trustBundleRevision == first.trustBundleRevision)
+    cache.withdrawSVID()
+    #expect(cache.current.svid == nil)
+    #expect(cache.current.trustBundle != nil)
+  }
+
+  @Test func subscribersAreSignalledAndRemovedWhenTheyStop() async throws {
+    let cache = SecretCache()
+    do {
+      var changes = cache.changes().makeAsyncIterator()
+      #expect(cache.subscriberCount == 1)
+      cache.update(with: try Fixtures.issue())
+      cache.update(with: try Fixtures.issue())
+      // Only the newest signal is kept: one wake-up for two changes.
+      await changes.next()
+      #expect(cache.current.svidRevision == 2)
+    }
+    #expect(cache.subscriberCount == 0)
+  }
+}

@@ -1,0 +1,246 @@
+import EnvoySDSProtos
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import SDSAgent
+import SDSAgentCore
+import SDSAgentTestSupport
+import SwiftProtobuf
+import Testing
+@_spi(FixedExpiryValidationTime) import X509
+
+/// SDS behaviour over a real Unix socket against a real agent.
+@Suite(.timeLimit(.minutes(2))) struct SDSStreamTests {
+  @Test func aStreamGetsBothSecretsAndEveryRotationWithoutReconnecting() async throws {
+    try await RunningAgent.with { running in
+      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
+        try await SDSTestStream.with(client: client) { stream in
+          stream.request(["default", "ROOTCA"])
+          let first = try #require(try await stream.next())
+          let secrets = try first.secrets()
+          #expect(first.typeURL == SecretResource.typeURL)
+          #expect(first.resources.allSatisfy { $0.typeURL == SecretResource.typeURL })
+          #expect(secrets.map(\.name) == ["default", "ROOTCA"])
+          let certificate = try #require(secrets.first { $0.kind == .tlsCertificate })
+          let bundle = try #require(secrets.first { $0.kind == .validationContext })
+          try await certificate.expectValid(against: bundle)
+          stream.request(["default", "ROOTCA"], acknowledging: first)
+
+          var serials = [certificate.certificates[0].serialNumber]
+          for acks in 1...3 {
+            // Rotate only once the ACK arrived, or the ACK would name a superseded nonce.
+            await running.agent.counters.waitUntil { $0[.acks] == acks }
+            try await running.agent.rotate()
+            let pushed = try #require(try await stream.next())
+            let rotated = try #require(try pushed.secrets().first { $0.kind == .tlsCertificate })
+            try await rotated.expectValid(against: bundle)
+            serials.append(rotated.certificates[0].serialNumber)
+            #expect(pushed.nonce != first.nonce)
+            stream.request(["default", "ROOTCA"], acknowledging: pushed)
+          }
+          #expect(Set(serials).count == 4)
+          await running.agent.counters.waitUntil { $0[.acks] == 4 }
+        }
+      }
+    }
+  }
+
+  @Test func anACKOrNACKIsNotAnsweredAndAStaleNonceIsIgnored() async throws {
+    try await RunningAgent.with { running in
+      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
+        try await SDSTestStream.with(client: client) { stream in
+          stream.request(["default"])
+          let first = try #require(try await stream.next())
+          stream.request(["default"], acknowledging: first)
+          await running.agent.counters.waitUntil { $0[.acks] == 1 }
+
+          try await running.agent.rotate()
+          let second = try #require(try await stream.next())
+          // The ACK was not answered: the next message is the rotation, not a repeat.
+          #expect(try second.secrets()[0].certificates[0].serialNumber != first.secrets()[0].certificates[0].serialNumber)
+          stream.reject(second, names: ["default"], keptVersion: first.versionInfo, message: "test rejects this")
+          await running.agent.counters.waitUntil { $0[.nacks] == 1 }
+
+          // A late request naming the first response is stale and ignored, even with new names.
+          stream.request(["default", "ROOTCA"], acknowledging: first)
+          await running.agent.counters.waitUntil { $0[.staleRequests] == 1 }
+
+          try await running.agent.rotate()
+          let third = try #require(try await stream.next())
+          // Not the NACKed payload again, and still only the names of the current subscription.
+          #expect(third.versionInfo != second.versionInfo)
+          #expect(try third.secrets().map(\.name) == ["default"])
+          #expect(running.agent.counters[.nacks] == 1)
+        }
+      }
+    }
+  }
+
+  @Test func aReconnectingStreamGetsTheCurrentSecretsWhateverItCarries() async throws {
+    try await RunningAgent.with { running in
+      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
+        let version = try await SDSTestStream.with(client: client) { stream in
+          stream.request(["default"])
+          return try #require(try await stream.next())
+        }
+        try await SDSTestStream.with(client: client) { stream in
+          // As Envoy does after a reconnect: the last version and nonce of the old stream.
+          stream.request(["default"], acknowledging: version)
+          let response = try #require(try await stream.next())
+          #expect(try response.secrets().map(\.name) == ["default"])
+        }
+      }
+    }
+  }
+
+  @Test func anUnknownNameEndsTheStreamWithAnErrorNamingTheKnownOnes() async throws {
+    try await RunningAgent.with { running in
+      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
+        try await SDSTestStream.with(client: client) { stream in
+          stream.request(["default", "spiffe://cluster.local/ns/other/sa/other"])
+          await #expect {
+            _ = try await stream.next()
+          } throws: { error in
+            guard let error = error as? RPCError else { return false }
+            return error.code == .notFound && error.message.contains("\"default\"")
+              && error.message.contains("\"ROOTCA\"") && error.message.contains("ns/other")
+          }
+        }
+        var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
+        request.resourceNames = ["nope"]
+        await #expect {
+          _ = try await client.fetchSecrets(request)
+        } throws: { error in
+          (error as? RPCError)?.code == .notFound
+        }
+      }
+      // The agent still serves.
+      let secrets = try await SDSClient.fetch(socketPath: running.socketPath, names: ["default"])
+      #expect(secrets.map(\.name) == ["default"])
+      #expect(running.agent.counters[.rejectedRequests] == 2)
+    }
+  }
+
+  @Test func aMalformedRequestIsRefusedAndTheAgentKeepsServing() async throws {
+    try await RunningAgent.with { running in
+      let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: running.socketPath), transportSecurity: .plaintext)
+      try await withGRPCClient(transport: transport) { client in
+        let garbage: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x12]
+        await #expect(throws: RPCError.self) {
+          try await client.unary(
+            request: ClientRequest(message: garbage),
+            descriptor: Envoy_Service_Secret_V3_SecretDiscoveryService.Method.FetchSecrets.descriptor,
+            serializer: RawBytes(),
+            deserializer: RawBytes(),
+            options: CallOptions.defaults
+          ) { try $0.message }
+        }
+      }
+      let secrets = try await SDSClient.fetch(socketPath: running.socketPath, names: ["default", "ROOTCA"])
+      #expect(secrets.count == 2)
+    }
+  }
+
+  @Test func aClientThatDisconnectsMidStreamLeavesNothingBehind() async throws {
+    try await RunningAgent.with { running in
+      for _ in 0..<3 {
+        try await SDSClient.withConnection(socketPath: running.socketPath) { client in
+          try await SDSTestStream.with(client: client, closing: .abrupt) { stream in
+            stream.request(["default", "ROOTCA"])
+            _ = try #require(try await stream.next())
+          }
+        }
+      }
+      await running.agent.counters.waitUntil { $0.openStreams == 0 }
+      #expect(running.agent.cache.subscriberCount == 0)
+      let served = try await SDSClient.fetch(socketPath: running.socketPath, names: ["default"])
+      #expect(served.count == 1)
+    }
+  }
+
+  @Test func aThousandStreamsOpenedAndClosedLeaveMemoryFlat() async throws {
+    try await RunningAgent.with { running in
+      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
+        func cycle(_ count: Int) async throws {
+          for _ in 0..<count {
+            try await SDSTestStream.with(client: client) { stream in
+              stream.request(["default"])
+              _ = try #require(try await stream.next())
+            }
+          }
+          await running.agent.counters.waitUntil { $0.openStreams == 0 }
+        }
+        try await cycle(200)
+        let before = ResidentMemory.bytes()
+        try await cycle(1000)
+        let after = ResidentMemory.bytes()
+        let growth = after - before
+        print("1000 streams opened and closed: resident memory \(before / 1024) KiB -> \(after / 1024) KiB (\(growth / 1024) KiB)")
+        #expect(running.agent.cache.subscriberCount == 0)
+        #expect(running.agent.counters[.streamsOpened] == 1200)
+        // A leak of even 8 KiB per stream would exceed this.
+        #expect(growth < 8 * 1024 * 1024)
+      }
+    }
+  }
+
+  @Test func shutdownEndsOpenStreamsCleanly() async throws {
+    let configuration = try RunningAgent.configuration()
+    let agent = try await Agent.build(configuration: configuration, logger: .init(label: "test"))
+    let group = agent.makeServiceGroup(gracefulShutdownSignals: [])
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+      tasks.addTask { try await group.run() }
+      try await SDSClient.withConnection(socketPath: configuration.socketPath) { client in
+        try await SDSTestStream.with(client: client) { stream in
+          stream.request(["default"])
+          _ = try #require(try await stream.next())
+          await group.triggerGracefulShutdown()
+          // The stream ends with OK rather than hanging the shutdown.
+          #expect(try await stream.next() == nil)
+        }
+      }
+      try await tasks.waitForAll()
+    }
+    #expect(!FileManager.default.fileExists(atPath: configuration.socketPath))
+  }
+}
+
+struct RawBytes: MessageSerializer, MessageDeserializer {
+  func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
+  func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
+    serializedMessageBytes.withUnsafeBytes { Array($0) }
+  }
+}
+
+enum ResidentMemory {
+  /// This process's resident set size, from /proc/self/statm.
+  static func bytes() -> Int {
+    let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+    let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+  }
+}
+
+extension Envoy_Service_Discovery_V3_DiscoveryResponse {
+  func secrets() throws -> [SecretSummary] {
+    try self.resources.map(SecretSummary.init(any:))
+  }
+}
+
+extension SecretSummary {
+  /// The chain verifies against `bundle`, the key matches the leaf, the identity is the agent's.
+  func expectValid(against bundle: SecretSummary) async throws {
+    var verifier = Verifier(rootCertificates: CertificateStore(bundle.certificates)) {
+      RFC5280Policy(fixedExpiryValidationTime: Date())
+      SPIFFELeafPolicy(expectedIdentity: try! SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/default"))
+    }
+    let result = await verifier.validate(leaf: self.certificates[0], intermediates: CertificateStore(Array(self.certificates.dropFirst())))
+    guard case .validCertificate = result else {
+      Issue.record("chain does not verify: \(result)")
+      return
+    }
+    let key = try Certificate.PrivateKey(pemEncoded: try #require(self.privateKeyPEM))
+    #expect(key.publicKey == self.certificates[0].publicKey)
+    #expect(self.privateKeyPEM?.hasPrefix("-----BEGIN PRIVATE KEY-----") == true)
+  }
+}
