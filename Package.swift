@@ -4,6 +4,7 @@ import PackageDescription
 let strictSettings: [SwiftSetting] = [
   .swiftLanguageMode(.v6),
   .enableUpcomingFeature("ExistentialAny"),
+  .treatAllWarnings(as: .error),
 ]
 
 let package = Package(
@@ -98,7 +99,8 @@ let package = Package(
     ),
     .testTarget(
       name: "SDSAgentCoreTests",
-      dependencies: ["SDSAgentCore", "SDSAgentTestSupport", "EnvoySDSProtos",
+      dependencies: [
+        "SDSAgentCore", "SDSAgentTestSupport", "EnvoySDSProtos",
         .product(name: "X509", package: "swift-certificates"),
         .product(name: "SwiftASN1", package: "swift-asn1"),
         .product(name: "Crypto", package: "swift-crypto"),
@@ -110,7 +112,8 @@ let package = Package(
     ),
     .testTarget(
       name: "SDSAgentIntegrationTests",
-      dependencies: ["SDSAgent", "SDSAgentCore", "SDSAgentTestSupport", "EnvoySDSProtos",
+      dependencies: [
+        "SDSAgent", "SDSAgentCore", "SDSAgentTestSupport", "EnvoySDSProtos",
         .product(name: "X509", package: "swift-certificates"),
         .product(name: "SwiftASN1", package: "swift-asn1"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -65,7 +65,8 @@ public struct Agent: Sendable {
       ),
       services: [SecretDiscoveryService(cache: cache, counters: counters, logger: logger)]
     )
-    let serverService = GRPCServerService(name: "sds \(configuration.socketPath)", server: server, onStop: { listener.removeSocketFile() })
+    let serverService = GRPCServerService(
+      name: "sds \(configuration.socketPath)", server: server, onStop: { listener.removeSocketFile() })
     return Agent(
       configuration: configuration,
       cache: cache,

@@ -30,6 +30,8 @@ public struct DefaultPaths: Sendable, Equatable {
     } else {
       stateDirectory = FileManager.default.currentDirectoryPath + "/.sds-agent/state"
     }
-    return DefaultPaths(socketPath: runtime.map { $0 + "/sds.sock" } ?? socketDirectory + "/sds.sock", stateDirectory: state ?? stateDirectory)
+    return DefaultPaths(
+      socketPath: runtime.map { $0 + "/sds.sock" } ?? socketDirectory + "/sds.sock",
+      stateDirectory: state ?? stateDirectory)
   }
 }

@@ -10,13 +10,20 @@ struct RunCommand: AsyncParsableCommand {
     abstract: "Serve SDS on a Unix socket (the default command). Every flag can also be set as SDS_AGENT_<NAME>."
   )
 
-  @Option(help: "Unix socket to serve SDS on. Default: $RUNTIME_DIRECTORY/sds.sock under systemd, /run/sds-agent/sds.sock as root, else $XDG_RUNTIME_DIR/sds-agent/sds.sock or ./.sds-agent/sds.sock.")
+  @Option(
+    help:
+      "Unix socket to serve SDS on. Default: $RUNTIME_DIRECTORY/sds.sock under systemd, /run/sds-agent/sds.sock as root, else $XDG_RUNTIME_DIR/sds-agent/sds.sock or ./.sds-agent/sds.sock."
+  )
   var socket: String?
 
   @Option(name: .customLong("socket-mode"), help: "Octal permission bits of the socket file (default 0660).")
   var socketMode: String?
 
-  @Option(name: .customLong("state-dir"), help: "Directory for the generated CA (mode 0700). Default: $STATE_DIRECTORY, /var/lib/sds-agent as root, else ~/.local/state/sds-agent.")
+  @Option(
+    name: .customLong("state-dir"),
+    help:
+      "Directory for the generated CA (mode 0700). Default: $STATE_DIRECTORY, /var/lib/sds-agent as root, else ~/.local/state/sds-agent."
+  )
   var stateDir: String?
 
   @Option(name: .customLong("trust-domain"), help: "SPIFFE trust domain (default cluster.local).")
@@ -34,7 +41,9 @@ struct RunCommand: AsyncParsableCommand {
   @Option(name: .customLong("rotation-ratio"), help: "Renew at this fraction of the lifetime (default 0.5).")
   var rotationRatio: String?
 
-  @Option(name: .customLong("rotation-jitter"), help: "Move the renewal by up to this fraction of the lifetime either way (default 0.1).")
+  @Option(
+    name: .customLong("rotation-jitter"),
+    help: "Move the renewal by up to this fraction of the lifetime either way (default 0.1).")
   var rotationJitter: String?
 
   @Option(name: .customLong("ca-cert"), help: "PEM file with the operator's signing CA certificate (with --ca-key).")
@@ -94,31 +103,45 @@ struct RunCommand: AsyncParsableCommand {
   private func makeConfiguration() throws(ConfigurationError) -> AgentConfiguration {
     let defaults = DefaultPaths.resolve()
     let trustDomain = EnvironmentOption.value(self.trustDomain, name: "trust-domain") ?? "cluster.local"
-    let identity = try EnvironmentOption.parse(self.identity, name: "identity", allowed: "a SPIFFE ID such as spiffe://cluster.local/ns/default/sa/default") {
+    let identity = try EnvironmentOption.parse(
+      self.identity, name: "identity", allowed: "a SPIFFE ID such as spiffe://cluster.local/ns/default/sa/default"
+    ) {
       try? SPIFFEID(parsing: $0)
     }
-    let ttl = try EnvironmentOption.parse(self.certTTL, name: "cert-ttl", allowed: "a duration such as 30s, 1h or 24h", DurationParser.parse)
-    let keyType = try EnvironmentOption.parse(self.keyType, name: "key-type", allowed: "ecdsa-p256 or rsa-2048", WorkloadKeyType.init(rawValue:))
-    let mode = try EnvironmentOption.parse(self.socketMode, name: "socket-mode", allowed: "octal permission bits such as 0660") {
+    let ttl = try EnvironmentOption.parse(
+      self.certTTL, name: "cert-ttl", allowed: "a duration such as 30s, 1h or 24h", DurationParser.parse)
+    let keyType = try EnvironmentOption.parse(
+      self.keyType, name: "key-type", allowed: "ecdsa-p256 or rsa-2048", WorkloadKeyType.init(rawValue:))
+    let mode = try EnvironmentOption.parse(
+      self.socketMode, name: "socket-mode", allowed: "octal permission bits such as 0660"
+    ) {
       UInt32($0, radix: 8).flatMap { $0 <= 0o777 ? $0 : nil }
     }
-    let ratio = try EnvironmentOption.parse(self.rotationRatio, name: "rotation-ratio", allowed: "a number between 0.1 and 0.9") {
-      Double($0).flatMap { (0.1...0.9).contains($0) ? $0 : nil }
-    } ?? 0.5
-    let jitter = try EnvironmentOption.parse(self.rotationJitter, name: "rotation-jitter", allowed: "a number from 0 to less than min(ratio, 1 - ratio)") {
-      Double($0).flatMap { $0 >= 0 && $0 < min(ratio, 1 - ratio) ? $0 : nil }
-    } ?? min(0.1, min(ratio, 1 - ratio) / 2)
-    let level = try EnvironmentOption.parse(self.logLevel, name: "log-level", allowed: "trace, debug, info, notice, warning, error or critical", Logger.Level.init(rawValue:))
+    let ratio =
+      try EnvironmentOption.parse(self.rotationRatio, name: "rotation-ratio", allowed: "a number between 0.1 and 0.9") {
+        Double($0).flatMap { (0.1...0.9).contains($0) ? $0 : nil }
+      } ?? 0.5
+    let jitter =
+      try EnvironmentOption.parse(
+        self.rotationJitter, name: "rotation-jitter", allowed: "a number from 0 to less than min(ratio, 1 - ratio)"
+      ) {
+        Double($0).flatMap { $0 >= 0 && $0 < min(ratio, 1 - ratio) ? $0 : nil }
+      } ?? min(0.1, min(ratio, 1 - ratio) / 2)
+    let level = try EnvironmentOption.parse(
+      self.logLevel, name: "log-level", allowed: "trace, debug, info, notice, warning, error or critical",
+      Logger.Level.init(rawValue:))
 
     let caSource: AgentConfiguration.CASource
-    switch (EnvironmentOption.value(self.caCert, name: "ca-cert"), EnvironmentOption.value(self.caKey, name: "ca-key")) {
+    switch (EnvironmentOption.value(self.caCert, name: "ca-cert"), EnvironmentOption.value(self.caKey, name: "ca-key"))
+    {
     case (nil, nil):
       if let chain = EnvironmentOption.value(self.caChain, name: "ca-chain") {
         throw ConfigurationError(key: "ca-chain", value: chain, allowed: "only together with --ca-cert and --ca-key")
       }
       caSource = .generated
     case (let certificate?, let key?):
-      caSource = .files(certificate: certificate, key: key, chain: EnvironmentOption.value(self.caChain, name: "ca-chain"))
+      caSource = .files(
+        certificate: certificate, key: key, chain: EnvironmentOption.value(self.caChain, name: "ca-chain"))
     case (let certificate?, nil):
       throw ConfigurationError(key: "ca-key", value: "", allowed: "a key file, because --ca-cert \(certificate) is set")
     case (nil, let key?):

@@ -57,7 +57,8 @@ import Testing
           try await running.agent.rotate()
           let second = try #require(try await stream.next())
           // The ACK was not answered: the next message is the rotation, not a repeat.
-          #expect(try second.secrets()[0].certificates[0].serialNumber != first.secrets()[0].certificates[0].serialNumber)
+          #expect(
+            try second.secrets()[0].certificates[0].serialNumber != first.secrets()[0].certificates[0].serialNumber)
           stream.reject(second, names: ["default"], keptVersion: first.versionInfo, message: "test rejects this")
           await running.agent.counters.waitUntil { $0[.nacks] == 1 }
 
@@ -123,7 +124,8 @@ import Testing
 
   @Test func aMalformedRequestIsRefusedAndTheAgentKeepsServing() async throws {
     try await RunningAgent.with { running in
-      let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: running.socketPath), transportSecurity: .plaintext)
+      let transport = try HTTP2ClientTransport.Posix(
+        target: .unixDomainSocket(path: running.socketPath), transportSecurity: .plaintext)
       try await withGRPCClient(transport: transport) { client in
         let garbage: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x12]
         await #expect(throws: RPCError.self) {
@@ -175,7 +177,9 @@ import Testing
         try await cycle(1000)
         let after = ResidentMemory.bytes()
         let growth = after - before
-        print("1000 streams opened and closed: resident memory \(before / 1024) KiB -> \(after / 1024) KiB (\(growth / 1024) KiB)")
+        print(
+          "1000 streams opened and closed: resident memory \(before / 1024) KiB -> \(after / 1024) KiB (\(growth / 1024) KiB)"
+        )
         #expect(running.agent.cache.subscriberCount == 0)
         #expect(running.agent.counters[.streamsOpened] == 1200)
         // A leak of even 8 KiB per stream would exceed this.
@@ -234,7 +238,8 @@ extension SecretSummary {
       RFC5280Policy(fixedExpiryValidationTime: Date())
       SPIFFELeafPolicy(expectedIdentity: try! SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/default"))
     }
-    let result = await verifier.validate(leaf: self.certificates[0], intermediates: CertificateStore(Array(self.certificates.dropFirst())))
+    let result = await verifier.validate(
+      leaf: self.certificates[0], intermediates: CertificateStore(Array(self.certificates.dropFirst())))
     guard case .validCertificate = result else {
       Issue.record("chain does not verify: \(result)")
       return

@@ -273,7 +273,7 @@ class Agent(ManagedProcess):
 def _start_agent(registry: ProcessRegistry, base: Path, cert_ttl: str, extra_args=(), name="sds-agent") -> Agent:
     binary = agent_bin()
     if not binary.exists():
-        pytest.skip(f"sds-agent binary not found at {binary} (build it, or set SDS_AGENT_BIN)")
+        pytest.fail(f"sds-agent binary not found at {binary} (build it with swift build, or set SDS_AGENT_BIN)")
     # Unix socket paths are limited to ~108 bytes: keep the socket in a short directory.
     socket_path = base / "sds.sock"
     assert len(str(socket_path)) < 100, socket_path

@@ -26,15 +26,18 @@ public enum CAStore {
   static func loadOperatorFiles(certificate: String, key: String, chain: String?) throws -> CAMaterial {
     let certificatePEM = try SecureFile.read(certificate, isPrivate: false, what: "CA certificate")
     let keyPEM = try SecureFile.read(key, isPrivate: true, what: "CA key")
-    let chainPEM = try chain.map { path throws(AgentError) in try SecureFile.read(path, isPrivate: false, what: "CA chain") }
+    let chainPEM = try chain.map { path throws(AgentError) in
+      try SecureFile.read(path, isPrivate: false, what: "CA chain")
+    }
     do {
       let certificates = try PEMDocument.parseMultiple(pemString: certificatePEM).map(Certificate.init(pemDocument:))
       guard let signing = certificates.first else {
         throw AgentError(.caFiles, "\(certificate) holds no certificate")
       }
-      let chainCertificates = try chainPEM.map {
-        try PEMDocument.parseMultiple(pemString: $0).map(Certificate.init(pemDocument:))
-      } ?? []
+      let chainCertificates =
+        try chainPEM.map {
+          try PEMDocument.parseMultiple(pemString: $0).map(Certificate.init(pemDocument:))
+        } ?? []
       let privateKey = try Certificate.PrivateKey(pemEncoded: keyPEM)
       return try CAMaterial(
         certificate: signing,
@@ -44,9 +47,11 @@ public enum CAStore {
     } catch let error as AgentError {
       throw error
     } catch let error as CAMaterialError {
-      throw AgentError(.caFiles, "the CA in \(certificate), \(key)\(chain.map { ", \($0)" } ?? "") cannot be used: \(error)")
+      throw AgentError(
+        .caFiles, "the CA in \(certificate), \(key)\(chain.map { ", \($0)" } ?? "") cannot be used: \(error)")
     } catch {
-      throw AgentError(.caFiles, "cannot parse the CA files \(certificate), \(key)\(chain.map { ", \($0)" } ?? ""): \(error)")
+      throw AgentError(
+        .caFiles, "cannot parse the CA files \(certificate), \(key)\(chain.map { ", \($0)" } ?? ""): \(error)")
     }
   }
 

@@ -1,8 +1,8 @@
 import EnvoySDSProtos
 import Foundation
 import SDSAgentCore
-import SwiftProtobuf
 import SwiftASN1
+import SwiftProtobuf
 import X509
 
 /// What an SDS secret holds, readable by a person: never the key unless asked for.

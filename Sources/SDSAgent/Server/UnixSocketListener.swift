@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
 
 /// Binds the SDS Unix socket: replaces a stale socket file left by a crashed run, refuses to
 /// take over a socket a live agent still serves, and sets the mode (and group) on purpose —
@@ -18,7 +19,9 @@ public struct UnixSocketListener: Sendable {
     address.sun_family = sa_family_t(AF_UNIX)
     let capacity = MemoryLayout.size(ofValue: address.sun_path)
     guard path.utf8.count < capacity else {
-      throw AgentError(.socketPath, "socket path \(path) is \(path.utf8.count) bytes; Unix socket paths must be shorter than \(capacity)")
+      throw AgentError(
+        .socketPath,
+        "socket path \(path) is \(path.utf8.count) bytes; Unix socket paths must be shorter than \(capacity)")
     }
     withUnsafeMutableBytes(of: &address.sun_path) { buffer in
       buffer.copyBytes(from: path.utf8)
@@ -28,7 +31,8 @@ public struct UnixSocketListener: Sendable {
     let parent = (path as NSString).deletingLastPathComponent
     if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
       do {
-        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(
+          atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
       } catch {
         throw AgentError(.socketPath, "cannot create the socket's directory \(parent): \(error.localizedDescription)")
       }

@@ -70,10 +70,11 @@ extension Certificate {
   }
 
   public var isSelfSigned: Bool {
-    self.issuer == self.subject && (try? self.extensions.basicConstraints).map {
-      if case .isCertificateAuthority = $0 { return true }
-      return false
-    } ?? false
+    self.issuer == self.subject
+      && (try? self.extensions.basicConstraints).map {
+        if case .isCertificateAuthority = $0 { return true }
+        return false
+      } ?? false
   }
 
   public func pemString() throws -> String {

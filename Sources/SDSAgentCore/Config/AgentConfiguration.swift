@@ -39,7 +39,8 @@ public struct AgentConfiguration: Sendable {
       throw ConfigurationError(key: "cert-ttl", value: DurationParser.format(certificateTTL), allowed: "at least 2s")
     }
     guard socketMode & ~0o777 == 0 else {
-      throw ConfigurationError(key: "socket-mode", value: String(socketMode, radix: 8), allowed: "octal permission bits such as 0660")
+      throw ConfigurationError(
+        key: "socket-mode", value: String(socketMode, radix: 8), allowed: "octal permission bits such as 0660")
     }
     let defaultIdentity: SPIFFEID
     do {

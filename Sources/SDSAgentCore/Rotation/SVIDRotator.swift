@@ -70,7 +70,8 @@ public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Du
     do {
       key = try self.configuration.keyType.generate()
     } catch {
-      throw CertificateAuthorityError(.signingFailed, "generating a \(self.configuration.keyType.rawValue) key failed: \(error)")
+      throw CertificateAuthorityError(
+        .signingFailed, "generating a \(self.configuration.keyType.rawValue) key failed: \(error)")
     }
     let issued: IssuedSVID
     do {

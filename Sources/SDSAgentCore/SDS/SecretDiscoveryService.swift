@@ -67,22 +67,22 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       // to the next agent and keeps its current secrets meanwhile.
       try await withGracefulShutdownHandler {
         loop: for await event in events {
-        let served = self.servable
-        let plan: SDSResponsePlan?
-        switch event {
-        case .requestsEnded:
-          break loop
-        case .secretsChanged:
-          plan = machine.secretsChanged(served)
-        case .request(let message):
-          if message.hasNode, !message.node.id.isEmpty {
-            logger[metadataKey: "node"] = "\(message.node.id)"
+          let served = self.servable
+          let plan: SDSResponsePlan?
+          switch event {
+          case .requestsEnded:
+            break loop
+          case .secretsChanged:
+            plan = machine.secretsChanged(served)
+          case .request(let message):
+            if message.hasNode, !message.node.id.isEmpty {
+              logger[metadataKey: "node"] = "\(message.node.id)"
+            }
+            plan = try self.receive(message, into: &machine, served: served, logger: logger)
           }
-          plan = try self.receive(message, into: &machine, served: served, logger: logger)
-        }
-        if let plan {
-          try await self.send(plan, from: served, on: response, logger: logger)
-        }
+          if let plan {
+            try await self.send(plan, from: served, on: response, logger: logger)
+          }
         }
       } onGracefulShutdown: {
         continuation.finish()

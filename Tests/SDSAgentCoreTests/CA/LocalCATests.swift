@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import SDSAgentCore
 import SwiftASN1
@@ -22,7 +23,8 @@ import Testing
   @Test(arguments: WorkloadKeyType.allCases)
   func issuesAnSVIDThatVerifies(keyType: WorkloadKeyType) async throws {
     let ca = LocalCA(material: try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now))
-    let issued = try ca.certify(identity: self.identity, privateKey: try keyType.generate(), ttl: .seconds(3600), now: self.now)
+    let issued = try ca.certify(
+      identity: self.identity, privateKey: try keyType.generate(), ttl: .seconds(3600), now: self.now)
     let result = await self.verify(issued, at: self.now, expecting: self.identity)
     guard case .validCertificate(let chain) = result else {
       Issue.record("did not verify: \(result)")
@@ -33,7 +35,8 @@ import Testing
 
   @Test func leafHasTheSPIFFEProfile() throws {
     let ca = LocalCA(material: try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now))
-    let issued = try ca.certify(identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(3600), now: self.now)
+    let issued = try ca.certify(
+      identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(3600), now: self.now)
     let leaf = issued.certifiedKey.leaf
     #expect(leaf.subject == DistinguishedName())
     let san = try #require(leaf.extensions[oid: .X509ExtensionID.subjectAlternativeName])
@@ -53,8 +56,10 @@ import Testing
   @Test func serialsDiffer() throws {
     let ca = LocalCA(material: try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now))
     let serials = try (0..<20).map { _ in
-      try ca.certify(identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(60), now: self.now)
-        .certifiedKey.leaf.serialNumber
+      try ca.certify(
+        identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(60), now: self.now
+      )
+      .certifiedKey.leaf.serialNumber
     }
     #expect(Set(serials).count == 20)
   }
@@ -62,7 +67,9 @@ import Testing
   @Test func validityNeverOutlivesTheCA() throws {
     let material = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now, validity: .seconds(600))
     let ca = LocalCA(material: material)
-    let issued = try ca.certify(identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(86400), now: self.now)
+    let issued = try ca.certify(
+      identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(86400), now: self.now
+    )
     #expect(issued.certifiedKey.notAfter == material.certificate.notValidAfter)
   }
 
@@ -70,7 +77,9 @@ import Testing
     let material = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now, validity: .seconds(600))
     let ca = LocalCA(material: material)
     #expect {
-      try ca.certify(identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(60), now: self.now.addingTimeInterval(3600))
+      try ca.certify(
+        identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(60),
+        now: self.now.addingTimeInterval(3600))
     } throws: { error in
       (error as? CertificateAuthorityError)?.code == .caUnusable
     }
@@ -78,7 +87,8 @@ import Testing
 
   @Test func theSPIFFEPolicyRejectsAnotherIdentity() async throws {
     let ca = LocalCA(material: try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now))
-    let issued = try ca.certify(identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(3600), now: self.now)
+    let issued = try ca.certify(
+      identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(3600), now: self.now)
     let other = try SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/backend")
     let result = await self.verify(issued, at: self.now, expecting: other)
     guard case .couldNotValidate = result else {
@@ -89,7 +99,8 @@ import Testing
 
   @Test func anExpiredLeafDoesNotVerify() async throws {
     let ca = LocalCA(material: try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now))
-    let issued = try ca.certify(identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(60), now: self.now)
+    let issued = try ca.certify(
+      identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(60), now: self.now)
     let result = await self.verify(issued, at: self.now.addingTimeInterval(61), expecting: self.identity)
     guard case .couldNotValidate = result else {
       Issue.record("an expired leaf verified")
@@ -137,14 +148,15 @@ import Testing
 
   @Test func certifiedKeyRejectsAKeyThatIsNotTheLeafs() throws {
     let ca = LocalCA(material: try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now))
-    let issued = try ca.certify(identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(60), now: self.now)
+    let issued = try ca.certify(
+      identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(60), now: self.now)
     #expect(throws: CertificateAuthorityError.self) {
-      try CertifiedKey(identity: self.identity, chain: issued.certifiedKey.chain, privateKey: try WorkloadKeyType.ecdsaP256.generate(), issuedAt: self.now)
+      try CertifiedKey(
+        identity: self.identity, chain: issued.certifiedKey.chain, privateKey: try WorkloadKeyType.ecdsaP256.generate(),
+        issuedAt: self.now)
     }
   }
 }
-
-import Crypto
 
 enum P256Key {
   static func make() -> P256.Signing.PrivateKey { P256.Signing.PrivateKey() }

@@ -8,26 +8,36 @@ import Testing
 
   @Test func renewsAtTheRatioWithoutJitter() {
     let schedule = RotationSchedule(ratio: 0.5, jitter: 0)
-    #expect(schedule.decision(issuedAt: self.issued, notAfter: self.notAfter, now: self.issued, jitterSample: 1)
-      == .renew(at: self.issued.addingTimeInterval(50)))
+    #expect(
+      schedule.decision(issuedAt: self.issued, notAfter: self.notAfter, now: self.issued, jitterSample: 1)
+        == .renew(at: self.issued.addingTimeInterval(50)))
   }
 
   @Test(arguments: [(-1.0, 40.0), (0.0, 50.0), (1.0, 60.0), (5.0, 60.0)])
   func jitterMovesTheRenewalWithinItsBand(sample: Double, expectedOffset: Double) {
     let schedule = RotationSchedule(ratio: 0.5, jitter: 0.1)
-    #expect(schedule.renewalTime(issuedAt: self.issued, notAfter: self.notAfter, jitterSample: sample)
-      == self.issued.addingTimeInterval(expectedOffset))
+    #expect(
+      schedule.renewalTime(issuedAt: self.issued, notAfter: self.notAfter, jitterSample: sample)
+        == self.issued.addingTimeInterval(expectedOffset))
   }
 
   @Test func renewsNowOncePastTheRenewalTime() {
     let schedule = RotationSchedule(ratio: 0.5, jitter: 0)
-    #expect(schedule.decision(issuedAt: self.issued, notAfter: self.notAfter, now: self.issued.addingTimeInterval(50), jitterSample: 0) == .renewNow)
-    #expect(schedule.decision(issuedAt: self.issued, notAfter: self.notAfter, now: self.issued.addingTimeInterval(99), jitterSample: 0) == .renewNow)
+    #expect(
+      schedule.decision(
+        issuedAt: self.issued, notAfter: self.notAfter, now: self.issued.addingTimeInterval(50), jitterSample: 0)
+        == .renewNow)
+    #expect(
+      schedule.decision(
+        issuedAt: self.issued, notAfter: self.notAfter, now: self.issued.addingTimeInterval(99), jitterSample: 0)
+        == .renewNow)
   }
 
   @Test func anExpiredSVIDIsExpired() {
     let schedule = RotationSchedule()
-    #expect(schedule.decision(issuedAt: self.issued, notAfter: self.notAfter, now: self.notAfter, jitterSample: 0) == .expired)
+    #expect(
+      schedule.decision(issuedAt: self.issued, notAfter: self.notAfter, now: self.notAfter, jitterSample: 0) == .expired
+    )
   }
 }
 

@@ -13,7 +13,8 @@ import Testing
 
   @Test func theFirstRequestGetsEveryNameOnce() throws {
     var machine = SDSStreamStateMachine()
-    let outcome = try machine.receive(SDSRequest(resourceNames: ["default", "ROOTCA", "default"]), served: self.cache.current)
+    let outcome = try machine.receive(
+      SDSRequest(resourceNames: ["default", "ROOTCA", "default"]), served: self.cache.current)
     #expect(outcome.feedback == .initial)
     let plan = try #require(outcome.response)
     #expect(plan.resources == [.tlsCertificate, .validationContext])
@@ -28,7 +29,8 @@ import Testing
 
   @Test func anACKIsNotAnswered() throws {
     var machine = SDSStreamStateMachine()
-    let plan = try #require(try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
+    let plan = try #require(
+      try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
     let ack = SDSRequest(versionInfo: plan.versionInfo, resourceNames: ["default"], responseNonce: plan.nonce)
     let outcome = try machine.receive(ack, served: self.cache.current)
     #expect(outcome.feedback == .ack(versionInfo: plan.versionInfo))
@@ -37,7 +39,8 @@ import Testing
 
   @Test func aNACKIsCountedButNotAnsweredWithTheSamePayload() throws {
     var machine = SDSStreamStateMachine()
-    let plan = try #require(try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
+    let plan = try #require(
+      try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
     let nack = SDSRequest(
       versionInfo: "",
       resourceNames: ["default"],
@@ -57,12 +60,14 @@ import Testing
 
   @Test func aStaleNonceIsIgnored() throws {
     var machine = SDSStreamStateMachine()
-    let first = try #require(try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
+    let first = try #require(
+      try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
     self.cache.update(with: try Fixtures.issue())
     let pushed = machine.secretsChanged(self.cache.current)
     let second = try #require(pushed)
     // The ACK of the first response arrives after the second was sent, even with new names.
-    let late = SDSRequest(versionInfo: first.versionInfo, resourceNames: ["default", "ROOTCA"], responseNonce: first.nonce)
+    let late = SDSRequest(
+      versionInfo: first.versionInfo, resourceNames: ["default", "ROOTCA"], responseNonce: first.nonce)
     let outcome = try machine.receive(late, served: self.cache.current)
     #expect(outcome.feedback == .stale(nonce: first.nonce))
     #expect(outcome.response == nil)
@@ -81,8 +86,10 @@ import Testing
 
   @Test func changingTheNamesIsAnswered() throws {
     var machine = SDSStreamStateMachine()
-    let plan = try #require(try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
-    let request = SDSRequest(versionInfo: plan.versionInfo, resourceNames: ["default", "ROOTCA"], responseNonce: plan.nonce)
+    let plan = try #require(
+      try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
+    let request = SDSRequest(
+      versionInfo: plan.versionInfo, resourceNames: ["default", "ROOTCA"], responseNonce: plan.nonce)
     let next = try #require(try machine.receive(request, served: self.cache.current).response)
     #expect(next.resources == [.tlsCertificate, .validationContext])
   }
