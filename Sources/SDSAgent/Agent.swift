@@ -26,19 +26,27 @@ public struct Agent: Sendable {
   /// Loads the CA, issues the first SVID and binds the socket. When this returns, the socket
   /// accepts connections and the first certificate is in the cache.
   public static func build(configuration: AgentConfiguration, logger: Logger) async throws -> Agent {
-    let material = try CAStore.load(
-      configuration.caSource,
-      stateDirectory: configuration.stateDirectory,
-      trustDomain: configuration.trustDomain
-    )
-    logger.info(
-      "loaded CA",
-      metadata: [
-        "subject": "\(material.certificate.subject)",
-        "not_after": "\(material.certificate.notValidAfter.formatted(.iso8601))",
-        "source": "\(configuration.caSource == .generated ? "state-dir" : "operator-files")",
-      ]
-    )
+    let authority: any CertificateAuthority
+    if let istioCA = configuration.istioCA {
+      authority = IstioCAClient(configuration: istioCA, logger: logger)
+      logger.info(
+        "fetching certificates from an Istio-compatible CA", metadata: ["address": "\(istioCA.host):\(istioCA.port)"])
+    } else {
+      let material = try CAStore.load(
+        configuration.caSource,
+        stateDirectory: configuration.stateDirectory,
+        trustDomain: configuration.trustDomain
+      )
+      logger.info(
+        "loaded CA",
+        metadata: [
+          "subject": "\(material.certificate.subject)",
+          "not_after": "\(material.certificate.notValidAfter.formatted(.iso8601))",
+          "source": "\(configuration.caSource == .generated ? "state-dir" : "operator-files")",
+        ]
+      )
+      authority = LocalCA(material: material)
+    }
     let cache = SecretCache()
     let counters = AgentCounters()
     let rotator = SVIDRotator(
@@ -48,14 +56,20 @@ public struct Agent: Sendable {
         ttl: configuration.certificateTTL,
         schedule: configuration.rotation
       ),
-      authority: LocalCA(material: material),
+      authority: authority,
       cache: cache,
       counters: counters,
       clock: ContinuousClock(),
       now: { Date() },
       logger: logger
     )
-    try await rotator.rotate()
+    do {
+      try await rotator.rotate()
+    } catch {
+      // A remote CA may be down at boot: serve as soon as it answers; the rotator retries.
+      guard configuration.istioCA != nil else { throw error }
+      logger.error("no certificate yet; will keep asking the CA", metadata: ["error": "\(error)"])
+    }
 
     let listener = try UnixSocketListener.bind(path: configuration.socketPath, mode: configuration.socketMode)
     let server = GRPCServer(

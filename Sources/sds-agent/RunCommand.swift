@@ -55,6 +55,38 @@ struct RunCommand: AsyncParsableCommand {
   @Option(name: .customLong("ca-chain"), help: "PEM file with the intermediates and the root above --ca-cert.")
   var caChain: String?
 
+  @Option(help: "Where certificates come from: local (the embedded CA, default) or istio (an Istio-compatible CA).")
+  var ca: String?
+
+  @Option(
+    name: .customLong("ca-address"), help: "HOST:PORT of the Istio-compatible CA, e.g. istiod.istio-system.svc:15012.")
+  var caAddress: String?
+
+  @Option(name: .customLong("ca-root"), help: "PEM roots that verify the CA's TLS certificate.")
+  var caRoot: String?
+
+  @Option(
+    name: .customLong("ca-server-name"),
+    help: "Name expected in the CA's TLS certificate and sent as SNI (Istio's ISTIOD_SAN).")
+  var caServerName: String?
+
+  @Flag(name: .customLong("ca-insecure-plaintext"), help: "Talk to a CA on port 15010 without TLS.")
+  var caInsecurePlaintext = false
+
+  @Option(
+    name: .customLong("token-file"),
+    help:
+      "JWT sent as the bearer token, re-read on every request (default /var/run/secrets/tokens/istio-token when present)."
+  )
+  var tokenFile: String?
+
+  @Option(name: .customLong("cluster-id"), help: "Sent to the CA as the ClusterID header (default Kubernetes).")
+  var clusterID: String?
+
+  @Option(
+    name: .customLong("ca-header"), help: "Extra header KEY=VALUE for the CA (repeatable), like Istio's CA_HEADER_*.")
+  var caHeaders: [String] = []
+
   @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error or critical.")
   var logLevel: String?
 
@@ -148,17 +180,91 @@ struct RunCommand: AsyncParsableCommand {
       throw ConfigurationError(key: "ca-cert", value: "", allowed: "a certificate file, because --ca-key \(key) is set")
     }
 
+    let istioCA = try self.istioCAConfiguration()
+    var identityOrToken = identity
+    if identityOrToken == nil, let istioCA, let tokenFile = istioCA.tokenFile {
+      identityOrToken = try Self.identity(fromTokenFile: tokenFile, trustDomain: trustDomain)
+    }
+
     return try AgentConfiguration(
       socketPath: EnvironmentOption.value(self.socket, name: "socket") ?? defaults.socketPath,
       socketMode: mode ?? 0o660,
       stateDirectory: EnvironmentOption.value(self.stateDir, name: "state-dir") ?? defaults.stateDirectory,
       trustDomain: trustDomain,
-      identity: identity,
+      identity: identityOrToken,
       certificateTTL: ttl ?? .seconds(86400),
       keyType: keyType ?? .ecdsaP256,
       rotation: RotationSchedule(ratio: ratio, jitter: jitter),
       caSource: caSource,
+      istioCA: istioCA,
       logLevel: level ?? .info
     )
+  }
+
+  private func istioCAConfiguration() throws(ConfigurationError) -> IstioCAConfiguration? {
+    let mode = EnvironmentOption.value(self.ca, name: "ca") ?? "local"
+    switch mode {
+    case "local":
+      return nil
+    case "istio":
+      break
+    default:
+      throw ConfigurationError(key: "ca", value: mode, allowed: "local or istio")
+    }
+    guard let addressText = EnvironmentOption.value(self.caAddress, name: "ca-address") else {
+      throw ConfigurationError(key: "ca-address", value: "", allowed: "HOST:PORT of the CA, because --ca istio is set")
+    }
+    guard let address = IstioCAConfiguration.parseAddress(addressText) else {
+      throw ConfigurationError(
+        key: "ca-address", value: addressText, allowed: "HOST:PORT, e.g. istiod.istio-system.svc:15012")
+    }
+    var headers: [String: String] = [:]
+    for header in self.caHeaders {
+      guard let equals = header.firstIndex(of: "="), equals != header.startIndex else {
+        throw ConfigurationError(key: "ca-header", value: header, allowed: "KEY=VALUE")
+      }
+      headers[String(header[..<equals])] = String(header[header.index(after: equals)...])
+    }
+    let defaultToken = "/var/run/secrets/tokens/istio-token"
+    let tokenFile =
+      EnvironmentOption.value(self.tokenFile, name: "token-file")
+      ?? (FileManager.default.fileExists(atPath: defaultToken) ? defaultToken : nil)
+    let plaintext = self.caInsecurePlaintext || EnvironmentOption.value(nil, name: "ca-insecure-plaintext") == "true"
+    return try IstioCAConfiguration(
+      host: address.host,
+      port: address.port,
+      rootsFile: EnvironmentOption.value(self.caRoot, name: "ca-root"),
+      serverName: EnvironmentOption.value(self.caServerName, name: "ca-server-name"),
+      insecurePlaintext: plaintext,
+      tokenFile: tokenFile,
+      clusterID: EnvironmentOption.value(self.clusterID, name: "cluster-id") ?? "Kubernetes",
+      extraHeaders: headers
+    )
+  }
+
+  /// The identity a token names, as Istio derives it from `system:serviceaccount:<ns>:<sa>`.
+  static func identity(fromTokenFile path: String, trustDomain: String) throws(ConfigurationError) -> SPIFFEID {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw ConfigurationError(key: "token-file", value: path, allowed: "a readable JWT file")
+    }
+    let subject: String?
+    do {
+      subject = try UnverifiedJWT(String(decoding: data, as: UTF8.self)).subject
+    } catch {
+      throw ConfigurationError(key: "token-file", value: path, allowed: "a JWT (\(error.message))")
+    }
+    guard let subject, let account = ServiceAccount(subject: subject) else {
+      throw ConfigurationError(
+        key: "identity",
+        value: "",
+        allowed:
+          "a SPIFFE ID, because the token's subject \(subject ?? "(none)") is not system:serviceaccount:<ns>:<sa>"
+      )
+    }
+    do {
+      return try account.spiffeID(trustDomain: trustDomain)
+    } catch {
+      throw ConfigurationError(key: "token-file", value: path, allowed: error.reason)
+    }
   }
 }

@@ -270,7 +270,8 @@ class Agent(ManagedProcess):
             raise AssertionError(f"fetch --json printed invalid JSON ({e}):\n{res.stdout}") from None
 
 
-def _start_agent(registry: ProcessRegistry, base: Path, cert_ttl: str, extra_args=(), name="sds-agent") -> Agent:
+def _start_agent(registry: ProcessRegistry, base: Path, cert_ttl: str, extra_args=(), name="sds-agent",
+                 identity: str | None = SPIFFE_ID) -> Agent:
     binary = agent_bin()
     if not binary.exists():
         pytest.fail(f"sds-agent binary not found at {binary} (build it with swift build, or set SDS_AGENT_BIN)")
@@ -280,7 +281,10 @@ def _start_agent(registry: ProcessRegistry, base: Path, cert_ttl: str, extra_arg
     state_dir = base / "state"
     state_dir.mkdir()
     argv = [binary, "run", "--socket", socket_path, "--state-dir", state_dir, "--cert-ttl", cert_ttl,
-            "--trust-domain", "cluster.local", "--identity", SPIFFE_ID, "--log-level", "debug", *extra_args]
+            "--trust-domain", "cluster.local"]
+    if identity is not None:  # None: let the agent derive it (fetch mode: from the token's sub)
+        argv += ["--identity", identity]
+    argv += ["--log-level", "debug", *extra_args]
     agent = registry.add(Agent(name, argv, base, socket_path, state_dir))
     agent.wait_serving()
     print(f"{name}: serving after {agent.startup_seconds:.2f}s (pid {agent.pid})")
@@ -291,8 +295,8 @@ def _start_agent(registry: ProcessRegistry, base: Path, cert_ttl: str, extra_arg
 def start_agent(processes, tmp_path_factory):
     """Factory: start_agent(cert_ttl="20s") -> a serving Agent, stopped (SIGTERM, <=10 s) at teardown."""
 
-    def start(cert_ttl: str = "20s", extra_args=()):
-        return _start_agent(processes, tmp_path_factory.mktemp("sds"), cert_ttl, extra_args)
+    def start(cert_ttl: str = "20s", extra_args=(), identity: str | None = SPIFFE_ID):
+        return _start_agent(processes, tmp_path_factory.mktemp("sds"), cert_ttl, extra_args, identity=identity)
 
     return start
 
@@ -366,5 +370,212 @@ def start_envoy(processes, tmp_path_factory, free_port):
         envoy.wait_live()
         print(f"{envoy.name}: LIVE after {time.monotonic() - t0:.2f}s (pid {envoy.pid})")
         return envoy
+
+    return start
+
+
+# --------------------------------------------------------------------------- fetch mode (Istio CA)
+#
+# JWTs for `sds-agent ca serve`, the `ca serve` process itself, the independent legacy-style
+# Python CA (istio_ca.py), and log helpers. The Istio CA stubs are generated from the project's
+# ca.proto at test time (istio_ca.load_protos), never committed.
+
+DEFAULT_JWT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+JWT_AUDIENCE = "istio-ca"
+CA_SERVE_PREFIX = "sds-agent ca: serving IstioCertificateService on "
+CA_START_TIMEOUT = 60.0
+
+
+def service_account_sub(spiffe_id: str = SPIFFE_ID) -> str:
+    """spiffe://td/ns/NS/sa/SA -> system:serviceaccount:NS:SA (the Kubernetes token's sub)."""
+    parts = spiffe_id.split("/")
+    assert parts[3] == "ns" and parts[5] == "sa", spiffe_id
+    return f"system:serviceaccount:{parts[4]}:{parts[6]}"
+
+
+class JwtKeys:
+    """Signing keys made once per session: ES256 and RS256 keys published in `jwks.json` and in
+    `jwt-pub.pem` (both public keys, for --jwt-keys), plus an unpublished ES256 key that shares
+    the published key's kid (a token signed by it must fail on its signature)."""
+
+    def __init__(self, directory: Path):
+        import jwt
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+        self.dir = directory
+        self.keys = {"ES256": ec.generate_private_key(ec.SECP256R1()),
+                     "RS256": rsa.generate_private_key(public_exponent=65537, key_size=2048)}
+        self.kids = {"ES256": "e2e-es256", "RS256": "e2e-rs256"}
+        self.unpublished = ec.generate_private_key(ec.SECP256R1())
+        jwks = []
+        for alg, key in self.keys.items():
+            algo = jwt.algorithms.ECAlgorithm if alg == "ES256" else jwt.algorithms.RSAAlgorithm
+            jwk = algo.to_jwk(key.public_key(), as_dict=True)
+            jwks.append({**jwk, "kid": self.kids[alg], "use": "sig", "alg": alg})
+        self.jwks_path = directory / "jwks.json"
+        self.jwks_path.write_text(json.dumps({"keys": jwks}, indent=2))
+        self.pem_path = directory / "jwt-pub.pem"
+        self.pem_path.write_bytes(b"".join(
+            k.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            for k in self.keys.values()))
+
+    def mint(self, sub: str | None = None, aud=JWT_AUDIENCE, iss: str | None = DEFAULT_JWT_ISSUER,
+             exp_in: float | None = 3600, alg: str = "ES256", unpublished_key: bool = False, **claims) -> str:
+        """A signed JWT. sub defaults to SPIFFE_ID's service account; None drops a claim;
+        aud may be a string or a list; exp_in is seconds from now (negative: already expired)."""
+        import jwt
+
+        now = int(time.time())
+        payload = {"sub": sub if sub is not None else service_account_sub(), "aud": aud, "iss": iss,
+                   "iat": now - 5, "nbf": now - 5, "exp": None if exp_in is None else int(now + exp_in), **claims}
+        payload = {k: v for k, v in payload.items() if v is not None}
+        key = self.unpublished if unpublished_key else self.keys[alg]
+        return jwt.encode(payload, key, algorithm=alg, headers={"kid": self.kids[alg]})
+
+    def write_token(self, path: Path, **kw) -> Path:
+        path.write_text(self.mint(**kw))
+        return path
+
+
+@pytest.fixture(scope="session")
+def jwt_keys(tmp_path_factory) -> JwtKeys:
+    return JwtKeys(tmp_path_factory.mktemp("jwt"))
+
+
+def read_log(proc: ManagedProcess) -> list[str]:
+    try:
+        return proc.stderr_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def wait_for_log(proc: ManagedProcess, predicate, timeout: float, start: int = 0,
+                 what: str = "expected log line") -> tuple[int, str]:
+    """(index, line) of the first stderr line from `start` matching `predicate` (a callable or
+    a substring), polled until `timeout`; fails with the log tail if it never appears."""
+    match = predicate if callable(predicate) else (lambda line: predicate in line)
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = read_log(proc)
+        for i in range(start, len(lines)):
+            if match(lines[i]):
+                return i, lines[i]
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{proc.name}: {what} not seen within {timeout:.0f}s\n{proc.tail()}")
+        time.sleep(0.1)
+
+
+class CaServer(ManagedProcess):
+    """`sds-agent ca serve`; `root_path` is the root clients trust (state_dir/ca-cert.pem)."""
+
+    def __init__(self, name, argv, log_dir, port: int, state_dir: Path):
+        super().__init__(name, argv, log_dir, capture_stdout=True)
+        self.port = port
+        self.state_dir = state_dir
+        self.address = f"127.0.0.1:{port}"
+        self.root_path = state_dir / "ca-cert.pem"
+        self.ready_at: float | None = None
+
+    def wait_ready(self, timeout: float = CA_START_TIMEOUT) -> None:
+        idx = self.wait_for_line(lambda l: l.startswith(CA_SERVE_PREFIX), timeout)
+        self.ready_at = time.monotonic()
+        assert idx == 0, f"'{CA_SERVE_PREFIX}' is not the first stdout line: {self.stdout_lines()[:idx + 1]}"
+        assert self.root_path.exists(), f"{self.root_path} missing after `ca serve` started"
+
+
+def require_ca_serve() -> None:
+    res = subprocess.run([str(agent_bin()), "ca", "serve", "--help"], capture_output=True, text=True, timeout=30)
+    if res.returncode != 0:
+        pytest.fail(f"{agent_bin()} has no `ca serve` subcommand yet (exit {res.returncode}): "
+                    f"{(res.stderr or res.stdout).strip()[:300]}")
+
+
+@pytest.fixture
+def start_ca_serve(processes, tmp_path_factory, free_port, jwt_keys):
+    """Factory: start_ca_serve(state_dir=None, port=None, jwt_keys_file=None, extra_args=()) -> a
+    listening CaServer. Pass the same state_dir and port to start it again after a stop."""
+    return _ca_serve_factory(processes, tmp_path_factory, free_port, jwt_keys)
+
+
+@pytest.fixture(scope="module")
+def module_ca_serve(module_processes, tmp_path_factory, jwt_keys):
+    """One `ca serve` for a whole module (JWKS keys, default issuers, max TTL 1h)."""
+    return _ca_serve_factory(module_processes, tmp_path_factory, lambda: _free_port(), jwt_keys)(
+        extra_args=["--max-ttl", "1h"])
+
+
+def _ca_serve_factory(registry, tmp_path_factory, free_port, jwt_keys):
+    count = [0]
+
+    def start(state_dir: Path | None = None, port: int | None = None, jwt_keys_file: Path | None = None,
+              extra_args=()) -> CaServer:
+        require_ca_serve()
+        count[0] += 1
+        log_dir = tmp_path_factory.mktemp("ca-serve")
+        state_dir = state_dir or log_dir / "state"
+        port = port or free_port()
+        argv = [agent_bin(), "ca", "serve", "--listen", f"127.0.0.1:{port}", "--state-dir", state_dir,
+                "--jwt-keys", jwt_keys_file or jwt_keys.jwks_path, "--trust-domain", "cluster.local", *extra_args]
+        ca = registry.add(CaServer(f"ca-serve-{count[0]}", argv, log_dir, port, state_dir))
+        t0 = time.monotonic()
+        ca.wait_ready()
+        print(f"{ca.name}: listening on {ca.address} after {time.monotonic() - t0:.2f}s (pid {ca.pid})")
+        return ca
+
+    return start
+
+
+class PythonCA(ManagedProcess):
+    """The legacy-style test CA (istio_ca.py) in a subprocess."""
+
+    def __init__(self, name, argv, log_dir, out_dir: Path):
+        super().__init__(name, argv, log_dir, capture_stdout=True)
+        self.out_dir = out_dir
+        self.root_path = out_dir / "root-cert.pem"
+        self.address: str | None = None
+        self.port: int | None = None
+
+    def wait_ready(self, timeout: float = CA_START_TIMEOUT) -> None:
+        import istio_ca
+
+        idx = self.wait_for_line(lambda l: l.startswith(istio_ca.READY_PREFIX), timeout)
+        self.address = self.stdout_lines()[idx][len(istio_ca.READY_PREFIX):].split()[0]
+        self.port = int(self.address.rsplit(":", 1)[1])
+
+    def set_mode(self, mode: str) -> None:
+        """Switch the answers of the running CA (read on every request)."""
+        import istio_ca
+
+        assert mode in istio_ca.MODES, mode
+        tmp = self.out_dir / "mode.tmp"
+        tmp.write_text(mode)
+        os.replace(tmp, self.out_dir / "mode")
+
+    def requests(self) -> list[dict]:
+        try:
+            text = (self.out_dir / "requests.jsonl").read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def start_python_ca(processes, tmp_path_factory, free_port):
+    """Factory: start_python_ca(mode="good", port=None, out_dir=None) -> a listening PythonCA."""
+    import sys
+
+    count = [0]
+
+    def start(mode: str = "good", port: int | None = None, out_dir: Path | None = None) -> PythonCA:
+        count[0] += 1
+        log_dir = tmp_path_factory.mktemp("istio-ca")
+        out_dir = out_dir or log_dir / "out"
+        argv = [sys.executable, Path(__file__).resolve().parent / "istio_ca.py",
+                "--listen", f"127.0.0.1:{port or free_port()}", "--mode", mode, "--out-dir", out_dir]
+        ca = processes.add(PythonCA(f"python-ca-{count[0]}", argv, log_dir, out_dir))
+        ca.wait_ready()
+        print(f"{ca.name}: listening on {ca.address} in mode {mode} (pid {ca.pid})")
+        return ca
 
     return start

@@ -45,6 +45,10 @@ public struct CertificateAuthorityError: Error, CustomStringConvertible {
     case signingFailed = "signing_failed"
     /// What a CA returned cannot be served.
     case invalidResponse = "invalid_response"
+    /// The CA could not be reached or was overloaded; retrying with backoff helps.
+    case unavailable
+    /// The CA refused the request (authentication or authorization): a configuration error.
+    case refused
   }
 
   public let code: Code

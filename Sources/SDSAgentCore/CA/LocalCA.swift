@@ -19,6 +19,18 @@ public struct LocalCA: CertificateAuthority {
     ttl: Duration,
     now: Date
   ) throws(CertificateAuthorityError) -> IssuedSVID {
+    let chain = try self.sign(publicKey: privateKey.publicKey, identity: identity, ttl: ttl, now: now)
+    let certifiedKey = try CertifiedKey(identity: identity, chain: chain, privateKey: privateKey, issuedAt: now)
+    return IssuedSVID(certifiedKey: certifiedKey, trustBundle: self.material.trustBundle)
+  }
+
+  /// Signs a leaf for `publicKey` as `identity`; returns it with the intermediates.
+  public func sign(
+    publicKey: Certificate.PublicKey,
+    identity: SPIFFEID,
+    ttl: Duration,
+    now: Date
+  ) throws(CertificateAuthorityError) -> [Certificate] {
     let caNotAfter = self.material.certificate.notValidAfter
     guard now < caNotAfter else {
       throw CertificateAuthorityError(
@@ -27,12 +39,11 @@ public struct LocalCA: CertificateAuthority {
       )
     }
     let notAfter = min(now.addingTimeInterval(ttl.seconds), caNotAfter)
-    let leaf: Certificate
     do {
-      leaf = try Certificate(
+      let leaf = try Certificate(
         version: .v3,
         serialNumber: Certificate.SerialNumber(),
-        publicKey: privateKey.publicKey,
+        publicKey: publicKey,
         notValidBefore: now.addingTimeInterval(-self.backdate.seconds),
         notValidAfter: notAfter,
         issuer: self.material.certificate.subject,
@@ -48,15 +59,9 @@ public struct LocalCA: CertificateAuthority {
         },
         issuerPrivateKey: self.material.privateKey
       )
+      return [leaf] + self.material.chainAfterLeaf
     } catch {
       throw CertificateAuthorityError(.signingFailed, "signing the certificate for \(identity) failed: \(error)")
     }
-    let certifiedKey = try CertifiedKey(
-      identity: identity,
-      chain: [leaf] + self.material.chainAfterLeaf,
-      privateKey: privateKey,
-      issuedAt: now
-    )
-    return IssuedSVID(certifiedKey: certifiedKey, trustBundle: self.material.trustBundle)
   }
 }

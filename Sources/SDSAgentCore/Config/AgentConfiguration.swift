@@ -21,6 +21,8 @@ public struct AgentConfiguration: Sendable {
   public var keyType: WorkloadKeyType
   public var rotation: RotationSchedule
   public var caSource: CASource
+  /// Fetch mode: certificates come from this Istio-compatible CA instead of the local CA.
+  public var istioCA: IstioCAConfiguration?
   public var logLevel: Logger.Level
 
   public init(
@@ -33,6 +35,7 @@ public struct AgentConfiguration: Sendable {
     keyType: WorkloadKeyType = .ecdsaP256,
     rotation: RotationSchedule = RotationSchedule(),
     caSource: CASource = .generated,
+    istioCA: IstioCAConfiguration? = nil,
     logLevel: Logger.Level = .info
   ) throws(ConfigurationError) {
     guard certificateTTL >= .seconds(2) else {
@@ -65,6 +68,7 @@ public struct AgentConfiguration: Sendable {
     self.keyType = keyType
     self.rotation = rotation
     self.caSource = caSource
+    self.istioCA = istioCA
     self.logLevel = logLevel
   }
 }

@@ -1,0 +1,137 @@
+import EnvoySDSProtos
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import SDSAgentCore
+import SwiftProtobuf
+
+/// A `CertificateAuthority` that asks an Istio-compatible CA: a CSR for the workload's fresh key,
+/// the caller's token as `authorization: Bearer`, the `ClusterID` header; and a response that is
+/// verified before anything of it is served.
+public struct IstioCAClient: CertificateAuthority {
+  public let configuration: IstioCAConfiguration
+  private let logger: Logger
+
+  public init(configuration: IstioCAConfiguration, logger: Logger) {
+    self.configuration = configuration
+    self.logger = logger
+  }
+
+  public func certify(
+    identity: SPIFFEID,
+    privateKey: WorkloadPrivateKey,
+    ttl: Duration,
+    now: Date
+  ) async throws(CertificateAuthorityError) -> IssuedSVID {
+    var request = Istio_V1_Auth_IstioCertificateRequest()
+    do {
+      request.csr = try WorkloadCSR.make(identity: identity, privateKey: privateKey).serializeAsPEM().pemString
+    } catch {
+      throw CertificateAuthorityError(.signingFailed, "building the CSR failed: \(error)")
+    }
+    request.validityDuration = ttl.components.seconds
+    let metadata = try self.metadata()
+    let response: Istio_V1_Auth_IstioCertificateResponse
+    do {
+      response = try await self.call(request, metadata: metadata)
+    } catch let error as RPCError {
+      throw Self.classify(error, address: "\(self.configuration.host):\(self.configuration.port)")
+    } catch let error as CertificateAuthorityError {
+      throw error
+    } catch {
+      throw CertificateAuthorityError(
+        .unavailable,
+        "cannot reach the CA at \(self.configuration.host):\(self.configuration.port): \(error)"
+      )
+    }
+    do {
+      return try await response.validatedSVID(identity: identity, privateKey: privateKey, now: Date())
+    } catch {
+      self.logger.error(
+        "rejected the CA's response",
+        metadata: ["identity": "\(identity)", "reason": "\(error.message)"]
+      )
+      throw error
+    }
+  }
+
+  private func metadata() throws(CertificateAuthorityError) -> Metadata {
+    var metadata = Metadata()
+    metadata.addString(self.configuration.clusterID, forKey: "clusterid")
+    for (key, value) in self.configuration.extraHeaders.sorted(by: { $0.key < $1.key }) {
+      metadata.addString(value, forKey: key.lowercased())
+    }
+    if let path = self.configuration.tokenFile {
+      guard let data = FileManager.default.contents(atPath: path) else {
+        throw CertificateAuthorityError(.refused, "cannot read the token file \(path)")
+      }
+      let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+      metadata.addString("Bearer \(token)", forKey: "authorization")
+    }
+    return metadata
+  }
+
+  private func call(
+    _ request: Istio_V1_Auth_IstioCertificateRequest,
+    metadata: Metadata
+  ) async throws -> Istio_V1_Auth_IstioCertificateResponse {
+    let configuration = self.configuration
+    let security: HTTP2ClientTransport.Posix.TransportSecurity
+    if let roots = configuration.rootsFile {
+      security = .tls { tls in
+        tls.trustRoots = .certificates([.file(path: roots, format: .pem)])
+      }
+    } else {
+      security = .plaintext
+    }
+    var registry = NameResolverRegistry.defaults
+    registry.registerFactory(CATargetResolver())
+    let transport = try HTTP2ClientTransport.Posix(
+      target: CATarget(host: configuration.host, port: configuration.port, serverName: configuration.serverName),
+      transportSecurity: security,
+      resolverRegistry: registry
+    )
+    var options = CallOptions.defaults
+    options.timeout = configuration.requestTimeout
+    return try await withGRPCClient(transport: transport) { client in
+      try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client).createCertificate(
+        request,
+        metadata: metadata,
+        options: options
+      )
+    }
+  }
+
+  static func classify(_ error: RPCError, address: String) -> CertificateAuthorityError {
+    switch error.code {
+    case .unauthenticated, .permissionDenied:
+      return CertificateAuthorityError(
+        .refused,
+        "the CA at \(address) refused the request (\(error.code)): \(error.message) — check the token, its audience and the CA's authorization"
+      )
+    case .unavailable, .deadlineExceeded, .resourceExhausted, .internalError, .aborted, .cancelled, .unknown:
+      return CertificateAuthorityError(.unavailable, "the CA at \(address) failed (\(error.code)): \(error.message)")
+    default:
+      return CertificateAuthorityError(.refused, "the CA at \(address) answered \(error.code): \(error.message)")
+    }
+  }
+}
+
+/// A host and port to dial, with an optional server name that replaces the host in SNI and the
+/// certificate check (Istio's `ISTIOD_SAN`).
+struct CATarget: ResolvableTarget {
+  let host: String
+  let port: Int
+  let serverName: String?
+}
+
+struct CATargetResolver: NameResolverFactory {
+  typealias Target = CATarget
+
+  func resolver(for target: CATarget) -> NameResolver {
+    let dns = NameResolvers.DNS().resolver(for: .dns(host: target.host, port: target.port))
+    // Without an override, the transport derives SNI from the address (none for an IP).
+    return NameResolver(names: dns.names, updateMode: dns.updateMode, authority: target.serverName)
+  }
+}

@@ -1,0 +1,87 @@
+import EnvoySDSProtos
+import Foundation
+import GRPCCore
+import Logging
+import X509
+
+/// `istio.v1.auth.IstioCertificateService` backed by a `LocalCA`: authenticates the caller by
+/// bearer token, authorizes the CSR with `CSRPolicy`, caps the lifetime and answers in both
+/// styles (`cert_chain` with the root last, and `root_cert`), so old and new clients work.
+public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
+  private let ca: LocalCA
+  private let authenticator: any CallerAuthenticator
+  private let maximumTTL: Duration
+  private let logger: Logger
+  private let now: @Sendable () -> Date
+
+  public init(
+    ca: LocalCA,
+    authenticator: any CallerAuthenticator,
+    maximumTTL: Duration,
+    logger: Logger,
+    now: @escaping @Sendable () -> Date = { Date() }
+  ) {
+    self.ca = ca
+    self.authenticator = authenticator
+    self.maximumTTL = maximumTTL
+    self.logger = logger
+    self.now = now
+  }
+
+  public func createCertificate(
+    request: ServerRequest<Istio_V1_Auth_IstioCertificateRequest>,
+    context: ServerContext
+  ) async throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
+    guard let token = Self.bearerToken(in: request.metadata) else {
+      throw self.refuse(.unauthenticated, "no bearer token: send `authorization: Bearer <JWT>`")
+    }
+    let caller: SPIFFEID
+    switch await self.authenticator.authenticate(bearerToken: token) {
+    case .authenticated(let identity): caller = identity
+    case .refused(let reason): throw self.refuse(.unauthenticated, reason)
+    }
+    let publicKey: Certificate.PublicKey
+    switch CSRPolicy.evaluate(pem: request.message.csr, caller: caller) {
+    case .sign(let key): publicKey = key
+    case .malformed(let reason): throw self.refuse(.invalidArgument, reason, caller: caller)
+    case .forbidden(let reason): throw self.refuse(.permissionDenied, reason, caller: caller)
+    }
+    let requested = request.message.validityDuration
+    let ttl = requested > 0 ? min(Duration.seconds(requested), self.maximumTTL) : self.maximumTTL
+    let chain: [Certificate]
+    do {
+      chain = try self.ca.sign(publicKey: publicKey, identity: caller, ttl: ttl, now: self.now())
+    } catch {
+      self.logger.error("signing failed", metadata: ["identity": "\(caller)", "error": "\(error)"])
+      throw RPCError(code: .internalError, message: error.message)
+    }
+    var response = Istio_V1_Auth_IstioCertificateResponse()
+    let roots = try self.ca.material.trustBundle.roots.map { try $0.pemString() + "\n" }
+    response.certChain = try chain.map { try $0.pemString() + "\n" } + roots
+    response.rootCert.caCert = roots
+    self.logger.info(
+      "signed certificate",
+      metadata: ["identity": "\(caller)", "serial": "\(chain[0].serialHex)", "ttl": "\(DurationParser.format(ttl))"]
+    )
+    return ServerResponse(message: response)
+  }
+
+  private func refuse(_ code: RPCError.Code, _ message: String, caller: SPIFFEID? = nil) -> RPCError {
+    self.logger.warning(
+      "refused a certificate request",
+      metadata: ["status": "\(code)", "reason": "\(message)", "caller": "\(caller.map(\.description) ?? "-")"]
+    )
+    return RPCError(code: code, message: message)
+  }
+
+  static func bearerToken(in metadata: Metadata) -> String? {
+    for value in metadata[stringValues: "authorization"] {
+      let parts = value.split(separator: " ", maxSplits: 1)
+      if parts.count == 2, parts[0].lowercased() == "bearer" {
+        return String(parts[1]).trimmingCharacters(in: .whitespaces)
+      }
+    }
+    return nil
+  }
+}
+

@@ -1,0 +1,65 @@
+/// Where and how to reach an Istio-compatible CA (istiod, cert-manager's istio-csr, or
+/// `sds-agent ca serve`).
+public struct IstioCAConfiguration: Sendable, Equatable {
+  public var host: String
+  public var port: Int
+  /// PEM roots that verify the CA's TLS certificate; `nil` only with `insecurePlaintext`.
+  public var rootsFile: String?
+  /// The name expected in the CA's certificate and sent as SNI, like Istio's `ISTIOD_SAN`.
+  public var serverName: String?
+  public var insecurePlaintext: Bool
+  /// A JWT, re-read for every request because projected tokens rotate.
+  public var tokenFile: String?
+  public var clusterID: String
+  public var extraHeaders: [String: String]
+  public var requestTimeout: Duration
+
+  public init(
+    host: String,
+    port: Int,
+    rootsFile: String?,
+    serverName: String? = nil,
+    insecurePlaintext: Bool = false,
+    tokenFile: String? = nil,
+    clusterID: String = "Kubernetes",
+    extraHeaders: [String: String] = [:],
+    requestTimeout: Duration = .seconds(30)
+  ) throws(ConfigurationError) {
+    if rootsFile == nil {
+      guard port == 15010 else {
+        throw ConfigurationError(
+          key: "ca-root",
+          value: "",
+          allowed: "a PEM file with the roots of the CA's TLS certificate (required unless the address ends in :15010)"
+        )
+      }
+      guard insecurePlaintext else {
+        throw ConfigurationError(
+          key: "ca-insecure-plaintext",
+          value: "false",
+          allowed: "true to talk to \(host):15010 without TLS (Istio's plaintext port); otherwise use :15012 with --ca-root"
+        )
+      }
+    }
+    self.host = host
+    self.port = port
+    self.rootsFile = rootsFile
+    self.serverName = serverName
+    self.insecurePlaintext = insecurePlaintext && rootsFile == nil
+    self.tokenFile = tokenFile
+    self.clusterID = clusterID
+    self.extraHeaders = extraHeaders
+    self.requestTimeout = requestTimeout
+  }
+
+  /// Parses `HOST:PORT` (or `[IPv6]:PORT`).
+  public static func parseAddress(_ text: String) -> (host: String, port: Int)? {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+      (1...65535).contains(port)
+    else { return nil }
+    var host = String(text[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    guard !host.isEmpty else { return nil }
+    return (host, port)
+  }
+}

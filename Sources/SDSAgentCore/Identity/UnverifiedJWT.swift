@@ -1,0 +1,25 @@
+import Foundation
+
+/// The claims of a JWT read without checking its signature — only for what the token says about
+/// its own holder (the agent's own token names its identity). Never use it to authenticate.
+public struct UnverifiedJWT: Sendable {
+  public let subject: String?
+  public let expiresAt: Date?
+
+  public init(_ token: String) throws(CertificateAuthorityError) {
+    let parts = token.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 3, let payload = Self.base64URLDecode(parts[1]),
+      let claims = try? JSONSerialization.jsonObject(with: payload) as? [String: Any]
+    else {
+      throw CertificateAuthorityError(.refused, "the token is not a JWT (expected three base64url parts)")
+    }
+    self.subject = claims["sub"] as? String
+    self.expiresAt = (claims["exp"] as? NSNumber).map { Date(timeIntervalSince1970: $0.doubleValue) }
+  }
+
+  static func base64URLDecode(_ text: Substring) -> Data? {
+    var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+    base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+    return Data(base64Encoded: base64)
+  }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SDSAgent
+import SDSAgentCore
+
+struct CAServeCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "serve",
+    abstract: "Serve istio.v1.auth.IstioCertificateService over TLS, authenticating callers by service-account JWTs."
+  )
+
+  @Option(help: "HOST:PORT to listen on (e.g. 0.0.0.0:15012).")
+  var listen: String
+
+  @Option(name: .customLong("state-dir"), help: "Directory for the generated CA; its ca-cert.pem is the root clients pass as --ca-root.")
+  var stateDir: String
+
+  @Option(name: .customLong("jwt-keys"), help: "PEM public keys or a JWKS document that verify callers' tokens.")
+  var jwtKeys: String
+
+  @Option(name: .customLong("jwt-issuer"), help: "Accepted token issuer (repeatable; default: the Kubernetes API server's usual issuers).")
+  var jwtIssuers: [String] = []
+
+  @Option(name: .customLong("trust-domain"), help: "SPIFFE trust domain (default cluster.local).")
+  var trustDomain = "cluster.local"
+
+  @Option(name: .customLong("max-ttl"), help: "Longest certificate lifetime granted (default 24h).")
+  var maxTTL = "24h"
+
+  @Option(name: .customLong("tls-san"), help: "Extra DNS name or IP for the TLS serving certificate (repeatable).")
+  var tlsSANs: [String] = []
+
+  @Option(name: .customLong("ca-cert"), help: "Operator CA certificate (PEM), with --ca-key.")
+  var caCert: String?
+
+  @Option(name: .customLong("ca-key"), help: "Operator CA key (PEM, mode 0600).")
+  var caKey: String?
+
+  @Option(name: .customLong("ca-chain"), help: "Intermediates and root above --ca-cert (PEM).")
+  var caChain: String?
+
+  @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error or critical.")
+  var logLevel = "info"
+
+  func run() async throws {
+    guard let address = IstioCAConfiguration.parseAddress(self.listen) else {
+      throw ValidationError("invalid listen \"\(self.listen)\": expected HOST:PORT")
+    }
+    guard let maxTTL = DurationParser.parse(self.maxTTL) else {
+      throw ValidationError("invalid max-ttl \"\(self.maxTTL)\": expected a duration such as 1h or 24h")
+    }
+    guard let level = Logger.Level(rawValue: self.logLevel) else {
+      throw ValidationError("invalid log-level \"\(self.logLevel)\": expected trace, debug, info, notice, warning, error or critical")
+    }
+    let caSource: AgentConfiguration.CASource
+    switch (self.caCert, self.caKey) {
+    case (nil, nil): caSource = .generated
+    case (let certificate?, let key?): caSource = .files(certificate: certificate, key: key, chain: self.caChain)
+    default: throw ValidationError("--ca-cert and --ca-key go together")
+    }
+    LoggingSystem.bootstrap { label in
+      var handler = StreamLogHandler.standardError(label: label)
+      handler.logLevel = level
+      return handler
+    }
+    var logger = Logger(label: "sds-agent-ca")
+    logger.logLevel = level
+    let configuration = CAServerConfiguration(
+      host: address.host,
+      port: address.port,
+      stateDirectory: self.stateDir,
+      caSource: caSource,
+      trustDomain: self.trustDomain,
+      jwtKeysFile: self.jwtKeys,
+      jwtIssuers: self.jwtIssuers.isEmpty ? JWTCallerAuthenticator.defaultIssuers : self.jwtIssuers,
+      maximumTTL: maxTTL,
+      tlsNames: self.tlsSANs
+    )
+    let server: CAServer
+    do {
+      server = try await CAServer.build(configuration: configuration, logger: logger)
+    } catch {
+      logger.critical("cannot start", metadata: ["error": "\(error)"])
+      throw ExitCode(1)
+    }
+    try await server.run { address in
+      FileHandle.standardOutput.write(Data("sds-agent ca: serving IstioCertificateService on \(address)\n".utf8))
+    }
+  }
+}
