@@ -13,13 +13,17 @@ struct CAServeCommand: AsyncParsableCommand {
   @Option(help: "HOST:PORT to listen on (e.g. 0.0.0.0:15012).")
   var listen: String
 
-  @Option(name: .customLong("state-dir"), help: "Directory for the generated CA; its ca-cert.pem is the root clients pass as --ca-root.")
+  @Option(
+    name: .customLong("state-dir"),
+    help: "Directory for the generated CA; its ca-cert.pem is the root clients pass as --ca-root.")
   var stateDir: String
 
   @Option(name: .customLong("jwt-keys"), help: "PEM public keys or a JWKS document that verify callers' tokens.")
   var jwtKeys: String
 
-  @Option(name: .customLong("jwt-issuer"), help: "Accepted token issuer (repeatable; default: the Kubernetes API server's usual issuers).")
+  @Option(
+    name: .customLong("jwt-issuer"),
+    help: "Accepted token issuer (repeatable; default: the Kubernetes API server's usual issuers).")
   var jwtIssuers: [String] = []
 
   @Option(name: .customLong("trust-domain"), help: "SPIFFE trust domain (default cluster.local).")
@@ -51,7 +55,8 @@ struct CAServeCommand: AsyncParsableCommand {
       throw ValidationError("invalid max-ttl \"\(self.maxTTL)\": expected a duration such as 1h or 24h")
     }
     guard let level = Logger.Level(rawValue: self.logLevel) else {
-      throw ValidationError("invalid log-level \"\(self.logLevel)\": expected trace, debug, info, notice, warning, error or critical")
+      throw ValidationError(
+        "invalid log-level \"\(self.logLevel)\": expected trace, debug, info, notice, warning, error or critical")
     }
     let caSource: AgentConfiguration.CASource
     switch (self.caCert, self.caKey) {

@@ -486,7 +486,7 @@ class CaServer(ManagedProcess):
 
 def require_ca_serve() -> None:
     res = subprocess.run([str(agent_bin()), "ca", "serve", "--help"], capture_output=True, text=True, timeout=30)
-    if res.returncode != 0:
+    if res.returncode != 0 or "--jwt-keys" not in res.stdout + res.stderr:
         pytest.fail(f"{agent_bin()} has no `ca serve` subcommand yet (exit {res.returncode}): "
                     f"{(res.stderr or res.stdout).strip()[:300]}")
 

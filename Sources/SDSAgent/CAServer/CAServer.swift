@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Crypto
 import Foundation
 import GRPCCore
@@ -11,6 +8,10 @@ import ServiceLifecycle
 import SwiftASN1
 import UnixSignals
 import X509
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// What `sds-agent ca serve` needs.
 public struct CAServerConfiguration: Sendable {
@@ -95,7 +96,8 @@ public struct CAServer: Sendable {
   public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
     let service = GRPCServerService(name: "istio-ca", server: self.server, onStop: {})
     let group = ServiceGroup(
-      configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)
+      configuration: .init(
+        services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)
     )
     try await withThrowingDiscardingTaskGroup { tasks in
       tasks.addTask { try await group.run() }

@@ -84,4 +84,3 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
     return nil
   }
 }
-

@@ -37,7 +37,8 @@ public struct IstioCAConfiguration: Sendable, Equatable {
         throw ConfigurationError(
           key: "ca-insecure-plaintext",
           value: "false",
-          allowed: "true to talk to \(host):15010 without TLS (Istio's plaintext port); otherwise use :15012 with --ca-root"
+          allowed:
+            "true to talk to \(host):15010 without TLS (Istio's plaintext port); otherwise use :15012 with --ca-root"
         )
       }
     }

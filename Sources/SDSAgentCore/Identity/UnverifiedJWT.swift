@@ -7,7 +7,8 @@ public struct UnverifiedJWT: Sendable {
   public let expiresAt: Date?
 
   public init(_ token: String) throws(CertificateAuthorityError) {
-    let parts = token.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".", omittingEmptySubsequences: false)
+    let parts = token.trimmingCharacters(in: .whitespacesAndNewlines).split(
+      separator: ".", omittingEmptySubsequences: false)
     guard parts.count == 3, let payload = Self.base64URLDecode(parts[1]),
       let claims = try? JSONSerialization.jsonObject(with: payload) as? [String: Any]
     else {
