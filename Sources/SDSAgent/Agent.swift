@@ -12,8 +12,9 @@ public struct Agent: Sendable {
   public let configuration: AgentConfiguration
   public let cache: SecretCache
   public let counters: AgentCounters
-  public let listener: UnixSocketListener
-  /// In dependency order: the rotator keeps the cache fresh, the server serves it.
+  public let streams: StreamRegistry
+  /// In dependency order: the rotator keeps the cache fresh, the server serves it, the admin
+  /// endpoint and systemd integration report on both.
   public let services: [any Service]
   public let logger: Logger
   private let rotator: SVIDRotator<ContinuousClock>
@@ -23,32 +24,28 @@ public struct Agent: Sendable {
     try await self.rotator.rotate()
   }
 
-  /// Loads the CA, issues the first SVID and binds the socket. When this returns, the socket
-  /// accepts connections and the first certificate is in the cache.
-  public static func build(configuration: AgentConfiguration, logger: Logger) async throws -> Agent {
-    let authority: any CertificateAuthority
-    if let istioCA = configuration.istioCA {
-      authority = IstioCAClient(configuration: istioCA, logger: logger)
-      logger.info(
-        "fetching certificates from an Istio-compatible CA", metadata: ["address": "\(istioCA.host):\(istioCA.port)"])
-    } else {
-      let material = try CAStore.load(
-        configuration.caSource,
-        stateDirectory: configuration.stateDirectory,
-        trustDomain: configuration.trustDomain
-      )
-      logger.info(
-        "loaded CA",
-        metadata: [
-          "subject": "\(material.certificate.subject)",
-          "not_after": "\(material.certificate.notValidAfter.formatted(.iso8601))",
-          "source": "\(configuration.caSource == .generated ? "state-dir" : "operator-files")",
-        ]
-      )
-      authority = LocalCA(material: material)
-    }
+  /// When the current SVID will be renewed.
+  public var nextRotation: Date? { self.rotator.nextRotation }
+
+  /// Loads the CA, issues the first SVID and binds the socket (or takes the one systemd passed).
+  /// When this returns, the socket accepts connections and, with a local CA, the first
+  /// certificate is in the cache.
+  ///
+  /// - Parameters:
+  ///   - loader: re-reads the configuration on SIGHUP; without it there is no reload.
+  ///   - logging: the process's logging, whose level reload changes.
+  public static func build(
+    configuration: AgentConfiguration,
+    loader: ConfigurationLoader? = nil,
+    logging: AgentLogging? = nil,
+    logger: Logger,
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) async throws -> Agent {
+    let authority = try Self.authority(for: configuration, logger: logger)
+    let metrics = PrometheusMetrics()
     let cache = SecretCache()
-    let counters = AgentCounters()
+    let counters = AgentCounters(recorder: metrics)
+    let streams = StreamRegistry()
     let rotator = SVIDRotator(
       configuration: .init(
         identity: configuration.identity,
@@ -71,36 +68,130 @@ public struct Agent: Sendable {
       logger.error("no certificate yet; will keep asking the CA", metadata: ["error": "\(error)"])
     }
 
-    let listener = try UnixSocketListener.bind(path: configuration.socketPath, mode: configuration.socketMode)
+    let descriptor: Int32
+    let ownsSocketFile: UnixSocketListener?
+    if let activated = try SocketActivation.listeningDescriptor(environment: environment) {
+      descriptor = activated
+      ownsSocketFile = nil
+      logger.info(
+        "using the socket passed by systemd",
+        metadata: ["path": "\(SocketActivation.path(of: activated) ?? "?")"]
+      )
+    } else {
+      let listener = try UnixSocketListener.bind(path: configuration.socketPath, mode: configuration.socketMode)
+      descriptor = listener.descriptor
+      ownsSocketFile = listener
+    }
     let server = GRPCServer(
-      transport: HTTP2ServerTransport.Posix(
-        listeningSocketDescriptor: Int(listener.descriptor),
-        transportSecurity: .plaintext
-      ),
-      services: [SecretDiscoveryService(cache: cache, counters: counters, logger: logger)]
+      transport: HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext),
+      services: [SecretDiscoveryService(cache: cache, counters: counters, registry: streams, logger: logger)]
     )
-    let serverService = GRPCServerService(
-      name: "sds \(configuration.socketPath)", server: server, onStop: { listener.removeSocketFile() })
+    var services: [any Service] = [
+      rotator,
+      GRPCServerService(
+        name: "sds \(configuration.socketPath)",
+        server: server,
+        onStop: { ownsSocketFile?.removeSocketFile() }
+      ),
+    ]
+    if let admin = configuration.admin {
+      let routes = AdminRoutes(
+        cache: cache,
+        counters: counters,
+        streams: streams,
+        metrics: metrics,
+        identity: configuration.identity,
+        nextRotation: { rotator.nextRotation },
+        rotate: { try await rotator.rotate() }
+      )
+      services.append(AdminServer(address: admin, routes: routes, logger: logger))
+    }
+    let notifier = SystemdNotifier(environment: environment)
+    services.append(
+      SystemdService(
+        notifier: notifier,
+        watchdogInterval: SystemdNotifier.watchdogInterval(environment: environment),
+        socketPath: SocketActivation.path(of: descriptor) ?? configuration.socketPath,
+        cache: cache,
+        counters: counters,
+        nextRotation: { rotator.nextRotation },
+        logger: logger
+      )
+    )
+    if let loader {
+      services.append(
+        ReloadService(
+          loader: loader,
+          current: configuration,
+          apply: { next in
+            logging?.level = next.logLevel
+            var settings = rotator.configuration
+            settings.ttl = next.certificateTTL
+            settings.keyType = next.keyType
+            settings.schedule = next.rotation
+            do {
+              try await rotator.update(settings)
+            } catch {
+              logger.error(
+                "the new settings are in force, but the rotation they call for failed", metadata: ["error": "\(error)"])
+            }
+          },
+          notifier: notifier,
+          logger: logger
+        )
+      )
+    }
     return Agent(
       configuration: configuration,
       cache: cache,
       counters: counters,
-      listener: listener,
-      services: [rotator, serverService],
+      streams: streams,
+      services: services,
       logger: logger,
       rotator: rotator
     )
   }
 
+  static func authority(for configuration: AgentConfiguration, logger: Logger) throws -> any CertificateAuthority {
+    if let istioCA = configuration.istioCA {
+      logger.info(
+        "fetching certificates from an Istio-compatible CA", metadata: ["address": "\(istioCA.host):\(istioCA.port)"])
+      return IstioCAClient(configuration: istioCA, logger: logger)
+    }
+    let material = try CAStore.load(
+      configuration.caSource,
+      stateDirectory: configuration.stateDirectory,
+      trustDomain: configuration.trustDomain
+    )
+    logger.info(
+      "loaded CA",
+      metadata: [
+        "subject": "\(material.certificate.subject)",
+        "not_after": "\(material.certificate.notValidAfter.formatted(.iso8601))",
+        "source": "\(configuration.caSource == .generated ? "state-dir" : "operator-files")",
+      ]
+    )
+    return LocalCA(material: material)
+  }
+
+  /// Longest a graceful shutdown may take before the remaining work is cancelled; well under
+  /// systemd's default stop timeout (90 s) and the unit's `TimeoutStopSec`.
+  public static let shutdownLimit = Duration.seconds(10)
+
   /// The service group that runs every service, shutting down gracefully on these signals.
   public func makeServiceGroup(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
-    ServiceGroup(
-      configuration: .init(
-        services: self.services.map { .init(service: $0) },
-        gracefulShutdownSignals: gracefulShutdownSignals,
-        logger: self.logger
-      )
+    var configuration = ServiceGroupConfiguration(
+      services: self.services.map { service in
+        // Reporting services may finish early (no systemd); that must not stop the agent.
+        let essential =
+          service is SVIDRotator<ContinuousClock> || service is GRPCServerService<HTTP2ServerTransport.Posix>
+        return .init(service: service, successTerminationBehavior: essential ? .gracefullyShutdownGroup : .ignore)
+      },
+      gracefulShutdownSignals: gracefulShutdownSignals,
+      logger: self.logger
     )
+    configuration.maximumGracefulShutdownDuration = Self.shutdownLimit
+    return ServiceGroup(configuration: configuration)
   }
 
   /// Runs every service until SIGTERM or SIGINT, then shuts down gracefully.

@@ -90,26 +90,56 @@ struct RunCommand: AsyncParsableCommand {
   @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error or critical.")
   var logLevel: String?
 
+  @Option(name: .customLong("log-format"), help: "plain (default; journald-friendly) or json.")
+  var logFormat: String?
+
+  @Option(
+    help:
+      "Admin endpoint (/metrics, /healthz, /readyz, /debug/*, POST /rotate): 127.0.0.1:PORT, [::1]:PORT or unix:/path. Off by default."
+  )
+  var admin: String?
+
+  @Option(
+    help:
+      "YAML config file whose keys are these flags' names (also SDS_AGENT_CONFIG). Flags > environment > file > defaults."
+  )
+  var config: String?
+
+  /// The flags given, by key.
+  var flags: [String: [String]] {
+    var flags: [String: [String]] = [:]
+    let single: [(String, String?)] = [
+      ("socket", self.socket), ("socket-mode", self.socketMode), ("state-dir", self.stateDir),
+      ("trust-domain", self.trustDomain), ("identity", self.identity), ("cert-ttl", self.certTTL),
+      ("key-type", self.keyType), ("rotation-ratio", self.rotationRatio), ("rotation-jitter", self.rotationJitter),
+      ("ca-cert", self.caCert), ("ca-key", self.caKey), ("ca-chain", self.caChain), ("ca", self.ca),
+      ("ca-address", self.caAddress), ("ca-root", self.caRoot), ("ca-server-name", self.caServerName),
+      ("token-file", self.tokenFile), ("cluster-id", self.clusterID), ("log-level", self.logLevel),
+      ("log-format", self.logFormat), ("admin", self.admin),
+      ("ca-insecure-plaintext", self.caInsecurePlaintext ? "true" : nil),
+    ]
+    for (key, value) in single {
+      if let value { flags[key] = [value] }
+    }
+    if !self.caHeaders.isEmpty { flags["ca-header"] = self.caHeaders }
+    return flags
+  }
+
   func run() async throws {
+    let loader = ConfigurationLoader(flags: self.flags, configFile: self.config)
     let configuration: AgentConfiguration
     do {
-      configuration = try self.makeConfiguration()
+      configuration = try loader.load()
     } catch {
       throw ValidationError(error.description)
     }
-    var logger = Logger(label: "sds-agent")
-    logger.logLevel = configuration.logLevel
-    let level = configuration.logLevel
-    LoggingSystem.bootstrap { label in
-      var handler = StreamLogHandler.standardError(label: label)
-      handler.logLevel = level
-      return handler
-    }
+    let logging = AgentLogging.bootstrap(level: configuration.logLevel, format: configuration.logFormat)
+    let logger = Logger(label: "sds-agent")
 
     let agent: Agent
     do {
-      agent = try await Agent.build(configuration: configuration, logger: logger)
-    } catch let error as AgentError {
+      agent = try await Agent.build(configuration: configuration, loader: loader, logging: logging, logger: logger)
+    } catch {
       logger.critical("cannot start", metadata: ["error": "\(error)"])
       throw ExitCode(1)
     }
@@ -126,145 +156,10 @@ struct RunCommand: AsyncParsableCommand {
       metadata: [
         "socket": "\(configuration.socketPath)", "identity": "\(configuration.identity)",
         "cert_ttl": "\(DurationParser.format(configuration.certificateTTL))",
+        "admin": "\(configuration.admin?.description ?? "off")",
       ]
     )
     try await agent.run()
     logger.info("stopped")
-  }
-
-  private func makeConfiguration() throws(ConfigurationError) -> AgentConfiguration {
-    let defaults = DefaultPaths.resolve()
-    let trustDomain = EnvironmentOption.value(self.trustDomain, name: "trust-domain") ?? "cluster.local"
-    let identity = try EnvironmentOption.parse(
-      self.identity, name: "identity", allowed: "a SPIFFE ID such as spiffe://cluster.local/ns/default/sa/default"
-    ) {
-      try? SPIFFEID(parsing: $0)
-    }
-    let ttl = try EnvironmentOption.parse(
-      self.certTTL, name: "cert-ttl", allowed: "a duration such as 30s, 1h or 24h", DurationParser.parse)
-    let keyType = try EnvironmentOption.parse(
-      self.keyType, name: "key-type", allowed: "ecdsa-p256 or rsa-2048", WorkloadKeyType.init(rawValue:))
-    let mode = try EnvironmentOption.parse(
-      self.socketMode, name: "socket-mode", allowed: "octal permission bits such as 0660"
-    ) {
-      UInt32($0, radix: 8).flatMap { $0 <= 0o777 ? $0 : nil }
-    }
-    let ratio =
-      try EnvironmentOption.parse(self.rotationRatio, name: "rotation-ratio", allowed: "a number between 0.1 and 0.9") {
-        Double($0).flatMap { (0.1...0.9).contains($0) ? $0 : nil }
-      } ?? 0.5
-    let jitter =
-      try EnvironmentOption.parse(
-        self.rotationJitter, name: "rotation-jitter", allowed: "a number from 0 to less than min(ratio, 1 - ratio)"
-      ) {
-        Double($0).flatMap { $0 >= 0 && $0 < min(ratio, 1 - ratio) ? $0 : nil }
-      } ?? min(0.1, min(ratio, 1 - ratio) / 2)
-    let level = try EnvironmentOption.parse(
-      self.logLevel, name: "log-level", allowed: "trace, debug, info, notice, warning, error or critical",
-      Logger.Level.init(rawValue:))
-
-    let caSource: AgentConfiguration.CASource
-    switch (EnvironmentOption.value(self.caCert, name: "ca-cert"), EnvironmentOption.value(self.caKey, name: "ca-key"))
-    {
-    case (nil, nil):
-      if let chain = EnvironmentOption.value(self.caChain, name: "ca-chain") {
-        throw ConfigurationError(key: "ca-chain", value: chain, allowed: "only together with --ca-cert and --ca-key")
-      }
-      caSource = .generated
-    case (let certificate?, let key?):
-      caSource = .files(
-        certificate: certificate, key: key, chain: EnvironmentOption.value(self.caChain, name: "ca-chain"))
-    case (let certificate?, nil):
-      throw ConfigurationError(key: "ca-key", value: "", allowed: "a key file, because --ca-cert \(certificate) is set")
-    case (nil, let key?):
-      throw ConfigurationError(key: "ca-cert", value: "", allowed: "a certificate file, because --ca-key \(key) is set")
-    }
-
-    let istioCA = try self.istioCAConfiguration()
-    var identityOrToken = identity
-    if identityOrToken == nil, let istioCA, let tokenFile = istioCA.tokenFile {
-      identityOrToken = try Self.identity(fromTokenFile: tokenFile, trustDomain: trustDomain)
-    }
-
-    return try AgentConfiguration(
-      socketPath: EnvironmentOption.value(self.socket, name: "socket") ?? defaults.socketPath,
-      socketMode: mode ?? 0o660,
-      stateDirectory: EnvironmentOption.value(self.stateDir, name: "state-dir") ?? defaults.stateDirectory,
-      trustDomain: trustDomain,
-      identity: identityOrToken,
-      certificateTTL: ttl ?? .seconds(86400),
-      keyType: keyType ?? .ecdsaP256,
-      rotation: RotationSchedule(ratio: ratio, jitter: jitter),
-      caSource: caSource,
-      istioCA: istioCA,
-      logLevel: level ?? .info
-    )
-  }
-
-  private func istioCAConfiguration() throws(ConfigurationError) -> IstioCAConfiguration? {
-    let mode = EnvironmentOption.value(self.ca, name: "ca") ?? "local"
-    switch mode {
-    case "local":
-      return nil
-    case "istio":
-      break
-    default:
-      throw ConfigurationError(key: "ca", value: mode, allowed: "local or istio")
-    }
-    guard let addressText = EnvironmentOption.value(self.caAddress, name: "ca-address") else {
-      throw ConfigurationError(key: "ca-address", value: "", allowed: "HOST:PORT of the CA, because --ca istio is set")
-    }
-    guard let address = IstioCAConfiguration.parseAddress(addressText) else {
-      throw ConfigurationError(
-        key: "ca-address", value: addressText, allowed: "HOST:PORT, e.g. istiod.istio-system.svc:15012")
-    }
-    var headers: [String: String] = [:]
-    for header in self.caHeaders {
-      guard let equals = header.firstIndex(of: "="), equals != header.startIndex else {
-        throw ConfigurationError(key: "ca-header", value: header, allowed: "KEY=VALUE")
-      }
-      headers[String(header[..<equals])] = String(header[header.index(after: equals)...])
-    }
-    let defaultToken = "/var/run/secrets/tokens/istio-token"
-    let tokenFile =
-      EnvironmentOption.value(self.tokenFile, name: "token-file")
-      ?? (FileManager.default.fileExists(atPath: defaultToken) ? defaultToken : nil)
-    let plaintext = self.caInsecurePlaintext || EnvironmentOption.value(nil, name: "ca-insecure-plaintext") == "true"
-    return try IstioCAConfiguration(
-      host: address.host,
-      port: address.port,
-      rootsFile: EnvironmentOption.value(self.caRoot, name: "ca-root"),
-      serverName: EnvironmentOption.value(self.caServerName, name: "ca-server-name"),
-      insecurePlaintext: plaintext,
-      tokenFile: tokenFile,
-      clusterID: EnvironmentOption.value(self.clusterID, name: "cluster-id") ?? "Kubernetes",
-      extraHeaders: headers
-    )
-  }
-
-  /// The identity a token names, as Istio derives it from `system:serviceaccount:<ns>:<sa>`.
-  static func identity(fromTokenFile path: String, trustDomain: String) throws(ConfigurationError) -> SPIFFEID {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw ConfigurationError(key: "token-file", value: path, allowed: "a readable JWT file")
-    }
-    let subject: String?
-    do {
-      subject = try UnverifiedJWT(String(decoding: data, as: UTF8.self)).subject
-    } catch {
-      throw ConfigurationError(key: "token-file", value: path, allowed: "a JWT (\(error.message))")
-    }
-    guard let subject, let account = ServiceAccount(subject: subject) else {
-      throw ConfigurationError(
-        key: "identity",
-        value: "",
-        allowed:
-          "a SPIFFE ID, because the token's subject \(subject ?? "(none)") is not system:serviceaccount:<ns>:<sa>"
-      )
-    }
-    do {
-      return try account.spiffeID(trustDomain: trustDomain)
-    } catch {
-      throw ConfigurationError(key: "token-file", value: path, allowed: error.reason)
-    }
   }
 }

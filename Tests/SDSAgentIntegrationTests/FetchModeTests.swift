@@ -40,7 +40,9 @@ import X509
       expires: Date = Date().addingTimeInterval(3600)
     ) async throws -> String {
       try await self.keys.sign(
-        Claims(iss: .init(value: issuer), sub: .init(value: subject), aud: .init(value: [audience]), exp: .init(value: expires))
+        Claims(
+          iss: .init(value: issuer), sub: .init(value: subject), aud: .init(value: [audience]),
+          exp: .init(value: expires))
       )
     }
   }
@@ -102,10 +104,12 @@ import X509
   @Test func aRefusedTokenIsAConfigurationErrorAndNothingIsServed() async throws {
     let directory = TemporaryDirectory.make()
     let issuer = try await TokenIssuer(directory: directory)
-    try await issuer.token(audience: "somebody-else").write(toFile: directory + "/token", atomically: true, encoding: .utf8)
+    try await issuer.token(audience: "somebody-else").write(
+      toFile: directory + "/token", atomically: true, encoding: .utf8)
     try await self.withCAServer(directory: directory, issuer: issuer) { port, root in
       let client = IstioCAClient(
-        configuration: try IstioCAConfiguration(host: "127.0.0.1", port: port, rootsFile: root, tokenFile: directory + "/token"),
+        configuration: try IstioCAConfiguration(
+          host: "127.0.0.1", port: port, rootsFile: root, tokenFile: directory + "/token"),
         logger: Logger(label: "test")
       )
       await #expect {
@@ -152,15 +156,22 @@ import X509
     let directory = TemporaryDirectory.make()
     let key = ES256PrivateKey()
     let parameters = try #require(key.publicKey.parameters)
-    let jwks = #"{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","kid":"k1","x":"\#(parameters.x)","y":"\#(parameters.y)"}]}"#
+    let jwks =
+      #"{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","kid":"k1","x":"\#(parameters.x)","y":"\#(parameters.y)"}]}"#
     try jwks.write(toFile: directory + "/jwks.json", atomically: true, encoding: .utf8)
     let signing = JWTKeyCollection()
     await signing.add(ecdsa: key, kid: "k1")
     let token = try await signing.sign(
-      Claims(iss: .init(value: "https://kubernetes.default.svc.cluster.local"), sub: .init(value: "system:serviceaccount:a:b"), aud: .init(value: ["istio-ca"]), exp: .init(value: Date().addingTimeInterval(60))),
+      Claims(
+        iss: .init(value: "https://kubernetes.default.svc.cluster.local"),
+        sub: .init(value: "system:serviceaccount:a:b"), aud: .init(value: ["istio-ca"]),
+        exp: .init(value: Date().addingTimeInterval(60))),
       kid: "k1"
     )
-    let authenticator = try await JWTCallerAuthenticator.load(keysFile: directory + "/jwks.json", trustDomain: "example.org")
-    #expect(await authenticator.authenticate(bearerToken: token) == .authenticated(try SPIFFEID(parsing: "spiffe://example.org/ns/a/sa/b")))
+    let authenticator = try await JWTCallerAuthenticator.load(
+      keysFile: directory + "/jwks.json", trustDomain: "example.org")
+    #expect(
+      await authenticator.authenticate(bearerToken: token)
+        == .authenticated(try SPIFFEID(parsing: "spiffe://example.org/ns/a/sa/b")))
   }
 }

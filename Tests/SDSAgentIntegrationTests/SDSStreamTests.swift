@@ -14,7 +14,7 @@ import Testing
   @Test func aStreamGetsBothSecretsAndEveryRotationWithoutReconnecting() async throws {
     try await RunningAgent.with { running in
       try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-        try await SDSTestStream.with(client: client) { stream in
+        try await SDSStream.with(client: client) { stream in
           stream.request(["default", "ROOTCA"])
           let first = try #require(try await stream.next())
           let secrets = try first.secrets()
@@ -48,7 +48,7 @@ import Testing
   @Test func anACKOrNACKIsNotAnsweredAndAStaleNonceIsIgnored() async throws {
     try await RunningAgent.with { running in
       try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-        try await SDSTestStream.with(client: client) { stream in
+        try await SDSStream.with(client: client) { stream in
           stream.request(["default"])
           let first = try #require(try await stream.next())
           stream.request(["default"], acknowledging: first)
@@ -80,11 +80,11 @@ import Testing
   @Test func aReconnectingStreamGetsTheCurrentSecretsWhateverItCarries() async throws {
     try await RunningAgent.with { running in
       try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-        let version = try await SDSTestStream.with(client: client) { stream in
+        let version = try await SDSStream.with(client: client) { stream in
           stream.request(["default"])
           return try #require(try await stream.next())
         }
-        try await SDSTestStream.with(client: client) { stream in
+        try await SDSStream.with(client: client) { stream in
           // As Envoy does after a reconnect: the last version and nonce of the old stream.
           stream.request(["default"], acknowledging: version)
           let response = try #require(try await stream.next())
@@ -97,7 +97,7 @@ import Testing
   @Test func anUnknownNameEndsTheStreamWithAnErrorNamingTheKnownOnes() async throws {
     try await RunningAgent.with { running in
       try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-        try await SDSTestStream.with(client: client) { stream in
+        try await SDSStream.with(client: client) { stream in
           stream.request(["default", "spiffe://cluster.local/ns/other/sa/other"])
           await #expect {
             _ = try await stream.next()
@@ -147,7 +147,7 @@ import Testing
     try await RunningAgent.with { running in
       for _ in 0..<3 {
         try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-          try await SDSTestStream.with(client: client, closing: .abrupt) { stream in
+          try await SDSStream.with(client: client, closing: .abrupt) { stream in
             stream.request(["default", "ROOTCA"])
             _ = try #require(try await stream.next())
           }
@@ -165,7 +165,7 @@ import Testing
       try await SDSClient.withConnection(socketPath: running.socketPath) { client in
         func cycle(_ count: Int) async throws {
           for _ in 0..<count {
-            try await SDSTestStream.with(client: client) { stream in
+            try await SDSStream.with(client: client) { stream in
               stream.request(["default"])
               _ = try #require(try await stream.next())
             }
@@ -195,7 +195,7 @@ import Testing
     try await withThrowingTaskGroup(of: Void.self) { tasks in
       tasks.addTask { try await group.run() }
       try await SDSClient.withConnection(socketPath: configuration.socketPath) { client in
-        try await SDSTestStream.with(client: client) { stream in
+        try await SDSStream.with(client: client) { stream in
           stream.request(["default"])
           _ = try #require(try await stream.next())
           await group.triggerGracefulShutdown()

@@ -246,29 +246,59 @@ def test_fetch_mode_rotation_with_legacy_python_ca(start_python_ca, start_agent,
     assert first["default"]["spiffe_id"] == SPIFFE_ID, first["default"]
     gateway, backend = rotation_under_traffic(agent, start_envoy, min_serials=2, min_duration=20, max_duration=45)
 
-    # The token file is re-read for every request: replace it and wait for the next renewal.
+    # The token file is re-read for every request: replace it, then wait until the agent serves a
+    # certificate from a request that started after the rewrite (a renewal may be in flight now).
     first_token = token.read_text()
     new_token = jwt_keys.mint(jti="second-token")
     token.write_text(new_token)
-    before = wait_for_default(agent)
-    after = wait_for_default(agent, timeout=30, other_than=before["default"]["serial"])
-    verify_served(after, ca.root_path.read_text(), tmp_path)
+    t_write = time.time()
+    deadline = time.monotonic() + 40
+    while True:
+        later = {norm_serial(r["serial"]): r for r in ca.requests() if r["time"] > t_write + 0.5}
+        outcome, secrets = try_fetch(agent)
+        if "default" in secrets and norm_serial(secrets["default"]["serial"]) in later:
+            break
+        assert time.monotonic() < deadline, f"no certificate from a request after the token rewrite: {outcome}"
+        time.sleep(0.2)
+    verify_served(secrets, ca.root_path.read_text(), tmp_path)
 
     requests = ca.requests()
     print(f"python CA saw {len(requests)} requests; first metadata: "
           f"{ {k: v for k, v in requests[0]['metadata'].items() if k != 'authorization'} }")
-    assert requests, "the Python CA got no request"
     for r in requests:
         md = r["metadata"]
         assert md.get("clusterid") == "e2e-cluster", md
         assert md.get("x-e2e-probe") == "legacy", md
         assert r["validity_duration"] == 20, r
         assert r["csr_uri_sans"] == [SPIFFE_ID], r
-    tokens = [r["metadata"].get("authorization") for r in requests]
-    assert tokens[0] == f"Bearer {first_token}", f"first request: authorization={tokens[0]!r:.60}"
-    assert tokens[-1] == f"Bearer {new_token}", "the last request did not carry the rewritten token file"
-    issued = {r["serial"] for r in requests}
-    assert norm_serial(after["default"]["serial"]) in {norm_serial(s) for s in issued}
+    assert requests[0]["metadata"].get("authorization") == f"Bearer {first_token}", requests[0]["metadata"]
+    for r in later.values():
+        assert r["metadata"].get("authorization") == f"Bearer {new_token}", "a request after the rewrite " \
+            "did not carry the new token file's contents"
+
+
+PROMPT_ANSWER = 2.0  # seconds from the CA signing a renewal to the agent serving it
+
+
+def test_fetch_mode_legacy_ca_answer_is_used_promptly(start_python_ca, start_agent, jwt_keys, tmp_path):
+    """A renewal answered by a grpc-core server (the Python CA) is served at once: the agent must not
+    sit on a CA's answer (e.g. waiting for the CA to close the connection) while its certificate ages."""
+    ca = start_python_ca("good")
+    token = jwt_keys.write_token(tmp_path / "token")
+    agent = start_agent("20s", extra_args=fetch_mode_args(ca, token))
+    first = wait_for_default(agent)["default"]
+    deadline = time.monotonic() + 30
+    while len(ca.requests()) < 2:  # the renewal request (at 40-60% of the lifetime)
+        assert time.monotonic() < deadline, f"no renewal request within 30s: {ca.requests()}"
+        time.sleep(0.05)
+    renewal = ca.requests()[1]
+    served = wait_for_default(agent, timeout=30, other_than=first["serial"])["default"]
+    delay = time.time() - renewal["time"]
+    print(f"legacy CA signed serial {renewal['serial']}; the agent served it {delay:.2f}s later "
+          f"(bound {PROMPT_ANSWER:.1f}s)")
+    assert norm_serial(served["serial"]) == norm_serial(renewal["serial"])
+    assert delay <= PROMPT_ANSWER, (
+        f"the agent served the CA's answer {delay:.1f}s after the CA sent it (bound {PROMPT_ANSWER}s)")
 
 
 # --------------------------------------------------------------------------- c: outage drill
@@ -434,7 +464,7 @@ REFUSALS = {
                                  r"spiffe://cluster\.local/ns/other/sa/intruder"),
     "csr-with-dns-san": (grpc.StatusCode.PERMISSION_DENIED, {"dns": ("evil.example.com",)}, {},
                          r"\bdns\b|evil\.example\.com"),
-    "csr-with-ip-san": (grpc.StatusCode.PERMISSION_DENIED, {"ips": ("10.0.0.1",)}, {}, r"\bip\b|10\.0\.0\.1"),
+    "csr-with-ip-san": (grpc.StatusCode.PERMISSION_DENIED, {"ips": ("10.0.0.1",)}, {}, r"\bip\b|ipaddress|10\.0\.0\.1"),
     "csr-with-common-name": (grpc.StatusCode.PERMISSION_DENIED, {"cn": "evil"}, {},
                              r"\bcn\b|common ?name|subject"),
     "garbage-csr": (grpc.StatusCode.INVALID_ARGUMENT, "garbage", {}, r"csr|pem|parse|certificate request"),
@@ -508,16 +538,23 @@ def test_fetch_mode_python_ca_misbehaves_as_told(mode, start_python_ca, tmp_path
 # --------------------------------------------------------------------------- e: agent refusals
 
 BAD_MODES = {
-    # mode: regex the rejection line must match (the reason)
+    # mode: regex the reason of the rejection must match
     "wrong-key": r"\bkey\b",
-    "wrong-san": re.escape(istio_ca.WRONG_SAN) + r"|\bsan\b|subject alternative name|identity",
-    "expired": r"expired|not valid|notafter|not_after|validity",
+    "wrong-san": re.escape(istio_ca.WRONG_SAN) + r"|\bsan\b|subject alternative name",
+    "expired": r"expired|not valid|validity",
     "untrusted": r"verif|root|chain|issuer|trust",
 }
 
 
+def rejection_reason(line: str) -> str:
+    """The reason= field of a rejection line (quoted, or bare up to the next field or message)."""
+    m = re.search(r'\breason="((?:[^"\\]|\\.)*)"', line) or re.search(
+        r"\breason=(.*?)(?=\s+\[\w+\]\s|\s+[a-z_]+=|$)", line)
+    return (m.group(1) if m else line.split(REJECTED, 1)[1]).strip(" :")
+
+
 def rejection_reason_ok(line: str, mode: str) -> bool:
-    return re.search(BAD_MODES[mode], line, re.I) is not None
+    return re.search(BAD_MODES[mode], rejection_reason(line), re.I) is not None
 
 
 @pytest.mark.parametrize("mode", list(BAD_MODES))
@@ -549,22 +586,23 @@ def test_fetch_mode_agent_rejects_bad_first_answer(mode, start_python_ca, start_
 def test_fetch_mode_agent_rejects_bad_renewal(mode, start_python_ca, start_agent, jwt_keys, tmp_path):
     ca = start_python_ca("good")
     token = jwt_keys.write_token(tmp_path / "token")
-    agent = start_agent("20s", extra_args=fetch_mode_args(ca, token))
+    # 40 s: the current certificate must outlive the renewal point plus a slow CA round trip.
+    agent = start_agent("40s", extra_args=fetch_mode_args(ca, token))
     s1 = wait_for_default(agent)["default"]
     mark = len(read_log(agent))
     ca.set_mode(mode)
-    idx, line = wait_for_log(agent, REJECTED, 30, start=mark, what=f"'{REJECTED}' after the switch to {mode}")
+    idx, line = wait_for_log(agent, REJECTED, 45, start=mark, what=f"'{REJECTED}' after the switch to {mode}")
     print(f"{mode}: {line}")
     assert rejection_reason_ok(line, mode), f"{mode}: the rejection gives no matching reason: {line}"
     _, retry = wait_for_log(agent, COULD_NOT_RENEW, 15, start=mark, what=f"'{COULD_NOT_RENEW}'")
-    print(f"{mode}: retry after {parse_retry_in(retry):.2f}s")
-    wait_for_log(agent, REJECTED, 30, start=idx + 1, what="a second rejection (retry)")
     outcome, secrets = try_fetch(agent)
-    assert outcome == "ok", outcome
+    left = (dt.datetime.fromisoformat(s1["not_after"]) - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    print(f"{mode}: retry in {parse_retry_in(retry):.2f}s; fetch -> {outcome}; first certificate has {left:.1f}s left")
+    assert outcome == "ok", f"{mode}: the agent stopped serving ({left:.1f}s before not_after): {outcome}"
     bad = {norm_serial(r["serial"]) for r in ca.requests() if r["mode"] == mode}
     served = norm_serial(secrets["default"]["serial"])
     print(f"{mode}: still serving {served} (first {norm_serial(s1['serial'])}); {len(bad)} bad answer(s) refused")
-    assert len(bad) >= 2
+    assert bad
     assert served not in bad, f"{mode}: the agent serves a certificate from a bad answer"
     assert served == norm_serial(s1["serial"]), f"{mode}: serial changed from {s1['serial']} to {served}"
     assert agent.alive(), f"the agent exited with code {agent.proc.poll()}"

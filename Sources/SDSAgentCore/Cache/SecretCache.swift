@@ -63,6 +63,15 @@ public final class SecretCache: Sendable {
     return stream
   }
 
+  /// Waits until `predicate` holds for the served secrets, re-checking on every change.
+  public func waitUntil(_ predicate: (ServedSecrets) -> Bool) async {
+    let changes = self.changes()
+    if predicate(self.current) { return }
+    for await _ in changes where predicate(self.current) {
+      return
+    }
+  }
+
   private func mutate(_ body: (inout ServedSecrets, UInt64) -> Void) {
     let subscribers: [AsyncStream<Void>.Continuation]? = self.state.withLock { state in
       let before = (state.served.svidRevision, state.served.trustBundleRevision)

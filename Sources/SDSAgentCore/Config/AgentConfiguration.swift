@@ -24,6 +24,43 @@ public struct AgentConfiguration: Sendable {
   /// Fetch mode: certificates come from this Istio-compatible CA instead of the local CA.
   public var istioCA: IstioCAConfiguration?
   public var logLevel: Logger.Level
+  public var logFormat: LogFormat
+  /// Where the admin endpoint listens (loopback TCP or a Unix socket); `nil` turns it off.
+  public var admin: AdminAddress?
+
+  public enum LogFormat: String, Sendable, CaseIterable {
+    case plain
+    case json
+  }
+
+  /// The admin endpoint's address: only loopback or a Unix socket, never a public interface.
+  public enum AdminAddress: Sendable, Equatable, CustomStringConvertible {
+    case loopback(host: String, port: Int)
+    case unixSocket(path: String)
+
+    public init?(_ text: String) {
+      if text.hasPrefix("unix:") {
+        let path = String(text.dropFirst(5))
+        guard path.hasPrefix("/") else { return nil }
+        self = .unixSocket(path: path)
+        return
+      }
+      guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+        (0...65535).contains(port)
+      else { return nil }
+      var host = String(text[..<colon])
+      if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+      guard host == "127.0.0.1" || host == "::1" || host == "localhost" else { return nil }
+      self = .loopback(host: host == "localhost" ? "127.0.0.1" : host, port: port)
+    }
+
+    public var description: String {
+      switch self {
+      case .loopback(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+      case .unixSocket(let path): return "unix:\(path)"
+      }
+    }
+  }
 
   public init(
     socketPath: String,
@@ -36,7 +73,9 @@ public struct AgentConfiguration: Sendable {
     rotation: RotationSchedule = RotationSchedule(),
     caSource: CASource = .generated,
     istioCA: IstioCAConfiguration? = nil,
-    logLevel: Logger.Level = .info
+    logLevel: Logger.Level = .info,
+    logFormat: LogFormat = .plain,
+    admin: AdminAddress? = nil
   ) throws(ConfigurationError) {
     guard certificateTTL >= .seconds(2) else {
       throw ConfigurationError(key: "cert-ttl", value: DurationParser.format(certificateTTL), allowed: "at least 2s")
@@ -70,6 +109,8 @@ public struct AgentConfiguration: Sendable {
     self.caSource = caSource
     self.istioCA = istioCA
     self.logLevel = logLevel
+    self.logFormat = logFormat
+    self.admin = admin
   }
 }
 

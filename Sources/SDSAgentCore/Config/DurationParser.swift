@@ -1,3 +1,5 @@
+import Foundation
+
 /// Parses durations the way operators write them: `30s`, `24h`, `1h30m`, `500ms`, `2d`.
 public enum DurationParser {
   public static func parse(_ text: String) -> Duration? {
@@ -23,6 +25,13 @@ public enum DurationParser {
       total += .seconds(multiplied)
     }
     return total
+  }
+
+  /// A duration in milliseconds with one decimal, for reports.
+  public static func formatMilliseconds(_ duration: Duration) -> String {
+    let (seconds, attoseconds) = duration.components
+    let milliseconds = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    return String(format: "%.1f ms", milliseconds)
   }
 
   /// The shortest exact spelling of a duration in the units `parse` accepts.

@@ -23,10 +23,15 @@ public final class AgentCounters: Sendable {
   }
 
   private let state = Mutex(State())
+  private let recorder: (any AgentMetricsRecorder)?
 
-  public init() {}
+  public init(recorder: (any AgentMetricsRecorder)? = nil) {
+    self.recorder = recorder
+  }
 
-  public func increment(_ name: Name, by amount: Int = 1) {
+  /// Counts `name`; `labels` (such as a NACK's reason) go to the metrics recorder only.
+  public func increment(_ name: Name, by amount: Int = 1, labels: [(String, String)] = []) {
+    self.recorder?.increment(name, by: amount, labels: labels)
     let watchers = self.state.withLock { state in
       state.values[name, default: 0] += amount
       return state.watchers.isEmpty ? [] : Array(state.watchers.values)
@@ -40,6 +45,11 @@ public final class AgentCounters: Sendable {
 
   public var openStreams: Int {
     self.state.withLock { $0.values[.streamsOpened, default: 0] - $0.values[.streamsClosed, default: 0] }
+  }
+
+  /// Records how long obtaining a certificate took.
+  public func recordIssuance(duration: Duration, succeeded: Bool) {
+    self.recorder?.recordIssuance(duration: duration, succeeded: succeeded)
   }
 
   /// Returns once `predicate` holds, re-checking after every increment.
@@ -57,4 +67,10 @@ public final class AgentCounters: Sendable {
       return
     }
   }
+}
+
+/// Where counters go besides memory: the Prometheus registry of the admin endpoint.
+public protocol AgentMetricsRecorder: Sendable {
+  func increment(_ name: AgentCounters.Name, by amount: Int, labels: [(String, String)])
+  func recordIssuance(duration: Duration, succeeded: Bool)
 }

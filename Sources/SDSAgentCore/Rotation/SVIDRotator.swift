@@ -1,34 +1,37 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
+/// What a rotator issues and when.
+public struct SVIDRotatorConfiguration: Sendable, Equatable {
+  public var identity: SPIFFEID
+  public var keyType: WorkloadKeyType
+  public var ttl: Duration
+  public var schedule: RotationSchedule
+  public var backoff: Backoff
+
+  public init(
+    identity: SPIFFEID,
+    keyType: WorkloadKeyType,
+    ttl: Duration,
+    schedule: RotationSchedule = RotationSchedule(),
+    backoff: Backoff = Backoff()
+  ) {
+    self.identity = identity
+    self.keyType = keyType
+    self.ttl = ttl
+    self.schedule = schedule
+    self.backoff = backoff
+  }
+}
 /// Keeps the cache holding a valid SVID: issues it, renews it on the `RotationSchedule`,
 /// retries failed renewals with backoff while the current SVID is still valid, and withdraws
 /// it when it expires unrenewed.
 public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Duration == Duration {
-  public struct Configuration: Sendable {
-    public var identity: SPIFFEID
-    public var keyType: WorkloadKeyType
-    public var ttl: Duration
-    public var schedule: RotationSchedule
-    public var backoff: Backoff
+  public typealias Configuration = SVIDRotatorConfiguration
 
-    public init(
-      identity: SPIFFEID,
-      keyType: WorkloadKeyType,
-      ttl: Duration,
-      schedule: RotationSchedule = RotationSchedule(),
-      backoff: Backoff = Backoff()
-    ) {
-      self.identity = identity
-      self.keyType = keyType
-      self.ttl = ttl
-      self.schedule = schedule
-      self.backoff = backoff
-    }
-  }
-
-  private let configuration: Configuration
+  private let state: RotatorState
   private let authority: any CertificateAuthority
   private let cache: SecretCache
   private let counters: AgentCounters
@@ -50,7 +53,7 @@ public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Du
     random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
     logger: Logger
   ) {
-    self.configuration = configuration
+    self.state = RotatorState(configuration)
     self.authority = authority
     self.cache = cache
     self.counters = counters
@@ -61,6 +64,21 @@ public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Du
   }
 
   public var description: String { "SVIDRotator(\(self.configuration.identity))" }
+
+  /// The settings in force; reload replaces them.
+  public var configuration: Configuration { self.state.configuration }
+
+  /// When the current SVID will be renewed, once the rotator has scheduled it.
+  public var nextRotation: Date? { self.state.nextRotation }
+
+  /// Applies new settings. A new lifetime or key type takes effect with a rotation now; a new
+  /// schedule from the next renewal on.
+  public func update(_ configuration: Configuration) async throws(CertificateAuthorityError) {
+    let previous = self.state.replace(configuration)
+    if previous.ttl != configuration.ttl || previous.keyType != configuration.keyType {
+      try await self.rotate()
+    }
+  }
 
   /// Issues a new SVID and serves it.
   @discardableResult
@@ -74,6 +92,7 @@ public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Du
         .signingFailed, "generating a \(self.configuration.keyType.rawValue) key failed: \(error)")
     }
     let issued: IssuedSVID
+    let started = ContinuousClock.now
     do {
       issued = try await self.authority.certify(
         identity: identity,
@@ -82,9 +101,11 @@ public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Du
         now: self.now()
       )
     } catch {
-      self.counters.increment(.issuanceFailures)
+      self.counters.recordIssuance(duration: ContinuousClock.now - started, succeeded: false)
+      self.counters.increment(.issuanceFailures, labels: [("code", error.code.rawValue)])
       throw error
     }
+    self.counters.recordIssuance(duration: ContinuousClock.now - started, succeeded: true)
     self.cache.update(with: issued)
     self.counters.increment(.certificatesIssued)
     let svid = issued.certifiedKey
@@ -132,6 +153,11 @@ public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Du
         jitter = (serial, self.random() * 2 - 1)
       }
       let now = self.now()
+      self.state.nextRotation = self.configuration.schedule.renewalTime(
+        issuedAt: svid.issuedAt,
+        notAfter: svid.notAfter,
+        jitterSample: jitter?.sample ?? 0
+      )
       let decision = self.configuration.schedule.decision(
         issuedAt: svid.issuedAt,
         notAfter: svid.notAfter,
@@ -165,6 +191,36 @@ public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Du
           try await self.clock.sleep(for: delay)
         }
       }
+    }
+  }
+}
+
+/// The rotator's settings and schedule, shared by its copies and changed by reload.
+final class RotatorState: Sendable {
+  private struct Values {
+    var configuration: SVIDRotatorConfiguration
+    var nextRotation: Date?
+  }
+
+  private let values: Mutex<Values>
+
+  init(_ configuration: SVIDRotatorConfiguration) {
+    self.values = Mutex(Values(configuration: configuration))
+  }
+
+  var configuration: SVIDRotatorConfiguration { self.values.withLock { $0.configuration } }
+
+  var nextRotation: Date? {
+    get { self.values.withLock { $0.nextRotation } }
+    set { self.values.withLock { $0.nextRotation = newValue } }
+  }
+
+  /// Installs `configuration` and returns the one it replaced.
+  func replace(_ configuration: SVIDRotatorConfiguration) -> SVIDRotatorConfiguration {
+    self.values.withLock { values in
+      let previous = values.configuration
+      values.configuration = configuration
+      return previous
     }
   }
 }

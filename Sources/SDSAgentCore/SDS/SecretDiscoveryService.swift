@@ -9,17 +9,20 @@ import ServiceLifecycle
 public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
   private let cache: SecretCache
   private let counters: AgentCounters
+  private let registry: StreamRegistry
   private let logger: Logger
   private let now: @Sendable () -> Date
 
   public init(
     cache: SecretCache,
     counters: AgentCounters,
+    registry: StreamRegistry = StreamRegistry(),
     logger: Logger,
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
     self.cache = cache
     self.counters = counters
+    self.registry = registry
     self.logger = logger
     self.now = now
   }
@@ -36,9 +39,14 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     context: ServerContext
   ) async throws {
     self.counters.increment(.streamsOpened)
-    defer { self.counters.increment(.streamsClosed) }
+    let streamID = self.registry.open(at: self.now())
+    defer {
+      self.registry.close(streamID)
+      self.counters.increment(.streamsClosed)
+    }
     var logger = self.logger
     logger[metadataKey: "rpc"] = "StreamSecrets"
+    logger[metadataKey: "stream"] = "\(streamID)"
 
     let (events, continuation) = AsyncStream.makeStream(of: StreamEvent.self)
     let changes = self.cache.changes()
@@ -77,11 +85,13 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
           case .request(let message):
             if message.hasNode, !message.node.id.isEmpty {
               logger[metadataKey: "node"] = "\(message.node.id)"
+              self.registry.update(streamID) { $0.nodeID = message.node.id }
             }
-            plan = try self.receive(message, into: &machine, served: served, logger: logger)
+            plan = try self.receive(message, into: &machine, served: served, logger: logger, streamID: streamID)
           }
           if let plan {
             try await self.send(plan, from: served, on: response, logger: logger)
+            self.registry.update(streamID) { $0.lastSentVersion = plan.versionInfo }
           }
         }
       } onGracefulShutdown: {
@@ -139,7 +149,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     _ message: Envoy_Service_Discovery_V3_DiscoveryRequest,
     into machine: inout SDSStreamStateMachine,
     served: ServedSecrets,
-    logger: Logger
+    logger: Logger,
+    streamID: UInt64
   ) throws -> SDSResponsePlan? {
     let outcome: SDSStreamStateMachine.Outcome
     do {
@@ -148,12 +159,18 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       self.reject(error, logger: logger)
       throw RPCError(error)
     }
+    self.registry.update(streamID) { $0.resources = machine.subscribedResources.map(\.name) }
     switch outcome.feedback {
     case .ack(let version):
+      self.registry.update(streamID) { $0.lastAckedVersion = version }
       self.counters.increment(.acks)
       logger.debug("SDS response acknowledged", metadata: ["version": "\(version)"])
     case .nack(let version, let nonce, let message):
-      self.counters.increment(.nacks)
+      self.registry.update(streamID) {
+        $0.lastNackedNonce = nonce
+        $0.lastNackMessage = message
+      }
+      self.counters.increment(.nacks, labels: [("reason", String(message.prefix(80)))])
       logger.warning(
         "Envoy rejected an SDS response",
         metadata: ["nonce": "\(nonce)", "kept_version": "\(version)", "envoy_error": "\(message)"]

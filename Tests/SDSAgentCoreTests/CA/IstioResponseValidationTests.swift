@@ -17,7 +17,8 @@ import X509
     returnedRoots: [Certificate]? = nil
   ) throws -> Istio_V1_Auth_IstioCertificateResponse {
     let signer = ca ?? self.ca
-    let chain = try signer.sign(publicKey: key.publicKey, identity: identity ?? self.identity, ttl: .seconds(60), now: date)
+    let chain = try signer.sign(
+      publicKey: key.publicKey, identity: identity ?? self.identity, ttl: .seconds(60), now: date)
     let roots = try (returnedRoots ?? signer.material.trustBundle.roots).map { try $0.pemString() }
     var response = Istio_V1_Auth_IstioCertificateResponse()
     response.certChain = try chain.map { try $0.pemString() }

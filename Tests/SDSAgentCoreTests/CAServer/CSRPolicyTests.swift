@@ -7,12 +7,16 @@ import X509
 @Suite struct CSRPolicyTests {
   let caller = Fixtures.identity
 
-  func pem(_ build: (Certificate.PrivateKey) throws -> CertificateSigningRequest) throws -> (String, Certificate.PublicKey) {
+  func pem(_ build: (Certificate.PrivateKey) throws -> CertificateSigningRequest) throws -> (
+    String, Certificate.PublicKey
+  ) {
     let key = try WorkloadKeyType.ecdsaP256.generate()
     return (try build(key.key).serializeAsPEM().pemString, key.publicKey)
   }
 
-  func csr(subject: DistinguishedName = DistinguishedName(), names: [GeneralName]) throws -> (String, Certificate.PublicKey) {
+  func csr(subject: DistinguishedName = DistinguishedName(), names: [GeneralName]) throws -> (
+    String, Certificate.PublicKey
+  ) {
     try self.pem { key in
       try CertificateSigningRequest(
         version: .v1,
@@ -41,7 +45,9 @@ import X509
   }
 
   @Test func aDNSNameIsForbidden() throws {
-    let (pem, _) = try self.csr(names: [.uniformResourceIdentifier(self.caller.description), .dnsName("evil.example.com")])
+    let (pem, _) = try self.csr(names: [
+      .uniformResourceIdentifier(self.caller.description), .dnsName("evil.example.com"),
+    ])
     guard case .forbidden(let reason) = CSRPolicy.evaluate(pem: pem, caller: self.caller) else {
       Issue.record("not forbidden")
       return
@@ -62,7 +68,10 @@ import X509
   }
 
   @Test func garbageIsMalformed() {
-    guard case .malformed = CSRPolicy.evaluate(pem: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----", caller: self.caller) else {
+    guard
+      case .malformed = CSRPolicy.evaluate(
+        pem: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----", caller: self.caller)
+    else {
       Issue.record("not malformed")
       return
     }
@@ -70,7 +79,8 @@ import X509
 
   @Test func serviceAccountSubjectsMapToIstioIDs() throws {
     let account = try #require(ServiceAccount(subject: "system:serviceaccount:web:frontend"))
-    #expect(try account.spiffeID(trustDomain: "cluster.local").description == "spiffe://cluster.local/ns/web/sa/frontend")
+    #expect(
+      try account.spiffeID(trustDomain: "cluster.local").description == "spiffe://cluster.local/ns/web/sa/frontend")
     #expect(ServiceAccount(subject: "system:serviceaccount:web") == nil)
     #expect(ServiceAccount(subject: "user:alice") == nil)
   }

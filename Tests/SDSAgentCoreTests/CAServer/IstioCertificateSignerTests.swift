@@ -78,7 +78,8 @@ import X509
   @Test func refusesACSRForAnotherIdentityAndGarbage() async throws {
     let other = try SPIFFEID(parsing: "spiffe://cluster.local/ns/other/sa/other")
     var forbidden = Istio_V1_Auth_IstioCertificateRequest()
-    forbidden.csr = try WorkloadCSR.make(identity: other, privateKey: try WorkloadKeyType.ecdsaP256.generate()).serializeAsPEM().pemString
+    forbidden.csr = try WorkloadCSR.make(identity: other, privateKey: try WorkloadKeyType.ecdsaP256.generate())
+      .serializeAsPEM().pemString
     var garbage = Istio_V1_Auth_IstioCertificateRequest()
     garbage.csr = "garbage"
     _ = try await self.withSigner { client in

@@ -1,10 +1,10 @@
 import EnvoySDSProtos
 import GRPCCore
-import SDSAgent
 import SDSAgentCore
 
-/// One open `StreamSecrets` call that a test drives request by request, like Envoy does.
-public final class SDSTestStream: Sendable {
+/// One open `StreamSecrets` call driven request by request, like Envoy does: for the drill and
+/// for tests.
+public final class SDSStream: Sendable {
   public typealias Request = Envoy_Service_Discovery_V3_DiscoveryRequest
   public typealias Response = Envoy_Service_Discovery_V3_DiscoveryResponse
 
@@ -69,7 +69,7 @@ public final class SDSTestStream: Sendable {
   public static func with<Result: Sendable>(
     client: SDSClient.Client,
     closing: Closing = .graceful,
-    _ body: (SDSTestStream) async throws -> Result
+    _ body: (SDSStream) async throws -> Result
   ) async throws -> Result {
     let (requests, requestContinuation) = AsyncStream.makeStream(of: Request.self)
     let (responses, responseContinuation) = AsyncThrowingStream.makeStream(of: Response.self)
@@ -92,7 +92,7 @@ public final class SDSTestStream: Sendable {
           responseContinuation.finish(throwing: error)
         }
       }
-      let stream = SDSTestStream(requests: requestContinuation, responses: responses)
+      let stream = SDSStream(requests: requestContinuation, responses: responses)
       let result: Result
       do {
         result = try await body(stream)
@@ -114,13 +114,13 @@ public final class SDSTestStream: Sendable {
 
 /// Lets one task at a time pull from an async iterator held by a `Sendable` object.
 private final class SendableIterator: @unchecked Sendable {
-  private var iterator: AsyncThrowingStream<SDSTestStream.Response, any Error>.AsyncIterator
+  private var iterator: AsyncThrowingStream<SDSStream.Response, any Error>.AsyncIterator
 
-  init(_ iterator: AsyncThrowingStream<SDSTestStream.Response, any Error>.AsyncIterator) {
+  init(_ iterator: AsyncThrowingStream<SDSStream.Response, any Error>.AsyncIterator) {
     self.iterator = iterator
   }
 
-  func next() async throws -> SDSTestStream.Response? {
+  func next() async throws -> SDSStream.Response? {
     try await self.iterator.next()
   }
 }

@@ -1,0 +1,84 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SDSAgentCore
+import ServiceLifecycle
+
+/// The admin endpoint: a small HTTP/1.1 server on loopback or a Unix socket (mode 0600), never
+/// a public interface. It exists only when `--admin` is set.
+struct AdminServer: Service, CustomStringConvertible {
+  typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+
+  let address: AgentConfiguration.AdminAddress
+  let routes: AdminRoutes
+  let logger: Logger
+
+  var description: String { "AdminServer(\(self.address))" }
+
+  func run() async throws {
+    let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+    let initializer: @Sendable (any Channel) -> EventLoopFuture<Connection> = { channel in
+      channel.eventLoop.makeCompletedFuture {
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+        return try Connection(wrappingChannelSynchronously: channel)
+      }
+    }
+    let server: NIOAsyncChannel<Connection, Never>
+    var socketFile: UnixSocketListener?
+    switch self.address {
+    case .loopback(let host, let port):
+      server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
+    case .unixSocket(let path):
+      let listener = try UnixSocketListener.bind(path: path, mode: 0o600)
+      socketFile = listener
+      server = try await bootstrap.bind(NIOBSDSocket.Handle(listener.descriptor), childChannelInitializer: initializer)
+    }
+    defer { socketFile?.removeSocketFile() }
+    self.logger.info("admin endpoint listening", metadata: ["address": "\(server.channel.localAddress.map { "\($0)" } ?? "\(self.address)")"])
+    try await withGracefulShutdownHandler {
+      try await withThrowingDiscardingTaskGroup { group in
+        try await server.executeThenClose { connections in
+          for try await connection in connections {
+            group.addTask { await self.serve(connection) }
+          }
+        }
+      }
+    } onGracefulShutdown: {
+      server.channel.close(promise: nil)
+    }
+  }
+
+  private func serve(_ connection: Connection) async {
+    do {
+      try await connection.executeThenClose { inbound, outbound in
+        var head: HTTPRequestHead?
+        for try await part in inbound {
+          switch part {
+          case .head(let requestHead):
+            head = requestHead
+          case .body:
+            continue
+          case .end:
+            guard let request = head else { continue }
+            let response = await self.routes.respond(method: request.method.rawValue, target: request.uri)
+            let body = ByteBuffer(string: response.body)
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: response.contentType)
+            headers.add(name: "Content-Length", value: "\(body.readableBytes)")
+            headers.add(name: "Connection", value: "close")
+            try await outbound.write(
+              .head(HTTPResponseHead(version: request.version, status: .init(statusCode: response.status), headers: headers))
+            )
+            try await outbound.write(.body(.byteBuffer(body)))
+            try await outbound.write(.end(nil))
+            return
+          }
+        }
+      }
+    } catch {
+      self.logger.debug("admin connection failed", metadata: ["error": "\(error)"])
+    }
+  }
+}

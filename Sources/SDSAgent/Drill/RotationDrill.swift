@@ -1,0 +1,130 @@
+import EnvoySDSProtos
+import Foundation
+import SDSAgentCore
+@_spi(FixedExpiryValidationTime) import X509
+
+/// A rotation drill against a live agent: subscribe to `default` and `ROOTCA` like Envoy (one
+/// stream each), force a rotation through the admin endpoint, and check that the new
+/// certificate arrives on the open stream in time, chains to the served bundle, keeps the
+/// identity and expires later.
+public struct RotationDrill: Sendable {
+  public struct Report: Sendable {
+    public var oldSerial: String
+    public var newSerial: String?
+    public var identity: String
+    public var pushLatency: Duration?
+    public var failures: [String]
+
+    public var passed: Bool { self.failures.isEmpty }
+
+    public var text: String {
+      var lines = [
+        "rotation drill: \(self.passed ? "PASSED" : "FAILED")",
+        "  identity:     \(self.identity)",
+        "  old serial:   \(self.oldSerial)",
+        "  new serial:   \(self.newSerial ?? "-")",
+        "  push latency: \(self.pushLatency.map { DurationParser.formatMilliseconds($0) } ?? "-")",
+      ]
+      lines += self.failures.map { "  FAILED: \($0)" }
+      return lines.joined(separator: "\n")
+    }
+  }
+
+  public let socketPath: String
+  public let admin: AgentConfiguration.AdminAddress
+  public let timeout: Duration
+
+  public init(socketPath: String, admin: AgentConfiguration.AdminAddress, timeout: Duration = .seconds(10)) {
+    self.socketPath = socketPath
+    self.admin = admin
+    self.timeout = timeout
+  }
+
+  public func run() async throws -> Report {
+    try await SDSClient.withConnection(socketPath: self.socketPath) { client in
+      try await SDSStream.with(client: client, closing: .abrupt) { certificates in
+        try await SDSStream.with(client: client, closing: .abrupt) { bundles in
+          certificates.request([SecretResource.tlsCertificate.name])
+          bundles.request([SecretResource.validationContext.name])
+          guard let firstCertificate = try await certificates.next(), let firstBundle = try await bundles.next() else {
+            throw AgentError(.connection, "the agent closed the stream before sending the secrets")
+          }
+          certificates.request([SecretResource.tlsCertificate.name], acknowledging: firstCertificate)
+          bundles.request([SecretResource.validationContext.name], acknowledging: firstBundle)
+          let old = try Self.summary(firstCertificate)
+          let bundle = try Self.summary(firstBundle)
+          let identity = old.spiffeID
+          var report = Report(
+            oldSerial: old.certificates.first?.serialHex ?? "",
+            identity: identity?.description ?? "-",
+            failures: []
+          )
+
+          let started = ContinuousClock.now
+          let admin = self.admin
+          let rotation = try await Task.detached { try AdminClient.request("POST", "/rotate", at: admin) }.value
+          guard rotation.status == 200 else {
+            report.failures.append("POST /rotate answered \(rotation.status): \(rotation.body.trimmingCharacters(in: .whitespacesAndNewlines))")
+            return report
+          }
+          guard let pushed = try await self.nextResponse(from: certificates) else {
+            report.failures.append("no new certificate arrived on the open stream within \(DurationParser.format(self.timeout))")
+            return report
+          }
+          report.pushLatency = ContinuousClock.now - started
+          let new = try Self.summary(pushed)
+          guard let newLeaf = new.certificates.first, let oldLeaf = old.certificates.first else {
+            report.failures.append("the pushed secret holds no certificate")
+            return report
+          }
+          report.newSerial = newLeaf.serialHex
+          if newLeaf.serialNumber == oldLeaf.serialNumber {
+            report.failures.append("the pushed certificate has the old serial")
+          }
+          if new.spiffeID != identity {
+            report.failures.append("the identity changed from \(identity?.description ?? "-") to \(new.spiffeID?.description ?? "-")")
+          }
+          if newLeaf.notValidAfter <= oldLeaf.notValidAfter {
+            report.failures.append("the new certificate does not expire later than the old one")
+          }
+          if let key = new.privateKeyPEM, let parsed = try? Certificate.PrivateKey(pemEncoded: key) {
+            if parsed.publicKey != newLeaf.publicKey { report.failures.append("the pushed key does not match the certificate") }
+          } else {
+            report.failures.append("the pushed secret has no readable private key")
+          }
+          var verifier = Verifier(rootCertificates: CertificateStore(bundle.certificates)) {
+            RFC5280Policy(fixedExpiryValidationTime: Date())
+            SPIFFELeafPolicy(expectedIdentity: identity)
+          }
+          let result = await verifier.validate(leaf: newLeaf, intermediates: CertificateStore(Array(new.certificates.dropFirst())))
+          if case .couldNotValidate(let failures) = result {
+            report.failures.append(
+              "the new chain does not verify against the served bundle: \(failures.map { "\($0.policyFailureReason)" }.joined(separator: "; "))"
+            )
+          }
+          return report
+        }
+      }
+    }
+  }
+
+  private func nextResponse(from stream: SDSStream) async throws -> SDSStream.Response? {
+    try await withThrowingTaskGroup(of: SDSStream.Response?.self) { group in
+      group.addTask { try await stream.next() }
+      group.addTask {
+        try await Task.sleep(for: self.timeout)
+        return nil
+      }
+      let first = try await group.next() ?? nil
+      group.cancelAll()
+      return first
+    }
+  }
+
+  static func summary(_ response: SDSStream.Response) throws -> SecretSummary {
+    guard let resource = response.resources.first else {
+      throw AgentError(.connection, "the agent sent a response without resources")
+    }
+    return try SecretSummary(any: resource)
+  }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Logging
+import SDSAgentCore
+import ServiceLifecycle
+import UnixSignals
+
+/// Reload on SIGHUP: re-reads the configuration and applies what can change live (log level,
+/// certificate lifetime, key type, rotation schedule) without closing any SDS stream. A broken
+/// configuration is refused with an error and the running one stays.
+struct ReloadService: Service, CustomStringConvertible {
+  let loader: ConfigurationLoader
+  let current: AgentConfiguration
+  let apply: @Sendable (AgentConfiguration) async throws -> Void
+  let notifier: SystemdNotifier
+  let logger: Logger
+
+  var description: String { "ReloadService" }
+
+  /// The keys whose change needs a restart.
+  static func restartRequired(from old: AgentConfiguration, to new: AgentConfiguration) -> [String] {
+    var keys: [String] = []
+    if old.socketPath != new.socketPath { keys.append("socket") }
+    if old.socketMode != new.socketMode { keys.append("socket-mode") }
+    if old.stateDirectory != new.stateDirectory { keys.append("state-dir") }
+    if old.identity != new.identity { keys.append("identity") }
+    if old.trustDomain != new.trustDomain { keys.append("trust-domain") }
+    if old.caSource != new.caSource { keys.append("ca-cert/ca-key/ca-chain") }
+    if old.istioCA != new.istioCA { keys.append("ca settings") }
+    if old.admin != new.admin { keys.append("admin") }
+    if old.logFormat != new.logFormat { keys.append("log-format") }
+    return keys
+  }
+
+  func run() async throws {
+    let signals = await UnixSignalsSequence(trapping: .sighup)
+    await cancelWhenGracefulShutdown {
+      var running = self.current
+      for await _ in signals {
+        self.notifier.reloading()
+        do {
+          let next = try self.loader.load()
+          try await self.apply(next)
+          let ignored = Self.restartRequired(from: running, to: next)
+          if !ignored.isEmpty {
+            self.logger.warning("some changes take effect only after a restart", metadata: ["keys": "\(ignored)"])
+          }
+          running = next
+          self.logger.info(
+            "reloaded configuration",
+            metadata: [
+              "log_level": "\(next.logLevel)", "cert_ttl": "\(DurationParser.format(next.certificateTTL))",
+              "rotation_ratio": "\(next.rotation.ratio)",
+            ]
+          )
+        } catch {
+          self.logger.error("refused the new configuration; keeping the running one", metadata: ["error": "\(error)"])
+        }
+        self.notifier.ready()
+      }
+    }
+  }
+}

@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// systemd socket activation: the listening socket systemd passes as descriptor 3 when
+/// `LISTEN_PID` is this process and `LISTEN_FDS` ≥ 1.
+public enum SocketActivation {
+  public static let firstDescriptor: Int32 = 3
+
+  /// The passed Unix stream socket, if this process was socket-activated.
+  public static func listeningDescriptor(
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) throws(AgentError) -> Int32? {
+    guard let pidText = environment["LISTEN_PID"], let count = environment["LISTEN_FDS"].flatMap(Int.init) else {
+      return nil
+    }
+    guard Int32(pidText) == getpid() else { return nil }
+    guard count >= 1 else { return nil }
+    let fd = self.firstDescriptor
+    var type: Int32 = 0
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0, type == Int32(SOCK_STREAM.rawValue) else {
+      throw AgentError(.socketSetup, "socket activation passed descriptor \(fd), which is not a stream socket")
+    }
+    var address = sockaddr_storage()
+    var addressLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let named = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &addressLength) }
+    }
+    guard named == 0, address.ss_family == sa_family_t(AF_UNIX) else {
+      throw AgentError(.socketSetup, "socket activation passed descriptor \(fd), which is not a Unix socket; use ListenStream=/path")
+    }
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    return fd
+  }
+
+  /// The path the passed socket is bound to.
+  public static func path(of fd: Int32) -> String? {
+    var address = sockaddr_un()
+    var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+    let named = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    guard named == 0 else { return nil }
+    return withUnsafeBytes(of: &address.sun_path) { buffer in
+      String(decoding: buffer.prefix(while: { $0 != 0 }), as: UTF8.self)
+    }
+  }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import GRPCCore
+import Logging
+import SDSAgentCore
+import ServiceLifecycle
+
+/// Talks to systemd: `READY=1` once the socket accepts and a certificate exists, a one-line
+/// `STATUS=`, `WATCHDOG=1` at half of `$WATCHDOG_USEC` after the agent answered an SDS fetch on
+/// its own socket (so a hung server stops the pings), and `STOPPING=1` on shutdown.
+struct SystemdService: Service, CustomStringConvertible {
+  let notifier: SystemdNotifier
+  let watchdogInterval: Duration?
+  let socketPath: String
+  let cache: SecretCache
+  let counters: AgentCounters
+  let nextRotation: @Sendable () -> Date?
+  let logger: Logger
+
+  var description: String { "SystemdService" }
+
+  func run() async throws {
+    guard self.notifier.isEnabled else { return }
+    await self.cache.waitUntil { $0.svid != nil }
+    self.notifier.ready(status: self.status())
+    self.logger.debug("notified systemd: READY=1")
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask {
+        try? await gracefulShutdown()
+        self.notifier.stopping()
+      }
+      group.addTask {
+        try await cancelWhenGracefulShutdown {
+          try await self.keepWatchdogFed()
+        }
+      }
+      try await group.waitForAll()
+    }
+  }
+
+  private func keepWatchdogFed() async throws {
+    let interval = self.watchdogInterval ?? .seconds(10)
+    while true {
+      try await Task.sleep(for: interval)
+      guard self.watchdogInterval != nil else {
+        self.notifier.status(self.status())
+        continue
+      }
+      if await self.serverAnswers(within: interval) {
+        self.notifier.watchdog(status: self.status())
+      } else {
+        self.logger.error("the SDS server did not answer its own health check; withholding the watchdog ping")
+      }
+    }
+  }
+
+  /// Whether a `FetchSecrets` on the agent's own socket gets an answer (any answer).
+  private func serverAnswers(within limit: Duration) async -> Bool {
+    await withTaskGroup(of: Bool.self) { group in
+      group.addTask {
+        do {
+          _ = try await SDSClient.fetch(socketPath: self.socketPath, names: [SecretResource.validationContext.name])
+          return true
+        } catch let error as RPCError {
+          // "No certificate yet" is an answer from a live server; a failed connection is not.
+          return error.code != .unavailable || error.message.contains("no valid certificate")
+        } catch {
+          return false
+        }
+      }
+      group.addTask {
+        try? await Task.sleep(for: limit)
+        return false
+      }
+      let answer = await group.next() ?? false
+      group.cancelAll()
+      return answer
+    }
+  }
+
+  func status() -> String {
+    let served = self.cache.current
+    let identities = served.svid.map { "1 identity (\($0.identity))" } ?? "no certificate yet"
+    let rotation = self.nextRotation().map { "next rotation \($0.formatted(.iso8601))" } ?? "rotation not scheduled"
+    return "serving \(identities), \(self.counters.openStreams) streams open, \(rotation)"
+  }
+}
