@@ -10,6 +10,8 @@ import UnixSignals
 /// executable and the integration tests both build the agent here.
 public struct Agent: Sendable {
   public let configuration: AgentConfiguration
+  /// The socket SDS is served on: the one systemd passed, or `configuration.socketPath`.
+  public let socketPath: String
   public let cache: SecretCache
   public let counters: AgentCounters
   public let streams: StreamRegistry
@@ -18,6 +20,12 @@ public struct Agent: Sendable {
   public let services: [any Service]
   public let logger: Logger
   private let rotator: SVIDRotator<ContinuousClock>
+  private let adminListening: Milestone
+
+  /// Returns once the admin endpoint accepts connections (never, without `--admin`).
+  public func waitForAdminEndpoint() async {
+    await self.adminListening.wait()
+  }
 
   /// Issues a new SVID now and pushes it to every open stream.
   public func rotate() async throws {
@@ -94,6 +102,7 @@ public struct Agent: Sendable {
         onStop: { ownsSocketFile?.removeSocketFile() }
       ),
     ]
+    let adminListening = Milestone()
     if let admin = configuration.admin {
       let routes = AdminRoutes(
         cache: cache,
@@ -104,7 +113,7 @@ public struct Agent: Sendable {
         nextRotation: { rotator.nextRotation },
         rotate: { try await rotator.rotate() }
       )
-      services.append(AdminServer(address: admin, routes: routes, logger: logger))
+      services.append(AdminServer(address: admin, routes: routes, listening: adminListening, logger: logger))
     }
     let notifier = SystemdNotifier(environment: environment)
     services.append(
@@ -123,6 +132,7 @@ public struct Agent: Sendable {
         ReloadService(
           loader: loader,
           current: configuration,
+          signals: await UnixSignalsSequence(trapping: .sighup),
           apply: { next in
             logging?.level = next.logLevel
             var settings = rotator.configuration
@@ -143,12 +153,14 @@ public struct Agent: Sendable {
     }
     return Agent(
       configuration: configuration,
+      socketPath: SocketActivation.path(of: descriptor) ?? configuration.socketPath,
       cache: cache,
       counters: counters,
       streams: streams,
       services: services,
       logger: logger,
-      rotator: rotator
+      rotator: rotator,
+      adminListening: adminListening
     )
   }
 

@@ -23,7 +23,8 @@ struct DrillCommand: AsyncParsableCommand {
     guard let adminText = EnvironmentOption.value(self.admin, name: "admin"),
       let admin = AgentConfiguration.AdminAddress(adminText)
     else {
-      throw ValidationError("--admin is required: the agent's admin endpoint, e.g. 127.0.0.1:15000 or unix:/run/sds-agent/admin.sock")
+      throw ValidationError(
+        "--admin is required: the agent's admin endpoint, e.g. 127.0.0.1:15000 or unix:/run/sds-agent/admin.sock")
     }
     guard let timeout = DurationParser.parse(self.timeout) else {
       throw ValidationError("invalid timeout \"\(self.timeout)\": expected a duration such as 10s")

@@ -144,9 +144,9 @@ struct RunCommand: AsyncParsableCommand {
       throw ExitCode(1)
     }
     let banner = """
-      sds-agent: serving SDS on \(configuration.socketPath) (identity \(configuration.identity))
+      sds-agent: serving SDS on \(agent.socketPath) (identity \(configuration.identity))
       --- envoy bootstrap snippet ---
-      \(EnvoyBootstrapSnippet.yaml(socketPath: configuration.socketPath))--- end ---
+      \(EnvoyBootstrapSnippet.yaml(socketPath: agent.socketPath))--- end ---
 
       """
     // Unbuffered, so a supervisor or test reading a pipe sees it at once.
@@ -154,7 +154,7 @@ struct RunCommand: AsyncParsableCommand {
     logger.info(
       "serving SDS",
       metadata: [
-        "socket": "\(configuration.socketPath)", "identity": "\(configuration.identity)",
+        "socket": "\(agent.socketPath)", "identity": "\(configuration.identity)",
         "cert_ttl": "\(DurationParser.format(configuration.certificateTTL))",
         "admin": "\(configuration.admin?.description ?? "off")",
       ]

@@ -3,10 +3,13 @@
 a. `sds-agent run --ca istio` against `sds-agent ca serve` (another process): two Envoys do mTLS
    through >= 3 rotations with zero failed requests.
 b. The same against the independent legacy-style Python CA (istio_ca.py): cert_chain=[leaf, root].
+   Also: headers and token re-read reach the CA, and a renewal the CA answered is served within
+   PROMPT_ANSWER seconds (test_fetch_mode_legacy_ca_answer_is_used_promptly).
 c. CA outage drill: the CA is stopped (SIGTERM) and restarted on the same port and state dir while
    traffic flows; the agent keeps serving and renews within one backoff interval of the restart.
 d. `ca serve` refuses bad callers and bad CSRs with the right gRPC status and a useful message.
 e. The agent refuses each kind of bad answer from the Python CA and keeps serving what it has.
+0. test_fetch_mode_python_ca_misbehaves_as_told: each istio_ca.py mode really is bad in its own way.
 
 Run: SDS_AGENT_BIN=.build/debug/sds-agent .venv/bin/python -m pytest Tests/e2e -q -s -k fetch_mode
 """
@@ -24,7 +27,7 @@ import grpc
 import pytest
 
 import istio_ca
-from conftest import SPIFFE_ID, agent_bin, read_log, service_account_sub, wait_for_log
+from conftest import SPIFFE_ID, agent_bin, read_log, wait_for_log
 from test_envoy_rotation import CertPoller, get, norm_serial, split_pem, stat
 
 REJECTED = "rejected the CA's response"
@@ -159,13 +162,15 @@ def assert_envoys_intact(envoys, pids) -> None:
         assert info["state"] == "LIVE", info["state"]
 
 
-def wait_envoys_hold(envoys, serial: str, timeout: float = 30.0) -> None:
-    current = norm_serial(serial)
+def wait_envoys_hold(envoys, agent, timeout: float = 30.0) -> str:
+    """Wait until every Envoy holds the serial the agent serves at that moment (re-read on each
+    poll: the agent may rotate meanwhile). Returns that serial."""
     deadline = time.monotonic() + timeout
     while True:
+        current = norm_serial(wait_for_default(agent)["default"]["serial"])
         held = {e.name: {norm_serial(s) for s in e.cert_serials()} for e in envoys}
         if all(current in s for s in held.values()):
-            return
+            return current
         assert time.monotonic() < deadline, f"agent serves serial {current}, Envoys hold {held}"
         time.sleep(0.2)
 
@@ -233,7 +238,7 @@ def test_fetch_mode_rotation_with_ca_serve(start_ca_serve, start_agent, start_en
     lifetime = (leaf.not_valid_after_utc - leaf.not_valid_before_utc).total_seconds()
     print(f"ca serve leaf lifetime {lifetime:.0f}s (asked 20s), chain_length={secrets['default']['chain_length']}")
     assert 20 <= lifetime <= 20 + 60, f"leaf lifetime {lifetime}s for --cert-ttl 20s"
-    wait_envoys_hold((gateway, backend), secrets["default"]["serial"])
+    wait_envoys_hold((gateway, backend), agent)
 
 
 def test_fetch_mode_rotation_with_legacy_python_ca(start_python_ca, start_agent, start_envoy, jwt_keys, tmp_path):
@@ -313,7 +318,7 @@ def test_fetch_mode_ca_outage_drill(start_ca_serve, start_agent, start_envoy, jw
     s1 = wait_for_default(agent)["default"]
     gateway, backend = start_envoys(start_envoy, agent)
     pids = {backend.name: backend.pid, gateway.name: gateway.pid}
-    wait_envoys_hold((gateway, backend), s1["serial"])
+    wait_envoys_hold((gateway, backend), agent)
     traffic = Traffic(gateway)
     traffic.start()
     try:
@@ -355,7 +360,8 @@ def test_fetch_mode_ca_outage_drill(start_ca_serve, start_agent, start_envoy, jw
 
         s2 = wait_for_default(agent, timeout=max(30.0, pending_retry + 10), other_than=current["serial"])
         t_new = time.monotonic()
-        wait_envoys_hold((gateway, backend), s2["default"]["serial"])
+        held = wait_envoys_hold((gateway, backend), agent)
+        assert held != norm_serial(current["serial"])
     finally:
         traffic.stop()
     after_ready = [l for l in read_log(agent)[len(lines_at_ready):] if COULD_NOT_RENEW in l]

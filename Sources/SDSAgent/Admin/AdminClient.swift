@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import SDSAgentCore
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// A minimal HTTP/1.1 client for the admin endpoint (loopback TCP or Unix socket), for the
 /// drill and operators' scripts.
@@ -12,7 +13,25 @@ public enum AdminClient {
     public let body: String
   }
 
+  /// Sends the request from a dispatch thread: the socket calls block, and blocking a
+  /// thread of the concurrency pool could starve the very server being asked.
   public static func request(
+    _ method: String,
+    _ path: String,
+    at address: AgentConfiguration.AdminAddress
+  ) async throws -> Response {
+    try await withCheckedThrowingContinuation { continuation in
+      DispatchQueue.global().async {
+        do {
+          continuation.resume(returning: try self.blockingRequest(method, path, at: address))
+        } catch {
+          continuation.resume(throwing: error)
+        }
+      }
+    }
+  }
+
+  static func blockingRequest(
     _ method: String,
     _ path: String,
     at address: AgentConfiguration.AdminAddress
@@ -25,7 +44,9 @@ public enum AdminClient {
       sockaddress.sun_family = sa_family_t(AF_UNIX)
       withUnsafeMutableBytes(of: &sockaddress.sun_path) { $0.copyBytes(from: socketPath.utf8.prefix($0.count - 1)) }
       let connected = withUnsafePointer(to: &sockaddress) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+          connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
       }
       guard connected == 0 else {
         close(fd)
@@ -41,7 +62,9 @@ public enum AdminClient {
         sockaddress.sin6_port = in_port_t(UInt16(port).bigEndian)
         inet_pton(AF_INET6, host, &sockaddress.sin6_addr)
         connected = withUnsafePointer(to: &sockaddress) {
-          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+          }
         }
       } else {
         var sockaddress = sockaddr_in()
@@ -49,7 +72,9 @@ public enum AdminClient {
         sockaddress.sin_port = in_port_t(UInt16(port).bigEndian)
         inet_pton(AF_INET, host, &sockaddress.sin_addr)
         connected = withUnsafePointer(to: &sockaddress) {
-          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+          }
         }
       }
       guard connected == 0 else {
@@ -58,7 +83,8 @@ public enum AdminClient {
       }
     }
     defer { close(fd) }
-    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
+    let request = Array(
+      "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
     guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
       throw AgentError(.connection, "cannot send to the admin endpoint \(address): \(Errno.current)")
     }

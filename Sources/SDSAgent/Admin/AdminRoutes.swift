@@ -42,7 +42,9 @@ struct AdminRoutes: Sendable {
       return self.json(self.describeSecrets())
     case ("POST", "/rotate"):
       if let asked = query["identity"], asked != self.identity.description {
-        return Response(status: 404, contentType: "text/plain", body: "unknown identity \(asked); this agent serves \(self.identity)\n")
+        return Response(
+          status: 404, contentType: "text/plain",
+          body: "unknown identity \(asked); this agent serves \(self.identity)\n")
       }
       do {
         try await self.rotate()
@@ -80,7 +82,9 @@ struct AdminRoutes: Sendable {
     if let bundle = served.trustBundle {
       secrets.append([
         "name": SecretResource.validationContext.name,
-        "roots": bundle.roots.map { ["subject": "\($0.subject)", "serial": $0.serialHex, "not_after": $0.notValidAfter.formatted(.iso8601)] },
+        "roots": bundle.roots.map {
+          ["subject": "\($0.subject)", "serial": $0.serialHex, "not_after": $0.notValidAfter.formatted(.iso8601)]
+        },
         "version": served.trustBundleRevision,
       ])
     }

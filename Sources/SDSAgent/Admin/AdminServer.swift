@@ -12,6 +12,7 @@ struct AdminServer: Service, CustomStringConvertible {
 
   let address: AgentConfiguration.AdminAddress
   let routes: AdminRoutes
+  let listening: Milestone
   let logger: Logger
 
   var description: String { "AdminServer(\(self.address))" }
@@ -36,7 +37,10 @@ struct AdminServer: Service, CustomStringConvertible {
       server = try await bootstrap.bind(NIOBSDSocket.Handle(listener.descriptor), childChannelInitializer: initializer)
     }
     defer { socketFile?.removeSocketFile() }
-    self.logger.info("admin endpoint listening", metadata: ["address": "\(server.channel.localAddress.map { "\($0)" } ?? "\(self.address)")"])
+    self.listening.reach()
+    self.logger.info(
+      "admin endpoint listening",
+      metadata: ["address": "\(server.channel.localAddress.map { "\($0)" } ?? "\(self.address)")"])
     try await withGracefulShutdownHandler {
       try await withThrowingDiscardingTaskGroup { group in
         try await server.executeThenClose { connections in
@@ -69,7 +73,9 @@ struct AdminServer: Service, CustomStringConvertible {
             headers.add(name: "Content-Length", value: "\(body.readableBytes)")
             headers.add(name: "Connection", value: "close")
             try await outbound.write(
-              .head(HTTPResponseHead(version: request.version, status: .init(statusCode: response.status), headers: headers))
+              .head(
+                HTTPResponseHead(version: request.version, status: .init(statusCode: response.status), headers: headers)
+              )
             )
             try await outbound.write(.body(.byteBuffer(body)))
             try await outbound.write(.end(nil))

@@ -17,10 +17,18 @@ public final class PrometheusMetrics: AgentMetricsRecorder {
       .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100),
       .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30),
     ]
-    let issuance = Self.descriptor("certificate_issuance", unit: "seconds", help: "Time to obtain a workload certificate from the CA")
-    self.issuance = self.registry.makeDurationHistogram(descriptor: issuance, labels: [("result", "success")], buckets: buckets)
-    self.issuanceFailures = self.registry.makeDurationHistogram(descriptor: issuance, labels: [("result", "failure")], buckets: buckets)
-    self.streamsOpen = self.registry.makeGauge(descriptor: Self.descriptor("streams_open", unit: "", help: "SDS streams open now"))
+    let issuance = Self.descriptor(
+      "certificate_issuance", unit: "seconds", help: "Time to obtain a workload certificate from the CA")
+    self.issuance = self.registry.makeDurationHistogram(
+      descriptor: issuance, labels: [("result", "success")], buckets: buckets)
+    self.issuanceFailures = self.registry.makeDurationHistogram(
+      descriptor: issuance, labels: [("result", "failure")], buckets: buckets)
+    self.streamsOpen = self.registry.makeGauge(
+      descriptor: Self.descriptor("streams_open", unit: "", help: "SDS streams open now"))
+    // Unlabelled counters exist from the start, so a scrape shows 0 rather than nothing.
+    for name in AgentCounters.Name.allCases where name != .nacks && name != .issuanceFailures {
+      self.increment(name, by: 0, labels: [])
+    }
   }
 
   static func descriptor(_ name: String, unit: String, help: String) -> MetricNameDescriptor {
@@ -32,7 +40,8 @@ public final class PrometheusMetrics: AgentMetricsRecorder {
     let counter = self.counters.withLock { counters in
       if let counter = counters[key] { return counter }
       let counter = self.registry.makeCounter(
-        descriptor: Self.descriptor(name.rawValue, unit: "total", help: "Count of \(name.rawValue.replacingOccurrences(of: "_", with: " "))"),
+        descriptor: Self.descriptor(
+          name.rawValue, unit: "total", help: "Count of \(name.rawValue.replacingOccurrences(of: "_", with: " "))"),
         labels: labels
       )
       counters[key] = counter
@@ -50,7 +59,8 @@ public final class PrometheusMetrics: AgentMetricsRecorder {
     self.streamsOpen.set(Double(openStreams))
     if let svid = served.svid {
       self.registry.makeGauge(
-        descriptor: Self.descriptor("certificate_expiry", unit: "seconds", help: "Seconds until the served certificate expires"),
+        descriptor: Self.descriptor(
+          "certificate_expiry", unit: "seconds", help: "Seconds until the served certificate expires"),
         labels: [("identity", svid.identity.description)]
       ).set(svid.notAfter.timeIntervalSince(now))
     }

@@ -94,8 +94,14 @@ public struct IstioCAClient: CertificateAuthority {
     )
     var options = CallOptions.defaults
     options.timeout = configuration.requestTimeout
-    return try await withGRPCClient(transport: transport) { client in
-      try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client).createCertificate(
+    // One connection per request (a renewal every few hours), closed as soon as the answer is
+    // in: `withGRPCClient` would wait for the server to finish a graceful close, which grpc-core
+    // servers delay by seconds.
+    let client = GRPCClient(transport: transport)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask { try await client.runConnections() }
+      defer { group.cancelAll() }
+      return try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client).createCertificate(
         request,
         metadata: metadata,
         options: options

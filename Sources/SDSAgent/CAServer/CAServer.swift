@@ -103,7 +103,13 @@ public struct CAServer: Sendable {
       tasks.addTask { try await group.run() }
       tasks.addTask {
         if let address = try await self.server.listeningAddress {
-          onListening("\(address)")
+          if let ipv4 = address.ipv4 {
+            onListening("\(ipv4.host):\(ipv4.port)")
+          } else if let ipv6 = address.ipv6 {
+            onListening("[\(ipv6.host)]:\(ipv6.port)")
+          } else {
+            onListening("\(address)")
+          }
         }
       }
     }

@@ -13,7 +13,9 @@ public enum ConfigFile {
     return try self.parse(String(decoding: data, as: UTF8.self), path: path, knownKeys: knownKeys)
   }
 
-  public static func parse(_ text: String, path: String, knownKeys: Set<String>) throws(ConfigurationError) -> [String: [String]] {
+  public static func parse(_ text: String, path: String, knownKeys: Set<String>) throws(ConfigurationError) -> [String:
+    [String]]
+  {
     let node: Node?
     do {
       node = try Yams.compose(yaml: text)
@@ -30,7 +32,9 @@ public enum ConfigFile {
         throw ConfigurationError(key: "config", value: "\(keyNode)", allowed: "string keys")
       }
       guard knownKeys.contains(key) else {
-        throw ConfigurationError(key: key, value: valueNode.string ?? "\(valueNode)", allowed: "a known key: \(knownKeys.sorted().joined(separator: ", "))")
+        throw ConfigurationError(
+          key: key, value: valueNode.string ?? "\(valueNode)",
+          allowed: "a known key: \(knownKeys.sorted().joined(separator: ", "))")
       }
       switch valueNode {
       case .scalar(let scalar):

@@ -50,10 +50,14 @@ public struct ConfigurationLoader: Sendable {
     }
   }
 
-  static func configuration(from settings: SettingsSource, environment: [String: String]) throws(ConfigurationError) -> AgentConfiguration {
+  static func configuration(from settings: SettingsSource, environment: [String: String]) throws(ConfigurationError)
+    -> AgentConfiguration
+  {
     let defaults = DefaultPaths.resolve(environment: environment)
     let trustDomain = settings.value("trust-domain")?.value ?? "cluster.local"
-    var identity = try settings.parse("identity", allowed: "a SPIFFE ID such as spiffe://cluster.local/ns/default/sa/default") {
+    var identity = try settings.parse(
+      "identity", allowed: "a SPIFFE ID such as spiffe://cluster.local/ns/default/sa/default"
+    ) {
       try? SPIFFEID(parsing: $0)
     }
     let ttl = try settings.parse("cert-ttl", allowed: "a duration such as 30s, 1h or 24h", DurationParser.parse)
@@ -74,8 +78,11 @@ public struct ConfigurationLoader: Sendable {
       allowed: "trace, debug, info, notice, warning, error or critical",
       Logger.Level.init(rawValue:)
     )
-    let format = try settings.parse("log-format", allowed: "plain or json", AgentConfiguration.LogFormat.init(rawValue:))
-    let admin = try settings.parse("admin", allowed: "127.0.0.1:PORT, [::1]:PORT, localhost:PORT or unix:/absolute/path") {
+    let format = try settings.parse(
+      "log-format", allowed: "plain or json", AgentConfiguration.LogFormat.init(rawValue:))
+    let admin = try settings.parse(
+      "admin", allowed: "127.0.0.1:PORT, [::1]:PORT, localhost:PORT or unix:/absolute/path"
+    ) {
       AgentConfiguration.AdminAddress($0)
     }
 
@@ -127,7 +134,8 @@ public struct ConfigurationLoader: Sendable {
       throw ConfigurationError(key: "ca-address", value: "", allowed: "HOST:PORT of the CA, because ca is istio")
     }
     guard let address = IstioCAConfiguration.parseAddress(addressText) else {
-      throw ConfigurationError(key: "ca-address", value: addressText, allowed: "HOST:PORT, e.g. istiod.istio-system.svc:15012")
+      throw ConfigurationError(
+        key: "ca-address", value: addressText, allowed: "HOST:PORT, e.g. istiod.istio-system.svc:15012")
     }
     var headers: [String: String] = [:]
     for header in settings.values("ca-header") {
@@ -167,7 +175,8 @@ public struct ConfigurationLoader: Sendable {
       throw ConfigurationError(
         key: "identity",
         value: "",
-        allowed: "a SPIFFE ID, because the token's subject \(subject ?? "(none)") is not system:serviceaccount:<ns>:<sa>"
+        allowed:
+          "a SPIFFE ID, because the token's subject \(subject ?? "(none)") is not system:serviceaccount:<ns>:<sa>"
       )
     }
     do {
@@ -199,7 +208,9 @@ public struct ConfigurationLoader: Sendable {
     case "ca-insecure-plaintext": return "\(istio?.insecurePlaintext ?? false)"
     case "token-file": return istio?.tokenFile ?? ""
     case "cluster-id": return istio?.clusterID ?? ""
-    case "ca-header": return (istio?.extraHeaders ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    case "ca-header":
+      return (istio?.extraHeaders ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+        separator: ",")
     case "log-level": return configuration.logLevel.rawValue
     case "log-format": return configuration.logFormat.rawValue
     case "admin": return configuration.admin?.description ?? "off"

@@ -61,14 +61,16 @@ public struct RotationDrill: Sendable {
           )
 
           let started = ContinuousClock.now
-          let admin = self.admin
-          let rotation = try await Task.detached { try AdminClient.request("POST", "/rotate", at: admin) }.value
+          let rotation = try await AdminClient.request("POST", "/rotate", at: self.admin)
           guard rotation.status == 200 else {
-            report.failures.append("POST /rotate answered \(rotation.status): \(rotation.body.trimmingCharacters(in: .whitespacesAndNewlines))")
+            report.failures.append(
+              "POST /rotate answered \(rotation.status): \(rotation.body.trimmingCharacters(in: .whitespacesAndNewlines))"
+            )
             return report
           }
           guard let pushed = try await self.nextResponse(from: certificates) else {
-            report.failures.append("no new certificate arrived on the open stream within \(DurationParser.format(self.timeout))")
+            report.failures.append(
+              "no new certificate arrived on the open stream within \(DurationParser.format(self.timeout))")
             return report
           }
           report.pushLatency = ContinuousClock.now - started
@@ -82,13 +84,18 @@ public struct RotationDrill: Sendable {
             report.failures.append("the pushed certificate has the old serial")
           }
           if new.spiffeID != identity {
-            report.failures.append("the identity changed from \(identity?.description ?? "-") to \(new.spiffeID?.description ?? "-")")
+            report.failures.append(
+              "the identity changed from \(identity?.description ?? "-") to \(new.spiffeID?.description ?? "-")")
           }
-          if newLeaf.notValidAfter <= oldLeaf.notValidAfter {
-            report.failures.append("the new certificate does not expire later than the old one")
+          // Certificate times have one-second resolution: a rotation within the same second as
+          // the previous issuance expires in the same second, not later.
+          if newLeaf.notValidAfter < oldLeaf.notValidAfter {
+            report.failures.append("the new certificate expires before the old one")
           }
           if let key = new.privateKeyPEM, let parsed = try? Certificate.PrivateKey(pemEncoded: key) {
-            if parsed.publicKey != newLeaf.publicKey { report.failures.append("the pushed key does not match the certificate") }
+            if parsed.publicKey != newLeaf.publicKey {
+              report.failures.append("the pushed key does not match the certificate")
+            }
           } else {
             report.failures.append("the pushed secret has no readable private key")
           }
@@ -96,7 +103,8 @@ public struct RotationDrill: Sendable {
             RFC5280Policy(fixedExpiryValidationTime: Date())
             SPIFFELeafPolicy(expectedIdentity: identity)
           }
-          let result = await verifier.validate(leaf: newLeaf, intermediates: CertificateStore(Array(new.certificates.dropFirst())))
+          let result = await verifier.validate(
+            leaf: newLeaf, intermediates: CertificateStore(Array(new.certificates.dropFirst())))
           if case .couldNotValidate(let failures) = result {
             report.failures.append(
               "the new chain does not verify against the served bundle: \(failures.map { "\($0.policyFailureReason)" }.joined(separator: "; "))"

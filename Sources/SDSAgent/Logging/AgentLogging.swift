@@ -60,7 +60,8 @@ struct AgentLogHandler: LogHandler {
     let line: String
     switch self.logging.format {
     case .plain:
-      let details = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.quoted("\($0.value)"))" }.joined(separator: " ")
+      let details = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.quoted("\($0.value)"))" }.joined(
+        separator: " ")
       let text = details.isEmpty ? "\(event.message)" : "\(event.message) \(details)"
       if self.logging.toJournal {
         line = "<\(Self.syslogPriority(event.level))>\(text)\n"
@@ -80,7 +81,8 @@ struct AgentLogHandler: LogHandler {
   }
 
   static func quoted(_ value: String) -> String {
-    value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) ? "\"\(value.replacingOccurrences(of: "\"", with: "\\\""))\"" : value
+    value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
+      ? "\"\(value.replacingOccurrences(of: "\"", with: "\\\""))\"" : value
   }
 
   static func syslogPriority(_ level: Logger.Level) -> Int {

@@ -10,6 +10,8 @@ import UnixSignals
 struct ReloadService: Service, CustomStringConvertible {
   let loader: ConfigurationLoader
   let current: AgentConfiguration
+  /// Created while the agent is built, so a SIGHUP never finds the default action (exit).
+  let signals: UnixSignalsSequence
   let apply: @Sendable (AgentConfiguration) async throws -> Void
   let notifier: SystemdNotifier
   let logger: Logger
@@ -32,10 +34,9 @@ struct ReloadService: Service, CustomStringConvertible {
   }
 
   func run() async throws {
-    let signals = await UnixSignalsSequence(trapping: .sighup)
     await cancelWhenGracefulShutdown {
       var running = self.current
-      for await _ in signals {
+      for await _ in self.signals {
         self.notifier.reloading()
         do {
           let next = try self.loader.load()

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// systemd socket activation: the listening socket systemd passes as descriptor 3 when
 /// `LISTEN_PID` is this process and `LISTEN_FDS` ≥ 1.
@@ -29,7 +30,8 @@ public enum SocketActivation {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &addressLength) }
     }
     guard named == 0, address.ss_family == sa_family_t(AF_UNIX) else {
-      throw AgentError(.socketSetup, "socket activation passed descriptor \(fd), which is not a Unix socket; use ListenStream=/path")
+      throw AgentError(
+        .socketSetup, "socket activation passed descriptor \(fd), which is not a Unix socket; use ListenStream=/path")
     }
     _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
     return fd

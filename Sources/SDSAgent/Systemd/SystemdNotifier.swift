@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// The sd_notify protocol, implemented directly: one datagram to `$NOTIFY_SOCKET` per message
 /// (`READY=1`, `STATUS=…`, `WATCHDOG=1`, `RELOADING=1`, `STOPPING=1`). Without `NOTIFY_SOCKET`
@@ -49,7 +50,8 @@ public struct SystemdNotifier: Sendable {
   }
 
   /// Half of `$WATCHDOG_USEC` when the watchdog is on for this process.
-  public static func watchdogInterval(environment: [String: String] = ProcessInfo.processInfo.environment) -> Duration? {
+  public static func watchdogInterval(environment: [String: String] = ProcessInfo.processInfo.environment) -> Duration?
+  {
     guard let usec = environment["WATCHDOG_USEC"].flatMap(UInt64.init), usec > 0 else { return nil }
     if let pid = environment["WATCHDOG_PID"].flatMap(Int32.init), pid != getpid() { return nil }
     return .microseconds(usec / 2)

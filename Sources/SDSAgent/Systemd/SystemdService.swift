@@ -20,20 +20,22 @@ struct SystemdService: Service, CustomStringConvertible {
 
   func run() async throws {
     guard self.notifier.isEnabled else { return }
-    await self.cache.waitUntil { $0.svid != nil }
-    self.notifier.ready(status: self.status())
-    self.logger.debug("notified systemd: READY=1")
-    try await withThrowingTaskGroup(of: Void.self) { group in
+    await withTaskGroup(of: Void.self) { group in
       group.addTask {
+        // Sent as soon as shutdown begins, whether or not the agent ever became ready.
         try? await gracefulShutdown()
         self.notifier.stopping()
       }
       group.addTask {
-        try await cancelWhenGracefulShutdown {
+        try? await cancelWhenGracefulShutdown {
+          await self.cache.waitUntil { $0.svid != nil }
+          try Task.checkCancellation()
+          self.notifier.ready(status: self.status())
+          self.logger.debug("notified systemd: READY=1")
           try await self.keepWatchdogFed()
         }
       }
-      try await group.waitForAll()
+      await group.waitForAll()
     }
   }
 

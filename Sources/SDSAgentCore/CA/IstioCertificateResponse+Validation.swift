@@ -51,8 +51,10 @@ extension Istio_V1_Auth_IstioCertificateResponse {
     let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(Array(chain.dropFirst())))
     guard case .validCertificate = result else {
       let reason: String
-      if case .couldNotValidate(let failures) = result {
+      if case .couldNotValidate(let failures) = result, !failures.isEmpty {
         reason = failures.map { "\($0.policyFailureReason)" }.joined(separator: "; ")
+      } else if case .couldNotValidate = result {
+        reason = "no chain from the leaf reaches any of the returned roots"
       } else {
         reason = "\(result)"
       }

@@ -39,12 +39,28 @@ public enum CSRPolicy {
       switch name {
       case .uniformResourceIdentifier(let uri): uris.append(uri)
       default:
-        return .forbidden("the CSR asks for \(name); only a URI SAN with the caller's SPIFFE ID is allowed")
+        return .forbidden(
+          "the CSR asks for \(Self.describe(name)); only a URI SAN with the caller's SPIFFE ID is allowed")
       }
     }
     guard uris == [caller.description] else {
       return .forbidden("the CSR asks for \(uris), but the caller is \(caller)")
     }
     return .sign(publicKey: csr.publicKey)
+  }
+
+  static func describe(_ name: GeneralName) -> String {
+    switch name {
+    case .dnsName(let dns): return "the DNS name \(dns)"
+    case .rfc822Name(let email): return "the email address \(email)"
+    case .ipAddress(let bytes):
+      let octets = Array(bytes.bytes)
+      if octets.count == 4 { return "the IP address " + octets.map(String.init).joined(separator: ".") }
+      let groups = stride(from: 0, to: octets.count, by: 2).map {
+        String(UInt16(octets[$0]) << 8 | UInt16(octets[$0 + 1]), radix: 16)
+      }
+      return "the IP address " + groups.joined(separator: ":")
+    default: return "\(name)"
+    }
   }
 }

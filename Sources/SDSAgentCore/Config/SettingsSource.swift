@@ -48,7 +48,9 @@ public struct SettingsSource: Sendable {
   ) throws(ConfigurationError) -> T? {
     guard let (text, origin) = self.value(key) else { return nil }
     guard let value = transform(text) else {
-      let source = origin == .environment ? " (from \(Self.environmentName(for: key)))" : origin == .file ? " (from the config file)" : ""
+      let source =
+        origin == .environment
+        ? " (from \(Self.environmentName(for: key)))" : origin == .file ? " (from the config file)" : ""
       throw ConfigurationError(key: key + source, value: text, allowed: allowed)
     }
     return value
