@@ -90,6 +90,20 @@ let package = Package(
       ],
       swiftSettings: strictSettings
     ),
+    .executableTarget(
+      name: "sds-agent-bench",
+      dependencies: [
+        "SDSAgent",
+        "SDSAgentCore",
+        "EnvoySDSProtos",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "X509", package: "swift-certificates"),
+      ],
+      swiftSettings: strictSettings
+    ),
     .target(
       name: "SDSAgentTestSupport",
       dependencies: [

@@ -50,6 +50,7 @@ public struct Agent: Sendable {
     environment: [String: String] = ProcessInfo.processInfo.environment
   ) async throws -> Agent {
     let authority = try Self.authority(for: configuration, logger: logger)
+    let caClient = authority as? IstioCAClient
     let metrics = PrometheusMetrics()
     let cache = SecretCache()
     let counters = AgentCounters(recorder: metrics)
@@ -68,13 +69,12 @@ public struct Agent: Sendable {
       now: { Date() },
       logger: logger
     )
-    do {
+    if caClient == nil {
+      // The local CA answers at once: the first certificate exists before the socket does.
       try await rotator.rotate()
-    } catch {
-      // A remote CA may be down at boot: serve as soon as it answers; the rotator retries.
-      guard configuration.istioCA != nil else { throw error }
-      logger.error("no certificate yet; will keep asking the CA", metadata: ["error": "\(error)"])
     }
+    // A remote CA is asked by the rotator as soon as the services run (its connection is one of
+    // them); the agent serves once it answers, and retries with backoff while it does not.
 
     let descriptor: Int32
     let ownsSocketFile: UnixSocketListener?
@@ -90,11 +90,20 @@ public struct Agent: Sendable {
       descriptor = listener.descriptor
       ownsSocketFile = listener
     }
+    var transportConfiguration = HTTP2ServerTransport.Posix.Config.defaults
+    // Envoy opens one SDS stream per secret on one connection; a gateway with many secrets, or
+    // many Envoys behind one proxy, needs more than HTTP/2's customary 100.
+    transportConfiguration.http2.maxConcurrentStreams = Self.maximumStreamsPerConnection
     let server = GRPCServer(
-      transport: HTTP2ServerTransport.Posix(listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext),
+      transport: HTTP2ServerTransport.Posix(
+        listeningSocketDescriptor: Int(descriptor),
+        transportSecurity: .plaintext,
+        config: transportConfiguration
+      ),
       services: [SecretDiscoveryService(cache: cache, counters: counters, registry: streams, logger: logger)]
     )
-    var services: [any Service] = [
+    var services: [any Service] = caClient.map { [$0] } ?? []
+    services += [
       rotator,
       GRPCServerService(
         name: "sds \(configuration.socketPath)",
@@ -168,7 +177,7 @@ public struct Agent: Sendable {
     if let istioCA = configuration.istioCA {
       logger.info(
         "fetching certificates from an Istio-compatible CA", metadata: ["address": "\(istioCA.host):\(istioCA.port)"])
-      return IstioCAClient(configuration: istioCA, logger: logger)
+      return try IstioCAClient(configuration: istioCA, logger: logger)
     }
     let material = try CAStore.load(
       configuration.caSource,
@@ -185,6 +194,9 @@ public struct Agent: Sendable {
     )
     return LocalCA(material: material)
   }
+
+  /// SDS streams one connection may hold open at once.
+  public static let maximumStreamsPerConnection = 4096
 
   /// Longest a graceful shutdown may take before the remaining work is cancelled; well under
   /// systemd's default stop timeout (90 s) and the unit's `TimeoutStopSec`.

@@ -89,6 +89,7 @@ import X509
         tokenFile: directory + "/token"
       )
       try await RunningAgent.with(configuration) { running in
+        await running.agent.cache.waitUntil { $0.svid != nil }
         let caRoot = try Certificate(pemEncoded: try String(contentsOfFile: root, encoding: .utf8))
         let first = try await SDSClient.fetch(socketPath: running.socketPath, names: ["default", "ROOTCA"])
         #expect(first[0].spiffeID?.description == "spiffe://cluster.local/ns/web/sa/frontend")
@@ -107,21 +108,24 @@ import X509
     try await issuer.token(audience: "somebody-else").write(
       toFile: directory + "/token", atomically: true, encoding: .utf8)
     try await self.withCAServer(directory: directory, issuer: issuer) { port, root in
-      let client = IstioCAClient(
-        configuration: try IstioCAConfiguration(
-          host: "127.0.0.1", port: port, rootsFile: root, tokenFile: directory + "/token"),
+      let client = try IstioCAClient(
+        configuration: try IstioCAConfiguration(host: "127.0.0.1", port: port, rootsFile: root, tokenFile: directory + "/token"),
         logger: Logger(label: "test")
       )
-      await #expect {
-        _ = try await client.certify(
-          identity: try SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend"),
-          privateKey: try WorkloadKeyType.ecdsaP256.generate(),
-          ttl: .seconds(60),
-          now: Date()
-        )
-      } throws: { error in
-        let error = error as! CertificateAuthorityError
-        return error.code == .refused && error.message.contains("unauthenticated") && error.message.contains("istio-ca")
+      await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await client.run() }
+        defer { group.cancelAll() }
+        await #expect {
+          _ = try await client.certify(
+            identity: try SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend"),
+            privateKey: try WorkloadKeyType.ecdsaP256.generate(),
+            ttl: .seconds(60),
+            now: Date()
+          )
+        } throws: { error in
+          let error = error as! CertificateAuthorityError
+          return error.code == .refused && error.message.contains("unauthenticated") && error.message.contains("istio-ca")
+        }
       }
     }
   }

@@ -4,18 +4,52 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import SDSAgentCore
+import ServiceLifecycle
 import SwiftProtobuf
 
 /// A `CertificateAuthority` that asks an Istio-compatible CA: a CSR for the workload's fresh key,
 /// the caller's token as `authorization: Bearer`, the `ClusterID` header; and a response that is
 /// verified before anything of it is served.
-public struct IstioCAClient: CertificateAuthority {
+public final class IstioCAClient: CertificateAuthority, Service, CustomStringConvertible {
   public let configuration: IstioCAConfiguration
   private let logger: Logger
+  /// One long-lived connection to the CA, reused by every request, as Istio's agent does. Its
+  /// trust roots are read once, at start.
+  private let client: GRPCClient<HTTP2ClientTransport.Posix>
 
-  public init(configuration: IstioCAConfiguration, logger: Logger) {
+  public init(configuration: IstioCAConfiguration, logger: Logger) throws {
     self.configuration = configuration
     self.logger = logger
+    let security: HTTP2ClientTransport.Posix.TransportSecurity
+    if let roots = configuration.rootsFile {
+      guard FileManager.default.isReadableFile(atPath: roots) else {
+        throw AgentError(.caFiles, "cannot read the CA roots file \(roots) (ca-root)")
+      }
+      security = .tls { tls in
+        tls.trustRoots = .certificates([.file(path: roots, format: .pem)])
+      }
+    } else {
+      security = .plaintext
+    }
+    var registry = NameResolverRegistry.defaults
+    registry.registerFactory(CATargetResolver())
+    let transport = try HTTP2ClientTransport.Posix(
+      target: CATarget(host: configuration.host, port: configuration.port, serverName: configuration.serverName),
+      transportSecurity: security,
+      resolverRegistry: registry
+    )
+    self.client = GRPCClient(transport: transport)
+  }
+
+  public var description: String { "IstioCAClient(\(self.configuration.host):\(self.configuration.port))" }
+
+  /// Keeps the connection to the CA until graceful shutdown.
+  public func run() async throws {
+    try await withGracefulShutdownHandler {
+      try await self.client.runConnections()
+    } onGracefulShutdown: {
+      self.client.beginGracefulShutdown()
+    }
   }
 
   public func certify(
@@ -76,37 +110,15 @@ public struct IstioCAClient: CertificateAuthority {
     _ request: Istio_V1_Auth_IstioCertificateRequest,
     metadata: Metadata
   ) async throws -> Istio_V1_Auth_IstioCertificateResponse {
-    let configuration = self.configuration
-    let security: HTTP2ClientTransport.Posix.TransportSecurity
-    if let roots = configuration.rootsFile {
-      security = .tls { tls in
-        tls.trustRoots = .certificates([.file(path: roots, format: .pem)])
-      }
-    } else {
-      security = .plaintext
-    }
-    var registry = NameResolverRegistry.defaults
-    registry.registerFactory(CATargetResolver())
-    let transport = try HTTP2ClientTransport.Posix(
-      target: CATarget(host: configuration.host, port: configuration.port, serverName: configuration.serverName),
-      transportSecurity: security,
-      resolverRegistry: registry
-    )
     var options = CallOptions.defaults
-    options.timeout = configuration.requestTimeout
-    // One connection per request (a renewal every few hours), closed as soon as the answer is
-    // in: `withGRPCClient` would wait for the server to finish a graceful close, which grpc-core
-    // servers delay by seconds.
-    let client = GRPCClient(transport: transport)
-    return try await withThrowingTaskGroup(of: Void.self) { group in
-      group.addTask { try await client.runConnections() }
-      defer { group.cancelAll() }
-      return try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client).createCertificate(
-        request,
-        metadata: metadata,
-        options: options
-      )
-    }
+    options.timeout = self.configuration.requestTimeout
+    // Fail fast while the CA is unreachable; the rotator's backoff decides when to try again.
+    options.waitForReady = false
+    return try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: self.client).createCertificate(
+      request,
+      metadata: metadata,
+      options: options
+    )
   }
 
   static func classify(_ error: RPCError, address: String) -> CertificateAuthorityError {
