@@ -60,7 +60,9 @@ public struct Agent: Sendable {
         identity: configuration.identity,
         keyType: configuration.keyType,
         ttl: configuration.certificateTTL,
-        schedule: configuration.rotation
+        schedule: configuration.rotation,
+        // Retry at least ten times within a lifetime, so a CA that comes back is used soon.
+        backoff: Backoff(maximum: max(.seconds(2), min(.seconds(60), configuration.certificateTTL / 10)))
       ),
       authority: authority,
       cache: cache,

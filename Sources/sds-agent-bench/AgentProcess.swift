@@ -32,7 +32,8 @@ final class AgentProcess {
   }
 
   /// Waits until a FetchSecrets succeeds; returns how long that took since `started`.
-  func waitUntilServing(since started: ContinuousClock.Instant, limit: Duration = .seconds(30)) async throws -> Duration {
+  func waitUntilServing(since started: ContinuousClock.Instant, limit: Duration = .seconds(30)) async throws -> Duration
+  {
     while ContinuousClock.now - started < limit {
       if (try? await SDSClient.fetch(socketPath: self.socketPath, names: ["default"])) != nil {
         return ContinuousClock.now - started

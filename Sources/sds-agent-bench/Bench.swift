@@ -19,7 +19,8 @@ struct Bench {
 
   static func machineDescription() -> String {
     let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-    let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?
+    let model =
+      cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?
       .trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let memory = ProcessInfo.processInfo.physicalMemory / (1 << 30)
@@ -91,7 +92,8 @@ struct Bench {
   }
 
   private static func openStreams(_ count: Int, socketPath: String, tracker: StreamTracker) async throws {
-    let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
+    let transport = try HTTP2ClientTransport.Posix(
+      target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
     try await withGRPCClient(transport: transport) { client in
       let sds = SDS(wrapping: client)
       try await withThrowingDiscardingTaskGroup { streams in
@@ -182,7 +184,10 @@ struct Bench {
     process.waitUntilExit()
     // The last line holds the figures: "... sign verify sign/s verify/s" (ecdsa) or
     // "rsa 2048 bits 0.000xs 0.0000xs sign/s verify/s" (rsa).
-    guard let line = output.split(separator: "\n").last(where: { $0.contains(algorithm == "rsa2048" ? "rsa 2048" : "256 bits") })
+    guard
+      let line = output.split(separator: "\n").last(where: {
+        $0.contains(algorithm == "rsa2048" ? "rsa 2048" : "256 bits")
+      })
     else { return "?" }
     let numbers = line.split(separator: " ").compactMap { Double($0) }
     guard numbers.count >= 2 else { return "?" }
@@ -215,7 +220,8 @@ struct Bench {
   }
 
   private func fetchRate(socketPath: String, concurrency: Int) async throws -> Double {
-    let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
+    let transport = try HTTP2ClientTransport.Posix(
+      target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
     return try await withGRPCClient(transport: transport) { client in
       let sds = SDS(wrapping: client)
       var request = Envoy_Service_Discovery_V3_DiscoveryRequest()

@@ -66,7 +66,9 @@ struct BenchCommand: AsyncParsableCommand {
     )
     report.table(
       "Issuance by the embedded CA (fresh key + signed leaf) next to the raw crypto",
-      ["key type", "certs/s", "mean latency", "raw keygen + CA sign", "ratio", "openssl speed sign/s (same primitive)"],
+      [
+        "key type", "certs/s", "mean latency", "raw keygen + CA sign", "ratio", "openssl speed sign/s (same primitive)",
+      ],
       // RSA key generation in a debug build takes seconds: the smoke run keeps to ECDSA.
       try await bench.issuance(keyTypes: self.smoke ? [.ecdsaP256] : WorkloadKeyType.allCases)
     )
@@ -87,7 +89,8 @@ struct Report {
   }
 
   mutating func table(_ title: String, _ header: [String], _ rows: [[String]]) {
-    var text = "### \(title)\n\n| " + header.joined(separator: " | ") + " |\n|" + header.map { _ in " --- |" }.joined() + "\n"
+    var text =
+      "### \(title)\n\n| " + header.joined(separator: " | ") + " |\n|" + header.map { _ in " --- |" }.joined() + "\n"
     for row in rows {
       text += "| " + row.joined(separator: " | ") + " |\n"
     }

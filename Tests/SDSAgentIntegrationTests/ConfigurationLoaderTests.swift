@@ -61,7 +61,8 @@ import Testing
   }
 
   @Test func theShippedExampleConfigsAreValid() throws {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent()
     for name in ["config.minimal.yaml", "config.full.yaml"] {
       let path = root.appendingPathComponent("systemd/\(name)").path
       _ = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load()

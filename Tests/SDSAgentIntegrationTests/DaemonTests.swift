@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import SDSAgent
 import SDSAgentCore
 import SDSAgentTestSupport
 import Testing
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 @Suite(.timeLimit(.minutes(2))) struct DaemonTests {
   @Test func theDrillPassesAgainstALiveAgent() async throws {
@@ -61,7 +62,8 @@ import Testing
       #expect(after.contains("sds_agent_streams_open 0"))
       let secrets = try await AdminClient.request("GET", "/debug/secrets", at: admin).body
       #expect(secrets.contains("next_rotation") && !secrets.contains("PRIVATE KEY"))
-      let otherIdentity = try await AdminClient.request("POST", "/rotate?identity=spiffe://cluster.local/ns/x/sa/y", at: admin)
+      let otherIdentity = try await AdminClient.request(
+        "POST", "/rotate?identity=spiffe://cluster.local/ns/x/sa/y", at: admin)
       #expect(otherIdentity.status == 404)
       let wrongMethod = try await AdminClient.request("GET", "/rotate", at: admin)
       #expect(wrongMethod.status == 405)
@@ -89,4 +91,3 @@ import Testing
     #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"]) == nil)
   }
 }
-

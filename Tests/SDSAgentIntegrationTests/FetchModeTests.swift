@@ -109,7 +109,8 @@ import X509
       toFile: directory + "/token", atomically: true, encoding: .utf8)
     try await self.withCAServer(directory: directory, issuer: issuer) { port, root in
       let client = try IstioCAClient(
-        configuration: try IstioCAConfiguration(host: "127.0.0.1", port: port, rootsFile: root, tokenFile: directory + "/token"),
+        configuration: try IstioCAConfiguration(
+          host: "127.0.0.1", port: port, rootsFile: root, tokenFile: directory + "/token"),
         logger: Logger(label: "test")
       )
       await withThrowingTaskGroup(of: Void.self) { group in
@@ -124,7 +125,8 @@ import X509
           )
         } throws: { error in
           let error = error as! CertificateAuthorityError
-          return error.code == .refused && error.message.contains("unauthenticated") && error.message.contains("istio-ca")
+          return error.code == .refused && error.message.contains("unauthenticated")
+            && error.message.contains("istio-ca")
         }
       }
     }

@@ -33,9 +33,13 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     }
     var registry = NameResolverRegistry.defaults
     registry.registerFactory(CATargetResolver())
+    var transportConfiguration = HTTP2ClientTransport.Posix.Config.defaults
+    // Reconnect within seconds of the CA coming back: a renewal waits on this connection.
+    transportConfiguration.backoff = .init(initial: .milliseconds(250), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
     let transport = try HTTP2ClientTransport.Posix(
       target: CATarget(host: configuration.host, port: configuration.port, serverName: configuration.serverName),
       transportSecurity: security,
+      config: transportConfiguration,
       resolverRegistry: registry
     )
     self.client = GRPCClient(transport: transport)
@@ -112,7 +116,9 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
   ) async throws -> Istio_V1_Auth_IstioCertificateResponse {
     var options = CallOptions.defaults
     options.timeout = self.configuration.requestTimeout
-    // Fail fast while the CA is unreachable; the rotator's backoff decides when to try again.
+    // Fail fast while the CA is unreachable (the rotator's backoff decides when to try again);
+    // the connection itself keeps reconnecting every ≤ 2 s, so a retry finds it ready soon
+    // after the CA is back.
     options.waitForReady = false
     return try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: self.client).createCertificate(
       request,

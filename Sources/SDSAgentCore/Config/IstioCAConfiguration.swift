@@ -23,7 +23,7 @@ public struct IstioCAConfiguration: Sendable, Equatable {
     tokenFile: String? = nil,
     clusterID: String = "Kubernetes",
     extraHeaders: [String: String] = [:],
-    requestTimeout: Duration = .seconds(30)
+    requestTimeout: Duration = .seconds(10)
   ) throws(ConfigurationError) {
     if rootsFile == nil {
       guard port == 15010 else {
