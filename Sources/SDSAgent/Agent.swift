@@ -15,6 +15,8 @@ public struct Agent: Sendable {
   public let cache: SecretCache
   public let counters: AgentCounters
   public let streams: StreamRegistry
+  /// The identities served: the agent's own and, in node-agent mode, each calling workload's.
+  public let workloads: WorkloadRegistry
   /// In dependency order: the rotator keeps the cache fresh, the server serves it, the admin
   /// endpoint and systemd integration report on both.
   public let services: [any Service]
@@ -71,6 +73,16 @@ public struct Agent: Sendable {
       now: { Date() },
       logger: logger
     )
+    let workloads = WorkloadRegistry(
+      attestor: try await Self.attestor(for: configuration, remoteCA: caClient != nil),
+      agentIdentity: configuration.identity,
+      agentCache: cache,
+      template: rotator.configuration,
+      authority: authority,
+      counters: counters,
+      limits: configuration.nodeAgent.limits,
+      logger: logger
+    )
     if caClient == nil {
       // The local CA answers at once: the first certificate exists before the socket does.
       try await rotator.rotate()
@@ -96,17 +108,22 @@ public struct Agent: Sendable {
     // Envoy opens one SDS stream per secret on one connection; a gateway with many secrets, or
     // many Envoys behind one proxy, needs more than HTTP/2's customary 100.
     transportConfiguration.http2.maxConcurrentStreams = Self.maximumStreamsPerConnection
+    if configuration.nodeAgent.identification.usesPeer {
+      transportConfiguration.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialsHandler.install(on:)
+    }
     let server = GRPCServer(
       transport: HTTP2ServerTransport.Posix(
         listeningSocketDescriptor: Int(descriptor),
         transportSecurity: .plaintext,
         config: transportConfiguration
       ),
-      services: [SecretDiscoveryService(cache: cache, counters: counters, registry: streams, logger: logger)]
+      services: [SecretDiscoveryService(workloads: workloads, counters: counters, registry: streams, logger: logger)],
+      interceptors: [CallerEvidenceInterceptor()]
     )
     var services: [any Service] = caClient.map { [$0] } ?? []
     services += [
       rotator,
+      workloads,
       GRPCServerService(
         name: "sds \(configuration.socketPath)",
         server: server,
@@ -168,6 +185,7 @@ public struct Agent: Sendable {
       cache: cache,
       counters: counters,
       streams: streams,
+      workloads: workloads,
       services: services,
       logger: logger,
       rotator: rotator,
@@ -195,6 +213,22 @@ public struct Agent: Sendable {
       ]
     )
     return LocalCA(material: material)
+  }
+
+  static func attestor(for configuration: AgentConfiguration, remoteCA: Bool) async throws -> CallerAttestor {
+    let node = configuration.nodeAgent
+    var authenticator: JWTCallerAuthenticator?
+    if let path = node.jwtKeysFile {
+      authenticator = try await JWTCallerAuthenticator.load(keysFile: path, trustDomain: configuration.trustDomain)
+    }
+    return CallerAttestor(
+      mode: node.identification,
+      rules: node.rules,
+      agentIdentity: configuration.identity,
+      authenticator: authenticator,
+      remoteCA: remoteCA,
+      executable: ProcessExecutable.path(of:)
+    )
   }
 
   /// SDS streams one connection may hold open at once.

@@ -7,7 +7,7 @@ import X509
 public final class TestAuthority: CertificateAuthority {
   private let wrapped: LocalCA
   private let failing = Mutex(false)
-  private let calls = Mutex(0)
+  private let calls = Mutex([CACredential]())
 
   public init(material: CAMaterial) {
     self.wrapped = LocalCA(material: material)
@@ -20,18 +20,22 @@ public final class TestAuthority: CertificateAuthority {
     set { self.failing.withLock { $0 = newValue } }
   }
 
-  public var callCount: Int { self.calls.withLock { $0 } }
+  public var callCount: Int { self.calls.withLock { $0.count } }
+
+  /// The credential of every request so far, in order.
+  public var credentials: [CACredential] { self.calls.withLock { $0 } }
 
   public func certify(
     identity: SPIFFEID,
     privateKey: WorkloadPrivateKey,
     ttl: Duration,
-    now: Date
+    now: Date,
+    credential: CACredential
   ) async throws(CertificateAuthorityError) -> IssuedSVID {
-    self.calls.withLock { $0 += 1 }
+    self.calls.withLock { $0.append(credential) }
     if self.isFailing {
       throw CertificateAuthorityError(.signingFailed, "the test CA is down")
     }
-    return try self.wrapped.certify(identity: identity, privateKey: privateKey, ttl: ttl, now: now)
+    return try self.wrapped.certify(identity: identity, privateKey: privateKey, ttl: ttl, now: now, credential: credential)
   }
 }

@@ -35,6 +35,13 @@ struct CAServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("tls-san"), help: "Extra DNS name or IP for the TLS serving certificate (repeatable).")
   var tlsSANs: [String] = []
 
+  @Option(
+    name: .customLong("trusted-node-identity"),
+    help:
+      "SPIFFE ID of a node agent that may request its workloads' certificates with Istio's ImpersonatedIdentity (repeatable; like CA_TRUSTED_NODE_ACCOUNTS)."
+  )
+  var trustedNodeIdentities: [String] = []
+
   @Option(name: .customLong("ca-cert"), help: "Operator CA certificate (PEM), with --ca-key.")
   var caCert: String?
 
@@ -71,6 +78,14 @@ struct CAServeCommand: AsyncParsableCommand {
     }
     var logger = Logger(label: "sds-agent-ca")
     logger.logLevel = level
+    var trustedNodes: [SPIFFEID] = []
+    for text in self.trustedNodeIdentities {
+      do {
+        trustedNodes.append(try SPIFFEID(parsing: text))
+      } catch {
+        throw ValidationError("invalid --trusted-node-identity \"\(text)\": \(error.reason)")
+      }
+    }
     let configuration = CAServerConfiguration(
       host: address.host,
       port: address.port,
@@ -80,7 +95,8 @@ struct CAServeCommand: AsyncParsableCommand {
       jwtKeysFile: self.jwtKeys,
       jwtIssuers: self.jwtIssuers.isEmpty ? JWTCallerAuthenticator.defaultIssuers : self.jwtIssuers,
       maximumTTL: maxTTL,
-      tlsNames: self.tlsSANs
+      tlsNames: self.tlsSANs,
+      trustedNodeIdentities: trustedNodes
     )
     let server: CAServer
     do {

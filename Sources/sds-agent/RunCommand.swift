@@ -100,6 +100,38 @@ struct RunCommand: AsyncParsableCommand {
   var admin: String?
 
   @Option(
+    name: .customLong("caller-identity"),
+    help:
+      "Who callers are: agent (default: all get --identity), peer (kernel peer credentials mapped by --workload), token (a forwarded JWT), peer-or-token, peer-and-token."
+  )
+  var callerIdentity: String?
+
+  @Option(
+    name: .customLong("workload"),
+    help:
+      "Maps callers to an identity (repeatable; first match wins): uid=N, gid=N and/or exe=/path, and spiffe-id=spiffe://…, comma-separated. SDS_AGENT_WORKLOAD separates rules with ';'."
+  )
+  var workloads: [String] = []
+
+  @Option(
+    name: .customLong("jwt-keys"),
+    help: "PEM public keys or a JWKS that verify forwarded tokens (iss, aud istio-ca, exp; sub names the identity).")
+  var jwtKeys: String?
+
+  @Option(
+    name: .customLong("workload-idle-timeout"),
+    help: "How long a workload identity without streams is kept (default 10m).")
+  var workloadIdleTimeout: String?
+
+  @Option(name: .customLong("caller-stream-rate"), help: "New SDS streams per caller, e.g. 50/s (default).")
+  var callerStreamRate: String?
+
+  @Option(
+    name: .customLong("caller-certificate-rate"),
+    help: "Certificates one caller's streams may cause to be issued, e.g. 10/m (default).")
+  var callerCertificateRate: String?
+
+  @Option(
     help:
       "YAML config file whose keys are these flags' names (also SDS_AGENT_CONFIG). Flags > environment > file > defaults."
   )
@@ -117,11 +149,15 @@ struct RunCommand: AsyncParsableCommand {
       ("token-file", self.tokenFile), ("cluster-id", self.clusterID), ("log-level", self.logLevel),
       ("log-format", self.logFormat), ("admin", self.admin),
       ("ca-insecure-plaintext", self.caInsecurePlaintext ? "true" : nil),
+      ("caller-identity", self.callerIdentity), ("jwt-keys", self.jwtKeys),
+      ("workload-idle-timeout", self.workloadIdleTimeout), ("caller-stream-rate", self.callerStreamRate),
+      ("caller-certificate-rate", self.callerCertificateRate),
     ]
     for (key, value) in single {
       if let value { flags[key] = [value] }
     }
     if !self.caHeaders.isEmpty { flags["ca-header"] = self.caHeaders }
+    if !self.workloads.isEmpty { flags["workload"] = self.workloads }
     return flags
   }
 

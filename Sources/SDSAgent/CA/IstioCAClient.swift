@@ -60,7 +60,8 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     identity: SPIFFEID,
     privateKey: WorkloadPrivateKey,
     ttl: Duration,
-    now: Date
+    now: Date,
+    credential: CACredential
   ) async throws(CertificateAuthorityError) -> IssuedSVID {
     var request = Istio_V1_Auth_IstioCertificateRequest()
     do {
@@ -69,7 +70,10 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
       throw CertificateAuthorityError(.signingFailed, "building the CSR failed: \(error)")
     }
     request.validityDuration = ttl.components.seconds
-    let metadata = try self.metadata()
+    if credential == .impersonation {
+      request.metadata.fields[Self.impersonatedIdentityKey] = Google_Protobuf_Value(stringValue: identity.description)
+    }
+    let metadata = try self.metadata(credential: credential)
     let response: Istio_V1_Auth_IstioCertificateResponse
     do {
       response = try await self.call(request, metadata: metadata)
@@ -94,13 +98,18 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     }
   }
 
-  private func metadata() throws(CertificateAuthorityError) -> Metadata {
+  /// Istio's request metadata key naming the workload a trusted node agent asks for.
+  public static let impersonatedIdentityKey = "ImpersonatedIdentity"
+
+  private func metadata(credential: CACredential) throws(CertificateAuthorityError) -> Metadata {
     var metadata = Metadata()
     metadata.addString(self.configuration.clusterID, forKey: "clusterid")
     for (key, value) in self.configuration.extraHeaders.sorted(by: { $0.key < $1.key }) {
       metadata.addString(value, forKey: key.lowercased())
     }
-    if let path = self.configuration.tokenFile {
+    if case .forwardedToken(let token) = credential {
+      metadata.addString("Bearer \(token)", forKey: "authorization")
+    } else if let path = self.configuration.tokenFile {
       guard let data = FileManager.default.contents(atPath: path) else {
         throw CertificateAuthorityError(.refused, "cannot read the token file \(path)")
       }

@@ -25,6 +25,8 @@ public struct CAServerConfiguration: Sendable {
   public var maximumTTL: Duration
   /// Extra names for the TLS serving certificate, besides localhost, 127.0.0.1 and ::1.
   public var tlsNames: [String]
+  /// Node agents that may ask for their workloads' certificates (`ImpersonatedIdentity`).
+  public var trustedNodeIdentities: [SPIFFEID]
 
   public init(
     host: String,
@@ -35,8 +37,10 @@ public struct CAServerConfiguration: Sendable {
     jwtKeysFile: String,
     jwtIssuers: [String] = JWTCallerAuthenticator.defaultIssuers,
     maximumTTL: Duration = .seconds(86400),
-    tlsNames: [String] = []
+    tlsNames: [String] = [],
+    trustedNodeIdentities: [SPIFFEID] = []
   ) {
+    self.trustedNodeIdentities = trustedNodeIdentities
     self.host = host
     self.port = port
     self.stateDirectory = stateDirectory
@@ -87,6 +91,7 @@ public struct CAServer: Sendable {
       ca: LocalCA(material: material),
       authenticator: authenticator,
       maximumTTL: configuration.maximumTTL,
+      trustedNodeIdentities: Set(configuration.trustedNodeIdentities),
       logger: logger
     )
     return CAServer(material: material, server: GRPCServer(transport: transport, services: [signer]), logger: logger)

@@ -42,10 +42,21 @@ public enum ConfigFile {
       case .sequence(let sequence):
         var values: [String] = []
         for item in sequence {
-          guard let value = item.string else {
-            throw ConfigurationError(key: key, value: "\(item)", allowed: "a list of plain values")
+          if let value = item.string {
+            values.append(value)
+          } else if let fields = item.mapping {
+            // `workload: [{uid: 1001, spiffe-id: …}]` is accepted as `uid=1001,spiffe-id=…`.
+            var pairs: [String] = []
+            for (name, value) in fields {
+              guard let name = name.string, let value = value.string else {
+                throw ConfigurationError(key: key, value: "\(fields)", allowed: "a mapping of plain names to plain values")
+              }
+              pairs.append("\(name)=\(value)")
+            }
+            values.append(pairs.joined(separator: ","))
+          } else {
+            throw ConfigurationError(key: key, value: "\(item)", allowed: "a list of plain values or mappings")
           }
-          values.append(value)
         }
         settings[key] = values
       case .mapping(let nested):

@@ -11,7 +11,8 @@ public struct ConfigurationLoader: Sendable {
     "socket", "socket-mode", "state-dir", "trust-domain", "identity", "cert-ttl", "key-type",
     "rotation-ratio", "rotation-jitter", "ca-cert", "ca-key", "ca-chain", "ca", "ca-address", "ca-root",
     "ca-server-name", "ca-insecure-plaintext", "token-file", "cluster-id", "ca-header", "log-level",
-    "log-format", "admin",
+    "log-format", "admin", "caller-identity", "workload", "jwt-keys", "workload-idle-timeout", "caller-stream-rate",
+    "caller-certificate-rate",
   ]
 
   public var flags: [String: [String]]
@@ -106,6 +107,8 @@ public struct ConfigurationLoader: Sendable {
       identity = try self.identity(fromTokenFile: tokenFile, trustDomain: trustDomain)
     }
 
+    let nodeAgent = try self.nodeAgentConfiguration(settings)
+
     return try AgentConfiguration(
       socketPath: settings.value("socket")?.value ?? defaults.socketPath,
       socketMode: mode ?? 0o660,
@@ -119,7 +122,35 @@ public struct ConfigurationLoader: Sendable {
       istioCA: istioCA,
       logLevel: level ?? .info,
       logFormat: format ?? .plain,
-      admin: admin
+      admin: admin,
+      nodeAgent: nodeAgent
+    )
+  }
+
+  static func nodeAgentConfiguration(_ settings: SettingsSource) throws(ConfigurationError) -> NodeAgentConfiguration {
+    let modes = CallerIdentification.allCases.map(\.rawValue).joined(separator: ", ")
+    let mode = try settings.parse("caller-identity", allowed: modes, CallerIdentification.init(rawValue:)) ?? .agent
+    var rules: [WorkloadRule] = []
+    for text in settings.values("workload", separator: ";") {
+      rules.append(try WorkloadRule(parsing: text))
+    }
+    let defaults = WorkloadRegistry.Limits()
+    let idle = try settings.parse("workload-idle-timeout", allowed: "a duration such as 10m", DurationParser.parse)
+    let streams = try settings.parse("caller-stream-rate", allowed: "a rate such as 50/s, 600/m or 1000/h") {
+      Rate(parsing: $0)
+    }
+    let certificates = try settings.parse("caller-certificate-rate", allowed: "a rate such as 10/m") {
+      Rate(parsing: $0)
+    }
+    return NodeAgentConfiguration(
+      identification: mode,
+      rules: rules,
+      jwtKeysFile: settings.value("jwt-keys")?.value,
+      limits: .init(
+        streamRate: streams ?? defaults.streamRate,
+        certificateRate: certificates ?? defaults.certificateRate,
+        idleTimeout: idle ?? defaults.idleTimeout
+      )
     )
   }
 
@@ -214,6 +245,12 @@ public struct ConfigurationLoader: Sendable {
     case "log-level": return configuration.logLevel.rawValue
     case "log-format": return configuration.logFormat.rawValue
     case "admin": return configuration.admin?.description ?? "off"
+    case "caller-identity": return configuration.nodeAgent.identification.rawValue
+    case "workload": return configuration.nodeAgent.rules.map(\.description).joined(separator: "; ")
+    case "jwt-keys": return configuration.nodeAgent.jwtKeysFile ?? ""
+    case "workload-idle-timeout": return DurationParser.format(configuration.nodeAgent.limits.idleTimeout)
+    case "caller-stream-rate": return configuration.nodeAgent.limits.streamRate.description
+    case "caller-certificate-rate": return configuration.nodeAgent.limits.certificateRate.description
     default: return ""
     }
   }

@@ -3,13 +3,26 @@ import X509
 
 /// Something that turns a workload key into an SVID: the embedded `LocalCA`, or a remote CA.
 public protocol CertificateAuthority: Sendable {
-  /// Certifies `privateKey` as `identity` for at most `ttl`.
+  /// Certifies `privateKey` as `identity` for at most `ttl`, on the authority of `credential`.
   func certify(
     identity: SPIFFEID,
     privateKey: WorkloadPrivateKey,
     ttl: Duration,
-    now: Date
+    now: Date,
+    credential: CACredential
   ) async throws(CertificateAuthorityError) -> IssuedSVID
+}
+
+extension CertificateAuthority {
+  /// Certifies on the agent's own authority.
+  public func certify(
+    identity: SPIFFEID,
+    privateKey: WorkloadPrivateKey,
+    ttl: Duration,
+    now: Date
+  ) async throws(CertificateAuthorityError) -> IssuedSVID {
+    try await self.certify(identity: identity, privateKey: privateKey, ttl: ttl, now: now, credential: .agent)
+  }
 }
 
 /// What a CA returns: the SVID and the trust bundle it chains to.

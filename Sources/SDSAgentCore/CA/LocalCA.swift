@@ -24,6 +24,17 @@ public struct LocalCA: CertificateAuthority {
     return IssuedSVID(certifiedKey: certifiedKey, trustBundle: self.material.trustBundle)
   }
 
+  /// The local CA needs no credential: the agent decided who the caller is.
+  public func certify(
+    identity: SPIFFEID,
+    privateKey: WorkloadPrivateKey,
+    ttl: Duration,
+    now: Date,
+    credential: CACredential
+  ) throws(CertificateAuthorityError) -> IssuedSVID {
+    try self.certify(identity: identity, privateKey: privateKey, ttl: ttl, now: now)
+  }
+
   /// Signs a leaf for `publicKey` as `identity`; returns it with the intermediates.
   public func sign(
     publicKey: Certificate.PublicKey,

@@ -2,6 +2,7 @@ import EnvoySDSProtos
 import Foundation
 import GRPCCore
 import Logging
+import SwiftProtobuf
 import X509
 
 /// `istio.v1.auth.IstioCertificateService` backed by a `LocalCA`: authenticates the caller by
@@ -11,6 +12,9 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
   private let ca: LocalCA
   private let authenticator: any CallerAuthenticator
   private let maximumTTL: Duration
+  /// Node agents allowed to ask for their workloads' certificates (Istio's
+  /// `CA_TRUSTED_NODE_ACCOUNTS`), naming them in the `ImpersonatedIdentity` metadata.
+  private let trustedNodeIdentities: Set<SPIFFEID>
   private let logger: Logger
   private let now: @Sendable () -> Date
 
@@ -18,12 +22,14 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
     ca: LocalCA,
     authenticator: any CallerAuthenticator,
     maximumTTL: Duration,
+    trustedNodeIdentities: Set<SPIFFEID> = [],
     logger: Logger,
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
     self.ca = ca
     self.authenticator = authenticator
     self.maximumTTL = maximumTTL
+    self.trustedNodeIdentities = trustedNodeIdentities
     self.logger = logger
     self.now = now
   }
@@ -35,10 +41,13 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
     guard let token = Self.bearerToken(in: request.metadata) else {
       throw self.refuse(.unauthenticated, "no bearer token: send `authorization: Bearer <JWT>`")
     }
-    let caller: SPIFFEID
+    var caller: SPIFFEID
     switch await self.authenticator.authenticate(bearerToken: token) {
     case .authenticated(let identity): caller = identity
     case .refused(let reason): throw self.refuse(.unauthenticated, reason)
+    }
+    if let impersonated = request.message.metadata.fields[Self.impersonatedIdentityKey] {
+      caller = try self.impersonate(impersonated, by: caller)
     }
     let publicKey: Certificate.PublicKey
     switch CSRPolicy.evaluate(pem: request.message.csr, caller: caller) {
@@ -64,6 +73,23 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
       metadata: ["identity": "\(caller)", "serial": "\(chain[0].serialHex)", "ttl": "\(DurationParser.format(ttl))"]
     )
     return ServerResponse(message: response)
+  }
+
+  public static let impersonatedIdentityKey = "ImpersonatedIdentity"
+
+  private func impersonate(_ value: Google_Protobuf_Value, by node: SPIFFEID) throws -> SPIFFEID {
+    guard case .stringValue(let text) = value.kind, let identity = try? SPIFFEID(parsing: text) else {
+      throw self.refuse(.invalidArgument, "ImpersonatedIdentity must be a SPIFFE ID", caller: node)
+    }
+    guard self.trustedNodeIdentities.contains(node) else {
+      throw self.refuse(
+        .permissionDenied,
+        "\(node) may not request certificates for \(identity): it is not a trusted node identity",
+        caller: node
+      )
+    }
+    self.logger.info("node agent requests a workload certificate", metadata: ["node": "\(node)", "identity": "\(identity)"])
+    return identity
   }
 
   private func refuse(_ code: RPCError.Code, _ message: String, caller: SPIFFEID? = nil) -> RPCError {

@@ -27,12 +27,16 @@ public final class SecretCache: Sendable {
   }
 
   /// Serves `svid` (and its bundle, if it changed) from now on.
-  public func update(with issued: IssuedSVID) {
+  public func update(with issued: IssuedSVID) throws(CertificateAuthorityError) {
+    // Encoded outside the lock; subscribers never wait for PEM encoding.
+    var encoded = ServedSecrets.empty
+    try encoded.setSVID(issued.certifiedKey)
+    try encoded.setTrustBundle(issued.trustBundle)
     self.mutate { served, revision in
-      served.svid = issued.certifiedKey
+      served.adoptSVID(from: encoded)
       served.svidRevision = revision
       if served.trustBundle != issued.trustBundle {
-        served.trustBundle = issued.trustBundle
+        served.adoptTrustBundle(from: encoded)
         served.trustBundleRevision = revision
       }
     }
@@ -42,7 +46,7 @@ public final class SecretCache: Sendable {
   public func withdrawSVID() {
     self.mutate { served, revision in
       guard served.svid != nil else { return }
-      served.svid = nil
+      try? served.setSVID(nil)
       served.svidRevision = revision
     }
   }

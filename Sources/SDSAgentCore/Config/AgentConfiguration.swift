@@ -27,6 +27,8 @@ public struct AgentConfiguration: Sendable {
   public var logFormat: LogFormat
   /// Where the admin endpoint listens (loopback TCP or a Unix socket); `nil` turns it off.
   public var admin: AdminAddress?
+  /// Who callers are: the agent's identity for all, or each workload its own.
+  public var nodeAgent: NodeAgentConfiguration
 
   public enum LogFormat: String, Sendable, CaseIterable {
     case plain
@@ -75,7 +77,8 @@ public struct AgentConfiguration: Sendable {
     istioCA: IstioCAConfiguration? = nil,
     logLevel: Logger.Level = .info,
     logFormat: LogFormat = .plain,
-    admin: AdminAddress? = nil
+    admin: AdminAddress? = nil,
+    nodeAgent: NodeAgentConfiguration = NodeAgentConfiguration()
   ) throws(ConfigurationError) {
     guard certificateTTL >= .seconds(2) else {
       throw ConfigurationError(key: "cert-ttl", value: DurationParser.format(certificateTTL), allowed: "at least 2s")
@@ -98,6 +101,12 @@ public struct AgentConfiguration: Sendable {
         allowed: "a SPIFFE ID in the trust domain \"\(trustDomain)\""
       )
     }
+    try nodeAgent.validate(remoteCA: istioCA != nil)
+    if let foreign = nodeAgent.rules.first(where: { $0.identity.trustDomain != trustDomain }) {
+      throw ConfigurationError(
+        key: "workload", value: foreign.description, allowed: "a SPIFFE ID in the trust domain \"\(trustDomain)\"")
+    }
+    self.nodeAgent = nodeAgent
     self.socketPath = socketPath
     self.socketMode = socketMode
     self.stateDirectory = stateDirectory

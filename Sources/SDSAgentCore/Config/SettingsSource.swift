@@ -30,11 +30,11 @@ public struct SettingsSource: Sendable {
   }
 
   /// All values of a repeatable key from the highest layer that has any. The environment
-  /// separates values with commas.
-  public func values(_ key: String) -> [String] {
+  /// separates values with `separator`.
+  public func values(_ key: String, separator: Character = ",") -> [String] {
     if let values = self.flags[key], !values.isEmpty { return values }
     if let value = self.environment[Self.environmentName(for: key)], !value.isEmpty {
-      return value.split(separator: ",").map { String($0).trimmingSpaces.description }
+      return value.split(separator: separator).map { String($0).trimmingSpaces.description }
     }
     return self.file[key] ?? []
   }

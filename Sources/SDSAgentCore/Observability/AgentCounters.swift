@@ -14,6 +14,7 @@ public final class AgentCounters: Sendable {
     case certificatesIssued = "certificates_issued"
     case issuanceFailures = "issuance_failures"
     case svidsWithdrawn = "svids_withdrawn"
+    case callersRefused = "callers_refused"
   }
 
   private struct State {

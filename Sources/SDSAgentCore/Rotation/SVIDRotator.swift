@@ -10,15 +10,19 @@ public struct SVIDRotatorConfiguration: Sendable, Equatable {
   public var ttl: Duration
   public var schedule: RotationSchedule
   public var backoff: Backoff
+  /// The authority certificate requests carry; a newer forwarded token replaces it.
+  public var credential: CACredential
 
   public init(
     identity: SPIFFEID,
     keyType: WorkloadKeyType,
     ttl: Duration,
     schedule: RotationSchedule = RotationSchedule(),
-    backoff: Backoff = Backoff()
+    backoff: Backoff = Backoff(),
+    credential: CACredential = .agent
   ) {
     self.identity = identity
+    self.credential = credential
     self.keyType = keyType
     self.ttl = ttl
     self.schedule = schedule
@@ -80,9 +84,10 @@ public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Du
     }
   }
 
-  /// Issues a new SVID and serves it.
+  /// Issues a new SVID and serves it. With `credential`, the request carries it, and on success
+  /// it is the credential of every renewal from now on.
   @discardableResult
-  public func rotate() async throws(CertificateAuthorityError) -> IssuedSVID {
+  public func rotate(credential: CACredential? = nil) async throws(CertificateAuthorityError) -> IssuedSVID {
     let identity = self.configuration.identity
     let key: WorkloadPrivateKey
     do {
@@ -98,7 +103,8 @@ public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Du
         identity: identity,
         privateKey: key,
         ttl: self.configuration.ttl,
-        now: self.now()
+        now: self.now(),
+        credential: credential ?? self.configuration.credential
       )
     } catch {
       self.counters.recordIssuance(duration: ContinuousClock.now - started, succeeded: false)
@@ -106,7 +112,10 @@ public struct SVIDRotator<C: Clock>: Service, CustomStringConvertible where C.Du
       throw error
     }
     self.counters.recordIssuance(duration: ContinuousClock.now - started, succeeded: true)
-    self.cache.update(with: issued)
+    try self.cache.update(with: issued)
+    if let credential {
+      self.state.replaceCredential(credential)
+    }
     self.counters.increment(.certificatesIssued)
     let svid = issued.certifiedKey
     self.logger.info(
@@ -213,6 +222,10 @@ final class RotatorState: Sendable {
   var nextRotation: Date? {
     get { self.values.withLock { $0.nextRotation } }
     set { self.values.withLock { $0.nextRotation = newValue } }
+  }
+
+  func replaceCredential(_ credential: CACredential) {
+    self.values.withLock { $0.configuration.credential = credential }
   }
 
   /// Installs `configuration` and returns the one it replaced.

@@ -37,7 +37,7 @@ public struct SDSRequest: Sendable, Equatable {
 
 /// A response the stream must send: these resources, under this version and nonce.
 public struct SDSResponsePlan: Sendable, Equatable {
-  public var resources: [SecretResource]
+  public var resources: [RequestedSecret]
   public var versionInfo: String
   public var nonce: String
 }
@@ -48,6 +48,8 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
     case unknownResource
     case unsupportedType
     case invalidName
+    /// The name is another workload's: PERMISSION_DENIED.
+    case forbiddenName
   }
 
   public let code: Code
@@ -55,12 +57,19 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
 
   public var description: String { self.message }
 
-  static func unknownResources(_ names: [String]) -> Self {
+  static func unknownResources(_ names: [String], known: [String]) -> Self {
     let asked = names.map { "\"\($0)\"" }.joined(separator: ", ")
-    let known = SecretResource.knownNames.map { "\"\($0)\"" }.joined(separator: ", ")
+    let known = known.map { "\"\($0)\"" }.joined(separator: ", ")
     return Self(
       code: .unknownResource,
       message: "unknown resource name(s) \(asked); this agent serves \(known)"
+    )
+  }
+
+  static func forbiddenNames(_ names: [String], caller: SPIFFEID) -> Self {
+    Self(
+      code: .forbiddenName,
+      message: "\(caller) may not ask for \(names.map { "\"\($0)\"" }.joined(separator: ", ")): a caller gets only its own secrets"
     )
   }
 }

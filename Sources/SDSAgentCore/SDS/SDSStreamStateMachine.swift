@@ -20,16 +20,19 @@ public struct SDSStreamStateMachine: Sendable {
     public var response: SDSResponsePlan?
   }
 
-  private var resources: [SecretResource] = []
+  public let naming: SecretNaming
+  private var resources: [RequestedSecret] = []
   private var subscribed = false
   private var lastNonce: String?
   private var lastSentRevision: UInt64?
   private var nextNonce: UInt64 = 1
 
-  public init() {}
+  public init(naming: SecretNaming) {
+    self.naming = naming
+  }
 
   /// The resources this stream currently asks for.
-  public var subscribedResources: [SecretResource] { self.resources }
+  public var subscribedResources: [RequestedSecret] { self.resources }
 
   public mutating func receive(
     _ request: SDSRequest,
@@ -41,7 +44,7 @@ public struct SDSStreamStateMachine: Sendable {
         message: "type_url \"\(request.typeURL)\" is not served here; use \"\(SecretResource.typeURL)\""
       )
     }
-    let requested = try Self.resources(named: request.resourceNames)
+    let requested = try self.naming.resolve(request.resourceNames)
 
     let feedback: Feedback
     if let lastNonce = self.lastNonce {
@@ -85,7 +88,7 @@ public struct SDSStreamStateMachine: Sendable {
 
   private mutating func plan(served: ServedSecrets) -> SDSResponsePlan? {
     // Everything asked for must be available: a response carries every requested name.
-    guard self.resources.allSatisfy(served.isAvailable) else { return nil }
+    guard self.resources.allSatisfy({ served.isAvailable($0.resource) }) else { return nil }
     let revision = self.revision(in: served)
     let nonce = String(self.nextNonce)
     self.nextNonce += 1
@@ -95,23 +98,6 @@ public struct SDSStreamStateMachine: Sendable {
   }
 
   private func revision(in served: ServedSecrets) -> UInt64 {
-    self.resources.map(served.revision(of:)).max() ?? 0
-  }
-
-  /// Resolves names to resources, keeping the order of first mention and dropping repeats; an
-  /// empty list asks for every resource.
-  static func resources(named names: [String]) throws(SDSRequestError) -> [SecretResource] {
-    guard !names.isEmpty else { return SecretResource.allCases }
-    var resources: [SecretResource] = []
-    var unknown: [String] = []
-    for name in names {
-      guard let resource = SecretResource(name: name) else {
-        unknown.append(name)
-        continue
-      }
-      if !resources.contains(resource) { resources.append(resource) }
-    }
-    guard unknown.isEmpty else { throw .unknownResources(unknown) }
-    return resources
+    self.resources.map { served.revision(of: $0.resource) }.max() ?? 0
   }
 }

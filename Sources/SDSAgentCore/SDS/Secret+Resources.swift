@@ -3,21 +3,16 @@ import Foundation
 import SwiftProtobuf
 
 extension Envoy_Extensions_TransportSockets_Tls_V3_Secret {
-  /// The SDS secret for `resource`, or `nil` if it is not available in `served`.
-  init?(_ resource: SecretResource, from served: ServedSecrets) throws {
+  /// The SDS secret for `requested`, or `nil` if it is not available in `served`.
+  init?(_ requested: RequestedSecret, from served: ServedSecrets) {
     self.init()
-    self.name = resource.name
-    switch resource {
+    self.name = requested.name
+    switch requested.resource {
     case .tlsCertificate:
-      guard let svid = served.svid else { return nil }
-      var certificate = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
-      certificate.certificateChain.inlineBytes = Data(try svid.chain.map { try $0.pemString() + "\n" }.joined().utf8)
-      certificate.privateKey.inlineBytes = Data(svid.privateKey.pkcs8PEM.utf8)
+      guard let certificate = served.tlsCertificate else { return nil }
       self.tlsCertificate = certificate
     case .validationContext:
-      guard let bundle = served.trustBundle else { return nil }
-      var context = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
-      context.trustedCa.inlineBytes = Data(try bundle.pemString().utf8)
+      guard let context = served.validationContext else { return nil }
       self.validationContext = context
     }
   }
@@ -31,7 +26,7 @@ extension Envoy_Service_Discovery_V3_DiscoveryResponse {
     self.nonce = plan.nonce
     self.typeURL = SecretResource.typeURL
     self.resources = try plan.resources.compactMap { resource in
-      guard let secret = try Envoy_Extensions_TransportSockets_Tls_V3_Secret(resource, from: served) else {
+      guard let secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret(resource, from: served) else {
         return nil
       }
       return try Google_Protobuf_Any(message: secret)

@@ -4,23 +4,25 @@ import GRPCCore
 import Logging
 import ServiceLifecycle
 
-/// Envoy's `SecretDiscoveryService` (SotW `StreamSecrets` and `FetchSecrets`) over the
-/// `SecretCache`. Transport-agnostic: the same service runs over a Unix socket or in-process.
+/// Envoy's `SecretDiscoveryService` (SotW `StreamSecrets` and `FetchSecrets`): each RPC's caller
+/// is identified by the `WorkloadRegistry` and served from its identity's `SecretCache`.
+/// Transport-agnostic: the same service runs over a Unix socket or in-process; the transport
+/// hands the caller's evidence over in `ServerContext.transportSpecific`.
 public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
-  private let cache: SecretCache
+  private let workloads: WorkloadRegistry
   private let counters: AgentCounters
   private let registry: StreamRegistry
   private let logger: Logger
   private let now: @Sendable () -> Date
 
   public init(
-    cache: SecretCache,
+    workloads: WorkloadRegistry,
     counters: AgentCounters,
     registry: StreamRegistry = StreamRegistry(),
     logger: Logger,
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
-    self.cache = cache
+    self.workloads = workloads
     self.counters = counters
     self.registry = registry
     self.logger = logger
@@ -38,18 +40,22 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     response: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
     context: ServerContext
   ) async throws {
+    let lease = try await self.lease(context)
+    defer { lease.release() }
     self.counters.increment(.streamsOpened)
     let streamID = self.registry.open(at: self.now())
     defer {
       self.registry.close(streamID)
       self.counters.increment(.streamsClosed)
     }
+    self.registry.update(streamID) { $0.identity = lease.caller.identity.description }
     var logger = self.logger
     logger[metadataKey: "rpc"] = "StreamSecrets"
     logger[metadataKey: "stream"] = "\(streamID)"
+    logger[metadataKey: "identity"] = "\(lease.caller.identity)"
 
     let (events, continuation) = AsyncStream.makeStream(of: StreamEvent.self)
-    let changes = self.cache.changes()
+    let changes = lease.cache.changes()
     try await withThrowingDiscardingTaskGroup { group in
       group.addTask { [logger] in
         defer { continuation.finish() }
@@ -70,12 +76,12 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       }
       defer { group.cancelAll() }
 
-      var machine = SDSStreamStateMachine()
+      var machine = SDSStreamStateMachine(naming: lease.naming)
       // On graceful shutdown the stream ends cleanly so the server can stop; Envoy reconnects
       // to the next agent and keeps its current secrets meanwhile.
       try await withGracefulShutdownHandler {
         loop: for await event in events {
-          let served = self.servable
+          let served = lease.cache.current.servable(at: self.now())
           let plan: SDSResponsePlan?
           switch event {
           case .requestsEnded:
@@ -104,9 +110,11 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     request: Envoy_Service_Discovery_V3_DiscoveryRequest,
     context: ServerContext
   ) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
+    let lease = try await self.lease(context)
+    defer { lease.release() }
     self.counters.increment(.fetches)
-    var machine = SDSStreamStateMachine()
-    let served = self.servable
+    var machine = SDSStreamStateMachine(naming: lease.naming)
+    let served = lease.cache.current.servable(at: self.now())
     let outcome: SDSStreamStateMachine.Outcome
     do {
       outcome = try machine.receive(SDSRequest(request), served: served)
@@ -135,14 +143,12 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     )
   }
 
-  /// The cached secrets, minus an SVID that is no longer valid: an expired certificate is never
-  /// served, even if the rotator has not withdrawn it yet.
-  private var servable: ServedSecrets {
-    var served = self.cache.current
-    if let svid = served.svid, !svid.isValid(at: self.now()) {
-      served.svid = nil
+  private func lease(_ context: ServerContext) async throws -> SecretLease {
+    do {
+      return try await self.workloads.lease(for: context.transportSpecific as? CallerEvidence)
+    } catch {
+      throw RPCError(error)
     }
-    return served
   }
 
   private func receive(
@@ -219,6 +225,17 @@ extension RPCError {
       self.init(code: .notFound, message: error.message)
     case .unsupportedType, .invalidName:
       self.init(code: .invalidArgument, message: error.message)
+    case .forbiddenName:
+      self.init(code: .permissionDenied, message: error.message)
+    }
+  }
+
+  init(_ refusal: CallerRefusal) {
+    switch refusal.code {
+    case .unauthenticated: self.init(code: .unauthenticated, message: refusal.message)
+    case .permissionDenied: self.init(code: .permissionDenied, message: refusal.message)
+    case .rateLimited: self.init(code: .resourceExhausted, message: refusal.message)
+    case .unavailable: self.init(code: .unavailable, message: refusal.message)
     }
   }
 }

@@ -8,6 +8,8 @@ public final class StreamRegistry: Sendable {
     public let id: UInt64
     public let openedAt: Date
     public var nodeID: String?
+    /// Whose secrets the stream gets.
+    public var identity: String?
     public var resources: [String] = []
     public var lastSentVersion: String?
     public var lastAckedVersion: String?

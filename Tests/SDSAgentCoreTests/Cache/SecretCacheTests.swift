@@ -5,9 +5,9 @@ import Testing
 @Suite struct SecretCacheTests {
   @Test func revisionsMoveOnlyForWhatChanged() throws {
     let cache = SecretCache()
-    cache.update(with: try Fixtures.issue())
+    try cache.update(with: Fixtures.issue())
     let first = cache.current
-    cache.update(with: try Fixtures.issue())
+    try cache.update(with: Fixtures.issue())
     let second = cache.current
     #expect(second.svidRevision > first.svidRevision)
     #expect(second.trustBundleRevision == first.trustBundleRevision)
@@ -21,8 +21,8 @@ import Testing
     do {
       var changes = cache.changes().makeAsyncIterator()
       #expect(cache.subscriberCount == 1)
-      cache.update(with: try Fixtures.issue())
-      cache.update(with: try Fixtures.issue())
+      try cache.update(with: Fixtures.issue())
+      try cache.update(with: Fixtures.issue())
       // Only the newest signal is kept: one wake-up for two changes.
       await changes.next()
       #expect(cache.current.svidRevision == 2)

@@ -8,7 +8,7 @@ import Testing
 
   init() throws {
     self.cache = SecretCache()
-    self.cache.update(with: try Fixtures.issue())
+    try self.cache.update(with: Fixtures.issue())
   }
 
   @Test func theFirstRequestGetsEveryNameOnce() throws {
@@ -51,7 +51,7 @@ import Testing
     #expect(outcome.feedback == .nack(versionInfo: "", nonce: plan.nonce, message: "bad key"))
     #expect(outcome.response == nil)
     // A later change of the secrets is sent as usual.
-    self.cache.update(with: try Fixtures.issue())
+    try self.cache.update(with: Fixtures.issue())
     let changed = machine.secretsChanged(self.cache.current)
     let next = try #require(changed)
     #expect(next.nonce != plan.nonce)
@@ -62,7 +62,7 @@ import Testing
     var machine = SDSStreamStateMachine()
     let first = try #require(
       try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
-    self.cache.update(with: try Fixtures.issue())
+    try self.cache.update(with: Fixtures.issue())
     let pushed = machine.secretsChanged(self.cache.current)
     let second = try #require(pushed)
     // The ACK of the first response arrives after the second was sent, even with new names.
@@ -100,7 +100,7 @@ import Testing
     _ = try certificateStream.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current)
     _ = try bundleStream.receive(SDSRequest(resourceNames: ["ROOTCA"]), served: self.cache.current)
     // A rotation with the same CA changes the certificate, not the bundle.
-    self.cache.update(with: try Fixtures.issue())
+    try self.cache.update(with: Fixtures.issue())
     #expect(certificateStream.secretsChanged(self.cache.current) != nil)
     #expect(bundleStream.secretsChanged(self.cache.current) == nil)
   }
@@ -109,7 +109,7 @@ import Testing
     let empty = SecretCache()
     var machine = SDSStreamStateMachine()
     #expect(try machine.receive(SDSRequest(resourceNames: ["default"]), served: empty.current).response == nil)
-    empty.update(with: try Fixtures.issue())
+    try empty.update(with: Fixtures.issue())
     #expect(machine.secretsChanged(empty.current)?.resources == [.tlsCertificate])
   }
 

@@ -1,0 +1,41 @@
+/// How callers are identified and limited: one identity for everyone (the default), or a node
+/// agent serving each workload its own identity.
+public struct NodeAgentConfiguration: Sendable, Equatable {
+  public var identification: CallerIdentification
+  public var rules: [WorkloadRule]
+  /// PEM public keys or a JWKS that verify forwarded tokens.
+  public var jwtKeysFile: String?
+  public var limits: WorkloadRegistry.Limits
+
+  public init(
+    identification: CallerIdentification = .agent,
+    rules: [WorkloadRule] = [],
+    jwtKeysFile: String? = nil,
+    limits: WorkloadRegistry.Limits = .init()
+  ) {
+    self.identification = identification
+    self.rules = rules
+    self.jwtKeysFile = jwtKeysFile
+    self.limits = limits
+  }
+
+  /// Checks that the mode has what it needs; `remoteCA` is fetch mode, where the CA can verify
+  /// forwarded tokens itself.
+  public func validate(remoteCA: Bool) throws(ConfigurationError) {
+    let mode = self.identification
+    if mode.usesPeer, self.rules.isEmpty {
+      throw ConfigurationError(
+        key: "workload", value: "", allowed: "at least one rule, because caller-identity is \(mode.rawValue)")
+    }
+    if !mode.usesPeer, let rule = self.rules.first {
+      throw ConfigurationError(
+        key: "workload", value: rule.description,
+        allowed: "no rules unless caller-identity is peer, peer-or-token or peer-and-token")
+    }
+    if mode.usesToken, self.jwtKeysFile == nil, !remoteCA {
+      throw ConfigurationError(
+        key: "jwt-keys", value: "",
+        allowed: "a file of keys that verify forwarded tokens, because caller-identity is \(mode.rawValue) with the local CA")
+    }
+  }
+}

@@ -1,0 +1,354 @@
+import Crypto
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The identities the agent serves: its own (kept by the agent's rotator) and, in node-agent
+/// mode, one per workload that calls — each with its own key, certificate and rotator, shared by
+/// all of that workload's streams, created on its first stream and dropped after
+/// `idleTimeout` without one.
+public final class WorkloadRegistry: Service, Sendable {
+  public struct Limits: Sendable, Equatable {
+    /// New streams per caller.
+    public var streamRate: Rate
+    /// Certificates a caller's streams may cause to be issued (first issuance, new tokens).
+    public var certificateRate: Rate
+    /// How long an identity without streams is kept.
+    public var idleTimeout: Duration
+
+    public init(
+      streamRate: Rate = Rate(count: 50, period: .seconds(1)),
+      certificateRate: Rate = Rate(count: 10, period: .seconds(60)),
+      idleTimeout: Duration = .seconds(600)
+    ) {
+      self.streamRate = streamRate
+      self.certificateRate = certificateRate
+      self.idleTimeout = idleTimeout
+    }
+  }
+
+  private typealias Issuance = Task<Result<Void, CertificateAuthorityError>, Never>
+
+  private struct Entry {
+    let cache: SecretCache
+    let rotator: SVIDRotator<ContinuousClock>
+    /// Finished when the identity is dropped, which stops its rotator.
+    var evicted: AsyncStream<Void>.Continuation?
+    var streams = 0
+    var idleSince: Date?
+    var streamBucket: TokenBucket
+    var certificateBucket: TokenBucket
+    var rotating = false
+    var issuing: Issuance?
+    /// SHA-256 of forwarded tokens the CA has accepted for this identity.
+    var provenTokens: Set<Data> = []
+  }
+
+  private struct State {
+    var entries: [SPIFFEID: Entry] = [:]
+    var agentStreamBucket: [SPIFFEID: TokenBucket] = [:]
+  }
+
+  private enum Step {
+    case done
+    case wait(Issuance)
+    case issue(Issuance)
+  }
+
+  public let attestor: CallerAttestor
+  private let agentIdentity: SPIFFEID
+  private let agentCache: SecretCache
+  private let template: SVIDRotatorConfiguration
+  private let authority: any CertificateAuthority
+  private let counters: AgentCounters
+  public let limits: Limits
+  private let logger: Logger
+  private let now: @Sendable () -> Date
+  private let state = Mutex(State())
+  private let rotators: AsyncStream<(SVIDRotator<ContinuousClock>, AsyncStream<Void>)>
+  private let newRotator: AsyncStream<(SVIDRotator<ContinuousClock>, AsyncStream<Void>)>.Continuation
+
+  /// - Parameter template: the settings of every workload rotator, apart from its identity.
+  public init(
+    attestor: CallerAttestor,
+    agentIdentity: SPIFFEID,
+    agentCache: SecretCache,
+    template: SVIDRotatorConfiguration,
+    authority: any CertificateAuthority,
+    counters: AgentCounters,
+    limits: Limits = Limits(),
+    logger: Logger,
+    now: @escaping @Sendable () -> Date = { Date() }
+  ) {
+    self.attestor = attestor
+    self.agentIdentity = agentIdentity
+    self.agentCache = agentCache
+    self.template = template
+    self.authority = authority
+    self.counters = counters
+    self.limits = limits
+    self.logger = logger
+    self.now = now
+    (self.rotators, self.newRotator) = AsyncStream.makeStream()
+  }
+
+  /// The workload identities held now (not the agent's own).
+  public var workloadIdentities: [SPIFFEID] {
+    self.state.withLock { $0.entries.keys.sorted { $0.description < $1.description } }
+  }
+
+  public func cache(for identity: SPIFFEID) -> SecretCache? {
+    identity == self.agentIdentity ? self.agentCache : self.state.withLock { $0.entries[identity]?.cache }
+  }
+
+  /// Identifies the caller and returns its secrets, issuing its first certificate if needed.
+  public func lease(for evidence: CallerEvidence?) async throws(CallerRefusal) -> SecretLease {
+    let caller: Caller
+    do {
+      caller = try await self.attestor.attest(evidence)
+    } catch {
+      throw self.refuse(error, caller: nil)
+    }
+    if caller.identity == self.agentIdentity {
+      guard caller.isVerified else {
+        throw self.refuse(
+          CallerRefusal(.permissionDenied, "a forwarded token may not name the agent's own identity \(caller.identity)"),
+          caller: caller
+        )
+      }
+      if self.attestor.mode != .agent {
+        try self.takeAgentStream(caller)
+      }
+      return SecretLease(caller: caller, cache: self.agentCache, onRelease: {})
+    }
+    let cache = try self.openStream(caller)
+    do {
+      try await self.ensureIssued(caller)
+    } catch {
+      self.closeStream(caller.identity)
+      throw self.refuse(error, caller: caller)
+    }
+    return SecretLease(caller: caller, cache: cache, onRelease: { [weak self] in self?.closeStream(caller.identity) })
+  }
+
+  /// Drops identities that have had no stream for `limits.idleTimeout` as of `now`.
+  @discardableResult
+  public func evictIdle(now: Date) -> [SPIFFEID] {
+    let evicted = self.state.withLock { state -> [(SPIFFEID, Entry)] in
+      let idle = state.entries.filter { _, entry in
+        entry.streams == 0 && entry.issuing == nil
+          && entry.idleSince.map { now.timeIntervalSince($0) >= self.limits.idleTimeout.seconds } == true
+      }
+      for (identity, _) in idle { state.entries[identity] = nil }
+      return Array(idle)
+    }
+    for (identity, entry) in evicted {
+      entry.evicted?.finish()
+      self.logger.info("dropped an idle workload identity", metadata: ["identity": "\(identity)"])
+    }
+    return evicted.map(\.0)
+  }
+
+  public func run() async throws {
+    await withDiscardingTaskGroup { group in
+      group.addTask {
+        let interval = max(Duration.seconds(1), self.limits.idleTimeout / 4)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+          try? await Task.sleep(for: interval)
+          self.evictIdle(now: self.now())
+        }
+      }
+      group.addTask {
+        await cancelWhenGracefulShutdown { [rotators = self.rotators] in
+          await withDiscardingTaskGroup { rotations in
+            for await (rotator, evicted) in rotators {
+              rotations.addTask {
+                await withTaskGroup(of: Void.self) { race in
+                  race.addTask { try? await rotator.run() }
+                  race.addTask { for await _ in evicted {} }
+                  await race.next()
+                  race.cancelAll()
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // MARK: - Streams
+
+  private func takeAgentStream(_ caller: Caller) throws(CallerRefusal) {
+    let now = self.now()
+    let wait = self.state.withLock { state in
+      state.agentStreamBucket[caller.identity, default: TokenBucket(rate: self.limits.streamRate, now: now)].take(
+        now: now)
+    }
+    if let wait {
+      throw self.refuse(self.streamRateRefusal(caller, wait: wait), caller: caller)
+    }
+  }
+
+  private func openStream(_ caller: Caller) throws(CallerRefusal) -> SecretCache {
+    let now = self.now()
+    let result = self.state.withLock { state -> Result<SecretCache, CallerRefusal> in
+      if state.entries[caller.identity] == nil {
+        var settings = self.template
+        settings.identity = caller.identity
+        settings.credential = caller.credential
+        let cache = SecretCache()
+        state.entries[caller.identity] = Entry(
+          cache: cache,
+          rotator: SVIDRotator(
+            configuration: settings, authority: self.authority, cache: cache, counters: self.counters,
+            clock: ContinuousClock(), now: self.now, logger: self.logger),
+          streamBucket: TokenBucket(rate: self.limits.streamRate, now: now),
+          certificateBucket: TokenBucket(rate: self.limits.certificateRate, now: now)
+        )
+      }
+      if let wait = state.entries[caller.identity]!.streamBucket.take(now: now) {
+        return .failure(self.streamRateRefusal(caller, wait: wait))
+      }
+      state.entries[caller.identity]!.streams += 1
+      state.entries[caller.identity]!.idleSince = nil
+      return .success(state.entries[caller.identity]!.cache)
+    }
+    return try result.get()
+  }
+
+  private func closeStream(_ identity: SPIFFEID) {
+    let now = self.now()
+    self.state.withLock { state in
+      guard var entry = state.entries[identity] else { return }
+      entry.streams -= 1
+      if entry.streams == 0 { entry.idleSince = now }
+      state.entries[identity] = entry
+    }
+  }
+
+  private func streamRateRefusal(_ caller: Caller, wait: Duration) -> CallerRefusal {
+    CallerRefusal(
+      .rateLimited,
+      "\(caller.identity) opened more than \(self.limits.streamRate) streams; retry in \(DurationParser.format(wait))")
+  }
+
+  // MARK: - Issuance
+
+  /// Makes sure the caller's identity has had its first issuance, and that a forwarded token
+  /// nobody verified has been accepted by the CA.
+  private func ensureIssued(_ caller: Caller) async throws(CallerRefusal) {
+    let tokenDigest: Data? =
+      if case .forwardedToken(let token) = caller.credential, !caller.isVerified {
+        Data(SHA256.hash(data: Data(token.utf8)))
+      } else {
+        nil
+      }
+    while true {
+      let step = try self.nextStep(caller, tokenDigest: tokenDigest)
+      switch step {
+      case .done:
+        return
+      case .wait(let issuance):
+        if case .failure(let error) = await issuance.value {
+          try self.handleFailure(error, caller: caller, tokenDigest: tokenDigest)
+        }
+      case .issue(let issuance):
+        let result = await issuance.value
+        self.state.withLock { state in
+          state.entries[caller.identity]?.issuing = nil
+          if case .success = result, let tokenDigest {
+            state.entries[caller.identity]?.provenTokens.insert(tokenDigest)
+          }
+        }
+        switch result {
+        case .success:
+          self.startRotating(caller.identity)
+          return
+        case .failure(let error):
+          try self.handleFailure(error, caller: caller, tokenDigest: tokenDigest)
+        }
+      }
+    }
+  }
+
+  private func nextStep(_ caller: Caller, tokenDigest: Data?) throws(CallerRefusal) -> Step {
+    let now = self.now()
+    let result = self.state.withLock { state -> Result<Step, CallerRefusal> in
+      guard var entry = state.entries[caller.identity] else {
+        return .failure(CallerRefusal(.unavailable, "\(caller.identity) was dropped; reconnect"))
+      }
+      let needsProof = tokenDigest.map { !entry.provenTokens.contains($0) } ?? false
+      guard !entry.rotating || needsProof else { return .success(.done) }
+      if let issuing = entry.issuing { return .success(.wait(issuing)) }
+      if let wait = entry.certificateBucket.take(now: now) {
+        return .failure(
+          CallerRefusal(
+            .rateLimited,
+            "\(caller.identity) asked for more than \(self.limits.certificateRate) certificates; retry in \(DurationParser.format(wait))"
+          ))
+      }
+      let rotator = entry.rotator
+      let credential = caller.credential
+      let issuance = Issuance { () async -> Result<Void, CertificateAuthorityError> in
+        do throws(CertificateAuthorityError) {
+          try await rotator.rotate(credential: credential)
+          return .success(())
+        } catch {
+          return .failure(error)
+        }
+      }
+      entry.issuing = issuance
+      state.entries[caller.identity] = entry
+      return .success(.issue(issuance))
+    }
+    return try result.get()
+  }
+
+  private func handleFailure(
+    _ error: CertificateAuthorityError,
+    caller: Caller,
+    tokenDigest: Data?
+  ) throws(CallerRefusal) {
+    switch error.code {
+    case .refused:
+      throw CallerRefusal(.unauthenticated, "the CA refused a certificate for \(caller.identity): \(error.message)")
+    default:
+      guard tokenDigest == nil else {
+        throw CallerRefusal(
+          .unavailable, "the forwarded token could not be verified by the CA: \(error.message); retry shortly")
+      }
+      // A verified caller waits on its stream while the rotator keeps trying.
+      self.logger.error(
+        "could not issue a workload's first certificate; retrying",
+        metadata: ["identity": "\(caller.identity)", "error": "\(error)"])
+      self.startRotating(caller.identity)
+    }
+  }
+
+  private func startRotating(_ identity: SPIFFEID) {
+    let started = self.state.withLock { state -> (SVIDRotator<ContinuousClock>, AsyncStream<Void>)? in
+      guard var entry = state.entries[identity], !entry.rotating else { return nil }
+      let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+      entry.rotating = true
+      entry.evicted = continuation
+      state.entries[identity] = entry
+      return (entry.rotator, stream)
+    }
+    if let started {
+      self.newRotator.yield(started)
+    }
+  }
+
+  private func refuse(_ refusal: CallerRefusal, caller: Caller?) -> CallerRefusal {
+    self.counters.increment(.callersRefused, labels: [("reason", refusal.code.rawValue)])
+    self.logger.warning(
+      "refused an SDS caller",
+      metadata: [
+        "status": "\(refusal.code.rawValue)", "reason": "\(refusal.message)",
+        "caller": "\(caller.map(\.description) ?? "-")",
+      ])
+    return refusal
+  }
+}
