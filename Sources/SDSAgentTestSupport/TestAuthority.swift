@@ -36,6 +36,7 @@ public final class TestAuthority: CertificateAuthority {
     if self.isFailing {
       throw CertificateAuthorityError(.signingFailed, "the test CA is down")
     }
-    return try self.wrapped.certify(identity: identity, privateKey: privateKey, ttl: ttl, now: now, credential: credential)
+    return try self.wrapped.certify(
+      identity: identity, privateKey: privateKey, ttl: ttl, now: now, credential: credential)
   }
 }

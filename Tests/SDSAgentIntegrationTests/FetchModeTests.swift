@@ -11,45 +11,10 @@ import X509
 /// The agent in `--ca istio` mode against `sds-agent ca serve`, both over real sockets (TLS on
 /// TCP to the CA, the Unix socket to the client), with tokens minted by jwt-kit.
 @Suite(.timeLimit(.minutes(2))) struct FetchModeTests {
-  struct Claims: JWTPayload {
-    var iss: IssuerClaim
-    var sub: SubjectClaim
-    var aud: AudienceClaim
-    var exp: ExpirationClaim
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
-  }
-
-  /// A signing key, its public half in a PEM file for --jwt-keys, and a token factory.
-  struct TokenIssuer {
-    let keys = JWTKeyCollection()
-    let directory: String
-
-    init(directory: String) async throws {
-      self.directory = directory
-      let key = ES256PrivateKey()
-      await self.keys.add(ecdsa: key)
-      try key.publicKey.pemRepresentation.write(toFile: directory + "/jwt-keys.pem", atomically: true, encoding: .utf8)
-    }
-
-    var keysFile: String { self.directory + "/jwt-keys.pem" }
-
-    func token(
-      subject: String = "system:serviceaccount:web:frontend",
-      audience: String = "istio-ca",
-      issuer: String = "https://kubernetes.default.svc.cluster.local",
-      expires: Date = Date().addingTimeInterval(3600)
-    ) async throws -> String {
-      try await self.keys.sign(
-        Claims(
-          iss: .init(value: issuer), sub: .init(value: subject), aud: .init(value: [audience]),
-          exp: .init(value: expires))
-      )
-    }
-  }
-
   func withCAServer<R: Sendable>(
     directory: String,
     issuer: TokenIssuer,
+    trustedNodes: [SPIFFEID] = [],
     _ body: (_ port: Int, _ root: String) async throws -> R
   ) async throws -> R {
     let server = try await CAServer.build(
@@ -58,7 +23,8 @@ import X509
         port: 0,
         stateDirectory: directory + "/ca",
         jwtKeysFile: issuer.keysFile,
-        maximumTTL: .seconds(3600)
+        maximumTTL: .seconds(3600),
+        trustedNodeIdentities: trustedNodes
       ),
       logger: Logger(label: "ca")
     )
@@ -121,7 +87,8 @@ import X509
             identity: try SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend"),
             privateKey: try WorkloadKeyType.ecdsaP256.generate(),
             ttl: .seconds(60),
-            now: Date()
+            now: Date(),
+            credential: .agent
           )
         } throws: { error in
           let error = error as! CertificateAuthorityError
@@ -168,7 +135,7 @@ import X509
     let signing = JWTKeyCollection()
     await signing.add(ecdsa: key, kid: "k1")
     let token = try await signing.sign(
-      Claims(
+      ServiceAccountTokenClaims(
         iss: .init(value: "https://kubernetes.default.svc.cluster.local"),
         sub: .init(value: "system:serviceaccount:a:b"), aud: .init(value: ["istio-ca"]),
         exp: .init(value: Date().addingTimeInterval(60))),

@@ -98,13 +98,13 @@ import Testing
     try await RunningAgent.with { running in
       try await SDSClient.withConnection(socketPath: running.socketPath) { client in
         try await SDSStream.with(client: client) { stream in
-          stream.request(["default", "spiffe://cluster.local/ns/other/sa/other"])
+          stream.request(["default", "spiffe://elsewhere.example"])
           await #expect {
             _ = try await stream.next()
           } throws: { error in
             guard let error = error as? RPCError else { return false }
             return error.code == .notFound && error.message.contains("\"default\"")
-              && error.message.contains("\"ROOTCA\"") && error.message.contains("ns/other")
+              && error.message.contains("\"ROOTCA\"") && error.message.contains("elsewhere.example")
           }
         }
         var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
@@ -232,11 +232,15 @@ extension Envoy_Service_Discovery_V3_DiscoveryResponse {
 }
 
 extension SecretSummary {
-  /// The chain verifies against `bundle`, the key matches the leaf, the identity is the agent's.
-  func expectValid(against bundle: SecretSummary) async throws {
+  /// The chain verifies against `bundle`, the key matches the leaf, the identity is `identity`
+  /// (by default the agent's).
+  func expectValid(
+    against bundle: SecretSummary,
+    identity: SPIFFEID = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/default")
+  ) async throws {
     var verifier = Verifier(rootCertificates: CertificateStore(bundle.certificates)) {
       RFC5280Policy(fixedExpiryValidationTime: Date())
-      SPIFFELeafPolicy(expectedIdentity: try! SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/default"))
+      SPIFFELeafPolicy(expectedIdentity: identity)
     }
     let result = await verifier.validate(
       leaf: self.certificates[0], intermediates: CertificateStore(Array(self.certificates.dropFirst())))

@@ -26,7 +26,8 @@ public final class PrometheusMetrics: AgentMetricsRecorder {
     self.streamsOpen = self.registry.makeGauge(
       descriptor: Self.descriptor("streams_open", unit: "", help: "SDS streams open now"))
     // Unlabelled counters exist from the start, so a scrape shows 0 rather than nothing.
-    for name in AgentCounters.Name.allCases where name != .nacks && name != .issuanceFailures && name != .callersRefused {
+    for name in AgentCounters.Name.allCases where name != .nacks && name != .issuanceFailures && name != .callersRefused
+    {
       self.increment(name, by: 0, labels: [])
     }
   }

@@ -68,6 +68,7 @@ public final class SDSStream: Sendable {
   /// Opens a stream on `client`, runs `body`, then closes it.
   public static func with<Result: Sendable>(
     client: SDSClient.Client,
+    metadata: Metadata = [:],
     closing: Closing = .graceful,
     _ body: (SDSStream) async throws -> Result
   ) async throws -> Result {
@@ -77,7 +78,7 @@ public final class SDSStream: Sendable {
       group.addTask {
         do {
           try await client.streamSecrets(
-            request: StreamingClientRequest { writer in
+            request: StreamingClientRequest(metadata: metadata) { writer in
               for await request in requests {
                 try await writer.write(request)
               }

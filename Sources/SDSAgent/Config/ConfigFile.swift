@@ -49,7 +49,8 @@ public enum ConfigFile {
             var pairs: [String] = []
             for (name, value) in fields {
               guard let name = name.string, let value = value.string else {
-                throw ConfigurationError(key: key, value: "\(fields)", allowed: "a mapping of plain names to plain values")
+                throw ConfigurationError(
+                  key: key, value: "\(fields)", allowed: "a mapping of plain names to plain values")
               }
               pairs.append("\(name)=\(value)")
             }

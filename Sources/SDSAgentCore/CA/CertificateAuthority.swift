@@ -13,18 +13,6 @@ public protocol CertificateAuthority: Sendable {
   ) async throws(CertificateAuthorityError) -> IssuedSVID
 }
 
-extension CertificateAuthority {
-  /// Certifies on the agent's own authority.
-  public func certify(
-    identity: SPIFFEID,
-    privateKey: WorkloadPrivateKey,
-    ttl: Duration,
-    now: Date
-  ) async throws(CertificateAuthorityError) -> IssuedSVID {
-    try await self.certify(identity: identity, privateKey: privateKey, ttl: ttl, now: now, credential: .agent)
-  }
-}
-
 /// What a CA returns: the SVID and the trust bundle it chains to.
 public struct IssuedSVID: Sendable {
   public let certifiedKey: CertifiedKey

@@ -88,7 +88,8 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
         caller: node
       )
     }
-    self.logger.info("node agent requests a workload certificate", metadata: ["node": "\(node)", "identity": "\(identity)"])
+    self.logger.info(
+      "node agent requests a workload certificate", metadata: ["node": "\(node)", "identity": "\(identity)"])
     return identity
   }
 

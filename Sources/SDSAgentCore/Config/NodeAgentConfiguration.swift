@@ -35,7 +35,8 @@ public struct NodeAgentConfiguration: Sendable, Equatable {
     if mode.usesToken, self.jwtKeysFile == nil, !remoteCA {
       throw ConfigurationError(
         key: "jwt-keys", value: "",
-        allowed: "a file of keys that verify forwarded tokens, because caller-identity is \(mode.rawValue) with the local CA")
+        allowed:
+          "a file of keys that verify forwarded tokens, because caller-identity is \(mode.rawValue) with the local CA")
     }
   }
 }

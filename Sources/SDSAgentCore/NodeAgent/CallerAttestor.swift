@@ -109,7 +109,8 @@ public struct CallerAttestor: Sendable {
     }
     do {
       let identity = try account.spiffeID(trustDomain: self.agentIdentity.trustDomain)
-      return Caller(identity: identity, credential: credential, isVerified: false, evidence: "token for the CA to verify")
+      return Caller(
+        identity: identity, credential: credential, isVerified: false, evidence: "token for the CA to verify")
     } catch {
       throw CallerRefusal(.unauthenticated, "the forwarded token's service account is not a SPIFFE ID: \(error.reason)")
     }

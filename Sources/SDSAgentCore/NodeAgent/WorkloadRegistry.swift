@@ -113,7 +113,8 @@ public final class WorkloadRegistry: Service, Sendable {
     if caller.identity == self.agentIdentity {
       guard caller.isVerified else {
         throw self.refuse(
-          CallerRefusal(.permissionDenied, "a forwarded token may not name the agent's own identity \(caller.identity)"),
+          CallerRefusal(
+            .permissionDenied, "a forwarded token may not name the agent's own identity \(caller.identity)"),
           caller: caller
         )
       }
@@ -151,18 +152,17 @@ public final class WorkloadRegistry: Service, Sendable {
   }
 
   public func run() async throws {
-    await withDiscardingTaskGroup { group in
-      group.addTask {
-        let interval = max(Duration.seconds(1), self.limits.idleTimeout / 4)
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-          try? await Task.sleep(for: interval)
-          self.evictIdle(now: self.now())
+    await cancelWhenGracefulShutdown {
+      await withDiscardingTaskGroup { group in
+        group.addTask {
+          let interval = max(Duration.seconds(1), self.limits.idleTimeout / 4)
+          while (try? await Task.sleep(for: interval)) != nil {
+            self.evictIdle(now: self.now())
+          }
         }
-      }
-      group.addTask {
-        await cancelWhenGracefulShutdown { [rotators = self.rotators] in
+        group.addTask {
           await withDiscardingTaskGroup { rotations in
-            for await (rotator, evicted) in rotators {
+            for await (rotator, evicted) in self.rotators {
               rotations.addTask {
                 await withTaskGroup(of: Void.self) { race in
                   race.addTask { try? await rotator.run() }
@@ -313,7 +313,11 @@ public final class WorkloadRegistry: Service, Sendable {
   ) throws(CallerRefusal) {
     switch error.code {
     case .refused:
-      throw CallerRefusal(.unauthenticated, "the CA refused a certificate for \(caller.identity): \(error.message)")
+      // A refused forwarded token is the caller's failure to authenticate; a refused node agent
+      // (impersonation) is a matter of the CA's authorization.
+      throw CallerRefusal(
+        tokenDigest == nil && caller.credential != .agent ? .permissionDenied : .unauthenticated,
+        "the CA refused a certificate for \(caller.identity): \(error.message)")
     default:
       guard tokenDigest == nil else {
         throw CallerRefusal(

@@ -69,7 +69,8 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
   static func forbiddenNames(_ names: [String], caller: SPIFFEID) -> Self {
     Self(
       code: .forbiddenName,
-      message: "\(caller) may not ask for \(names.map { "\"\($0)\"" }.joined(separator: ", ")): a caller gets only its own secrets"
+      message:
+        "\(caller) may not ask for \(names.map { "\"\($0)\"" }.joined(separator: ", ")): a caller gets only its own secrets"
     )
   }
 }

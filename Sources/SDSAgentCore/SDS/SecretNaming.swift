@@ -8,7 +8,8 @@ public struct RequestedSecret: Sendable, Hashable {
     self.resource = resource
   }
 
-  public static let tlsCertificate = RequestedSecret(name: SecretResource.tlsCertificate.name, resource: .tlsCertificate)
+  public static let tlsCertificate = RequestedSecret(
+    name: SecretResource.tlsCertificate.name, resource: .tlsCertificate)
   public static let validationContext = RequestedSecret(
     name: SecretResource.validationContext.name, resource: .validationContext)
 }

@@ -4,6 +4,7 @@ import SDSAgentTestSupport
 import Testing
 
 @Suite struct SDSStreamStateMachineTests {
+  static let naming = SecretNaming(identity: try! SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/default"))
   let cache: SecretCache
 
   init() throws {
@@ -12,7 +13,7 @@ import Testing
   }
 
   @Test func theFirstRequestGetsEveryNameOnce() throws {
-    var machine = SDSStreamStateMachine()
+    var machine = SDSStreamStateMachine(naming: Self.naming)
     let outcome = try machine.receive(
       SDSRequest(resourceNames: ["default", "ROOTCA", "default"]), served: self.cache.current)
     #expect(outcome.feedback == .initial)
@@ -22,13 +23,13 @@ import Testing
   }
 
   @Test func anEmptyListAsksForEverything() throws {
-    var machine = SDSStreamStateMachine()
+    var machine = SDSStreamStateMachine(naming: Self.naming)
     let plan = try #require(try machine.receive(SDSRequest(resourceNames: []), served: self.cache.current).response)
-    #expect(plan.resources == SecretResource.allCases)
+    #expect(plan.resources == [.tlsCertificate, .validationContext])
   }
 
   @Test func anACKIsNotAnswered() throws {
-    var machine = SDSStreamStateMachine()
+    var machine = SDSStreamStateMachine(naming: Self.naming)
     let plan = try #require(
       try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
     let ack = SDSRequest(versionInfo: plan.versionInfo, resourceNames: ["default"], responseNonce: plan.nonce)
@@ -38,7 +39,7 @@ import Testing
   }
 
   @Test func aNACKIsCountedButNotAnsweredWithTheSamePayload() throws {
-    var machine = SDSStreamStateMachine()
+    var machine = SDSStreamStateMachine(naming: Self.naming)
     let plan = try #require(
       try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
     let nack = SDSRequest(
@@ -59,7 +60,7 @@ import Testing
   }
 
   @Test func aStaleNonceIsIgnored() throws {
-    var machine = SDSStreamStateMachine()
+    var machine = SDSStreamStateMachine(naming: Self.naming)
     let first = try #require(
       try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
     try self.cache.update(with: Fixtures.issue())
@@ -77,7 +78,7 @@ import Testing
   }
 
   @Test func aNewStreamGetsTheSecretsWhateverVersionAndNonceItCarries() throws {
-    var machine = SDSStreamStateMachine()
+    var machine = SDSStreamStateMachine(naming: Self.naming)
     let reconnect = SDSRequest(versionInfo: "999", resourceNames: ["default"], responseNonce: "41")
     let outcome = try machine.receive(reconnect, served: self.cache.current)
     #expect(outcome.feedback == .initial)
@@ -85,7 +86,7 @@ import Testing
   }
 
   @Test func changingTheNamesIsAnswered() throws {
-    var machine = SDSStreamStateMachine()
+    var machine = SDSStreamStateMachine(naming: Self.naming)
     let plan = try #require(
       try machine.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current).response)
     let request = SDSRequest(
@@ -95,8 +96,8 @@ import Testing
   }
 
   @Test func updatesArePushedOnlyToAffectedStreams() throws {
-    var certificateStream = SDSStreamStateMachine()
-    var bundleStream = SDSStreamStateMachine()
+    var certificateStream = SDSStreamStateMachine(naming: Self.naming)
+    var bundleStream = SDSStreamStateMachine(naming: Self.naming)
     _ = try certificateStream.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current)
     _ = try bundleStream.receive(SDSRequest(resourceNames: ["ROOTCA"]), served: self.cache.current)
     // A rotation with the same CA changes the certificate, not the bundle.
@@ -107,25 +108,25 @@ import Testing
 
   @Test func nothingIsSentUntilEveryNameIsAvailable() throws {
     let empty = SecretCache()
-    var machine = SDSStreamStateMachine()
+    var machine = SDSStreamStateMachine(naming: Self.naming)
     #expect(try machine.receive(SDSRequest(resourceNames: ["default"]), served: empty.current).response == nil)
     try empty.update(with: Fixtures.issue())
-    #expect(machine.secretsChanged(empty.current)?.resources == [.tlsCertificate])
+    #expect(machine.secretsChanged(empty.current)?.resources == [RequestedSecret.tlsCertificate])
   }
 
   @Test func anUnknownNameNamesTheKnownOnes() {
-    var machine = SDSStreamStateMachine()
+    var machine = SDSStreamStateMachine(naming: Self.naming)
     #expect {
-      try machine.receive(SDSRequest(resourceNames: ["default", "spiffe://x/y"]), served: self.cache.current)
+      try machine.receive(SDSRequest(resourceNames: ["default", "spiffe://x"]), served: self.cache.current)
     } throws: { error in
       let error = error as! SDSRequestError
-      return error.code == .unknownResource && error.message.contains("\"spiffe://x/y\"")
+      return error.code == .unknownResource && error.message.contains("\"spiffe://x\"")
         && error.message.contains("\"default\"") && error.message.contains("\"ROOTCA\"")
     }
   }
 
   @Test func anotherTypeIsRefused() {
-    var machine = SDSStreamStateMachine()
+    var machine = SDSStreamStateMachine(naming: Self.naming)
     let request = SDSRequest(resourceNames: ["default"], typeURL: "type.googleapis.com/envoy.config.cluster.v3.Cluster")
     #expect {
       try machine.receive(request, served: self.cache.current)

@@ -1,0 +1,262 @@
+import Foundation
+import GRPCCore
+import SDSAgent
+import SDSAgentCore
+import SDSAgentTestSupport
+import Testing
+import X509
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Node-agent mode over the real Unix socket: callers identified by the kernel's peer
+/// credentials or by forwarded tokens, each served only its own identity.
+@Suite(.timeLimit(.minutes(2))) struct NodeAgentTests {
+  static let frontend = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend")
+  static let gateway = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/gateway")
+
+  func configuration(
+    _ identification: CallerIdentification,
+    rules: [WorkloadRule] = [],
+    jwtKeysFile: String? = nil,
+    limits: WorkloadRegistry.Limits = .init(),
+    directory: String = TemporaryDirectory.make()
+  ) throws -> AgentConfiguration {
+    var configuration = try RunningAgent.configuration(directory: directory)
+    configuration.nodeAgent = NodeAgentConfiguration(
+      identification: identification, rules: rules, jwtKeysFile: jwtKeysFile, limits: limits)
+    return configuration
+  }
+
+  /// Opens a stream for `names` and returns its first response, or the error that ended it.
+  func firstResponse(
+    _ running: RunningAgent,
+    names: [String] = ["default", "ROOTCA"],
+    metadata: Metadata = [:]
+  ) async throws -> SDSStream.Response? {
+    try await SDSClient.withConnection(socketPath: running.socketPath) { client in
+      try await SDSStream.with(client: client, metadata: metadata) { stream in
+        stream.request(names)
+        return try await stream.next()
+      }
+    }
+  }
+
+  func expectRefusal(
+    _ code: RPCError.Code,
+    mentioning fragments: [String],
+    _ body: () async throws -> SDSStream.Response?
+  ) async {
+    await #expect {
+      _ = try await body()
+    } throws: { error in
+      guard let error = error as? RPCError else { return false }
+      return error.code == code && fragments.allSatisfy(error.message.contains)
+    }
+  }
+
+  @Test func theCallersUIDPicksItsIdentityAndAForgedCarrierHeaderIsIgnored() async throws {
+    let rules = [
+      WorkloadRule(uid: getuid() + 1, identity: Self.gateway),
+      WorkloadRule(uid: getuid(), identity: Self.frontend),
+    ]
+    try await RunningAgent.with(try self.configuration(.peer, rules: rules)) { running in
+      // A client claiming to be another uid in the carrier header gets its real uid's identity.
+      var forged = Metadata()
+      forged.addString("pid=1;uid=\(getuid() + 1);gid=0", forKey: PeerCredentials.carrierKey)
+      let response = try #require(
+        try await self.firstResponse(
+          running, names: [Self.frontend.description, "spiffe://cluster.local"], metadata: forged))
+      let secrets = try response.secrets()
+      #expect(secrets.map(\.name) == [Self.frontend.description, "spiffe://cluster.local"])
+      let certificate = try #require(secrets.first { $0.kind == .tlsCertificate })
+      let bundle = try #require(secrets.first { $0.kind == .validationContext })
+      #expect(certificate.certificates[0].spiffeIDs == [Self.frontend])
+      try await certificate.expectValid(against: bundle, identity: Self.frontend)
+      #expect(running.agent.workloads.workloadIdentities == [Self.frontend])
+    }
+  }
+
+  @Test func streamsOfOneIdentityShareOneKeyAndIdleIdentitiesAreDropped() async throws {
+    let rules = [WorkloadRule(uid: getuid(), identity: Self.frontend)]
+    try await RunningAgent.with(try self.configuration(.peer, rules: rules)) { running in
+      let issuedBefore = running.agent.counters[.certificatesIssued]
+      let serials = try await withThrowingTaskGroup(of: String.self) { group in
+        for _ in 0..<4 {
+          group.addTask {
+            let response = try #require(try await self.firstResponse(running, names: ["default"]))
+            return try #require(try response.secrets().first?.certificates.first?.serialHex)
+          }
+        }
+        return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+      }
+      #expect(serials.count == 1)
+      #expect(running.agent.counters[.certificatesIssued] == issuedBefore + 1)
+      let idle = running.agent.workloads.limits.idleTimeout
+      #expect(running.agent.workloads.evictIdle(now: Date()).isEmpty)
+      #expect(running.agent.workloads.evictIdle(now: Date().addingTimeInterval(idle.seconds + 1)) == [Self.frontend])
+      #expect(running.agent.workloads.workloadIdentities.isEmpty)
+    }
+  }
+
+  @Test func anUnmappedCallerIsRefusedWithWhatWasSeenAndGetsNothing() async throws {
+    let rules = [WorkloadRule(uid: getuid() + 1, identity: Self.gateway)]
+    try await RunningAgent.with(try self.configuration(.peer, rules: rules)) { running in
+      await self.expectRefusal(.permissionDenied, mentioning: ["uid=\(getuid())", "gid=\(getgid())", "pid="]) {
+        try await self.firstResponse(running)
+      }
+      #expect(running.agent.counters[.callersRefused] == 1)
+      #expect(running.agent.counters[.responsesSent] == 0)
+      #expect(running.agent.workloads.workloadIdentities.isEmpty)
+    }
+  }
+
+  @Test func anotherIdentitysNameIsRefused() async throws {
+    let rules = [WorkloadRule(uid: getuid(), identity: Self.frontend)]
+    try await RunningAgent.with(try self.configuration(.peer, rules: rules)) { running in
+      await self.expectRefusal(.permissionDenied, mentioning: [Self.gateway.description, Self.frontend.description]) {
+        try await self.firstResponse(running, names: ["default", Self.gateway.description])
+      }
+      #expect(running.agent.counters[.responsesSent] == 0)
+    }
+  }
+
+  @Test(arguments: ["istio_sds_credentials_header-bin", "istio_sds_credentail_header-bin", "authorization"])
+  func aForwardedTokenNamesTheIdentity(header: String) async throws {
+    let directory = TemporaryDirectory.make()
+    let issuer = try await TokenIssuer(directory: directory)
+    let configuration = try self.configuration(.token, jwtKeysFile: issuer.keysFile, directory: directory)
+    try await RunningAgent.with(configuration) { running in
+      let token = try await issuer.token(subject: "system:serviceaccount:web:gateway")
+      var metadata = Metadata()
+      if header == "authorization" {
+        metadata.addString("Bearer \(token)", forKey: header)
+      } else {
+        metadata.addBinary(Array(token.utf8), forKey: header)
+      }
+      let response = try #require(try await self.firstResponse(running, names: ["default"], metadata: metadata))
+      #expect(try response.secrets()[0].certificates[0].spiffeIDs == [Self.gateway])
+    }
+  }
+
+  @Test func aForgedOrMissingTokenIsUnauthenticated() async throws {
+    let directory = TemporaryDirectory.make()
+    let issuer = try await TokenIssuer(directory: directory)
+    let forger = try await TokenIssuer(directory: TemporaryDirectory.make())
+    let configuration = try self.configuration(.token, jwtKeysFile: issuer.keysFile, directory: directory)
+    try await RunningAgent.with(configuration) { running in
+      var forged = Metadata()
+      forged.addBinary(Array(try await forger.token().utf8), forKey: "istio_sds_credentials_header-bin")
+      await self.expectRefusal(.unauthenticated, mentioning: ["token was refused"]) {
+        try await self.firstResponse(running, metadata: forged)
+      }
+      await self.expectRefusal(.unauthenticated, mentioning: ["no forwarded token"]) {
+        try await self.firstResponse(running)
+      }
+      #expect(running.agent.counters[.callersRefused] == 2)
+      #expect(running.agent.counters[.responsesSent] == 0)
+    }
+  }
+
+  @Test func peerAndTokenMustNameTheSameIdentity() async throws {
+    let directory = TemporaryDirectory.make()
+    let issuer = try await TokenIssuer(directory: directory)
+    let configuration = try self.configuration(
+      .peerAndToken, rules: [WorkloadRule(uid: getuid(), identity: Self.frontend)], jwtKeysFile: issuer.keysFile,
+      directory: directory)
+    try await RunningAgent.with(configuration) { running in
+      var other = Metadata()
+      other.addBinary(
+        Array(try await issuer.token(subject: "system:serviceaccount:web:gateway").utf8),
+        forKey: "istio_sds_credentials_header-bin")
+      await self.expectRefusal(.permissionDenied, mentioning: [Self.gateway.description, Self.frontend.description]) {
+        try await self.firstResponse(running, metadata: other)
+      }
+      var same = Metadata()
+      same.addBinary(Array(try await issuer.token().utf8), forKey: "istio_sds_credentials_header-bin")
+      let response = try #require(try await self.firstResponse(running, names: ["default"], metadata: same))
+      #expect(try response.secrets()[0].certificates[0].spiffeIDs == [Self.frontend])
+    }
+  }
+
+  @Test func aCallerOverItsStreamRateIsTurnedAway() async throws {
+    let rules = [WorkloadRule(uid: getuid(), identity: Self.frontend)]
+    let limits = WorkloadRegistry.Limits(streamRate: Rate(count: 2, period: .seconds(3600)))
+    try await RunningAgent.with(try self.configuration(.peer, rules: rules, limits: limits)) { running in
+      for _ in 0..<2 {
+        let response = try await self.firstResponse(running, names: ["default"])
+        #expect(response != nil)
+      }
+      await self.expectRefusal(.resourceExhausted, mentioning: [Self.frontend.description, "2/h"]) {
+        try await self.firstResponse(running, names: ["default"])
+      }
+    }
+  }
+
+  // MARK: - Fetch mode
+
+  func fetchModeConfiguration(
+    _ identification: CallerIdentification,
+    directory: String,
+    port: Int,
+    root: String
+  ) throws -> AgentConfiguration {
+    var configuration = try self.configuration(
+      identification, rules: identification.usesPeer ? [WorkloadRule(uid: getuid(), identity: Self.frontend)] : [],
+      directory: directory)
+    configuration.identity = Self.node
+    configuration.istioCA = try IstioCAConfiguration(
+      host: "127.0.0.1", port: port, rootsFile: root, tokenFile: directory + "/token")
+    return configuration
+  }
+
+  static let node = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/istio-system/sa/sds-agent")
+
+  @Test(arguments: [true, false])
+  func aPeerIdentifiedWorkloadIsCertifiedByImpersonationOnlyIfTheCATrustsTheNode(trusted: Bool) async throws {
+    let directory = TemporaryDirectory.make()
+    let issuer = try await TokenIssuer(directory: directory)
+    try await issuer.token(subject: "system:serviceaccount:istio-system:sds-agent").write(
+      toFile: directory + "/token", atomically: true, encoding: .utf8)
+    try await FetchModeTests().withCAServer(
+      directory: directory, issuer: issuer, trustedNodes: trusted ? [Self.node] : []
+    ) { port, root in
+      let configuration = try self.fetchModeConfiguration(.peer, directory: directory, port: port, root: root)
+      try await RunningAgent.with(configuration) { running in
+        if trusted {
+          let response = try #require(try await self.firstResponse(running, names: ["default"]))
+          #expect(try response.secrets()[0].certificates[0].spiffeIDs == [Self.frontend])
+        } else {
+          await self.expectRefusal(.permissionDenied, mentioning: ["not a trusted node identity", Self.frontend.description]) {
+            try await self.firstResponse(running, names: ["default"])
+          }
+        }
+      }
+    }
+  }
+
+  @Test func aForwardedTokenIsWhatTheCAAuthenticates() async throws {
+    let directory = TemporaryDirectory.make()
+    let issuer = try await TokenIssuer(directory: directory)
+    try await issuer.token(subject: "system:serviceaccount:istio-system:sds-agent").write(
+      toFile: directory + "/token", atomically: true, encoding: .utf8)
+    try await FetchModeTests().withCAServer(directory: directory, issuer: issuer) { port, root in
+      let configuration = try self.fetchModeConfiguration(.token, directory: directory, port: port, root: root)
+      try await RunningAgent.with(configuration) { running in
+        var metadata = Metadata()
+        metadata.addBinary(Array(try await issuer.token().utf8), forKey: "istio_sds_credentials_header-bin")
+        let response = try #require(try await self.firstResponse(running, names: ["default"], metadata: metadata))
+        #expect(try response.secrets()[0].certificates[0].spiffeIDs == [Self.frontend])
+
+        // A token the CA does not accept gets nothing, not even the frontend's cached certificate.
+        let forger = try await TokenIssuer(directory: TemporaryDirectory.make())
+        var forged = Metadata()
+        forged.addBinary(Array(try await forger.token().utf8), forKey: "istio_sds_credentials_header-bin")
+        await self.expectRefusal(.unauthenticated, mentioning: ["CA refused"]) {
+          try await self.firstResponse(running, names: ["default"], metadata: forged)
+        }
+      }
+    }
+  }
+}
