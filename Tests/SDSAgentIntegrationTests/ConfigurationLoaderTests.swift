@@ -41,6 +41,17 @@ import Testing
     ("ca: istio\nca-address: istiod:15012\n", "ca-root", "roots"),
     ("cert-ttl: [1h\n", "config", "valid YAML"),
     ("- a\n- b\n", "config", "a mapping"),
+    ("caller-identity: kernel\n", "caller-identity", "peer-and-token"),
+    ("caller-identity: peer\n", "workload", "at least one rule"),
+    ("workload: [{uid: 1001, spiffe-id: spiffe://cluster.local/a}]\n", "workload", "peer, peer-or-token"),
+    (
+      "caller-identity: peer\nworkload: [{uid: x, spiffe-id: spiffe://cluster.local/a}]\n", "workload",
+      "uid as a number"
+    ),
+    ("caller-identity: peer\nworkload: [{uid: 1, spiffe-id: spiffe://other.org/a}]\n", "workload", "trust domain"),
+    ("caller-identity: peer\nworkload: [{spiffe-id: spiffe://cluster.local/a}]\n", "workload", "uid, gid or exe"),
+    ("caller-identity: token\n", "jwt-keys", "verify forwarded tokens"),
+    ("caller-stream-rate: fast\n", "caller-stream-rate", "50/s"),
   ])
   func errorsNameTheKeyTheValueAndWhatIsAllowed(text: String, key: String, allowed: String) throws {
     let loader = ConfigurationLoader(flags: [:], environment: [:], configFile: try self.file(text))
@@ -58,6 +69,40 @@ import Testing
     )
     let configuration = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load()
     #expect(configuration.istioCA?.extraHeaders == ["X-One": "a", "X-Two": "b"])
+  }
+
+  @Test func workloadRulesComeFromYAMLMappingsFlagsOrTheEnvironment() throws {
+    let path = try self.file(
+      """
+      caller-identity: peer
+      workload:
+        - {uid: 1001, spiffe-id: spiffe://cluster.local/ns/web/sa/frontend}
+        - {uid: 1002, exe: /usr/local/bin/envoy, spiffe-id: spiffe://cluster.local/ns/web/sa/gateway}
+        - gid=3000,spiffe-id=spiffe://cluster.local/ns/batch/sa/jobs
+      caller-certificate-rate: 5/m
+      workload-idle-timeout: 1m
+
+      """)
+    let fromFile = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load().nodeAgent
+    #expect(fromFile.identification == .peer)
+    #expect(
+      fromFile.rules.map(\.description) == [
+        "uid=1001,spiffe-id=spiffe://cluster.local/ns/web/sa/frontend",
+        "uid=1002,exe=/usr/local/bin/envoy,spiffe-id=spiffe://cluster.local/ns/web/sa/gateway",
+        "gid=3000,spiffe-id=spiffe://cluster.local/ns/batch/sa/jobs",
+      ])
+    #expect(fromFile.limits.certificateRate == Rate(count: 5, period: .seconds(60)))
+    #expect(fromFile.limits.idleTimeout == .seconds(60))
+
+    let fromEnvironment = try ConfigurationLoader(
+      flags: [:],
+      environment: [
+        "SDS_AGENT_CALLER_IDENTITY": "peer",
+        "SDS_AGENT_WORKLOAD": "uid=1,spiffe-id=spiffe://cluster.local/a; gid=2,spiffe-id=spiffe://cluster.local/b",
+      ]
+    ).load().nodeAgent
+    #expect(
+      fromEnvironment.rules.map(\.identity.description) == ["spiffe://cluster.local/a", "spiffe://cluster.local/b"])
   }
 
   @Test func theShippedExampleConfigsAreValid() throws {

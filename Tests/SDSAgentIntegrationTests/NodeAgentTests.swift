@@ -228,7 +228,9 @@ import X509
           let response = try #require(try await self.firstResponse(running, names: ["default"]))
           #expect(try response.secrets()[0].certificates[0].spiffeIDs == [Self.frontend])
         } else {
-          await self.expectRefusal(.permissionDenied, mentioning: ["not a trusted node identity", Self.frontend.description]) {
+          await self.expectRefusal(
+            .permissionDenied, mentioning: ["not a trusted node identity", Self.frontend.description]
+          ) {
             try await self.firstResponse(running, names: ["default"])
           }
         }

@@ -54,7 +54,6 @@ WRONG_ID = "spiffe://cluster.local/ns/nobody/sa/nobody"
 UID_A, UID_B, UID_X = 1001, 1002, 1003  # UID_X is mapped nowhere
 
 PROBE_TIMEOUT = 10.0  # a served or refused caller hears back well within this
-SILENCE = 5.0  # how long a caller that must get nothing (refused CA answer) is watched
 
 ISTIO_BIN_HEADER = "istio_sds_credentials_header-bin"
 ISTIO_11_BIN_HEADER = "istio_sds_credentail_header-bin"  # Istio 1.1's spelling
@@ -727,7 +726,7 @@ def test_node_agent_istio_ca_token_and_impersonation(start_ca_serve, node_agent,
     node_token = jwt_keys.write_token(open_dirs() / "node-token", sub=service_account_sub(ID_NODE))
     agent = istio_node_agent(node_agent, ca, node_token, "peer-or-token")
 
-    # A token-identified caller: the CA sees the caller's own token.
+    # A token-identified caller: the CA sees (and verifies) the caller's own token.
     mark = len(read_log(ca))
     tok = jwt_keys.mint(sub=service_account_sub(ID_T))
     secrets = assert_serves(probe(agent.socket_path, metadata=[("authorization", f"Bearer {tok}")]), ID_T)
@@ -739,6 +738,14 @@ def test_node_agent_istio_ca_token_and_impersonation(start_ca_serve, node_agent,
         mark = len(read_log(ca))
         assert_serves(probe(agent.socket_path, uid=uid), want)
         print(f"peer caller uid {0 if uid is None else uid}: served {want}; ca serve: {ca_signed(ca, mark, want)}")
+
+    # The agent has no --jwt-keys here: a forged token must not get anything, not even the
+    # certificate already issued to the identity it names.
+    for spiffe_id in (ID_T, f"{TRUST_DOMAIN}/ns/forged/sa/forged"):
+        forged = jwt_keys.mint(sub=service_account_sub(spiffe_id), unpublished_key=True)
+        mark = log_mark(agent)
+        details = assert_refused(probe(agent.socket_path, metadata=[(ISTIO_BIN_HEADER, forged)]), "UNAUTHENTICATED")
+        print(f"forged token for {spiffe_id}: UNAUTHENTICATED {details!r}\n  log: {wait_refusal_logged(agent, mark)}")
     assert agent.alive() and ca.alive()
 
 
@@ -747,17 +754,16 @@ def test_node_agent_istio_ca_refuses_untrusted_impersonation(start_ca_serve, nod
     node_token = jwt_keys.write_token(open_dirs() / "node-token", sub=service_account_sub(ID_NODE))
     agent = istio_node_agent(node_agent, ca, node_token, "peer-or-token")
     mark_ca, mark = len(read_log(ca)), log_mark(agent)
-    result = probe(agent.socket_path, timeout=SILENCE)
-    print(f"peer caller with an untrusted node: {result['code']} {result['details']!r}")
-    assert not result["responses"], f"impersonation by an untrusted node was served: {brief(result)}"
+    details = assert_refused(probe(agent.socket_path), "PERMISSION_DENIED", re.escape(ID_A), r"trusted|imperson")
+    print(f"peer caller (uid 0 -> {ID_A}) of an untrusted node: PERMISSION_DENIED {details!r}")
+    print(f"  agent: {wait_refusal_logged(agent, mark, ID_A)}")
     deadline = time.monotonic() + 10
     while not (refusals := [l for l in read_log(ca)[mark_ca:] if "refused" in l]):
         assert time.monotonic() < deadline, f"`ca serve` logged no refusal\n{ca.tail()}"
         time.sleep(0.1)
-    print(f"ca serve: {refusals[0]}")
-    assert re.search(r"imperson|trusted|node", refusals[0], re.I), refusals[0]
+    print(f"  ca serve: {refusals[0]}")
+    assert ID_NODE in refusals[0] and re.search(r"imperson|trusted", refusals[0], re.I), refusals[0]
     assert not any("signed certificate" in l and ID_A in l for l in read_log(ca)), "ca serve signed for ID_A"
-    print(f"agent: {[l for l in log_since(agent, mark) if ID_A in l or 'CA' in l][:3]}")
     # A token-identified caller of the same agent is still served (the CA itself works).
     tok = jwt_keys.mint(sub=service_account_sub(ID_T))
     assert_serves(probe(agent.socket_path, metadata=[(ISTIO_BIN_HEADER, tok)]), ID_T)
