@@ -179,10 +179,15 @@ struct RunCommand: AsyncParsableCommand {
       logger.critical("cannot start", metadata: ["error": "\(error)"])
       throw ExitCode(1)
     }
+    let node = configuration.nodeAgent
+    let callers =
+      node.identification == .agent
+      ? "identity \(configuration.identity)"
+      : "callers identified by \(node.identification.rawValue), \(node.rules.count) workload rule(s)"
     let banner = """
-      sds-agent: serving SDS on \(agent.socketPath) (identity \(configuration.identity))
+      sds-agent: serving SDS on \(agent.socketPath) (\(callers))
       --- envoy bootstrap snippet ---
-      \(EnvoyBootstrapSnippet.yaml(socketPath: agent.socketPath))--- end ---
+      \(EnvoyBootstrapSnippet.yaml(socketPath: agent.socketPath, identification: node.identification))--- end ---
 
       """
     // Unbuffered, so a supervisor or test reading a pipe sees it at once.
@@ -191,6 +196,7 @@ struct RunCommand: AsyncParsableCommand {
       "serving SDS",
       metadata: [
         "socket": "\(agent.socketPath)", "identity": "\(configuration.identity)",
+        "caller_identity": "\(node.identification.rawValue)",
         "cert_ttl": "\(DurationParser.format(configuration.certificateTTL))",
         "admin": "\(configuration.admin?.description ?? "off")",
       ]

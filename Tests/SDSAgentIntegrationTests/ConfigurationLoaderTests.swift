@@ -108,7 +108,7 @@ import Testing
   @Test func theShippedExampleConfigsAreValid() throws {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent()
-    for name in ["config.minimal.yaml", "config.full.yaml"] {
+    for name in ["config.minimal.yaml", "config.full.yaml", "config.node-agent.yaml"] {
       let path = root.appendingPathComponent("systemd/\(name)").path
       _ = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load()
     }

@@ -3,24 +3,30 @@
 Callers are identified by kernel peer credentials of the Unix socket connection (SO_PEERCRED,
 mapped by --workload rules), by a JWT they forward (--jwt-keys), or both (--caller-identity).
 
-1. test_node_agent_two_uids_mtls: two real Envoys running as uids 1001 and 1002 on one agent
-   socket (--caller-identity peer) each get their own SPIFFE ID and do mTLS with each other,
-   checking the peer's SAN both ways; the presented leaves chain to ROOTCA (openssl verify).
-2. test_node_agent_envoy_google_grpc_token: an Envoy using google_grpc SDS with the
-   file_based_metadata call credentials (istio_sds_credentials_header-bin) gets the identity
-   named by its token (--caller-identity token).
-   test_node_agent_token_header_forms: the three ways a token can travel (grpcio client).
-   test_node_agent_yaml_config: the same settings as --config YAML keys; first matching rule wins.
+1. test_node_agent_two_uids_mtls: two real Envoys running as uids 1001 and 1002 (setpriv) on one
+   agent socket (--caller-identity peer; B's rule also needs exe=<envoy>) each get their own
+   SPIFFE ID (admin /certs) and do mTLS with each other, each side checking the other's SAN; a
+   cluster expecting another SAN fails; the presented leaves chain to ROOTCA (s_client + openssl
+   verify); each identity rotates (10 s TTL) and the new certificate reaches only its own Envoy;
+   a uid-1002 caller that is not Envoy is refused.
+2. test_node_agent_envoy_google_grpc_token: Envoy with google_grpc SDS + file_based_metadata
+   (istio_sds_credentials_header-bin) and Envoy with envoy_grpc + initial_metadata
+   `authorization: Bearer`, same uid, get the identities their tokens name and do mTLS.
+   test_node_agent_token_header_forms: the three headers a token can travel in; the caller's
+   SPIFFE ID and the trust domain name serve the same content as default and ROOTCA.
+   test_node_agent_yaml_config: the settings as --config YAML keys; first matching rule wins;
+   peer-or-token prefers a token and does not fall back to the peer rule for a forged one.
 3. Refusals, each with the gRPC status, an informative message, no key material before the error
-   and a `refused` log line: unmapped peers (root and an unprivileged uid), forged/missing tokens,
-   peer-and-token naming different identities, and a request for another identity's name.
+   and a `refused` log line: unmapped peers (root and an unprivileged uid), forged/expired/
+   wrong-audience/missing tokens, peer-and-token naming different identities, a request (first or
+   mid-stream) for another identity's name, and --caller-stream-rate.
 4. --ca istio against `sds-agent ca serve`: token-identified callers are certified with their own
-   token; peer-identified callers through ImpersonatedIdentity, accepted only from a
-   --trusted-node-identity.
+   token (forged ones refused, even for an identity already issued); peer-identified callers
+   through ImpersonatedIdentity, accepted only from a --trusted-node-identity.
 
 Callers with other uids are run as `python <this file> --probe JSON`: the interpreter starts as
-root (it lives under /root, which other uids cannot traverse), imports grpc, then drops to the
-requested uid/gid before connecting, so SO_PEERCRED carries that uid/gid.
+root (it lives under /root, which other uids cannot traverse), imports what it needs, then drops
+to the requested uid/gid before connecting, so SO_PEERCRED carries that uid/gid. Needs root.
 
 Run: SDS_AGENT_BIN=.build/debug/sds-agent .venv/bin/python -m pytest Tests/e2e/test_node_agent.py -q -s
 """
@@ -41,9 +47,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
-    SPIFFE_ID, Envoy, _start_agent, agent_bin, envoy_bin, read_log, require_ca_serve, service_account_sub,
-)
+from conftest import SPIFFE_ID, Envoy, _start_agent, agent_bin, envoy_bin, read_log, service_account_sub
+from daemon_support import SdsStream, sds_request, secrets_of
 
 TRUST_DOMAIN = "spiffe://cluster.local"
 ID_A = "spiffe://cluster.local/ns/web/sa/frontend"
@@ -66,6 +71,8 @@ _has_node_agent: list[bool] = []
 
 
 def require_node_agent() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("the node-agent tests run Envoys and clients as other uids: run them as root")
     if not _has_node_agent:
         res = subprocess.run([str(agent_bin()), "run", "--help"], capture_output=True, text=True, timeout=30)
         _has_node_agent.append("--caller-identity" in res.stdout + res.stderr)
@@ -275,10 +282,14 @@ def assert_refused(result: dict, code: str, *patterns: str) -> str:
 # --------------------------------------------------------------------------- Envoy configs
 
 
-def sds_envoy_grpc() -> dict:
+def sds_envoy_grpc(initial_metadata: dict | None = None) -> dict:
+    """SDS over Envoy's own gRPC client to cluster `sds-grpc`; `initial_metadata` is sent on every
+    stream (e.g. an `authorization` header)."""
+    service = {"envoy_grpc": {"cluster_name": "sds-grpc"}}
+    if initial_metadata:
+        service["initial_metadata"] = [{"key": k, "value": v} for k, v in initial_metadata.items()]
     return {"resource_api_version": "V3",
-            "api_config_source": {"api_type": "GRPC", "transport_api_version": "V3",
-                                  "grpc_services": [{"envoy_grpc": {"cluster_name": "sds-grpc"}}]}}
+            "api_config_source": {"api_type": "GRPC", "transport_api_version": "V3", "grpc_services": [service]}}
 
 
 def sds_google_grpc(socket_path, token_file, header_key: str = ISTIO_BIN_HEADER) -> dict:
@@ -422,6 +433,19 @@ def wait_holds(envoy: Envoy, spiffe_id: str, timeout: float = 15.0) -> list:
         time.sleep(0.2)
 
 
+def wait_rotated(envoy: Envoy, spiffe_id: str, before: list, timeout: float) -> list:
+    """Wait until Envoy holds a leaf whose serial is not in `before`, every leaf still naming
+    exactly `spiffe_id`; the serials then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        uris, serials = held_uris(envoy)
+        assert uris == {spiffe_id}, f"{envoy.name} holds URI SANs {uris} (serials {serials}), want only {spiffe_id}"
+        if set(serials) - set(before):
+            return serials
+        assert time.monotonic() < deadline, f"{envoy.name} still holds {serials} after {timeout:.0f}s"
+        time.sleep(0.2)
+
+
 def http_get(port: int, path: str = "/") -> tuple[int, dict, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -493,10 +517,14 @@ def cert_info(pem: str) -> tuple[str, list]:
 # --------------------------------------------------------------------------- 1: two uids, mTLS
 
 
+ROTATION_TTL = 10  # seconds: renewal at 40-60% of it, so each identity rotates within the test
+
+
 def test_node_agent_two_uids_mtls(node_agent, processes, open_dirs, free_port):
     envoy_path = os.path.realpath(envoy_bin())
     agent = node_agent("peer", workloads=[f"uid={UID_A},spiffe-id={ID_A}",
-                                          f"uid={UID_B},exe={envoy_path},spiffe-id={ID_B}"])
+                                          f"uid={UID_B},exe={envoy_path},spiffe-id={ID_B}"],
+                       ttl=f"{ROTATION_TTL}s")
     d = open_dirs("sdsn-envoy-")
     a, b = MeshNode("envoy-a", free_port), MeshNode("envoy-b", free_port)
     for node, peer, peer_id, uid in ((a, b, ID_B, UID_A), (b, a, ID_A, UID_B)):
@@ -508,13 +536,17 @@ def test_node_agent_two_uids_mtls(node_agent, processes, open_dirs, free_port):
     print(f"/certs: {a.name} (uid {UID_A}) holds {ID_A} serial(s) {serials[a.name]}; "
           f"{b.name} (uid {UID_B}) holds {ID_B} serial(s) {serials[b.name]}")
 
-    # mTLS both ways: the server saw the caller's SPIFFE ID; the caller checked the server's.
-    for node, peer, caller_id in ((a, b, ID_A), (b, a, ID_B)):
-        status, headers, body = http_get(node.plain_port, "/")
-        print(f"GET {node.name}:/ -> {status} x-served-by={headers.get('x-served-by')} x-peer={headers.get('x-peer')}")
-        assert status == 200, f"{node.name} -> {peer.name}: {status} {body!r}"
-        assert headers.get("x-served-by") == peer.name, headers
-        assert headers.get("x-peer") == caller_id, f"{peer.name} saw the caller as {headers.get('x-peer')!r}"
+    def mtls_both_ways(when: str) -> None:
+        """The server saw the caller's SPIFFE ID; the caller checked the server's (SAN matcher)."""
+        for node, peer, caller_id in ((a, b, ID_A), (b, a, ID_B)):
+            status, headers, body = http_get(node.plain_port, "/")
+            print(f"{when}: GET {node.name}:/ -> {status} x-served-by={headers.get('x-served-by')} "
+                  f"x-peer={headers.get('x-peer')}")
+            assert status == 200, f"{node.name} -> {peer.name}: {status} {body!r}"
+            assert headers.get("x-served-by") == peer.name, headers
+            assert headers.get("x-peer") == caller_id, f"{peer.name} saw the caller as {headers.get('x-peer')!r}"
+
+    mtls_both_ways("first certificates")
     # The SAN check of the upstream clusters is real: expecting another identity fails the handshake.
     for node in (a, b):
         status, _, body = http_get(node.plain_port, "/wrong-san")
@@ -529,12 +561,22 @@ def test_node_agent_two_uids_mtls(node_agent, processes, open_dirs, free_port):
     secrets = assert_serves(probe(agent.socket_path, uid=UID_A), ID_A)
     roots = secrets["ROOTCA"]["roots"]
     for node, want in ((a, ID_A), (b, ID_B)):
+        held_before = held_uris(node.envoy)[1]
         chain = presented_chain(node.tls_port, secrets["default"], roots, d)
         serial, uris = cert_info(chain[0])
         verdict = openssl_verify(chain, roots, d)
         print(f"{node.name} presents serial {serial} {uris}: openssl verify: {verdict}")
         assert uris == [want]
-        assert serial in serials[node.name], f"{node.name} presents {serial}, /certs shows {serials[node.name]}"
+        held = set(held_before) | set(held_uris(node.envoy)[1])  # a rotation may fall in between
+        assert serial.lstrip("0") in held, f"{node.name} presents {serial}, /certs shows {held}"
+
+    # Each identity rotates on its own and the new certificate reaches only its own Envoy.
+    t0 = time.monotonic()
+    for node, want in ((a, ID_A), (b, ID_B)):
+        rotated = wait_rotated(node.envoy, want, serials[node.name], timeout=2 * ROTATION_TTL)
+        print(f"{node.name}: rotated to {sorted(set(rotated) - set(serials[node.name]))} "
+              f"{time.monotonic() - t0:.1f}s into the wait, still only {want}")
+    mtls_both_ways("after rotation")
 
     # The exe= selector is part of the rule: a uid-1002 caller that is not Envoy is nobody.
     mark = log_mark(agent)
@@ -549,22 +591,38 @@ def test_node_agent_two_uids_mtls(node_agent, processes, open_dirs, free_port):
 # --------------------------------------------------------------------------- 2: tokens
 
 
+ID_U = "spiffe://cluster.local/ns/tok/sa/metadata-client"
+
+
 def test_node_agent_envoy_google_grpc_token(node_agent, processes, open_dirs, free_port, jwt_keys):
+    """Envoy T: google_grpc SDS whose file_based_metadata plugin sends the token file's bytes as
+    istio_sds_credentials_header-bin (Istio's old node-agent setup). Envoy U: envoy_grpc SDS with
+    `authorization: Bearer` in initial_metadata. Both run as the same uid, so only the tokens
+    tell them apart; they do mTLS with each other."""
     agent = node_agent("token", extra=["--jwt-keys", jwt_keys.jwks_path])
     d = open_dirs("sdsn-envoy-")
-    token = jwt_keys.write_token(d / "istio-token", sub=service_account_sub(ID_T))
-    token.chmod(0o644)
-    node = MeshNode("envoy-token", free_port)
-    config = mesh_node_config(node.name, admin_port=node.admin_port, plain_port=node.plain_port,
-                              tls_port=node.tls_port, peer_port=node.tls_port, peer_id=ID_T,
-                              sds=sds_google_grpc(agent.socket_path, token))
-    envoy = start_envoy_as(processes, d, node.name, config, node.admin_port, node.plain_port, uid=UID_X)
-    serials = wait_holds(envoy, ID_T)
-    status, headers, body = http_get(node.plain_port, "/")
-    print(f"{node.name} (google_grpc, uid {UID_X}, token sub {service_account_sub(ID_T)}) holds {ID_T} "
-          f"serial(s) {serials}; GET / through its own mTLS listener -> {status} x-peer={headers.get('x-peer')}")
-    assert status == 200, body
-    assert headers.get("x-peer") == ID_T, headers
+    token_t = jwt_keys.write_token(d / "istio-token", sub=service_account_sub(ID_T))
+    token_t.chmod(0o644)
+    token_u = jwt_keys.mint(sub=service_account_sub(ID_U), alg="RS256")
+    t, u = MeshNode("envoy-t", free_port), MeshNode("envoy-u", free_port)
+    sds = {t.name: (sds_google_grpc(agent.socket_path, token_t), None),
+           u.name: (sds_envoy_grpc({"authorization": f"Bearer {token_u}"}), agent.socket_path)}
+    for node, peer, peer_id in ((t, u, ID_U), (u, t, ID_T)):
+        config = mesh_node_config(node.name, admin_port=node.admin_port, plain_port=node.plain_port,
+                                  tls_port=node.tls_port, peer_port=peer.tls_port, peer_id=peer_id,
+                                  sds=sds[node.name][0], sds_socket=sds[node.name][1])
+        node.envoy = start_envoy_as(processes, d, node.name, config, node.admin_port, node.plain_port, uid=UID_X)
+    for node, want, how in ((t, ID_T, f"google_grpc + {ISTIO_BIN_HEADER} from {token_t.name}"),
+                            (u, ID_U, "envoy_grpc + initial_metadata authorization: Bearer")):
+        print(f"{node.name} ({how}, uid {UID_X}) holds {want} serial(s) {sorted(set(wait_holds(node.envoy, want)))}")
+    for node, peer, caller_id in ((t, u, ID_T), (u, t, ID_U)):
+        status, headers, body = http_get(node.plain_port, "/")
+        print(f"GET {node.name}:/ -> {status} x-served-by={headers.get('x-served-by')} x-peer={headers.get('x-peer')}")
+        assert status == 200, f"{node.name} -> {peer.name}: {status} {body!r}"
+        assert headers.get("x-served-by") == peer.name, headers
+        assert headers.get("x-peer") == caller_id, headers
+    log = "\n".join(read_log(agent) + agent.stdout_lines())
+    assert token_t.read_text() not in log and token_u not in log, "a forwarded token appears in the agent's log"
 
 
 TOKEN_FORMS = {
@@ -587,6 +645,7 @@ def test_node_agent_token_header_forms(node_agent, jwt_keys):
         assert aliases[spiffe_id]["chain"] == secrets["default"]["chain"], f"{spiffe_id} differs from default"
         assert aliases[spiffe_id]["key"] == secrets["default"]["key"], f"{spiffe_id} key differs from default"
         assert aliases[TRUST_DOMAIN].get("roots") == secrets["ROOTCA"]["roots"], f"{TRUST_DOMAIN} differs from ROOTCA"
+        assert tok not in "\n".join(read_log(agent) + agent.stdout_lines()), f"{form}: the token was logged"
 
 
 def test_node_agent_yaml_config(processes, open_dirs, jwt_keys):
@@ -611,6 +670,13 @@ def test_node_agent_yaml_config(processes, open_dirs, jwt_keys):
     assert_serves(probe(agent.socket_path, metadata=[("authorization", f"Bearer {tok}")]), ID_T)
     assert_serves(probe(agent.socket_path, uid=UID_X, metadata=[(ISTIO_BIN_HEADER, tok)]), ID_T)
     print(f"YAML config: root -> {ID_A} (third rule), uid {UID_X} -> {ID_B}, a token -> {ID_T}")
+    # A token that was sent but does not verify is refused: no falling back to the peer rule.
+    mark = log_mark(agent)
+    forged = jwt_keys.mint(sub=service_account_sub(ID_T), unpublished_key=True)
+    details = assert_refused(probe(agent.socket_path, metadata=[("authorization", f"Bearer {forged}")]),
+                             "UNAUTHENTICATED", r"signature|verif")
+    print(f"root (rule: {ID_A}) with a forged token: UNAUTHENTICATED {details!r}\n"
+          f"  log: {wait_refusal_logged(agent, mark)}")
 
 
 # --------------------------------------------------------------------------- 3: refusals
@@ -696,8 +762,38 @@ def test_node_agent_refuses_another_identitys_name(node_agent):
         details = assert_refused(probe(agent.socket_path, names=names), "PERMISSION_DENIED", re.escape(ID_B))
         line = wait_refusal_logged(agent, mark, ID_B)
         print(f"root ({ID_A}) asking for {names}: PERMISSION_DENIED {details!r}\n  log: {line}")
+    # The same on a stream that was served first: a later request adding ID_B ends it.
+    stream = SdsStream(agent.socket_path, node_id="midstream")
+    try:
+        first = stream.first_response_acked()
+        assert set(secrets_of(first)) == {"default", "ROOTCA"}
+        mark = log_mark(agent)
+        stream.send(sds_request(["default", "ROOTCA", ID_B], "midstream", version_info=first.version_info,
+                                response_nonce=first.nonce))
+        kind, value = stream.next_event()
+        assert kind == "error", f"a served stream asking for {ID_B} got {kind}: {value}"
+        assert value.code().name == "PERMISSION_DENIED" and ID_B in (value.details() or ""), \
+            f"{value.code().name} {value.details()!r}"
+        print(f"served stream then asking for {ID_B}: {value.code().name} {value.details()!r}\n"
+              f"  log: {wait_refusal_logged(agent, mark, ID_B)}")
+    finally:
+        stream.close()
     assert_serves(probe(agent.socket_path, uid=UID_A), ID_B)  # and ID_B's owner still gets it
     assert agent.alive()
+
+
+def test_node_agent_caller_stream_rate(node_agent):
+    """--caller-stream-rate: a caller opening streams faster is refused (RESOURCE_EXHAUSTED, with
+    when to retry); another caller is not affected."""
+    agent = node_agent("peer", workloads=[f"uid=0,spiffe-id={ID_A}", f"uid={UID_X},spiffe-id={ID_B}"],
+                       extra=["--caller-stream-rate", "2/m"])
+    for _ in range(2):
+        assert_serves(probe(agent.socket_path), ID_A)
+    mark = log_mark(agent)
+    details = assert_refused(probe(agent.socket_path), "RESOURCE_EXHAUSTED", re.escape(ID_A), r"retry|again|wait")
+    print(f"third stream of {ID_A} within a minute: RESOURCE_EXHAUSTED {details!r}\n"
+          f"  log: {wait_refusal_logged(agent, mark, ID_A)}")
+    assert_serves(probe(agent.socket_path, uid=UID_X), ID_B)
 
 
 # --------------------------------------------------------------------------- 4: --ca istio

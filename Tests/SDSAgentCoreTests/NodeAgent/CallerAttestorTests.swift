@@ -55,7 +55,8 @@ import Testing
     #expect(try await either.attest(CallerEvidence(peer: nil, token: "frontend-token")).identity == Self.frontend)
     #expect(try await either.attest(CallerEvidence(peer: frontendPeer, token: nil)).identity == Self.frontend)
     let both = self.attestor(.peerAndToken)
-    #expect(try await both.attest(CallerEvidence(peer: frontendPeer, token: "frontend-token")).identity == Self.frontend)
+    #expect(
+      try await both.attest(CallerEvidence(peer: frontendPeer, token: "frontend-token")).identity == Self.frontend)
     await #expect(throws: CallerRefusal(.unauthenticated, "the forwarded token was refused: unknown token")) {
       _ = try await both.attest(CallerEvidence(peer: frontendPeer, token: "stolen"))
     }
@@ -65,7 +66,8 @@ import Testing
     let peer = try await self.attestor(.peer, remoteCA: true).attest(
       CallerEvidence(peer: PeerCredentials(pid: 5, uid: 1001, gid: 1), token: nil))
     #expect(peer.credential == .impersonation)
-    let token = try await self.attestor(.token, remoteCA: true).attest(CallerEvidence(peer: nil, token: "frontend-token"))
+    let token = try await self.attestor(.token, remoteCA: true).attest(
+      CallerEvidence(peer: nil, token: "frontend-token"))
     #expect(token.credential == .forwardedToken("frontend-token"))
     #expect(token.isVerified)
     let local = try await self.attestor(.token).attest(CallerEvidence(peer: nil, token: "frontend-token"))
@@ -130,7 +132,8 @@ import Testing
   }
 
   @Test func workloadRulesParseAndExplainMistakes() throws {
-    let rule = try WorkloadRule(parsing: "uid=1002, exe=/usr/local/bin/envoy, spiffe-id=spiffe://cluster.local/ns/a/sa/b")
+    let rule = try WorkloadRule(
+      parsing: "uid=1002, exe=/usr/local/bin/envoy, spiffe-id=spiffe://cluster.local/ns/a/sa/b")
     #expect(rule.uid == 1002 && rule.executable == "/usr/local/bin/envoy" && rule.gid == nil)
     #expect(rule.matches(PeerCredentials(pid: 1, uid: 1002, gid: 9, executable: "/usr/local/bin/envoy")))
     #expect(!rule.matches(PeerCredentials(pid: 1, uid: 1002, gid: 9)))
