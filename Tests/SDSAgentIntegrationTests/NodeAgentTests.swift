@@ -191,6 +191,7 @@ import X509
       await self.expectRefusal(.resourceExhausted, mentioning: [Self.frontend.description, "2/h"]) {
         try await self.firstResponse(running, names: ["default"])
       }
+      #expect(running.agent.counters[.callersRefused] == 1)
     }
   }
 

@@ -133,7 +133,7 @@ def wait_refusal_logged(agent, mark, *needles: str, timeout: float = 5.0) -> str
             if "refused" in low and all(n.lower() in low for n in needles):
                 return line
         if time.monotonic() >= deadline:
-            got = "\n".join(log_since(agent, mark)[-30:])
+            got = "\n".join(log_since(agent, mark)[-30:]) or "(nothing)"
             raise AssertionError(f"{agent.name}: no log line with 'refused' and {needles} within {timeout:.0f}s; "
                                  f"logged since the mark:\n{got}")
         time.sleep(0.1)
@@ -405,7 +405,8 @@ def start_envoy_as(processes, directory: Path, name: str, config: dict, admin_po
     envoy = processes.add(Envoy(name, argv, directory, admin_port, listen_port))
     t0 = time.monotonic()
     envoy.wait_live()
-    print(f"{name}: LIVE after {time.monotonic() - t0:.2f}s (pid {envoy.pid}, uid {os.getuid() if uid is None else uid})")
+    as_uid = os.getuid() if uid is None else uid
+    print(f"{name}: LIVE after {time.monotonic() - t0:.2f}s (pid {envoy.pid}, uid {as_uid})")
     return envoy
 
 
@@ -478,7 +479,8 @@ def presented_chain(port: int, client: dict, roots_pem: str, directory: Path) ->
     argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-showcerts", "-verify_return_error",
             "-CAfile", directory / "roots.pem", "-cert", directory / "client.pem", "-key", directory / "client.key"]
     res = subprocess.run([str(a) for a in argv], input="", capture_output=True, text=True, timeout=20)
-    assert res.returncode == 0, f"openssl s_client to :{port} failed ({res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr}"
+    assert res.returncode == 0, \
+        f"openssl s_client to :{port} failed ({res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr}"
     assert "Verify return code: 0 (ok)" in res.stdout, res.stdout[-2000:]
     chain = split_pem(res.stdout)
     assert chain, f"s_client printed no certificate:\n{res.stdout[-2000:]}"
@@ -660,16 +662,21 @@ def test_node_agent_yaml_config(processes, open_dirs, jwt_keys):
         "socket-mode: \"0666\"\n"
         "workload:\n"
         f"  - {{uid: 0, gid: 4242, spiffe-id: \"{WRONG_ID}\"}}\n"  # gid does not match: AND
-        f"  - {{uid: {UID_X}, spiffe-id: \"{ID_B}\"}}\n"
+        f"  - {{gid: {UID_X}, spiffe-id: \"{ID_B}\"}}\n"  # a gid-only rule
         f"  - {{uid: 0, spiffe-id: \"{ID_A}\"}}\n"  # the first matching rule for root
         f"  - {{uid: 0, spiffe-id: \"{WRONG_ID}\"}}\n")
     agent = _start_agent(processes, d, "10m", ["--config", config], name="sds-agent-yaml")
     assert_serves(probe(agent.socket_path), ID_A)
-    assert_serves(probe(agent.socket_path, uid=UID_X), ID_B)
+    assert_serves(probe(agent.socket_path, uid=UID_X + 1, gid=UID_X), ID_B)
+    mark = log_mark(agent)
+    details = assert_refused(probe(agent.socket_path, uid=UID_X, gid=UID_X + 1), "PERMISSION_DENIED",
+                             rf"\buid={UID_X}\b", rf"\bgid={UID_X + 1}\b")
+    print(f"uid {UID_X} gid {UID_X + 1} (the rule wants gid {UID_X}): PERMISSION_DENIED {details!r}\n"
+          f"  log: {wait_refusal_logged(agent, mark, f'gid={UID_X + 1}')}")
     tok = jwt_keys.mint(sub=service_account_sub(ID_T))
     assert_serves(probe(agent.socket_path, metadata=[("authorization", f"Bearer {tok}")]), ID_T)
-    assert_serves(probe(agent.socket_path, uid=UID_X, metadata=[(ISTIO_BIN_HEADER, tok)]), ID_T)
-    print(f"YAML config: root -> {ID_A} (third rule), uid {UID_X} -> {ID_B}, a token -> {ID_T}")
+    assert_serves(probe(agent.socket_path, uid=UID_X, gid=UID_X + 1, metadata=[(ISTIO_BIN_HEADER, tok)]), ID_T)
+    print(f"YAML config: root -> {ID_A} (third rule), gid {UID_X} -> {ID_B}, a token -> {ID_T} (mapped or not)")
     # A token that was sent but does not verify is refused: no falling back to the peer rule.
     mark = log_mark(agent)
     forged = jwt_keys.mint(sub=service_account_sub(ID_T), unpublished_key=True)
@@ -794,6 +801,43 @@ def test_node_agent_caller_stream_rate(node_agent):
     print(f"third stream of {ID_A} within a minute: RESOURCE_EXHAUSTED {details!r}\n"
           f"  log: {wait_refusal_logged(agent, mark, ID_A)}")
     assert_serves(probe(agent.socket_path, uid=UID_X), ID_B)
+
+
+BAD_SETTINGS = {
+    # name: (extra args of `run`, regex the error must match)
+    "unknown mode": (["--caller-identity", "bogus"], r"caller-identity.*bogus|bogus.*peer-and-token"),
+    "rule without spiffe-id": (["--caller-identity", "peer", "--workload", "uid=1001"], r"spiffe-id"),
+    "uid not a number": (["--caller-identity", "peer", "--workload", f"uid=abc,spiffe-id={ID_A}"], r"\buid\b"),
+    "relative exe": (["--caller-identity", "peer", "--workload", f"exe=bin/envoy,spiffe-id={ID_A}"], r"absolute"),
+    "rule without selector": (["--caller-identity", "peer", "--workload", f"spiffe-id={ID_A}"],
+                              r"uid|gid|exe"),
+    "unknown selector": (["--caller-identity", "peer", "--workload", f"uid=1,pid=2,spiffe-id={ID_A}"],
+                         r"pid=2|uid=N"),
+    "foreign trust domain": (["--caller-identity", "peer",
+                              "--workload", "uid=1,spiffe-id=spiffe://other.test/ns/a/sa/b"], r"trust domain"),
+    "peer without rules": (["--caller-identity", "peer"], r"workload|rule"),
+    "rules in agent mode": (["--workload", f"uid=1,spiffe-id={ID_A}"], r"caller-identity"),
+    "token without jwt-keys": (["--caller-identity", "token"], r"jwt-keys"),
+    "unreadable jwt-keys": (["--caller-identity", "token", "--jwt-keys", "/nonexistent/jwks.json"],
+                            r"/nonexistent/jwks\.json"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SETTINGS))
+def test_node_agent_rejects_bad_settings(case, open_dirs):
+    """A node-agent setting that cannot work stops the agent at startup with a message that says
+    what is wrong, before it serves anything."""
+    require_node_agent()
+    extra, pattern = BAD_SETTINGS[case]
+    d = open_dirs()
+    argv = [str(agent_bin()), "run", "--socket", str(d / "sds.sock"), "--state-dir", str(d / "state"), *extra]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    out = (res.stderr + res.stdout).strip()
+    print(f"{case}: exit {res.returncode}: {out.splitlines()[0] if out else ''}")
+    assert res.returncode != 0, f"{case}: the agent accepted {extra} (exit 0)\n{out}"
+    assert re.search(pattern, out, re.I), f"{case}: the error does not match /{pattern}/:\n{out}"
+    assert "serving SDS" not in res.stdout, f"{case}: the agent served before refusing its settings"
+    assert not (d / "sds.sock").exists(), f"{case}: socket left behind"
 
 
 # --------------------------------------------------------------------------- 4: --ca istio

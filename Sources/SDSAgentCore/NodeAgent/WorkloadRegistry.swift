@@ -123,7 +123,12 @@ public final class WorkloadRegistry: Service, Sendable {
       }
       return SecretLease(caller: caller, cache: self.agentCache, onRelease: {})
     }
-    let cache = try self.openStream(caller)
+    let cache: SecretCache
+    do {
+      cache = try self.openStream(caller)
+    } catch {
+      throw self.refuse(error, caller: caller)
+    }
     do {
       try await self.ensureIssued(caller)
     } catch {
