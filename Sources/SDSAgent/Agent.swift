@@ -162,6 +162,11 @@ public struct Agent: Sendable {
           current: configuration,
           signals: await UnixSignalsSequence(trapping: .sighup),
           apply: { next in
+            // Rules, token keys and limits change live; the identification mode needs a restart,
+            // because the transport reads peer credentials only in the modes that use them.
+            var node = next
+            node.nodeAgent.identification = configuration.nodeAgent.identification
+            let attestor = try await Self.attestor(for: node, remoteCA: caClient != nil)
             logging?.level = next.logLevel
             var settings = rotator.configuration
             settings.ttl = next.certificateTTL
@@ -173,6 +178,7 @@ public struct Agent: Sendable {
               logger.error(
                 "the new settings are in force, but the rotation they call for failed", metadata: ["error": "\(error)"])
             }
+            await workloads.update(attestor: attestor, template: settings, limits: next.nodeAgent.limits)
           },
           notifier: notifier,
           logger: logger

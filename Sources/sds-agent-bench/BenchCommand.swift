@@ -31,6 +31,9 @@ struct BenchCommand: AsyncParsableCommand {
   @Option(help: "How many times to start the agent for the startup figure.")
   var startups = 5
 
+  @Option(help: "Which measurements to run, comma-separated: startup, streams, issuance, fetch (default: all).")
+  var phases = "startup,streams,issuance,fetch"
+
   @Flag(help: "A small, quick run (N=200, short measurements) so the tool cannot rot; numbers are not meaningful.")
   var smoke = false
 
@@ -41,42 +44,55 @@ struct BenchCommand: AsyncParsableCommand {
     let bench = Bench(agentBinary: self.agent, python: self.python, measureSeconds: seconds)
     var report = Report()
     report.section("Machine", Bench.machineDescription())
-
-    report.table(
-      "Startup (exec to first successful FetchSecrets, warm state directory)",
-      ["runs", "min", "median", "max"],
-      [try await bench.startup(runs: self.smoke ? 2 : self.startups)]
-    )
-    var streamRows: [[String]] = []
-    var fanOutRows: [[String]] = []
-    for count in streamCounts {
-      let result = try await bench.streamsAndFanOut(count: count, perConnection: self.streamsPerConnection)
-      streamRows.append(result.streams)
-      fanOutRows.append(result.fanOut)
+    let phases = Set(self.phases.split(separator: ",").map(String.init))
+    if let unknown = phases.subtracting(["startup", "streams", "issuance", "fetch"]).first {
+      throw ValidationError("unknown phase \(unknown): expected startup, streams, issuance or fetch")
     }
-    report.table(
-      "Streams (each subscribed to default or ROOTCA; time until all have their first response)",
-      ["streams", "connections", "time to all first responses", "agent RSS before", "agent RSS after", "per stream"],
-      streamRows
-    )
-    report.table(
-      "Fan-out (forced rotation to the last stream holding the new certificate)",
-      ["streams (default)", "p50", "p99", "max"],
-      fanOutRows
-    )
-    report.table(
-      "Issuance by the embedded CA (fresh key + signed leaf) next to the raw crypto",
-      [
-        "key type", "certs/s", "mean latency", "raw keygen + CA sign", "ratio", "openssl speed sign/s (same primitive)",
-      ],
-      // RSA key generation in a debug build takes seconds: the smoke run keeps to ECDSA.
-      try await bench.issuance(keyTypes: self.smoke ? [.ecdsaP256] : WorkloadKeyType.allCases)
-    )
-    report.table(
-      "FetchSecrets throughput (cached, over the Unix socket)",
-      ["concurrency", "sds-agent calls/s", "grpcio (C-core) baseline calls/s", "ratio"],
-      try await bench.fetchThroughput(concurrency: concurrency)
-    )
+
+    if phases.contains("startup") {
+      report.table(
+        "Startup (exec to first successful FetchSecrets, warm state directory)",
+        ["runs", "min", "median", "max"],
+        [try await bench.startup(runs: self.smoke ? 2 : self.startups)]
+      )
+    }
+    if phases.contains("streams") {
+      var streamRows: [[String]] = []
+      var fanOutRows: [[String]] = []
+      for count in streamCounts {
+        let result = try await bench.streamsAndFanOut(count: count, perConnection: self.streamsPerConnection)
+        streamRows.append(result.streams)
+        fanOutRows.append(result.fanOut)
+      }
+      report.table(
+        "Streams (each subscribed to default or ROOTCA; time until all have their first response)",
+        ["streams", "connections", "time to all first responses", "agent RSS before", "agent RSS after", "per stream"],
+        streamRows
+      )
+      report.table(
+        "Fan-out (forced rotation to the last stream holding the new certificate)",
+        ["streams (default)", "p50", "p99", "max"],
+        fanOutRows
+      )
+    }
+    if phases.contains("issuance") {
+      report.table(
+        "Issuance by the embedded CA (fresh key + signed leaf) next to the raw crypto",
+        [
+          "key type", "certs/s", "mean latency", "raw keygen + CA sign", "ratio",
+          "openssl speed sign/s (same primitive)",
+        ],
+        // RSA key generation in a debug build takes seconds: the smoke run keeps to ECDSA.
+        try await bench.issuance(keyTypes: self.smoke ? [.ecdsaP256] : WorkloadKeyType.allCases)
+      )
+    }
+    if phases.contains("fetch") {
+      report.table(
+        "FetchSecrets throughput (cached, over the Unix socket)",
+        ["concurrency", "sds-agent calls/s", "grpcio (C-core) baseline calls/s", "ratio"],
+        try await bench.fetchThroughput(concurrency: concurrency)
+      )
+    }
     print(report.markdown)
   }
 }

@@ -5,7 +5,8 @@ import ServiceLifecycle
 import UnixSignals
 
 /// Reload on SIGHUP: re-reads the configuration and applies what can change live (log level,
-/// certificate lifetime, key type, rotation schedule) without closing any SDS stream. A broken
+/// certificate lifetime, key type, rotation schedule, workload rules, JWT keys, caller limits)
+/// without closing any SDS stream. A broken
 /// configuration is refused with an error and the running one stays.
 struct ReloadService: Service, CustomStringConvertible {
   let loader: ConfigurationLoader
@@ -30,6 +31,7 @@ struct ReloadService: Service, CustomStringConvertible {
     if old.istioCA != new.istioCA { keys.append("ca settings") }
     if old.admin != new.admin { keys.append("admin") }
     if old.logFormat != new.logFormat { keys.append("log-format") }
+    if old.nodeAgent.identification != new.nodeAgent.identification { keys.append("caller-identity") }
     return keys
   }
 

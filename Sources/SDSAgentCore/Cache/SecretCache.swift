@@ -11,7 +11,7 @@ public final class SecretCache: Sendable {
     var served = ServedSecrets.empty
     var nextRevision: UInt64 = 1
     var nextSubscriberID = 0
-    var subscribers: [Int: AsyncStream<Void>.Continuation] = [:]
+    var subscribers: [Int: @Sendable () -> Void] = [:]
   }
 
   private let state = Mutex(State())
@@ -51,19 +51,33 @@ public final class SecretCache: Sendable {
     }
   }
 
+  /// Calls `onChange` whenever the served secrets change, until the subscription is cancelled.
+  /// `onChange` runs on the task that changed them and must not block.
+  public func subscribe(_ onChange: @escaping @Sendable () -> Void) -> Subscription {
+    let id = self.state.withLock { state in
+      let id = state.nextSubscriberID
+      state.nextSubscriberID += 1
+      state.subscribers[id] = onChange
+      return id
+    }
+    return Subscription(cache: self, id: id)
+  }
+
+  public struct Subscription: Sendable {
+    fileprivate weak var cache: SecretCache?
+    fileprivate let id: Int
+
+    public func cancel() {
+      _ = self.cache?.state.withLock { $0.subscribers.removeValue(forKey: self.id) }
+    }
+  }
+
   /// A stream that yields whenever the served secrets change; finishes when the caller stops
   /// iterating.
   public func changes() -> AsyncStream<Void> {
     let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-    let id = self.state.withLock { state in
-      let id = state.nextSubscriberID
-      state.nextSubscriberID += 1
-      state.subscribers[id] = continuation
-      return id
-    }
-    continuation.onTermination = { [weak self] _ in
-      _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
-    }
+    let subscription = self.subscribe { continuation.yield() }
+    continuation.onTermination = { _ in subscription.cancel() }
     return stream
   }
 
@@ -77,7 +91,7 @@ public final class SecretCache: Sendable {
   }
 
   private func mutate(_ body: (inout ServedSecrets, UInt64) -> Void) {
-    let subscribers: [AsyncStream<Void>.Continuation]? = self.state.withLock { state in
+    let subscribers: [@Sendable () -> Void]? = self.state.withLock { state in
       let before = (state.served.svidRevision, state.served.trustBundleRevision)
       body(&state.served, state.nextRevision)
       guard (state.served.svidRevision, state.served.trustBundleRevision) != before else { return nil }
@@ -85,7 +99,7 @@ public final class SecretCache: Sendable {
       return Array(state.subscribers.values)
     }
     for subscriber in subscribers ?? [] {
-      subscriber.yield()
+      subscriber()
     }
   }
 }

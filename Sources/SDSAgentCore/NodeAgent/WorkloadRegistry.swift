@@ -48,6 +48,9 @@ public final class WorkloadRegistry: Service, Sendable {
   private struct State {
     var entries: [SPIFFEID: Entry] = [:]
     var agentStreamBucket: [SPIFFEID: TokenBucket] = [:]
+    var attestor: CallerAttestor
+    var template: SVIDRotatorConfiguration
+    var limits: Limits
   }
 
   private enum Step {
@@ -56,16 +59,13 @@ public final class WorkloadRegistry: Service, Sendable {
     case issue(Issuance)
   }
 
-  public let attestor: CallerAttestor
   private let agentIdentity: SPIFFEID
   private let agentCache: SecretCache
-  private let template: SVIDRotatorConfiguration
   private let authority: any CertificateAuthority
   private let counters: AgentCounters
-  public let limits: Limits
   private let logger: Logger
   private let now: @Sendable () -> Date
-  private let state = Mutex(State())
+  private let state: Mutex<State>
   private let rotators: AsyncStream<(SVIDRotator<ContinuousClock>, AsyncStream<Void>)>
   private let newRotator: AsyncStream<(SVIDRotator<ContinuousClock>, AsyncStream<Void>)>.Continuation
 
@@ -81,16 +81,41 @@ public final class WorkloadRegistry: Service, Sendable {
     logger: Logger,
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
-    self.attestor = attestor
+    self.state = Mutex(State(attestor: attestor, template: template, limits: limits))
     self.agentIdentity = agentIdentity
     self.agentCache = agentCache
-    self.template = template
     self.authority = authority
     self.counters = counters
-    self.limits = limits
     self.logger = logger
     self.now = now
     (self.rotators, self.newRotator) = AsyncStream.makeStream()
+  }
+
+  public var attestor: CallerAttestor { self.state.withLock { $0.attestor } }
+  public var limits: Limits { self.state.withLock { $0.limits } }
+
+  /// Applies reloaded settings: new rules and token keys for new streams, new limits, and new
+  /// rotator settings for every workload (a new lifetime or key type rotates each one now).
+  /// Streams already open keep the identity they were given.
+  public func update(attestor: CallerAttestor, template: SVIDRotatorConfiguration, limits: Limits) async {
+    let rotators = self.state.withLock { state in
+      state.attestor = attestor
+      state.template = template
+      state.limits = limits
+      return state.entries.values.map(\.rotator)
+    }
+    for rotator in rotators {
+      var settings = template
+      settings.identity = rotator.configuration.identity
+      settings.credential = rotator.configuration.credential
+      do {
+        try await rotator.update(settings)
+      } catch {
+        self.logger.error(
+          "the new settings are in force, but the rotation they call for failed",
+          metadata: ["identity": "\(settings.identity)", "error": "\(error)"])
+      }
+    }
   }
 
   /// The workload identities held now (not the agent's own).
@@ -142,9 +167,10 @@ public final class WorkloadRegistry: Service, Sendable {
   @discardableResult
   public func evictIdle(now: Date) -> [SPIFFEID] {
     let evicted = self.state.withLock { state -> [(SPIFFEID, Entry)] in
+      let timeout = state.limits.idleTimeout.seconds
       let idle = state.entries.filter { _, entry in
         entry.streams == 0 && entry.issuing == nil
-          && entry.idleSince.map { now.timeIntervalSince($0) >= self.limits.idleTimeout.seconds } == true
+          && entry.idleSince.map { now.timeIntervalSince($0) >= timeout } == true
       }
       for (identity, _) in idle { state.entries[identity] = nil }
       return Array(idle)
@@ -160,8 +186,7 @@ public final class WorkloadRegistry: Service, Sendable {
     await cancelWhenGracefulShutdown {
       await withDiscardingTaskGroup { group in
         group.addTask {
-          let interval = max(Duration.seconds(1), self.limits.idleTimeout / 4)
-          while (try? await Task.sleep(for: interval)) != nil {
+          while (try? await Task.sleep(for: max(Duration.seconds(1), self.limits.idleTimeout / 4))) != nil {
             self.evictIdle(now: self.now())
           }
         }
@@ -188,11 +213,13 @@ public final class WorkloadRegistry: Service, Sendable {
   private func takeAgentStream(_ caller: Caller) throws(CallerRefusal) {
     let now = self.now()
     let wait = self.state.withLock { state in
-      state.agentStreamBucket[caller.identity, default: TokenBucket(rate: self.limits.streamRate, now: now)].take(
-        now: now)
+      let rate = state.limits.streamRate
+      return state.agentStreamBucket[caller.identity, default: TokenBucket(rate: rate, now: now)].take(now: now).map {
+        self.streamRateRefusal(caller, rate: rate, wait: $0)
+      }
     }
     if let wait {
-      throw self.refuse(self.streamRateRefusal(caller, wait: wait), caller: caller)
+      throw self.refuse(wait, caller: caller)
     }
   }
 
@@ -200,7 +227,7 @@ public final class WorkloadRegistry: Service, Sendable {
     let now = self.now()
     let result = self.state.withLock { state -> Result<SecretCache, CallerRefusal> in
       if state.entries[caller.identity] == nil {
-        var settings = self.template
+        var settings = state.template
         settings.identity = caller.identity
         settings.credential = caller.credential
         let cache = SecretCache()
@@ -209,12 +236,12 @@ public final class WorkloadRegistry: Service, Sendable {
           rotator: SVIDRotator(
             configuration: settings, authority: self.authority, cache: cache, counters: self.counters,
             clock: ContinuousClock(), now: self.now, logger: self.logger),
-          streamBucket: TokenBucket(rate: self.limits.streamRate, now: now),
-          certificateBucket: TokenBucket(rate: self.limits.certificateRate, now: now)
+          streamBucket: TokenBucket(rate: state.limits.streamRate, now: now),
+          certificateBucket: TokenBucket(rate: state.limits.certificateRate, now: now)
         )
       }
       if let wait = state.entries[caller.identity]!.streamBucket.take(now: now) {
-        return .failure(self.streamRateRefusal(caller, wait: wait))
+        return .failure(self.streamRateRefusal(caller, rate: state.limits.streamRate, wait: wait))
       }
       state.entries[caller.identity]!.streams += 1
       state.entries[caller.identity]!.idleSince = nil
@@ -233,10 +260,9 @@ public final class WorkloadRegistry: Service, Sendable {
     }
   }
 
-  private func streamRateRefusal(_ caller: Caller, wait: Duration) -> CallerRefusal {
+  private func streamRateRefusal(_ caller: Caller, rate: Rate, wait: Duration) -> CallerRefusal {
     CallerRefusal(
-      .rateLimited,
-      "\(caller.identity) opened more than \(self.limits.streamRate) streams; retry in \(DurationParser.format(wait))")
+      .rateLimited, "\(caller.identity) opened more than \(rate) streams; retry in \(DurationParser.format(wait))")
   }
 
   // MARK: - Issuance
@@ -261,18 +287,38 @@ public final class WorkloadRegistry: Service, Sendable {
         }
       case .issue(let issuance):
         let result = await issuance.value
-        self.state.withLock { state in
-          state.entries[caller.identity]?.issuing = nil
+        let keepsTrying: Bool
+        if case .failure(let error) = result {
+          keepsTrying = error.code != .refused && tokenDigest == nil
+        } else {
+          keepsTrying = true
+        }
+        // Atomically with clearing `issuing`, so no other stream starts a second first issuance.
+        let started = self.state.withLock { state -> (SVIDRotator<ContinuousClock>, AsyncStream<Void>)? in
+          guard var entry = state.entries[caller.identity] else { return nil }
+          entry.issuing = nil
           if case .success = result, let tokenDigest {
-            state.entries[caller.identity]?.provenTokens.insert(tokenDigest)
+            entry.provenTokens.insert(tokenDigest)
           }
+          var started: (SVIDRotator<ContinuousClock>, AsyncStream<Void>)?
+          if keepsTrying, !entry.rotating {
+            let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+            entry.rotating = true
+            entry.evicted = continuation
+            started = (entry.rotator, stream)
+          }
+          state.entries[caller.identity] = entry
+          return started
+        }
+        if let started {
+          self.newRotator.yield(started)
         }
         switch result {
         case .success:
-          self.startRotating(caller.identity)
           return
         case .failure(let error):
           try self.handleFailure(error, caller: caller, tokenDigest: tokenDigest)
+          return
         }
       }
     }
@@ -291,7 +337,7 @@ public final class WorkloadRegistry: Service, Sendable {
         return .failure(
           CallerRefusal(
             .rateLimited,
-            "\(caller.identity) asked for more than \(self.limits.certificateRate) certificates; retry in \(DurationParser.format(wait))"
+            "\(caller.identity) asked for more than \(state.limits.certificateRate) certificates; retry in \(DurationParser.format(wait))"
           ))
       }
       let rotator = entry.rotator
@@ -332,21 +378,6 @@ public final class WorkloadRegistry: Service, Sendable {
       self.logger.error(
         "could not issue a workload's first certificate; retrying",
         metadata: ["identity": "\(caller.identity)", "error": "\(error)"])
-      self.startRotating(caller.identity)
-    }
-  }
-
-  private func startRotating(_ identity: SPIFFEID) {
-    let started = self.state.withLock { state -> (SVIDRotator<ContinuousClock>, AsyncStream<Void>)? in
-      guard var entry = state.entries[identity], !entry.rotating else { return nil }
-      let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
-      entry.rotating = true
-      entry.evicted = continuation
-      state.entries[identity] = entry
-      return (entry.rotator, stream)
-    }
-    if let started {
-      self.newRotator.yield(started)
     }
   }
 

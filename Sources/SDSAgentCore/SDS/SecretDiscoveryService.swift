@@ -35,6 +35,21 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     case requestsEnded
   }
 
+  /// One stream's state between events. Events are handled by synchronous, non-inlined code so
+  /// that the stream's async frame, which lives as long as the stream, stays small.
+  private struct Session {
+    var machine: SDSStreamStateMachine
+    let streamID: UInt64
+    var logger: Logger
+    let cache: SecretCache
+  }
+
+  private enum Step {
+    case send(Envoy_Service_Discovery_V3_DiscoveryResponse)
+    case wait
+    case end
+  }
+
   public func streamSecrets(
     request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DiscoveryRequest, any Error>,
     response: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
@@ -42,22 +57,14 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   ) async throws {
     let lease = try await self.lease(context)
     defer { lease.release() }
-    self.counters.increment(.streamsOpened)
-    let streamID = self.registry.open(at: self.now())
-    defer {
-      self.registry.close(streamID)
-      self.counters.increment(.streamsClosed)
-    }
-    self.registry.update(streamID) { $0.identity = lease.caller.identity.description }
-    var logger = self.logger
-    logger[metadataKey: "rpc"] = "StreamSecrets"
-    logger[metadataKey: "stream"] = "\(streamID)"
-    logger[metadataKey: "identity"] = "\(lease.caller.identity)"
+    var session = self.open(lease)
+    defer { self.close(session) }
 
     let (events, continuation) = AsyncStream.makeStream(of: StreamEvent.self)
-    let changes = lease.cache.changes()
+    let subscription = lease.cache.subscribe { continuation.yield(.secretsChanged) }
+    defer { subscription.cancel() }
     try await withThrowingDiscardingTaskGroup { group in
-      group.addTask { [logger] in
+      group.addTask { [logger = session.logger] in
         defer { continuation.finish() }
         do {
           for try await message in request {
@@ -69,41 +76,68 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
         }
         continuation.yield(.requestsEnded)
       }
-      group.addTask {
-        for await _ in changes {
-          continuation.yield(.secretsChanged)
-        }
-      }
       defer { group.cancelAll() }
-
-      var machine = SDSStreamStateMachine(naming: lease.naming)
       // On graceful shutdown the stream ends cleanly so the server can stop; Envoy reconnects
       // to the next agent and keeps its current secrets meanwhile.
       try await withGracefulShutdownHandler {
         loop: for await event in events {
-          let served = lease.cache.current.servable(at: self.now())
-          let plan: SDSResponsePlan?
-          switch event {
-          case .requestsEnded:
-            break loop
-          case .secretsChanged:
-            plan = machine.secretsChanged(served)
-          case .request(let message):
-            if message.hasNode, !message.node.id.isEmpty {
-              logger[metadataKey: "node"] = "\(message.node.id)"
-              self.registry.update(streamID) { $0.nodeID = message.node.id }
-            }
-            plan = try self.receive(message, into: &machine, served: served, logger: logger, streamID: streamID)
-          }
-          if let plan {
-            try await self.send(plan, from: served, on: response, logger: logger)
-            self.registry.update(streamID) { $0.lastSentVersion = plan.versionInfo }
+          switch try self.handle(event, in: &session) {
+          case .send(let message): try await response.write(message)
+          case .wait: continue
+          case .end: break loop
           }
         }
       } onGracefulShutdown: {
         continuation.finish()
       }
     }
+  }
+
+  private func open(_ lease: SecretLease) -> Session {
+    self.counters.increment(.streamsOpened)
+    let streamID = self.registry.open(at: self.now())
+    self.registry.update(streamID) { $0.identity = lease.caller.identity.description }
+    var logger = self.logger
+    logger[metadataKey: "rpc"] = "StreamSecrets"
+    logger[metadataKey: "stream"] = "\(streamID)"
+    logger[metadataKey: "identity"] = "\(lease.caller.identity)"
+    return Session(
+      machine: SDSStreamStateMachine(naming: lease.naming), streamID: streamID, logger: logger, cache: lease.cache)
+  }
+
+  private func close(_ session: Session) {
+    self.registry.close(session.streamID)
+    self.counters.increment(.streamsClosed)
+  }
+
+  @inline(never)
+  private func handle(_ event: StreamEvent, in session: inout Session) throws -> Step {
+    let served = session.cache.current.servable(at: self.now())
+    let plan: SDSResponsePlan?
+    switch event {
+    case .requestsEnded:
+      return .end
+    case .secretsChanged:
+      plan = session.machine.secretsChanged(served)
+    case .request(let message):
+      if message.hasNode, !message.node.id.isEmpty, session.logger[metadataKey: "node"] == nil {
+        session.logger[metadataKey: "node"] = "\(message.node.id)"
+        self.registry.update(session.streamID) { $0.nodeID = message.node.id }
+      }
+      plan = try self.receive(
+        message, into: &session.machine, served: served, logger: session.logger, streamID: session.streamID)
+    }
+    guard let plan else { return .wait }
+    let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
+    self.registry.update(session.streamID) { $0.lastSentVersion = plan.versionInfo }
+    self.counters.increment(.responsesSent)
+    session.logger.debug(
+      "sending SDS response",
+      metadata: [
+        "resources": "\(plan.resources.map(\.name))", "version": "\(plan.versionInfo)", "nonce": "\(plan.nonce)",
+      ]
+    )
+    return .send(response)
   }
 
   public func fetchSecrets(
@@ -193,23 +227,6 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       break
     }
     return outcome.response
-  }
-
-  private func send(
-    _ plan: SDSResponsePlan,
-    from served: ServedSecrets,
-    on writer: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
-    logger: Logger
-  ) async throws {
-    let message = try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
-    try await writer.write(message)
-    self.counters.increment(.responsesSent)
-    logger.debug(
-      "sent SDS response",
-      metadata: [
-        "resources": "\(plan.resources.map(\.name))", "version": "\(plan.versionInfo)", "nonce": "\(plan.nonce)",
-      ]
-    )
   }
 
   private func reject(_ error: SDSRequestError, logger: Logger) {
