@@ -138,6 +138,7 @@ public struct Agent: Sendable {
         streams: streams,
         metrics: metrics,
         identity: configuration.identity,
+        workloads: workloads,
         nextRotation: { rotator.nextRotation },
         rotate: { try await rotator.rotate() }
       )

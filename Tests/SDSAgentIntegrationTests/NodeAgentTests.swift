@@ -100,6 +100,38 @@ import X509
     }
   }
 
+  @Test func theAdminEndpointRotatesAWorkloadAndItIsPushedOnItsOpenStream() async throws {
+    let admin = AgentConfiguration.AdminAddress.unixSocket(path: TemporaryDirectory.make() + "/admin.sock")
+    var configuration = try self.configuration(.peer, rules: [WorkloadRule(uid: getuid(), identity: Self.frontend)])
+    configuration.admin = admin
+    try await RunningAgent.with(configuration) { running in
+      await running.agent.waitForAdminEndpoint()
+      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
+        try await SDSStream.with(client: client) { stream in
+          stream.request(["default"])
+          let first = try #require(try await stream.next())
+          let before = try #require(try first.secrets().first?.certificates.first?.serialHex)
+          stream.request(["default"], acknowledging: first)
+          let body = try await AdminClient.request("GET", "/debug/secrets", at: admin).body
+          let secrets = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]])
+          #expect(
+            secrets.contains {
+              $0["identity"] as? String == Self.frontend.description && $0["serial"] as? String == before
+            })
+          let rotated = try await AdminClient.request("POST", "/rotate?identity=\(Self.frontend)", at: admin)
+          #expect(rotated.status == 200)
+          let pushed = try #require(try await stream.next())
+          let after = try #require(try pushed.secrets().first?.certificates.first)
+          #expect(after.serialHex != before && rotated.body.contains(after.serialHex))
+          #expect(after.spiffeIDs == [Self.frontend])
+          let unknown = try await AdminClient.request("POST", "/rotate?identity=\(Self.gateway)", at: admin)
+          #expect(unknown.status == 404 && unknown.body.contains(Self.frontend.description))
+          stream.request(["default"], acknowledging: pushed)
+        }
+      }
+    }
+  }
+
   @Test func anUnmappedCallerIsRefusedWithWhatWasSeenAndGetsNothing() async throws {
     let rules = [WorkloadRule(uid: getuid() + 1, identity: Self.gateway)]
     try await RunningAgent.with(try self.configuration(.peer, rules: rules)) { running in

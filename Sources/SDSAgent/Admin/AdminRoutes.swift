@@ -15,6 +15,7 @@ struct AdminRoutes: Sendable {
   let streams: StreamRegistry
   let metrics: PrometheusMetrics
   let identity: SPIFFEID
+  let workloads: WorkloadRegistry
   let nextRotation: @Sendable () -> Date?
   let rotate: @Sendable () async throws -> Void
 
@@ -41,12 +42,19 @@ struct AdminRoutes: Sendable {
     case ("GET", "/debug/secrets"):
       return self.json(self.describeSecrets())
     case ("POST", "/rotate"):
-      if let asked = query["identity"], asked != self.identity.description {
-        return Response(
-          status: 404, contentType: "text/plain",
-          body: "unknown identity \(asked); this agent serves \(self.identity)\n")
-      }
       do {
+        if let asked = query["identity"], asked != self.identity.description {
+          guard let workload = try? SPIFFEID(parsing: asked), try await self.workloads.rotate(workload),
+            let cache = self.workloads.cache(for: workload)
+          else {
+            let known = [self.identity] + self.workloads.workloadIdentities
+            return Response(
+              status: 404, contentType: "text/plain",
+              body: "unknown identity \(asked); this agent serves \(known.map(\.description).joined(separator: ", "))\n"
+            )
+          }
+          return self.json(["identity": asked, "serial": cache.current.svid?.leaf.serialHex ?? ""])
+        }
         try await self.rotate()
         let serial = self.cache.current.svid?.leaf.serialHex ?? ""
         return self.json(["identity": self.identity.description, "serial": serial])
@@ -65,7 +73,16 @@ struct AdminRoutes: Sendable {
   }
 
   private func describeSecrets() -> [[String: Any]] {
-    let served = self.cache.current
+    var secrets = self.describe(self.cache.current, nextRotation: self.nextRotation())
+    for identity in self.workloads.workloadIdentities {
+      if let cache = self.workloads.cache(for: identity) {
+        secrets += self.describe(cache.current, nextRotation: nil)
+      }
+    }
+    return secrets
+  }
+
+  private func describe(_ served: ServedSecrets, nextRotation: Date?) -> [[String: Any]] {
     var secrets: [[String: Any]] = []
     if let svid = served.svid {
       secrets.append([
@@ -74,7 +91,7 @@ struct AdminRoutes: Sendable {
         "serial": svid.leaf.serialHex,
         "not_before": svid.notBefore.formatted(.iso8601),
         "not_after": svid.notAfter.formatted(.iso8601),
-        "next_rotation": self.nextRotation()?.formatted(.iso8601) ?? NSNull(),
+        "next_rotation": nextRotation?.formatted(.iso8601) ?? NSNull(),
         "chain_length": svid.chain.count,
         "version": served.svidRevision,
       ])
@@ -95,6 +112,7 @@ struct AdminRoutes: Sendable {
     [
       "id": stream.id,
       "node_id": stream.nodeID ?? NSNull(),
+      "identity": stream.identity ?? NSNull(),
       "resources": stream.resources,
       "opened_at": stream.openedAt.formatted(.iso8601),
       "last_sent_version": stream.lastSentVersion ?? NSNull(),

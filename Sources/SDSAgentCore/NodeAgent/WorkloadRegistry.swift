@@ -118,6 +118,13 @@ public final class WorkloadRegistry: Service, Sendable {
     }
   }
 
+  /// Rotates a workload identity's certificate now; `false` if the identity is not held.
+  public func rotate(_ identity: SPIFFEID) async throws(CertificateAuthorityError) -> Bool {
+    guard let rotator = self.state.withLock({ $0.entries[identity]?.rotator }) else { return false }
+    try await rotator.rotate()
+    return true
+  }
+
   /// The workload identities held now (not the agent's own).
   public var workloadIdentities: [SPIFFEID] {
     self.state.withLock { $0.entries.keys.sorted { $0.description < $1.description } }
