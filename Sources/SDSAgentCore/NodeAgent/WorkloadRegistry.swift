@@ -53,12 +53,6 @@ public final class WorkloadRegistry: Service, Sendable {
     var limits: Limits
   }
 
-  private enum Step {
-    case done
-    case wait(Issuance)
-    case issue(Issuance)
-  }
-
   private let agentIdentity: SPIFFEID
   private let agentCache: SecretCache
   private let authority: any CertificateAuthority
@@ -283,63 +277,26 @@ public final class WorkloadRegistry: Service, Sendable {
       } else {
         nil
       }
-    while true {
-      let step = try self.nextStep(caller, tokenDigest: tokenDigest)
-      switch step {
-      case .done:
-        return
-      case .wait(let issuance):
-        if case .failure(let error) = await issuance.value {
-          try self.handleFailure(error, caller: caller, tokenDigest: tokenDigest)
-        }
-      case .issue(let issuance):
-        let result = await issuance.value
-        let keepsTrying: Bool
-        if case .failure(let error) = result {
-          keepsTrying = error.code != .refused && tokenDigest == nil
-        } else {
-          keepsTrying = true
-        }
-        // Atomically with clearing `issuing`, so no other stream starts a second first issuance.
-        let started = self.state.withLock { state -> (SVIDRotator<ContinuousClock>, AsyncStream<Void>)? in
-          guard var entry = state.entries[caller.identity] else { return nil }
-          entry.issuing = nil
-          if case .success = result, let tokenDigest {
-            entry.provenTokens.insert(tokenDigest)
-          }
-          var started: (SVIDRotator<ContinuousClock>, AsyncStream<Void>)?
-          if keepsTrying, !entry.rotating {
-            let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
-            entry.rotating = true
-            entry.evicted = continuation
-            started = (entry.rotator, stream)
-          }
-          state.entries[caller.identity] = entry
-          return started
-        }
-        if let started {
-          self.newRotator.yield(started)
-        }
-        switch result {
-        case .success:
-          return
-        case .failure(let error):
-          try self.handleFailure(error, caller: caller, tokenDigest: tokenDigest)
-          return
-        }
+    while let issuance = try self.pendingIssuance(caller, tokenDigest: tokenDigest) {
+      // The issuance records its own outcome before it returns, so the next look at the state
+      // sees it whichever stream started it.
+      if case .failure(let error) = await issuance.value {
+        try self.handleFailure(error, caller: caller, tokenDigest: tokenDigest)
       }
     }
   }
 
-  private func nextStep(_ caller: Caller, tokenDigest: Data?) throws(CallerRefusal) -> Step {
+  /// The issuance this caller must wait for (one in flight, or a new one), or `nil` if its
+  /// identity is served already.
+  private func pendingIssuance(_ caller: Caller, tokenDigest: Data?) throws(CallerRefusal) -> Issuance? {
     let now = self.now()
-    let result = self.state.withLock { state -> Result<Step, CallerRefusal> in
+    let result = self.state.withLock { state -> Result<Issuance?, CallerRefusal> in
       guard var entry = state.entries[caller.identity] else {
         return .failure(CallerRefusal(.unavailable, "\(caller.identity) was dropped; reconnect"))
       }
       let needsProof = tokenDigest.map { !entry.provenTokens.contains($0) } ?? false
-      guard !entry.rotating || needsProof else { return .success(.done) }
-      if let issuing = entry.issuing { return .success(.wait(issuing)) }
+      guard !entry.rotating || needsProof else { return .success(nil) }
+      if let issuing = entry.issuing { return .success(issuing) }
       if let wait = entry.certificateBucket.take(now: now) {
         return .failure(
           CallerRefusal(
@@ -350,18 +307,51 @@ public final class WorkloadRegistry: Service, Sendable {
       let rotator = entry.rotator
       let credential = caller.credential
       let issuance = Issuance { () async -> Result<Void, CertificateAuthorityError> in
+        let result: Result<Void, CertificateAuthorityError>
         do throws(CertificateAuthorityError) {
           try await rotator.rotate(credential: credential)
-          return .success(())
+          result = .success(())
         } catch {
-          return .failure(error)
+          result = .failure(error)
         }
+        self.record(result, of: caller.identity, tokenDigest: tokenDigest)
+        return result
       }
       entry.issuing = issuance
       state.entries[caller.identity] = entry
-      return .success(.issue(issuance))
+      return .success(issuance)
     }
     return try result.get()
+  }
+
+  /// Clears the issuance in flight, remembers a token the CA accepted, and starts the identity's
+  /// rotator once it has a certificate (or, for a verified caller, keeps trying to get one).
+  private func record(_ result: Result<Void, CertificateAuthorityError>, of identity: SPIFFEID, tokenDigest: Data?) {
+    let keepsTrying: Bool
+    if case .failure(let error) = result {
+      keepsTrying = error.code != .refused && tokenDigest == nil
+    } else {
+      keepsTrying = true
+    }
+    let started = self.state.withLock { state -> (SVIDRotator<ContinuousClock>, AsyncStream<Void>)? in
+      guard var entry = state.entries[identity] else { return nil }
+      entry.issuing = nil
+      if case .success = result, let tokenDigest {
+        entry.provenTokens.insert(tokenDigest)
+      }
+      var started: (SVIDRotator<ContinuousClock>, AsyncStream<Void>)?
+      if keepsTrying, !entry.rotating {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+        entry.rotating = true
+        entry.evicted = continuation
+        started = (entry.rotator, stream)
+      }
+      state.entries[identity] = entry
+      return started
+    }
+    if let started {
+      self.newRotator.yield(started)
+    }
   }
 
   private func handleFailure(
