@@ -56,7 +56,8 @@ class ManagedProcess:
     `wait_for_line` (read by a thread, still copied to the log file).
     """
 
-    def __init__(self, name: str, argv: list[str], log_dir: Path, capture_stdout: bool = False):
+    def __init__(self, name: str, argv: list[str], log_dir: Path, capture_stdout: bool = False,
+                 env: dict[str, str] | None = None):
         self.name = name
         self.argv = [str(a) for a in argv]
         self.stderr_path = log_dir / f"{name}.stderr.log"
@@ -67,13 +68,13 @@ class ManagedProcess:
         self._eof = False
         if capture_stdout:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=self._stderr)
+                                         stderr=self._stderr, env=env)
             self._reader = threading.Thread(target=self._read_stdout, daemon=True)
             self._reader.start()
         else:
             self._stdout = open(self.stdout_path, "wb")
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._stdout,
-                                         stderr=self._stderr)
+                                         stderr=self._stderr, env=env)
         self.pid = self.proc.pid
         self.exit_code: int | None = None
 

@@ -2,7 +2,7 @@
 environment, an sd_notify receiver, an independent SDS client (grpcio + xds-protos), an admin
 endpoint client (TCP loopback or Unix socket) and Prometheus text parsing.
 
-Self-contained on purpose: from conftest it only takes the binary location and constants.
+The process wrapper is conftest's `ManagedProcess`, with a clean environment and stop bookkeeping.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conftest import SECRET_TYPE_URL, agent_bin
+from conftest import SECRET_TYPE_URL, ManagedProcess, agent_bin
 
 START_TIMEOUT = 60.0  # first start generates a CA; the machine may be busy building
 STOP_BOUND = 10.0  # the agent's documented graceful-shutdown bound
@@ -49,66 +49,18 @@ def short_dir(prefix: str = "sdsd-") -> Path:
 # --------------------------------------------------------------------------- processes
 
 
-class Daemon:
+class Daemon(ManagedProcess):
     """A child process (the agent, or systemd-socket-activate exec'ing it) with stdout lines
     captured by a thread and stderr in a file that tests poll."""
 
     def __init__(self, name: str, argv: list, log_dir: Path, env: dict[str, str] | None = None):
-        self.name = name
-        self.argv = [str(a) for a in argv]
+        super().__init__(name, argv, log_dir, capture_stdout=True, env=env if env is not None else clean_env())
         self.log_dir = log_dir
-        self.stderr_path = log_dir / f"{name}.stderr.log"
-        self.stdout_path = log_dir / f"{name}.stdout.log"
-        self._stderr = open(self.stderr_path, "wb")
-        self._lines: list[str] = []
-        self._cond = threading.Condition()
-        self._eof = False
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, env=env if env is not None else clean_env())
-        self.pid = self.proc.pid
-        self.exit_code: int | None = None
         self.stopped_on_purpose = False
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
-
-    # stdout
-    def _read_stdout(self) -> None:
-        with open(self.stdout_path, "wb") as copy:
-            for raw in self.proc.stdout:
-                copy.write(raw)
-                copy.flush()
-                with self._cond:
-                    self._lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-                    self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
-
-    def stdout_lines(self) -> list[str]:
-        with self._cond:
-            return list(self._lines)
-
-    def wait_stdout(self, predicate, timeout: float, start: int = 0) -> int:
-        deadline = time.monotonic() + timeout
-        i = start
-        with self._cond:
-            while True:
-                while i < len(self._lines):
-                    if predicate(self._lines[i]):
-                        return i
-                    i += 1
-                if self._eof:
-                    raise AssertionError(f"{self.name} closed stdout (exit {self.proc.poll()}) before the "
-                                         f"expected line\n{self.tail()}")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"{self.name}: expected stdout line not seen within {timeout:.0f}s\n"
-                                         f"{self.tail()}")
-                self._cond.wait(remaining)
 
     def banner(self, timeout: float = START_TIMEOUT) -> str:
         """The first stdout line, which must be the 'serving SDS on' banner."""
-        idx = self.wait_stdout(lambda l: l.startswith(SERVING_PREFIX), timeout)
+        idx = self.wait_for_line(lambda l: l.startswith(SERVING_PREFIX), timeout)
         assert idx == 0, f"'{SERVING_PREFIX}' is not the first stdout line: {self.stdout_lines()[:idx + 1]}"
         return self.stdout_lines()[0]
 
@@ -138,20 +90,7 @@ class Daemon:
                 raise AssertionError(f"{self.name}: {what} not seen within {timeout:.0f}s\n{self.tail()}")
             time.sleep(0.05)
 
-    def tail(self, n: int = 40) -> str:
-        parts = []
-        for path in (self.stderr_path, self.stdout_path):
-            try:
-                lines = path.read_text(errors="replace").splitlines()[-n:]
-            except OSError:
-                lines = []
-            parts.append(f"--- {path} (last {len(lines)} lines) ---\n" + "\n".join(lines))
-        return "\n".join(parts)
-
     # lifecycle
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def signal(self, sig: int) -> None:
         assert self.alive(), f"{self.name} already exited with {self.proc.returncode}\n{self.tail()}"
         self.proc.send_signal(sig)
@@ -181,17 +120,7 @@ class Daemon:
         return code
 
     def stop(self, timeout: float = STOP_BOUND) -> bool:
-        graceful = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                graceful = False
-                self.proc.kill()
-                self.proc.wait()
-        self._finish()
-        return graceful
+        return super().stop(timeout)
 
     def _finish(self) -> None:
         self.exit_code = self.proc.returncode
