@@ -134,11 +134,17 @@ import X509
 
   @Test func anUnmappedCallerIsRefusedWithWhatWasSeenAndGetsNothing() async throws {
     let rules = [WorkloadRule(uid: getuid() + 1, identity: Self.gateway)]
-    try await RunningAgent.with(try self.configuration(.peer, rules: rules)) { running in
+    let admin = AgentConfiguration.AdminAddress.unixSocket(path: TemporaryDirectory.make() + "/admin.sock")
+    var configuration = try self.configuration(.peer, rules: rules)
+    configuration.admin = admin
+    try await RunningAgent.with(configuration) { running in
       await self.expectRefusal(.permissionDenied, mentioning: ["uid=\(getuid())", "gid=\(getgid())", "pid="]) {
         try await self.firstResponse(running)
       }
       #expect(running.agent.counters[.callersRefused] == 1)
+      await running.agent.waitForAdminEndpoint()
+      let metrics = try await AdminClient.request("GET", "/metrics", at: admin).body
+      #expect(metrics.contains(#"sds_agent_callers_refused_total{reason="permission_denied"} 1"#))
       #expect(running.agent.counters[.responsesSent] == 0)
       #expect(running.agent.workloads.workloadIdentities.isEmpty)
     }
