@@ -18,8 +18,9 @@ public struct Agent: Sendable {
   /// The identities served: the agent's own and, in node-agent mode, each calling workload's.
   public let workloads: WorkloadRegistry
   /// In dependency order: the rotator keeps the cache fresh, the server serves it, the admin
-  /// endpoint and systemd integration report on both.
-  public let services: [any Service]
+  /// endpoint and systemd integration report on both. Each says whether its end stops the agent:
+  /// reporting services may finish early (no systemd), the rotator and the server may not.
+  let services: [ServiceGroupConfiguration.ServiceConfiguration]
   public let logger: Logger
   private let rotator: SVIDRotator<ContinuousClock>
   private let adminListening: Milestone
@@ -120,14 +121,16 @@ public struct Agent: Sendable {
       services: [SecretDiscoveryService(workloads: workloads, counters: counters, registry: streams, logger: logger)],
       interceptors: [CallerEvidenceInterceptor()]
     )
-    var services: [any Service] = caClient.map { [$0] } ?? []
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = caClient.map { [.auxiliary($0)] } ?? []
     services += [
-      rotator,
-      workloads,
-      GRPCServerService(
-        name: "sds \(configuration.socketPath)",
-        server: server,
-        onStop: { ownsSocketFile?.removeSocketFile() }
+      .essential(rotator),
+      .auxiliary(workloads),
+      .essential(
+        GRPCServerService(
+          name: "sds \(configuration.socketPath)",
+          server: server,
+          onStop: { ownsSocketFile?.removeSocketFile() }
+        )
       ),
     ]
     let adminListening = Milestone()
@@ -142,48 +145,52 @@ public struct Agent: Sendable {
         nextRotation: { rotator.nextRotation },
         rotate: { try await rotator.rotate() }
       )
-      services.append(AdminServer(address: admin, routes: routes, listening: adminListening, logger: logger))
+      services.append(
+        .auxiliary(AdminServer(address: admin, routes: routes, listening: adminListening, logger: logger)))
     }
     let notifier = SystemdNotifier(environment: environment)
     services.append(
-      SystemdService(
-        notifier: notifier,
-        watchdogInterval: SystemdNotifier.watchdogInterval(environment: environment),
-        socketPath: SocketActivation.path(of: descriptor) ?? configuration.socketPath,
-        cache: cache,
-        counters: counters,
-        nextRotation: { rotator.nextRotation },
-        logger: logger
-      )
+      .auxiliary(
+        SystemdService(
+          notifier: notifier,
+          watchdogInterval: SystemdNotifier.watchdogInterval(environment: environment),
+          socketPath: SocketActivation.path(of: descriptor) ?? configuration.socketPath,
+          cache: cache,
+          counters: counters,
+          nextRotation: { rotator.nextRotation },
+          logger: logger
+        ))
     )
     if let loader {
       services.append(
-        ReloadService(
-          loader: loader,
-          current: configuration,
-          signals: await UnixSignalsSequence(trapping: .sighup),
-          apply: { next in
-            // Rules, token keys and limits change live; the identification mode needs a restart,
-            // because the transport reads peer credentials only in the modes that use them.
-            var node = next
-            node.nodeAgent.identification = configuration.nodeAgent.identification
-            let attestor = try await Self.attestor(for: node, remoteCA: caClient != nil)
-            logging?.level = next.logLevel
-            var settings = rotator.configuration
-            settings.ttl = next.certificateTTL
-            settings.keyType = next.keyType
-            settings.schedule = next.rotation
-            do {
-              try await rotator.update(settings)
-            } catch {
-              logger.error(
-                "the new settings are in force, but the rotation they call for failed", metadata: ["error": "\(error)"])
-            }
-            await workloads.update(attestor: attestor, template: settings, limits: next.nodeAgent.limits)
-          },
-          notifier: notifier,
-          logger: logger
-        )
+        .auxiliary(
+          ReloadService(
+            loader: loader,
+            current: configuration,
+            signals: await UnixSignalsSequence(trapping: .sighup),
+            apply: { next in
+              // Rules, token keys and limits change live; the identification mode needs a restart,
+              // because the transport reads peer credentials only in the modes that use them.
+              var node = next
+              node.nodeAgent.identification = configuration.nodeAgent.identification
+              let attestor = try await Self.attestor(for: node, remoteCA: caClient != nil)
+              logging?.level = next.logLevel
+              var settings = rotator.configuration
+              settings.ttl = next.certificateTTL
+              settings.keyType = next.keyType
+              settings.schedule = next.rotation
+              do {
+                try await rotator.update(settings)
+              } catch {
+                logger.error(
+                  "the new settings are in force, but the rotation they call for failed",
+                  metadata: ["error": "\(error)"])
+              }
+              await workloads.update(attestor: attestor, template: settings, limits: next.nodeAgent.limits)
+            },
+            notifier: notifier,
+            logger: logger
+          ))
       )
     }
     return Agent(
@@ -248,12 +255,7 @@ public struct Agent: Sendable {
   /// The service group that runs every service, shutting down gracefully on these signals.
   public func makeServiceGroup(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
     var configuration = ServiceGroupConfiguration(
-      services: self.services.map { service in
-        // Reporting services may finish early (no systemd); that must not stop the agent.
-        let essential =
-          service is SVIDRotator<ContinuousClock> || service is GRPCServerService<HTTP2ServerTransport.Posix>
-        return .init(service: service, successTerminationBehavior: essential ? .gracefullyShutdownGroup : .ignore)
-      },
+      services: self.services,
       gracefulShutdownSignals: gracefulShutdownSignals,
       logger: self.logger
     )
@@ -264,5 +266,17 @@ public struct Agent: Sendable {
   /// Runs every service until SIGTERM or SIGINT, then shuts down gracefully.
   public func run() async throws {
     try await self.makeServiceGroup().run()
+  }
+}
+
+extension ServiceGroupConfiguration.ServiceConfiguration {
+  /// A service the agent cannot run without: when it ends, the agent shuts down.
+  static func essential(_ service: any Service) -> Self {
+    .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)
+  }
+
+  /// A service that may finish early (no systemd, no admin endpoint) without stopping the agent.
+  static func auxiliary(_ service: any Service) -> Self {
+    .init(service: service, successTerminationBehavior: .ignore)
   }
 }
