@@ -9,20 +9,30 @@ struct DrillCommand: AsyncParsableCommand {
     abstract: "Rotation drill against a live agent: force a rotation and check the push on open SDS streams."
   )
 
-  @Option(help: "The agent's Unix socket (default: as for `run`, or SDS_AGENT_SOCKET).")
+  @Option(help: "The agent's Unix socket (default: as for `run`: SDS_AGENT_SOCKET, the config file, the default path).")
   var socket: String?
 
-  @Option(help: "The agent's admin endpoint: 127.0.0.1:PORT or unix:/path (or SDS_AGENT_ADMIN).")
+  @Option(help: "The agent's admin endpoint: 127.0.0.1:PORT or unix:/path (or SDS_AGENT_ADMIN, or the config file).")
   var admin: String?
+
+  @Option(help: "The agent's YAML config file, for its socket and admin endpoint (also SDS_AGENT_CONFIG).")
+  var config: String?
 
   @Option(help: "How long to wait for the new certificate on the open stream (default 10s).")
   var timeout = "10s"
 
   func run() async throws {
-    let socket = EnvironmentOption.value(self.socket, name: "socket") ?? DefaultPaths.resolve().socketPath
-    guard let adminText = EnvironmentOption.value(self.admin, name: "admin"),
-      let admin = AgentConfiguration.AdminAddress(adminText)
-    else {
+    var flags: [String: [String]] = [:]
+    flags["socket"] = self.socket.map { [$0] }
+    flags["admin"] = self.admin.map { [$0] }
+    let endpoints: (socketPath: String, admin: AgentConfiguration.AdminAddress?)
+    do {
+      endpoints = try ConfigurationLoader(flags: flags, configFile: self.config).agentEndpoints()
+    } catch {
+      throw ValidationError(error.description)
+    }
+    let socket = endpoints.socketPath
+    guard let admin = endpoints.admin else {
       throw ValidationError(
         "--admin is required: the agent's admin endpoint, e.g. 127.0.0.1:15000 or unix:/run/sds-agent/admin.sock")
     }

@@ -8,8 +8,11 @@ struct FetchCommand: AsyncParsableCommand {
     abstract: "Show what the agent serves: subject, SPIFFE ID, serial, validity and chain length of each secret."
   )
 
-  @Option(help: "The agent's Unix socket (default: the same default as `run`, or SDS_AGENT_SOCKET).")
+  @Option(help: "The agent's Unix socket (default: as for `run`: SDS_AGENT_SOCKET, the config file, the default path).")
   var socket: String?
+
+  @Option(help: "The agent's YAML config file, for its socket (also SDS_AGENT_CONFIG).")
+  var config: String?
 
   @Option(name: .customLong("resource"), help: "A resource name to fetch (repeatable; default: default and ROOTCA).")
   var resources: [String] = []
@@ -21,7 +24,13 @@ struct FetchCommand: AsyncParsableCommand {
   var showKey = false
 
   func run() async throws {
-    let socket = EnvironmentOption.value(self.socket, name: "socket") ?? DefaultPaths.resolve().socketPath
+    let socket: String
+    do {
+      socket = try ConfigurationLoader(flags: ["socket": self.socket.map { [$0] } ?? []], configFile: self.config)
+        .agentEndpoints().socketPath
+    } catch {
+      throw ValidationError(error.description)
+    }
     let names = self.resources.isEmpty ? ["default", "ROOTCA"] : self.resources
     let secrets: [SecretSummary]
     do {

@@ -105,6 +105,18 @@ import Testing
       fromEnvironment.rules.map(\.identity.description) == ["spiffe://cluster.local/a", "spiffe://cluster.local/b"])
   }
 
+  @Test func clientCommandsFindTheAgentThroughTheSameLayers() throws {
+    let path = try self.file("socket: /run/x/sds.sock\nadmin: unix:/run/x/admin.sock\ncert-ttl: 1h\n")
+    let fromFile = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).agentEndpoints()
+    #expect(fromFile.socketPath == "/run/x/sds.sock")
+    #expect(fromFile.admin == .unixSocket(path: "/run/x/admin.sock"))
+    let overridden = try ConfigurationLoader(
+      flags: ["socket": ["/tmp/flag.sock"]], environment: ["SDS_AGENT_ADMIN": "127.0.0.1:15000"], configFile: path
+    ).agentEndpoints()
+    #expect(overridden.socketPath == "/tmp/flag.sock")
+    #expect(overridden.admin == .loopback(host: "127.0.0.1", port: 15000))
+  }
+
   @Test func theShippedExampleConfigsAreValid() throws {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent()

@@ -37,6 +37,21 @@ public struct ConfigurationLoader: Sendable {
     return SettingsSource(flags: self.flags, environment: self.environment, file: file ?? [:])
   }
 
+  /// Where a client command (`fetch`, `drill`) finds the agent: the same flags, environment and
+  /// config file as `run`, so an operator's `SDS_AGENT_CONFIG` is enough.
+  public func agentEndpoints() throws(ConfigurationError) -> (
+    socketPath: String, admin: AgentConfiguration.AdminAddress?
+  ) {
+    let settings = try self.settings()
+    let admin = try settings.parse(
+      "admin", allowed: "127.0.0.1:PORT, [::1]:PORT, localhost:PORT or unix:/absolute/path"
+    ) {
+      AgentConfiguration.AdminAddress($0)
+    }
+    let socket = settings.value("socket")?.value ?? DefaultPaths.resolve(environment: self.environment).socketPath
+    return (socket, admin)
+  }
+
   public func load() throws(ConfigurationError) -> AgentConfiguration {
     try Self.configuration(from: try self.settings(), environment: self.environment)
   }
