@@ -38,7 +38,7 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
     request: ServerRequest<Istio_V1_Auth_IstioCertificateRequest>,
     context: ServerContext
   ) async throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
-    guard let token = Self.bearerToken(in: request.metadata) else {
+    guard let token = request.metadata.bearerToken else {
       throw self.refuse(.unauthenticated, "no bearer token: send `authorization: Bearer <JWT>`")
     }
     var caller: SPIFFEID
@@ -99,15 +99,5 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
       metadata: ["status": "\(code)", "reason": "\(message)", "caller": "\(caller.map(\.description) ?? "-")"]
     )
     return RPCError(code: code, message: message)
-  }
-
-  static func bearerToken(in metadata: Metadata) -> String? {
-    for value in metadata[stringValues: "authorization"] {
-      let parts = value.split(separator: " ", maxSplits: 1)
-      if parts.count == 2, parts[0].lowercased() == "bearer" {
-        return String(parts[1]).trimmingCharacters(in: .whitespaces)
-      }
-    }
-    return nil
   }
 }

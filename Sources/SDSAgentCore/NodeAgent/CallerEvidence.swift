@@ -29,13 +29,6 @@ public struct CallerEvidence: ServerContext.TransportSpecific, Sendable, Equatab
         if !token.isEmpty { return token }
       }
     }
-    for value in metadata[stringValues: "authorization"] {
-      let parts = value.split(separator: " ", maxSplits: 1)
-      if parts.count == 2, parts[0].lowercased() == "bearer" {
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        if !token.isEmpty { return token }
-      }
-    }
-    return nil
+    return metadata.bearerToken
   }
 }
