@@ -43,11 +43,7 @@ public struct ConfigurationLoader: Sendable {
     socketPath: String, admin: AgentConfiguration.AdminAddress?
   ) {
     let settings = try self.settings()
-    let admin = try settings.parse(
-      "admin", allowed: "127.0.0.1:PORT, [::1]:PORT, localhost:PORT or unix:/absolute/path"
-    ) {
-      AgentConfiguration.AdminAddress($0)
-    }
+    let admin = try Self.adminAddress(settings)
     let socket = settings.value("socket")?.value ?? DefaultPaths.resolve(environment: self.environment).socketPath
     return (socket, admin)
   }
@@ -96,11 +92,7 @@ public struct ConfigurationLoader: Sendable {
     )
     let format = try settings.parse(
       "log-format", allowed: "plain or json", AgentConfiguration.LogFormat.init(rawValue:))
-    let admin = try settings.parse(
-      "admin", allowed: "127.0.0.1:PORT, [::1]:PORT, localhost:PORT or unix:/absolute/path"
-    ) {
-      AgentConfiguration.AdminAddress($0)
-    }
+    let admin = try Self.adminAddress(settings)
 
     let caSource: AgentConfiguration.CASource
     switch (settings.value("ca-cert")?.value, settings.value("ca-key")?.value) {
@@ -167,6 +159,12 @@ public struct ConfigurationLoader: Sendable {
         idleTimeout: idle ?? defaults.idleTimeout
       )
     )
+  }
+
+  static func adminAddress(_ settings: SettingsSource) throws(ConfigurationError) -> AgentConfiguration.AdminAddress? {
+    try settings.parse("admin", allowed: "127.0.0.1:PORT, [::1]:PORT, localhost:PORT or unix:/absolute/path") {
+      AgentConfiguration.AdminAddress($0)
+    }
   }
 
   static func istioCAConfiguration(_ settings: SettingsSource) throws(ConfigurationError) -> IstioCAConfiguration? {
