@@ -230,6 +230,13 @@ import X509
         try await self.firstResponse(running, names: ["default"])
       }
       #expect(running.agent.counters[.callersRefused] == 1)
+      // A reloaded rate applies at once: the caller starts with a full bucket at the new rate.
+      let workloads = running.agent.workloads
+      await workloads.update(
+        attestor: workloads.attestor, template: workloads.template,
+        limits: WorkloadRegistry.Limits(streamRate: Rate(count: 10, period: .seconds(1))))
+      let served = try await self.firstResponse(running, names: ["default"])
+      #expect(served != nil)
     }
   }
 

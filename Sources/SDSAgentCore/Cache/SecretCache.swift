@@ -28,14 +28,18 @@ public final class SecretCache: Sendable {
 
   /// Serves `svid` (and its bundle, if it changed) from now on.
   public func update(with issued: IssuedSVID) throws(CertificateAuthorityError) {
-    // Encoded outside the lock; subscribers never wait for PEM encoding.
+    // Encoded outside the lock, so subscribers never wait for PEM encoding; the bundle only
+    // when it changed (the rotator is the cache's only writer).
     var encoded = ServedSecrets.empty
     try encoded.setSVID(issued.certifiedKey)
-    try encoded.setTrustBundle(issued.trustBundle)
+    let bundleChanged = self.current.trustBundle != issued.trustBundle
+    if bundleChanged {
+      try encoded.setTrustBundle(issued.trustBundle)
+    }
     self.mutate { served, revision in
       served.adoptSVID(from: encoded)
       served.svidRevision = revision
-      if served.trustBundle != issued.trustBundle {
+      if bundleChanged {
         served.adoptTrustBundle(from: encoded)
         served.trustBundleRevision = revision
       }
@@ -46,7 +50,7 @@ public final class SecretCache: Sendable {
   public func withdrawSVID() {
     self.mutate { served, revision in
       guard served.svid != nil else { return }
-      try? served.setSVID(nil)
+      served.clearSVID()
       served.svidRevision = revision
     }
   }

@@ -23,12 +23,7 @@ public struct ServedSecrets: Sendable {
     self.trustBundleRevision = trustBundleRevision
   }
 
-  mutating func setSVID(_ svid: CertifiedKey?) throws(CertificateAuthorityError) {
-    guard let svid else {
-      self.svid = nil
-      self.tlsCertificate = nil
-      return
-    }
+  mutating func setSVID(_ svid: CertifiedKey) throws(CertificateAuthorityError) {
     var certificate = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
     do {
       certificate.certificateChain.inlineBytes = Data(try svid.chain.map { try $0.pemString() + "\n" }.joined().utf8)
@@ -61,12 +56,16 @@ public struct ServedSecrets: Sendable {
     self.validationContext = other.validationContext
   }
 
+  mutating func clearSVID() {
+    self.svid = nil
+    self.tlsCertificate = nil
+  }
+
   /// These secrets without an SVID that is no longer valid at `date`.
   public func servable(at date: Date) -> ServedSecrets {
     guard let svid = self.svid, !svid.isValid(at: date) else { return self }
     var served = self
-    served.svid = nil
-    served.tlsCertificate = nil
+    served.clearSVID()
     return served
   }
 

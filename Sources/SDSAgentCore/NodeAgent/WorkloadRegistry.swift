@@ -47,7 +47,8 @@ public final class WorkloadRegistry: Service, Sendable {
 
   private struct State {
     var entries: [SPIFFEID: Entry] = [:]
-    var agentStreamBucket: [SPIFFEID: TokenBucket] = [:]
+    /// Streams of callers identified as the agent's own identity.
+    var agentStreamBucket: TokenBucket?
     var attestor: CallerAttestor
     var template: SVIDRotatorConfiguration
     var limits: Limits
@@ -87,15 +88,26 @@ public final class WorkloadRegistry: Service, Sendable {
 
   public var attestor: CallerAttestor { self.state.withLock { $0.attestor } }
   public var limits: Limits { self.state.withLock { $0.limits } }
+  /// The settings of every workload rotator, apart from its identity and credential.
+  public var template: SVIDRotatorConfiguration { self.state.withLock { $0.template } }
 
-  /// Applies reloaded settings: new rules and token keys for new streams, new limits, and new
+  /// Applies reloaded settings: new rules and token keys for new streams, new limits (every
+  /// caller starts with a full bucket at the new rate), and new
   /// rotator settings for every workload (a new lifetime or key type rotates each one now).
   /// Streams already open keep the identity they were given.
   public func update(attestor: CallerAttestor, template: SVIDRotatorConfiguration, limits: Limits) async {
+    let now = self.now()
     let rotators = self.state.withLock { state in
       state.attestor = attestor
       state.template = template
-      state.limits = limits
+      if state.limits != limits {
+        state.limits = limits
+        state.agentStreamBucket = nil
+        for identity in state.entries.keys {
+          state.entries[identity]?.streamBucket = TokenBucket(rate: limits.streamRate, now: now)
+          state.entries[identity]?.certificateBucket = TokenBucket(rate: limits.certificateRate, now: now)
+        }
+      }
       return state.entries.values.map(\.rotator)
     }
     for rotator in rotators {
@@ -215,9 +227,9 @@ public final class WorkloadRegistry: Service, Sendable {
     let now = self.now()
     let wait = self.state.withLock { state in
       let rate = state.limits.streamRate
-      return state.agentStreamBucket[caller.identity, default: TokenBucket(rate: rate, now: now)].take(now: now).map {
-        self.streamRateRefusal(caller, rate: rate, wait: $0)
-      }
+      var bucket = state.agentStreamBucket ?? TokenBucket(rate: rate, now: now)
+      defer { state.agentStreamBucket = bucket }
+      return bucket.take(now: now).map { self.streamRateRefusal(caller, rate: rate, wait: $0) }
     }
     if let wait {
       throw self.refuse(wait, caller: caller)
