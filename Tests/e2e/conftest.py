@@ -146,6 +146,62 @@ class ManagedProcess:
         return graceful
 
 
+class StreamCall:
+    """A bidirectional gRPC call driven from a test: requests go in through a queue, responses
+    (then the end or the final error) come out through another, read by a thread.
+    `start(request_iterator)` opens the call, e.g. `lambda it: stub.StreamSecrets(it)`."""
+
+    def __init__(self, start, label: str = "stream"):
+        self.label = label
+        self._requests: queue.Queue = queue.Queue()
+        self.events: queue.Queue = queue.Queue()
+        self.call = start(self._request_iter())
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _request_iter(self):
+        while (req := self._requests.get()) is not None:
+            yield req
+
+    def _read(self):
+        import grpc
+
+        try:
+            for resp in self.call:
+                self.events.put(("response", resp))
+            self.events.put(("end", None))
+        except grpc.RpcError as e:
+            self.events.put(("error", e))
+
+    def send(self, req):
+        self._requests.put(req)
+
+    def next_event(self, timeout: float):
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"{self.label}: no response or error within {timeout:.0f}s") from None
+
+    def next_response(self, timeout: float):
+        kind, value = self.next_event(timeout)
+        if kind == "error":
+            raise AssertionError(f"{self.label} failed: {value.code()} {value.details()}")
+        assert kind == "response", f"{self.label} ended without a response"
+        return value
+
+    def next_error(self, timeout: float):
+        kind, value = self.next_event(timeout)
+        assert kind == "error", f"expected {self.label} to fail, got {kind}: {value}"
+        return value
+
+    def event_within(self, window: float):
+        """The next event if one arrives within `window` seconds, else None."""
+        try:
+            return self.events.get(timeout=window)
+        except queue.Empty:
+            return None
+
+
 class ProcessRegistry:
     def __init__(self):
         self.procs: list[ManagedProcess] = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conftest import SECRET_TYPE_URL, ManagedProcess, agent_bin
+from conftest import SECRET_TYPE_URL, ManagedProcess, StreamCall, agent_bin
 
 START_TIMEOUT = 60.0  # first start generates a CA; the machine may be busy building
 STOP_BOUND = 10.0  # the agent's documented graceful-shutdown bound
@@ -351,50 +350,21 @@ def fetch_secrets(socket_path: Path, names=("default", "ROOTCA"), timeout: float
         channel.close()
 
 
-class SdsStream:
-    """A StreamSecrets call driven from the test (requests in through a queue, responses or the
-    final status out through another, read by a thread). It owns its channel."""
+class SdsStream(StreamCall):
+    """A StreamSecrets call driven from the test that owns its channel and subscribes at once."""
 
     def __init__(self, socket_path: Path, names=("default", "ROOTCA"), node_id: str = "e2e-daemon"):
         self.names = list(names)
         self.node_id = node_id
         self.channel, stub = sds_stub(socket_path)
-        self._requests: queue.Queue = queue.Queue()
-        self.events: queue.Queue = queue.Queue()
-        self.call = stub.StreamSecrets(self._request_iter(), timeout=600)
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
+        super().__init__(lambda requests: stub.StreamSecrets(requests, timeout=600), label=f"stream {node_id}")
         self.send(sds_request(self.names, node_id))
 
-    def _request_iter(self):
-        while (req := self._requests.get()) is not None:
-            yield req
-
-    def _read(self):
-        import grpc
-
-        try:
-            for resp in self.call:
-                self.events.put(("response", resp))
-            self.events.put(("end", None))
-        except grpc.RpcError as e:
-            self.events.put(("error", e))
-
-    def send(self, req):
-        self._requests.put(req)
-
     def next_event(self, timeout: float = RESPONSE_TIMEOUT):
-        try:
-            return self.events.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"stream {self.node_id}: nothing within {timeout:.0f}s") from None
+        return super().next_event(timeout)
 
     def next_response(self, timeout: float = RESPONSE_TIMEOUT):
-        kind, value = self.next_event(timeout)
-        if kind == "error":
-            raise AssertionError(f"stream {self.node_id} failed: {value.code()} {value.details()}")
-        assert kind == "response", f"stream {self.node_id} ended without a response"
-        return value
+        return super().next_response(timeout)
 
     def ack(self, resp) -> None:
         self.send(sds_request(self.names, self.node_id, version_info=resp.version_info, response_nonce=resp.nonce))

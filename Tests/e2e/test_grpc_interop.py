@@ -1,8 +1,6 @@
 """An independent SDS client (grpcio + xds-protos) against the real agent."""
 
 import collections
-import queue
-import threading
 
 import grpc
 import pytest
@@ -12,7 +10,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 from google.rpc import status_pb2
 
-from conftest import SECRET_TYPE_URL
+from conftest import SECRET_TYPE_URL, StreamCall
 
 NODE = base_pb2.Node(id="e2e-grpc-client", cluster="e2e")
 RESPONSE_TIMEOUT = 15.0  # liveness bound for responses that must arrive
@@ -48,55 +46,17 @@ def inline_pem(source) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class SdsStream:
-    """A StreamSecrets call driven from the test: requests go in through a queue,
-    responses (or the final error) come out through another, read by a thread."""
+class SdsStream(StreamCall):
+    """A StreamSecrets call on `stub`, driven from the test."""
 
     def __init__(self, stub):
-        self._requests = queue.Queue()
-        self.events = queue.Queue()
-        self.call = stub.StreamSecrets(self._request_iter(), timeout=120)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _request_iter(self):
-        while (req := self._requests.get()) is not None:
-            yield req
-
-    def _read(self):
-        try:
-            for resp in self.call:
-                self.events.put(("response", resp))
-            self.events.put(("end", None))
-        except grpc.RpcError as e:
-            self.events.put(("error", e))
-
-    def send(self, req):
-        self._requests.put(req)
-
-    def _next_event(self, timeout):
-        try:
-            return self.events.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no response or error within {timeout:.0f}s") from None
+        super().__init__(lambda requests: stub.StreamSecrets(requests, timeout=120))
 
     def next_response(self, timeout=RESPONSE_TIMEOUT):
-        kind, value = self._next_event(timeout)
-        if kind == "error":
-            raise AssertionError(f"stream failed: {value.code()} {value.details()}")
-        assert kind == "response", "stream ended without a response"
-        return value
+        return super().next_response(timeout)
 
     def next_error(self, timeout=RESPONSE_TIMEOUT) -> grpc.RpcError:
-        kind, value = self._next_event(timeout)
-        assert kind == "error", f"expected the stream to fail, got {kind}: {value}"
-        return value
-
-    def event_within(self, window):
-        """The next event if one arrives within `window` seconds, else None."""
-        try:
-            return self.events.get(timeout=window)
-        except queue.Empty:
-            return None
+        return super().next_error(timeout)
 
     def close(self):
         self._requests.put(None)
