@@ -20,7 +20,7 @@ import X509
     _ identification: CallerIdentification,
     rules: [WorkloadRule] = [],
     jwtKeysFile: String? = nil,
-    limits: WorkloadRegistry.Limits = .init(),
+    limits: CallerLimits = .init(),
     directory: String = TemporaryDirectory.make()
   ) throws -> AgentConfiguration {
     var configuration = try RunningAgent.configuration(directory: directory)
@@ -220,7 +220,7 @@ import X509
 
   @Test func aCallerOverItsStreamRateIsTurnedAway() async throws {
     let rules = [WorkloadRule(uid: getuid(), identity: Self.frontend)]
-    let limits = WorkloadRegistry.Limits(streamRate: Rate(count: 2, period: .seconds(3600)))
+    let limits = CallerLimits(streamRate: Rate(count: 2, period: .seconds(3600)))
     try await RunningAgent.with(try self.configuration(.peer, rules: rules, limits: limits)) { running in
       for _ in 0..<2 {
         let response = try await self.firstResponse(running, names: ["default"])
@@ -234,7 +234,7 @@ import X509
       let workloads = running.agent.workloads
       await workloads.update(
         attestor: workloads.attestor, template: workloads.template,
-        limits: WorkloadRegistry.Limits(streamRate: Rate(count: 10, period: .seconds(1))))
+        limits: CallerLimits(streamRate: Rate(count: 10, period: .seconds(1))))
       let served = try await self.firstResponse(running, names: ["default"])
       #expect(served != nil)
     }

@@ -141,7 +141,7 @@ public struct ConfigurationLoader: Sendable {
     for text in settings.values("workload", separator: ";") {
       rules.append(try WorkloadRule(parsing: text))
     }
-    let defaults = WorkloadRegistry.Limits()
+    let defaults = CallerLimits()
     let idle = try settings.parse("workload-idle-timeout", allowed: "a duration such as 10m", DurationParser.parse)
     let streams = try settings.parse("caller-stream-rate", allowed: "a rate such as 50/s, 600/m or 1000/h") {
       Rate(parsing: $0)

@@ -5,13 +5,13 @@ public struct NodeAgentConfiguration: Sendable, Equatable {
   public var rules: [WorkloadRule]
   /// PEM public keys or a JWKS that verify forwarded tokens.
   public var jwtKeysFile: String?
-  public var limits: WorkloadRegistry.Limits
+  public var limits: CallerLimits
 
   public init(
     identification: CallerIdentification = .agent,
     rules: [WorkloadRule] = [],
     jwtKeysFile: String? = nil,
-    limits: WorkloadRegistry.Limits = .init()
+    limits: CallerLimits = .init()
   ) {
     self.identification = identification
     self.rules = rules

@@ -9,24 +9,7 @@ import Synchronization
 /// all of that workload's streams, created on its first stream and dropped after
 /// `idleTimeout` without one.
 public final class WorkloadRegistry: Service, Sendable {
-  public struct Limits: Sendable, Equatable {
-    /// New streams per caller.
-    public var streamRate: Rate
-    /// Certificates a caller's streams may cause to be issued (first issuance, new tokens).
-    public var certificateRate: Rate
-    /// How long an identity without streams is kept.
-    public var idleTimeout: Duration
-
-    public init(
-      streamRate: Rate = Rate(count: 50, period: .seconds(1)),
-      certificateRate: Rate = Rate(count: 10, period: .seconds(60)),
-      idleTimeout: Duration = .seconds(600)
-    ) {
-      self.streamRate = streamRate
-      self.certificateRate = certificateRate
-      self.idleTimeout = idleTimeout
-    }
-  }
+  public typealias Limits = CallerLimits
 
   private typealias Issuance = Task<Result<Void, CertificateAuthorityError>, Never>
 
