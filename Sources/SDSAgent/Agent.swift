@@ -12,31 +12,36 @@ public struct Agent: Sendable {
   public let configuration: AgentConfiguration
   /// The socket SDS is served on: the one systemd passed, or `configuration.socketPath`.
   public let socketPath: String
-  public let cache: SecretCache
   public let counters: AgentCounters
   public let streams: StreamRegistry
-  /// The identities served: the agent's own and, in node-agent mode, each calling workload's.
-  public let workloads: WorkloadRegistry
-  /// In dependency order: the rotator keeps the cache fresh, the server serves it, the admin
-  /// endpoint and systemd integration report on both. Each says whether its end stops the agent:
-  /// reporting services may finish early (no systemd), the rotator and the server may not.
+  /// The identities served: the agent's own (pinned) and, in node-agent mode, each calling
+  /// workload's.
+  public let identities: IdentityTable
+  /// Identifies, limits and admits SDS callers.
+  public let admission: CallerAdmission
+  /// In dependency order: the supervisor keeps every identity fresh, the server serves them, the
+  /// admin endpoint and systemd integration report on both. Each says whether its end stops the
+  /// agent: reporting services may finish early (no systemd), the supervisor and the server may not.
   let services: [ServiceGroupConfiguration.ServiceConfiguration]
   public let logger: Logger
-  private let rotator: SVIDRotator<ContinuousClock>
   private let adminListening: Milestone
+
+  /// The agent's own identity's secrets.
+  public var cache: SecretCache { self.identities.pinnedCache }
 
   /// Returns once the admin endpoint accepts connections (never, without `--admin`).
   public func waitForAdminEndpoint() async {
     await self.adminListening.wait()
   }
 
-  /// Issues a new SVID now and pushes it to every open stream.
-  public func rotate() async throws {
-    try await self.rotator.rotate()
+  /// Issues a new SVID for `identity` (the agent's own by default) now and pushes it to every
+  /// open stream of that identity.
+  public func rotate(_ identity: SPIFFEID? = nil) async throws {
+    try await self.identities.rotate(identity ?? self.identities.pinnedIdentity)
   }
 
-  /// When the current SVID will be renewed.
-  public var nextRotation: Date? { self.rotator.nextRotation }
+  /// When the agent's own SVID will be renewed.
+  public var nextRotation: Date? { self.identities.lifecycle(of: self.identities.pinnedIdentity)?.renewAt }
 
   /// Loads the CA, issues the first SVID and binds the socket (or takes the one systemd passed).
   /// When this returns, the socket accepts connections and, with a local CA, the first
@@ -55,38 +60,27 @@ public struct Agent: Sendable {
     let authority = try Self.authority(for: configuration, logger: logger)
     let caClient = authority as? IstioCAClient
     let metrics = PrometheusMetrics()
-    let cache = SecretCache()
     let counters = AgentCounters(recorder: metrics)
     let streams = StreamRegistry()
-    let rotator = SVIDRotator(
-      configuration: .init(
-        identity: configuration.identity,
-        keyType: configuration.keyType,
-        ttl: configuration.certificateTTL,
-        schedule: configuration.rotation,
-        // Retry at least ten times within a lifetime, so a CA that comes back is used soon.
-        backoff: Backoff(maximum: max(.seconds(2), min(.seconds(60), configuration.certificateTTL / 10)))
-      ),
-      authority: authority,
-      cache: cache,
-      counters: counters,
-      clock: ContinuousClock(),
-      now: { Date() },
-      logger: logger
+    let identities = IdentityTable(
+      pinned: configuration.identity,
+      template: Self.identitySettings(configuration),
+      idleTimeout: configuration.nodeAgent.limits.idleTimeout,
+      now: Date()
     )
-    let workloads = WorkloadRegistry(
+    let supervisor = IdentitySupervisor(
+      table: identities, authority: authority, counters: counters, clock: ContinuousClock(), now: { Date() },
+      logger: logger)
+    let admission = CallerAdmission(
       attestor: try await Self.attestor(for: configuration, remoteCA: caClient != nil),
-      agentIdentity: configuration.identity,
-      agentCache: cache,
-      template: rotator.configuration,
-      authority: authority,
+      limiter: CallerRateLimiter(limits: configuration.nodeAgent.limits),
+      table: identities,
       counters: counters,
-      limits: configuration.nodeAgent.limits,
       logger: logger
     )
     if caClient == nil {
       // The local CA answers at once: the first certificate exists before the socket does.
-      try await rotator.rotate()
+      try await supervisor.performDueWork(for: configuration.identity)
     }
     // A remote CA is asked by the rotator as soon as the services run (its connection is one of
     // them); the agent serves once it answers, and retries with backoff while it does not.
@@ -118,13 +112,12 @@ public struct Agent: Sendable {
         transportSecurity: .plaintext,
         config: transportConfiguration
       ),
-      services: [SecretDiscoveryService(workloads: workloads, counters: counters, registry: streams, logger: logger)],
+      services: [SecretDiscoveryService(leases: admission, counters: counters, registry: streams, logger: logger)],
       interceptors: [CallerEvidenceInterceptor()]
     )
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = caClient.map { [.auxiliary($0)] } ?? []
     services += [
-      .essential(rotator),
-      .auxiliary(workloads),
+      .essential(supervisor),
       .essential(
         GRPCServerService(
           name: "sds \(configuration.socketPath)",
@@ -135,16 +128,7 @@ public struct Agent: Sendable {
     ]
     let adminListening = Milestone()
     if let admin = configuration.admin {
-      let routes = AdminRoutes(
-        cache: cache,
-        counters: counters,
-        streams: streams,
-        metrics: metrics,
-        identity: configuration.identity,
-        workloads: workloads,
-        nextRotation: { rotator.nextRotation },
-        rotate: { try await rotator.rotate() }
-      )
+      let routes = AdminRoutes(identities: identities, counters: counters, streams: streams, metrics: metrics)
       services.append(
         .auxiliary(AdminServer(address: admin, routes: routes, listening: adminListening, logger: logger)))
     }
@@ -155,9 +139,8 @@ public struct Agent: Sendable {
           notifier: notifier,
           watchdogInterval: SystemdNotifier.watchdogInterval(environment: environment),
           socketPath: SocketActivation.path(of: descriptor) ?? configuration.socketPath,
-          cache: cache,
+          identities: identities,
           counters: counters,
-          nextRotation: { rotator.nextRotation },
           logger: logger
         ))
     )
@@ -175,18 +158,9 @@ public struct Agent: Sendable {
               node.nodeAgent.identification = configuration.nodeAgent.identification
               let attestor = try await Self.attestor(for: node, remoteCA: caClient != nil)
               logging?.level = next.logLevel
-              var settings = rotator.configuration
-              settings.ttl = next.certificateTTL
-              settings.keyType = next.keyType
-              settings.schedule = next.rotation
-              do {
-                try await rotator.update(settings)
-              } catch {
-                logger.error(
-                  "the new settings are in force, but the rotation they call for failed",
-                  metadata: ["error": "\(error)"])
-              }
-              await workloads.update(attestor: attestor, template: settings, limits: next.nodeAgent.limits)
+              admission.update(attestor: attestor, limits: next.nodeAgent.limits)
+              await identities.reconfigure(
+                Self.identitySettings(next), idleTimeout: next.nodeAgent.limits.idleTimeout, logger: logger)
             },
             notifier: notifier,
             logger: logger
@@ -196,14 +170,24 @@ public struct Agent: Sendable {
     return Agent(
       configuration: configuration,
       socketPath: SocketActivation.path(of: descriptor) ?? configuration.socketPath,
-      cache: cache,
       counters: counters,
       streams: streams,
-      workloads: workloads,
+      identities: identities,
+      admission: admission,
       services: services,
       logger: logger,
-      rotator: rotator,
       adminListening: adminListening
+    )
+  }
+
+  /// How every identity's certificates are issued.
+  static func identitySettings(_ configuration: AgentConfiguration) -> IdentitySettings {
+    IdentitySettings(
+      keyType: configuration.keyType,
+      ttl: configuration.certificateTTL,
+      schedule: configuration.rotation,
+      // Retry at least ten times within a lifetime, so a CA that comes back is used soon.
+      backoff: Backoff(maximum: max(.seconds(2), min(.seconds(60), configuration.certificateTTL / 10)))
     )
   }
 

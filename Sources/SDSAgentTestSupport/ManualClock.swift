@@ -23,7 +23,9 @@ public final class ManualClock: Clock, Sendable {
     var now = Instant(offset: .zero)
     var sleepers: [Sleeper] = []
     var nextID: UInt64 = 0
-    var sleeperWatchers: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    var sleeperWatchers:
+      [(isSatisfied: @Sendable ([Instant]) -> Bool, continuation: CheckedContinuation<Void, Never>)] =
+        []
   }
 
   private let state = Mutex(State())
@@ -83,10 +85,19 @@ public final class ManualClock: Clock, Sendable {
 
   /// Returns once at least `count` tasks are sleeping on this clock.
   public func sleepers(atLeast count: Int) async {
+    await self.sleepers { $0.count >= count }
+  }
+
+  /// Returns once a task sleeps until `offset` from the start.
+  public func sleeper(until offset: Duration) async {
+    await self.sleepers { $0.contains(Instant(offset: offset)) }
+  }
+
+  private func sleepers(where isSatisfied: @escaping @Sendable ([Instant]) -> Bool) async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
       let ready = self.state.withLock { state -> Bool in
-        if state.sleepers.count >= count { return true }
-        state.sleeperWatchers.append((count, continuation))
+        if isSatisfied(state.sleepers.map(\.deadline)) { return true }
+        state.sleeperWatchers.append((isSatisfied, continuation))
         return false
       }
       if ready { continuation.resume() }
@@ -99,9 +110,9 @@ public final class ManualClock: Clock, Sendable {
   }
 
   private static func takeSatisfiedWatchers(_ state: inout State) -> [CheckedContinuation<Void, Never>] {
-    let count = state.sleepers.count
-    let satisfied = state.sleeperWatchers.filter { $0.count <= count }.map(\.continuation)
-    state.sleeperWatchers.removeAll { $0.count <= count }
+    let deadlines = state.sleepers.map(\.deadline)
+    let satisfied = state.sleeperWatchers.filter { $0.isSatisfied(deadlines) }.map(\.continuation)
+    state.sleeperWatchers.removeAll { $0.isSatisfied(deadlines) }
     return satisfied
   }
 }

@@ -74,7 +74,7 @@ import X509
       let bundle = try #require(secrets.first { $0.kind == .validationContext })
       #expect(certificate.certificates[0].spiffeIDs == [Self.frontend])
       try await certificate.expectValid(against: bundle, identity: Self.frontend)
-      #expect(running.agent.workloads.workloadIdentities == [Self.frontend])
+      #expect(running.agent.identities.identities == [running.agent.identities.pinnedIdentity, Self.frontend])
     }
   }
 
@@ -93,10 +93,11 @@ import X509
       }
       #expect(serials.count == 1)
       #expect(running.agent.counters[.certificatesIssued] == issuedBefore + 1)
-      let idle = running.agent.workloads.limits.idleTimeout
-      #expect(running.agent.workloads.evictIdle(now: Date()).isEmpty)
-      #expect(running.agent.workloads.evictIdle(now: Date().addingTimeInterval(idle.seconds + 1)) == [Self.frontend])
-      #expect(running.agent.workloads.workloadIdentities.isEmpty)
+      // With its streams gone the identity is idle, and the supervisor's timer will drop it
+      // (IdentitySupervisorTests drives that timer with a manual clock).
+      let rows = running.agent.identities.snapshot()
+      let row = try #require(rows.first { $0.identity == Self.frontend })
+      #expect(row.streams == 0 && row.idleSince != nil && row.phase == .serving)
     }
   }
 
@@ -146,7 +147,7 @@ import X509
       let metrics = try await AdminClient.request("GET", "/metrics", at: admin).body
       #expect(metrics.contains(#"sds_agent_callers_refused_total{reason="permission_denied"} 1"#))
       #expect(running.agent.counters[.responsesSent] == 0)
-      #expect(running.agent.workloads.workloadIdentities.isEmpty)
+      #expect(running.agent.identities.identities == [running.agent.identities.pinnedIdentity])
     }
   }
 
@@ -231,10 +232,9 @@ import X509
       }
       #expect(running.agent.counters[.callersRefused] == 1)
       // A reloaded rate applies at once: the caller starts with a full bucket at the new rate.
-      let workloads = running.agent.workloads
-      await workloads.update(
-        attestor: workloads.attestor, template: workloads.template,
-        limits: CallerLimits(streamRate: Rate(count: 10, period: .seconds(1))))
+      let admission = running.agent.admission
+      admission.update(
+        attestor: admission.attestor, limits: CallerLimits(streamRate: Rate(count: 10, period: .seconds(1))))
       let served = try await self.firstResponse(running, names: ["default"])
       #expect(served != nil)
     }

@@ -10,14 +10,10 @@ struct AdminRoutes: Sendable {
     var body: String
   }
 
-  let cache: SecretCache
+  let identities: IdentityTable
   let counters: AgentCounters
   let streams: StreamRegistry
   let metrics: PrometheusMetrics
-  let identity: SPIFFEID
-  let workloads: WorkloadRegistry
-  let nextRotation: @Sendable () -> Date?
-  let rotate: @Sendable () async throws -> Void
 
   func respond(method: String, target: String) async -> Response {
     let components = URLComponents(string: target)
@@ -28,12 +24,13 @@ struct AdminRoutes: Sendable {
     )
     switch (method, path) {
     case ("GET", "/metrics"):
-      let text = self.metrics.render(openStreams: self.counters.openStreams, served: self.cache.current, now: Date())
+      let text = self.metrics.render(
+        openStreams: self.counters.openStreams, identities: self.identities.snapshot(), now: Date())
       return Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
     case ("GET", "/healthz"):
       return Response(status: 200, contentType: "text/plain", body: "ok\n")
     case ("GET", "/readyz"):
-      let ready = self.cache.current.svid.map { $0.isValid(at: Date()) } ?? false
+      let ready = self.identities.pinnedCache.current.svid?.isValid(at: Date()) ?? false
       return ready
         ? Response(status: 200, contentType: "text/plain", body: "ready\n")
         : Response(status: 503, contentType: "text/plain", body: "no valid certificate yet\n")
@@ -42,25 +39,7 @@ struct AdminRoutes: Sendable {
     case ("GET", "/debug/secrets"):
       return self.json(self.describeSecrets())
     case ("POST", "/rotate"):
-      do {
-        if let asked = query["identity"], asked != self.identity.description {
-          guard let workload = try? SPIFFEID(parsing: asked), try await self.workloads.rotate(workload),
-            let cache = self.workloads.cache(for: workload)
-          else {
-            let known = [self.identity] + self.workloads.workloadIdentities
-            return Response(
-              status: 404, contentType: "text/plain",
-              body: "unknown identity \(asked); this agent serves \(known.map(\.description).joined(separator: ", "))\n"
-            )
-          }
-          return self.json(["identity": asked, "serial": cache.current.svid?.leaf.serialHex ?? ""])
-        }
-        try await self.rotate()
-        let serial = self.cache.current.svid?.leaf.serialHex ?? ""
-        return self.json(["identity": self.identity.description, "serial": serial])
-      } catch {
-        return Response(status: 503, contentType: "text/plain", body: "rotation failed: \(error)\n")
-      }
+      return await self.rotate(asked: query["identity"])
     case (_, "/metrics"), (_, "/healthz"), (_, "/readyz"), (_, "/debug/streams"), (_, "/debug/secrets"), (_, "/rotate"):
       return Response(status: 405, contentType: "text/plain", body: "method \(method) not allowed on \(path)\n")
     default:
@@ -72,31 +51,58 @@ struct AdminRoutes: Sendable {
     }
   }
 
-  private func describeSecrets() -> [[String: Any]] {
-    var secrets = self.describe(self.cache.current, nextRotation: self.nextRotation())
-    for identity in self.workloads.workloadIdentities {
-      if let cache = self.workloads.cache(for: identity) {
-        secrets += self.describe(cache.current, nextRotation: nil)
+  /// Forces a rotation of the asked identity, the agent's own by default.
+  private func rotate(asked: String?) async -> Response {
+    let identity = asked.map { try? SPIFFEID(parsing: $0) } ?? self.identities.pinnedIdentity
+    do {
+      if let identity, try await self.identities.rotate(identity), let cache = self.identities.cache(for: identity) {
+        return self.json(["identity": identity.description, "serial": cache.current.svid?.leaf.serialHex ?? ""])
       }
+    } catch {
+      return Response(status: 503, contentType: "text/plain", body: "rotation failed: \(error)\n")
     }
-    return secrets
+    let known = self.identities.identities
+    let listed = known.prefix(Self.listedIdentities).map(\.description).joined(separator: ", ")
+    let more = known.count > Self.listedIdentities ? " and \(known.count - Self.listedIdentities) more" : ""
+    return Response(
+      status: 404, contentType: "text/plain",
+      body: "unknown identity \(BoundedText(asked ?? "")); this agent serves \(listed)\(more)\n")
   }
 
-  private func describe(_ served: ServedSecrets, nextRotation: Date?) -> [[String: Any]] {
-    var secrets: [[String: Any]] = []
-    if let svid = served.svid {
-      secrets.append([
-        "name": SecretResource.tlsCertificate.name,
-        "identity": svid.identity.description,
-        "serial": svid.leaf.serialHex,
-        "not_before": svid.notBefore.formatted(.iso8601),
-        "not_after": svid.notAfter.formatted(.iso8601),
-        "next_rotation": nextRotation?.formatted(.iso8601) ?? NSNull(),
-        "chain_length": svid.chain.count,
-        "version": served.svidRevision,
-      ])
+  /// How many identities a 404 lists.
+  static let listedIdentities = 20
+
+  private func describeSecrets() -> [[String: Any]] {
+    let rows = self.identities.snapshot()
+    let pinnedBundle = rows.first?.served.trustBundle
+    return rows.flatMap { row in
+      self.describe(row, withBundle: row.isPinned || row.served.trustBundle != pinnedBundle)
     }
-    if let bundle = served.trustBundle {
+  }
+
+  /// An identity's certificate (or its phase, without one) and, if asked, its trust bundle.
+  private func describe(_ row: IdentitySnapshot, withBundle: Bool) -> [[String: Any]] {
+    let served = row.served
+    var certificate: [String: Any] = [
+      "name": SecretResource.tlsCertificate.name,
+      "identity": row.identity.description,
+      "phase": row.phase.name,
+      "streams": row.streams,
+      "next_rotation": row.renewAt?.formatted(.iso8601) ?? NSNull(),
+      "version": served.svidRevision,
+    ]
+    if case .failing(let failure) = row.phase {
+      certificate["last_error"] = "\(failure.code.rawValue): \(failure.message)"
+      certificate["retry_at"] = row.retryAt?.formatted(.iso8601) ?? NSNull()
+    }
+    if let svid = served.svid {
+      certificate["serial"] = svid.leaf.serialHex
+      certificate["not_before"] = svid.notBefore.formatted(.iso8601)
+      certificate["not_after"] = svid.notAfter.formatted(.iso8601)
+      certificate["chain_length"] = svid.chain.count
+    }
+    var secrets = [certificate]
+    if withBundle, let bundle = served.trustBundle {
       secrets.append([
         "name": SecretResource.validationContext.name,
         "roots": bundle.roots.map {

@@ -56,9 +56,9 @@ public final class PrometheusMetrics: AgentMetricsRecorder {
   }
 
   /// The text exposition, with the gauges brought up to date.
-  public func render(openStreams: Int, served: ServedSecrets, now: Date) -> String {
+  public func render(openStreams: Int, identities: [IdentitySnapshot], now: Date) -> String {
     self.streamsOpen.set(Double(openStreams))
-    if let svid = served.svid {
+    for svid in identities.compactMap(\.served.svid) {
       self.registry.makeGauge(
         descriptor: Self.descriptor(
           "certificate_expiry", unit: "seconds", help: "Seconds until the served certificate expires"),

@@ -67,7 +67,7 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     do {
       request.csr = try WorkloadCSR.make(identity: identity, privateKey: privateKey).serializeAsPEM().pemString
     } catch {
-      throw CertificateAuthorityError(.signingFailed, "building the CSR failed: \(error)")
+      throw CertificateAuthorityError(.signingFailed, "building the CSR failed", cause: error)
     }
     request.validityDuration = ttl.components.seconds
     if credential == .impersonation {
@@ -141,12 +141,15 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     case .unauthenticated, .permissionDenied:
       return CertificateAuthorityError(
         .refused,
-        "the CA at \(address) refused the request (\(error.code)): \(error.message) — check the token, its audience and the CA's authorization"
+        "the CA at \(address) refused the request (\(error.code)): \(error.message) — check the token, its audience and the CA's authorization",
+        cause: error
       )
     case .unavailable, .deadlineExceeded, .resourceExhausted, .internalError, .aborted, .cancelled, .unknown:
-      return CertificateAuthorityError(.unavailable, "the CA at \(address) failed (\(error.code)): \(error.message)")
+      return CertificateAuthorityError(
+        .unavailable, "the CA at \(address) failed (\(error.code)): \(error.message)", cause: error)
     default:
-      return CertificateAuthorityError(.refused, "the CA at \(address) answered \(error.code): \(error.message)")
+      return CertificateAuthorityError(
+        .refused, "the CA at \(address) answered \(error.code): \(error.message)", cause: error)
     }
   }
 }

@@ -11,9 +11,8 @@ struct SystemdService: Service, CustomStringConvertible {
   let notifier: SystemdNotifier
   let watchdogInterval: Duration?
   let socketPath: String
-  let cache: SecretCache
+  let identities: IdentityTable
   let counters: AgentCounters
-  let nextRotation: @Sendable () -> Date?
   let logger: Logger
 
   var description: String { "SystemdService" }
@@ -28,7 +27,7 @@ struct SystemdService: Service, CustomStringConvertible {
       }
       group.addTask {
         try? await cancelWhenGracefulShutdown {
-          await self.cache.waitUntil { $0.svid != nil }
+          await self.identities.pinnedCache.waitUntil { $0.svid != nil }
           try Task.checkCancellation()
           self.notifier.ready(status: self.status())
           self.logger.debug("notified systemd: READY=1")
@@ -64,7 +63,7 @@ struct SystemdService: Service, CustomStringConvertible {
           return true
         } catch let error as RPCError {
           // "No certificate yet" is an answer from a live server; a failed connection is not.
-          return error.code != .unavailable || error.message.contains("no valid certificate")
+          return error.code != .unavailable || SecretsNotReady.matches(error)
         } catch {
           return false
         }
@@ -80,9 +79,15 @@ struct SystemdService: Service, CustomStringConvertible {
   }
 
   func status() -> String {
-    let served = self.cache.current
-    let identities = served.svid.map { "1 identity (\($0.identity))" } ?? "no certificate yet"
-    let rotation = self.nextRotation().map { "next rotation \($0.formatted(.iso8601))" } ?? "rotation not scheduled"
+    let rows = self.identities.snapshot()
+    let now = Date()
+    let served = rows.filter { $0.isServable(at: now) }.count
+    let identities =
+      rows.count == 1
+      ? (served == 1 ? "1 identity (\(rows[0].identity))" : "no certificate yet for \(rows[0].identity)")
+      : "\(served) of \(rows.count) identities"
+    let rotation =
+      rows.compactMap(\.renewAt).min().map { "next rotation \($0.formatted(.iso8601))" } ?? "rotation not scheduled"
     return "serving \(identities), \(self.counters.openStreams) streams open, \(rotation)"
   }
 }

@@ -54,11 +54,16 @@ public struct CertificateAuthorityError: Error, CustomStringConvertible {
 
   public let code: Code
   public let message: String
+  /// The error underneath, if there is one (a TLS failure, a file error, a parse error).
+  public let cause: (any Error)?
 
-  public init(_ code: Code, _ message: String) {
+  public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
     self.code = code
     self.message = message
+    self.cause = cause
   }
 
-  public var description: String { "\(self.code.rawValue): \(self.message)" }
+  public var description: String {
+    self.cause.map { "\(self.code.rawValue): \(self.message): \($0)" } ?? "\(self.code.rawValue): \(self.message)"
+  }
 }

@@ -21,7 +21,8 @@ extension Istio_V1_Auth_IstioCertificateResponse {
       elements = try self.certChain.map(Self.certificates(in:))
       explicitRoots = try self.rootCert.caCert.flatMap(Self.certificates(in:))
     } catch {
-      throw CertificateAuthorityError(.invalidResponse, "the CA returned a certificate that does not parse: \(error)")
+      throw CertificateAuthorityError(
+        .invalidResponse, "the CA returned a certificate that does not parse", cause: error)
     }
     guard let leaf = elements.first?.first else {
       throw CertificateAuthorityError(.invalidResponse, "the CA returned an empty certificate chain")

@@ -72,7 +72,7 @@ public struct LocalCA: CertificateAuthority {
       )
       return [leaf] + self.material.chainAfterLeaf
     } catch {
-      throw CertificateAuthorityError(.signingFailed, "signing the certificate for \(identity) failed: \(error)")
+      throw CertificateAuthorityError(.signingFailed, "signing the certificate for \(identity) failed", cause: error)
     }
   }
 }

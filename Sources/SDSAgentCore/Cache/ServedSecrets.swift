@@ -28,7 +28,7 @@ public struct ServedSecrets: Sendable {
     do {
       certificate.certificateChain.inlineBytes = Data(try svid.chain.map { try $0.pemString() + "\n" }.joined().utf8)
     } catch {
-      throw CertificateAuthorityError(.invalidResponse, "the certificate chain cannot be encoded as PEM: \(error)")
+      throw CertificateAuthorityError(.invalidResponse, "the certificate chain cannot be encoded as PEM", cause: error)
     }
     certificate.privateKey.inlineBytes = Data(svid.privateKey.pkcs8PEM.utf8)
     self.svid = svid
@@ -40,7 +40,7 @@ public struct ServedSecrets: Sendable {
     do {
       context.trustedCa.inlineBytes = Data(try bundle.pemString().utf8)
     } catch {
-      throw CertificateAuthorityError(.invalidResponse, "the trust bundle cannot be encoded as PEM: \(error)")
+      throw CertificateAuthorityError(.invalidResponse, "the trust bundle cannot be encoded as PEM", cause: error)
     }
     self.trustBundle = bundle
     self.validationContext = context

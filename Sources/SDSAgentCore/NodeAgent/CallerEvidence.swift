@@ -32,3 +32,20 @@ public struct CallerEvidence: ServerContext.TransportSpecific, Sendable, Equatab
     return metadata.bearerToken
   }
 }
+
+extension CallerEvidence {
+  /// Who the caller seems to be, for a log line about a caller not identified yet: its peer
+  /// credentials and the subject its token claims (unverified, truncated), never the token.
+  public var summary: String {
+    var parts: [String] = []
+    if let peer = self.peer { parts.append(peer.description) }
+    if let token = self.token {
+      let subject = (try? UnverifiedJWT(token))?.subject.map { String($0.prefix(Self.subjectLimit)) }
+      parts.append("token subject=\(subject ?? "unreadable")")
+    }
+    return parts.isEmpty ? "no peer credentials or token" : parts.joined(separator: " ")
+  }
+
+  /// The longest part of a token's subject a log line shows.
+  static let subjectLimit = 128
+}

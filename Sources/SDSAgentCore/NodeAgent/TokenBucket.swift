@@ -40,6 +40,12 @@ public struct TokenBucket: Sendable {
     self.updated = now
   }
 
+  /// Whether the bucket has refilled completely by `now`, so that a new one would be the same.
+  public func isFull(at now: Date) -> Bool {
+    let perSecond = Double(self.rate.count) / Double(self.rate.period.components.seconds)
+    return self.tokens + max(0, now.timeIntervalSince(self.updated)) * perSecond >= Double(self.rate.count)
+  }
+
   /// Takes one token if there is one; otherwise returns how long until there will be.
   public mutating func take(now: Date) -> Duration? {
     let perSecond = Double(self.rate.count) / Double(self.rate.period.components.seconds)

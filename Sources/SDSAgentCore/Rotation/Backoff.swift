@@ -13,9 +13,12 @@ public struct Backoff: Sendable, Equatable {
 
   /// The upper bound of the next delay; grows with each call until `maximum`.
   public mutating func nextCeiling() -> Duration {
-    let factor = (0..<self.attempt).reduce(1.0) { value, _ in value * self.multiplier }
-    self.attempt += 1
-    let ceiling = self.initial * factor
+    var ceiling = self.initial
+    for _ in 0..<self.attempt where ceiling < self.maximum {
+      ceiling = ceiling * self.multiplier
+    }
+    // Once at the maximum the ceiling stays there, so no number of failures can overflow it.
+    if ceiling < self.maximum { self.attempt += 1 }
     return min(ceiling, self.maximum)
   }
 

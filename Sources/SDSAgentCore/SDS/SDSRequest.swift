@@ -1,3 +1,5 @@
+import GRPCCore
+
 /// The parts of an SotW `DiscoveryRequest` that decide what the agent does.
 public struct SDSRequest: Sendable, Equatable {
   public struct ErrorDetail: Sendable, Equatable {
@@ -73,4 +75,16 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
         "\(caller) may not ask for \(names.map { "\"\($0)\"" }.joined(separator: ", ")): a caller gets only its own secrets"
     )
   }
+}
+
+extension SDSRequestError: RPCErrorConvertible {
+  public var rpcErrorCode: RPCError.Code {
+    switch self.code {
+    case .unknownResource: return .notFound
+    case .unsupportedType, .invalidName: return .invalidArgument
+    case .forbiddenName: return .permissionDenied
+    }
+  }
+
+  public var rpcErrorMessage: String { self.message }
 }

@@ -5,24 +5,24 @@ import Logging
 import ServiceLifecycle
 
 /// Envoy's `SecretDiscoveryService` (SotW `StreamSecrets` and `FetchSecrets`): each RPC's caller
-/// is identified by the `WorkloadRegistry` and served from its identity's `SecretCache`.
+/// is admitted by a `SecretLeaseProvider` and served from its identity's `SecretCache`.
 /// Transport-agnostic: the same service runs over a Unix socket or in-process; the transport
 /// hands the caller's evidence over in `ServerContext.transportSpecific`.
 public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
-  private let workloads: WorkloadRegistry
+  private let leases: any SecretLeaseProvider
   private let counters: AgentCounters
   private let registry: StreamRegistry
   private let logger: Logger
   private let now: @Sendable () -> Date
 
   public init(
-    workloads: WorkloadRegistry,
+    leases: any SecretLeaseProvider,
     counters: AgentCounters,
     registry: StreamRegistry = StreamRegistry(),
     logger: Logger,
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
-    self.workloads = workloads
+    self.leases = leases
     self.counters = counters
     self.registry = registry
     self.logger = logger
@@ -42,6 +42,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     let streamID: UInt64
     var logger: Logger
     let cache: SecretCache
+    let caller: Caller
   }
 
   private enum Step {
@@ -102,7 +103,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     logger[metadataKey: "stream"] = "\(streamID)"
     logger[metadataKey: "identity"] = "\(lease.caller.identity)"
     return Session(
-      machine: SDSStreamStateMachine(naming: lease.naming), streamID: streamID, logger: logger, cache: lease.cache)
+      machine: SDSStreamStateMachine(naming: lease.naming), streamID: streamID, logger: logger, cache: lease.cache,
+      caller: lease.caller)
   }
 
   private func close(_ session: Session) {
@@ -124,8 +126,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
         session.logger[metadataKey: "node"] = "\(message.node.id)"
         self.registry.update(session.streamID) { $0.nodeID = message.node.id }
       }
-      plan = try self.receive(
-        message, into: &session.machine, served: served, logger: session.logger, streamID: session.streamID)
+      plan = try self.receive(message, in: &session, served: served)
     }
     guard let plan else { return .wait }
     let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
@@ -153,14 +154,10 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     do {
       outcome = try machine.receive(SDSRequest(request), served: served)
     } catch {
-      self.reject(error, logger: self.logger)
-      throw RPCError(error)
+      throw self.reject(error, caller: lease.caller, logger: self.logger)
     }
     guard let plan = outcome.response else {
-      throw RPCError(
-        code: .unavailable,
-        message: "no valid certificate is available yet for \(machine.subscribedResources.map(\.name)); retry shortly"
-      )
+      throw SecretsNotReady(names: machine.subscribedResources.map(\.name))
     }
     self.counters.increment(.responsesSent)
     return try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
@@ -178,27 +175,22 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   }
 
   private func lease(_ context: ServerContext) async throws -> SecretLease {
-    do {
-      return try await self.workloads.lease(for: context.transportSpecific as? CallerEvidence)
-    } catch {
-      throw RPCError(error)
-    }
+    try await self.leases.lease(for: context.transportSpecific as? CallerEvidence)
   }
 
   private func receive(
     _ message: Envoy_Service_Discovery_V3_DiscoveryRequest,
-    into machine: inout SDSStreamStateMachine,
-    served: ServedSecrets,
-    logger: Logger,
-    streamID: UInt64
+    in session: inout Session,
+    served: ServedSecrets
   ) throws -> SDSResponsePlan? {
     let outcome: SDSStreamStateMachine.Outcome
+    let (logger, streamID) = (session.logger, session.streamID)
     do {
-      outcome = try machine.receive(SDSRequest(message), served: served)
+      outcome = try session.machine.receive(SDSRequest(message), served: served)
     } catch {
-      self.reject(error, logger: logger)
-      throw RPCError(error)
+      throw self.reject(error, caller: session.caller, logger: logger)
     }
+    let machine = session.machine
     self.registry.update(streamID) { $0.resources = machine.subscribedResources.map(\.name) }
     switch outcome.feedback {
     case .ack(let version):
@@ -229,30 +221,16 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     return outcome.response
   }
 
-  private func reject(_ error: SDSRequestError, logger: Logger) {
+  /// Counts and logs a request the agent will not answer; a request for another workload's
+  /// secrets is also a refused caller.
+  private func reject(_ error: SDSRequestError, caller: Caller, logger: Logger) -> SDSRequestError {
     self.counters.increment(.rejectedRequests)
-    logger.warning("refused an SDS request", metadata: ["reason": "\(error.message)"])
-  }
-}
-
-extension RPCError {
-  init(_ error: SDSRequestError) {
-    switch error.code {
-    case .unknownResource:
-      self.init(code: .notFound, message: error.message)
-    case .unsupportedType, .invalidName:
-      self.init(code: .invalidArgument, message: error.message)
-    case .forbiddenName:
-      self.init(code: .permissionDenied, message: error.message)
+    if error.code == .forbiddenName {
+      self.counters.increment(.callersRefused, labels: [("reason", CallerRefusal.Code.permissionDenied.rawValue)])
     }
-  }
-
-  init(_ refusal: CallerRefusal) {
-    switch refusal.code {
-    case .unauthenticated: self.init(code: .unauthenticated, message: refusal.message)
-    case .permissionDenied: self.init(code: .permissionDenied, message: refusal.message)
-    case .rateLimited: self.init(code: .resourceExhausted, message: refusal.message)
-    case .unavailable: self.init(code: .unavailable, message: refusal.message)
-    }
+    logger.warning(
+      "refused an SDS request",
+      metadata: ["status": "\(error.rpcErrorCode)", "reason": "\(error.message)", "caller": "\(caller)"])
+    return error
   }
 }

@@ -1,0 +1,133 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Owns the issuance and rotation of every identity in the `IdentityTable`: one service, one
+/// task group, one timer. The timer wakes at the table's earliest deadline (a renewal, a retry,
+/// an expiry, an idle eviction) or when the table changes; each wake-up takes the work due and
+/// runs issuances as child tasks. The timer ends with graceful shutdown.
+public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible where C.Duration == Duration {
+  public let table: IdentityTable
+  private let authority: any CertificateAuthority
+  private let counters: AgentCounters
+  private let clock: C
+  private let now: @Sendable () -> Date
+  private let random: @Sendable () -> Double
+  private let logger: Logger
+
+  /// - Parameters:
+  ///   - now: wall-clock time, which certificates are about; `clock` measures the waits.
+  ///   - random: a sample in `0...1` for jitter and backoff.
+  public init(
+    table: IdentityTable,
+    authority: any CertificateAuthority,
+    counters: AgentCounters,
+    clock: C,
+    now: @escaping @Sendable () -> Date,
+    random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
+    logger: Logger
+  ) {
+    self.table = table
+    self.authority = authority
+    self.counters = counters
+    self.clock = clock
+    self.now = now
+    self.random = random
+    self.logger = logger
+  }
+
+  public var description: String { "IdentitySupervisor" }
+
+  public func run() async {
+    let timer = DeadlineTimer(clock: self.clock, wake: self.table.wake) { [table, clock, now] in
+      table.nextDeadline().map { clock.now.advanced(by: .seconds($0.timeIntervalSince(now()))) }
+    }
+    // The timer reads the deadline lazily, after the work of the previous tick was taken, so it
+    // is iterated directly (no merged sequence that would read ahead) and cancelled on shutdown.
+    await cancelWhenGracefulShutdown {
+      await withDiscardingTaskGroup { group in
+        for await _ in timer {
+          for assignment in self.table.takeWork(now: self.now()) {
+            group.addTask { await self.perform(assignment) }
+          }
+        }
+        group.cancelAll()
+      }
+    }
+    self.table.close()
+  }
+
+  /// Does the work due for `identity` now, in the calling task: the pinned identity's first
+  /// issuance before the services run.
+  public func performDueWork(for identity: SPIFFEID) async throws(CertificateAuthorityError) {
+    for assignment in self.table.takeWork(now: self.now(), only: identity) {
+      await self.perform(assignment)
+    }
+    if case .failing(let failure) = self.table.lifecycle(of: identity)?.phase {
+      throw CertificateAuthorityError(failure.code, failure.message)
+    }
+  }
+
+  private func perform(_ assignment: IdentityTable.Assignment) async {
+    let identity = assignment.identity
+    switch assignment.work {
+    case .issue(let credential, let retries):
+      let result = await self.issue(identity, credential: credential, settings: assignment.settings)
+      let validity = result.flatMap { issued -> Result<IdentityLifecycle.Validity, CertificateAuthorityError> in
+        do throws(CertificateAuthorityError) {
+          try assignment.cache.update(with: issued)
+        } catch {
+          return .failure(error)
+        }
+        let svid = issued.certifiedKey
+        return .success(.init(serial: svid.leaf.serialHex, issuedAt: svid.issuedAt, notAfter: svid.notAfter))
+      }
+      if case .failure(let error) = validity {
+        self.logger.error(
+          "could not issue a certificate",
+          metadata: ["identity": "\(identity)", "error": "\(error)", "serving": "\(assignment.cache.current.svid != nil)"])
+      }
+      self.table.finish(
+        identity, validity, credential: credential, retries: retries, now: self.now(), sample: self.random())
+    case .withdraw(let serial):
+      assignment.cache.withdrawSVID()
+      self.counters.increment(.svidsWithdrawn)
+      self.logger.error(
+        "certificate expired before it could be renewed; no longer serving it",
+        metadata: ["identity": "\(identity)", "serial": "\(serial)"])
+    case .evict:
+      self.logger.info("dropped an idle workload identity", metadata: ["identity": "\(identity)"])
+    }
+  }
+
+  /// Generates a key and has the CA certify it, counting and timing the attempt.
+  private func issue(
+    _ identity: SPIFFEID, credential: CACredential, settings: IdentitySettings
+  ) async -> Result<IssuedSVID, CertificateAuthorityError> {
+    let key: WorkloadPrivateKey
+    do {
+      key = try settings.keyType.generate()
+    } catch {
+      return .failure(
+        CertificateAuthorityError(.signingFailed, "generating a \(settings.keyType.rawValue) key failed", cause: error))
+    }
+    let started = ContinuousClock.now
+    do {
+      let issued = try await self.authority.certify(
+        identity: identity, privateKey: key, ttl: settings.ttl, now: self.now(), credential: credential)
+      self.counters.recordIssuance(duration: ContinuousClock.now - started, succeeded: true)
+      self.counters.increment(.certificatesIssued)
+      self.logger.info(
+        "issued certificate",
+        metadata: [
+          "identity": "\(identity)", "serial": "\(issued.certifiedKey.leaf.serialHex)",
+          "not_after": "\(issued.certifiedKey.notAfter.formatted(.iso8601))",
+        ])
+      return .success(issued)
+    } catch {
+      self.counters.recordIssuance(duration: ContinuousClock.now - started, succeeded: false)
+      self.counters.increment(.issuanceFailures, labels: [("code", error.code.rawValue)])
+      return .failure(error)
+    }
+  }
+}
