@@ -19,20 +19,9 @@ struct ReloadService: Service, CustomStringConvertible {
 
   var description: String { "ReloadService" }
 
-  /// The keys whose change needs a restart.
+  /// The keys whose change needs a restart, as their declarations say.
   static func restartRequired(from old: AgentConfiguration, to new: AgentConfiguration) -> [String] {
-    var keys: [String] = []
-    if old.socketPath != new.socketPath { keys.append("socket") }
-    if old.socketMode != new.socketMode { keys.append("socket-mode") }
-    if old.stateDirectory != new.stateDirectory { keys.append("state-dir") }
-    if old.identity != new.identity { keys.append("identity") }
-    if old.trustDomain != new.trustDomain { keys.append("trust-domain") }
-    if old.caSource != new.caSource { keys.append("ca-cert/ca-key/ca-chain") }
-    if old.istioCA != new.istioCA { keys.append("ca settings") }
-    if old.admin != new.admin { keys.append("admin") }
-    if old.logFormat != new.logFormat { keys.append("log-format") }
-    if old.nodeAgent.identification != new.nodeAgent.identification { keys.append("caller-identity") }
-    return keys
+    AgentSettings.restartRequired(from: old, to: new)
   }
 
   func run() async throws {
