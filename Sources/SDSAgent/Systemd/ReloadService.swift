@@ -4,10 +4,10 @@ import SDSAgentCore
 import ServiceLifecycle
 import UnixSignals
 
-/// Reload on SIGHUP: re-reads the configuration and applies what can change live (log level,
-/// certificate lifetime, key type, rotation schedule, workload rules, JWT keys, caller limits)
-/// without closing any SDS stream. A broken
-/// configuration is refused with an error and the running one stays.
+/// Reload on SIGHUP: re-reads the configuration and applies the settings `AgentSettings`
+/// declares live (log level, certificate lifetime, key type, rotation schedule, workload rules,
+/// JWT keys, caller limits) without closing any SDS stream; a change to any other is logged as
+/// needing a restart. A broken configuration is refused with an error and the running one stays.
 struct ReloadService: Service, CustomStringConvertible {
   let loader: ConfigurationLoader
   let current: AgentConfiguration
