@@ -2,6 +2,10 @@
 /// `SDS_AGENT_<KEY>`), its help, how it is written, how it is parsed, its default and whether
 /// reload applies it. The command line, the environment, the config file, `check-config` and
 /// reload all read these declarations.
+///
+/// Not apple/swift-configuration (1.4.0): its providers skip keys nobody reads (no unknown-key
+/// errors), its command-line provider splits values at commas (a `workload` rule has commas)
+/// and ignores unknown flags, and its YAML snapshot takes no mappings as values.
 public struct Setting<Value: Sendable>: Sendable {
   public let declaration: SettingDeclaration
   /// The value when no layer sets the key; `nil` when there is none or it depends on other keys.
