@@ -154,8 +154,7 @@ public struct Agent: Sendable {
             apply: { next in
               // Rules, token keys and limits change live; the identification mode needs a restart,
               // because the transport reads peer credentials only in the modes that use them.
-              var node = next
-              node.nodeAgent.identification = configuration.nodeAgent.identification
+              let node = try next.with(identification: configuration.nodeAgent.identification)
               let attestor = try await Self.attestor(for: node, remoteCA: caClient != nil)
               logging?.level = next.logLevel
               admission.update(attestor: attestor, limits: next.nodeAgent.limits)

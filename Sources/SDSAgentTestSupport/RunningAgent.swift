@@ -17,14 +17,11 @@ public struct RunningAgent: Sendable {
     caSource: AgentConfiguration.CASource = .generated,
     directory: String = TemporaryDirectory.make()
   ) throws -> AgentConfiguration {
-    try AgentConfiguration(
-      socketPath: directory + "/sds.sock",
-      socketMode: socketMode,
-      stateDirectory: directory + "/state",
-      certificateTTL: certificateTTL,
-      caSource: caSource,
-      logLevel: .warning
-    )
+    var builder = AgentConfigurationBuilder(directory: directory)
+    builder.certificateTTL = certificateTTL
+    builder.socketMode = socketMode
+    builder.caSource = caSource
+    return try builder.build()
   }
 
   /// Builds and runs an agent for the duration of `body`, then shuts it down gracefully.

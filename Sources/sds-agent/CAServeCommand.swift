@@ -26,8 +26,8 @@ struct CAServeCommand: AsyncParsableCommand {
     help: "Accepted token issuer (repeatable; default: the Kubernetes API server's usual issuers).")
   var jwtIssuers: [String] = []
 
-  @Option(name: .customLong("trust-domain"), help: "SPIFFE trust domain (default cluster.local).")
-  var trustDomain = "cluster.local"
+  @Option(name: .customLong("trust-domain"), help: help(AgentSettings.trustDomain))
+  var trustDomain: String?
 
   @Option(name: .customLong("max-ttl"), help: "Longest certificate lifetime granted (default 24h).")
   var maxTTL = "24h"
@@ -42,17 +42,30 @@ struct CAServeCommand: AsyncParsableCommand {
   )
   var trustedNodeIdentities: [String] = []
 
-  @Option(name: .customLong("ca-cert"), help: "Operator CA certificate (PEM), with --ca-key.")
+  @Option(name: .customLong("ca-cert"), help: help(AgentSettings.caCertificate))
   var caCert: String?
 
-  @Option(name: .customLong("ca-key"), help: "Operator CA key (PEM, mode 0600).")
+  @Option(name: .customLong("ca-key"), help: help(AgentSettings.caKey))
   var caKey: String?
 
-  @Option(name: .customLong("ca-chain"), help: "Intermediates and root above --ca-cert (PEM).")
+  @Option(name: .customLong("ca-chain"), help: help(AgentSettings.caChain))
   var caChain: String?
 
-  @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error or critical.")
-  var logLevel = "info"
+  @Option(name: .customLong("log-level"), help: help(AgentSettings.logLevel))
+  var logLevel: String?
+
+  /// The keys `ca serve` shares with `run`, read through the same declarations.
+  var shared: SettingsSource {
+    var flags: [String: [String]] = [:]
+    for (key, value) in [
+      (AgentSettings.trustDomain.key, self.trustDomain), (AgentSettings.caCertificate.key, self.caCert),
+      (AgentSettings.caKey.key, self.caKey), (AgentSettings.caChain.key, self.caChain),
+      (AgentSettings.logLevel.key, self.logLevel),
+    ] {
+      flags[key] = value.map { [$0] }
+    }
+    return SettingsSource(flags: flags)
+  }
 
   func run() async throws {
     guard let address = IstioCAConfiguration.parseAddress(self.listen) else {
@@ -61,15 +74,16 @@ struct CAServeCommand: AsyncParsableCommand {
     guard let maxTTL = DurationParser.parse(self.maxTTL) else {
       throw ValidationError("invalid max-ttl \"\(self.maxTTL)\": expected a duration such as 1h or 24h")
     }
-    guard let level = Logger.Level(rawValue: self.logLevel) else {
-      throw ValidationError(
-        "invalid log-level \"\(self.logLevel)\": expected trace, debug, info, notice, warning, error or critical")
-    }
+    let level: Logger.Level
+    let trustDomain: String
     let caSource: AgentConfiguration.CASource
-    switch (self.caCert, self.caKey) {
-    case (nil, nil): caSource = .generated
-    case (let certificate?, let key?): caSource = .files(certificate: certificate, key: key, chain: self.caChain)
-    default: throw ValidationError("--ca-cert and --ca-key go together")
+    do {
+      let shared = self.shared
+      level = try shared.require(AgentSettings.logLevel)
+      trustDomain = try shared.require(AgentSettings.trustDomain)
+      caSource = try ConfigurationLoader.caSource(shared)
+    } catch {
+      throw ValidationError(error.description)
     }
     LoggingSystem.bootstrap { label in
       var handler = StreamLogHandler.standardError(label: label)
@@ -91,7 +105,7 @@ struct CAServeCommand: AsyncParsableCommand {
       port: address.port,
       stateDirectory: self.stateDir,
       caSource: caSource,
-      trustDomain: self.trustDomain,
+      trustDomain: trustDomain,
       jwtKeysFile: self.jwtKeys,
       jwtIssuers: self.jwtIssuers.isEmpty ? JWTCallerAuthenticator.defaultIssuers : self.jwtIssuers,
       maximumTTL: maxTTL,
@@ -109,4 +123,9 @@ struct CAServeCommand: AsyncParsableCommand {
       FileHandle.standardOutput.write(Data("sds-agent ca: serving IstioCertificateService on \(address)\n".utf8))
     }
   }
+}
+
+/// A shared setting's help, with its default, as `run --help` gives it.
+private func help<Value>(_ setting: Setting<Value>) -> ArgumentHelp {
+  ArgumentHelp(setting.help + (setting.declaration.shownDefault.map { " (default \($0))" } ?? ""))
 }

@@ -23,8 +23,8 @@ struct DrillCommand: AsyncParsableCommand {
 
   func run() async throws {
     var flags: [String: [String]] = [:]
-    flags["socket"] = self.socket.map { [$0] }
-    flags["admin"] = self.admin.map { [$0] }
+    flags[AgentSettings.socket.key] = self.socket.map { [$0] }
+    flags[AgentSettings.admin.key] = self.admin.map { [$0] }
     let endpoints: (socketPath: String, admin: AgentConfiguration.AdminAddress?)
     do {
       endpoints = try ConfigurationLoader(flags: flags, configFile: self.config).agentEndpoints()

@@ -26,8 +26,10 @@ struct FetchCommand: AsyncParsableCommand {
   func run() async throws {
     let socket: String
     do {
-      socket = try ConfigurationLoader(flags: ["socket": self.socket.map { [$0] } ?? []], configFile: self.config)
-        .agentEndpoints().socketPath
+      socket = try ConfigurationLoader(
+        flags: [AgentSettings.socket.key: self.socket.map { [$0] } ?? []], configFile: self.config
+      )
+      .agentEndpoints().socketPath
     } catch {
       throw ValidationError(error.description)
     }

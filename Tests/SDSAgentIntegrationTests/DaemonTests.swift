@@ -11,8 +11,9 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct DaemonTests {
   @Test func theDrillPassesAgainstALiveAgent() async throws {
     let admin = AgentConfiguration.AdminAddress.unixSocket(path: TemporaryDirectory.make() + "/admin.sock")
-    var configuration = try RunningAgent.configuration()
-    configuration.admin = admin
+    var builder = AgentConfigurationBuilder()
+    builder.admin = admin
+    let configuration = try builder.build()
     try await RunningAgent.with(configuration) { running in
       await running.agent.waitForAdminEndpoint()
       let report = try await RotationDrill(socketPath: running.socketPath, admin: admin, timeout: .seconds(10)).run()
@@ -25,8 +26,9 @@ import Testing
   @Test func theDrillFailsWhenThePushNeverComes() async throws {
     let adminB = AgentConfiguration.AdminAddress.unixSocket(path: TemporaryDirectory.make() + "/admin.sock")
     try await RunningAgent.with { a in
-      var configurationB = try RunningAgent.configuration()
-      configurationB.admin = adminB
+      var builderB = AgentConfigurationBuilder()
+      builderB.admin = adminB
+      let configurationB = try builderB.build()
       try await RunningAgent.with(configurationB) { b in
         await b.agent.waitForAdminEndpoint()
         // Rotating agent B never pushes on agent A's stream.
@@ -39,8 +41,9 @@ import Testing
 
   @Test func theAdminEndpointServesMetricsThatMoveWithStreams() async throws {
     let admin = AgentConfiguration.AdminAddress.unixSocket(path: TemporaryDirectory.make() + "/admin.sock")
-    var configuration = try RunningAgent.configuration()
-    configuration.admin = admin
+    var builder = AgentConfigurationBuilder()
+    builder.admin = admin
+    let configuration = try builder.build()
     try await RunningAgent.with(configuration) { running in
       await running.agent.waitForAdminEndpoint()
       let ready = try await AdminClient.request("GET", "/readyz", at: admin)

@@ -46,14 +46,15 @@ import X509
     let issuer = try await TokenIssuer(directory: directory)
     try await issuer.token().write(toFile: directory + "/token", atomically: true, encoding: .utf8)
     try await self.withCAServer(directory: directory, issuer: issuer) { port, root in
-      var configuration = try RunningAgent.configuration(directory: directory)
-      configuration.identity = try SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend")
-      configuration.istioCA = try IstioCAConfiguration(
+      var builder = AgentConfigurationBuilder(directory: directory)
+      builder.identity = try SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend")
+      builder.istioCA = try IstioCAConfiguration(
         host: "127.0.0.1",
         port: port,
         rootsFile: root,
         tokenFile: directory + "/token"
       )
+      let configuration = try builder.build()
       try await RunningAgent.with(configuration) { running in
         await running.agent.cache.waitUntil { $0.svid != nil }
         let caRoot = try Certificate(pemEncoded: try String(contentsOfFile: root, encoding: .utf8))

@@ -16,6 +16,21 @@ import X509
   static let frontend = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend")
   static let gateway = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/gateway")
 
+  func builder(
+    _ identification: CallerIdentification,
+    rules: [WorkloadRule] = [],
+    jwtKeysFile: String? = nil,
+    limits: CallerLimits = .init(),
+    directory: String = TemporaryDirectory.make()
+  ) -> AgentConfigurationBuilder {
+    var builder = AgentConfigurationBuilder(directory: directory)
+    builder.identification = identification
+    builder.rules = rules
+    builder.jwtKeysFile = jwtKeysFile
+    builder.limits = limits
+    return builder
+  }
+
   func configuration(
     _ identification: CallerIdentification,
     rules: [WorkloadRule] = [],
@@ -23,10 +38,8 @@ import X509
     limits: CallerLimits = .init(),
     directory: String = TemporaryDirectory.make()
   ) throws -> AgentConfiguration {
-    var configuration = try RunningAgent.configuration(directory: directory)
-    configuration.nodeAgent = NodeAgentConfiguration(
-      identification: identification, rules: rules, jwtKeysFile: jwtKeysFile, limits: limits)
-    return configuration
+    try self.builder(identification, rules: rules, jwtKeysFile: jwtKeysFile, limits: limits, directory: directory)
+      .build()
   }
 
   /// Opens a stream for `names` and returns its first response, or the error that ended it.
@@ -103,8 +116,9 @@ import X509
 
   @Test func theAdminEndpointRotatesAWorkloadAndItIsPushedOnItsOpenStream() async throws {
     let admin = AgentConfiguration.AdminAddress.unixSocket(path: TemporaryDirectory.make() + "/admin.sock")
-    var configuration = try self.configuration(.peer, rules: [WorkloadRule(uid: getuid(), identity: Self.frontend)])
-    configuration.admin = admin
+    var builder = self.builder(.peer, rules: [WorkloadRule(uid: getuid(), identity: Self.frontend)])
+    builder.admin = admin
+    let configuration = try builder.build()
     try await RunningAgent.with(configuration) { running in
       await running.agent.waitForAdminEndpoint()
       try await SDSClient.withConnection(socketPath: running.socketPath) { client in
@@ -136,8 +150,9 @@ import X509
   @Test func anUnmappedCallerIsRefusedWithWhatWasSeenAndGetsNothing() async throws {
     let rules = [WorkloadRule(uid: getuid() + 1, identity: Self.gateway)]
     let admin = AgentConfiguration.AdminAddress.unixSocket(path: TemporaryDirectory.make() + "/admin.sock")
-    var configuration = try self.configuration(.peer, rules: rules)
-    configuration.admin = admin
+    var builder = self.builder(.peer, rules: rules)
+    builder.admin = admin
+    let configuration = try builder.build()
     try await RunningAgent.with(configuration) { running in
       await self.expectRefusal(.permissionDenied, mentioning: ["uid=\(getuid())", "gid=\(getgid())", "pid="]) {
         try await self.firstResponse(running)
@@ -248,13 +263,13 @@ import X509
     port: Int,
     root: String
   ) throws -> AgentConfiguration {
-    var configuration = try self.configuration(
+    var builder = self.builder(
       identification, rules: identification.usesPeer ? [WorkloadRule(uid: getuid(), identity: Self.frontend)] : [],
       directory: directory)
-    configuration.identity = Self.node
-    configuration.istioCA = try IstioCAConfiguration(
+    builder.identity = Self.node
+    builder.istioCA = try IstioCAConfiguration(
       host: "127.0.0.1", port: port, rootsFile: root, tokenFile: directory + "/token")
-    return configuration
+    return try builder.build()
   }
 
   static let node = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/istio-system/sa/sds-agent")

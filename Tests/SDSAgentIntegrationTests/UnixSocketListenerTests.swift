@@ -28,10 +28,10 @@ import Testing
 
   @Test func aSocketInUseByALiveAgentIsNotStolen() async throws {
     try await RunningAgent.with { running in
-      var second = running.agent.configuration
+      var second = AgentConfigurationBuilder(running.agent.configuration)
       second.stateDirectory = running.directory + "/other-state"
       await #expect {
-        _ = try await Agent.build(configuration: second, logger: .init(label: "test"))
+        _ = try await Agent.build(configuration: try second.build(), logger: .init(label: "test"))
       } throws: { error in
         (error as? AgentError)?.code == .socketInUse
       }

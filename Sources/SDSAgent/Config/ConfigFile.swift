@@ -3,19 +3,28 @@ import SDSAgentCore
 import Yams
 
 /// The YAML config file: a flat mapping whose keys are the flag names of `run`
-/// (`cert-ttl: 24h`); repeatable keys take a list. Unknown keys are errors, so a typo never
-/// silently falls back to a default.
+/// (`cert-ttl: 24h`). Each value must have its setting's shape: a plain value for a single key,
+/// a list (or the mapping its declaration allows) for a repeatable one. Unknown keys are errors,
+/// so a typo never silently falls back to a default.
 public enum ConfigFile {
-  public static func load(path: String, knownKeys: Set<String>) throws(ConfigurationError) -> [String: [String]] {
+  public static func load(
+    path: String,
+    declarations: [SettingDeclaration]
+  ) throws(ConfigurationError) -> [String: [String]] {
     guard let data = FileManager.default.contents(atPath: path) else {
       throw ConfigurationError(key: "config", value: path, allowed: "a readable YAML file")
     }
-    return try self.parse(String(decoding: data, as: UTF8.self), path: path, knownKeys: knownKeys)
+    guard let text = String(validating: data, as: UTF8.self) else {
+      throw ConfigurationError(key: "config", value: path, allowed: "a YAML file in UTF-8 (it has bytes that are not)")
+    }
+    return try self.parse(text, path: path, declarations: declarations)
   }
 
-  public static func parse(_ text: String, path: String, knownKeys: Set<String>) throws(ConfigurationError) -> [String:
-    [String]]
-  {
+  public static func parse(
+    _ text: String,
+    path: String,
+    declarations: [SettingDeclaration]
+  ) throws(ConfigurationError) -> [String: [String]] {
     let node: Node?
     do {
       node = try Yams.compose(yaml: text)
@@ -26,54 +35,78 @@ public enum ConfigFile {
     guard let mapping = node.mapping else {
       throw ConfigurationError(key: "config", value: path, allowed: "a mapping of keys such as `cert-ttl: 24h`")
     }
+    let byKey = Dictionary(declarations.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
     var settings: [String: [String]] = [:]
     for (keyNode, valueNode) in mapping {
-      guard let key = keyNode.string else {
-        throw ConfigurationError(key: "config", value: "\(keyNode)", allowed: "string keys")
+      guard let key = keyNode.scalar?.string else {
+        throw ConfigurationError(key: "config", value: path, allowed: "plain keys such as `cert-ttl: 24h`")
       }
-      guard knownKeys.contains(key) else {
+      guard let declaration = byKey[key] else {
         throw ConfigurationError(
-          key: key, value: valueNode.string ?? "\(valueNode)",
-          allowed: "a known key: \(knownKeys.sorted().joined(separator: ", "))")
+          key: key, value: Self.shape(valueNode),
+          allowed: CommandLineSettings.known(key, among: declarations.map(\.key)))
       }
-      switch valueNode {
-      case .scalar(let scalar):
-        settings[key] = [scalar.string]
-      case .sequence(let sequence):
-        var values: [String] = []
-        for item in sequence {
-          if let value = item.string {
-            values.append(value)
-          } else if let fields = item.mapping {
-            // `workload: [{uid: 1001, spiffe-id: …}]` is accepted as `uid=1001,spiffe-id=…`.
-            var pairs: [String] = []
-            for (name, value) in fields {
-              guard let name = name.string, let value = value.string else {
-                throw ConfigurationError(
-                  key: key, value: "\(fields)", allowed: "a mapping of plain names to plain values")
-              }
-              pairs.append("\(name)=\(value)")
-            }
-            values.append(pairs.joined(separator: ","))
-          } else {
-            throw ConfigurationError(key: key, value: "\(item)", allowed: "a list of plain values or mappings")
-          }
-        }
-        settings[key] = values
-      case .mapping(let nested):
-        // `ca-header: {X-Tenant: a}` is accepted as KEY=VALUE pairs.
-        var values: [String] = []
-        for (name, value) in nested {
-          guard let name = name.string, let value = value.string else {
-            throw ConfigurationError(key: key, value: "\(nested)", allowed: "a mapping of plain names to plain values")
-          }
-          values.append("\(name)=\(value)")
-        }
-        settings[key] = values
-      case .alias:
-        throw ConfigurationError(key: key, value: "an alias", allowed: "a plain value")
-      }
+      settings[key] = try Self.values(valueNode, for: declaration)
     }
     return settings
+  }
+
+  static func values(_ node: Node, for declaration: SettingDeclaration) throws(ConfigurationError) -> [String] {
+    let key = declaration.key + " (from the config file)"
+    switch (node, declaration.kind) {
+    case (.scalar(let scalar), _):
+      return [scalar.string]
+    case (.sequence, .single), (.sequence, .flag):
+      throw ConfigurationError(
+        key: key, value: Self.shape(node),
+        allowed: "one value (\(declaration.allowed)); only repeatable keys take a list")
+    case (.mapping, .single), (.mapping, .flag):
+      throw ConfigurationError(key: key, value: Self.shape(node), allowed: "one value (\(declaration.allowed))")
+    case (.sequence(let sequence), .repeatable(_, let yaml)):
+      var values: [String] = []
+      for item in sequence {
+        if let value = item.scalar?.string {
+          values.append(value)
+        } else if yaml == .fields, let fields = item.mapping {
+          // `workload: [{uid: 1001, spiffe-id: …}]` is read as `uid=1001,spiffe-id=…`.
+          values.append(try Self.pairs(fields, key: key).joined(separator: ","))
+        } else {
+          let plain = yaml == .fields ? "plain values or mappings of fields" : "plain values"
+          throw ConfigurationError(
+            key: key, value: Self.shape(item), allowed: "a list of \(plain) (\(declaration.allowed))")
+        }
+      }
+      return values
+    case (.mapping(let entries), .repeatable(_, .entries)):
+      // `ca-header: {X-Tenant: a}` is read as `X-Tenant=a`.
+      return try Self.pairs(entries, key: key)
+    case (.mapping, .repeatable):
+      throw ConfigurationError(key: key, value: Self.shape(node), allowed: "a list (\(declaration.allowed))")
+    case (.alias, _):
+      throw ConfigurationError(key: key, value: "an alias", allowed: "a plain value")
+    }
+  }
+
+  static func pairs(_ mapping: Node.Mapping, key: String) throws(ConfigurationError) -> [String] {
+    var pairs: [String] = []
+    for (name, value) in mapping {
+      guard let name = name.scalar?.string, let value = value.scalar?.string else {
+        throw ConfigurationError(
+          key: key, value: "a nested mapping", allowed: "a mapping of plain names to plain values")
+      }
+      pairs.append("\(name)=\(value)")
+    }
+    return pairs
+  }
+
+  /// A value as errors show it: plain values as written, others by their shape, never the
+  /// parser's representation.
+  static func shape(_ node: Node) -> String {
+    switch node {
+    case .scalar(let scalar): scalar.string
+    case .sequence(let sequence): "a list of \(sequence.count)"
+    case .mapping(let mapping): "a mapping of \(mapping.count)"
+    case .alias: "an alias"
+    }
   }
 }

@@ -4,10 +4,10 @@ import SDSAgentCore
 import ServiceLifecycle
 import UnixSignals
 
-/// Reload on SIGHUP: re-reads the configuration and applies what can change live (log level,
-/// certificate lifetime, key type, rotation schedule, workload rules, JWT keys, caller limits)
-/// without closing any SDS stream. A broken
-/// configuration is refused with an error and the running one stays.
+/// Reload on SIGHUP: re-reads the configuration and applies the settings `AgentSettings`
+/// declares live (log level, certificate lifetime, key type, rotation schedule, workload rules,
+/// JWT keys, caller limits) without closing any SDS stream; a change to any other is logged as
+/// needing a restart. A broken configuration is refused with an error and the running one stays.
 struct ReloadService: Service, CustomStringConvertible {
   let loader: ConfigurationLoader
   let current: AgentConfiguration
@@ -19,20 +19,9 @@ struct ReloadService: Service, CustomStringConvertible {
 
   var description: String { "ReloadService" }
 
-  /// The keys whose change needs a restart.
+  /// The keys whose change needs a restart, as their declarations say.
   static func restartRequired(from old: AgentConfiguration, to new: AgentConfiguration) -> [String] {
-    var keys: [String] = []
-    if old.socketPath != new.socketPath { keys.append("socket") }
-    if old.socketMode != new.socketMode { keys.append("socket-mode") }
-    if old.stateDirectory != new.stateDirectory { keys.append("state-dir") }
-    if old.identity != new.identity { keys.append("identity") }
-    if old.trustDomain != new.trustDomain { keys.append("trust-domain") }
-    if old.caSource != new.caSource { keys.append("ca-cert/ca-key/ca-chain") }
-    if old.istioCA != new.istioCA { keys.append("ca settings") }
-    if old.admin != new.admin { keys.append("admin") }
-    if old.logFormat != new.logFormat { keys.append("log-format") }
-    if old.nodeAgent.identification != new.nodeAgent.identification { keys.append("caller-identity") }
-    return keys
+    AgentSettings.restartRequired(from: old, to: new)
   }
 
   func run() async throws {

@@ -1,7 +1,8 @@
 import Logging
 
-/// Everything `sds-agent run` needs, validated. Built from flags and environment by the
-/// executable; built directly by tests.
+/// Everything `sds-agent run` needs. Immutable, and valid by construction: `init` refuses a
+/// combination the agent could not run with. Built from the settings by `ConfigurationLoader`;
+/// tests use `AgentConfigurationBuilder`.
 public struct AgentConfiguration: Sendable {
   /// Where the signing CA comes from.
   public enum CASource: Sendable, Equatable {
@@ -11,24 +12,24 @@ public struct AgentConfiguration: Sendable {
     case files(certificate: String, key: String, chain: String?)
   }
 
-  public var socketPath: String
+  public let socketPath: String
   /// Permission bits of the socket file (e.g. `0o660`).
-  public var socketMode: UInt32
-  public var stateDirectory: String
-  public var trustDomain: String
-  public var identity: SPIFFEID
-  public var certificateTTL: Duration
-  public var keyType: WorkloadKeyType
-  public var rotation: RotationSchedule
-  public var caSource: CASource
+  public let socketMode: UInt32
+  public let stateDirectory: String
+  public let trustDomain: String
+  public let identity: SPIFFEID
+  public let certificateTTL: Duration
+  public let keyType: WorkloadKeyType
+  public let rotation: RotationSchedule
+  public let caSource: CASource
   /// Fetch mode: certificates come from this Istio-compatible CA instead of the local CA.
-  public var istioCA: IstioCAConfiguration?
-  public var logLevel: Logger.Level
-  public var logFormat: LogFormat
+  public let istioCA: IstioCAConfiguration?
+  public let logLevel: Logger.Level
+  public let logFormat: LogFormat
   /// Where the admin endpoint listens (loopback TCP or a Unix socket); `nil` turns it off.
-  public var admin: AdminAddress?
+  public let admin: AdminAddress?
   /// Who callers are: the agent's identity for all, or each workload its own.
-  public var nodeAgent: NodeAgentConfiguration
+  public let nodeAgent: NodeAgentConfiguration
 
   public enum LogFormat: String, Sendable, CaseIterable {
     case plain
@@ -121,19 +122,29 @@ public struct AgentConfiguration: Sendable {
     self.logFormat = logFormat
     self.admin = admin
   }
-}
 
-/// A configuration value that cannot be used: names the key, the value and what is allowed.
-public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
-  public let key: String
-  public let value: String
-  public let allowed: String
-
-  public init(key: String, value: String, allowed: String) {
-    self.key = key
-    self.value = value
-    self.allowed = allowed
+  /// The same configuration with another caller identification, validated again.
+  public func with(identification: CallerIdentification) throws(ConfigurationError) -> AgentConfiguration {
+    try AgentConfiguration(
+      socketPath: self.socketPath,
+      socketMode: self.socketMode,
+      stateDirectory: self.stateDirectory,
+      trustDomain: self.trustDomain,
+      identity: self.identity,
+      certificateTTL: self.certificateTTL,
+      keyType: self.keyType,
+      rotation: self.rotation,
+      caSource: self.caSource,
+      istioCA: self.istioCA,
+      logLevel: self.logLevel,
+      logFormat: self.logFormat,
+      admin: self.admin,
+      nodeAgent: NodeAgentConfiguration(
+        identification: identification,
+        rules: self.nodeAgent.rules,
+        jwtKeysFile: self.nodeAgent.jwtKeysFile,
+        limits: self.nodeAgent.limits
+      )
+    )
   }
-
-  public var description: String { "invalid \(self.key) \"\(self.value)\": expected \(self.allowed)" }
 }

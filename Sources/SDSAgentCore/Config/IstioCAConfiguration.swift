@@ -1,18 +1,18 @@
 /// Where and how to reach an Istio-compatible CA (istiod, cert-manager's istio-csr, or
 /// `sds-agent ca serve`).
 public struct IstioCAConfiguration: Sendable, Equatable {
-  public var host: String
-  public var port: Int
+  public let host: String
+  public let port: Int
   /// PEM roots that verify the CA's TLS certificate; `nil` only with `insecurePlaintext`.
-  public var rootsFile: String?
+  public let rootsFile: String?
   /// The name expected in the CA's certificate and sent as SNI, like Istio's `ISTIOD_SAN`.
-  public var serverName: String?
-  public var insecurePlaintext: Bool
+  public let serverName: String?
+  public let insecurePlaintext: Bool
   /// A JWT, re-read for every request because projected tokens rotate.
-  public var tokenFile: String?
-  public var clusterID: String
-  public var extraHeaders: [String: String]
-  public var requestTimeout: Duration
+  public let tokenFile: String?
+  public let clusterID: String
+  public let extraHeaders: [String: String]
+  public let requestTimeout: Duration
 
   public init(
     host: String,

@@ -1,11 +1,11 @@
 /// How callers are identified and limited: one identity for everyone (the default), or a node
 /// agent serving each workload its own identity.
 public struct NodeAgentConfiguration: Sendable, Equatable {
-  public var identification: CallerIdentification
-  public var rules: [WorkloadRule]
+  public let identification: CallerIdentification
+  public let rules: [WorkloadRule]
   /// PEM public keys or a JWKS that verify forwarded tokens.
-  public var jwtKeysFile: String?
-  public var limits: CallerLimits
+  public let jwtKeysFile: String?
+  public let limits: CallerLimits
 
   public init(
     identification: CallerIdentification = .agent,

@@ -7,9 +7,9 @@ public struct SettingsSource: Sendable {
     case file
   }
 
-  public var flags: [String: [String]]
-  public var environment: [String: String]
-  public var file: [String: [String]]
+  public let flags: [String: [String]]
+  public let environment: [String: String]
+  public let file: [String: [String]]
 
   public init(flags: [String: [String]] = [:], environment: [String: String] = [:], file: [String: [String]] = [:]) {
     self.flags = flags
@@ -29,30 +29,71 @@ public struct SettingsSource: Sendable {
     return nil
   }
 
-  /// All values of a repeatable key from the highest layer that has any. The environment
-  /// separates values with `separator`.
-  public func values(_ key: String, separator: Character = ",") -> [String] {
-    if let values = self.flags[key], !values.isEmpty { return values }
+  /// All values of a repeatable key from the highest layer that has any, and that layer. The
+  /// environment separates values with `separator`.
+  public func values(_ key: String, separator: Character = ",") -> (values: [String], origin: Origin)? {
+    if let values = self.flags[key], !values.isEmpty { return (values, .flag) }
     if let value = self.environment[Self.environmentName(for: key)], !value.isEmpty {
-      return value.split(separator: separator).map { String($0).trimmingSpaces.description }
+      return (value.split(separator: separator).map { String($0).trimmingSpaces.description }, .environment)
     }
-    return self.file[key] ?? []
+    if let values = self.file[key], !values.isEmpty { return (values, .file) }
+    return nil
   }
 
-  /// Parses a key with `transform`; a value it rejects is an error naming key, value and what is
-  /// allowed.
-  public func parse<T>(
-    _ key: String,
-    allowed: String,
-    _ transform: (String) -> T?
-  ) throws(ConfigurationError) -> T? {
-    guard let (text, origin) = self.value(key) else { return nil }
-    guard let value = transform(text) else {
-      let source =
-        origin == .environment
-        ? " (from \(Self.environmentName(for: key)))" : origin == .file ? " (from the config file)" : ""
-      throw ConfigurationError(key: key + source, value: text, allowed: allowed)
+  /// The setting's value from the highest layer, else its default. A value the setting rejects
+  /// is an error naming the key, where the value came from, the value and what is allowed.
+  public func read<Value>(_ setting: Setting<Value>) throws(ConfigurationError) -> Value? {
+    guard let (text, origin) = self.value(setting.key) else { return setting.defaultValue }
+    return try Self.parse(text, origin: origin, setting)
+  }
+
+  /// The setting's value, or its default; a setting without either is missing, an error.
+  public func require<Value>(_ setting: Setting<Value>) throws(ConfigurationError) -> Value {
+    guard let value = try self.read(setting) else {
+      throw ConfigurationError(key: setting.key, value: "", allowed: setting.allowed)
     }
     return value
+  }
+
+  /// Every value of a repeatable setting, parsed.
+  public func readAll<Value>(_ setting: Setting<Value>) throws(ConfigurationError) -> [Value] {
+    guard case .repeatable(let separator, _) = setting.declaration.kind,
+      let (texts, origin) = self.values(setting.key, separator: separator)
+    else { return [] }
+    var values: [Value] = []
+    for text in texts {
+      if let value = try Self.parse(text, origin: origin, setting) { values.append(value) }
+    }
+    return values
+  }
+
+  /// An error about the winning value of `key`, naming where it came from.
+  public func invalid(_ key: String, allowed: String) -> ConfigurationError {
+    let (text, origin) = self.value(key) ?? ("", .flag)
+    return ConfigurationError(key: Self.naming(key, origin: origin), value: text, allowed: allowed)
+  }
+
+  static func parse<Value>(_ text: String, origin: Origin, _ setting: Setting<Value>) throws(ConfigurationError)
+    -> Value?
+  {
+    let parsed: Value?
+    do {
+      parsed = try setting.parse(text)
+    } catch {
+      throw ConfigurationError(key: Self.naming(error.key, origin: origin), value: error.value, allowed: error.allowed)
+    }
+    guard let parsed else {
+      throw ConfigurationError(key: Self.naming(setting.key, origin: origin), value: text, allowed: setting.allowed)
+    }
+    return parsed
+  }
+
+  /// The key as errors name it: a flag is named as is, other layers say where the value was.
+  static func naming(_ key: String, origin: Origin) -> String {
+    switch origin {
+    case .flag: key
+    case .environment: key + " (from \(Self.environmentName(for: key)))"
+    case .file: key + " (from the config file)"
+    }
   }
 }

@@ -1,12 +1,18 @@
 import Foundation
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// One line of the node agent's mapping: callers whose peer credentials match every selector
 /// get `identity`. Written `uid=1001,gid=1001,exe=/usr/local/bin/envoy,spiffe-id=spiffe://…`.
+/// A parsed rule's `exe` is the file's real path, because `/proc/<pid>/exe` names the file a
+/// symlink (a virtualenv's `python`) points to.
 public struct WorkloadRule: Sendable, Equatable, CustomStringConvertible {
-  public var uid: UInt32?
-  public var gid: UInt32?
-  public var executable: String?
-  public var identity: SPIFFEID
+  public let uid: UInt32?
+  public let gid: UInt32?
+  public let executable: String?
+  public let identity: SPIFFEID
 
   public init(uid: UInt32? = nil, gid: UInt32? = nil, executable: String? = nil, identity: SPIFFEID) {
     self.uid = uid
@@ -40,7 +46,11 @@ public struct WorkloadRule: Sendable, Equatable, CustomStringConvertible {
         guard parts[1].hasPrefix("/") else {
           throw ConfigurationError(key: "workload", value: text, allowed: "exe as an absolute path")
         }
-        executable = parts[1]
+        guard let resolved = Self.realPath(parts[1]) else {
+          throw ConfigurationError(
+            key: "workload", value: text, allowed: "exe naming an existing file (\(parts[1]) does not exist)")
+        }
+        executable = resolved
       case "spiffe-id":
         do {
           identity = try SPIFFEID(parsing: parts[1])
@@ -58,6 +68,12 @@ public struct WorkloadRule: Sendable, Equatable, CustomStringConvertible {
       throw ConfigurationError(key: "workload", value: text, allowed: "at least one of uid, gid or exe")
     }
     self.init(uid: uid, gid: gid, executable: executable, identity: identity)
+  }
+
+  static func realPath(_ path: String) -> String? {
+    guard let resolved = realpath(path, nil) else { return nil }
+    defer { free(resolved) }
+    return String(cString: resolved)
   }
 
   public var description: String {

@@ -132,10 +132,11 @@ import Testing
   }
 
   @Test func workloadRulesParseAndExplainMistakes() throws {
+    let envoy = try WorkloadRuleTests.file(named: "envoy")
     let rule = try WorkloadRule(
-      parsing: "uid=1002, exe=/usr/local/bin/envoy, spiffe-id=spiffe://cluster.local/ns/a/sa/b")
-    #expect(rule.uid == 1002 && rule.executable == "/usr/local/bin/envoy" && rule.gid == nil)
-    #expect(rule.matches(PeerCredentials(pid: 1, uid: 1002, gid: 9, executable: "/usr/local/bin/envoy")))
+      parsing: "uid=1002, exe=\(envoy), spiffe-id=spiffe://cluster.local/ns/a/sa/b")
+    #expect(rule.uid == 1002 && rule.executable == envoy && rule.gid == nil)
+    #expect(rule.matches(PeerCredentials(pid: 1, uid: 1002, gid: 9, executable: envoy)))
     #expect(!rule.matches(PeerCredentials(pid: 1, uid: 1002, gid: 9)))
     for bad in ["uid=1,spiffe-id=spiffe://cluster.local", "exe=envoy,spiffe-id=spiffe://cluster.local/a", "pid=3"] {
       #expect(throws: ConfigurationError.self) { try WorkloadRule(parsing: bad) }
