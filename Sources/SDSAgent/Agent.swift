@@ -19,6 +19,8 @@ public struct Agent: Sendable {
   public let identities: IdentityTable
   /// Identifies, limits and admits SDS callers.
   public let admission: CallerAdmission
+  /// The SDS service the socket's server runs; tests also run it over an in-process transport.
+  public let sdsService: SecretDiscoveryService
   /// In dependency order: the supervisor keeps every identity fresh, the server serves them, the
   /// admin endpoint and systemd integration report on both. Each says whether its end stops the
   /// agent: reporting services may finish early (no systemd), the supervisor and the server may not.
@@ -106,13 +108,14 @@ public struct Agent: Sendable {
     if configuration.nodeAgent.identification.usesPeer {
       transportConfiguration.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialsHandler.install(on:)
     }
+    let sdsService = SecretDiscoveryService(leases: admission, counters: counters, registry: streams, logger: logger)
     let server = GRPCServer(
       transport: HTTP2ServerTransport.Posix(
         listeningSocketDescriptor: Int(descriptor),
         transportSecurity: .plaintext,
         config: transportConfiguration
       ),
-      services: [SecretDiscoveryService(leases: admission, counters: counters, registry: streams, logger: logger)],
+      services: [sdsService],
       interceptors: [CallerEvidenceInterceptor()]
     )
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = caClient.map { [.auxiliary($0)] } ?? []
@@ -173,6 +176,7 @@ public struct Agent: Sendable {
       streams: streams,
       identities: identities,
       admission: admission,
+      sdsService: sdsService,
       services: services,
       logger: logger,
       adminListening: adminListening

@@ -9,12 +9,15 @@ import SwiftProtobuf
 import Testing
 @_spi(FixedExpiryValidationTime) import X509
 
-/// SDS behaviour over a real Unix socket against a real agent.
+/// SDS behaviour against a real agent, over the in-process transport and over the real Unix
+/// socket.
 @Suite(.timeLimit(.minutes(2))) struct SDSStreamTests {
-  @Test func aStreamGetsBothSecretsAndEveryRotationWithoutReconnecting() async throws {
+  @Test(arguments: TestTransport.allCases) func aStreamGetsBothSecretsAndEveryRotationWithoutReconnecting(
+    over transport: TestTransport
+  ) async throws {
     try await RunningAgent.with { running in
-      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-        try await SDSStream.with(client: client) { stream in
+      try await running.withClient(over: transport) { client in
+        try await client.withStream { stream in
           stream.request(["default", "ROOTCA"])
           let first = try #require(try await stream.next())
           let secrets = try first.secrets()
@@ -45,10 +48,12 @@ import Testing
     }
   }
 
-  @Test func anACKOrNACKIsNotAnsweredAndAStaleNonceIsIgnored() async throws {
+  @Test(arguments: TestTransport.allCases) func anACKOrNACKIsNotAnsweredAndAStaleNonceIsIgnored(
+    over transport: TestTransport
+  ) async throws {
     try await RunningAgent.with { running in
-      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-        try await SDSStream.with(client: client) { stream in
+      try await running.withClient(over: transport) { client in
+        try await client.withStream { stream in
           stream.request(["default"])
           let first = try #require(try await stream.next())
           stream.request(["default"], acknowledging: first)
@@ -77,14 +82,16 @@ import Testing
     }
   }
 
-  @Test func aReconnectingStreamGetsTheCurrentSecretsWhateverItCarries() async throws {
+  @Test(arguments: TestTransport.allCases) func aReconnectingStreamGetsTheCurrentSecretsWhateverItCarries(
+    over transport: TestTransport
+  ) async throws {
     try await RunningAgent.with { running in
-      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-        let version = try await SDSStream.with(client: client) { stream in
+      try await running.withClient(over: transport) { client in
+        let version = try await client.withStream { stream in
           stream.request(["default"])
           return try #require(try await stream.next())
         }
-        try await SDSStream.with(client: client) { stream in
+        try await client.withStream { stream in
           // As Envoy does after a reconnect: the last version and nonce of the old stream.
           stream.request(["default"], acknowledging: version)
           let response = try #require(try await stream.next())
@@ -94,10 +101,12 @@ import Testing
     }
   }
 
-  @Test func anUnknownNameEndsTheStreamWithAnErrorNamingTheKnownOnes() async throws {
+  @Test(arguments: TestTransport.allCases) func anUnknownNameEndsTheStreamWithAnErrorNamingTheKnownOnes(
+    over transport: TestTransport
+  ) async throws {
     try await RunningAgent.with { running in
-      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-        try await SDSStream.with(client: client) { stream in
+      try await running.withClient(over: transport) { client in
+        try await client.withStream { stream in
           stream.request(["default", "spiffe://elsewhere.example"])
           await #expect {
             _ = try await stream.next()
@@ -122,20 +131,16 @@ import Testing
     }
   }
 
-  @Test func aMalformedRequestIsRefusedAndTheAgentKeepsServing() async throws {
+  @Test(arguments: TestTransport.allCases) func aMalformedRequestIsRefusedAndTheAgentKeepsServing(
+    over transport: TestTransport
+  ) async throws {
     try await RunningAgent.with { running in
-      let transport = try HTTP2ClientTransport.Posix(
-        target: .unixDomainSocket(path: running.socketPath), transportSecurity: .plaintext)
-      try await withGRPCClient(transport: transport) { client in
+      try await running.withClient(over: transport) { client in
         let garbage: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x12]
-        await #expect(throws: RPCError.self) {
-          try await client.unary(
-            request: ClientRequest(message: garbage),
-            descriptor: Envoy_Service_Secret_V3_SecretDiscoveryService.Method.FetchSecrets.descriptor,
-            serializer: RawBytes(),
-            deserializer: RawBytes(),
-            options: CallOptions.defaults
-          ) { try $0.message }
+        await #expect {
+          _ = try await client.fetchSecrets(rawRequest: garbage)
+        } throws: { error in
+          (error as? RPCError)?.code == .invalidArgument
         }
       }
       let secrets = try await SDSClient.fetch(socketPath: running.socketPath, names: ["default", "ROOTCA"])
@@ -143,11 +148,13 @@ import Testing
     }
   }
 
-  @Test func aClientThatDisconnectsMidStreamLeavesNothingBehind() async throws {
+  @Test(arguments: TestTransport.allCases) func aClientThatDisconnectsMidStreamLeavesNothingBehind(
+    over transport: TestTransport
+  ) async throws {
     try await RunningAgent.with { running in
       for _ in 0..<3 {
-        try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-          try await SDSStream.with(client: client, closing: .abrupt) { stream in
+        try await running.withClient(over: transport) { client in
+          try await client.withStream(closing: .abrupt) { stream in
             stream.request(["default", "ROOTCA"])
             _ = try #require(try await stream.next())
           }
@@ -206,13 +213,6 @@ import Testing
       try await tasks.waitForAll()
     }
     #expect(!FileManager.default.fileExists(atPath: configuration.socketPath))
-  }
-}
-
-struct RawBytes: MessageSerializer, MessageDeserializer {
-  func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
-  func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
-    serializedMessageBytes.withUnsafeBytes { Array($0) }
   }
 }
 

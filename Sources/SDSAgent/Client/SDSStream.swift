@@ -66,8 +66,8 @@ public final class SDSStream: Sendable {
   }
 
   /// Opens a stream on `client`, runs `body`, then closes it.
-  public static func with<Result: Sendable>(
-    client: SDSClient.Client,
+  public static func with<Result: Sendable, Transport: ClientTransport>(
+    client: Envoy_Service_Secret_V3_SecretDiscoveryService.Client<Transport>,
     metadata: Metadata = [:],
     closing: Closing = .graceful,
     _ body: (SDSStream) async throws -> Result

@@ -3,8 +3,10 @@ import SDSAgentCore
 
 /// Hands each RPC's `CallerEvidence` (peer credentials set by `PeerCredentialsHandler`, and a
 /// forwarded token) to the handler through `ServerContext.transportSpecific`.
-struct CallerEvidenceInterceptor: ServerInterceptor {
-  func intercept<Input: Sendable, Output: Sendable>(
+public struct CallerEvidenceInterceptor: ServerInterceptor {
+  public init() {}
+
+  public func intercept<Input: Sendable, Output: Sendable>(
     request: StreamingServerRequest<Input>,
     context: ServerContext,
     next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>

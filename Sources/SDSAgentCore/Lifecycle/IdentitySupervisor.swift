@@ -85,7 +85,9 @@ public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible whe
       if case .failure(let error) = validity {
         self.logger.error(
           "could not issue a certificate",
-          metadata: ["identity": "\(identity)", "error": "\(error)", "serving": "\(assignment.cache.current.svid != nil)"])
+          metadata: [
+            "identity": "\(identity)", "error": "\(error)", "serving": "\(assignment.cache.current.svid != nil)",
+          ])
       }
       self.table.finish(
         identity, validity, credential: credential, retries: retries, now: self.now(), sample: self.random())

@@ -45,7 +45,8 @@ public final class IdentityTable: Sendable {
     let cache = SecretCache()
     var state = State(template: template, idleTimeout: idleTimeout)
     state.entries[identity] = Entry(
-      lifecycle: IdentityLifecycle(identity: identity, settings: template, credential: .agent, isPinned: true, now: now),
+      lifecycle: IdentityLifecycle(
+        identity: identity, settings: template, credential: .agent, isPinned: true, now: now),
       cache: cache
     )
     self.state = Mutex(state)

@@ -59,7 +59,8 @@ public final class CallerAdmission: SecretLeaseProvider {
     if isAgent, !caller.isVerified {
       throw CallerRefusal(.permissionDenied, "a forwarded token may not name the agent's own identity \(identity)")
     }
-    if !isAgent || attestor.mode != .agent, let (rate, wait) = self.limiter.take(.stream, for: identity, now: self.now())
+    if !isAgent || attestor.mode != .agent,
+      let (rate, wait) = self.limiter.take(.stream, for: identity, now: self.now())
     {
       throw CallerRefusal(
         .rateLimited, "\(identity) opened more than \(rate) streams; retry in \(DurationParser.format(wait))")

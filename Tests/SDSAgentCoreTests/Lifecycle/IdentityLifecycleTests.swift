@@ -70,7 +70,8 @@ import Testing
     _ = lifecycle.nextWork(now: self.t0, idleTimeout: self.idle)
     lifecycle.issued(self.validity(issuedAt: 0), credential: .agent, jitterSample: 0)
     #expect(lifecycle.nextWork(now: self.at(50), idleTimeout: self.idle) == .issue(.agent, retries: true))
-    lifecycle.issuanceFailed(CertificateAuthorityError(.unavailable, "down"), retries: true, now: self.at(50), sample: 1)
+    lifecycle.issuanceFailed(
+      CertificateAuthorityError(.unavailable, "down"), retries: true, now: self.at(50), sample: 1)
     #expect(lifecycle.nextWork(now: self.at(50), idleTimeout: self.idle) == nil)
     #expect(lifecycle.nextDeadline(idleTimeout: self.idle) == self.at(54))
   }
@@ -153,6 +154,7 @@ import Testing
     _ = lifecycle.nextWork(now: self.t0, idleTimeout: self.idle)
     lifecycle.issued(self.validity(issuedAt: 0), credential: .forwardedToken("fresh"), jitterSample: 0)
     #expect(lifecycle.credential == .forwardedToken("fresh"))
-    #expect(lifecycle.nextWork(now: self.at(50), idleTimeout: self.idle) == .issue(.forwardedToken("fresh"), retries: true))
+    #expect(
+      lifecycle.nextWork(now: self.at(50), idleTimeout: self.idle) == .issue(.forwardedToken("fresh"), retries: true))
   }
 }
