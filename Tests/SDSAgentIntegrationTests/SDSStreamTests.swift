@@ -82,6 +82,31 @@ import Testing
     }
   }
 
+  @Test func nacksAreCountedByAClosedSetOfReasonsAndTheirMessagesAreKeptShort() async throws {
+    try await RunningAgent.with { running in
+      try await running.withClient(over: .inProcess) { client in
+        try await client.withStream { stream in
+          stream.request(["default"])
+          var response = try #require(try await stream.next())
+          let messages =
+            (0..<50).map { "Failed to load private key number \($0)" } + [String(repeating: "x", count: 100_000)]
+          for (index, message) in messages.enumerated() {
+            stream.reject(response, names: ["default"], keptVersion: "", message: message)
+            await running.agent.counters.waitUntil { $0[.nacks] == index + 1 }
+            try await running.agent.rotate()
+            response = try #require(try await stream.next())
+          }
+          // The 100,000-character message was cut before /debug/streams kept it.
+          let kept = try #require(running.agent.streams.streams.first?.lastNackMessage)
+          #expect(kept.hasPrefix("xxx") && kept.count < 600)
+        }
+      }
+      let reasons = running.agent.counters.series.filter { $0.series.name == .nacks }.flatMap(\.series.labels)
+      #expect(Set(reasons.map(\.value)) == [NackReason.privateKey.rawValue, NackReason.other.rawValue])
+      #expect(running.agent.counters[.nacks] == 51)
+    }
+  }
+
   @Test(arguments: TestTransport.allCases) func aReconnectingStreamGetsTheCurrentSecretsWhateverItCarries(
     over transport: TestTransport
   ) async throws {

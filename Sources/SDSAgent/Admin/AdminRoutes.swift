@@ -24,8 +24,7 @@ struct AdminRoutes: Sendable {
     )
     switch (method, path) {
     case ("GET", "/metrics"):
-      let text = self.metrics.render(
-        openStreams: self.counters.openStreams, identities: self.identities.snapshot(), now: Date())
+      let text = self.metrics.render(counters: self.counters, identities: self.identities.snapshot(), now: Date())
       return Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
     case ("GET", "/healthz"):
       return Response(status: 200, contentType: "text/plain", body: "ok\n")

@@ -3,14 +3,16 @@ import Prometheus
 import SDSAgentCore
 import Synchronization
 
-/// The agent's metrics in a Prometheus registry (swift-prometheus), rendered by `/metrics`.
-/// Counters arrive through `AgentMetricsRecorder`; gauges are set at scrape time.
-public final class PrometheusMetrics: AgentMetricsRecorder {
+/// The agent's metrics as Prometheus text (swift-prometheus): the counts of `AgentCounters`,
+/// copied into the registry at scrape time, the issuance histogram, and gauges set at scrape time.
+public final class PrometheusMetrics: IssuanceRecorder {
   let registry = PrometheusCollectorRegistry()
   private let issuance: DurationHistogram
   private let issuanceFailures: DurationHistogram
   private let streamsOpen: Gauge
-  private let counters = Mutex([String: Counter]())
+  /// Serializes scrapes, which set the registry's counters from the counts; holds the expiry
+  /// gauge of each identity served.
+  private let scrape = Mutex([String: Gauge]())
 
   public init() {
     let buckets: [Duration] = [
@@ -25,30 +27,19 @@ public final class PrometheusMetrics: AgentMetricsRecorder {
       descriptor: issuance, labels: [("result", "failure")], buckets: buckets)
     self.streamsOpen = self.registry.makeGauge(
       descriptor: Self.descriptor("streams_open", unit: "", help: "SDS streams open now"))
-    // Unlabelled counters exist from the start, so a scrape shows 0 rather than nothing.
-    for name in AgentCounters.Name.allCases where name != .nacks && name != .issuanceFailures && name != .callersRefused
-    {
-      self.increment(name, by: 0, labels: [])
-    }
   }
 
   static func descriptor(_ name: String, unit: String, help: String) -> MetricNameDescriptor {
     MetricNameDescriptor(namespace: "sds_agent", metricName: name, unitName: unit, helpText: help)
   }
 
-  public func increment(_ name: AgentCounters.Name, by amount: Int, labels: [(String, String)]) {
-    let key = name.rawValue + labels.map { "|\($0.0)=\($0.1)" }.joined()
-    let counter = self.counters.withLock { counters in
-      if let counter = counters[key] { return counter }
-      let counter = self.registry.makeCounter(
-        descriptor: Self.descriptor(
-          name.rawValue, unit: "total", help: "Count of \(name.rawValue.replacingOccurrences(of: "_", with: " "))"),
-        labels: labels
-      )
-      counters[key] = counter
-      return counter
-    }
-    counter.increment(by: Int64(amount))
+  /// The registry's counter for `series`.
+  private func counter(_ name: AgentCounters.Name, labels: [(String, String)]) -> Counter {
+    self.registry.makeCounter(
+      descriptor: Self.descriptor(
+        name.rawValue, unit: "total", help: "Count of \(name.rawValue.replacingOccurrences(of: "_", with: " "))"),
+      labels: labels
+    )
   }
 
   public func recordIssuance(duration: Duration, succeeded: Bool) {
@@ -56,17 +47,51 @@ public final class PrometheusMetrics: AgentMetricsRecorder {
   }
 
   /// The text exposition, with the gauges brought up to date.
-  public func render(openStreams: Int, identities: [IdentitySnapshot], now: Date) -> String {
-    self.streamsOpen.set(Double(openStreams))
-    for svid in identities.compactMap(\.served.svid) {
-      self.registry.makeGauge(
-        descriptor: Self.descriptor(
-          "certificate_expiry", unit: "seconds", help: "Seconds until the served certificate expires"),
-        labels: [("identity", svid.identity.description)]
-      ).set(svid.notAfter.timeIntervalSince(now))
+  public func render(counters: AgentCounters, identities: [IdentitySnapshot], now: Date) -> String {
+    self.scrape.withLock { expiryGauges in
+      self.copyCounts(from: counters)
+      self.streamsOpen.set(Double(counters.openStreams))
+      var current: [String: Gauge] = [:]
+      for svid in identities.compactMap(\.served.svid) {
+        let identity = svid.identity.description
+        let gauge =
+          expiryGauges[identity]
+          ?? self.registry.makeGauge(descriptor: Self.expiry, labels: [("identity", identity)])
+        gauge.set(svid.notAfter.timeIntervalSince(now))
+        current[identity] = gauge
+      }
+      // An identity that is gone (evicted, expired) leaves the exposition with it.
+      for (identity, gauge) in expiryGauges where current[identity] == nil {
+        self.registry.unregisterGauge(gauge)
+      }
+      expiryGauges = current
+      var buffer: [UInt8] = []
+      self.registry.emit(into: &buffer)
+      return String(decoding: buffer, as: UTF8.self)
     }
-    var buffer: [UInt8] = []
-    self.registry.emit(into: &buffer)
-    return String(decoding: buffer, as: UTF8.self)
   }
+
+  static var expiry: MetricNameDescriptor {
+    self.descriptor("certificate_expiry", unit: "seconds", help: "Seconds until the served certificate expires")
+  }
+
+  /// Sets the registry's counters to the counts. Unlabelled counters exist from the start, so a
+  /// scrape shows 0 rather than nothing.
+  private func copyCounts(from counters: AgentCounters) {
+    var values: [AgentCounters.Series: Int] = [:]
+    for name in AgentCounters.Name.allCases where !Self.labelled.contains(name) {
+      values[AgentCounters.Series(name: name, labels: [])] = 0
+    }
+    for (series, value) in counters.series {
+      values[series] = value
+    }
+    for (series, value) in values {
+      let counter = self.counter(series.name, labels: series.labels.map { ($0.name, $0.value) })
+      counter.reset()
+      counter.increment(by: Int64(value))
+    }
+  }
+
+  /// Counters that only exist with labels.
+  static let labelled: Set<AgentCounters.Name> = [.nacks, .issuanceFailures, .callersRefused]
 }

@@ -82,15 +82,13 @@ public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible whe
         let svid = issued.certifiedKey
         return .success(.init(serial: svid.leaf.serialHex, issuedAt: svid.issuedAt, notAfter: svid.notAfter))
       }
+      let now = self.now()
+      let lifecycle = self.table.finish(
+        identity, validity, credential: credential, retries: retries, now: now, sample: self.random())
       if case .failure(let error) = validity {
-        self.logger.error(
-          "could not issue a certificate",
-          metadata: [
-            "identity": "\(identity)", "error": "\(error)", "serving": "\(assignment.cache.current.svid != nil)",
-          ])
+        self.logFailure(
+          error, of: identity, served: assignment.cache.current.svid, retryAt: lifecycle?.retryAt, now: now)
       }
-      self.table.finish(
-        identity, validity, credential: credential, retries: retries, now: self.now(), sample: self.random())
     case .withdraw(let serial):
       assignment.cache.withdrawSVID()
       self.counters.increment(.svidsWithdrawn)
@@ -99,6 +97,24 @@ public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible whe
         metadata: ["identity": "\(identity)", "serial": "\(serial)"])
     case .evict:
       self.logger.info("dropped an idle workload identity", metadata: ["identity": "\(identity)"])
+    }
+  }
+
+  private func logFailure(
+    _ error: CertificateAuthorityError, of identity: SPIFFEID, served: CertifiedKey?, retryAt: Date?, now: Date
+  ) {
+    var metadata: Logger.Metadata = ["identity": "\(identity)", "error": "\(error)"]
+    if let retryAt {
+      metadata["retry_in"] = "\(Duration.seconds(max(0, retryAt.timeIntervalSince(now))))"
+    }
+    if let served, served.isValid(at: now) {
+      metadata["serial"] = "\(served.leaf.serialHex)"
+      metadata["expires"] = "\(served.notAfter.formatted(.iso8601))"
+      self.logger.error("could not renew the certificate; still serving the current one", metadata: metadata)
+    } else {
+      self.logger.error(
+        retryAt == nil ? "could not issue a certificate" : "could not issue a certificate; retrying", metadata: metadata
+      )
     }
   }
 

@@ -226,7 +226,9 @@ public final class IdentityTable: Sendable {
     }
   }
 
-  /// Records the outcome of an issuance the supervisor started, and wakes its waiters.
+  /// Records the outcome of an issuance the supervisor started, wakes its waiters, and returns
+  /// the identity's lifecycle after it (`nil` if the identity is gone).
+  @discardableResult
   func finish(
     _ identity: SPIFFEID,
     _ result: Result<IdentityLifecycle.Validity, CertificateAuthorityError>,
@@ -234,9 +236,9 @@ public final class IdentityTable: Sendable {
     retries: Bool,
     now: Date,
     sample: Double
-  ) {
-    let waiters = self.state.withLock { state -> [Waiter] in
-      guard var entry = state.entries[identity] else { return [] }
+  ) -> IdentityLifecycle? {
+    let (waiters, lifecycle) = self.state.withLock { state -> ([Waiter], IdentityLifecycle?) in
+      guard var entry = state.entries[identity] else { return ([], nil) }
       switch result {
       case .success(let validity):
         entry.lifecycle.issued(validity, credential: credential, jitterSample: sample * 2 - 1)
@@ -249,11 +251,12 @@ public final class IdentityTable: Sendable {
       let waiters = Array(entry.waiters.values)
       entry.waiters = [:]
       state.entries[identity] = entry
-      return waiters
+      return (waiters, entry.lifecycle)
     }
     let outcome = result.map { _ in () }
     waiters.forEach { $0.resume(outcome) }
     self.wake.signal()
+    return lifecycle
   }
 
   /// Refuses every waiting and future request: the supervisor has stopped.

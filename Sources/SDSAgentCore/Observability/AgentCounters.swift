@@ -1,6 +1,7 @@
 import Synchronization
 
-/// Counters of what the agent did, for logs, tests and metrics.
+/// The one place the agent's counts live, each by name and a small, closed set of labels.
+/// `/metrics` renders them, `/debug` and tests read them; no other copy of a count exists.
 public final class AgentCounters: Sendable {
   public enum Name: String, Sendable, CaseIterable {
     case streamsOpened = "streams_opened"
@@ -17,35 +18,61 @@ public final class AgentCounters: Sendable {
     case callersRefused = "callers_refused"
   }
 
+  /// One counted series: a name and its labels, in a stable order.
+  public struct Series: Hashable, Sendable {
+    public let name: Name
+    public let labels: [Label]
+
+    public struct Label: Hashable, Sendable {
+      public let name: String
+      public let value: String
+    }
+
+    public init(name: Name, labels: [Label] = []) {
+      self.name = name
+      self.labels = labels
+    }
+  }
+
   private struct State {
-    var values: [Name: Int] = [:]
+    var values: [Series: Int] = [:]
     var watchers: [Int: AsyncStream<Void>.Continuation] = [:]
     var nextWatcher = 0
   }
 
   private let state = Mutex(State())
-  private let recorder: (any AgentMetricsRecorder)?
+  private let recorder: (any IssuanceRecorder)?
 
-  public init(recorder: (any AgentMetricsRecorder)? = nil) {
+  /// - Parameter recorder: where issuance durations go (a histogram), if anywhere.
+  public init(recorder: (any IssuanceRecorder)? = nil) {
     self.recorder = recorder
   }
 
-  /// Counts `name`; `labels` (such as a NACK's reason) go to the metrics recorder only.
+  /// Counts `name` in the series of `labels`. Label values must come from a closed set (codes,
+  /// reasons, resource types), never from a client's text.
   public func increment(_ name: Name, by amount: Int = 1, labels: [(String, String)] = []) {
-    self.recorder?.increment(name, by: amount, labels: labels)
+    let series = Series(name: name, labels: labels.map { Series.Label(name: $0.0, value: $0.1) })
     let watchers = self.state.withLock { state in
-      state.values[name, default: 0] += amount
+      state.values[series, default: 0] += amount
       return state.watchers.isEmpty ? [] : Array(state.watchers.values)
     }
     watchers.forEach { $0.yield() }
   }
 
+  /// The total of `name` over all its labels.
   public subscript(_ name: Name) -> Int {
-    self.state.withLock { $0.values[name, default: 0] }
+    self.state.withLock { state in
+      state.values.reduce(0) { $1.key.name == name ? $0 + $1.value : $0 }
+    }
+  }
+
+  /// Every series counted so far, with its value.
+  public var series: [(series: Series, value: Int)] {
+    self.state.withLock { state in state.values.map { ($0.key, $0.value) } }
   }
 
   public var openStreams: Int {
-    self.state.withLock { $0.values[.streamsOpened, default: 0] - $0.values[.streamsClosed, default: 0] }
+    self[.streamsOpened] - self[.streamsClosed]
   }
 
   /// Records how long obtaining a certificate took.
@@ -70,8 +97,7 @@ public final class AgentCounters: Sendable {
   }
 }
 
-/// Where counters go besides memory: the Prometheus registry of the admin endpoint.
-public protocol AgentMetricsRecorder: Sendable {
-  func increment(_ name: AgentCounters.Name, by amount: Int, labels: [(String, String)])
+/// Where issuance durations go: the histogram of the admin endpoint.
+public protocol IssuanceRecorder: Sendable {
   func recordIssuance(duration: Duration, succeeded: Bool)
 }

@@ -198,14 +198,17 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       self.counters.increment(.acks)
       logger.debug("SDS response acknowledged", metadata: ["version": "\(version)"])
     case .nack(let version, let nonce, let message):
+      let kept = BoundedText(message, limit: NackReason.keptLength).description
       self.registry.update(streamID) {
-        $0.lastNackedNonce = nonce
-        $0.lastNackMessage = message
+        $0.lastNackedNonce = String(nonce.prefix(NackReason.keptLength))
+        $0.lastNackMessage = kept
       }
-      self.counters.increment(.nacks, labels: [("reason", String(message.prefix(80)))])
+      self.counters.increment(.nacks, labels: [("reason", NackReason(envoyMessage: message).rawValue)])
       logger.warning(
         "Envoy rejected an SDS response",
-        metadata: ["nonce": "\(nonce)", "kept_version": "\(version)", "envoy_error": "\(message)"]
+        metadata: [
+          "nonce": "\(BoundedText(nonce))", "kept_version": "\(BoundedText(version))", "envoy_error": "\(kept)",
+        ]
       )
     case .stale(let nonce):
       self.counters.increment(.staleRequests)
