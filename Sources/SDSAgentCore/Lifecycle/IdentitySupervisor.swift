@@ -13,11 +13,15 @@ public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible whe
   private let clock: C
   private let now: @Sendable () -> Date
   private let random: @Sendable () -> Double
+  private let wallClockCheck: Duration?
   private let logger: Logger
 
   /// - Parameters:
   ///   - now: wall-clock time, which certificates are about; `clock` measures the waits.
   ///   - random: a sample in `0...1` for jitter and backoff.
+  ///   - wallClockCheck: how often the table is looked at even when no deadline is due, so that a
+  ///     wall clock that jumped (a suspend and resume, a clock step) is noticed: `clock` measures
+  ///     the waits, but certificates expire by the wall clock.
   public init(
     table: IdentityTable,
     authority: any CertificateAuthority,
@@ -25,6 +29,7 @@ public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible whe
     clock: C,
     now: @escaping @Sendable () -> Date,
     random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
+    wallClockCheck: Duration? = IdentitySupervisor.defaultWallClockCheck,
     logger: Logger
   ) {
     self.table = table
@@ -33,14 +38,20 @@ public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible whe
     self.clock = clock
     self.now = now
     self.random = random
+    self.wallClockCheck = wallClockCheck
     self.logger = logger
   }
 
   public var description: String { "IdentitySupervisor" }
 
+  /// How often the wall clock is checked by default.
+  public static var defaultWallClockCheck: Duration { .seconds(30) }
+
   public func run() async {
-    let timer = DeadlineTimer(clock: self.clock, wake: self.table.wake) { [table, clock, now] in
-      table.nextDeadline().map { clock.now.advanced(by: .seconds($0.timeIntervalSince(now()))) }
+    let timer = DeadlineTimer(clock: self.clock, wake: self.table.wake) { [table, clock, now, wallClockCheck] in
+      let due = table.nextDeadline().map { Duration.seconds(max(-1, $0.timeIntervalSince(now()))) }
+      let wait = [due, wallClockCheck].compactMap { $0 }.min()
+      return wait.map { clock.now.advanced(by: $0) }
     }
     // The timer reads the deadline lazily, after the work of the previous tick was taken, so it
     // is iterated directly (no merged sequence that would read ahead) and cancelled on shutdown.

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SDSAgentCore
 import SDSAgentTestSupport
+import Synchronization
 import Testing
 
 /// The supervisor driven by a manual clock: renewals, retries, expiry, idle eviction and reload
@@ -27,7 +28,7 @@ import Testing
       pinned: Fixtures.identity, template: Self.settings(ttl: ttl), idleTimeout: idleTimeout, now: clock.date)
     return IdentitySupervisor(
       table: table, authority: self.authority, counters: self.counters, clock: clock, now: { clock.date },
-      random: { 1 }, logger: Logger(label: "test"))
+      random: { 1 }, wallClockCheck: nil, logger: Logger(label: "test"))
   }
 
   /// Runs the supervisor for the duration of `body`, then cancels it.
@@ -103,6 +104,33 @@ import Testing
       await self.clock.sleeper(until: .seconds(14))
       self.clock.advance(by: .seconds(4))
       await cache.waitUntil { $0.svid != nil }
+    }
+  }
+
+  @Test(arguments: [(60.0, false), (200.0, true)])
+  func aWallClockThatJumpsIsNoticedAtTheNextCheck(jump: Double, expired: Bool) async throws {
+    // The monotonic clock does not see a suspend or a clock step; the wall clock does.
+    let skew = Mutex(0.0)
+    let clock = self.clock
+    let table = IdentityTable(
+      pinned: Fixtures.identity, template: Self.settings(ttl: .seconds(100)), idleTimeout: .seconds(600),
+      now: clock.date)
+    let supervisor = IdentitySupervisor(
+      table: table, authority: self.authority, counters: self.counters, clock: clock,
+      now: { clock.date.addingTimeInterval(skew.withLock { $0 }) }, random: { 1 }, wallClockCheck: .seconds(30),
+      logger: Logger(label: "test"))
+    try await supervisor.performDueWork(for: Fixtures.identity)
+    let first = try #require(table.pinnedCache.current.svid)
+    try await self.running(supervisor) {
+      // The check at 30 s comes before the renewal at 50 s.
+      await clock.sleeper(until: .seconds(30))
+      skew.withLock { $0 = jump }
+      clock.advance(by: .seconds(30))
+      await table.pinnedCache.waitUntil { ($0.svid?.leaf.serialNumber).map { $0 != first.leaf.serialNumber } ?? false }
+      let renewed = try #require(table.pinnedCache.current.svid)
+      #expect(renewed.isValid(at: clock.date.addingTimeInterval(jump)))
+      // Past its notAfter the old certificate was withdrawn first; before it, only renewed.
+      #expect(self.counters[.svidsWithdrawn] == (expired ? 1 : 0))
     }
   }
 
