@@ -286,6 +286,69 @@ def test_notify_ready_watchdog_reload_stop(start):
         notify.close()
 
 
+class _SilentSocket:
+    """A listening Unix socket that never answers: the kernel completes connections into its
+    backlog, so a client connects and then waits in vain, as with a hung server."""
+
+    def __init__(self, path: Path):
+        import socket
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(64)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_watchdog_pings_stop_while_the_sds_socket_does_not_answer(start):
+    """WATCHDOG=1 must depend on the agent answering on its own socket path. The fault is real for
+    every client: the path is handed to a socket that accepts and never answers (the agent's own
+    listener is moved aside, so it is unharmed and can be put back). Pings must flow before, stop
+    during, and resume after."""
+    d = short_dir()
+    notify = NotifyReceiver(d)
+    silent = None
+    try:
+        agent = start("agent", admin=None, directory=d, env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"})
+        withheld = "withholding the watchdog ping"  # logged on each failed self-check
+        # control: pings flow while the socket answers
+        idx, _ = notify.wait_for(has("WATCHDOG", "1"), 15, what="WATCHDOG=1 before the fault")
+        notify.wait_for(has("WATCHDOG", "1"), 15, start=idx + 1, what="a second WATCHDOG=1 before the fault")
+
+        moved = d / "sds.sock.real"
+        os.rename(agent.socket_path, moved)
+        silent = _SilentSocket(agent.socket_path)
+        mark, n = len(agent.log_lines()), len(notify.snapshot())
+        # Every datagram for three WATCHDOG_USEC periods: at most one ping, from a self-check that
+        # had connected before the swap; an agent pinging regardless would send about six.
+        pings, i, deadline = [], n, time.monotonic() + 3 * 2.0
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                i, m = notify.wait_for(has("WATCHDOG", "1"), remaining, start=i, what="WATCHDOG=1")
+            except AssertionError:
+                break
+            pings.append(m.raw)
+            i += 1
+        print(f"watchdog with a silent socket at {agent.socket_path}: {len(pings)} ping(s) in 6 s")
+        assert len(pings) <= 1, f"WATCHDOG=1 kept coming while the SDS socket did not answer: {pings}"
+        # ... because the self-check failed, not because the agent stalled
+        first, _ = agent.wait_log(withheld, 10, start=mark, what="a withheld watchdog ping")
+        agent.wait_log(withheld, 10, start=first + 1, what="a second withheld watchdog ping")
+        assert agent.alive()
+
+        # put the real socket back: the pings resume
+        silent.close()
+        silent = None
+        os.replace(moved, agent.socket_path)
+        n = len(notify.snapshot())
+        notify.wait_for(has("WATCHDOG", "1"), 15, start=n, what="WATCHDOG=1 after the socket answers again")
+    finally:
+        if silent is not None:
+            silent.close()
+        notify.close()
+
+
 def test_no_watchdog_for_another_pid(start):
     """WATCHDOG_PID names another process: the agent must not send WATCHDOG=1 (silence window)."""
     d = short_dir()
