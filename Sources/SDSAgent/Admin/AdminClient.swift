@@ -13,7 +13,8 @@ public enum AdminClient {
 
   private typealias Connection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
 
-  /// One request on a fresh connection; `timeout` bounds the connection and the exchange alike.
+  /// One request on a fresh connection; `timeout` bounds the connection attempt and, separately,
+  /// the exchange.
   public static func request(
     _ method: String,
     _ path: String,
