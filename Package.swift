@@ -9,7 +9,6 @@ let strictSettings: [SwiftSetting] = [
 
 let package = Package(
   name: "sds-agent",
-  platforms: [.macOS(.v15)],
   products: [
     .executable(name: "sds-agent", targets: ["sds-agent"]),
     .library(name: "SDSAgentCore", targets: ["SDSAgentCore"]),

@@ -8,6 +8,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from concurrent import futures
 
 import grpc
@@ -20,6 +21,12 @@ def main() -> None:
     parser.add_argument("--response", required=True)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
+    # A parent's worker thread may have started us with these blocked (the mask is inherited):
+    # unblock them, or SIGTERM would stay pending forever.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     response = open(args.response, "rb").read()
 
     def fetch(request: discovery_pb2.DiscoveryRequest, context) -> bytes:
@@ -42,8 +49,8 @@ def main() -> None:
     server.add_insecure_port(f"unix:{args.socket}")
     server.start()
     print("serving", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: server.stop(0))
-    server.wait_for_termination()
+    stop.wait()  # signal handlers run on this, the main, thread
+    server.stop(0).wait()
     sys.exit(0)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proves the committed generated code matches the .proto files: regenerates into a temporary
-# folder and diffs. Needs protoc and builds the plugins (not run in CI, which only compiles the
-# committed code).
+# folder and diffs. Needs protoc (Debian's protobuf-compiler) and builds the plugins from the
+# package's dependencies; ./dev/test runs it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"

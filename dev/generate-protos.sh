@@ -15,17 +15,18 @@ bin=$(swift build --show-bin-path)
 
 files=$(cd "$protos" && find . -name '*.proto' | sed 's|^\./||' | sort)
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 find "$out" -maxdepth 1 \( -name '*.pb.swift' -o -name '*.grpc.swift' \) -delete
 # google/protobuf/*.proto come from protoc's own include directory.
 (cd "$protos" && protoc \
   --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
   --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
-  --swift_out="$here/$out" \
+  --swift_out="$out" \
   -I . $files)
 services=$(cd "$protos" && grep -l '^service ' $files)
 (cd "$protos" && protoc \
   --plugin=protoc-gen-grpc-swift="$bin/protoc-gen-grpc-swift-2" \
   --grpc-swift_opt=Visibility=Public,FileNaming=PathToUnderscores,Server=true,Client=true \
-  --grpc-swift_out="$here/$out" \
+  --grpc-swift_out="$out" \
   -I . $services)
 echo "generated into $out:"; ls "$out" | grep -E '\.(pb|grpc)\.swift$'

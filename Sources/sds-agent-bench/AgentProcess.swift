@@ -3,26 +3,24 @@ import SDSAgent
 
 /// An sds-agent child process on a temporary socket, with an admin endpoint.
 final class AgentProcess {
-  let process = Process()
+  let child: ChildProcess
   let directory: String
   let socketPath: String
   let adminPath: String
 
-  init(binary: String, directory: String, extraArguments: [String] = []) throws {
+  init(binary: String, directory: String, extraArguments: [String] = [], in children: ChildProcesses) throws {
     self.directory = directory
     self.socketPath = directory + "/sds.sock"
     self.adminPath = directory + "/admin.sock"
-    self.process.executableURL = URL(fileURLWithPath: binary)
-    self.process.arguments =
+    let arguments =
       [
         "run", "--socket", self.socketPath, "--state-dir", directory + "/state", "--admin", "unix:" + self.adminPath,
         "--log-level", "error",
       ] + extraArguments
-    self.process.standardOutput = FileHandle.nullDevice
-    try self.process.run()
+    self.child = try ChildProcess(binary, arguments, in: children)
   }
 
-  var pid: Int32 { self.process.processIdentifier }
+  var pid: Int32 { self.child.pid }
 
   /// Resident set size in KiB, from /proc.
   var residentKiB: Int {
@@ -38,18 +36,23 @@ final class AgentProcess {
       if (try? await SDSClient.fetch(socketPath: self.socketPath, names: ["default"])) != nil {
         return ContinuousClock.now - started
       }
+      guard self.child.process.isRunning else {
+        throw BenchError("the agent exited with status \(self.child.process.terminationStatus) before serving")
+      }
       await Task.yield()
     }
     throw BenchError("the agent did not serve within \(limit)")
   }
 
-  func stop() {
-    self.process.terminate()
-    self.process.waitUntilExit()
+  func stop() async {
+    await self.child.stop()
   }
 
+  /// A fresh directory under `$TMPDIR` (default /tmp), so a caller can tell this run's processes
+  /// by their arguments.
   static func temporaryDirectory() throws -> String {
-    let path = "/tmp/sds-bench-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    let root = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    let path = root + "/sds-bench-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
   }

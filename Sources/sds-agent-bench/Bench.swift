@@ -16,6 +16,7 @@ struct Bench {
   let agentBinary: String
   let python: String?
   let measureSeconds: Double
+  let children: ChildProcesses
 
   static func machineDescription() -> String {
     let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
@@ -32,15 +33,15 @@ struct Bench {
   func startup(runs: Int) async throws -> [String] {
     let directory = try AgentProcess.temporaryDirectory()
     // A first run creates the CA; the timed runs start warm, as a restarted agent does.
-    let first = try AgentProcess(binary: self.agentBinary, directory: directory)
+    let first = try AgentProcess(binary: self.agentBinary, directory: directory, in: self.children)
     _ = try await first.waitUntilServing(since: .now)
-    first.stop()
+    await first.stop()
     var times: [Duration] = []
     for _ in 0..<runs {
       let started = ContinuousClock.now
-      let agent = try AgentProcess(binary: self.agentBinary, directory: directory)
+      let agent = try AgentProcess(binary: self.agentBinary, directory: directory, in: self.children)
       times.append(try await agent.waitUntilServing(since: started))
-      agent.stop()
+      await agent.stop()
     }
     times.sort()
     return ["\(runs)", Self.ms(times.first!), Self.ms(times[times.count / 2]), Self.ms(times.last!)]
@@ -49,8 +50,8 @@ struct Bench {
   // MARK: Streams and fan-out
 
   func streamsAndFanOut(count: Int, perConnection: Int) async throws -> (streams: [String], fanOut: [String]) {
-    let agent = try AgentProcess(binary: self.agentBinary, directory: try AgentProcess.temporaryDirectory())
-    defer { agent.stop() }
+    let agent = try AgentProcess(
+      binary: self.agentBinary, directory: try AgentProcess.temporaryDirectory(), in: self.children)
     _ = try await agent.waitUntilServing(since: .now)
     let before = agent.residentKiB
     let connections = (count + perConnection - 1) / perConnection
@@ -60,7 +61,7 @@ struct Bench {
 
     let socketPath = agent.socketPath
     let adminPath = agent.adminPath
-    return try await withThrowingTaskGroup(of: Void.self) { group in
+    let result = try await withThrowingTaskGroup(of: Void.self) { group in
       let started = ContinuousClock.now
       for size in sizes {
         group.addTask { try await Self.openStreams(size, socketPath: socketPath, tracker: tracker) }
@@ -89,6 +90,8 @@ struct Bench {
         ]
       )
     }
+    await agent.stop()
+    return result
   }
 
   private static func openStreams(_ count: Int, socketPath: String, tracker: StreamTracker) async throws {
@@ -198,11 +201,9 @@ struct Bench {
 
   func fetchThroughput(concurrency levels: [Int]) async throws -> [[String]] {
     let directory = try AgentProcess.temporaryDirectory()
-    let agent = try AgentProcess(binary: self.agentBinary, directory: directory)
-    defer { agent.stop() }
+    let agent = try AgentProcess(binary: self.agentBinary, directory: directory, in: self.children)
     _ = try await agent.waitUntilServing(since: .now)
     let baseline = try await self.startBaseline(copying: agent.socketPath, in: directory)
-    defer { baseline?.terminate() }
     var rows: [[String]] = []
     for level in levels {
       let agentRate = try await self.fetchRate(socketPath: agent.socketPath, concurrency: level)
@@ -216,6 +217,8 @@ struct Bench {
         rows.append(["\(level)", String(format: "%.0f", agentRate), "(no --python)", "-"])
       }
     }
+    await baseline?.stop()
+    await agent.stop()
     return rows
   }
 
@@ -248,7 +251,7 @@ struct Bench {
   }
 
   /// The grpcio baseline answers FetchSecrets with the agent's own response bytes.
-  private func startBaseline(copying socketPath: String, in directory: String) async throws -> Process? {
+  private func startBaseline(copying socketPath: String, in directory: String) async throws -> ChildProcess? {
     guard let python = self.python else { return nil }
     let response = try await SDSClient.withConnection(socketPath: socketPath) { client in
       var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
@@ -260,15 +263,16 @@ struct Bench {
     try Data(try response.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: responseFile))
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("Benchmarks/baseline_sds_server.py").path
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: python)
-    process.arguments = [script, "--socket", directory + "/baseline.sock", "--response", responseFile]
     let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    // The script prints one line once it serves.
-    _ = pipe.fileHandleForReading.availableData
-    return process
+    let baseline = try ChildProcess(
+      python, [script, "--socket", directory + "/baseline.sock", "--response", responseFile], standardOutput: pipe,
+      in: self.children)
+    // The script prints one line once it serves (or closes its output when it fails).
+    guard !pipe.fileHandleForReading.availableData.isEmpty else {
+      await baseline.stop()
+      throw BenchError("the baseline server \(script) exited before serving")
+    }
+    return baseline
   }
 
   // MARK: Formatting

@@ -38,10 +38,23 @@ struct BenchCommand: AsyncParsableCommand {
   var smoke = false
 
   func run() async throws {
+    let children = ChildProcesses()
+    let signalSources = children.stopAllOnSignals()
+    defer { signalSources.forEach { $0.cancel() } }
+    do {
+      try await self.measure(children: children)
+    } catch {
+      await children.stopAll()
+      throw error
+    }
+    await children.stopAll()
+  }
+
+  private func measure(children: ChildProcesses) async throws {
     let streamCounts = self.smoke ? [200] : self.streams.split(separator: ",").compactMap { Int($0) }
     let concurrency = self.smoke ? [1, 8] : self.fetchConcurrency.split(separator: ",").compactMap { Int($0) }
     let seconds = self.smoke ? 0.5 : self.seconds
-    let bench = Bench(agentBinary: self.agent, python: self.python, measureSeconds: seconds)
+    let bench = Bench(agentBinary: self.agent, python: self.python, measureSeconds: seconds, children: children)
     var report = Report()
     report.section("Machine", Bench.machineDescription())
     let phases = Set(self.phases.split(separator: ",").map(String.init))

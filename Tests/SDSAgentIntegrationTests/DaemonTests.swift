@@ -77,13 +77,7 @@ import Testing
     let path = TemporaryDirectory.make() + "/notify.sock"
     let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
     defer { close(fd) }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
-    let bound = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    #expect(bound == 0)
+    #expect(try UnixSocketAddress(path: path).bind(fd) == 0)
     let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": path])
     notifier.ready(status: "serving")
     var buffer = [UInt8](repeating: 0, count: 512)

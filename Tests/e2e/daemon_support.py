@@ -1,8 +1,8 @@
-"""Helpers for the daemon end-to-end tests (test_daemon.py): the agent as a process with its own
-environment, an sd_notify receiver, an independent SDS client (grpcio + xds-protos), an admin
-endpoint client (TCP loopback or Unix socket) and Prometheus text parsing.
+"""Helpers for the daemon end-to-end tests (test_daemon.py): the agent's command line and a clean
+environment for it, an sd_notify receiver, an independent SDS client (grpcio + xds-protos), an
+admin endpoint client (TCP loopback or Unix socket) and Prometheus text parsing.
 
-The process wrapper is conftest's `ManagedProcess`, with a clean environment and stop bookkeeping.
+The processes themselves are conftest's (`Agent`, `ManagedProcess`, `ProcessRegistry`).
 """
 
 from __future__ import annotations
@@ -10,21 +10,17 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conftest import SECRET_TYPE_URL, ManagedProcess, StreamCall, agent_bin
+from conftest import AGENT_START_TIMEOUT as START_TIMEOUT
+from conftest import SECRET_TYPE_URL, StreamCall, agent_bin
 
-START_TIMEOUT = 60.0  # first start generates a CA; the machine may be busy building
-STOP_BOUND = 10.0  # the agent's documented graceful-shutdown bound
 RESPONSE_TIMEOUT = 15.0
-SERVING_PREFIX = "sds-agent: serving SDS on "
 
 # Variables a parent (a systemd service, a CI runner) could leak into the agent's environment and
 # that change what it does; every agent started here gets exactly the ones a test asks for.
@@ -45,110 +41,7 @@ def short_dir(prefix: str = "sdsd-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
-# --------------------------------------------------------------------------- processes
-
-
-class Daemon(ManagedProcess):
-    """A child process (the agent, or systemd-socket-activate exec'ing it) with stdout lines
-    captured by a thread and stderr in a file that tests poll."""
-
-    def __init__(self, name: str, argv: list, log_dir: Path, env: dict[str, str] | None = None):
-        super().__init__(name, argv, log_dir, capture_stdout=True, env=env if env is not None else clean_env())
-        self.log_dir = log_dir
-        self.stopped_on_purpose = False
-
-    def banner(self, timeout: float = START_TIMEOUT) -> str:
-        """The first stdout line, which must be the 'serving SDS on' banner."""
-        idx = self.wait_for_line(lambda l: l.startswith(SERVING_PREFIX), timeout)
-        assert idx == 0, f"'{SERVING_PREFIX}' is not the first stdout line: {self.stdout_lines()[:idx + 1]}"
-        return self.stdout_lines()[0]
-
-    # stderr (the log)
-    def log_lines(self) -> list[str]:
-        try:
-            return self.stderr_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return []
-
-    def wait_log(self, predicate, timeout: float, start: int = 0, what: str = "expected log line") -> tuple[int, str]:
-        match = predicate if callable(predicate) else (lambda line: predicate in line)
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.log_lines()
-            for i in range(start, len(lines)):
-                if match(lines[i]):
-                    return i, lines[i]
-            if self.proc.poll() is not None:
-                # one last read: the line may have been written just before exiting
-                lines = self.log_lines()
-                for i in range(start, len(lines)):
-                    if match(lines[i]):
-                        return i, lines[i]
-                raise AssertionError(f"{self.name} exited ({self.proc.returncode}) before {what}\n{self.tail()}")
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"{self.name}: {what} not seen within {timeout:.0f}s\n{self.tail()}")
-            time.sleep(0.05)
-
-    # lifecycle
-    def signal(self, sig: int) -> None:
-        assert self.alive(), f"{self.name} already exited with {self.proc.returncode}\n{self.tail()}"
-        self.proc.send_signal(sig)
-
-    def terminate_and_time(self, timeout: float = 30.0) -> tuple[int, float]:
-        """SIGTERM; (exit code, seconds until exit). Kills it (and fails) past `timeout`."""
-        self.stopped_on_purpose = True
-        t0 = time.monotonic()
-        self.signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"{self.name} still running {timeout:.0f}s after SIGTERM\n{self.tail()}") from None
-        elapsed = time.monotonic() - t0
-        self._finish()
-        return code, elapsed
-
-    def wait_exit(self, timeout: float) -> int:
-        self.stopped_on_purpose = True
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.name} did not exit within {timeout:.0f}s\n{self.tail()}") from None
-        self._finish()
-        return code
-
-    def stop(self, timeout: float = STOP_BOUND) -> bool:
-        return super().stop(timeout)
-
-    def _finish(self) -> None:
-        self.exit_code = self.proc.returncode
-        self._reader.join(5)
-        if not self._stderr.closed:
-            self._stderr.close()
-
-
-class DaemonRegistry:
-    """Every process of a test; teardown stops what is still running and reports agents that
-    died on their own or ignored SIGTERM. `procs` is what conftest's report hook reads."""
-
-    def __init__(self):
-        self.procs: list[Daemon] = []
-
-    def add(self, p: Daemon) -> Daemon:
-        self.procs.append(p)
-        return p
-
-    def stop_all(self) -> list[str]:
-        problems = []
-        for p in reversed(self.procs):
-            was_alive = p.alive()
-            graceful = p.stop(STOP_BOUND)
-            if not was_alive and not p.stopped_on_purpose and p.exit_code not in (0,):
-                problems.append(f"{p.name} (pid {p.pid}) had exited on its own with code {p.exit_code}\n{p.tail()}")
-            elif not graceful:
-                problems.append(f"{p.name} (pid {p.pid}) ignored SIGTERM for {STOP_BOUND:.0f}s (killed)\n{p.tail()}")
-        return problems
+# --------------------------------------------------------------------------- agent command line
 
 
 def agent_argv(socket_path: Path | None, state_dir: Path, *extra, admin: str | None = None,
@@ -163,34 +56,6 @@ def agent_argv(socket_path: Path | None, state_dir: Path, *extra, admin: str | N
     if admin is not None:
         argv += ["--admin", admin]
     return argv + [str(a) for a in extra]
-
-
-class Agent(Daemon):
-    def __init__(self, name, argv, log_dir, env, socket_path: Path, admin: str | None):
-        super().__init__(name, argv, log_dir, env)
-        self.socket_path = socket_path
-        self.admin_address = admin
-        self._admin = AdminClient(admin) if admin else None
-
-    @property
-    def admin(self) -> "AdminClient":
-        assert self._admin is not None, f"{self.name} has no admin endpoint"
-        return self._admin
-
-    def wait_serving(self, timeout: float = START_TIMEOUT) -> float:
-        t0 = time.monotonic()
-        line = self.banner(timeout)
-        rest = line[len(SERVING_PREFIX):]
-        assert rest == str(self.socket_path) or rest.startswith(f"{self.socket_path} "), \
-            f"banner does not name {self.socket_path}: {line!r}"
-        return time.monotonic() - t0
-
-    def fetch_cli(self, *extra, timeout: float = 30.0) -> list[dict]:
-        """`sds-agent fetch --json [extra]` against this agent; the parsed JSON."""
-        argv = [str(agent_bin()), "fetch", "--socket", str(self.socket_path), "--json", *extra]
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=clean_env())
-        assert res.returncode == 0, f"{argv} exited {res.returncode}\n{res.stdout}\n{res.stderr}"
-        return json.loads(res.stdout)
 
 
 # --------------------------------------------------------------------------- sd_notify

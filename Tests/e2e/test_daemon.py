@@ -22,12 +22,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from conftest import REPO_ROOT, SPIFFE_ID, _free_port, agent_bin
+from conftest import REPO_ROOT, SPIFFE_ID, STOP_TIMEOUT, Agent, _free_port, agent_bin
 from daemon_support import (
-    RESPONSE_TIMEOUT, START_TIMEOUT, STOP_BOUND, Agent, Daemon, DaemonRegistry, NotifyReceiver, SdsStream,
-    agent_argv, clean_env, fetch_secrets, has, inline_pem, leaf_of, lifetime_seconds, parse_iso, poll,
-    secrets_of,
-    serial_hex, short_dir, wait_admin,
+    RESPONSE_TIMEOUT, START_TIMEOUT, NotifyReceiver, SdsStream, agent_argv, clean_env, fetch_secrets, has,
+    inline_pem, leaf_of, lifetime_seconds, parse_iso, poll, secrets_of, serial_hex, short_dir, wait_admin,
 )
 
 SYSTEMD_DIR = REPO_ROOT / "systemd"
@@ -40,20 +38,7 @@ PRIORITY = {"trace": 7, "debug": 7, "info": 6, "notice": 5, "warning": 4, "error
 
 
 @pytest.fixture
-def daemons(request):
-    reg = DaemonRegistry()
-    request.node._e2e_registry = reg  # conftest's report hook attaches the log tails on failure
-    dirs: list[Path] = []
-    reg.dirs = dirs
-    yield reg
-    problems = reg.stop_all()
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
-    assert not problems, "\n".join(problems)
-
-
-@pytest.fixture
-def start(daemons):
+def start(processes):
     """start(name, *extra_args, admin="tcp"|"unix"|None|ADDR, env={}, cert_ttl="1h",
     log_level="debug", wait=True, directory=None) -> a serving Agent (banner seen; admin up)."""
 
@@ -64,14 +49,14 @@ def start(daemons):
         if not binary.exists():
             pytest.fail(f"sds-agent binary not found at {binary} (set SDS_AGENT_BIN)")
         d = directory or short_dir()
-        daemons.dirs.append(d)
+        processes.dirs.append(d)
         socket_path = d / "sds.sock"
         if admin == "tcp":
             admin = f"127.0.0.1:{_free_port()}"
         elif admin == "unix":
             admin = f"unix:{d / 'admin.sock'}"
         argv = agent_argv(socket_path, d / "state", *extra, admin=admin, cert_ttl=cert_ttl, log_level=log_level)
-        agent = daemons.add(Agent(name, argv, d, clean_env(**(env or {})), socket_path, admin))
+        agent = processes.add(Agent(name, argv, d, socket_path, env=clean_env(**(env or {})), admin=admin))
         if wait:
             took = agent.wait_serving()
             if admin:
@@ -178,9 +163,9 @@ def test_drill_fails_when_the_push_never_comes(start):
 # --------------------------------------------------------------------------- 2. socket activation
 
 
-def _socket_activate(daemons, *agent_args, notify: NotifyReceiver | None = None):
+def _socket_activate(processes, *agent_args, notify: NotifyReceiver | None = None):
     d = short_dir()
-    daemons.dirs.append(d)
+    processes.dirs.append(d)
     sock = d / "sds.sock"
     argv = ["systemd-socket-activate", "-l", sock]
     if notify is not None:  # systemd-socket-activate passes only PATH, TERM, USER, HOME and -E
@@ -188,17 +173,18 @@ def _socket_activate(daemons, *agent_args, notify: NotifyReceiver | None = None)
     argv += agent_argv(None, d / "state", *agent_args)
     if shutil.which("systemd-socket-activate") is None:
         pytest.skip("systemd-socket-activate not installed")
-    proc = daemons.add(Daemon("socket-activate", argv, d, clean_env()))
+    # systemd-socket-activate execs the agent: the same process, held to the agent's account
+    proc = processes.add(Agent("socket-activate", argv, d, sock, env=clean_env()))
     poll(lambda: sock.is_socket(), 30, what=f"systemd-socket-activate listening on {sock}")
     return proc, sock, d
 
 
-def test_socket_activation_serves_on_the_passed_socket(daemons):
+def test_socket_activation_serves_on_the_passed_socket(processes):
     d0 = short_dir()
-    daemons.dirs.append(d0)
+    processes.dirs.append(d0)
     notify = NotifyReceiver(d0)
     try:
-        proc, sock, d = _socket_activate(daemons, notify=notify)
+        proc, sock, d = _socket_activate(processes, notify=notify)
         notify.probe_socket = sock
         # systemd-socket-activate execs the agent on the first connection: this fetch starts it
         t0 = time.monotonic()
@@ -229,14 +215,14 @@ def test_socket_activation_serves_on_the_passed_socket(daemons):
         notify.wait_for(has("STOPPING", "1"), 5, what="STOPPING=1")
         # the exit code with NOTIFY_SOCKET set is asserted by test_notify_ready_watchdog_reload_stop
         print(f"socket-activated agent: STOPPING=1, exit {code} after {took:.2f}s")
-        assert took < STOP_BOUND
+        assert took < STOP_TIMEOUT
     finally:
         notify.close()
 
 
-def test_socket_activation_banner_names_the_passed_socket(daemons):
+def test_socket_activation_banner_names_the_passed_socket(processes):
     """The banner and the printed Envoy snippet must name the socket actually served."""
-    proc, sock, _ = _socket_activate(daemons)
+    proc, sock, _ = _socket_activate(processes)
     fetch_secrets(sock, timeout=START_TIMEOUT, wait_for_ready=True)
     banner = proc.banner()
     print(f"banner under socket activation: {banner!r}")
@@ -297,6 +283,69 @@ def test_notify_ready_watchdog_reload_stop(start):
         assert stopping.at <= time.monotonic()
         print(f"SIGTERM: STOPPING=1 then exit 0 after {took:.2f}s")
     finally:
+        notify.close()
+
+
+class _SilentSocket:
+    """A listening Unix socket that never answers: the kernel completes connections into its
+    backlog, so a client connects and then waits in vain, as with a hung server."""
+
+    def __init__(self, path: Path):
+        import socket
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(64)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_watchdog_pings_stop_while_the_sds_socket_does_not_answer(start):
+    """WATCHDOG=1 must depend on the agent answering on its own socket path. The fault is real for
+    every client: the path is handed to a socket that accepts and never answers (the agent's own
+    listener is moved aside, so it is unharmed and can be put back). Pings must flow before, stop
+    during, and resume after."""
+    d = short_dir()
+    notify = NotifyReceiver(d)
+    silent = None
+    try:
+        agent = start("agent", admin=None, directory=d, env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"})
+        withheld = "withholding the watchdog ping"  # logged on each failed self-check
+        # control: pings flow while the socket answers
+        idx, _ = notify.wait_for(has("WATCHDOG", "1"), 15, what="WATCHDOG=1 before the fault")
+        notify.wait_for(has("WATCHDOG", "1"), 15, start=idx + 1, what="a second WATCHDOG=1 before the fault")
+
+        moved = d / "sds.sock.real"
+        os.rename(agent.socket_path, moved)
+        silent = _SilentSocket(agent.socket_path)
+        mark, n = len(agent.log_lines()), len(notify.snapshot())
+        # Every datagram for three WATCHDOG_USEC periods: at most one ping, from a self-check that
+        # had connected before the swap; an agent pinging regardless would send about six.
+        pings, i, deadline = [], n, time.monotonic() + 3 * 2.0
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                i, m = notify.wait_for(has("WATCHDOG", "1"), remaining, start=i, what="WATCHDOG=1")
+            except AssertionError:
+                break
+            pings.append(m.raw)
+            i += 1
+        print(f"watchdog with a silent socket at {agent.socket_path}: {len(pings)} ping(s) in 6 s")
+        assert len(pings) <= 1, f"WATCHDOG=1 kept coming while the SDS socket did not answer: {pings}"
+        # ... because the self-check failed, not because the agent stalled
+        first, _ = agent.wait_log(withheld, 10, start=mark, what="a withheld watchdog ping")
+        agent.wait_log(withheld, 10, start=first + 1, what="a second withheld watchdog ping")
+        assert agent.alive()
+
+        # put the real socket back: the pings resume
+        silent.close()
+        silent = None
+        os.replace(moved, agent.socket_path)
+        n = len(notify.snapshot())
+        notify.wait_for(has("WATCHDOG", "1"), 15, start=n, what="WATCHDOG=1 after the socket answers again")
+    finally:
+        if silent is not None:
+            silent.close()
         notify.close()
 
 
@@ -449,7 +498,7 @@ def test_sigterm_with_open_streams_exits_cleanly_within_the_bound(start):
         code, took = agent.terminate_and_time(timeout=30)
         print(f"FIGURE SIGTERM with 3 open streams: exit {code} after {took:.2f}s")
         assert code == 0, f"exit code {code} after SIGTERM\n{agent.tail()}"
-        assert took < STOP_BOUND, f"shutdown took {took:.2f}s (bound {STOP_BOUND:.0f}s)"
+        assert took < STOP_TIMEOUT, f"shutdown took {took:.2f}s (bound {STOP_TIMEOUT:.0f}s)"
         endings = []
         for s in streams:
             kind, value = s.next_event(5)
@@ -533,7 +582,7 @@ def test_metrics_and_debug_endpoints(start):
         (default,) = [s for s in secrets if s.get("name") == "default"]
         for key in ("serial", "not_before", "not_after", "next_rotation"):
             assert key in default, f"/debug/secrets lacks {key}: {default}"
-        key_pem = next(s for s in agent.fetch_cli("--show-key") if s["name"] == "default")["private_key"]
+        key_pem = next(s for s in agent.fetch(extra=["--show-key"])[0] if s["name"] == "default")["private_key"]
         body_lines = [l for l in key_pem.splitlines() if l and not l.startswith("-----")]
         assert body_lines
         flat = raw.replace("\\/", "/")
@@ -594,12 +643,12 @@ def test_not_ready_without_a_certificate(start):
         print(f"/readyz {status} {body.strip()!r}; issuance_failures_total={failures:.0f} codes={codes}")
         assert not [x.raw for x in notify.snapshot() if x.fields.get("READY") == "1"], "READY=1 without a certificate"
         # systemd may stop a service that never became ready: SIGTERM must still end it in time
-        code, took = agent.terminate_and_time(timeout=STOP_BOUND + 2)
+        code, took = agent.terminate_and_time(timeout=STOP_TIMEOUT + 2)
         after = notify.snapshot()
         print(f"SIGTERM before READY=1: exit {code} after {took:.2f}s; notify messages: {[x.raw for x in after]}")
         problems = []
         if took >= 5:  # without NOTIFY_SOCKET the same agent stops in milliseconds
-            problems.append(f"stopping took {took:.2f}s (the graceful path hung until the {STOP_BOUND:.0f}s bound)")
+            problems.append(f"stopping took {took:.2f}s (the graceful path hung until the {STOP_TIMEOUT:.0f}s bound)")
         if [x for x in after if x.fields.get("READY") == "1"]:
             problems.append("READY=1 was sent although no certificate ever existed: "
                             f"{[x.raw for x in after if x.fields.get('READY') == '1']}")
@@ -679,7 +728,7 @@ def test_json_log_format(start):
 def test_journald_priority_prefix(start):
     d = short_dir()
     stderr_path = d / "agent.stderr.log"
-    stderr_path.touch()  # Daemon reopens it with "wb": same inode, so JOURNAL_STREAM matches for real
+    stderr_path.touch()  # ManagedProcess reopens it with "wb": same inode, so JOURNAL_STREAM matches for real
     st = os.stat(stderr_path)
     agent = start("agent", directory=d, env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     agent.admin.rotate()
@@ -711,7 +760,7 @@ def test_no_private_key_in_logs_at_trace(start, log_format):
             assert status == 200
             pushed = stream.wait_serial(json.loads(body)["serial"])
             keys.append(inline_pem(secrets_of(pushed)["default"].tls_certificate.private_key))
-            keys.append(next(s for s in agent.fetch_cli("--show-key") if s["name"] == "default")["private_key"])
+            keys.append(next(s for s in agent.fetch(extra=["--show-key"])[0] if s["name"] == "default")["private_key"])
     finally:
         stream.close()
     code, _ = agent.terminate_and_time()

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from conftest import SPIFFE_ID
+from conftest import SPIFFE_ID, wait_envoys_hold
 
 MIN_DURATION = 35.0  # seconds of traffic before we may stop early
 MAX_DURATION = 60.0
@@ -21,10 +21,6 @@ MIN_SERIALS = 3
 def split_pem(pem: str) -> list[str]:
     marker = "-----END CERTIFICATE-----"
     return [block.strip() + "\n" + marker + "\n" for block in pem.split(marker) if block.strip()]
-
-
-def norm_serial(s: str) -> str:
-    return s.lower().replace(":", "").lstrip("0")
 
 
 class CertPoller(threading.Thread):
@@ -165,11 +161,4 @@ def test_rotation_under_traffic(start_agent, start_envoy, tmp_path):
         print(f"openssl verify -purpose {purpose} ({len(intermediates)} intermediate(s)): {res.stdout.strip()}")
         assert res.returncode == 0, f"openssl verify failed:\n{res.stdout}{res.stderr}"
 
-    current = norm_serial(by_name["default"]["serial"])
-    deadline = time.monotonic() + 30
-    while True:
-        held = {e.name: {norm_serial(s) for s in e.cert_serials()} for e in (gateway, backend)}
-        if all(current in s for s in held.values()):
-            break
-        assert time.monotonic() < deadline, f"agent serves serial {current}, Envoys hold {held}"
-        time.sleep(0.2)
+    wait_envoys_hold((gateway, backend), by_name["default"]["serial"], timeout=30)

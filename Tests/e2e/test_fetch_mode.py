@@ -27,8 +27,8 @@ import grpc
 import pytest
 
 import istio_ca
-from conftest import SPIFFE_ID, agent_bin, read_log, wait_for_log
-from test_envoy_rotation import CertPoller, get, norm_serial, split_pem, stat
+from conftest import SPIFFE_ID, agent_bin, norm_serial, wait_envoys_hold
+from test_envoy_rotation import CertPoller, get, split_pem, stat
 
 REJECTED = "rejected the CA's response"
 COULD_NOT_RENEW = "could not renew the certificate; still serving the current one"
@@ -73,6 +73,11 @@ def wait_for_default(agent, timeout: float = FIRST_CERT_TIMEOUT, other_than: str
         assert time.monotonic() < deadline, (f"no `default` (other than serial {other_than}) within "
                                              f"{timeout:.0f}s; last fetch: {last}\n{agent.tail()}")
         time.sleep(0.2)
+
+
+def served_serial(agent) -> str:
+    """The serial of the `default` certificate the agent serves now."""
+    return wait_for_default(agent)["default"]["serial"]
 
 
 def certs_der(pem: str) -> list[bytes]:
@@ -162,19 +167,6 @@ def assert_envoys_intact(envoys, pids) -> None:
         assert info["state"] == "LIVE", info["state"]
 
 
-def wait_envoys_hold(envoys, agent, timeout: float = 30.0) -> str:
-    """Wait until every Envoy holds the serial the agent serves at that moment (re-read on each
-    poll: the agent may rotate meanwhile). Returns that serial."""
-    deadline = time.monotonic() + timeout
-    while True:
-        current = norm_serial(wait_for_default(agent)["default"]["serial"])
-        held = {e.name: {norm_serial(s) for s in e.cert_serials()} for e in envoys}
-        if all(current in s for s in held.values()):
-            return current
-        assert time.monotonic() < deadline, f"agent serves serial {current}, Envoys hold {held}"
-        time.sleep(0.2)
-
-
 def rotation_under_traffic(agent, start_envoy, *, min_serials: int, min_duration: float, max_duration: float):
     """Two Envoys on the agent, traffic until each Envoy saw `min_serials` serials (and at least
     `min_duration`), then the same assertions as test_envoy_rotation. Returns (gateway, backend)."""
@@ -238,7 +230,7 @@ def test_fetch_mode_rotation_with_ca_serve(start_ca_serve, start_agent, start_en
     lifetime = (leaf.not_valid_after_utc - leaf.not_valid_before_utc).total_seconds()
     print(f"ca serve leaf lifetime {lifetime:.0f}s (asked 20s), chain_length={secrets['default']['chain_length']}")
     assert 20 <= lifetime <= 20 + 60, f"leaf lifetime {lifetime}s for --cert-ttl 20s"
-    wait_envoys_hold((gateway, backend), agent)
+    wait_envoys_hold((gateway, backend), lambda: served_serial(agent))
 
 
 def test_fetch_mode_rotation_with_legacy_python_ca(start_python_ca, start_agent, start_envoy, jwt_keys, tmp_path):
@@ -318,14 +310,14 @@ def test_fetch_mode_ca_outage_drill(start_ca_serve, start_agent, start_envoy, jw
     s1 = wait_for_default(agent)["default"]
     gateway, backend = start_envoys(start_envoy, agent)
     pids = {backend.name: backend.pid, gateway.name: gateway.pid}
-    wait_envoys_hold((gateway, backend), agent)
+    wait_envoys_hold((gateway, backend), lambda: served_serial(agent))
     traffic = Traffic(gateway)
     traffic.start()
     try:
         # Stop the CA well before the renewal point of the current certificate (40-60% of TTL).
         current = wait_for_default(agent)["default"]
         not_after = dt.datetime.fromisoformat(current["not_after"])
-        log_mark = len(read_log(agent))
+        log_mark = len(agent.log_lines())
         t_stop = time.monotonic()
         graceful = ca.stop(10)
         remaining = (not_after - dt.datetime.now(dt.timezone.utc)).total_seconds()
@@ -339,7 +331,7 @@ def test_fetch_mode_ca_outage_drill(start_ca_serve, start_agent, start_envoy, jw
         checks = 0
         failures: list[str] = []
         while True:
-            failures = [l for l in read_log(agent)[log_mark:] if COULD_NOT_RENEW in l]
+            failures = [l for l in agent.log_lines()[log_mark:] if COULD_NOT_RENEW in l]
             if len(failures) >= 2 or time.monotonic() >= deadline:
                 break
             outcome, secrets = try_fetch(agent)
@@ -353,18 +345,18 @@ def test_fetch_mode_ca_outage_drill(start_ca_serve, start_agent, start_envoy, jw
         new_ca = start_ca_serve(state_dir=ca.state_dir, port=ca.port, jwt_keys_file=jwt_keys.pem_path)
         t_ready = new_ca.ready_at
         outage = t_ready - t_stop
-        lines_at_ready = read_log(agent)
+        lines_at_ready = agent.log_lines()
         failures_before_ready = [l for l in lines_at_ready[log_mark:] if COULD_NOT_RENEW in l]
         pending_retry = parse_retry_in(failures_before_ready[-1])
         retries = [parse_retry_in(l) for l in failures_before_ready]
 
         s2 = wait_for_default(agent, timeout=max(30.0, pending_retry + 10), other_than=current["serial"])
         t_new = time.monotonic()
-        held = wait_envoys_hold((gateway, backend), agent)
+        held = wait_envoys_hold((gateway, backend), lambda: served_serial(agent))
         assert held != norm_serial(current["serial"])
     finally:
         traffic.stop()
-    after_ready = [l for l in read_log(agent)[len(lines_at_ready):] if COULD_NOT_RENEW in l]
+    after_ready = [l for l in agent.log_lines()[len(lines_at_ready):] if COULD_NOT_RENEW in l]
     to_new = t_new - t_ready
     print(f"outage={outage:.1f}s (shorter than the {remaining:.1f}s left) served-checks={checks} "
           f"renewal failures during outage={len(failures_before_ready)} retry_in={[f'{r:.2f}s' for r in retries]} "
@@ -568,10 +560,10 @@ def test_fetch_mode_agent_rejects_bad_first_answer(mode, start_python_ca, start_
     ca = start_python_ca(mode)
     token = jwt_keys.write_token(tmp_path / "token")
     agent = start_agent("20s", extra_args=fetch_mode_args(ca, token))
-    _, line = wait_for_log(agent, REJECTED, 30, what=f"'{REJECTED}'")
+    _, line = agent.wait_log(REJECTED, 30, what=f"'{REJECTED}'")
     print(f"{mode}: {line}")
     assert rejection_reason_ok(line, mode), f"{mode}: the rejection gives no matching reason: {line}"
-    idx, again = wait_for_log(agent, REJECTED, 30, start=read_log(agent).index(line) + 1,
+    idx, again = agent.wait_log(REJECTED, 30, start=agent.log_lines().index(line) + 1,
                               what="a second rejection (retry)")
     outcome, secrets = try_fetch(agent)
     print(f"{mode}: fetch while only bad answers exist -> {outcome}, names {sorted(secrets)}")
@@ -595,12 +587,12 @@ def test_fetch_mode_agent_rejects_bad_renewal(mode, start_python_ca, start_agent
     # 40 s: the current certificate must outlive the renewal point plus a slow CA round trip.
     agent = start_agent("40s", extra_args=fetch_mode_args(ca, token))
     s1 = wait_for_default(agent)["default"]
-    mark = len(read_log(agent))
+    mark = len(agent.log_lines())
     ca.set_mode(mode)
-    idx, line = wait_for_log(agent, REJECTED, 45, start=mark, what=f"'{REJECTED}' after the switch to {mode}")
+    idx, line = agent.wait_log(REJECTED, 45, start=mark, what=f"'{REJECTED}' after the switch to {mode}")
     print(f"{mode}: {line}")
     assert rejection_reason_ok(line, mode), f"{mode}: the rejection gives no matching reason: {line}"
-    _, retry = wait_for_log(agent, COULD_NOT_RENEW, 15, start=mark, what=f"'{COULD_NOT_RENEW}'")
+    _, retry = agent.wait_log(COULD_NOT_RENEW, 15, start=mark, what=f"'{COULD_NOT_RENEW}'")
     outcome, secrets = try_fetch(agent)
     left = (dt.datetime.fromisoformat(s1["not_after"]) - dt.datetime.now(dt.timezone.utc)).total_seconds()
     print(f"{mode}: retry in {parse_retry_in(retry):.2f}s; fetch -> {outcome}; first certificate has {left:.1f}s left")

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPIFFE_ID, Envoy, _start_agent, agent_bin, envoy_bin, read_log, service_account_sub
+from conftest import SPIFFE_ID, Envoy, _start_agent, agent_bin, envoy_bin, service_account_sub, wait_envoys_hold
 from daemon_support import SdsStream, sds_request, secrets_of
 
 TRUST_DOMAIN = "spiffe://cluster.local"
@@ -116,11 +116,11 @@ def node_agent(processes, open_dirs):
 
 
 def log_mark(agent) -> tuple[int, int]:
-    return len(read_log(agent)), len(agent.stdout_lines())
+    return len(agent.log_lines()), len(agent.stdout_lines())
 
 
 def log_since(agent, mark: tuple[int, int]) -> list[str]:
-    return read_log(agent)[mark[0]:] + agent.stdout_lines()[mark[1]:]
+    return agent.log_lines()[mark[0]:] + agent.stdout_lines()[mark[1]:]
 
 
 def wait_refusal_logged(agent, mark, *needles: str, timeout: float = 5.0) -> str:
@@ -410,41 +410,26 @@ def start_envoy_as(processes, directory: Path, name: str, config: dict, admin_po
     return envoy
 
 
-def held_uris(envoy: Envoy) -> tuple[set, list]:
-    """(URI SANs of the leaves, serials of the leaves) Envoy holds (admin /certs)."""
-    data = json.loads(envoy.admin("/certs"))
-    uris, serials = set(), []
-    for c in data.get("certificates", []):
-        for leaf in c.get("cert_chain", [])[:1]:
-            serials.append(leaf["serial_number"].lower().lstrip("0"))
-            for san in leaf.get("subject_alt_names", []):
-                if "uri" in san:
-                    uris.add(san["uri"])
-    return uris, serials
-
-
 def wait_holds(envoy: Envoy, spiffe_id: str, timeout: float = 15.0) -> list:
     """Wait until every leaf Envoy holds names exactly `spiffe_id`; their serials."""
-    deadline = time.monotonic() + timeout
-    while True:
-        uris, serials = held_uris(envoy)
-        if uris == {spiffe_id}:
-            return serials
-        assert time.monotonic() < deadline, f"{envoy.name} holds URI SANs {uris}, want only {spiffe_id}"
-        time.sleep(0.2)
+    def accept(_, leaves):
+        uris = set().union(*(u for _, u in leaves))
+        return uris == {spiffe_id} and [serial for serial, _ in leaves]
+
+    (serials,) = wait_envoys_hold([envoy], None, timeout, accept=accept)
+    return serials
 
 
 def wait_rotated(envoy: Envoy, spiffe_id: str, before: list, timeout: float) -> list:
     """Wait until Envoy holds a leaf whose serial is not in `before`, every leaf still naming
     exactly `spiffe_id`; the serials then."""
-    deadline = time.monotonic() + timeout
-    while True:
-        uris, serials = held_uris(envoy)
+    def accept(_, leaves):
+        uris, serials = set().union(*(u for _, u in leaves)), [serial for serial, _ in leaves]
         assert uris == {spiffe_id}, f"{envoy.name} holds URI SANs {uris} (serials {serials}), want only {spiffe_id}"
-        if set(serials) - set(before):
-            return serials
-        assert time.monotonic() < deadline, f"{envoy.name} still holds {serials} after {timeout:.0f}s"
-        time.sleep(0.2)
+        return bool(set(serials) - set(before)) and serials
+
+    (serials,) = wait_envoys_hold([envoy], None, timeout, accept=accept)
+    return serials
 
 
 def http_get(port: int, path: str = "/") -> tuple[int, dict, str]:
@@ -563,13 +548,13 @@ def test_node_agent_two_uids_mtls(node_agent, processes, open_dirs, free_port):
     secrets = assert_serves(probe(agent.socket_path, uid=UID_A), ID_A)
     roots = secrets["ROOTCA"]["roots"]
     for node, want in ((a, ID_A), (b, ID_B)):
-        held_before = held_uris(node.envoy)[1]
+        held_before = node.envoy.cert_serials()
         chain = presented_chain(node.tls_port, secrets["default"], roots, d)
         serial, uris = cert_info(chain[0])
         verdict = openssl_verify(chain, roots, d)
         print(f"{node.name} presents serial {serial} {uris}: openssl verify: {verdict}")
         assert uris == [want]
-        held = set(held_before) | set(held_uris(node.envoy)[1])  # a rotation may fall in between
+        held = held_before | node.envoy.cert_serials()  # a rotation may fall in between
         assert serial.lstrip("0") in held, f"{node.name} presents {serial}, /certs shows {held}"
 
     # Each identity rotates on its own and the new certificate reaches only its own Envoy.
@@ -623,7 +608,7 @@ def test_node_agent_envoy_google_grpc_token(node_agent, processes, open_dirs, fr
         assert status == 200, f"{node.name} -> {peer.name}: {status} {body!r}"
         assert headers.get("x-served-by") == peer.name, headers
         assert headers.get("x-peer") == caller_id, headers
-    log = "\n".join(read_log(agent) + agent.stdout_lines())
+    log = "\n".join(agent.log_lines() + agent.stdout_lines())
     assert token_t.read_text() not in log and token_u not in log, "a forwarded token appears in the agent's log"
 
 
@@ -647,7 +632,7 @@ def test_node_agent_token_header_forms(node_agent, jwt_keys):
         assert aliases[spiffe_id]["chain"] == secrets["default"]["chain"], f"{spiffe_id} differs from default"
         assert aliases[spiffe_id]["key"] == secrets["default"]["key"], f"{spiffe_id} key differs from default"
         assert aliases[TRUST_DOMAIN].get("roots") == secrets["ROOTCA"]["roots"], f"{TRUST_DOMAIN} differs from ROOTCA"
-        assert tok not in "\n".join(read_log(agent) + agent.stdout_lines()), f"{form}: the token was logged"
+        assert tok not in "\n".join(agent.log_lines() + agent.stdout_lines()), f"{form}: the token was logged"
 
 
 def test_node_agent_yaml_config(processes, open_dirs, jwt_keys):
@@ -847,7 +832,7 @@ def ca_signed(ca, mark: int, spiffe_id: str, timeout: float = 10.0) -> str:
     """The `ca serve` log line (after index `mark`) that signed a certificate for spiffe_id."""
     deadline = time.monotonic() + timeout
     while True:
-        for line in read_log(ca)[mark:] + ca.stdout_lines():
+        for line in ca.log_lines()[mark:] + ca.stdout_lines():
             if "signed certificate" in line and f"identity={spiffe_id}" in line.replace('"', ""):
                 return line
         assert time.monotonic() < deadline, f"`ca serve` logged no certificate for {spiffe_id}\n{ca.tail()}"
@@ -867,7 +852,7 @@ def test_node_agent_istio_ca_token_and_impersonation(start_ca_serve, node_agent,
     agent = istio_node_agent(node_agent, ca, node_token, "peer-or-token")
 
     # A token-identified caller: the CA sees (and verifies) the caller's own token.
-    mark = len(read_log(ca))
+    mark = len(ca.log_lines())
     tok = jwt_keys.mint(sub=service_account_sub(ID_T))
     secrets = assert_serves(probe(agent.socket_path, metadata=[("authorization", f"Bearer {tok}")]), ID_T)
     print(f"token caller: served {ID_T}; ca serve: {ca_signed(ca, mark, ID_T)}")
@@ -875,7 +860,7 @@ def test_node_agent_istio_ca_token_and_impersonation(start_ca_serve, node_agent,
 
     # Peer-identified callers: the agent's own token plus ImpersonatedIdentity, accepted from ID_NODE.
     for uid, want in ((None, ID_A), (UID_X, ID_B)):
-        mark = len(read_log(ca))
+        mark = len(ca.log_lines())
         assert_serves(probe(agent.socket_path, uid=uid), want)
         print(f"peer caller uid {0 if uid is None else uid}: served {want}; ca serve: {ca_signed(ca, mark, want)}")
 
@@ -893,17 +878,17 @@ def test_node_agent_istio_ca_refuses_untrusted_impersonation(start_ca_serve, nod
     ca = start_ca_serve()  # no --trusted-node-identity
     node_token = jwt_keys.write_token(open_dirs() / "node-token", sub=service_account_sub(ID_NODE))
     agent = istio_node_agent(node_agent, ca, node_token, "peer-or-token")
-    mark_ca, mark = len(read_log(ca)), log_mark(agent)
+    mark_ca, mark = len(ca.log_lines()), log_mark(agent)
     details = assert_refused(probe(agent.socket_path), "PERMISSION_DENIED", re.escape(ID_A), r"trusted|imperson")
     print(f"peer caller (uid 0 -> {ID_A}) of an untrusted node: PERMISSION_DENIED {details!r}")
     print(f"  agent: {wait_refusal_logged(agent, mark, ID_A)}")
     deadline = time.monotonic() + 10
-    while not (refusals := [l for l in read_log(ca)[mark_ca:] if "refused" in l]):
+    while not (refusals := [l for l in ca.log_lines()[mark_ca:] if "refused" in l]):
         assert time.monotonic() < deadline, f"`ca serve` logged no refusal\n{ca.tail()}"
         time.sleep(0.1)
     print(f"  ca serve: {refusals[0]}")
     assert ID_NODE in refusals[0] and re.search(r"imperson|trusted", refusals[0], re.I), refusals[0]
-    assert not any("signed certificate" in l and ID_A in l for l in read_log(ca)), "ca serve signed for ID_A"
+    assert not any("signed certificate" in l and ID_A in l for l in ca.log_lines()), "ca serve signed for ID_A"
     # A token-identified caller of the same agent is still served (the CA itself works).
     tok = jwt_keys.mint(sub=service_account_sub(ID_T))
     assert_serves(probe(agent.socket_path, metadata=[(ISTIO_BIN_HEADER, tok)]), ID_T)

@@ -4,8 +4,6 @@ import Foundation
   import Glibc
 #elseif canImport(Musl)
   import Musl
-#elseif canImport(Darwin)
-  import Darwin
 #endif
 
 /// File operations with explicit permissions, for the state directory and key files.
@@ -48,7 +46,11 @@ enum SecureFile {
     var written = 0
     while written < bytes.count {
       let result = bytes.withUnsafeBytes { buffer in
-        Glibc.write(fd, buffer.baseAddress! + written, bytes.count - written)
+        #if canImport(Glibc)
+          Glibc.write(fd, buffer.baseAddress! + written, bytes.count - written)
+        #elseif canImport(Musl)
+          Musl.write(fd, buffer.baseAddress! + written, bytes.count - written)
+        #endif
       }
       guard result > 0 else {
         let error = Errno.current

@@ -5,6 +5,8 @@ import SDSAgentCore
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// First handler of every HTTP/2 stream on the SDS socket: replaces whatever a client sent under

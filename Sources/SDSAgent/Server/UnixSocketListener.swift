@@ -15,19 +15,8 @@ public struct UnixSocketListener: Sendable {
   public let descriptor: Int32
 
   public static func bind(path: String, mode: UInt32, group: gid_t? = nil) throws(AgentError) -> UnixSocketListener {
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let capacity = MemoryLayout.size(ofValue: address.sun_path)
-    guard path.utf8.count < capacity else {
-      throw AgentError(
-        .socketPath,
-        "socket path \(path) is \(path.utf8.count) bytes; Unix socket paths must be shorter than \(capacity)")
-    }
-    withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-      buffer.copyBytes(from: path.utf8)
-    }
-
-    try self.removeStaleSocket(at: path, address: address)
+    let address = try UnixSocketAddress(path: path)
+    try self.removeStaleSocket(at: address)
     let parent = (path as NSString).deletingLastPathComponent
     if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
       do {
@@ -43,11 +32,7 @@ public struct UnixSocketListener: Sendable {
     // Bind with a umask that leaves no access for anyone, then open up exactly `mode`: the socket
     // is never reachable with wider permissions than configured.
     let previousMask = umask(0o777)
-    let bound = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-      }
-    }
+    let bound = address.bind(fd)
     umask(previousMask)
     guard bound == 0 else {
       let error = Errno.current
@@ -80,7 +65,8 @@ public struct UnixSocketListener: Sendable {
     unlink(self.path)
   }
 
-  private static func removeStaleSocket(at path: String, address: sockaddr_un) throws(AgentError) {
+  private static func removeStaleSocket(at address: UnixSocketAddress) throws(AgentError) {
+    let path = address.path
     var info = stat()
     guard lstat(path, &info) == 0 else { return }
     guard (info.st_mode & S_IFMT) == S_IFSOCK else {
@@ -89,13 +75,7 @@ public struct UnixSocketListener: Sendable {
     let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard probe >= 0 else { throw AgentError(.socketSetup, "socket() failed: \(Errno.current)") }
     defer { close(probe) }
-    var address = address
-    let connected = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-      }
-    }
-    if connected == 0 {
+    if address.connect(probe) == 0 {
       throw AgentError(
         .socketInUse,
         "\(path) is in use by a running process (another sds-agent?); stop it or choose another --socket"

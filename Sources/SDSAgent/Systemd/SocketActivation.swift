@@ -2,6 +2,8 @@ import Foundation
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// systemd socket activation: the listening socket systemd passes as descriptor 3 when
@@ -24,12 +26,7 @@ public enum SocketActivation {
     guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0, type == Int32(SOCK_STREAM.rawValue) else {
       throw AgentError(.socketSetup, "socket activation passed descriptor \(fd), which is not a stream socket")
     }
-    var address = sockaddr_storage()
-    var addressLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-    let named = withUnsafeMutablePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &addressLength) }
-    }
-    guard named == 0, address.ss_family == sa_family_t(AF_UNIX) else {
+    guard UnixSocketAddress(boundTo: fd) != nil else {
       throw AgentError(
         .socketSetup, "socket activation passed descriptor \(fd), which is not a Unix socket; use ListenStream=/path")
     }
@@ -39,14 +36,6 @@ public enum SocketActivation {
 
   /// The path the passed socket is bound to.
   public static func path(of fd: Int32) -> String? {
-    var address = sockaddr_un()
-    var length = socklen_t(MemoryLayout<sockaddr_un>.size)
-    let named = withUnsafeMutablePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    guard named == 0 else { return nil }
-    return withUnsafeBytes(of: &address.sun_path) { buffer in
-      String(decoding: buffer.prefix(while: { $0 != 0 }), as: UTF8.self)
-    }
+    UnixSocketAddress(boundTo: fd)?.path
   }
 }

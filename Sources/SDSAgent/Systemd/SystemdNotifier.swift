@@ -2,19 +2,24 @@ import Foundation
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// The sd_notify protocol, implemented directly: one datagram to `$NOTIFY_SOCKET` per message
 /// (`READY=1`, `STATUS=…`, `WATCHDOG=1`, `RELOADING=1`, `STOPPING=1`). Without `NOTIFY_SOCKET`
 /// every call does nothing, so the agent runs the same outside systemd.
 public struct SystemdNotifier: Sendable {
-  let socketPath: String?
+  let address: UnixSocketAddress?
 
+  /// An unusable `$NOTIFY_SOCKET` (a path too long) counts as none, as in `sd_notify`.
   public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
-    self.socketPath = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+    self.address = environment["NOTIFY_SOCKET"].flatMap {
+      $0.isEmpty ? nil : try? UnixSocketAddress(systemdNotation: $0)
+    }
   }
 
-  public var isEnabled: Bool { self.socketPath != nil }
+  public var isEnabled: Bool { self.address != nil }
 
   public func ready(status: String? = nil) { self.send(["READY=1"] + (status.map { ["STATUS=\($0)"] } ?? [])) }
   public func reloading() {
@@ -28,25 +33,11 @@ public struct SystemdNotifier: Sendable {
   public func status(_ text: String) { self.send(["STATUS=\(text)"]) }
 
   public func send(_ assignments: [String]) {
-    guard let path = self.socketPath else { return }
-    let message = Array(assignments.joined(separator: "\n").utf8)
+    guard let address = self.address else { return }
     let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return }
     defer { close(fd) }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    var pathBytes = Array(path.utf8)
-    // An abstract socket is written with a leading '@' and addressed with a leading NUL.
-    if pathBytes.first == UInt8(ascii: "@") { pathBytes[0] = 0 }
-    let capacity = MemoryLayout.size(ofValue: address.sun_path)
-    guard pathBytes.count < capacity else { return }
-    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
-    let length = socklen_t(MemoryLayout<sa_family_t>.size + pathBytes.count + (pathBytes.first == 0 ? 0 : 1))
-    _ = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { addressPointer in
-        message.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, addressPointer, length) }
-      }
-    }
+    _ = address.send(Array(assignments.joined(separator: "\n").utf8), from: fd)
   }
 
   /// Half of `$WATCHDOG_USEC` when the watchdog is on for this process.

@@ -19,13 +19,29 @@ import Testing
   @Test func subscribersAreSignalledAndRemovedWhenTheyStop() async throws {
     let cache = SecretCache()
     do {
-      var changes = cache.changes().makeAsyncIterator()
+      let changes = cache.changes()
       #expect(cache.subscriberCount == 1)
       try cache.update(with: Fixtures.issue())
       try cache.update(with: Fixtures.issue())
-      // Only the newest signal is kept: one wake-up for two changes.
-      await changes.next()
-      #expect(cache.current.svidRevision == 2)
+      let firstWakeUp = Milestone()
+      let revisions = try await withThrowingTaskGroup(of: (UInt64, UInt64).self) { group in
+        group.addTask {
+          var iterator = changes.makeAsyncIterator()
+          await iterator.next()
+          let first = cache.current.svidRevision
+          firstWakeUp.reach()
+          await iterator.next()
+          return (first, cache.current.svidRevision)
+        }
+        await firstWakeUp.wait()
+        // Only the newest signal is kept: one wake-up for two changes, so the second next()
+        // waits for this third change. Had a second signal been buffered, it would have returned
+        // at once and read revision 2.
+        try cache.update(with: Fixtures.issue())
+        return try await group.next()
+      }
+      #expect(revisions?.0 == 2)
+      #expect(revisions?.1 == 3)
     }
     #expect(cache.subscriberCount == 0)
   }

@@ -1,0 +1,112 @@
+import Foundation
+import SDSAgentCore
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// A process the bench started. Stopping it sends SIGTERM, then SIGKILL if it is still running
+/// after `stopBound`, and returns only once it has exited and been reaped.
+final class ChildProcess: Sendable {
+  static let stopBound: Duration = .seconds(5)
+
+  let process = Process()
+  private let exited = Milestone()
+
+  /// Starts `executable`, registered with `children`, which stops it at the latest.
+  init(
+    _ executable: String,
+    _ arguments: [String],
+    standardOutput: Pipe? = nil,
+    in children: ChildProcesses
+  ) throws {
+    self.process.executableURL = URL(fileURLWithPath: executable)
+    self.process.arguments = arguments
+    self.process.standardOutput = standardOutput ?? FileHandle.nullDevice
+    let exited = self.exited
+    let running = children.running
+    running.enter()
+    // Foundation calls this once it has reaped the child.
+    self.process.terminationHandler = { _ in
+      exited.reach()
+      running.leave()
+    }
+    do {
+      try self.process.run()
+    } catch {
+      running.leave()
+      throw BenchError("cannot start \(executable): \(error)")
+    }
+    children.add(self)
+  }
+
+  var pid: Int32 { self.process.processIdentifier }
+
+  func stop() async {
+    if self.process.isRunning {
+      self.process.terminate()
+      let exited = self.exited
+      await withTaskGroup(of: Bool.self) { group in
+        group.addTask {
+          await exited.wait()
+          return true
+        }
+        group.addTask { (try? await Task.sleep(for: Self.stopBound)) == nil }
+        if await group.next() == false {
+          self.sendKill()
+        }
+        group.cancelAll()
+      }
+    }
+    await self.exited.wait()
+  }
+
+  fileprivate func sendKill() {
+    if self.process.isRunning { kill(self.pid, SIGKILL) }
+  }
+}
+
+/// Every process the bench started, so that each one is stopped whatever path the run takes:
+/// a normal end, an error, or SIGINT/SIGTERM to the bench itself.
+final class ChildProcesses: Sendable {
+  /// Entered when a child starts, left once it has been reaped.
+  fileprivate let running = DispatchGroup()
+  private let children = Mutex<[ChildProcess]>([])
+
+  fileprivate func add(_ child: ChildProcess) {
+    self.children.withLock { $0.append(child) }
+  }
+
+  /// Stops every child still running and waits until each one is reaped.
+  func stopAll() async {
+    for child in self.children.withLock({ $0 }) {
+      await child.stop()
+    }
+  }
+
+  /// On SIGINT or SIGTERM: stops every child (SIGKILL after the bound), then exits with 128 + the
+  /// signal. The handlers last as long as the caller keeps the sources.
+  func stopAllOnSignals() -> [any DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { signalNumber in
+      signal(signalNumber, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+      source.setEventHandler {
+        let children = self.children.withLock { $0 }
+        for child in children where child.process.isRunning {
+          child.process.terminate()
+        }
+        let bound = DispatchTime.now() + .seconds(Int(ChildProcess.stopBound.components.seconds))
+        if self.running.wait(timeout: bound) == .timedOut {
+          children.forEach { $0.sendKill() }
+          self.running.wait()
+        }
+        exit(128 + signalNumber)
+      }
+      source.resume()
+      return source
+    }
+  }
+}
