@@ -1,3 +1,5 @@
+// One file for all phases: they share the agent process, its socket client and the figures they
+// print, and each phase is a short function of its own.
 import Crypto
 import EnvoySDSProtos
 import Foundation

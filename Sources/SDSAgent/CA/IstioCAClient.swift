@@ -123,18 +123,37 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     _ request: Istio_V1_Auth_IstioCertificateRequest,
     metadata: Metadata
   ) async throws -> Istio_V1_Auth_IstioCertificateResponse {
+    do {
+      // Fail fast while the CA is unreachable: the supervisor's backoff decides when to retry.
+      return try await self.call(
+        request, metadata: metadata, waitForReady: false, timeout: self.configuration.requestTimeout)
+    } catch let error as RPCError where error.code == .unavailable {
+      // The connection may be between two reconnect attempts (at most 2 s apart): a CA that has
+      // just come back gets one reconnect window before the attempt counts as failed.
+      return try await self.call(
+        request, metadata: metadata, waitForReady: true,
+        timeout: min(self.configuration.requestTimeout, Self.reconnectWindow))
+    }
+  }
+
+  private func call(
+    _ request: Istio_V1_Auth_IstioCertificateRequest,
+    metadata: Metadata,
+    waitForReady: Bool,
+    timeout: Duration
+  ) async throws -> Istio_V1_Auth_IstioCertificateResponse {
     var options = CallOptions.defaults
-    options.timeout = self.configuration.requestTimeout
-    // Fail fast while the CA is unreachable (the rotator's backoff decides when to try again);
-    // the connection itself keeps reconnecting every ≤ 2 s, so a retry finds it ready soon
-    // after the CA is back.
-    options.waitForReady = false
+    options.timeout = timeout
+    options.waitForReady = waitForReady
     return try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: self.client).createCertificate(
       request,
       metadata: metadata,
       options: options
     )
   }
+
+  /// Longer than the connection's longest reconnect backoff.
+  static let reconnectWindow = Duration.milliseconds(2500)
 
   static func classify(_ error: RPCError, address: String) -> CertificateAuthorityError {
     switch error.code {

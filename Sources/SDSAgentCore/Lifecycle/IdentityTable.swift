@@ -291,18 +291,3 @@ public final class IdentityTable: Sendable {
   private static let closedError = CertificateAuthorityError(.unavailable, "the agent is shutting down")
   private static let cancelledError = CertificateAuthorityError(.unavailable, "the request was cancelled")
 }
-
-extension IdentityTable {
-  /// One caller's place in line for an issuance.
-  struct Waiter: Sendable {
-    private let body: @Sendable (Outcome) -> Void
-
-    init(_ body: @escaping @Sendable (Outcome) -> Void) {
-      self.body = body
-    }
-
-    func resume(_ outcome: Outcome) {
-      self.body(outcome)
-    }
-  }
-}
