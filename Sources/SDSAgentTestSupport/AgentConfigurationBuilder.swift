@@ -1,4 +1,5 @@
 import Logging
+import SDSAgent
 import SDSAgentCore
 
 /// Sets up an `AgentConfiguration` field by field for a test; `build()` goes through the

@@ -1,4 +1,5 @@
 import Logging
+import SDSAgentCore
 
 /// Everything `sds-agent run` needs. Immutable, and valid by construction: `init` refuses a
 /// combination the agent could not run with. Built from the settings by `ConfigurationLoader`;

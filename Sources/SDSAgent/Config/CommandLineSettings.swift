@@ -1,3 +1,5 @@
+import SDSAgentCore
+
 /// Reads a command's arguments against its settings' declarations: `--key value`,
 /// `--key=value`, repeatable keys given again, and boolean flags alone (`--key`, or
 /// `--key=false`). Anything else is an error naming the argument and what is allowed.

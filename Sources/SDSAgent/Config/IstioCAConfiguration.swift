@@ -1,3 +1,5 @@
+import SDSAgentCore
+
 /// Where and how to reach an Istio-compatible CA (istiod, cert-manager's istio-csr, or
 /// `sds-agent ca serve`).
 public struct IstioCAConfiguration: Sendable, Equatable {

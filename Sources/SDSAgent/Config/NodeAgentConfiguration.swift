@@ -1,3 +1,5 @@
+import SDSAgentCore
+
 /// How callers are identified and limited: one identity for everyone (the default), or a node
 /// agent serving each workload its own identity.
 public struct NodeAgentConfiguration: Sendable, Equatable {

@@ -1,3 +1,5 @@
+import SDSAgentCore
+
 /// One setting, declared once: its key (the flag `--key`, the config-file key and
 /// `SDS_AGENT_<KEY>`), its help, how it is written, how it is parsed, its default and whether
 /// reload applies it. The command line, the environment, the config file, `check-config` and

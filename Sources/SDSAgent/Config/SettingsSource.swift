@@ -1,3 +1,6 @@
+import Foundation
+import SDSAgentCore
+
 /// Raw settings by key, layered: command-line flags over `SDS_AGENT_<KEY>` environment
 /// variables over the config file over defaults. Keys are the flag names (`cert-ttl`).
 public struct SettingsSource: Sendable {
@@ -34,7 +37,7 @@ public struct SettingsSource: Sendable {
   public func values(_ key: String, separator: Character = ",") -> (values: [String], origin: Origin)? {
     if let values = self.flags[key], !values.isEmpty { return (values, .flag) }
     if let value = self.environment[Self.environmentName(for: key)], !value.isEmpty {
-      return (value.split(separator: separator).map { String($0).trimmingSpaces.description }, .environment)
+      return (value.split(separator: separator).map { $0.trimmingCharacters(in: .whitespaces) }, .environment)
     }
     if let values = self.file[key], !values.isEmpty { return (values, .file) }
     return nil
