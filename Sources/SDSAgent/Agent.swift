@@ -131,7 +131,10 @@ public struct Agent: Sendable {
     ]
     let adminListening = Milestone()
     if let admin = configuration.admin {
-      let routes = AdminRoutes(identities: identities, counters: counters, streams: streams, metrics: metrics)
+      let routes = AdminRoutes(
+        identities: identities, counters: counters, streams: streams, metrics: metrics,
+        certificateAuthority: configuration.istioCA.map { "the Istio-compatible CA at \($0.host):\($0.port)" }
+          ?? "the local CA")
       services.append(
         .auxiliary(AdminServer(address: admin, routes: routes, listening: adminListening, logger: logger)))
     }

@@ -14,6 +14,8 @@ struct AdminRoutes: Sendable {
   let counters: AgentCounters
   let streams: StreamRegistry
   let metrics: PrometheusMetrics
+  /// Where certificates come from, for `/status`.
+  let certificateAuthority: String
 
   func respond(method: String, target: String) async -> Response {
     let components = URLComponents(string: target)
@@ -37,15 +39,22 @@ struct AdminRoutes: Sendable {
       return self.json(self.streams.streams.map(Self.describe))
     case ("GET", "/debug/secrets"):
       return self.json(self.describeSecrets())
+    case ("GET", "/status"):
+      let status = NodeStatus(
+        table: self.identities, streams: self.streams, certificateAuthority: self.certificateAuthority, now: Date())
+      let data = (try? NodeStatus.encoder.encode(status)) ?? Data()
+      return Response(status: 200, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
     case ("POST", "/rotate"):
       return await self.rotate(asked: query["identity"])
-    case (_, "/metrics"), (_, "/healthz"), (_, "/readyz"), (_, "/debug/streams"), (_, "/debug/secrets"), (_, "/rotate"):
+    case (_, "/metrics"), (_, "/healthz"), (_, "/readyz"), (_, "/debug/streams"), (_, "/debug/secrets"), (_, "/status"),
+      (_, "/rotate"):
       return Response(status: 405, contentType: "text/plain", body: "method \(method) not allowed on \(path)\n")
     default:
       return Response(
         status: 404,
         contentType: "text/plain",
-        body: "not found: \(path); try /metrics, /healthz, /readyz, /debug/streams, /debug/secrets or POST /rotate\n"
+        body:
+          "not found: \(path); try /metrics, /healthz, /readyz, /status, /debug/streams, /debug/secrets or POST /rotate\n"
       )
     }
   }

@@ -43,6 +43,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     var logger: Logger
     let cache: SecretCache
     let caller: Caller
+    /// The Envoy node the stream's first request named.
+    var nodeID: String?
   }
 
   private enum Step {
@@ -122,7 +124,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     case .secretsChanged:
       plan = session.machine.secretsChanged(served)
     case .request(let message):
-      if message.hasNode, !message.node.id.isEmpty, session.logger[metadataKey: "node"] == nil {
+      if session.nodeID == nil, message.hasNode, !message.node.id.isEmpty {
+        session.nodeID = message.node.id
         session.logger[metadataKey: "node"] = "\(message.node.id)"
         self.registry.update(session.streamID) { $0.nodeID = message.node.id }
       }

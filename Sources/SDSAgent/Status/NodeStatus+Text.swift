@@ -1,0 +1,62 @@
+import Foundation
+
+extension NodeStatus {
+  /// The status as a person reads it: a table of identities, the trust bundle, the Envoys.
+  public func text(now: Date) -> String {
+    var lines = ["certificates from \(self.certificateAuthority)", ""]
+    lines += Self.table(
+      header: ["IDENTITY", "PHASE", "SERIAL", "EXPIRES", "NEXT ROTATION", "STREAMS"],
+      rows: self.identities.map { row in
+        [
+          row.identity + (row.pinned ? " (agent)" : ""),
+          row.healthy ? row.phase : "\(row.phase) !",
+          row.serial.map { String($0.prefix(16)) } ?? "-",
+          row.notAfter.map { Self.relative($0, now: now) } ?? "-",
+          row.nextRotation.map { Self.relative($0, now: now) } ?? row.retryAt.map { "retry " + Self.relative($0, now: now) }
+            ?? "-",
+          "\(row.streams)",
+        ]
+      })
+    for row in self.identities {
+      if let error = row.lastError { lines.append("  \(row.identity): last error: \(error)") }
+    }
+    lines += ["", "trust bundle: \(self.trustBundle.count) root(s)"]
+    lines += self.trustBundle.map { "  \($0.subject) serial \($0.serial.prefix(16)) expires \(Self.relative($0.notAfter, now: now))" }
+    lines += ["", "connected Envoys: \(Set(self.streams.compactMap(\.nodeID)).count) node(s), \(self.streams.count) stream(s)"]
+    if !self.streams.isEmpty {
+      lines += Self.table(
+        header: ["NODE", "IDENTITY", "RESOURCES", "ACKED", "LAST NACK"],
+        rows: self.streams.map { stream in
+          [
+            stream.nodeID ?? "-", stream.identity ?? "-", stream.resources.joined(separator: ","),
+            stream.lastAckedVersion ?? "-", stream.lastNackMessage.map { String($0.prefix(60)) } ?? "-",
+          ]
+        })
+    }
+    lines += ["", self.isHealthy ? "healthy" : "UNHEALTHY: an identity has no valid certificate"]
+    return lines.joined(separator: "\n") + "\n"
+  }
+
+  /// `in 11h 59m` or `3m 2s ago`.
+  static func relative(_ date: Date, now: Date) -> String {
+    let seconds = Int(date.timeIntervalSince(now).rounded())
+    let magnitude = abs(seconds)
+    let text =
+      magnitude >= 172_800
+      ? "\(magnitude / 86400)d \(magnitude % 86400 / 3600)h"
+      : magnitude >= 3600
+        ? "\(magnitude / 3600)h \(magnitude % 3600 / 60)m"
+        : magnitude >= 60 ? "\(magnitude / 60)m \(magnitude % 60)s" : "\(magnitude)s"
+    return seconds >= 0 ? "in \(text)" : "\(text) ago"
+  }
+
+  static func table(header: [String], rows: [[String]]) -> [String] {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    return all.map { row in
+      row.enumerated().map { index, cell in
+        index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+      }.joined(separator: "  ")
+    }
+  }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import SDSAgent
+import SDSAgentCore
+
+struct StatusCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "status",
+    abstract: "The node's view from a live agent's admin endpoint: identities, trust bundle, connected Envoys.",
+    discussion: "Exits 0 when every identity has a valid certificate, 1 when one has not, 2 when the agent cannot be asked."
+  )
+
+  @Option(help: "The agent's admin endpoint: 127.0.0.1:PORT or unix:/path (or SDS_AGENT_ADMIN, or the config file).")
+  var admin: String?
+
+  @Option(help: "The agent's YAML config file, for its admin endpoint (also SDS_AGENT_CONFIG).")
+  var config: String?
+
+  @Flag(help: "Print the status as JSON (an object with an `identities` list) for scripts.")
+  var json = false
+
+  func run() async throws {
+    var flags: [String: [String]] = [:]
+    flags[AgentSettings.admin.key] = self.admin.map { [$0] }
+    let admin: AgentConfiguration.AdminAddress
+    do {
+      guard let address = try ConfigurationLoader(flags: flags, configFile: self.config).agentEndpoints().admin else {
+        throw ValidationError(
+          "--admin is required: the agent's admin endpoint, e.g. 127.0.0.1:15000 or unix:/run/sds-agent/admin.sock")
+      }
+      admin = address
+    } catch let error as ConfigurationError {
+      throw ValidationError(error.description)
+    }
+    let status: NodeStatus
+    let body: String
+    do {
+      let response = try await AdminClient.request("GET", "/status", at: admin)
+      guard response.status == 200 else {
+        throw AgentError(.connection, "the admin endpoint answered \(response.status): \(response.body)")
+      }
+      body = response.body
+      status = try NodeStatus.decoder.decode(NodeStatus.self, from: Data(body.utf8))
+    } catch {
+      FileHandle.standardError.write(Data("sds-agent status: cannot read the agent's status: \(error)\n".utf8))
+      throw ExitCode(2)
+    }
+    print(self.json ? body.trimmingCharacters(in: .newlines) : status.text(now: Date()), terminator: self.json ? "\n" : "")
+    if !status.isHealthy { throw ExitCode(1) }
+  }
+}
