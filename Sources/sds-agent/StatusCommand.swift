@@ -7,7 +7,8 @@ struct StatusCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "status",
     abstract: "The node's view from a live agent's admin endpoint: identities, trust bundle, connected Envoys.",
-    discussion: "Exits 0 when every identity has a valid certificate, 1 when one has not, 2 when the agent cannot be asked."
+    discussion:
+      "Exits 0 when every identity has a valid certificate, 1 when one has not, 2 when the agent cannot be asked."
   )
 
   @Option(help: "The agent's admin endpoint: 127.0.0.1:PORT or unix:/path (or SDS_AGENT_ADMIN, or the config file).")
@@ -45,7 +46,8 @@ struct StatusCommand: AsyncParsableCommand {
       FileHandle.standardError.write(Data("sds-agent status: cannot read the agent's status: \(error)\n".utf8))
       throw ExitCode(2)
     }
-    print(self.json ? body.trimmingCharacters(in: .newlines) : status.text(now: Date()), terminator: self.json ? "\n" : "")
+    print(
+      self.json ? body.trimmingCharacters(in: .newlines) : status.text(now: Date()), terminator: self.json ? "\n" : "")
     if !status.isHealthy { throw ExitCode(1) }
   }
 }

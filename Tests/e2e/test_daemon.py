@@ -116,6 +116,28 @@ def test_drill_passes_against_a_running_agent(start, admin):
     print(f"FIGURE drill push latency ({admin} admin): {latency_ms:.1f} ms")
 
 
+def test_status_shows_the_node_and_exits_by_health(start):
+    """`sds-agent status` as a monitoring check calls it: the table, --json, and the exit codes."""
+    agent = start("agent")
+    res = run_cli("status", "--admin", agent.admin_address)
+    print(res.stdout + res.stderr)
+    assert res.returncode == 0, f"status exited {res.returncode}\n{res.stdout}\n{res.stderr}"
+    serial = agent.admin.current_serial()
+    assert "serving" in res.stdout and serial[:16] in res.stdout.lower() and res.stdout.rstrip().endswith("healthy")
+    res = run_cli("status", "--admin", agent.admin_address, "--json")
+    assert res.returncode == 0, res.stderr
+    status = json.loads(res.stdout)
+    (identity,) = status["identities"]
+    assert identity["phase"] == "serving" and identity["healthy"] and identity["pinned"]
+    assert identity["serial"].lower().lstrip("0") == serial.lstrip("0")
+    assert len(status["trust_bundle"]) == 1 and "PRIVATE KEY" not in res.stdout
+    code, _ = agent.terminate_and_time()
+    assert code == 0
+    res = run_cli("status", "--admin", agent.admin_address)
+    assert res.returncode == 2, f"status of a stopped agent exited {res.returncode}: {res.stdout}{res.stderr}"
+    assert "cannot read the agent's status" in res.stderr, res.stderr
+
+
 def _wait_past_issuance(agent, seconds: float) -> None:
     """Poll the wall clock until `seconds` have passed since the served certificate's issuance
     (its notBefore is backdated 10 s)."""

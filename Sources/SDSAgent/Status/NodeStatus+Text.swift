@@ -7,13 +7,15 @@ extension NodeStatus {
     lines += Self.table(
       header: ["IDENTITY", "PHASE", "SERIAL", "EXPIRES", "NEXT ROTATION", "STREAMS"],
       rows: self.identities.map { row in
-        [
+        let next =
+          row.nextRotation.map { Self.relative($0, now: now) }
+          ?? row.retryAt.map { "retry " + Self.relative($0, now: now) } ?? "-"
+        return [
           row.identity + (row.pinned ? " (agent)" : ""),
           row.healthy ? row.phase : "\(row.phase) !",
           row.serial.map { String($0.prefix(16)) } ?? "-",
           row.notAfter.map { Self.relative($0, now: now) } ?? "-",
-          row.nextRotation.map { Self.relative($0, now: now) } ?? row.retryAt.map { "retry " + Self.relative($0, now: now) }
-            ?? "-",
+          next,
           "\(row.streams)",
         ]
       })
@@ -21,8 +23,12 @@ extension NodeStatus {
       if let error = row.lastError { lines.append("  \(row.identity): last error: \(error)") }
     }
     lines += ["", "trust bundle: \(self.trustBundle.count) root(s)"]
-    lines += self.trustBundle.map { "  \($0.subject) serial \($0.serial.prefix(16)) expires \(Self.relative($0.notAfter, now: now))" }
-    lines += ["", "connected Envoys: \(Set(self.streams.compactMap(\.nodeID)).count) node(s), \(self.streams.count) stream(s)"]
+    lines += self.trustBundle.map {
+      "  \($0.subject) serial \($0.serial.prefix(16)) expires \(Self.relative($0.notAfter, now: now))"
+    }
+    lines += [
+      "", "connected Envoys: \(Set(self.streams.compactMap(\.nodeID)).count) node(s), \(self.streams.count) stream(s)",
+    ]
     if !self.streams.isEmpty {
       lines += Self.table(
         header: ["NODE", "IDENTITY", "RESOURCES", "ACKED", "LAST NACK"],
