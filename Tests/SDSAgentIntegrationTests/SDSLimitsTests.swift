@@ -77,6 +77,27 @@ import Testing
     }
   }
 
+  @Test func aRequestOverTheMessageLimitEndsItsCallAndTheAgentKeepsServing() async throws {
+    try await RunningAgent.with { running in
+      try await running.withClient(over: .unixSocket) { client in
+        let oversized = [UInt8](repeating: 0x0A, count: 4 * 1024 * 1024 + 1)
+        let fetch = try await #require(throws: RPCError.self) {
+          _ = try await client.fetchSecrets(rawRequest: oversized)
+        }
+        let stream = try await #require(throws: RPCError.self) {
+          _ = try await client.streamSecrets(rawRequests: [oversized])
+        }
+        // grpc-swift-nio-transport resets the HTTP/2 stream rather than sending its decoder's
+        // RESOURCE_EXHAUSTED; see README, "Limits and hardening".
+        print("a request over 4 MiB ended FetchSecrets with \(fetch) and StreamSecrets with \(stream)")
+        #expect([.cancelled, .unavailable, .resourceExhausted].contains(fetch.code))
+        #expect([.cancelled, .unavailable, .resourceExhausted].contains(stream.code))
+      }
+      let secrets = try await SDSClient.fetch(socketPath: running.socketPath, names: ["default"])
+      #expect(secrets.map(\.name) == ["default"])
+    }
+  }
+
   @Test func aHugeNodeIDOrVersionIsKeptShortForDebugStreams() async throws {
     try await RunningAgent.with { running in
       try await running.withClient(over: .inProcess) { client in
