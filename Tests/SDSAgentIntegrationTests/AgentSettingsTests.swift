@@ -277,6 +277,15 @@ import Testing
     #expect(error.allowed.contains("without anchors and aliases"))
   }
 
+  @Test func aDeeplyNestedDocumentIsRefusedNotAStackOverflow() throws {
+    let path = try self.file("workload: " + String(repeating: "[", count: 100_000) + "\n")
+    let error = try #require(
+      self.error { _ = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load() })
+    #expect(error.key == "config")
+    #expect(error.allowed.contains("valid YAML"))
+    #expect(error.description.utf8.count < 2048)
+  }
+
   @Test func anAliasIsRefusedEvenWhereItWouldBeHarmless() throws {
     let path = try self.file("cert-ttl: &ttl 1h\nworkload-idle-timeout: *ttl\n")
     let error = try #require(

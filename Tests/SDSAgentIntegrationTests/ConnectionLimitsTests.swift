@@ -44,11 +44,12 @@ import Testing
   }
 
   @Test func aSilentPeerIsClosedWhileAStreamOlderThanTheIdleTimeIsKept() async throws {
-    // The defaults (300 s idle, a ping after 60 s answered within 20 s, 120 s of silence), scaled down.
-    var config = HTTP2ServerTransport.Posix.Config.sds(peerCredentials: false, silentPeerTimeout: .milliseconds(400))
-    config.connection.maxIdleTime = .milliseconds(300)
-    config.connection.keepalive.time = .milliseconds(200)
-    config.connection.keepalive.timeout = .milliseconds(70)
+    // The defaults (300 s idle, a ping after 60 s answered within 20 s, 120 s of silence),
+    // scaled down with room for a loaded machine; the idle time is the shortest.
+    var config = HTTP2ServerTransport.Posix.Config.sds(peerCredentials: false, silentPeerTimeout: .milliseconds(2500))
+    config.connection.maxIdleTime = .milliseconds(1000)
+    config.connection.keepalive.time = .milliseconds(500)
+    config.connection.keepalive.timeout = .milliseconds(1000)
     try await RunningAgent.with { running in
       let path = running.directory + "/scaled.sock"
       let server = GRPCServer(

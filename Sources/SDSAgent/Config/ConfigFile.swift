@@ -40,7 +40,9 @@ public enum ConfigFile {
       parser = try Parser(yaml: text)
       node = try parser.singleRoot()
     } catch {
-      throw ConfigurationError(key: "config", value: path, allowed: "valid YAML (\(error))")
+      // Yams quotes the offending line, which may be as long as the file.
+      throw ConfigurationError(
+        key: "config", value: path, allowed: "valid YAML (\(BoundedText("\(error)", limit: 512)))")
     }
     guard let node else { return [:] }
     // Anchors are only known while their parser lives; Yams holds them weakly.
