@@ -234,6 +234,7 @@ import Testing
       self.error { _ = try ConfigurationLoader(arguments: ["--identity", huge], environment: [:]).load() })
     #expect(error.key == "identity")
     #expect(error.allowed.contains("at most 2048"))
+    #expect(error.value.hasSuffix("…(+\(huge.count - 256) characters)"))
     #expect(error.description.utf8.count < 1024)
   }
 

@@ -43,7 +43,7 @@ public enum AgentSettings {
       do throws(SPIFFEIDError) {
         return try SPIFFEID(parsing: text)
       } catch {
-        throw ConfigurationError(key: "identity", value: error.text, allowed: "a SPIFFE ID (\(error.reason))")
+        throw ConfigurationError(key: "identity", value: text, allowed: "a SPIFFE ID (\(error.reason))")
       }
     },
     effective: { $0.identity.description })

@@ -11,6 +11,17 @@ public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
     self.allowed = allowed
   }
 
+  private init(key: String, shortenedValue: String, allowed: String) {
+    self.key = key
+    self.value = shortenedValue
+    self.allowed = allowed
+  }
+
+  /// The same error under another name for its key, its value not shortened twice.
+  public func renamed(_ key: String) -> Self {
+    Self(key: key, shortenedValue: self.value, allowed: self.allowed)
+  }
+
   static let shownLength = 256
 
   public var description: String { "invalid \(self.key) \"\(self.value)\": expected \(self.allowed)" }

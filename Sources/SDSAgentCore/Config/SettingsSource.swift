@@ -86,7 +86,7 @@ public struct SettingsSource: Sendable {
     do {
       parsed = try setting.parse(text)
     } catch {
-      throw ConfigurationError(key: Self.naming(error.key, origin: origin), value: error.value, allowed: error.allowed)
+      throw error.renamed(Self.naming(error.key, origin: origin))
     }
     guard let parsed else {
       throw ConfigurationError(key: Self.naming(setting.key, origin: origin), value: text, allowed: setting.allowed)
