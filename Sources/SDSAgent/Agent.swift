@@ -27,6 +27,7 @@ public struct Agent: Sendable {
   let services: [ServiceGroupConfiguration.ServiceConfiguration]
   public let logger: Logger
   private let adminListening: Milestone
+  private let sdsListening: Milestone
 
   /// The agent's own identity's secrets.
   public var cache: SecretCache { self.identities.pinnedCache }
@@ -34,6 +35,11 @@ public struct Agent: Sendable {
   /// Returns once the admin endpoint accepts connections (never, without `--admin`).
   public func waitForAdminEndpoint() async {
     await self.adminListening.wait()
+  }
+
+  /// Returns once the SDS transport listens, with the socket's backlog set (never, if it fails).
+  public func waitForSDSListening() async {
+    await self.sdsListening.wait()
   }
 
   /// Issues a new SVID for `identity` (the agent's own by default) now and pushes it to every
@@ -87,6 +93,8 @@ public struct Agent: Sendable {
     // A remote CA is asked by the rotator as soon as the services run (its connection is one of
     // them); the agent serves once it answers, and retries with backoff while it does not.
 
+    DescriptorLimit.raiseToHardLimit(logger: logger)
+    let sdsListening = Milestone()
     let descriptor: Int32
     let ownsSocketFile: UnixSocketListener?
     if let activated = try SocketActivation.listeningDescriptor(environment: environment) {
@@ -101,13 +109,8 @@ public struct Agent: Sendable {
       descriptor = listener.descriptor
       ownsSocketFile = listener
     }
-    var transportConfiguration = HTTP2ServerTransport.Posix.Config.defaults
-    // Envoy opens one SDS stream per secret on one connection; a gateway with many secrets, or
-    // many Envoys behind one proxy, needs more than HTTP/2's customary 100.
-    transportConfiguration.http2.maxConcurrentStreams = Self.maximumStreamsPerConnection
-    if configuration.nodeAgent.identification.usesPeer {
-      transportConfiguration.channelDebuggingCallbacks.onAcceptHTTP2Stream = PeerCredentialsHandler.install(on:)
-    }
+    let transportConfiguration = HTTP2ServerTransport.Posix.Config.sds(
+      peerCredentials: configuration.nodeAgent.identification.usesPeer)
     let sdsService = SecretDiscoveryService(leases: admission, counters: counters, registry: streams, logger: logger)
     let server = GRPCServer(
       transport: HTTP2ServerTransport.Posix(
@@ -125,6 +128,11 @@ public struct Agent: Sendable {
         GRPCServerService(
           name: "sds \(configuration.socketPath)",
           server: server,
+          alongside: {
+            guard (try? await server.transport.listeningAddress) != nil else { return }
+            UnixSocketListener.restoreBacklog(of: descriptor, logger: logger)
+            sdsListening.reach()
+          },
           onStop: { ownsSocketFile?.removeSocketFile() }
         )
       ),
@@ -182,7 +190,8 @@ public struct Agent: Sendable {
       sdsService: sdsService,
       services: services,
       logger: logger,
-      adminListening: adminListening
+      adminListening: adminListening,
+      sdsListening: sdsListening
     )
   }
 
@@ -237,6 +246,16 @@ public struct Agent: Sendable {
 
   /// SDS streams one connection may hold open at once.
   public static let maximumStreamsPerConnection = 4096
+  /// A connection without an open stream for this long is closed (after its peer acknowledged
+  /// the GOAWAY's ping, or was silent for `silentPeerTimeoutSeconds`).
+  public static let connectionIdleTimeSeconds: Int64 = 300
+  /// After this long without a frame from the peer the agent pings it, and closes the
+  /// connection unless the peer answers within `keepaliveTimeoutSeconds`.
+  public static let keepaliveTimeSeconds: Int64 = 60
+  public static let keepaliveTimeoutSeconds: Int64 = 20
+  /// A connection nothing was read from for this long is closed: a live peer answers the
+  /// keepalive's ping well within it.
+  public static let silentPeerTimeoutSeconds: Int64 = 120
 
   /// Longest a graceful shutdown may take before the remaining work is cancelled; well under
   /// systemd's default stop timeout (90 s) and the unit's `TimeoutStopSec`.

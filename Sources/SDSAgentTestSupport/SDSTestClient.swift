@@ -23,6 +23,7 @@ public struct SDSTestClient {
     (Metadata, SDSStream.Closing, (SDSStream) async throws -> any Sendable) async throws -> any Sendable
   private let fetch: (Request) async throws -> Response
   private let rawFetch: ([UInt8]) async throws -> [UInt8]
+  private let rawStream: ([[UInt8]]) async throws -> Int
 
   init<Transport: ClientTransport>(_ client: GRPCClient<Transport>) {
     let sds = Envoy_Service_Secret_V3_SecretDiscoveryService.Client(wrapping: client)
@@ -38,6 +39,19 @@ public struct SDSTestClient {
         deserializer: RawBytesCoder(),
         options: .defaults
       ) { try $0.message }
+    }
+    self.rawStream = { messages in
+      try await client.bidirectionalStreaming(
+        request: StreamingClientRequest(of: [UInt8].self) { writer in try await writer.write(contentsOf: messages) },
+        descriptor: Envoy_Service_Secret_V3_SecretDiscoveryService.Method.StreamSecrets.descriptor,
+        serializer: RawBytesCoder(),
+        deserializer: RawBytesCoder(),
+        options: .defaults
+      ) { response in
+        var count = 0
+        for try await _ in response.messages { count += 1 }
+        return count
+      }
     }
   }
 
@@ -58,6 +72,12 @@ public struct SDSTestClient {
   /// `FetchSecrets` with a request body of raw bytes, which need not be a valid message.
   public func fetchSecrets(rawRequest bytes: [UInt8]) async throws -> [UInt8] {
     try await self.rawFetch(bytes)
+  }
+
+  /// A `StreamSecrets` call that sends `messages` as raw bytes, which need not be valid, then
+  /// ends its requests; returns how many responses came before the call ended with OK.
+  public func streamSecrets(rawRequests messages: [[UInt8]]) async throws -> Int {
+    try await self.rawStream(messages)
   }
 }
 

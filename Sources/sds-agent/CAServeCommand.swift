@@ -71,8 +71,9 @@ struct CAServeCommand: AsyncParsableCommand {
     guard let address = IstioCAConfiguration.parseAddress(self.listen) else {
       throw ValidationError("invalid listen \"\(self.listen)\": expected HOST:PORT")
     }
-    guard let maxTTL = DurationParser.parse(self.maxTTL) else {
-      throw ValidationError("invalid max-ttl \"\(self.maxTTL)\": expected a duration such as 1h or 24h")
+    guard let maxTTL = DurationParser.parse(self.maxTTL, in: .seconds(2) ... .seconds(365 * 86400)) else {
+      throw ValidationError(
+        "invalid max-ttl \"\(BoundedText(self.maxTTL))\": expected a duration from 2s to 365d, such as 1h or 24h")
     }
     let level: Logger.Level
     let trustDomain: String

@@ -36,8 +36,9 @@ struct DrillCommand: AsyncParsableCommand {
       throw ValidationError(
         "--admin is required: the agent's admin endpoint, e.g. 127.0.0.1:15000 or unix:/run/sds-agent/admin.sock")
     }
-    guard let timeout = DurationParser.parse(self.timeout) else {
-      throw ValidationError("invalid timeout \"\(self.timeout)\": expected a duration such as 10s")
+    guard let timeout = DurationParser.parse(self.timeout, in: .milliseconds(1) ... .seconds(86400)) else {
+      throw ValidationError(
+        "invalid timeout \"\(BoundedText(self.timeout))\": expected a duration from 1ms to 1d, such as 10s")
     }
     let report: RotationDrill.Report
     do {

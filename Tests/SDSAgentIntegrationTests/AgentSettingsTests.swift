@@ -186,3 +186,112 @@ import Testing
     }
   }
 }
+
+/// Values that are too large, too long or not text are errors naming the key, never traps.
+@Suite struct SettingsBoundsTests {
+  func file(_ text: String) throws -> String {
+    let path = TemporaryDirectory.make() + "/config.yaml"
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  func error(_ body: () throws -> Void) -> ConfigurationError? {
+    do {
+      try body()
+      return nil
+    } catch {
+      return error as? ConfigurationError
+    }
+  }
+
+  @Test(arguments: ["99999999999999999999h", "9223372036854775807s", "366d", "1s"])
+  func aCertificateLifetimeOutsideTwoSecondsToAYearIsAnError(value: String) throws {
+    let error = try #require(
+      self.error { _ = try ConfigurationLoader(arguments: ["--cert-ttl", value], environment: [:]).load() })
+    #expect(error.key == "cert-ttl")
+    #expect(error.value == value)
+    #expect(error.allowed.contains("from 2s to 365d"))
+  }
+
+  @Test func aCertificateLifetimeOfAYearIsAccepted() throws {
+    let configuration = try ConfigurationLoader(arguments: ["--cert-ttl", "365d"], environment: [:]).load()
+    #expect(configuration.certificateTTL == .seconds(365 * 86400))
+  }
+
+  @Test(arguments: ["0s", "8d", "9223372036854775807s"])
+  func anIdleTimeoutOutsideItsRangeIsAnError(value: String) throws {
+    let error = try #require(
+      self.error {
+        _ = try ConfigurationLoader(arguments: ["--workload-idle-timeout", value], environment: [:]).load()
+      })
+    #expect(error.key == "workload-idle-timeout")
+    #expect(error.allowed.contains("from 1s to 7d"))
+  }
+
+  @Test func aHugeIdentityIsRefusedWithItsValueCut() throws {
+    let huge = "spiffe://cluster.local/" + String(repeating: "a", count: 10_000_000)
+    let error = try #require(
+      self.error { _ = try ConfigurationLoader(arguments: ["--identity", huge], environment: [:]).load() })
+    #expect(error.key == "identity")
+    #expect(error.allowed.contains("at most 2048"))
+    #expect(error.value.hasSuffix("…(+\(huge.count - 256) characters)"))
+    #expect(error.description.utf8.count < 1024)
+  }
+
+  @Test func aValueThatWasNotUTF8IsAnErrorNamingTheKey() throws {
+    // What the command line and the environment hold for bytes that are not UTF-8.
+    let decoded = String(decoding: [0x31, 0xFF, 0x68], as: UTF8.self)
+    let fromEnvironment = try #require(
+      self.error { _ = try ConfigurationLoader(flags: [:], environment: ["SDS_AGENT_CERT_TTL": decoded]).load() })
+    #expect(fromEnvironment.key == "cert-ttl (from SDS_AGENT_CERT_TTL)")
+    #expect(fromEnvironment.allowed.contains("UTF-8"))
+    let fromFlag = try #require(
+      self.error { _ = try ConfigurationLoader(arguments: ["--socket", "/tmp/\(decoded)"], environment: [:]).load() })
+    #expect(fromFlag.key == "socket")
+    #expect(fromFlag.allowed.contains("UTF-8"))
+  }
+
+  @Test func aConfigFileOverOneMebibyteIsRefusedUnread() throws {
+    let path = try self.file("# " + String(repeating: "x", count: ConfigFile.maximumSize) + "\n")
+    let error = try #require(
+      self.error { _ = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load() })
+    #expect(error.key == "config")
+    #expect(error.allowed.contains("at most 1048576 bytes"))
+  }
+
+  @Test func aBillionLaughsDocumentIsRefusedBeforeItExpands() throws {
+    var text = "lol0: &a0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n"
+    for level in 1...9 {
+      let refs = Array(repeating: "*a\(level - 1)", count: 9).joined(separator: ", ")
+      text += "lol\(level): &a\(level) [\(refs)]\n"
+    }
+    text += "workload: *a9\n"
+    let path = try self.file(text)
+    let clock = ContinuousClock()
+    var refusal: ConfigurationError?
+    let elapsed = clock.measure {
+      refusal = self.error { _ = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load() }
+    }
+    print("a billion-laughs config file was refused in \(elapsed)")
+    let error = try #require(refusal)
+    #expect(error.key == "config")
+    #expect(error.allowed.contains("without anchors and aliases"))
+  }
+
+  @Test func aDeeplyNestedDocumentIsRefusedNotAStackOverflow() throws {
+    let path = try self.file("workload: " + String(repeating: "[", count: 100_000) + "\n")
+    let error = try #require(
+      self.error { _ = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load() })
+    #expect(error.key == "config")
+    #expect(error.allowed.contains("valid YAML"))
+    #expect(error.description.utf8.count < 2048)
+  }
+
+  @Test func anAliasIsRefusedEvenWhereItWouldBeHarmless() throws {
+    let path = try self.file("cert-ttl: &ttl 1h\nworkload-idle-timeout: *ttl\n")
+    let error = try #require(
+      self.error { _ = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load() })
+    #expect(error.key == "config")
+    #expect(error.allowed.contains("&ttl"))
+  }
+}

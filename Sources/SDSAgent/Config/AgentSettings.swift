@@ -38,13 +38,22 @@ public enum AgentSettings {
     help: "SPIFFE ID of the workload (in fetch mode, by default the one the token names).",
     allowed: "a SPIFFE ID such as spiffe://cluster.local/ns/default/sa/default",
     shownDefault: "spiffe://<trust-domain>/ns/default/sa/default",
-    reload: .restart, parse: { try? SPIFFEID(parsing: $0) }, effective: { $0.identity.description })
+    reload: .restart,
+    parse: { text throws(ConfigurationError) in
+      do throws(SPIFFEIDError) {
+        return try SPIFFEID(parsing: text)
+      } catch {
+        throw ConfigurationError(key: "identity", value: text, allowed: "a SPIFFE ID (\(error.reason))")
+      }
+    },
+    effective: { $0.identity.description })
 
   public static let certificateTTL = Setting<Duration>(
     "cert-ttl", "DURATION",
     help: "Lifetime of workload certificates, e.g. 30s, 1h, 24h, 1h30m.",
-    allowed: "a duration such as 30s, 1h or 24h", default: .seconds(86400), shownDefault: "24h",
-    reload: .live, parse: DurationParser.parse, effective: { DurationParser.format($0.certificateTTL) })
+    allowed: "a duration from 2s to 365d, such as 30s, 1h or 24h", default: .seconds(86400), shownDefault: "24h",
+    reload: .live, parse: { DurationParser.parse($0, in: .seconds(2) ... .seconds(365 * 86400)) },
+    effective: { DurationParser.format($0.certificateTTL) })
 
   public static let keyType = Setting<WorkloadKeyType>(
     "key-type", "TYPE",
@@ -180,8 +189,9 @@ public enum AgentSettings {
   public static let workloadIdleTimeout = Setting<Duration>(
     "workload-idle-timeout", "DURATION",
     help: "How long a workload identity without streams is kept.",
-    allowed: "a duration such as 10m", default: CallerLimits().idleTimeout, shownDefault: "10m",
-    reload: .live, parse: DurationParser.parse, effective: { DurationParser.format($0.nodeAgent.limits.idleTimeout) })
+    allowed: "a duration from 1s to 7d, such as 10m", default: CallerLimits().idleTimeout, shownDefault: "10m",
+    reload: .live, parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(7 * 86400)) },
+    effective: { DurationParser.format($0.nodeAgent.limits.idleTimeout) })
 
   public static let callerStreamRate = Setting<Rate>(
     "caller-stream-rate", "RATE",

@@ -11,8 +11,17 @@ public enum ConfigFile {
     path: String,
     declarations: [SettingDeclaration]
   ) throws(ConfigurationError) -> [String: [String]] {
-    guard let data = FileManager.default.contents(atPath: path) else {
+    guard let file = FileHandle(forReadingAtPath: path) else {
       throw ConfigurationError(key: "config", value: path, allowed: "a readable YAML file")
+    }
+    defer { try? file.close() }
+    // One byte more than allowed tells a file at the limit from a larger one, without reading it all.
+    guard let data = try? file.read(upToCount: Self.maximumSize + 1) ?? Data() else {
+      throw ConfigurationError(key: "config", value: path, allowed: "a readable YAML file")
+    }
+    guard data.count <= Self.maximumSize else {
+      throw ConfigurationError(
+        key: "config", value: path, allowed: "a YAML file of at most \(Self.maximumSize) bytes (1 MiB)")
     }
     guard let text = String(validating: data, as: UTF8.self) else {
       throw ConfigurationError(key: "config", value: path, allowed: "a YAML file in UTF-8 (it has bytes that are not)")
@@ -25,13 +34,25 @@ public enum ConfigFile {
     path: String,
     declarations: [SettingDeclaration]
   ) throws(ConfigurationError) -> [String: [String]] {
+    let parser: Parser
     let node: Node?
     do {
-      node = try Yams.compose(yaml: text)
+      parser = try Parser(yaml: text)
+      node = try parser.singleRoot()
     } catch {
-      throw ConfigurationError(key: "config", value: path, allowed: "valid YAML (\(error))")
+      // Yams quotes the offending line, which may be as long as the file.
+      throw ConfigurationError(
+        key: "config", value: path, allowed: "valid YAML (\(BoundedText("\(error)", limit: 512)))")
     }
     guard let node else { return [:] }
+    // Anchors are only known while their parser lives; Yams holds them weakly.
+    try withExtendedLifetime(parser) { () throws(ConfigurationError) in
+      if let anchor = Self.firstAnchor(in: node) {
+        throw ConfigurationError(
+          key: "config", value: path,
+          allowed: "YAML without anchors and aliases (it has &\(anchor.rawValue)); write each value out")
+      }
+    }
     guard let mapping = node.mapping else {
       throw ConfigurationError(key: "config", value: path, allowed: "a mapping of keys such as `cert-ttl: 24h`")
     }
@@ -98,6 +119,22 @@ public enum ConfigFile {
     }
     return pairs
   }
+
+  /// The first anchor in the document, looked for before anything walks into an alias: every
+  /// alias points at an anchored node, so the walk stops before one could be expanded and costs
+  /// no more than the text is long (a billion-laughs document is refused at its first anchor).
+  static func firstAnchor(in node: Node) -> Anchor? {
+    if let anchor = node.anchor { return anchor }
+    switch node {
+    case .scalar, .alias: return nil
+    case .sequence(let sequence): return sequence.lazy.compactMap(Self.firstAnchor(in:)).first
+    case .mapping(let mapping):
+      return mapping.lazy.compactMap { Self.firstAnchor(in: $0.key) ?? Self.firstAnchor(in: $0.value) }.first
+    }
+  }
+
+  /// The largest config file read, in bytes.
+  public static let maximumSize = 1 << 20
 
   /// A value as errors show it: plain values as written, others by their shape, never the
   /// parser's representation.

@@ -79,11 +79,17 @@ public struct SettingsSource: Sendable {
   static func parse<Value>(_ text: String, origin: Origin, _ setting: Setting<Value>) throws(ConfigurationError)
     -> Value?
   {
+    // The command line and the environment arrive decoded with invalid UTF-8 replaced by U+FFFD.
+    guard !text.unicodeScalars.contains("\u{FFFD}") else {
+      throw ConfigurationError(
+        key: Self.naming(setting.key, origin: origin), value: text,
+        allowed: "valid UTF-8 (the value has bytes that are not)")
+    }
     let parsed: Value?
     do {
       parsed = try setting.parse(text)
     } catch {
-      throw ConfigurationError(key: Self.naming(error.key, origin: origin), value: error.value, allowed: error.allowed)
+      throw error.renamed(Self.naming(error.key, origin: origin))
     }
     guard let parsed else {
       throw ConfigurationError(key: Self.naming(setting.key, origin: origin), value: text, allowed: setting.allowed)

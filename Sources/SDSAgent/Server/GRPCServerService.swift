@@ -6,16 +6,21 @@ import ServiceLifecycle
 struct GRPCServerService<Transport: ServerTransport>: Service, CustomStringConvertible {
   let name: String
   let server: GRPCServer<Transport>
+  /// Runs beside the server, for work that waits until the transport listens.
+  var alongside: @Sendable () async -> Void = {}
   let onStop: @Sendable () -> Void
 
   var description: String { "GRPCServer(\(self.name))" }
 
   func run() async throws {
     defer { self.onStop() }
-    try await withGracefulShutdownHandler {
-      try await self.server.serve()
-    } onGracefulShutdown: {
-      self.server.beginGracefulShutdown()
+    try await withThrowingDiscardingTaskGroup { group in
+      group.addTask { await self.alongside() }
+      try await withGracefulShutdownHandler {
+        try await self.server.serve()
+      } onGracefulShutdown: {
+        self.server.beginGracefulShutdown()
+      }
     }
   }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 #if canImport(Glibc)
   import Glibc
@@ -51,13 +52,35 @@ public struct UnixSocketListener: Sendable {
       unlink(path)
       throw AgentError(.socketSetup, "cannot set mode \(String(mode, radix: 8)) on \(path): \(error)")
     }
-    guard listen(fd, 4096) == 0 else {
+    guard listen(fd, Self.backlog) == 0 else {
       let error = Errno.current
       close(fd)
       unlink(path)
       throw AgentError(.socketSetup, "cannot listen on \(path): \(error)")
     }
     return UnixSocketListener(path: path, descriptor: fd)
+  }
+
+  /// Connections the kernel queues for `accept`; capped by `net.core.somaxconn`.
+  public static let backlog: Int32 = 4096
+
+  /// Sets the backlog of a socket the transport listens on back to `backlog`.
+  ///
+  /// SwiftNIO's `ServerSocketChannel(socket:)` calls `listen(fd, 128)` on a descriptor it is
+  /// given, and grpc-swift-nio-transport offers no option to change that, so both our own
+  /// socket and systemd's would otherwise queue at most 128 connections. `listen` on a listening
+  /// socket only changes its backlog.
+  static func restoreBacklog(of descriptor: Int32, logger: Logger) {
+    var accepting: Int32 = 0
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    guard getsockopt(descriptor, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0, accepting == 1 else {
+      logger.warning("the SDS socket is not listening; its backlog stays as it is", metadata: ["fd": "\(descriptor)"])
+      return
+    }
+    guard listen(descriptor, Self.backlog) == 0 else {
+      logger.warning("cannot set the SDS socket's backlog", metadata: ["error": "\(Errno.current)"])
+      return
+    }
   }
 
   /// Removes the socket file, if it is still ours.

@@ -77,6 +77,8 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
 
   public static let impersonatedIdentityKey = "ImpersonatedIdentity"
 
+  static let reasonLength = 512
+
   private func impersonate(_ value: Google_Protobuf_Value, by node: SPIFFEID) throws -> SPIFFEID {
     guard case .stringValue(let text) = value.kind, let identity = try? SPIFFEID(parsing: text) else {
       throw self.refuse(.invalidArgument, "ImpersonatedIdentity must be a SPIFFE ID", caller: node)
@@ -94,6 +96,8 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
   }
 
   private func refuse(_ code: RPCError.Code, _ message: String, caller: SPIFFEID? = nil) -> RPCError {
+    // Reasons may quote the request (a CSR's names, a token's claims).
+    let message = BoundedText(message, limit: Self.reasonLength).description
     self.logger.warning(
       "refused a certificate request",
       metadata: ["status": "\(code)", "reason": "\(message)", "caller": "\(caller.map(\.description) ?? "-")"]

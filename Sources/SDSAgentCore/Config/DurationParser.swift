@@ -1,9 +1,10 @@
 import Foundation
 
 /// Parses durations the way operators write them: `30s`, `24h`, `1h30m`, `500ms`, `2d`.
+/// Overflow-safe: a value too large to count in milliseconds is not a duration.
 public enum DurationParser {
   public static func parse(_ text: String) -> Duration? {
-    var total = Duration.zero
+    var milliseconds: Int64 = 0
     var rest = Substring(text.trimmingSpaces)
     guard !rest.isEmpty else { return nil }
     while !rest.isEmpty {
@@ -12,20 +13,23 @@ public enum DurationParser {
       rest = rest.dropFirst(digits.count)
       let unit = rest.prefix(while: { $0.isLetter })
       rest = rest.dropFirst(unit.count)
-      let (multiplied, overflow): (Int64, Bool)
-      switch unit {
-      case "ms": total += .milliseconds(value); continue
-      case "s": (multiplied, overflow) = value.multipliedReportingOverflow(by: 1)
-      case "m": (multiplied, overflow) = value.multipliedReportingOverflow(by: 60)
-      case "h": (multiplied, overflow) = value.multipliedReportingOverflow(by: 3600)
-      case "d": (multiplied, overflow) = value.multipliedReportingOverflow(by: 86400)
-      default: return nil
-      }
-      guard !overflow else { return nil }
-      total += .seconds(multiplied)
+      guard let size = Self.unitMilliseconds[String(unit)] else { return nil }
+      let (term, termOverflow) = value.multipliedReportingOverflow(by: size)
+      let (sum, sumOverflow) = milliseconds.addingReportingOverflow(term)
+      guard !termOverflow, !sumOverflow else { return nil }
+      milliseconds = sum
     }
-    return total
+    return .milliseconds(milliseconds)
   }
+
+  /// A duration within `range`, or `nil`.
+  public static func parse(_ text: String, in range: ClosedRange<Duration>) -> Duration? {
+    self.parse(text).flatMap { range.contains($0) ? $0 : nil }
+  }
+
+  private static let unitMilliseconds: [String: Int64] = [
+    "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000,
+  ]
 
   /// A duration in milliseconds with one decimal, for reports.
   public static func formatMilliseconds(_ duration: Duration) -> String {

@@ -2,8 +2,13 @@
 ///
 /// Follows the SPIFFE ID specification: lowercase trust domain of letters, digits, `.`, `-`, `_`;
 /// a path of non-empty segments of letters, digits, `.`, `-`, `_` that are not `.` or `..`; no
-/// query, fragment, port or user info.
+/// query, fragment, port or user info; at most 2048 bytes in all, the trust domain at most 255.
 public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
+  /// The longest SPIFFE ID in bytes, scheme included (SPIFFE ID specification, 2.3).
+  public static let maximumLength = 2048
+  /// The longest trust domain in bytes (SPIFFE ID specification, 2.1).
+  public static let maximumTrustDomainLength = 255
+
   public let trustDomain: String
   /// The path including its leading `/`, or empty.
   public let path: String
@@ -12,6 +17,10 @@ public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
 
   public init(parsing text: String) throws(SPIFFEIDError) {
     let scheme = "spiffe://"
+    // Before anything else looks at the text: a huge value costs no more than a short one.
+    guard text.utf8.count <= Self.maximumLength else {
+      throw SPIFFEIDError(text, "it is \(text.utf8.count) bytes; a SPIFFE ID is at most \(Self.maximumLength)")
+    }
     guard text.hasPrefix(scheme) else {
       throw SPIFFEIDError(text, "must start with \"spiffe://\"")
     }
@@ -32,7 +41,16 @@ public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
   }
 
   private init(trustDomain: String, path: String, original: String) throws(SPIFFEIDError) {
+    guard original.utf8.count <= Self.maximumLength else {
+      throw SPIFFEIDError(
+        original, "it is \(original.utf8.count) bytes; a SPIFFE ID is at most \(Self.maximumLength)")
+    }
     guard !trustDomain.isEmpty else { throw SPIFFEIDError(original, "the trust domain is empty") }
+    guard trustDomain.utf8.count <= Self.maximumTrustDomainLength else {
+      throw SPIFFEIDError(
+        original,
+        "the trust domain is \(trustDomain.utf8.count) bytes; it may be at most \(Self.maximumTrustDomainLength)")
+    }
     guard trustDomain.utf8.allSatisfy(Self.isTrustDomainByte) else {
       throw SPIFFEIDError(
         original,
@@ -78,13 +96,16 @@ public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
 
 /// Why a text is not a SPIFFE ID.
 public struct SPIFFEIDError: Error, Hashable, CustomStringConvertible {
+  /// The text, cut short if it was long.
   public let text: String
   public let reason: String
 
   init(_ text: String, _ reason: String) {
-    self.text = text
+    self.text = BoundedText(text, limit: Self.shownLength).description
     self.reason = reason
   }
+
+  static let shownLength = 256
 
   public var description: String { "\"\(self.text)\" is not a SPIFFE ID: \(self.reason)" }
 }

@@ -88,7 +88,7 @@ public struct CallerAttestor: Sendable {
       case .authenticated(let identity):
         return Caller(identity: identity, credential: credential, isVerified: true, evidence: "verified token")
       case .refused(let reason):
-        throw CallerRefusal(.unauthenticated, "the forwarded token was refused: \(reason)")
+        throw CallerRefusal(.unauthenticated, "the forwarded token was refused: \(BoundedText(reason))")
       }
     }
     guard self.remoteCA else {
@@ -99,12 +99,13 @@ public struct CallerAttestor: Sendable {
     do {
       subject = try UnverifiedJWT(token).subject
     } catch {
-      throw CallerRefusal(.unauthenticated, "the forwarded token is not a JWT: \(error.message)")
+      throw CallerRefusal(.unauthenticated, "the forwarded token is not a JWT: \(BoundedText(error.message))")
     }
     guard let subject, let account = ServiceAccount(subject: subject) else {
       throw CallerRefusal(
         .unauthenticated,
-        "the forwarded token's subject \(subject ?? "(none)") is not system:serviceaccount:<namespace>:<name>"
+        "the forwarded token's subject \(BoundedText(subject ?? "(none)")) is not "
+          + "system:serviceaccount:<namespace>:<name>"
       )
     }
     do {

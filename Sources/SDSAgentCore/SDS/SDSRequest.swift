@@ -35,6 +35,11 @@ public struct SDSRequest: Sendable, Equatable {
     self.errorDetail = errorDetail
     self.nodeID = nodeID
   }
+
+  /// The most resource names one request may carry; more is INVALID_ARGUMENT.
+  public static let maximumResourceNames = 128
+  /// The longest resource name in bytes, the SPIFFE ID limit; longer is INVALID_ARGUMENT.
+  public static let maximumNameLength = SPIFFEID.maximumLength
 }
 
 /// A response the stream must send: these resources, under this version and nonce.
@@ -49,7 +54,10 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
   public enum Code: Sendable, Equatable {
     case unknownResource
     case unsupportedType
+    /// A name longer than `SDSRequest.maximumNameLength` bytes.
     case invalidName
+    /// More than `SDSRequest.maximumResourceNames` names in one request.
+    case tooManyNames
     /// The name is another workload's: PERMISSION_DENIED.
     case forbiddenName
   }
@@ -60,28 +68,58 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
   public var description: String { self.message }
 
   static func unknownResources(_ names: [String], known: [String]) -> Self {
-    let asked = names.map { "\"\($0)\"" }.joined(separator: ", ")
-    let known = known.map { "\"\($0)\"" }.joined(separator: ", ")
-    return Self(
+    Self(
       code: .unknownResource,
-      message: "unknown resource name(s) \(asked); this agent serves \(known)"
+      message: "unknown resource name(s) \(Self.quoted(names)); this agent serves \(Self.quoted(known))"
     )
   }
 
   static func forbiddenNames(_ names: [String], caller: SPIFFEID) -> Self {
     Self(
       code: .forbiddenName,
-      message:
-        "\(caller) may not ask for \(names.map { "\"\($0)\"" }.joined(separator: ", ")): a caller gets only its own secrets"
+      message: "\(caller) may not ask for \(Self.quoted(names)): a caller gets only its own secrets"
     )
   }
+
+  static func tooManyNames(_ count: Int) -> Self {
+    Self(
+      code: .tooManyNames,
+      message: "the request names \(count) resources; a request may name at most "
+        + "\(SDSRequest.maximumResourceNames) (Envoy asks for one or two per stream)"
+    )
+  }
+
+  static func nameTooLong(_ name: String) -> Self {
+    Self(
+      code: .invalidName,
+      message: "resource name \(Self.quoted([name])) is \(name.utf8.count) bytes; names are at most "
+        + "\(SDSRequest.maximumNameLength) bytes, the length of the longest SPIFFE ID"
+    )
+  }
+
+  static func unsupportedType(_ typeURL: String) -> Self {
+    Self(
+      code: .unsupportedType,
+      message: "type_url \(Self.quoted([typeURL])) is not served here; use \"\(SecretResource.typeURL)\""
+    )
+  }
+
+  /// Names from a request as a status message or a log line shows them: the first few, each
+  /// cut short, and how many more there were.
+  static func quoted(_ names: [String]) -> String {
+    let shown = names.prefix(Self.namesShown).map { "\"\(BoundedText($0))\"" }.joined(separator: ", ")
+    let more = names.count - Self.namesShown
+    return more > 0 ? "\(shown) and \(more) more" : shown
+  }
+
+  static let namesShown = 4
 }
 
 extension SDSRequestError: RPCErrorConvertible {
   public var rpcErrorCode: RPCError.Code {
     switch self.code {
     case .unknownResource: return .notFound
-    case .unsupportedType, .invalidName: return .invalidArgument
+    case .unsupportedType, .invalidName, .tooManyNames: return .invalidArgument
     case .forbiddenName: return .permissionDenied
     }
   }

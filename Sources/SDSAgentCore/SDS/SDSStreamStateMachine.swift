@@ -39,10 +39,7 @@ public struct SDSStreamStateMachine: Sendable {
     served: ServedSecrets
   ) throws(SDSRequestError) -> Outcome {
     guard request.typeURL.isEmpty || request.typeURL == SecretResource.typeURL else {
-      throw SDSRequestError(
-        code: .unsupportedType,
-        message: "type_url \"\(request.typeURL)\" is not served here; use \"\(SecretResource.typeURL)\""
-      )
+      throw .unsupportedType(request.typeURL)
     }
     let requested = try self.naming.resolve(request.resourceNames)
 

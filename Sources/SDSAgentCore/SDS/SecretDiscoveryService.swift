@@ -31,6 +31,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
 
   private enum StreamEvent: Sendable {
     case request(Envoy_Service_Discovery_V3_DiscoveryRequest)
+    /// A request that does not decode: the stream ends with this error.
+    case requestFailed(RPCError)
     case secretsChanged
     case requestsEnded
   }
@@ -73,6 +75,11 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
           for try await message in request {
             continuation.yield(.request(message))
           }
+        } catch let error as RPCError where error.code == .invalidArgument {
+          // The deserializer's verdict on a message that is not a DiscoveryRequest; the client is
+          // still there to be told, as FetchSecrets tells it.
+          continuation.yield(.requestFailed(error))
+          return
         } catch {
           // The client reset the stream or went away; there is nobody left to answer.
           logger.debug("SDS stream closed by the client", metadata: ["reason": "\(error)"])
@@ -121,13 +128,20 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     switch event {
     case .requestsEnded:
       return .end
+    case .requestFailed(let error):
+      self.counters.increment(.rejectedRequests)
+      session.logger.warning(
+        "refused an SDS request that does not decode",
+        metadata: ["status": "\(error.code)", "reason": "\(BoundedText(error.message))", "caller": "\(session.caller)"])
+      throw error
     case .secretsChanged:
       plan = session.machine.secretsChanged(served)
     case .request(let message):
       if session.nodeID == nil, message.hasNode, !message.node.id.isEmpty {
-        session.nodeID = message.node.id
-        session.logger[metadataKey: "node"] = "\(message.node.id)"
-        self.registry.update(session.streamID) { $0.nodeID = message.node.id }
+        let nodeID = BoundedText(message.node.id).description
+        session.nodeID = nodeID
+        session.logger[metadataKey: "node"] = "\(nodeID)"
+        self.registry.update(session.streamID) { $0.nodeID = nodeID }
       }
       plan = try self.receive(message, in: &session, served: served)
     }
@@ -197,6 +211,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     self.registry.update(streamID) { $0.resources = machine.subscribedResources.map(\.name) }
     switch outcome.feedback {
     case .ack(let version):
+      let version = BoundedText(version).description
       self.registry.update(streamID) { $0.lastAckedVersion = version }
       self.counters.increment(.acks)
       logger.debug("SDS response acknowledged", metadata: ["version": "\(version)"])
@@ -215,7 +230,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       )
     case .stale(let nonce):
       self.counters.increment(.staleRequests)
-      logger.debug("ignoring a request with a stale nonce", metadata: ["nonce": "\(nonce)"])
+      logger.debug("ignoring a request with a stale nonce", metadata: ["nonce": "\(BoundedText(nonce))"])
     case .initial:
       logger.debug(
         "SDS stream subscribed",

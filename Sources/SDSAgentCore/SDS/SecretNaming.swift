@@ -32,9 +32,14 @@ public struct SecretNaming: Sendable, Equatable {
   private var bundleName: String { "spiffe://\(self.identity.trustDomain)" }
 
   /// Resolves names, keeping the order of first mention and dropping repeats; an empty list asks
-  /// for `default` and `ROOTCA`.
+  /// for `default` and `ROOTCA`. A request with more than `SDSRequest.maximumResourceNames` names,
+  /// or a name longer than `SDSRequest.maximumNameLength` bytes, is refused before any is looked at.
   public func resolve(_ names: [String]) throws(SDSRequestError) -> [RequestedSecret] {
     guard !names.isEmpty else { return [.tlsCertificate, .validationContext] }
+    guard names.count <= SDSRequest.maximumResourceNames else { throw .tooManyNames(names.count) }
+    if let long = names.first(where: { $0.utf8.count > SDSRequest.maximumNameLength }) {
+      throw .nameTooLong(long)
+    }
     var resolved: [RequestedSecret] = []
     var unknown: [String] = []
     var forbidden: [String] = []

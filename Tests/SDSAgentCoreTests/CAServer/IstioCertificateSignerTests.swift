@@ -75,6 +75,20 @@ import X509
     }
   }
 
+  @Test func aRefusalQuotesTheRequestCutShort() async throws {
+    let (request, _) = try self.request()
+    let token = String(repeating: "t", count: 100_000)
+    _ = try await self.withSigner { client in
+      await #expect {
+        _ = try await client.createCertificate(request, metadata: ["authorization": "Bearer \(token)"])
+      } throws: { error in
+        let error = error as! RPCError
+        return error.code == .unauthenticated && error.message.contains("unknown token ttt")
+          && error.message.utf8.count < 1024
+      }
+    }
+  }
+
   @Test func refusesACSRForAnotherIdentityAndGarbage() async throws {
     let other = try SPIFFEID(parsing: "spiffe://cluster.local/ns/other/sa/other")
     var forbidden = Istio_V1_Auth_IstioCertificateRequest()

@@ -32,6 +32,36 @@ import Testing
     }
   }
 
+  @Test func theSpecsLengthLimitsHold() throws {
+    let prefix = "spiffe://example.org/"
+    let longest = prefix + String(repeating: "a", count: SPIFFEID.maximumLength - prefix.utf8.count)
+    #expect(try SPIFFEID(parsing: longest).description == longest)
+    #expect {
+      try SPIFFEID(parsing: longest + "a")
+    } throws: { error in
+      "\(error)".contains("2049 bytes") && "\(error)".contains("at most 2048")
+    }
+    let domain = String(repeating: "d", count: SPIFFEID.maximumTrustDomainLength)
+    #expect(try SPIFFEID(parsing: "spiffe://\(domain)/a").trustDomain == domain)
+    #expect {
+      try SPIFFEID(parsing: "spiffe://\(domain)d/a")
+    } throws: { error in
+      "\(error)".contains("256 bytes") && "\(error)".contains("at most 255")
+    }
+    #expect(throws: SPIFFEIDError.self) {
+      try SPIFFEID(trustDomain: domain, path: "/" + String(repeating: "p", count: SPIFFEID.maximumLength))
+    }
+  }
+
+  @Test func aHugeTextIsRefusedAtOnceAndShownCut() {
+    let huge = "spiffe://cluster.local/" + String(repeating: "a/", count: 5_000_000) + "a"
+    #expect {
+      try SPIFFEID(parsing: huge)
+    } throws: { error in
+      "\(error)".contains("a SPIFFE ID is at most 2048") && "\(error)".utf8.count < 1024
+    }
+  }
+
   @Test func buildsIstioServiceAccountIDs() throws {
     let id = try SPIFFEID(trustDomain: "cluster.local", namespace: "web", serviceAccount: "frontend")
     #expect(id.description == "spiffe://cluster.local/ns/web/sa/frontend")

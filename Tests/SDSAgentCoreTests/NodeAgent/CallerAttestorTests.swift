@@ -62,6 +62,24 @@ import Testing
     }
   }
 
+  @Test func aForwardedTokensClaimsAreShownCutInARefusal() async throws {
+    let attestor = CallerAttestor(
+      mode: .token, rules: [], agentIdentity: Self.agent, authenticator: nil, remoteCA: true, executable: { _ in nil })
+    func base64URL(_ text: String) -> String {
+      Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+        .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+    let subject = String(repeating: "s", count: 100_000)
+    let token = base64URL(#"{"alg":"RS256"}"#) + "." + base64URL(#"{"sub":"\#(subject)"}"#) + ".c2ln"
+    await #expect {
+      _ = try await attestor.attest(CallerEvidence(peer: nil, token: token))
+    } throws: { error in
+      let refusal = error as! CallerRefusal
+      return refusal.code == .unauthenticated && refusal.message.contains("is not system:serviceaccount")
+        && refusal.message.utf8.count < 1024
+    }
+  }
+
   @Test func inFetchModeTheCredentialCarriesTheCallersAuthority() async throws {
     let peer = try await self.attestor(.peer, remoteCA: true).attest(
       CallerEvidence(peer: PeerCredentials(pid: 5, uid: 1001, gid: 1), token: nil))
