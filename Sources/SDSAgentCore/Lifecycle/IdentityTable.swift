@@ -107,10 +107,15 @@ public final class IdentityTable: Sendable {
   }
 
   public func closeStream(_ identity: SPIFFEID, now: Date) {
-    self.state.withLock { state in
-      state.entries[identity]?.lifecycle.streamClosed(now: now)
+    let becameIdle = self.state.withLock { state -> Bool in
+      guard var lifecycle = state.entries[identity]?.lifecycle else { return false }
+      lifecycle.streamClosed(now: now)
+      state.entries[identity]?.lifecycle = lifecycle
+      return lifecycle.streams == 0 && !lifecycle.isPinned
     }
-    self.wake.signal()
+    // Only an identity that became idle has a new deadline (its eviction); waking the supervisor
+    // for every closed stream would cost every FetchSecrets a context switch.
+    if becameIdle { self.wake.signal() }
   }
 
   // MARK: - Issuance requests
