@@ -106,6 +106,20 @@ let package = Package(
       ],
       swiftSettings: strictSettings
     ),
+    // libFuzzer targets; see dev/fuzz.sh. The ordinary build replays inputs instead of fuzzing.
+    .target(name: "CLibFuzzer"),
+    .executableTarget(
+      name: "sds-agent-fuzz",
+      dependencies: [
+        "CLibFuzzer",
+        "SDSAgent",
+        "SDSAgentCore",
+        "EnvoySDSProtos",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Crypto", package: "swift-crypto"),
+      ],
+      swiftSettings: strictSettings
+    ),
     .target(
       name: "SDSAgentTestSupport",
       dependencies: [
@@ -146,6 +160,11 @@ let package = Package(
         .product(name: "JWTKit", package: "jwt-kit"),
         .product(name: "Logging", package: "swift-log"),
       ],
+      swiftSettings: strictSettings
+    ),
+    .testTarget(
+      name: "SDSAgentFuzzTests",
+      dependencies: ["sds-agent-fuzz", "SDSAgentCore"],
       swiftSettings: strictSettings
     ),
   ]
