@@ -142,22 +142,6 @@ private struct StreamUnderTest {
   }
 }
 
-extension SDSRequest {
-  /// As the service reads a DiscoveryRequest (`SDSRequest.init(_:)` in Secret+Resources.swift,
-  /// internal to the core).
-  fileprivate init(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) {
-    self.init(
-      versionInfo: request.versionInfo,
-      resourceNames: request.resourceNames,
-      typeURL: request.typeURL,
-      responseNonce: request.responseNonce,
-      errorDetail: request.hasErrorDetail
-        ? ErrorDetail(code: request.errorDetail.code, message: request.errorDetail.message) : nil,
-      nodeID: request.hasNode ? request.node.id : nil
-    )
-  }
-}
-
 /// The workload of the fuzzed stream and SVIDs to serve it: two from one CA, one from another,
 /// so updates change the certificate alone or with the trust bundle.
 private struct SDSStreamFixture: Sendable {

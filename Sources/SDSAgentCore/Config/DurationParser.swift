@@ -42,8 +42,10 @@ public enum DurationParser {
   public static func format(_ duration: Duration) -> String {
     let (seconds, attoseconds) = duration.components
     if attoseconds != 0 || seconds == 0 {
-      let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-      return "\(ms)ms"
+      let (milliseconds, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+      // Past Int64 milliseconds (never a parsed duration), the fraction is dropped, not trapped on.
+      guard !overflow else { return "\(seconds)s" }
+      return "\(milliseconds + attoseconds / 1_000_000_000_000_000)ms"
     }
     for (unit, size) in [("d", Int64(86400)), ("h", 3600), ("m", 60)] where seconds % size == 0 {
       return "\(seconds / size)\(unit)"

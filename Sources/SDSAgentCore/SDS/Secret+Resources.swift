@@ -35,7 +35,7 @@ extension Envoy_Service_Discovery_V3_DiscoveryResponse {
 }
 
 extension SDSRequest {
-  init(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) {
+  public init(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) {
     self.init(
       versionInfo: request.versionInfo,
       resourceNames: request.resourceNames,
