@@ -34,8 +34,9 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     var registry = NameResolverRegistry.defaults
     registry.registerFactory(CATargetResolver())
     var transportConfiguration = HTTP2ClientTransport.Posix.Config.defaults
-    // Reconnect within seconds of the CA coming back: a renewal waits on this connection.
-    transportConfiguration.backoff = .init(initial: .milliseconds(250), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
+    // Reconnect within about a second of the CA coming back: a renewal waits on this connection
+    // (for at most `reconnectWindow`), so the window must hold several reconnect attempts.
+    transportConfiguration.backoff = .init(initial: .milliseconds(250), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
     let transport = try HTTP2ClientTransport.Posix(
       target: CATarget(host: configuration.host, port: configuration.port, serverName: configuration.serverName),
       transportSecurity: security,
@@ -128,7 +129,7 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
       return try await self.call(
         request, metadata: metadata, waitForReady: false, timeout: self.configuration.requestTimeout)
     } catch let error as RPCError where error.code == .unavailable {
-      // The connection may be between two reconnect attempts (at most 2 s apart): a CA that has
+      // The connection may be between two reconnect attempts (at most about 1 s apart): a CA that has
       // just come back gets one reconnect window before the attempt counts as failed.
       return try await self.call(
         request, metadata: metadata, waitForReady: true,
@@ -152,8 +153,8 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     )
   }
 
-  /// Longer than the connection's longest reconnect backoff.
-  static let reconnectWindow = Duration.milliseconds(2500)
+  /// Three times the connection's longest reconnect backoff.
+  static let reconnectWindow = Duration.seconds(3)
 
   static func classify(_ error: RPCError, address: String) -> CertificateAuthorityError {
     switch error.code {
