@@ -126,10 +126,9 @@ public final class CallerAdmission: SecretLeaseProvider {
         throw CallerRefusal(
           .unavailable, "the forwarded token could not be verified by the CA: \(error.message); retry shortly")
       }
-      // The identity is now kept fresh with retries; the caller waits on its stream.
-      self.logger.error(
-        "could not issue a workload's first certificate; retrying",
-        metadata: ["identity": "\(caller.identity)", "error": "\(error)"])
+      // The identity is now kept fresh with retries (the supervisor logs each failure with its
+      // retry_in); the caller waits on its stream.
+      return
     }
   }
 
