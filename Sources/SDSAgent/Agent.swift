@@ -66,7 +66,7 @@ public struct Agent: Sendable {
     environment: [String: String] = ProcessInfo.processInfo.environment
   ) async throws -> Agent {
     let authority = try Self.authority(for: configuration, logger: logger)
-    let caClient = authority as? IstioCAClient
+    let caClient = authority.certificateAuthority as? IstioCAClient
     let metrics = PrometheusMetrics()
     let counters = AgentCounters(recorder: metrics)
     let streams = StreamRegistry()
@@ -76,8 +76,11 @@ public struct Agent: Sendable {
       idleTimeout: configuration.nodeAgent.limits.idleTimeout,
       now: Date()
     )
+    let rootRotation = try Self.rootRotation(
+      authority, configuration: configuration, identities: identities, streams: streams, logger: logger)
     let supervisor = IdentitySupervisor(
-      table: identities, authority: authority, counters: counters, clock: ContinuousClock(), now: { Date() },
+      table: identities, authority: authority.certificateAuthority, counters: counters, clock: ContinuousClock(),
+      now: { Date() },
       logger: logger)
     let admission = CallerAdmission(
       attestor: try await Self.attestor(for: configuration, remoteCA: caClient != nil),
@@ -123,7 +126,12 @@ public struct Agent: Sendable {
     )
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = caClient.map { [.auxiliary($0)] } ?? []
     services += [
-      .essential(supervisor),
+      .essential(supervisor)
+    ]
+    if let rootRotation {
+      services.append(.essential(rootRotation))
+    }
+    services += [
       .essential(
         GRPCServerService(
           name: "sds \(configuration.socketPath)",
@@ -135,12 +143,15 @@ public struct Agent: Sendable {
           },
           onStop: { ownsSocketFile?.removeSocketFile() }
         )
-      ),
+      )
     ]
     let adminListening = Milestone()
     if let admin = configuration.admin {
       let routes = AdminRoutes(
         identities: identities, counters: counters, streams: streams, metrics: metrics,
+        trust: TrustRoutes(
+          rotation: rootRotation, identities: identities, streams: streams, trustDomain: configuration.trustDomain,
+          notRotatable: authority.notRotatable),
         certificateAuthority: configuration.istioCA.map { "the Istio-compatible CA at \($0.host):\($0.port)" }
           ?? "the local CA")
       services.append(
@@ -171,6 +182,7 @@ public struct Agent: Sendable {
               let node = try next.with(identification: configuration.nodeAgent.identification)
               let attestor = try await Self.attestor(for: node, remoteCA: caClient != nil)
               logging?.level = next.logLevel
+              rootRotation?.defaultOverlap = next.rootOverlap
               admission.update(attestor: attestor, limits: next.nodeAgent.limits)
               await identities.reconfigure(
                 Self.identitySettings(next), idleTimeout: next.nodeAgent.limits.idleTimeout, logger: logger)
@@ -206,26 +218,89 @@ public struct Agent: Sendable {
     )
   }
 
-  static func authority(for configuration: AgentConfiguration, logger: Logger) throws -> any CertificateAuthority {
+  /// Where certificates come from.
+  enum Authority {
+    case remote(IstioCAClient)
+    /// The embedded CA; with a `store` when its root is the agent's own and can be rotated.
+    case embedded(EmbeddedCA, rotation: RootRotation?, store: RootRotationFiles?)
+
+    var certificateAuthority: any CertificateAuthority {
+      switch self {
+      case .remote(let client): return client
+      case .embedded(let ca, _, _): return ca
+      }
+    }
+
+    /// Why `rotate-root` cannot work here, if it cannot.
+    var notRotatable: String? {
+      switch self {
+      case .remote:
+        return "this agent fetches certificates from a remote CA; rotate that CA's root and the agent follows"
+      case .embedded(_, _, nil):
+        return "the CA comes from the operator's files (--ca-cert, --ca-key); replace them and reload"
+      case .embedded:
+        return nil
+      }
+    }
+  }
+
+  static func authority(for configuration: AgentConfiguration, logger: Logger) throws -> Authority {
     if let istioCA = configuration.istioCA {
       logger.info(
         "fetching certificates from an Istio-compatible CA", metadata: ["address": "\(istioCA.host):\(istioCA.port)"])
-      return try IstioCAClient(configuration: istioCA, logger: logger)
+      return .remote(try IstioCAClient(configuration: istioCA, logger: logger))
     }
-    let material = try CAStore.load(
-      configuration.caSource,
-      stateDirectory: configuration.stateDirectory,
-      trustDomain: configuration.trustDomain
-    )
+    let roots: EmbeddedCA.Roots
+    let rotation: RootRotation?
+    var store: RootRotationFiles?
+    switch configuration.caSource {
+    case .files:
+      roots = EmbeddedCA.Roots(
+        signing: try CAStore.load(
+          configuration.caSource, stateDirectory: configuration.stateDirectory,
+          trustDomain: configuration.trustDomain))
+      rotation = nil
+    case .generated:
+      let files = RootRotationFiles(stateDirectory: configuration.stateDirectory)
+      (roots, rotation) = try files.load(trustDomain: configuration.trustDomain, now: Date())
+      store = files
+    }
     logger.info(
       "loaded CA",
       metadata: [
-        "subject": "\(material.certificate.subject)",
-        "not_after": "\(material.certificate.notValidAfter.formatted(.iso8601))",
+        "subject": "\(roots.signing.certificate.subject)",
+        "not_after": "\(roots.signing.certificate.notValidAfter.formatted(.iso8601))",
         "source": "\(configuration.caSource == .generated ? "state-dir" : "operator-files")",
+        "roots": "\(roots.trustBundle.roots.count)",
       ]
     )
-    return LocalCA(material: material)
+    return .embedded(EmbeddedCA(roots), rotation: rotation, store: store)
+  }
+
+  /// Serves the embedded CA's bundle to every identity and, when its root is the agent's own,
+  /// the supervisor of its rotations (resuming one in progress).
+  static func rootRotation(
+    _ authority: Authority, configuration: AgentConfiguration, identities: IdentityTable, streams: StreamRegistry,
+    logger: Logger
+  ) throws -> RootRotationSupervisor<ContinuousClock>? {
+    guard case .embedded(let ca, let rotation, let store) = authority else { return nil }
+    try identities.installTrustBundle(ca.trustBundle)
+    guard let store else { return nil }
+    if let rotation {
+      logger.notice(
+        "root rotation: resuming",
+        metadata: [
+          "phase": "\(rotation.phase.rawValue)", "new_root": "\(rotation.nextRootSerial)",
+          "next_step_at": "\(rotation.nextDeadline(now: Date(), acknowledged: false).formatted(.iso8601))",
+        ])
+    }
+    return RootRotationSupervisor(
+      ca: ca, table: identities, streams: streams, store: store, resuming: rotation,
+      overlap: configuration.rootOverlap,
+      makeRoot: { [trustDomain = configuration.trustDomain] in
+        try CAMaterial.generateRoot(trustDomain: trustDomain, now: $0)
+      },
+      clock: ContinuousClock(), now: { Date() }, logger: logger)
   }
 
   static func attestor(for configuration: AgentConfiguration, remoteCA: Bool) async throws -> CallerAttestor {

@@ -14,6 +14,7 @@ public struct AgentConfigurationBuilder: Sendable {
   public var certificateTTL: Duration = .seconds(3600)
   public var keyType: WorkloadKeyType = .ecdsaP256
   public var rotation = RotationSchedule()
+  public var rootOverlap: Duration = .seconds(3600)
   public var caSource: AgentConfiguration.CASource = .generated
   public var istioCA: IstioCAConfiguration?
   public var logLevel: Logger.Level = .warning
@@ -40,6 +41,7 @@ public struct AgentConfigurationBuilder: Sendable {
     self.certificateTTL = configuration.certificateTTL
     self.keyType = configuration.keyType
     self.rotation = configuration.rotation
+    self.rootOverlap = configuration.rootOverlap
     self.caSource = configuration.caSource
     self.istioCA = configuration.istioCA
     self.logLevel = configuration.logLevel
@@ -61,6 +63,7 @@ public struct AgentConfigurationBuilder: Sendable {
       certificateTTL: self.certificateTTL,
       keyType: self.keyType,
       rotation: self.rotation,
+      rootOverlap: self.rootOverlap,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

@@ -21,18 +21,7 @@ struct StatusCommand: AsyncParsableCommand {
   var json = false
 
   func run() async throws {
-    var flags: [String: [String]] = [:]
-    flags[AgentSettings.admin.key] = self.admin.map { [$0] }
-    let admin: AgentConfiguration.AdminAddress
-    do {
-      guard let address = try ConfigurationLoader(flags: flags, configFile: self.config).agentEndpoints().admin else {
-        throw ValidationError(
-          "--admin is required: the agent's admin endpoint, e.g. 127.0.0.1:15000 or unix:/run/sds-agent/admin.sock")
-      }
-      admin = address
-    } catch let error as ConfigurationError {
-      throw ValidationError(error.description)
-    }
+    let admin = try AdminEndpoint.find(admin: self.admin, config: self.config)
     let status: NodeStatus
     let body: String
     do {

@@ -14,6 +14,7 @@ struct AdminRoutes: Sendable {
   let counters: AgentCounters
   let streams: StreamRegistry
   let metrics: PrometheusMetrics
+  let trust: TrustRoutes
   /// Where certificates come from, for `/status`.
   let certificateAuthority: String
 
@@ -26,7 +27,9 @@ struct AdminRoutes: Sendable {
     )
     switch (method, path) {
     case ("GET", "/metrics"):
-      let text = self.metrics.render(counters: self.counters, identities: self.identities.snapshot(), now: Date())
+      let text = self.metrics.render(
+        counters: self.counters, identities: self.identities.snapshot(), trustBundleRoots: self.trust.rootCounts,
+        now: Date())
       return Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
     case ("GET", "/healthz"):
       return Response(status: 200, contentType: "text/plain", body: "ok\n")
@@ -46,15 +49,20 @@ struct AdminRoutes: Sendable {
       return Response(status: 200, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
     case ("POST", "/rotate"):
       return await self.rotate(asked: query["identity"])
+    case ("GET", "/debug/trust"):
+      return .json(self.trust.describe())
+    case ("POST", "/ca/rotate-root"):
+      return self.trust.rotateRoot(overlap: query["overlap"])
     case (_, "/metrics"), (_, "/healthz"), (_, "/readyz"), (_, "/debug/streams"), (_, "/debug/secrets"), (_, "/status"),
-      (_, "/rotate"):
+      (_, "/rotate"), (_, "/debug/trust"), (_, "/ca/rotate-root"):
       return Response(status: 405, contentType: "text/plain", body: "method \(method) not allowed on \(path)\n")
     default:
       return Response(
         status: 404,
         contentType: "text/plain",
         body:
-          "not found: \(path); try /metrics, /healthz, /readyz, /status, /debug/streams, /debug/secrets or POST /rotate\n"
+          "not found: \(path); try /metrics, /healthz, /readyz, /status, /debug/streams, /debug/secrets, /debug/trust, "
+          + "POST /rotate or POST /ca/rotate-root\n"
       )
     }
   }

@@ -10,9 +10,14 @@ public final class PrometheusMetrics: IssuanceRecorder {
   private let issuance: DurationHistogram
   private let issuanceFailures: DurationHistogram
   private let streamsOpen: Gauge
-  /// Serializes scrapes, which set the registry's counters from the counts; holds the expiry
-  /// gauge of each identity served.
-  private let scrape = Mutex([String: Gauge]())
+  /// The gauges of things that come and go: each identity's expiry, each trust domain's roots.
+  private struct LabelledGauges {
+    var expiry: [String: Gauge] = [:]
+    var roots: [String: Gauge] = [:]
+  }
+
+  /// Serializes scrapes, which set the registry's counters from the counts.
+  private let scrape = Mutex(LabelledGauges())
 
   public init() {
     let buckets: [Duration] = [
@@ -46,29 +51,46 @@ public final class PrometheusMetrics: IssuanceRecorder {
     (succeeded ? self.issuance : self.issuanceFailures).record(duration)
   }
 
-  /// The text exposition, with the gauges brought up to date.
-  public func render(counters: AgentCounters, identities: [IdentitySnapshot], now: Date) -> String {
-    self.scrape.withLock { expiryGauges in
+  /// The text exposition, with the gauges brought up to date; `trustBundleRoots` counts the roots
+  /// of each trust domain's bundle.
+  public func render(
+    counters: AgentCounters, identities: [IdentitySnapshot], trustBundleRoots: [String: Int] = [:], now: Date
+  ) -> String {
+    self.scrape.withLock { gauges in
       self.copyCounts(from: counters)
       self.streamsOpen.set(Double(counters.openStreams))
-      var current: [String: Gauge] = [:]
+      var expiry: [String: Double] = [:]
       for svid in identities.compactMap(\.served.svid) {
-        let identity = svid.identity.description
-        let gauge =
-          expiryGauges[identity]
-          ?? self.registry.makeGauge(descriptor: Self.expiry, labels: [("identity", identity)])
-        gauge.set(svid.notAfter.timeIntervalSince(now))
-        current[identity] = gauge
+        expiry[svid.identity.description] = svid.notAfter.timeIntervalSince(now)
       }
       // An identity that is gone (evicted, expired) leaves the exposition with it.
-      for (identity, gauge) in expiryGauges where current[identity] == nil {
-        self.registry.unregisterGauge(gauge)
-      }
-      expiryGauges = current
+      self.set(&gauges.expiry, to: expiry, descriptor: Self.expiry, label: "identity")
+      self.set(
+        &gauges.roots, to: trustBundleRoots.mapValues(Double.init), descriptor: Self.roots, label: "trust_domain")
       var buffer: [UInt8] = []
       self.registry.emit(into: &buffer)
       return String(decoding: buffer, as: UTF8.self)
     }
+  }
+
+  /// Sets one gauge per label value to `values`, unregistering the gauges of values gone.
+  private func set(
+    _ gauges: inout [String: Gauge], to values: [String: Double], descriptor: MetricNameDescriptor, label: String
+  ) {
+    var current: [String: Gauge] = [:]
+    for (value, number) in values {
+      let gauge = gauges[value] ?? self.registry.makeGauge(descriptor: descriptor, labels: [(label, value)])
+      gauge.set(number)
+      current[value] = gauge
+    }
+    for (value, gauge) in gauges where current[value] == nil {
+      self.registry.unregisterGauge(gauge)
+    }
+    gauges = current
+  }
+
+  static var roots: MetricNameDescriptor {
+    self.descriptor("trust_bundle_roots", unit: "", help: "Roots in the trust bundle served for a trust domain")
   }
 
   static var expiry: MetricNameDescriptor {

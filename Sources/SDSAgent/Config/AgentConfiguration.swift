@@ -22,6 +22,8 @@ public struct AgentConfiguration: Sendable {
   public let certificateTTL: Duration
   public let keyType: WorkloadKeyType
   public let rotation: RotationSchedule
+  /// How long both roots are trusted in a root rotation of the embedded CA before the switch.
+  public let rootOverlap: Duration
   public let caSource: CASource
   /// Fetch mode: certificates come from this Istio-compatible CA instead of the local CA.
   public let istioCA: IstioCAConfiguration?
@@ -75,6 +77,7 @@ public struct AgentConfiguration: Sendable {
     certificateTTL: Duration = .seconds(86400),
     keyType: WorkloadKeyType = .ecdsaP256,
     rotation: RotationSchedule = RotationSchedule(),
+    rootOverlap: Duration = .seconds(3600),
     caSource: CASource = .generated,
     istioCA: IstioCAConfiguration? = nil,
     logLevel: Logger.Level = .info,
@@ -117,6 +120,7 @@ public struct AgentConfiguration: Sendable {
     self.certificateTTL = certificateTTL
     self.keyType = keyType
     self.rotation = rotation
+    self.rootOverlap = rootOverlap
     self.caSource = caSource
     self.istioCA = istioCA
     self.logLevel = logLevel
@@ -135,6 +139,7 @@ public struct AgentConfiguration: Sendable {
       certificateTTL: self.certificateTTL,
       keyType: self.keyType,
       rotation: self.rotation,
+      rootOverlap: self.rootOverlap,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

@@ -75,6 +75,13 @@ public enum AgentSettings {
     allowed: "a number from 0 to less than min(ratio, 1 - ratio)", shownDefault: "0.1",
     reload: .live, parse: { Double($0).flatMap { $0 >= 0 ? $0 : nil } }, effective: { "\($0.rotation.jitter)" })
 
+  public static let rootOverlap = Setting<Duration>(
+    "root-overlap", "DURATION",
+    help: "In a root rotation of the embedded CA, how long both roots are trusted before the new one signs.",
+    allowed: "a duration from 1s to 365d, such as 1h", default: .seconds(3600), shownDefault: "1h",
+    reload: .live, parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(365 * 86400)) },
+    effective: { DurationParser.format($0.rootOverlap) })
+
   public static let caCertificate = Setting<String>(
     "ca-cert", "FILE",
     help: "PEM file with the operator's signing CA certificate (with --ca-key).",
@@ -216,7 +223,8 @@ public enum AgentSettings {
   public static let all: [SettingDeclaration] = [
     socket.declaration, socketMode.declaration, stateDirectory.declaration, trustDomain.declaration,
     identity.declaration, certificateTTL.declaration, keyType.declaration, rotationRatio.declaration,
-    rotationJitter.declaration, caCertificate.declaration, caKey.declaration, caChain.declaration, ca.declaration,
+    rotationJitter.declaration, rootOverlap.declaration, caCertificate.declaration, caKey.declaration,
+    caChain.declaration, ca.declaration,
     caAddress.declaration, caRoot.declaration, caServerName.declaration, caInsecurePlaintext.declaration,
     tokenFile.declaration, clusterID.declaration, caHeader.declaration, logLevel.declaration, logFormat.declaration,
     admin.declaration, callerIdentity.declaration, workload.declaration, jwtKeys.declaration,

@@ -92,6 +92,7 @@ public struct ConfigurationLoader: Sendable {
       certificateTTL: try settings.require(s.certificateTTL),
       keyType: try settings.require(s.keyType),
       rotation: RotationSchedule(ratio: ratio, jitter: jitter),
+      rootOverlap: try settings.require(s.rootOverlap),
       caSource: caSource,
       istioCA: istioCA,
       logLevel: try settings.require(s.logLevel),

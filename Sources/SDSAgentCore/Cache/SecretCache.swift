@@ -26,15 +26,20 @@ public final class SecretCache: Sendable {
     self.state.withLock { $0.subscribers.count }
   }
 
-  /// Serves `svid` (and its bundle, if it changed) from now on.
+  /// Serves `svid` and its bundle from now on.
   public func update(with issued: IssuedSVID) throws(CertificateAuthorityError) {
+    try self.update(with: issued.certifiedKey, trustBundle: issued.trustBundle)
+  }
+
+  /// Serves `svid` and `trustBundle` (if it changed) from now on.
+  public func update(with svid: CertifiedKey, trustBundle: TrustBundle) throws(CertificateAuthorityError) {
     // Encoded outside the lock, so subscribers never wait for PEM encoding; the bundle only
-    // when it changed (the rotator is the cache's only writer).
+    // when it changed.
     var encoded = ServedSecrets.empty
-    try encoded.setSVID(issued.certifiedKey)
-    let bundleChanged = self.current.trustBundle != issued.trustBundle
+    try encoded.setSVID(svid)
+    let bundleChanged = self.current.trustBundle != trustBundle
     if bundleChanged {
-      try encoded.setTrustBundle(issued.trustBundle)
+      try encoded.setTrustBundle(trustBundle)
     }
     self.mutate { served, revision in
       served.adoptSVID(from: encoded)
@@ -43,6 +48,18 @@ public final class SecretCache: Sendable {
         served.adoptTrustBundle(from: encoded)
         served.trustBundleRevision = revision
       }
+    }
+  }
+
+  /// Serves `trustBundle` from now on, with the same SVID; pushed only if the bundle changed.
+  public func updateTrustBundle(_ trustBundle: TrustBundle) throws(CertificateAuthorityError) {
+    guard self.current.trustBundle != trustBundle else { return }
+    var encoded = ServedSecrets.empty
+    try encoded.setTrustBundle(trustBundle)
+    self.mutate { served, revision in
+      guard served.trustBundle != trustBundle else { return }
+      served.adoptTrustBundle(from: encoded)
+      served.trustBundleRevision = revision
     }
   }
 

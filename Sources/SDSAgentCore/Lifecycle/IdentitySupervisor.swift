@@ -86,7 +86,7 @@ public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible whe
       let result = await self.issue(identity, credential: credential, settings: assignment.settings)
       let validity = result.flatMap { issued -> Result<IdentityLifecycle.Validity, CertificateAuthorityError> in
         do throws(CertificateAuthorityError) {
-          try assignment.cache.update(with: issued)
+          try self.table.serve(issued, in: assignment.cache)
         } catch {
           return .failure(error)
         }

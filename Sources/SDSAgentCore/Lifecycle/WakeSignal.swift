@@ -2,7 +2,9 @@ import Synchronization
 
 /// Wakes one waiting task: a signal sent while nobody waits is kept for the next `wait()`.
 /// Several signals before a wait count as one.
-final class WakeSignal: Sendable {
+public final class WakeSignal: Sendable {
+  public init() {}
+
   private struct State {
     var isSignalled = false
     var waiter: CheckedContinuation<Void, Never>?
@@ -10,7 +12,7 @@ final class WakeSignal: Sendable {
 
   private let state = Mutex(State())
 
-  func signal() {
+  public func signal() {
     let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
       guard let waiter = state.waiter else {
         state.isSignalled = true
@@ -23,7 +25,7 @@ final class WakeSignal: Sendable {
   }
 
   /// Returns at the next signal (at once if one is kept), or when the task is cancelled.
-  func wait() async {
+  public func wait() async {
     await withTaskCancellationHandler {
       await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
         let resumeNow = self.state.withLock { state -> Bool in

@@ -147,7 +147,11 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     }
     guard let plan else { return .wait }
     let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
-    self.registry.update(session.streamID) { $0.lastSentVersion = plan.versionInfo }
+    let sentBundle = plan.resources.contains { $0.resource == .validationContext } ? served.trustBundle : nil
+    self.registry.update(session.streamID) {
+      $0.lastSentVersion = plan.versionInfo
+      $0.sentTrustBundle = sentBundle
+    }
     self.counters.increment(.responsesSent)
     session.logger.debug(
       "sending SDS response",
@@ -212,7 +216,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     switch outcome.feedback {
     case .ack(let version):
       let version = BoundedText(version).description
-      self.registry.update(streamID) { $0.lastAckedVersion = version }
+      self.registry.acknowledged(streamID, version: version)
       self.counters.increment(.acks)
       logger.debug("SDS response acknowledged", metadata: ["version": "\(version)"])
     case .nack(let version, let nonce, let message):

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import X509
 
 /// The SDS streams open right now, for `/debug/streams`: who is connected, what it asked for,
 /// and what it last accepted or rejected.
@@ -15,6 +16,10 @@ public final class StreamRegistry: Sendable {
     public var lastAckedVersion: String?
     public var lastNackedNonce: String?
     public var lastNackMessage: String?
+    /// The trust bundle in the last response sent, if it held one.
+    public var sentTrustBundle: TrustBundle?
+    /// The trust bundle in the last response the stream acknowledged, if it held one.
+    public var acknowledgedTrustBundle: TrustBundle?
   }
 
   private struct State {
@@ -23,6 +28,8 @@ public final class StreamRegistry: Sendable {
   }
 
   private let state = Mutex(State())
+  /// Signalled whenever a stream acknowledges a trust bundle.
+  public let trustBundleAcknowledged = WakeSignal()
 
   public init() {}
 
@@ -41,6 +48,27 @@ public final class StreamRegistry: Sendable {
         body(&stream)
         state.streams[id] = stream
       }
+    }
+  }
+
+  /// Records that stream `id` acknowledged its last response.
+  public func acknowledged(_ id: UInt64, version: String) {
+    let heldBundle = self.state.withLock { state -> Bool in
+      guard var stream = state.streams[id] else { return false }
+      stream.lastAckedVersion = version
+      stream.acknowledgedTrustBundle = stream.sentTrustBundle ?? stream.acknowledgedTrustBundle
+      state.streams[id] = stream
+      return stream.sentTrustBundle != nil
+    }
+    if heldBundle { self.trustBundleAcknowledged.signal() }
+  }
+
+  /// The open streams that hold a trust bundle but have not acknowledged one with `root`.
+  public func streamsNotAcknowledging(_ root: Certificate) -> [Stream] {
+    self.state.withLock { state in
+      state.streams.values.filter { stream in
+        stream.sentTrustBundle != nil && !(stream.acknowledgedTrustBundle?.roots.contains(root) ?? false)
+      }.sorted { $0.id < $1.id }
     }
   }
 

@@ -1,0 +1,107 @@
+import Foundation
+import SDSAgentCore
+
+/// The admin endpoint's view of trust: `GET /debug/trust` and `POST /ca/rotate-root`.
+struct TrustRoutes: Sendable {
+  let rotation: RootRotationSupervisor<ContinuousClock>?
+  let identities: IdentityTable
+  let streams: StreamRegistry
+  let trustDomain: String
+  /// Why this agent cannot rotate its root, if it cannot.
+  let notRotatable: String?
+
+  /// The bundle of the agent's own trust domain, as served.
+  var ownBundle: TrustBundle? {
+    self.identities.installedTrustBundle ?? self.identities.pinnedCache.current.trustBundle
+  }
+
+  /// Roots per trust domain, for `sds_agent_trust_bundle_roots`.
+  var rootCounts: [String: Int] {
+    self.ownBundle.map { [self.trustDomain: $0.roots.count] } ?? [:]
+  }
+
+  /// Starts a staged root rotation; `overlap` (a duration) overrides the configured one for it.
+  func rotateRoot(overlap: String?) -> AdminRoutes.Response {
+    guard let rotation = self.rotation else {
+      return .text(409, "cannot rotate the root: \(self.notRotatable ?? "no embedded CA")\n")
+    }
+    var chosen: Duration?
+    if let overlap {
+      guard let parsed = DurationParser.parse(overlap, in: .seconds(1) ... .seconds(365 * 86400)) else {
+        return .text(400, "invalid overlap \"\(BoundedText(overlap))\": expected a duration from 1s to 365d\n")
+      }
+      chosen = parsed
+    }
+    do {
+      _ = try rotation.start(overlap: chosen)
+    } catch {
+      return .text(error.code == .inProgress ? 409 : 500, "cannot rotate the root: \(error)\n")
+    }
+    return .json(self.describe(), status: 202)
+  }
+
+  /// Each root with its role, the rotation's phase and when its next step is due.
+  func describe(now: Date = Date()) -> [String: Any] {
+    let current = self.rotation?.current
+    let roots = (self.ownBundle?.roots ?? []).map { root -> [String: Any] in
+      [
+        "subject": "\(root.subject)", "serial": root.serialHex,
+        "not_before": root.notValidBefore.formatted(.iso8601), "not_after": root.notValidAfter.formatted(.iso8601),
+        "phase": Self.phase(of: root.serialHex, in: current),
+      ]
+    }
+    var body: [String: Any] = [
+      "trust_domain": self.trustDomain,
+      "roots": roots,
+      "phase": current?.phase.rawValue ?? "idle",
+      "rotatable": self.rotation != nil,
+    ]
+    if let current {
+      let awaited = self.rotation?.streamsAwaited ?? []
+      var rotation: [String: Any] = [
+        "prepared_at": current.preparedAt.formatted(.iso8601),
+        "overlap": DurationParser.format(current.overlap),
+        "switch_at": current.switchAt.formatted(.iso8601),
+        "switch_deadline": current.switchDeadline.formatted(.iso8601),
+        "new_root": current.nextRootSerial,
+        "old_root": current.previousRootSerial,
+      ]
+      if current.phase == .prepared {
+        rotation["streams_awaited"] = awaited.count
+      }
+      rotation["switched_at"] = current.switchedAt?.formatted(.iso8601) ?? NSNull()
+      rotation["retire_at"] = current.retireAt?.formatted(.iso8601) ?? NSNull()
+      let step = current.phase == .prepared ? "switch" : "retire"
+      let at = current.nextDeadline(now: now, acknowledged: awaited.isEmpty)
+      rotation["next_step"] = ["step": step, "at": at.formatted(.iso8601)]
+      body["rotation"] = rotation
+    } else if let notRotatable {
+      body["not_rotatable"] = notRotatable
+    }
+    return body
+  }
+
+  /// A root's part in the rotation: `signing`, `next` (prepared), `previous` (retiring) or
+  /// `trusted` (outside a rotation, or a root the agent does not sign with).
+  static func phase(of serial: String, in rotation: RootRotation?) -> String {
+    guard let rotation else { return "trusted" }
+    switch (rotation.phase, serial) {
+    case (.prepared, rotation.nextRootSerial): return "next"
+    case (.prepared, rotation.previousRootSerial): return "signing"
+    case (.switched, rotation.nextRootSerial): return "signing"
+    case (.switched, rotation.previousRootSerial): return "previous"
+    default: return "trusted"
+    }
+  }
+}
+
+extension AdminRoutes.Response {
+  static func text(_ status: Int, _ body: String) -> Self {
+    Self(status: status, contentType: "text/plain", body: body)
+  }
+
+  static func json(_ object: Any, status: Int = 200) -> Self {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+    return Self(status: status, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
+  }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Synchronization
+import X509
+
+/// The agent's own CA when it signs (local mode, `ca serve`): the signing material, and during
+/// a root rotation the root that will sign next or the root that signed before. Every root it
+/// holds is in its trust bundle.
+public final class EmbeddedCA: CertificateAuthority {
+  /// The CA's roots at one moment.
+  public struct Roots: Sendable {
+    public var signing: CAMaterial
+    /// A prepared root that signs after the switch.
+    public var next: CAMaterial?
+    /// The root that signed before the switch, trusted until its leaves have expired.
+    public var previous: Certificate?
+
+    public init(signing: CAMaterial, next: CAMaterial? = nil, previous: Certificate? = nil) {
+      self.signing = signing
+      self.next = next
+      self.previous = previous
+    }
+
+    /// Every root trusted now.
+    public var trustBundle: TrustBundle {
+      TrustBundle(
+        roots: [self.previous].compactMap { $0 } + self.signing.trustBundle.roots
+          + (self.next?.trustBundle.roots ?? []))
+    }
+  }
+
+  private let state: Mutex<Roots>
+  public let backdate: Duration
+
+  public init(_ roots: Roots, backdate: Duration = .seconds(10)) {
+    self.state = Mutex(roots)
+    self.backdate = backdate
+  }
+
+  public var roots: Roots { self.state.withLock { $0 } }
+  public var trustBundle: TrustBundle { self.roots.trustBundle }
+
+  /// Installs new roots (a phase of a rotation) and returns the trust bundle they make.
+  @discardableResult
+  public func install(_ roots: Roots) -> TrustBundle {
+    self.state.withLock { $0 = roots }
+    return roots.trustBundle
+  }
+
+  public func certify(
+    identity: SPIFFEID,
+    privateKey: WorkloadPrivateKey,
+    ttl: Duration,
+    now: Date,
+    credential: CACredential
+  ) throws(CertificateAuthorityError) -> IssuedSVID {
+    let roots = self.roots
+    let signer = LocalCA(material: roots.signing, backdate: self.backdate)
+    let chain = try signer.sign(publicKey: privateKey.publicKey, identity: identity, ttl: ttl, now: now)
+    let certifiedKey = try CertifiedKey(identity: identity, chain: chain, privateKey: privateKey, issuedAt: now)
+    return IssuedSVID(certifiedKey: certifiedKey, trustBundle: roots.trustBundle)
+  }
+}

@@ -1,0 +1,34 @@
+/// Where a root rotation's phases are made durable, so that an agent restarted in any phase
+/// resumes it. Each method returns only once the phase is on disk.
+public protocol RootRotationStore: Sendable {
+  /// Keeps the prepared root (its key private) and the rotation that will switch to it.
+  func prepared(_ rotation: RootRotation, next: CAMaterial) throws(RootRotationError)
+  /// The prepared root signs from now on; the old root stays trusted until `rotation.retireAt`.
+  func switched(_ rotation: RootRotation, from previous: CAMaterial) throws(RootRotationError)
+  /// The rotation is over: the old root is forgotten.
+  func retired() throws(RootRotationError)
+}
+
+/// Why a root rotation cannot start or go on.
+public struct RootRotationError: Error, CustomStringConvertible {
+  public enum Code: String, Sendable {
+    /// A rotation is already running.
+    case inProgress = "in_progress"
+    /// This CA's roots are not the agent's to rotate (operator files, a remote CA).
+    case notRotatable = "not_rotatable"
+    /// The rotation's state could not be written or read.
+    case storage
+    /// A new root could not be made.
+    case generation
+  }
+
+  public let code: Code
+  public let message: String
+
+  public init(_ code: Code, _ message: String) {
+    self.code = code
+    self.message = message
+  }
+
+  public var description: String { self.message }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import X509
+
+/// Drives staged rotations of the embedded CA's root: *prepare* puts a new root in every
+/// identity's trust bundle; *switch*, one overlap later and once every open stream holding the
+/// bundle acknowledged it (at most two overlaps later), makes the new root sign and re-issues
+/// every identity; *retire*, once no leaf of the old root can be valid, drops the old root.
+/// Each phase is made durable by a `RootRotationStore` before it takes effect.
+public final class RootRotationSupervisor<C: Clock>: Service, CustomStringConvertible, Sendable
+where C.Duration == Duration {
+  private let ca: EmbeddedCA
+  private let table: IdentityTable
+  private let streams: StreamRegistry
+  private let store: any RootRotationStore
+  private let makeRoot: @Sendable (Date) throws -> CAMaterial
+  private let clock: C
+  private let now: @Sendable () -> Date
+  private let logger: Logger
+  private let rotation: Mutex<RootRotation?>
+  private let overlap: Mutex<Duration>
+  private let wake = WakeSignal()
+
+  /// - Parameters:
+  ///   - resuming: the rotation in progress when the agent started, as the store kept it.
+  ///   - makeRoot: makes a new root, with the key type and lifetime of the first.
+  public init(
+    ca: EmbeddedCA,
+    table: IdentityTable,
+    streams: StreamRegistry,
+    store: any RootRotationStore,
+    resuming: RootRotation?,
+    overlap: Duration,
+    makeRoot: @escaping @Sendable (Date) throws -> CAMaterial,
+    clock: C,
+    now: @escaping @Sendable () -> Date,
+    logger: Logger
+  ) {
+    self.ca = ca
+    self.table = table
+    self.streams = streams
+    self.store = store
+    self.rotation = Mutex(resuming)
+    self.overlap = Mutex(overlap)
+    self.makeRoot = makeRoot
+    self.clock = clock
+    self.now = now
+    self.logger = logger
+  }
+
+  public var description: String { "RootRotationSupervisor" }
+
+  /// The rotation in progress, if any.
+  public var current: RootRotation? { self.rotation.withLock { $0 } }
+
+  /// The open streams that hold the trust bundle but have not acknowledged the prepared root.
+  public var streamsAwaited: [StreamRegistry.Stream] {
+    guard let next = self.ca.roots.next?.trustBundle.roots.first else { return [] }
+    return self.streams.streamsNotAcknowledging(next)
+  }
+
+  /// The overlap of rotations started without one.
+  public var defaultOverlap: Duration {
+    get { self.overlap.withLock { $0 } }
+    set { self.overlap.withLock { $0 = newValue } }
+  }
+
+  /// Starts a rotation: makes a new root, keeps it, and pushes the bundle with both roots.
+  /// `overlap` applies to this rotation only; without it, `defaultOverlap`.
+  public func start(overlap: Duration? = nil) throws(RootRotationError) -> RootRotation {
+    let now = self.now()
+    let overlap = overlap ?? self.defaultOverlap
+    let (rotation, bundle) = try self.rotation.withLock {
+      (current: inout RootRotation?) throws(RootRotationError) -> (RootRotation, TrustBundle) in
+      if let current {
+        throw RootRotationError(
+          .inProgress, "a root rotation is already in progress (phase \(current.phase.rawValue)); see /debug/trust")
+      }
+      var roots = self.ca.roots
+      let next: CAMaterial
+      do {
+        next = try self.makeRoot(now)
+      } catch {
+        throw RootRotationError(.generation, "could not make a new root: \(error)")
+      }
+      let rotation = RootRotation(
+        preparedAt: now, overlap: overlap, previousRootSerial: roots.signing.certificate.serialHex,
+        nextRootSerial: next.certificate.serialHex)
+      try self.store.prepared(rotation, next: next)
+      roots.next = next
+      current = rotation
+      return (rotation, self.ca.install(roots))
+    }
+    self.logger.notice(
+      "root rotation: prepared a new root; it is in the trust bundle from now on",
+      metadata: [
+        "phase": "prepared", "new_root": "\(rotation.nextRootSerial)", "old_root": "\(rotation.previousRootSerial)",
+        "switch_at": "\(rotation.switchAt.formatted(.iso8601))",
+        "switch_deadline": "\(rotation.switchDeadline.formatted(.iso8601))",
+      ])
+    self.publish(bundle)
+    self.wake.signal()
+    return rotation
+  }
+
+  public func run() async {
+    let timer = DeadlineTimer(clock: self.clock, wake: self.wake) { [self] in
+      guard let rotation = self.current else { return nil }
+      let now = self.now()
+      let due = rotation.nextDeadline(now: now, acknowledged: self.streamsAwaited.isEmpty)
+      return self.clock.now.advanced(by: .seconds(max(0, due.timeIntervalSince(now))))
+    }
+    await cancelWhenGracefulShutdown {
+      await withDiscardingTaskGroup { group in
+        group.addTask {
+          // An acknowledgement of the new root may be what the switch waits for.
+          while !Task.isCancelled {
+            await self.streams.trustBundleAcknowledged.wait()
+            self.wake.signal()
+          }
+        }
+        for await _ in timer {
+          await self.performDueStep()
+        }
+        group.cancelAll()
+      }
+    }
+  }
+
+  /// Takes the step due now, if any.
+  func performDueStep() async {
+    guard let rotation = self.current else { return }
+    let now = self.now()
+    let awaited = self.streamsAwaited
+    switch rotation.due(now: now, acknowledged: awaited.isEmpty) {
+    case .switchRoot(let forced):
+      if forced {
+        self.logger.warning(
+          "root rotation: switching although some streams never acknowledged the new root",
+          metadata: [
+            "streams": "\(awaited.prefix(10).map { "\($0.id)\($0.nodeID.map { " (\($0))" } ?? "")" })",
+            "count": "\(awaited.count)",
+          ])
+      }
+      await self.switchRoot(rotation, now: now)
+    case .retire:
+      self.retire(now: now)
+    case nil:
+      break
+    }
+  }
+
+  private func switchRoot(_ rotation: RootRotation, now: Date) async {
+    let roots = self.ca.roots
+    guard let next = roots.next else { return }
+    // Leaves of the old root: those served now, and any issued up to now with today's lifetime.
+    let served = self.table.snapshot().compactMap { $0.served.svid?.notAfter }
+    let lastOldLeafExpiry = (served + [now.addingTimeInterval(self.table.template.ttl.seconds)]).max()!
+    var switched = rotation
+    switched.switched(at: now, lastOldLeafExpiry: lastOldLeafExpiry)
+    do throws(RootRotationError) {
+      try self.store.switched(switched, from: roots.signing)
+    } catch {
+      self.logger.error("root rotation: could not record the switch; retrying", metadata: ["error": "\(error)"])
+      return
+    }
+    let previous = roots.signing.trustBundle.roots.first
+    self.ca.install(EmbeddedCA.Roots(signing: next, previous: previous))
+    self.rotation.withLock { $0 = switched }
+    self.logger.notice(
+      "root rotation: the new root signs from now on; re-issuing every identity",
+      metadata: [
+        "phase": "switched", "new_root": "\(switched.nextRootSerial)",
+        "retire_at": "\(switched.retireAt!.formatted(.iso8601))",
+      ])
+    for (identity, error) in await self.table.reissueAll() {
+      self.logger.error(
+        "root rotation: re-issuing from the new root failed; the renewal will retry",
+        metadata: ["identity": "\(identity)", "error": "\(error)"])
+    }
+  }
+
+  private func retire(now: Date) {
+    do throws(RootRotationError) {
+      try self.store.retired()
+    } catch {
+      self.logger.error("root rotation: could not record the retirement; retrying", metadata: ["error": "\(error)"])
+      return
+    }
+    let signing = self.ca.roots.signing
+    let bundle = self.ca.install(EmbeddedCA.Roots(signing: signing))
+    let rotation = self.rotation.withLock { current -> RootRotation? in
+      defer { current = nil }
+      return current
+    }
+    self.logger.notice(
+      "root rotation: retired the old root; the rotation is complete",
+      metadata: ["phase": "retired", "old_root": "\(rotation?.previousRootSerial ?? "?")"])
+    self.publish(bundle)
+  }
+
+  private func publish(_ bundle: TrustBundle) {
+    do throws(CertificateAuthorityError) {
+      try self.table.installTrustBundle(bundle)
+    } catch {
+      self.logger.error("root rotation: could not serve the new trust bundle", metadata: ["error": "\(error)"])
+    }
+  }
+}
