@@ -297,8 +297,10 @@ public struct Agent: Sendable {
     return RootRotationSupervisor(
       ca: ca, table: identities, streams: streams, store: store, resuming: rotation,
       overlap: configuration.rootOverlap,
-      makeRoot: { [trustDomain = configuration.trustDomain] in
-        try CAMaterial.generateRoot(trustDomain: trustDomain, now: $0)
+      makeRoot: { [trustDomain = configuration.trustDomain] now in
+        // A root of its own name, so that no verifier confuses it with the root it replaces.
+        try CAMaterial.generateRoot(
+          trustDomain: trustDomain, now: now, commonName: "sds-agent local CA \(now.formatted(.iso8601))")
       },
       clock: ContinuousClock(), now: { Date() }, logger: logger)
   }

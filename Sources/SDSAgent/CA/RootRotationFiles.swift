@@ -69,7 +69,7 @@ public struct RootRotationFiles: RootRotationStore {
   /// The roots and the rotation in progress as the state directory holds them; generates the
   /// first root if there is none. A rotation record that is corrupt, or names a root whose files
   /// are missing, is an error naming the file: a root is never made silently in its place.
-  func load(trustDomain: String, now: Date) throws -> (EmbeddedCA.Roots, RootRotation?) {
+  public func load(trustDomain: String, now: Date) throws -> (EmbeddedCA.Roots, RootRotation?) {
     try SecureFile.ensurePrivateDirectory(self.stateDirectory)
     guard let rotation = try self.readRotation() else {
       // Files of a prepare that was never recorded: that rotation never started.

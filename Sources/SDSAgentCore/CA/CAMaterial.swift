@@ -52,17 +52,19 @@ public struct CAMaterial: Sendable {
     self.certificate.isSelfSigned ? [] : [self.certificate] + self.intermediates
   }
 
-  /// Creates a self-signed ECDSA P-256 root for `trustDomain`.
+  /// Creates a self-signed ECDSA P-256 root for `trustDomain`; `commonName` tells roots of one
+  /// trust domain apart.
   public static func generateRoot(
     trustDomain: String,
     now: Date,
-    validity: Duration = .seconds(10 * 365 * 86400)
+    validity: Duration = .seconds(10 * 365 * 86400),
+    commonName: String = "sds-agent local CA"
   ) throws -> CAMaterial {
     let key = P256.Signing.PrivateKey()
     let privateKey = Certificate.PrivateKey(key)
     let name = try DistinguishedName {
       OrganizationName(trustDomain)
-      CommonName("sds-agent local CA")
+      CommonName(commonName)
     }
     let publicKey = privateKey.publicKey
     let certificate = try Certificate(

@@ -21,6 +21,8 @@ where C.Duration == Duration {
   private let logger: Logger
   private let rotation: Mutex<RootRotation?>
   private let overlap: Mutex<Duration>
+  /// After a step failed to be recorded, when to try it again.
+  private let retryAt = Mutex<Date?>(nil)
   private let wake = WakeSignal()
 
   /// - Parameters:
@@ -109,7 +111,8 @@ where C.Duration == Duration {
     let timer = DeadlineTimer(clock: self.clock, wake: self.wake) { [self] in
       guard let rotation = self.current else { return nil }
       let now = self.now()
-      let due = rotation.nextDeadline(now: now, acknowledged: self.streamsAwaited.isEmpty)
+      let next = rotation.nextDeadline(now: now, acknowledged: self.streamsAwaited.isEmpty)
+      let due = self.retryAt.withLock { $0 }.map { max($0, next) } ?? next
       return self.clock.now.advanced(by: .seconds(max(0, due.timeIntervalSince(now))))
     }
     await cancelWhenGracefulShutdown {
@@ -133,6 +136,7 @@ where C.Duration == Duration {
   func performDueStep() async {
     guard let rotation = self.current else { return }
     let now = self.now()
+    if let retryAt = self.retryAt.withLock({ $0 }), now < retryAt { return }
     let awaited = self.streamsAwaited
     switch rotation.due(now: now, acknowledged: awaited.isEmpty) {
     case .switchRoot(let forced):
@@ -163,9 +167,10 @@ where C.Duration == Duration {
     do throws(RootRotationError) {
       try self.store.switched(switched, from: roots.signing)
     } catch {
-      self.logger.error("root rotation: could not record the switch; retrying", metadata: ["error": "\(error)"])
+      self.recordingFailed("switch", error, now: now)
       return
     }
+    self.retryAt.withLock { $0 = nil }
     let previous = roots.signing.trustBundle.roots.first
     self.ca.install(EmbeddedCA.Roots(signing: next, previous: previous))
     self.rotation.withLock { $0 = switched }
@@ -186,9 +191,10 @@ where C.Duration == Duration {
     do throws(RootRotationError) {
       try self.store.retired()
     } catch {
-      self.logger.error("root rotation: could not record the retirement; retrying", metadata: ["error": "\(error)"])
+      self.recordingFailed("retirement", error, now: now)
       return
     }
+    self.retryAt.withLock { $0 = nil }
     let signing = self.ca.roots.signing
     let bundle = self.ca.install(EmbeddedCA.Roots(signing: signing))
     let rotation = self.rotation.withLock { current -> RootRotation? in
@@ -200,6 +206,18 @@ where C.Duration == Duration {
       metadata: ["phase": "retired", "old_root": "\(rotation?.previousRootSerial ?? "?")"])
     self.publish(bundle)
   }
+
+  /// A step that could not be made durable is not taken; it is tried again a little later.
+  private func recordingFailed(_ step: String, _ error: RootRotationError, now: Date) {
+    let retryAt = now.addingTimeInterval(Self.retryDelay.seconds)
+    self.retryAt.withLock { $0 = retryAt }
+    self.logger.error(
+      "root rotation: could not record the \(step); trying again",
+      metadata: ["error": "\(error)", "retry_at": "\(retryAt.formatted(.iso8601))"])
+  }
+
+  /// How long after a failed step it is tried again.
+  public static var retryDelay: Duration { .seconds(5) }
 
   private func publish(_ bundle: TrustBundle) {
     do throws(CertificateAuthorityError) {

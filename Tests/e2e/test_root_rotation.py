@@ -1,0 +1,153 @@
+"""Trust that can change: a staged rotation of the embedded CA's root (prepare, switch, retire)
+while two Envoys talk mTLS through certificates and bundles from one sds-agent, with the agent
+restarted in the middle of the overlap. Zero failed requests, the same Envoy processes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+from conftest import SPIFFE_ID, norm_serial, wait_envoys_hold
+from daemon_support import poll
+from test_daemon import run_cli, start  # noqa: F401 - `start` is a fixture
+from test_envoy_rotation import get, split_pem
+
+CERT_TTL = "20s"
+OVERLAP = "5s"
+
+
+class Traffic(threading.Thread):
+    """Sends requests through the gateway Envoy until stopped; counts failures."""
+
+    def __init__(self, port: int, interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.port = port
+        self.interval = interval
+        self.sent = 0
+        self.failures: list[str] = []
+        self.stop_event = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self):
+        while not self.stop_event.is_set():
+            self.sent += 1
+            elapsed = time.monotonic() - self.t0
+            try:
+                status, peer = get(self.port)
+                if status != 200 or peer != SPIFFE_ID:
+                    self.failures.append(f"t={elapsed:.1f}s status {status} peer {peer}")
+            except OSError as e:
+                self.failures.append(f"t={elapsed:.1f}s {e!r}")
+            self.stop_event.wait(self.interval)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(10)
+
+
+def trust(agent) -> dict:
+    return agent.admin.json("/debug/trust")
+
+
+def envoy_ca_serials(envoy) -> set[str]:
+    """Serials of the trusted CA certificates Envoy reports in /certs."""
+    data = json.loads(envoy.admin("/certs"))
+    return {norm_serial(ca["serial_number"]) for c in data.get("certificates", []) for ca in c.get("ca_cert", [])}
+
+
+def verify(leaf_pem: str, intermediates: list[str], roots_pem: str, tmp_path, name: str) -> subprocess.CompletedProcess:
+    (tmp_path / f"{name}-leaf.pem").write_text(leaf_pem)
+    (tmp_path / f"{name}-roots.pem").write_text(roots_pem)
+    argv = ["openssl", "verify", "-CAfile", str(tmp_path / f"{name}-roots.pem"), "-purpose", "sslclient"]
+    if intermediates:
+        (tmp_path / f"{name}-int.pem").write_text("".join(intermediates))
+        argv += ["-untrusted", str(tmp_path / f"{name}-int.pem")]
+    return subprocess.run(argv + [str(tmp_path / f"{name}-leaf.pem")], capture_output=True, text=True)
+
+
+def test_root_rotation_under_traffic_with_a_restart_in_the_overlap(start, start_envoy, tmp_path):
+    agent = start("agent", "--root-overlap", OVERLAP, cert_ttl=CERT_TTL)
+    directory, admin = agent.log_dir, agent.admin_address
+    backend = start_envoy("backend", agent.socket_path)
+    gateway = start_envoy("gateway", agent.socket_path, BACKEND_PORT=backend.listen_port)
+    envoys = (gateway, backend)
+    pids = {e.name: e.pid for e in envoys}
+    before = trust(agent)
+    assert before["phase"] == "idle" and before["rotatable"] is True, before
+    (old_root,) = [r["serial"] for r in before["roots"]]
+    old_pem = agent.fetch("ROOTCA")[0][0]["pem"]
+
+    traffic = Traffic(gateway.listen_port)
+    traffic.start()
+    timeline = {}
+    try:
+        poll(lambda: traffic.sent >= 10, 10, what="traffic flowing")
+        t0 = time.monotonic()
+        res = run_cli("ca", "rotate-root", "--admin", admin)
+        assert res.returncode == 0, res.stderr
+        prepared = json.loads(res.stdout)
+        new_root = prepared["rotation"]["new_root"]
+        switch_at = prepared["rotation"]["switch_at"]
+        assert prepared["phase"] == "prepared" and new_root != old_root, prepared
+        assert {r["serial"]: r["phase"] for r in prepared["roots"]} == {old_root: "signing", new_root: "next"}
+
+        # A second rotation while this one runs is refused, naming the phase.
+        again = run_cli("ca", "rotate-root", "--admin", admin)
+        assert again.returncode == 1 and "phase prepared" in again.stderr, (again.returncode, again.stderr)
+
+        # Both Envoys get the bundle with both roots on their open streams.
+        poll(lambda: all(norm_serial(new_root) in envoy_ca_serials(e) for e in envoys), 10,
+             what="both Envoys trusting the new root")
+        timeline["new root in both Envoys"] = time.monotonic() - t0
+
+        # Restart the agent during the overlap: the rotation resumes at its original deadlines.
+        assert trust(agent)["phase"] == "prepared"
+        agent.stopped_on_purpose = True
+        assert agent.stop(), "the agent did not stop on SIGTERM"
+        agent = start("agent-restarted", "--root-overlap", OVERLAP, cert_ttl=CERT_TTL, directory=directory,
+                      admin=admin)
+        timeline["agent restarted"] = time.monotonic() - t0
+        resumed = trust(agent)
+        assert resumed["phase"] == "prepared", resumed
+        assert resumed["rotation"]["switch_at"] == switch_at, (resumed["rotation"], switch_at)
+        assert resumed["rotation"]["new_root"] == new_root
+        assert any("root rotation: resuming" in line for line in agent.log_lines()), agent.tail()
+
+        # Switch: the new root signs and every identity is re-issued and pushed.
+        switched = poll(lambda: (t := trust(agent))["phase"] == "switched" and t, 30, what="the switch")
+        timeline["switched"] = time.monotonic() - t0
+        assert {r["serial"]: r["phase"] for r in switched["roots"]} == {old_root: "previous", new_root: "signing"}
+        secrets, _ = agent.fetch()
+        by_name = {s["name"]: s for s in secrets}
+        leaf, *intermediates = split_pem(by_name["default"]["pem"])
+        new_pem = "".join(p for p in split_pem(by_name["ROOTCA"]["pem"]) if p.strip() != old_pem.strip())
+        assert verify(leaf, intermediates, new_pem, tmp_path, "after-switch").returncode == 0
+        assert verify(leaf, intermediates, old_pem, tmp_path, "old-root").returncode != 0, \
+            "a leaf issued after the switch verifies against the old root"
+        wait_envoys_hold(envoys, lambda: agent.admin.current_serial(), timeout=30)
+        timeline["Envoys hold a new-root leaf"] = time.monotonic() - t0
+
+        # Retire: one certificate lifetime after the switch, the old root leaves every bundle.
+        poll(lambda: trust(agent)["phase"] == "idle", 40, interval=0.5, what="the retirement")
+        timeline["retired"] = time.monotonic() - t0
+        poll(lambda: all(envoy_ca_serials(e) == {norm_serial(new_root)} for e in envoys), 10,
+             what="both Envoys trusting only the new root")
+        timeline["old root gone from both Envoys"] = time.monotonic() - t0
+        # New connections keep working on the new root alone.
+        sent_at_retire = traffic.sent
+        poll(lambda: traffic.sent >= sent_at_retire + 20, 10, what="traffic after the retirement")
+    finally:
+        traffic.stop()
+
+    print(f"\nrequests={traffic.sent} failed={len(traffic.failures)} "
+          + " ".join(f"{k}=+{v:.1f}s" for k, v in timeline.items()))
+    assert not traffic.failures, f"{len(traffic.failures)}/{traffic.sent} requests failed: {traffic.failures[:10]}"
+    for e in envoys:
+        assert e.alive() and e.pid == pids[e.name], f"{e.name} restarted or died"
+    metrics = agent.admin.get("/metrics")
+    assert 'sds_agent_trust_bundle_roots{trust_domain="cluster.local"} 1' in metrics, metrics
+    (final,) = trust(agent)["roots"]
+    assert final["serial"] == new_root
