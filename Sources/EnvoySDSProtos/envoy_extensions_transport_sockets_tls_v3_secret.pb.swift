@@ -65,11 +65,23 @@ public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_CertificateVa
   /// Clears the value of `trustedCa`. Subsequent reads from it will return its default value.
   public mutating func clearTrustedCa() {self._trustedCa = nil}
 
+  /// When set, Envoy validates with this extension (here: envoy.tls.cert_validator.spiffe with a
+  /// SPIFFECertValidatorConfig) instead of trusted_ca.
+  public var customValidatorConfig: Envoy_Config_Core_V3_TypedExtensionConfig {
+    get {_customValidatorConfig ?? Envoy_Config_Core_V3_TypedExtensionConfig()}
+    set {_customValidatorConfig = newValue}
+  }
+  /// Returns true if `customValidatorConfig` has been explicitly set.
+  public var hasCustomValidatorConfig: Bool {self._customValidatorConfig != nil}
+  /// Clears the value of `customValidatorConfig`. Subsequent reads from it will return its default value.
+  public mutating func clearCustomValidatorConfig() {self._customValidatorConfig = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _trustedCa: Envoy_Config_Core_V3_DataSource? = nil
+  fileprivate var _customValidatorConfig: Envoy_Config_Core_V3_TypedExtensionConfig? = nil
 }
 
 public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_Secret: Sendable {
@@ -153,7 +165,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate: S
 
 nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CertificateValidationContext"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}trusted_ca\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}trusted_ca\0\u{4}\u{b}custom_validator_config\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -162,6 +174,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValida
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._trustedCa) }()
+      case 12: try { try decoder.decodeSingularMessageField(value: &self._customValidatorConfig) }()
       default: break
       }
     }
@@ -175,11 +188,15 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValida
     try { if let v = self._trustedCa {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    try { if let v = self._customValidatorConfig {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext, rhs: Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext) -> Bool {
     if lhs._trustedCa != rhs._trustedCa {return false}
+    if lhs._customValidatorConfig != rhs._customValidatorConfig {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,252 @@
+import Foundation
+import SwiftASN1
+import X509
+
+/// A trust bundle file's content, read into the roots it trusts: PEM `CERTIFICATE` blocks, or a
+/// SPIFFE bundle document (a JWKS whose `x509-svid` keys each carry one root in `x5c`).
+///
+/// The format is told by the first byte that is not whitespace: `{` is a SPIFFE bundle,
+/// anything else PEM. Certificates that are not CAs are skipped and roots that expired are
+/// dropped; a file that leaves no root at all is refused with a `BundleDocumentError`. A root
+/// that is not valid yet is kept: a trust domain publishes its next root before it signs with it.
+public struct BundleDocument: Sendable {
+  /// The largest file read, checked before anything is parsed; a bundle holds a few roots.
+  public static let maximumSize = 1 << 20
+
+  public enum Format: String, Sendable {
+    case pem
+    case spiffeBundle = "spiffe_bundle"
+  }
+
+  public let format: Format
+  /// The CA certificates of the document that are not expired, each once.
+  public let trustBundle: TrustBundle
+  /// How many certificates were skipped because they are not CAs.
+  public let skippedNotCA: Int
+  /// How many CA certificates were dropped because they had expired.
+  public let droppedExpired: Int
+
+  /// Reads `data`, a trust bundle file's content, judging expiry at `now`.
+  public init(parsing data: Data, now: Date) throws(BundleDocumentError) {
+    guard data.count <= Self.maximumSize else {
+      throw BundleDocumentError(
+        .tooLarge,
+        "the file is \(data.count) bytes; a trust bundle is at most \(Self.maximumSize) bytes (1 MiB): "
+          + "is it the right file? It should hold only the trust domain's root certificates"
+      )
+    }
+    let utf8ByteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]
+    let text = data.starts(with: utf8ByteOrderMark) ? data.dropFirst(utf8ByteOrderMark.count) : data
+    let certificates: [Certificate]
+    if Self.firstSignificantByte(of: text) == UInt8(ascii: "{") {
+      self.format = .spiffeBundle
+      certificates = try Self.spiffeBundleCertificates(in: text)
+    } else {
+      self.format = .pem
+      certificates = try Self.pemCertificates(in: text)
+    }
+    guard !certificates.isEmpty else {
+      throw BundleDocumentError(
+        .empty,
+        self.format == .pem
+          ? "the file holds no certificate: put the trust domain's root certificates in it as PEM CERTIFICATE blocks"
+          : "the SPIFFE bundle has no x509-svid key: it must carry the trust domain's X.509 roots, not only JWT keys"
+      )
+    }
+    let authorities = certificates.filter(\.isCertificateAuthority)
+    guard !authorities.isEmpty else {
+      throw BundleDocumentError(
+        .noCACertificate,
+        (certificates.count == 1 ? "its one certificate is not" : "none of its \(certificates.count) certificates is")
+          + " a CA (basicConstraints CA:TRUE): a trust bundle holds the trust domain's root certificates, not its SVIDs"
+      )
+    }
+    let current = authorities.filter { now <= $0.notValidAfter }
+    guard !current.isEmpty else {
+      let lastExpiry = authorities.map(\.notValidAfter).max() ?? now
+      throw BundleDocumentError(
+        .allExpired,
+        (authorities.count == 1
+          ? "its one root certificate expired" : "all of its \(authorities.count) roots expired, the last")
+          + " at \(lastExpiry.formatted(.iso8601)): replace the file with the trust domain's current bundle"
+      )
+    }
+    self.trustBundle = TrustBundle(roots: current)
+    self.skippedNotCA = certificates.count - authorities.count
+    self.droppedExpired = authorities.count - current.count
+  }
+
+  private static func firstSignificantByte(of data: Data) -> UInt8? {
+    data.first { byte in
+      byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") && byte != UInt8(ascii: "\n")
+        && byte != UInt8(ascii: "\r")
+    }
+  }
+
+  // MARK: PEM
+
+  private static func pemCertificates(in data: Data) throws(BundleDocumentError) -> [Certificate] {
+    guard let text = String(validating: data, as: UTF8.self) else {
+      throw BundleDocumentError(
+        .unparsable, "the file is neither PEM text nor a SPIFFE bundle (JSON): \(Self.expected)")
+    }
+    let documents: [PEMDocument]
+    do {
+      documents = try PEMDocument.parseMultiple(pemString: text)
+    } catch {
+      // swift-asn1's reason quotes the file; ours says what a well-formed block looks like.
+      throw BundleDocumentError(
+        .unparsable,
+        "a PEM block is malformed: each -----BEGIN CERTIFICATE----- line needs its -----END CERTIFICATE----- line, "
+          + "with base64 lines of at most 64 characters between them"
+      )
+    }
+    if documents.isEmpty && !text.allSatisfy(\.isWhitespace) {
+      throw BundleDocumentError(.unparsable, "the file has no PEM block and is not JSON: \(Self.expected)")
+    }
+    var certificates: [Certificate] = []
+    for (index, document) in documents.enumerated() {
+      guard document.discriminator == "CERTIFICATE" else {
+        // The block's type is the file's text: bounded, since it ends up in a log line.
+        let type = BoundedText(document.discriminator, limit: 40)
+        if document.discriminator.hasSuffix("PRIVATE KEY") {
+          throw BundleDocumentError(
+            .unparsable,
+            "PEM block \(index + 1) is a private key (\(type)): is it the right file? A trust bundle is public and "
+              + "holds only CERTIFICATE blocks; keep keys out of it"
+          )
+        }
+        throw BundleDocumentError(
+          .unparsable, "PEM block \(index + 1) is a \"\(type)\": a trust bundle holds only CERTIFICATE blocks")
+      }
+      do {
+        certificates.append(try Certificate(derEncoded: document.derBytes))
+      } catch {
+        throw BundleDocumentError(
+          .unparsable, "PEM block \(index + 1) is not an X.509 certificate (\(Self.summary(of: error)))")
+      }
+    }
+    return certificates
+  }
+
+  // MARK: SPIFFE bundle
+
+  /// The SPIFFE Trust Domain and Bundle specification, section 4: a JWKS with a `keys` array.
+  private struct JWKS: Decodable {
+    struct Key: Decodable {
+      let use: String?
+      let x5c: [String]?
+    }
+    let keys: [Key]
+  }
+
+  private static func spiffeBundleCertificates(in data: Data) throws(BundleDocumentError) -> [Certificate] {
+    let document: JWKS
+    do {
+      document = try JSONDecoder().decode(JWKS.self, from: data)
+    } catch {
+      throw BundleDocumentError(
+        .unparsable, "the SPIFFE bundle is not a JWKS (\(Self.summary(of: error))): \(Self.expected)")
+    }
+    var certificates: [Certificate] = []
+    // Keys of other uses (jwt-svid, or one a later version of the format adds) are not roots.
+    for (index, key) in document.keys.enumerated() where key.use == "x509-svid" {
+      let chain = key.x5c ?? []
+      // As go-spiffe does: the format allows exactly one certificate per x509-svid key.
+      guard chain.count == 1, let encoded = chain.first else {
+        throw BundleDocumentError(
+          .unparsable,
+          "key \(index) of the SPIFFE bundle is an x509-svid key with \(chain.count) certificates in x5c; "
+            + "the format requires exactly one, the root's DER in base64"
+        )
+      }
+      guard let der = Data(base64Encoded: encoded) else {
+        throw BundleDocumentError(
+          .unparsable,
+          "x5c of key \(index) of the SPIFFE bundle is not base64: it must be a certificate's DER in base64")
+      }
+      do {
+        certificates.append(try Certificate(derEncoded: Array(der)))
+      } catch {
+        throw BundleDocumentError(
+          .unparsable,
+          "x5c of key \(index) of the SPIFFE bundle is not an X.509 certificate (\(Self.summary(of: error)))"
+        )
+      }
+    }
+    return certificates
+  }
+
+  private static let expected =
+    "expected PEM CERTIFICATE blocks or a SPIFFE bundle (JSON with a \"keys\" array of x509-svid keys)"
+
+  /// What went wrong, without the file's content: a decoding error names the place in the
+  /// document, and other errors are cut short.
+  private static func summary(of error: any Error) -> String {
+    if let asn1 = error as? ASN1Error {
+      return "DER: \(asn1.code)"
+    }
+    guard let decoding = error as? DecodingError else {
+      return BoundedText("\(error)", limit: 160).description
+    }
+    func place(_ path: [any CodingKey]) -> String {
+      path.isEmpty ? "the top level" : path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+    }
+    func kind(_ type: Any.Type) -> String {
+      let name = "\(type)"
+      if name.hasPrefix("Array") { return "an array" }
+      if name.hasPrefix("Dictionary") { return "an object" }
+      return name == "String" ? "a string" : name
+    }
+    switch decoding {
+    case .keyNotFound(let key, let context):
+      return "\"\(key.stringValue)\" is missing at \(place(context.codingPath))"
+    case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+      return "\(place(context.codingPath)) is not \(kind(type))"
+    case .dataCorrupted(let context):
+      return "not valid JSON at \(place(context.codingPath))"
+    @unknown default:
+      return "not a JWKS"
+    }
+  }
+}
+
+/// Why a trust bundle file cannot be used, with what to do about it.
+///
+/// The message never quotes the file beyond a short bounded excerpt.
+public struct BundleDocumentError: Error, Hashable, CustomStringConvertible {
+  /// A closed set, usable as a metric label.
+  public enum Reason: String, Sendable, CaseIterable {
+    /// Larger than `BundleDocument.maximumSize`; not parsed.
+    case tooLarge = "too_large"
+    /// Neither PEM certificates nor a SPIFFE bundle, or one of its certificates does not parse.
+    case unparsable
+    /// The document parses but holds no X.509 certificate.
+    case empty
+    /// None of the certificates is a CA.
+    case noCACertificate = "no_ca_certificate"
+    /// Every CA certificate has expired.
+    case allExpired = "all_expired"
+  }
+
+  public let reason: Reason
+  public let message: String
+
+  public init(_ reason: Reason, _ message: String) {
+    self.reason = reason
+    self.message = message
+  }
+
+  public var description: String { "\(self.reason.rawValue): \(self.message)" }
+}
+
+extension Certificate {
+  /// Whether basicConstraints says CA:TRUE; a certificate without the extension, or with one
+  /// that does not parse, is not a CA.
+  var isCertificateAuthority: Bool {
+    guard case .isCertificateAuthority = (try? self.extensions.basicConstraints) ?? .notCertificateAuthority else {
+      return false
+    }
+    return true
+  }
+}
