@@ -162,9 +162,22 @@ def _describe(resp) -> dict:
             item.update(chain=chain, key=inline_pem(s.tls_certificate.private_key), uris=uris,
                         serial=format(leaf.serial_number, "x"))
         elif kind == "validation_context":
-            item["roots"] = inline_pem(s.validation_context.trusted_ca)
+            item["roots"] = validation_roots(s.validation_context)
         out[name] = item
     return out
+
+
+def validation_roots(context) -> str:
+    """The roots of a validation context: its trusted_ca, or the bundles of Envoy's SPIFFE
+    validator configuration (decoded with xds-protos, independently of the agent's code)."""
+    if not context.HasField("custom_validator_config"):
+        return inline_pem(context.trusted_ca)
+    from envoy.extensions.transport_sockets.tls.v3 import tls_spiffe_validator_config_pb2
+
+    assert context.custom_validator_config.name == "envoy.tls.cert_validator.spiffe", context.custom_validator_config
+    config = tls_spiffe_validator_config_pb2.SPIFFECertValidatorConfig()
+    assert context.custom_validator_config.typed_config.Unpack(config)
+    return "".join(inline_pem(d.trust_bundle) for d in config.trust_domains)
 
 
 def _probe(socket_path: str, names, metadata, timeout: float) -> dict:

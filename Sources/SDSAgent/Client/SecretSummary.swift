@@ -18,6 +18,9 @@ public struct SecretSummary: Sendable {
   public let certificates: [Certificate]
   public let pem: String
   public let privateKeyPEM: String?
+  /// For a bundle served to Envoy's SPIFFE certificate validator: the roots of each trust domain
+  /// (`certificates` holds them all); `nil` for a plain `trusted_ca`.
+  public let trustDomains: [String: [Certificate]]?
 
   public init(any: Google_Protobuf_Any) throws {
     guard any.typeURL == SecretResource.typeURL else {
@@ -30,14 +33,42 @@ public struct SecretSummary: Sendable {
       self.kind = .tlsCertificate
       self.pem = String(decoding: certificate.certificateChain.inlineBytes, as: UTF8.self)
       self.privateKeyPEM = String(decoding: certificate.privateKey.inlineBytes, as: UTF8.self)
+      self.trustDomains = nil
     case .validationContext(let context):
       self.kind = .validationContext
-      self.pem = String(decoding: context.trustedCa.inlineBytes, as: UTF8.self)
       self.privateKeyPEM = nil
+      if context.hasCustomValidatorConfig {
+        let domains = try Self.spiffeTrustDomains(context.customValidatorConfig)
+        self.pem = domains.map(\.pem).joined()
+        self.trustDomains = try Dictionary(
+          uniqueKeysWithValues: domains.map {
+            ($0.name, try PEMDocument.parseMultiple(pemString: $0.pem).map(Certificate.init(pemDocument:)))
+          })
+      } else {
+        self.pem = String(decoding: context.trustedCa.inlineBytes, as: UTF8.self)
+        self.trustDomains = nil
+      }
+      self.certificates = try PEMDocument.parseMultiple(pemString: self.pem).map(Certificate.init(pemDocument:))
+      return
     case nil:
       throw AgentError(.connection, "secret \(secret.name) has neither a certificate nor a validation context")
     }
     self.certificates = try PEMDocument.parseMultiple(pemString: self.pem).map(Certificate.init(pemDocument:))
+  }
+
+  /// The trust domains and their bundles' PEM in a SPIFFE validator configuration.
+  private static func spiffeTrustDomains(
+    _ validator: Envoy_Config_Core_V3_TypedExtensionConfig
+  ) throws -> [(name: String, pem: String)] {
+    guard validator.name == SPIFFEValidationContext.validatorName,
+      validator.typedConfig.typeURL == SPIFFEValidationContext.validatorConfigTypeURL
+    else {
+      throw AgentError(
+        .connection, "the validation context names the validator \(BoundedText(validator.name)), not the SPIFFE one")
+    }
+    let config = try Envoy_Extensions_TransportSockets_Tls_V3_SPIFFECertValidatorConfig(
+      unpackingAny: validator.typedConfig)
+    return config.trustDomains.map { ($0.name, String(decoding: $0.trustBundle.inlineBytes, as: UTF8.self)) }
   }
 
   public var spiffeID: SPIFFEID? {
@@ -60,6 +91,10 @@ public struct SecretSummary: Sendable {
     ]
     if includeKey, let key = self.privateKeyPEM {
       object["private_key"] = key
+    }
+    if let trustDomains = self.trustDomains {
+      object["validator"] = "spiffe"
+      object["trust_domains"] = trustDomains.mapValues { $0.map(\.serialHex) }
     }
     return object
   }

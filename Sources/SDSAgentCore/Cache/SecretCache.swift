@@ -26,40 +26,33 @@ public final class SecretCache: Sendable {
     self.state.withLock { $0.subscribers.count }
   }
 
-  /// Serves `svid` and its bundle from now on.
+  /// Serves `svid` and its bundle, as the only bundle of its trust domain, from now on.
   public func update(with issued: IssuedSVID) throws(CertificateAuthorityError) {
-    try self.update(with: issued.certifiedKey, trustBundle: issued.trustBundle)
+    let trust: ServedTrust
+    if let current = self.current.trust {
+      trust = current.own == issued.trustBundle ? current : try current.replacingOwn(with: issued.trustBundle)
+    } else {
+      trust = try ServedTrust(ownDomain: TrustDomainName(of: issued.certifiedKey.identity), own: issued.trustBundle)
+    }
+    try self.update(with: issued.certifiedKey, trust: trust)
   }
 
-  /// Serves `svid` and `trustBundle` (if it changed) from now on.
-  public func update(with svid: CertifiedKey, trustBundle: TrustBundle) throws(CertificateAuthorityError) {
-    // Encoded outside the lock, so subscribers never wait for PEM encoding; the bundle only
-    // when it changed.
+  /// Serves `svid` and `trust` from now on; the bundles are pushed only if they changed.
+  public func update(with svid: CertifiedKey, trust: ServedTrust) throws(CertificateAuthorityError) {
+    // Encoded outside the lock, so subscribers never wait for PEM encoding.
     var encoded = ServedSecrets.empty
     try encoded.setSVID(svid)
-    let bundleChanged = self.current.trustBundle != trustBundle
-    if bundleChanged {
-      try encoded.setTrustBundle(trustBundle)
-    }
     self.mutate { served, revision in
       served.adoptSVID(from: encoded)
       served.svidRevision = revision
-      if bundleChanged {
-        served.adoptTrustBundle(from: encoded)
-        served.trustBundleRevision = revision
-      }
+      served.setTrust(trust, revision: revision)
     }
   }
 
-  /// Serves `trustBundle` from now on, with the same SVID; pushed only if the bundle changed.
-  public func updateTrustBundle(_ trustBundle: TrustBundle) throws(CertificateAuthorityError) {
-    guard self.current.trustBundle != trustBundle else { return }
-    var encoded = ServedSecrets.empty
-    try encoded.setTrustBundle(trustBundle)
+  /// Serves `trust` from now on, with the same SVID; pushed only where it changed.
+  public func updateTrust(_ trust: ServedTrust) {
     self.mutate { served, revision in
-      guard served.trustBundle != trustBundle else { return }
-      served.adoptTrustBundle(from: encoded)
-      served.trustBundleRevision = revision
+      served.setTrust(trust, revision: revision)
     }
   }
 
@@ -111,11 +104,15 @@ public final class SecretCache: Sendable {
     }
   }
 
+  private static func revisions(_ served: ServedSecrets) -> [UInt64] {
+    [served.svidRevision, served.trustBundleRevision, served.federationRevision]
+  }
+
   private func mutate(_ body: (inout ServedSecrets, UInt64) -> Void) {
     let subscribers: [@Sendable () -> Void]? = self.state.withLock { state in
-      let before = (state.served.svidRevision, state.served.trustBundleRevision)
+      let before = Self.revisions(state.served)
       body(&state.served, state.nextRevision)
-      guard (state.served.svidRevision, state.served.trustBundleRevision) != before else { return nil }
+      guard Self.revisions(state.served) != before else { return nil }
       state.nextRevision += 1
       return Array(state.subscribers.values)
     }

@@ -11,17 +11,24 @@ public struct ServedSecrets: Sendable {
   /// The workload's SVID; `nil` before the first issuance or once it expired unrenewed.
   public private(set) var svid: CertifiedKey?
   public internal(set) var svidRevision: UInt64
-  public private(set) var trustBundle: TrustBundle?
+  /// The trust bundles: the own domain's and the federated ones.
+  public private(set) var trust: ServedTrust?
+  /// Changes with the own trust domain's bundle.
   public internal(set) var trustBundleRevision: UInt64
+  /// Changes with the federated bundles.
+  public internal(set) var federationRevision: UInt64
   private(set) var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate?
-  private(set) var validationContext: Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext?
 
-  public static let empty = ServedSecrets(svidRevision: 0, trustBundleRevision: 0)
+  public static let empty = ServedSecrets(svidRevision: 0, trustBundleRevision: 0, federationRevision: 0)
 
-  private init(svidRevision: UInt64, trustBundleRevision: UInt64) {
+  private init(svidRevision: UInt64, trustBundleRevision: UInt64, federationRevision: UInt64) {
     self.svidRevision = svidRevision
     self.trustBundleRevision = trustBundleRevision
+    self.federationRevision = federationRevision
   }
+
+  /// The own trust domain's bundle (`ROOTCA`).
+  public var trustBundle: TrustBundle? { self.trust?.own }
 
   mutating func setSVID(_ svid: CertifiedKey) throws(CertificateAuthorityError) {
     var certificate = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
@@ -35,25 +42,22 @@ public struct ServedSecrets: Sendable {
     self.tlsCertificate = certificate
   }
 
-  mutating func setTrustBundle(_ bundle: TrustBundle) throws(CertificateAuthorityError) {
-    var context = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
-    do {
-      context.trustedCa.inlineBytes = Data(try bundle.pemString().utf8)
-    } catch {
-      throw CertificateAuthorityError(.invalidResponse, "the trust bundle cannot be encoded as PEM", cause: error)
-    }
-    self.trustBundle = bundle
-    self.validationContext = context
-  }
-
   mutating func adoptSVID(from other: ServedSecrets) {
     self.svid = other.svid
     self.tlsCertificate = other.tlsCertificate
   }
 
-  mutating func adoptTrustBundle(from other: ServedSecrets) {
-    self.trustBundle = other.trustBundle
-    self.validationContext = other.validationContext
+  /// Serves `trust` under `revision`, moving only the revisions of what changed.
+  mutating func setTrust(_ trust: ServedTrust, revision: UInt64) {
+    let old = self.trust
+    guard old != trust else { return }
+    self.trust = trust
+    if old?.own != trust.own || old?.ownDomain != trust.ownDomain {
+      self.trustBundleRevision = revision
+    }
+    if old?.federated != trust.federated || old?.removed != trust.removed {
+      self.federationRevision = revision
+    }
   }
 
   mutating func clearSVID() {
@@ -73,13 +77,16 @@ public struct ServedSecrets: Sendable {
     switch resource {
     case .tlsCertificate: return self.svidRevision
     case .validationContext: return self.trustBundleRevision
+    case .allTrustDomains: return max(self.trustBundleRevision, self.federationRevision)
+    case .trustDomain(let domain, _):
+      return domain == self.trust?.ownDomain ? self.trustBundleRevision : self.federationRevision
     }
   }
 
   public func isAvailable(_ resource: SecretResource) -> Bool {
     switch resource {
     case .tlsCertificate: return self.svid != nil
-    case .validationContext: return self.trustBundle != nil
+    default: return self.trust?.context(for: resource) != nil
     }
   }
 }

@@ -1,25 +1,79 @@
 import Foundation
 import Logging
 
-extension IdentityTable {
-  /// The trust bundle installed for every identity, if the trust lifecycle decides it.
-  public var installedTrustBundle: TrustBundle? { self.trust.withLock { $0 } }
+/// The trust bundles the trust lifecycle installed for every identity.
+struct TrustInstallation: Sendable {
+  /// The own trust domain's bundle; `nil` serves the bundle each issuance came with.
+  var own: TrustBundle?
+  var federated: [TrustDomainName: TrustBundle] = [:]
+  /// Federated domains removed while the agent runs.
+  var removed: Set<TrustDomainName> = []
+}
 
-  /// Serves `bundle` to every identity from now on, also to identities issued later, and pushes
-  /// it to every open stream whose bundle it changes.
+extension IdentityTable {
+  /// The own trust domain's bundle installed for every identity, if the trust lifecycle decides it.
+  public var installedTrustBundle: TrustBundle? { self.trust.withLock { $0.own } }
+
+  /// The federated bundles served, by trust domain.
+  public var federatedBundles: [TrustDomainName: TrustBundle] { self.trust.withLock { $0.federated } }
+
+  /// The own trust domain, whose bundle is `ROOTCA`.
+  public var ownTrustDomain: TrustDomainName { TrustDomainName(of: self.pinnedIdentity) }
+
+  /// Serves `bundle` as the own trust domain's to every identity from now on, also to identities
+  /// issued later, and pushes it to every open stream whose bundle it changes.
   public func installTrustBundle(_ bundle: TrustBundle) throws(CertificateAuthorityError) {
-    try self.trust.withLock { (installed: inout TrustBundle?) throws(CertificateAuthorityError) in
-      installed = bundle
-      for identity in self.identities {
-        try self.cache(for: identity)?.updateTrustBundle(bundle)
-      }
+    try self.trust.withLock { (installation: inout TrustInstallation) throws(CertificateAuthorityError) in
+      installation.own = bundle
+      try self.pushTrust(installation)
     }
   }
 
-  /// Serves a new issuance in `cache`, with the installed trust bundle if there is one.
+  /// Serves `bundles` as the federated trust domains' from now on. A domain that was served and
+  /// is not in `bundles` is pushed as trusting nothing.
+  public func installFederatedBundles(_ bundles: [TrustDomainName: TrustBundle]) throws(CertificateAuthorityError) {
+    try self.trust.withLock { (installation: inout TrustInstallation) throws(CertificateAuthorityError) in
+      let gone = Set(installation.federated.keys).subtracting(bundles.keys)
+      installation.removed = installation.removed.union(gone).subtracting(bundles.keys)
+      installation.federated = bundles
+      try self.pushTrust(installation)
+    }
+  }
+
+  /// Builds each identity's trust from `installation` (encoding each distinct one once) and
+  /// pushes it; identities without a bundle yet get theirs with their first issuance.
+  private func pushTrust(_ installation: TrustInstallation) throws(CertificateAuthorityError) {
+    var built: [ServedTrust] = []
+    for identity in self.identities {
+      guard let cache = self.cache(for: identity), let own = installation.own ?? cache.current.trustBundle else {
+        continue
+      }
+      let trust: ServedTrust
+      if let existing = built.first(where: { $0.own == own }) {
+        trust = existing
+      } else {
+        trust = try ServedTrust(
+          ownDomain: self.ownTrustDomain, own: own, federated: installation.federated, removed: installation.removed)
+        built.append(trust)
+      }
+      cache.updateTrust(trust)
+    }
+  }
+
+  /// Serves a new issuance in `cache`, with the installed bundles.
   func serve(_ issued: IssuedSVID, in cache: SecretCache) throws(CertificateAuthorityError) {
-    try self.trust.withLock { (installed: inout TrustBundle?) throws(CertificateAuthorityError) in
-      try cache.update(with: issued.certifiedKey, trustBundle: installed ?? issued.trustBundle)
+    try self.trust.withLock { (installation: inout TrustInstallation) throws(CertificateAuthorityError) in
+      let own = installation.own ?? issued.trustBundle
+      let trust: ServedTrust
+      if let current = cache.current.trust, current.own == own, current.federated == installation.federated,
+        current.removed == installation.removed
+      {
+        trust = current
+      } else {
+        trust = try ServedTrust(
+          ownDomain: self.ownTrustDomain, own: own, federated: installation.federated, removed: installation.removed)
+      }
+      try cache.update(with: issued.certifiedKey, trust: trust)
     }
   }
 

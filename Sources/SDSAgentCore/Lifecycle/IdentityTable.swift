@@ -40,10 +40,10 @@ public final class IdentityTable: Sendable {
   public let pinnedCache: SecretCache
   let wake = WakeSignal()
   private let state: Mutex<State>
-  /// The trust bundle every identity is served when the trust lifecycle decides it (see
-  /// `installTrustBundle`); `nil` serves the bundle each issuance came with. Also serializes
-  /// writes of bundles into the caches, so an issuance never puts back an older bundle.
-  let trust = Mutex<TrustBundle?>(nil)
+  /// The trust bundles installed for every identity (see `installTrustBundle` and
+  /// `installFederatedBundles`). Also serializes writes of bundles into the caches, so an
+  /// issuance never puts back an older bundle.
+  let trust = Mutex(TrustInstallation())
 
   public init(pinned identity: SPIFFEID, template: IdentitySettings, idleTimeout: Duration, now: Date) {
     let cache = SecretCache()

@@ -2,7 +2,6 @@
 public struct SecretLease: Sendable {
   public let caller: Caller
   public let cache: SecretCache
-  public var naming: SecretNaming { SecretNaming(identity: self.caller.identity) }
   private let onRelease: @Sendable () -> Void
 
   init(caller: Caller, cache: SecretCache, onRelease: @escaping @Sendable () -> Void) {

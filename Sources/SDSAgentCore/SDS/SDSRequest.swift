@@ -19,6 +19,9 @@ public struct SDSRequest: Sendable, Equatable {
   /// Set on a NACK: why Envoy rejected the response named by `responseNonce`.
   public var errorDetail: ErrorDetail?
   public var nodeID: String?
+  /// The node's metadata sets `disable_spiffe_cert_validation: true` (SPIRE's key): bundles are
+  /// served as plain `trusted_ca`.
+  public var disablesSPIFFEValidator: Bool
 
   public init(
     versionInfo: String = "",
@@ -26,7 +29,8 @@ public struct SDSRequest: Sendable, Equatable {
     typeURL: String = SecretResource.typeURL,
     responseNonce: String = "",
     errorDetail: ErrorDetail? = nil,
-    nodeID: String? = nil
+    nodeID: String? = nil,
+    disablesSPIFFEValidator: Bool = false
   ) {
     self.versionInfo = versionInfo
     self.resourceNames = resourceNames
@@ -34,6 +38,7 @@ public struct SDSRequest: Sendable, Equatable {
     self.responseNonce = responseNonce
     self.errorDetail = errorDetail
     self.nodeID = nodeID
+    self.disablesSPIFFEValidator = disablesSPIFFEValidator
   }
 
   /// The most resource names one request may carry; more is INVALID_ARGUMENT.
@@ -60,6 +65,8 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
     case tooManyNames
     /// The name is another workload's: PERMISSION_DENIED.
     case forbiddenName
+    /// `ALL` with the SPIFFE certificate validator off.
+    case validatorDisabled
   }
 
   public let code: Code
@@ -80,6 +87,13 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
       message: "\(caller) may not ask for \(Self.quoted(names)): a caller gets only its own secrets"
     )
   }
+
+  static let allNeedsSPIFFEValidator = Self(
+    code: .validatorDisabled,
+    message: "ALL is served only for Envoy's SPIFFE certificate validator, which is off for this stream "
+      + "(--spiffe-validator=false or node metadata disable_spiffe_cert_validation); ask for ROOTCA or "
+      + "spiffe://<trust-domain> instead"
+  )
 
   static func tooManyNames(_ count: Int) -> Self {
     Self(
@@ -121,6 +135,7 @@ extension SDSRequestError: RPCErrorConvertible {
     case .unknownResource: return .notFound
     case .unsupportedType, .invalidName, .tooManyNames: return .invalidArgument
     case .forbiddenName: return .permissionDenied
+    case .validatorDisabled: return .failedPrecondition
     }
   }
 

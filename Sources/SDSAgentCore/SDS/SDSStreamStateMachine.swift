@@ -20,7 +20,7 @@ public struct SDSStreamStateMachine: Sendable {
     public var response: SDSResponsePlan?
   }
 
-  public let naming: SecretNaming
+  public private(set) var naming: SecretNaming
   private var resources: [RequestedSecret] = []
   private var subscribed = false
   private var lastNonce: String?
@@ -41,7 +41,11 @@ public struct SDSStreamStateMachine: Sendable {
     guard request.typeURL.isEmpty || request.typeURL == SecretResource.typeURL else {
       throw .unsupportedType(request.typeURL)
     }
-    let requested = try self.naming.resolve(request.resourceNames)
+    if !self.subscribed, request.disablesSPIFFEValidator {
+      self.naming.spiffeValidator = false
+    }
+    let requested = try self.naming.resolve(
+      request.resourceNames, trustDomains: served.trust?.domains ?? [TrustDomainName(of: self.naming.identity)])
 
     let feedback: Feedback
     if let lastNonce = self.lastNonce {

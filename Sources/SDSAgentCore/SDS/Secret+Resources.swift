@@ -11,8 +11,8 @@ extension Envoy_Extensions_TransportSockets_Tls_V3_Secret {
     case .tlsCertificate:
       guard let certificate = served.tlsCertificate else { return nil }
       self.tlsCertificate = certificate
-    case .validationContext:
-      guard let context = served.validationContext else { return nil }
+    case .validationContext, .trustDomain, .allTrustDomains:
+      guard let context = served.trust?.context(for: requested.resource) else { return nil }
       self.validationContext = context
     }
   }
@@ -43,7 +43,14 @@ extension SDSRequest {
       responseNonce: request.responseNonce,
       errorDetail: request.hasErrorDetail
         ? ErrorDetail(code: request.errorDetail.code, message: request.errorDetail.message) : nil,
-      nodeID: request.hasNode ? request.node.id : nil
+      nodeID: request.hasNode ? request.node.id : nil,
+      disablesSPIFFEValidator: request.node.metadata.fields["disable_spiffe_cert_validation"].map {
+        switch $0.kind {
+        case .boolValue(let value): return value
+        case .stringValue(let value): return value.lowercased() == "true"
+        default: return false
+        }
+      } ?? false
     )
   }
 }

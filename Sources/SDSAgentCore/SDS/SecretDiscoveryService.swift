@@ -14,14 +14,19 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   private let registry: StreamRegistry
   private let logger: Logger
   private let now: @Sendable () -> Date
+  /// Whether trust-domain bundles go to Envoy's SPIFFE certificate validator (unless a node's
+  /// metadata turns it off) or as plain `trusted_ca`.
+  private let spiffeValidator: Bool
 
   public init(
     leases: any SecretLeaseProvider,
     counters: AgentCounters,
     registry: StreamRegistry = StreamRegistry(),
     logger: Logger,
+    spiffeValidator: Bool = true,
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
+    self.spiffeValidator = spiffeValidator
     self.leases = leases
     self.counters = counters
     self.registry = registry
@@ -112,7 +117,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     logger[metadataKey: "stream"] = "\(streamID)"
     logger[metadataKey: "identity"] = "\(lease.caller.identity)"
     return Session(
-      machine: SDSStreamStateMachine(naming: lease.naming), streamID: streamID, logger: logger, cache: lease.cache,
+      machine: SDSStreamStateMachine(naming: self.naming(lease)), streamID: streamID, logger: logger,
+      cache: lease.cache,
       caller: lease.caller)
   }
 
@@ -147,7 +153,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     }
     guard let plan else { return .wait }
     let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
-    let sentBundle = plan.resources.contains { $0.resource == .validationContext } ? served.trustBundle : nil
+    let ownDomain = TrustDomainName(of: session.caller.identity)
+    let sentBundle = plan.resources.contains { $0.resource.carriesBundle(of: ownDomain) } ? served.trustBundle : nil
     self.registry.update(session.streamID) {
       $0.lastSentVersion = plan.versionInfo
       $0.sentTrustBundle = sentBundle
@@ -169,7 +176,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     let lease = try await self.lease(context)
     defer { lease.release() }
     self.counters.increment(.fetches)
-    var machine = SDSStreamStateMachine(naming: lease.naming)
+    var machine = SDSStreamStateMachine(naming: self.naming(lease))
     let served = lease.cache.current.servable(at: self.now())
     let outcome: SDSStreamStateMachine.Outcome
     do {
@@ -193,6 +200,10 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       code: .unimplemented,
       message: "DeltaSecrets is not supported; configure Envoy's sds_config with api_type GRPC (state of the world)"
     )
+  }
+
+  private func naming(_ lease: SecretLease) -> SecretNaming {
+    SecretNaming(identity: lease.caller.identity, spiffeValidator: self.spiffeValidator)
   }
 
   private func lease(_ context: ServerContext) async throws -> SecretLease {

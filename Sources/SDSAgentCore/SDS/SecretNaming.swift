@@ -14,27 +14,36 @@ public struct RequestedSecret: Sendable, Hashable {
     name: SecretResource.validationContext.name, resource: .validationContext)
 }
 
-/// The names one caller may ask for: Istio's `default` and `ROOTCA`, and SPIRE's convention of
-/// the caller's own SPIFFE ID (its certificate) and `spiffe://<trust-domain>` (its bundle).
-/// Another workload's SPIFFE ID is refused, not merely unknown.
+/// The names one caller may ask for: Istio's `default` and `ROOTCA`, and SPIRE's names: the
+/// caller's own SPIFFE ID (its certificate), `spiffe://<trust-domain>` (that domain's bundle)
+/// and `ALL` (every bundle). Another workload's SPIFFE ID is refused, not merely unknown.
 public struct SecretNaming: Sendable, Equatable {
   /// Whose secrets the stream gets.
   public let identity: SPIFFEID
+  /// Whether `spiffe://<trust-domain>` is served for Envoy's SPIFFE certificate validator (and
+  /// `ALL` at all), or as a plain `trusted_ca`.
+  public var spiffeValidator: Bool
 
-  public init(identity: SPIFFEID) {
+  public init(identity: SPIFFEID, spiffeValidator: Bool = true) {
     self.identity = identity
+    self.spiffeValidator = spiffeValidator
   }
 
-  public var knownNames: [String] {
-    SecretResource.knownNames + [self.identity.description, self.bundleName]
+  /// The names served, given the trust domains whose bundles are held.
+  public func knownNames(trustDomains: Set<TrustDomainName>) -> [String] {
+    SecretResource.knownNames + [self.identity.description]
+      + trustDomains.sorted().map { "spiffe://\($0)" }
+      + (self.spiffeValidator ? [SecretResource.allTrustDomainsName] : [])
   }
-
-  private var bundleName: String { "spiffe://\(self.identity.trustDomain)" }
 
   /// Resolves names, keeping the order of first mention and dropping repeats; an empty list asks
   /// for `default` and `ROOTCA`. A request with more than `SDSRequest.maximumResourceNames` names,
   /// or a name longer than `SDSRequest.maximumNameLength` bytes, is refused before any is looked at.
-  public func resolve(_ names: [String]) throws(SDSRequestError) -> [RequestedSecret] {
+  /// `trustDomains` are the domains whose bundles are held (by default the caller's own).
+  public func resolve(
+    _ names: [String], trustDomains: Set<TrustDomainName>? = nil
+  ) throws(SDSRequestError) -> [RequestedSecret] {
+    let trustDomains = trustDomains ?? [TrustDomainName(of: self.identity)]
     guard !names.isEmpty else { return [.tlsCertificate, .validationContext] }
     guard names.count <= SDSRequest.maximumResourceNames else { throw .tooManyNames(names.count) }
     if let long = names.first(where: { $0.utf8.count > SDSRequest.maximumNameLength }) {
@@ -49,11 +58,20 @@ public struct SecretNaming: Sendable, Equatable {
         resource = known
       } else if name == self.identity.description {
         resource = .tlsCertificate
-      } else if name == self.bundleName {
-        resource = .validationContext
-      } else if let other = try? SPIFFEID(parsing: name), !other.path.isEmpty {
-        forbidden.append(name)
-        continue
+      } else if name == SecretResource.allTrustDomainsName {
+        guard self.spiffeValidator else { throw .allNeedsSPIFFEValidator }
+        resource = .allTrustDomains
+      } else if let other = try? SPIFFEID(parsing: name) {
+        guard other.path.isEmpty else {
+          forbidden.append(name)
+          continue
+        }
+        let domain = TrustDomainName(of: other)
+        guard trustDomains.contains(domain) else {
+          unknown.append(name)
+          continue
+        }
+        resource = .trustDomain(domain, spiffeValidator: self.spiffeValidator)
       } else {
         unknown.append(name)
         continue
@@ -62,7 +80,9 @@ public struct SecretNaming: Sendable, Equatable {
       if !resolved.contains(secret) { resolved.append(secret) }
     }
     guard forbidden.isEmpty else { throw .forbiddenNames(forbidden, caller: self.identity) }
-    guard unknown.isEmpty else { throw .unknownResources(unknown, known: self.knownNames) }
+    guard unknown.isEmpty else {
+      throw .unknownResources(unknown, known: self.knownNames(trustDomains: trustDomains))
+    }
     return resolved
   }
 }

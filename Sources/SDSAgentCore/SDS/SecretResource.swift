@@ -1,23 +1,47 @@
-/// The SDS resources the agent serves, by the names Istio's agent uses.
-public enum SecretResource: Sendable, Hashable, CaseIterable {
+/// The SDS resources the agent serves: Istio's `default` and `ROOTCA`, and SPIRE's
+/// `spiffe://<trust-domain>` (one trust domain's bundle) and `ALL` (every bundle).
+public enum SecretResource: Sendable, Hashable {
   /// `default`: the workload's certificate chain and private key (`tls_certificate`).
   case tlsCertificate
-  /// `ROOTCA`: the trust bundle (`validation_context.trusted_ca`).
+  /// `ROOTCA`: the agent's own trust domain's bundle (`validation_context.trusted_ca`).
   case validationContext
+  /// `spiffe://<trust-domain>`: that domain's bundle, for Envoy's SPIFFE certificate validator
+  /// or as a plain `trusted_ca`.
+  case trustDomain(TrustDomainName, spiffeValidator: Bool)
+  /// `ALL`: every trust domain's bundle, for Envoy's SPIFFE certificate validator.
+  case allTrustDomains
 
+  /// The fixed names; a trust domain's bundle is named `spiffe://<trust-domain>`.
   public var name: String {
     switch self {
     case .tlsCertificate: return "default"
     case .validationContext: return "ROOTCA"
+    case .trustDomain(let domain, _): return "spiffe://\(domain)"
+    case .allTrustDomains: return Self.allTrustDomainsName
     }
   }
 
+  public static let allTrustDomainsName = "ALL"
+
+  /// `default` or `ROOTCA`.
   public init?(name: String) {
-    guard let resource = Self.allCases.first(where: { $0.name == name }) else { return nil }
-    self = resource
+    switch name {
+    case "default": self = .tlsCertificate
+    case "ROOTCA": self = .validationContext
+    default: return nil
+    }
   }
 
-  public static var knownNames: [String] { Self.allCases.map(\.name) }
+  public static var knownNames: [String] { ["default", "ROOTCA"] }
+
+  /// Whether the resource carries the bundle of `ownDomain`, the agent's own trust domain.
+  public func carriesBundle(of ownDomain: TrustDomainName) -> Bool {
+    switch self {
+    case .tlsCertificate: return false
+    case .validationContext, .allTrustDomains: return true
+    case .trustDomain(let domain, _): return domain == ownDomain
+    }
+  }
 
   /// `type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret`.
   public static let typeURL = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"

@@ -114,8 +114,31 @@ import Testing
     let resolved = try self.naming.resolve([
       "default", CallerAttestorTests.frontend.description, "spiffe://cluster.local", "ROOTCA", "default",
     ])
-    #expect(resolved.map(\.resource) == [.tlsCertificate, .tlsCertificate, .validationContext, .validationContext])
+    let domain = TrustDomainName(of: CallerAttestorTests.frontend)
+    #expect(
+      resolved.map(\.resource) == [
+        .tlsCertificate, .tlsCertificate, .trustDomain(domain, spiffeValidator: true), .validationContext,
+      ])
     #expect(resolved[1].name == CallerAttestorTests.frontend.description)
+  }
+
+  @Test func federatedDomainsAndALLAreServedForTheSPIFFEValidatorUnlessItIsOff() throws {
+    let other = try TrustDomainName(parsing: "other.example")
+    let domains: Set = [TrustDomainName(of: CallerAttestorTests.frontend), other]
+    let resolved = try self.naming.resolve(["spiffe://other.example", "ALL"], trustDomains: domains)
+    #expect(resolved.map(\.resource) == [.trustDomain(other, spiffeValidator: true), .allTrustDomains])
+    #expect(throws: SDSRequestError.self) { try self.naming.resolve(["spiffe://third.example"], trustDomains: domains) }
+    var plain = self.naming
+    plain.spiffeValidator = false
+    #expect(
+      try plain.resolve(["spiffe://other.example"], trustDomains: domains).map(\.resource) == [
+        .trustDomain(other, spiffeValidator: false)
+      ])
+    #expect {
+      try plain.resolve(["ALL"], trustDomains: domains)
+    } throws: { error in
+      (error as? SDSRequestError)?.code == .validatorDisabled && "\(error)".contains("disable_spiffe_cert_validation")
+    }
   }
 
   @Test func anotherWorkloadsNameIsForbiddenAndAnythingElseUnknown() {

@@ -1,0 +1,94 @@
+import EnvoySDSProtos
+import Foundation
+import X509
+
+/// Every trust bundle an identity is served: its own trust domain's and the federated ones,
+/// each already encoded in the forms Envoy gets it in, so that a push to many streams never
+/// encodes a bundle again.
+public struct ServedTrust: Sendable {
+  public typealias Context = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext
+
+  public let ownDomain: TrustDomainName
+  public let own: TrustBundle
+  public let federated: [TrustDomainName: TrustBundle]
+  /// Federated domains that were removed while the agent runs: served as trusting nothing, since
+  /// Envoy keeps an SDS secret it was once given until it is replaced.
+  public let removed: Set<TrustDomainName>
+
+  let rootCA: Context
+  let plain: [TrustDomainName: Context]
+  let spiffe: [TrustDomainName: Context]
+  let all: Context
+
+  public init(
+    ownDomain: TrustDomainName, own: TrustBundle, federated: [TrustDomainName: TrustBundle] = [:],
+    removed: Set<TrustDomainName> = []
+  ) throws(CertificateAuthorityError) {
+    self.ownDomain = ownDomain
+    self.own = own
+    self.federated = federated.filter { $0.key != ownDomain }
+    self.removed = removed.subtracting(self.federated.keys).subtracting([ownDomain])
+    do {
+      var bundles = self.federated
+      bundles[ownDomain] = own
+      var served = bundles
+      for domain in self.removed {
+        served[domain] = try Self.trustingNothing()
+      }
+      self.rootCA = try Self.plainContext(own)
+      self.plain = try served.mapValues(Self.plainContext)
+      self.spiffe = try Dictionary(
+        uniqueKeysWithValues: served.map { domain, bundle in
+          (domain, try SPIFFEValidationContext.certificateValidationContext(trustBundles: [domain: bundle]))
+        })
+      self.all = try SPIFFEValidationContext.certificateValidationContext(trustBundles: bundles)
+    } catch {
+      throw CertificateAuthorityError(.invalidResponse, "the trust bundles cannot be encoded", cause: error)
+    }
+  }
+
+  /// The same trust with another bundle for the own domain.
+  public func replacingOwn(with own: TrustBundle) throws(CertificateAuthorityError) -> ServedTrust {
+    try ServedTrust(ownDomain: self.ownDomain, own: own, federated: self.federated, removed: self.removed)
+  }
+
+  /// Every trust domain a `spiffe://` name may ask for.
+  public var domains: Set<TrustDomainName> {
+    Set(self.federated.keys).union(self.removed).union([self.ownDomain])
+  }
+
+  /// The validation context for `resource`, if it is a bundle this trust holds.
+  func context(for resource: SecretResource) -> Context? {
+    switch resource {
+    case .tlsCertificate: return nil
+    case .validationContext: return self.rootCA
+    case .allTrustDomains: return self.all
+    case .trustDomain(let domain, let spiffeValidator):
+      return spiffeValidator ? self.spiffe[domain] : self.plain[domain]
+    }
+  }
+
+  private static func plainContext(_ bundle: TrustBundle) throws -> Context {
+    var context = Context()
+    context.trustedCa.inlineBytes = Data(try bundle.pemString().utf8)
+    return context
+  }
+
+  /// A bundle no certificate chains to: a root whose key was thrown away at once.
+  static func trustingNothing() throws -> TrustBundle {
+    try self.nothing.get()
+  }
+
+  private static let nothing = Result<TrustBundle, any Error> {
+    let root = try CAMaterial.generateRoot(
+      trustDomain: "removed.invalid", now: Date(), commonName: "sds-agent: a removed trust domain, trusting nothing")
+    return TrustBundle(roots: [root.certificate])
+  }
+}
+
+extension ServedTrust: Equatable {
+  public static func == (lhs: Self, rhs: Self) -> Bool {
+    lhs.ownDomain == rhs.ownDomain && lhs.own == rhs.own && lhs.federated == rhs.federated
+      && lhs.removed == rhs.removed
+  }
+}
