@@ -78,6 +78,8 @@ public struct Agent: Sendable {
     )
     let rootRotation = try Self.rootRotation(
       authority, configuration: configuration, identities: identities, streams: streams, logger: logger)
+    let federation = try FederatedBundleWatcher(
+      sources: configuration.federatedBundles, table: identities, counters: counters, logger: logger)
     let supervisor = IdentitySupervisor(
       table: identities, authority: authority.certificateAuthority, counters: counters, clock: ContinuousClock(),
       now: { Date() },
@@ -114,7 +116,9 @@ public struct Agent: Sendable {
     }
     let transportConfiguration = HTTP2ServerTransport.Posix.Config.sds(
       peerCredentials: configuration.nodeAgent.identification.usesPeer)
-    let sdsService = SecretDiscoveryService(leases: admission, counters: counters, registry: streams, logger: logger)
+    let sdsService = SecretDiscoveryService(
+      leases: admission, counters: counters, registry: streams, logger: logger,
+      spiffeValidator: configuration.spiffeValidator)
     let server = GRPCServer(
       transport: HTTP2ServerTransport.Posix(
         listeningSocketDescriptor: Int(descriptor),
@@ -130,6 +134,9 @@ public struct Agent: Sendable {
     ]
     if let rootRotation {
       services.append(.essential(rootRotation))
+    }
+    if !configuration.federatedBundles.isEmpty {
+      services.append(.auxiliary(federation))
     }
     services += [
       .essential(
@@ -150,7 +157,7 @@ public struct Agent: Sendable {
       let routes = AdminRoutes(
         identities: identities, counters: counters, streams: streams, metrics: metrics,
         trust: TrustRoutes(
-          rotation: rootRotation, identities: identities, streams: streams, trustDomain: configuration.trustDomain,
+          rotation: rootRotation, identities: identities, streams: streams, federation: federation,
           notRotatable: authority.notRotatable),
         certificateAuthority: configuration.istioCA.map { "the Istio-compatible CA at \($0.host):\($0.port)" }
           ?? "the local CA")
@@ -183,6 +190,7 @@ public struct Agent: Sendable {
               let attestor = try await Self.attestor(for: node, remoteCA: caClient != nil)
               logging?.level = next.logLevel
               rootRotation?.defaultOverlap = next.rootOverlap
+              federation.reconfigure(next.federatedBundles)
               admission.update(attestor: attestor, limits: next.nodeAgent.limits)
               await identities.reconfigure(
                 Self.identitySettings(next), idleTimeout: next.nodeAgent.limits.idleTimeout, logger: logger)

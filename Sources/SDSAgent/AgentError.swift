@@ -7,6 +7,7 @@ public struct AgentError: Error, CustomStringConvertible {
     case stateDirectory = "state_directory"
     case caFiles = "ca_files"
     case connection = "connection"
+    case trustBundle = "trust_bundle"
   }
 
   public let code: Code

@@ -15,6 +15,8 @@ public struct AgentConfigurationBuilder: Sendable {
   public var keyType: WorkloadKeyType = .ecdsaP256
   public var rotation = RotationSchedule()
   public var rootOverlap: Duration = .seconds(3600)
+  public var federatedBundles: [FederatedBundleSource] = []
+  public var spiffeValidator = true
   public var caSource: AgentConfiguration.CASource = .generated
   public var istioCA: IstioCAConfiguration?
   public var logLevel: Logger.Level = .warning
@@ -42,6 +44,8 @@ public struct AgentConfigurationBuilder: Sendable {
     self.keyType = configuration.keyType
     self.rotation = configuration.rotation
     self.rootOverlap = configuration.rootOverlap
+    self.federatedBundles = configuration.federatedBundles
+    self.spiffeValidator = configuration.spiffeValidator
     self.caSource = configuration.caSource
     self.istioCA = configuration.istioCA
     self.logLevel = configuration.logLevel
@@ -64,6 +68,8 @@ public struct AgentConfigurationBuilder: Sendable {
       keyType: self.keyType,
       rotation: self.rotation,
       rootOverlap: self.rootOverlap,
+      federatedBundles: self.federatedBundles,
+      spiffeValidator: self.spiffeValidator,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

@@ -115,5 +115,5 @@ public final class PrometheusMetrics: IssuanceRecorder {
   }
 
   /// Counters that only exist with labels.
-  static let labelled: Set<AgentCounters.Name> = [.nacks, .issuanceFailures, .callersRefused]
+  static let labelled: Set<AgentCounters.Name> = [.nacks, .issuanceFailures, .callersRefused, .trustBundleErrors]
 }

@@ -6,7 +6,7 @@ struct TrustRoutes: Sendable {
   let rotation: RootRotationSupervisor<ContinuousClock>?
   let identities: IdentityTable
   let streams: StreamRegistry
-  let trustDomain: String
+  let federation: FederatedBundleWatcher
   /// Why this agent cannot rotate its root, if it cannot.
   let notRotatable: String?
 
@@ -15,9 +15,14 @@ struct TrustRoutes: Sendable {
     self.identities.installedTrustBundle ?? self.identities.pinnedCache.current.trustBundle
   }
 
-  /// Roots per trust domain, for `sds_agent_trust_bundle_roots`.
+  var trustDomain: String { self.identities.ownTrustDomain.name }
+
+  /// Roots per trust domain served, for `sds_agent_trust_bundle_roots`.
   var rootCounts: [String: Int] {
-    self.ownBundle.map { [self.trustDomain: $0.roots.count] } ?? [:]
+    var counts = Dictionary(
+      uniqueKeysWithValues: self.identities.federatedBundles.map { ($0.key.name, $0.value.roots.count) })
+    counts[self.trustDomain] = self.ownBundle?.roots.count
+    return counts
   }
 
   /// Starts a staged root rotation; `overlap` (a duration) overrides the configured one for it.
@@ -53,6 +58,7 @@ struct TrustRoutes: Sendable {
     var body: [String: Any] = [
       "trust_domain": self.trustDomain,
       "roots": roots,
+      "federated": self.federation.current.map(Self.describe),
       "phase": current?.phase.rawValue ?? "idle",
       "rotatable": self.rotation != nil,
     ]
@@ -79,6 +85,20 @@ struct TrustRoutes: Sendable {
       body["not_rotatable"] = notRotatable
     }
     return body
+  }
+
+  /// A federated trust domain: its file, the roots served and why the file's content is not
+  /// served, if it is not.
+  static func describe(_ entry: FederatedBundleWatcher.Entry) -> [String: Any] {
+    [
+      "trust_domain": entry.source.trustDomain.name,
+      "file": entry.source.path,
+      "served": entry.bundle != nil,
+      "roots": (entry.bundle?.roots ?? []).map {
+        ["subject": "\($0.subject)", "serial": $0.serialHex, "not_after": $0.notValidAfter.formatted(.iso8601)]
+      },
+      "last_error": entry.lastError ?? NSNull(),
+    ]
   }
 
   /// A root's part in the rotation: `signing`, `next` (prepared), `previous` (retiring) or

@@ -24,6 +24,10 @@ public struct AgentConfiguration: Sendable {
   public let rotation: RotationSchedule
   /// How long both roots are trusted in a root rotation of the embedded CA before the switch.
   public let rootOverlap: Duration
+  /// Other trust domains' bundles, served as `spiffe://<trust-domain>` and in `ALL`.
+  public let federatedBundles: [FederatedBundleSource]
+  /// Whether trust-domain bundles go to Envoy's SPIFFE certificate validator.
+  public let spiffeValidator: Bool
   public let caSource: CASource
   /// Fetch mode: certificates come from this Istio-compatible CA instead of the local CA.
   public let istioCA: IstioCAConfiguration?
@@ -78,6 +82,8 @@ public struct AgentConfiguration: Sendable {
     keyType: WorkloadKeyType = .ecdsaP256,
     rotation: RotationSchedule = RotationSchedule(),
     rootOverlap: Duration = .seconds(3600),
+    federatedBundles: [FederatedBundleSource] = [],
+    spiffeValidator: Bool = true,
     caSource: CASource = .generated,
     istioCA: IstioCAConfiguration? = nil,
     logLevel: Logger.Level = .info,
@@ -106,6 +112,18 @@ public struct AgentConfiguration: Sendable {
         allowed: "a SPIFFE ID in the trust domain \"\(trustDomain)\""
       )
     }
+    var federated: Set<TrustDomainName> = []
+    for source in federatedBundles {
+      guard source.trustDomain.name != trustDomain else {
+        throw ConfigurationError(
+          key: "trust-bundle", value: source.description,
+          allowed: "another trust domain's bundle; the agent's own (\(trustDomain)) comes from its CA")
+      }
+      guard federated.insert(source.trustDomain).inserted else {
+        throw ConfigurationError(
+          key: "trust-bundle", value: source.description, allowed: "one file per trust domain; it is named twice")
+      }
+    }
     try nodeAgent.validate(remoteCA: istioCA != nil)
     if let foreign = nodeAgent.rules.first(where: { $0.identity.trustDomain != trustDomain }) {
       throw ConfigurationError(
@@ -121,6 +139,8 @@ public struct AgentConfiguration: Sendable {
     self.keyType = keyType
     self.rotation = rotation
     self.rootOverlap = rootOverlap
+    self.federatedBundles = federatedBundles
+    self.spiffeValidator = spiffeValidator
     self.caSource = caSource
     self.istioCA = istioCA
     self.logLevel = logLevel
@@ -140,6 +160,8 @@ public struct AgentConfiguration: Sendable {
       keyType: self.keyType,
       rotation: self.rotation,
       rootOverlap: self.rootOverlap,
+      federatedBundles: self.federatedBundles,
+      spiffeValidator: self.spiffeValidator,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

@@ -82,6 +82,21 @@ public enum AgentSettings {
     reload: .live, parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(365 * 86400)) },
     effective: { DurationParser.format($0.rootOverlap) })
 
+  public static let trustBundle = Setting<FederatedBundleSource>(
+    "trust-bundle", "TD=FILE",
+    help: "Another trust domain's bundle (repeatable), e.g. spiffe://other.example=/etc/bundles/other.pem: PEM "
+      + "or a SPIFFE bundle document, watched and re-read; served as spiffe://<trust-domain> and in ALL.",
+    kind: .repeatable(separator: ",", yaml: .entries), allowed: FederatedBundleSource.syntax, reload: .live,
+    parse: { text throws(ConfigurationError) in try FederatedBundleSource(parsing: text) },
+    effective: { $0.federatedBundles.map(\.description).joined(separator: ",") })
+
+  public static let spiffeValidator = Setting<Bool>(
+    "spiffe-validator", "",
+    help: "Serve spiffe://<trust-domain> and ALL for Envoy's SPIFFE certificate validator; false serves "
+      + "plain trusted_ca (and refuses ALL).",
+    kind: .flag, allowed: "true or false", default: true, shownDefault: "true", reload: .restart,
+    parse: { Bool($0) }, effective: { "\($0.spiffeValidator)" })
+
   public static let caCertificate = Setting<String>(
     "ca-cert", "FILE",
     help: "PEM file with the operator's signing CA certificate (with --ca-key).",
@@ -223,7 +238,8 @@ public enum AgentSettings {
   public static let all: [SettingDeclaration] = [
     socket.declaration, socketMode.declaration, stateDirectory.declaration, trustDomain.declaration,
     identity.declaration, certificateTTL.declaration, keyType.declaration, rotationRatio.declaration,
-    rotationJitter.declaration, rootOverlap.declaration, caCertificate.declaration, caKey.declaration,
+    rotationJitter.declaration, rootOverlap.declaration, trustBundle.declaration, spiffeValidator.declaration,
+    caCertificate.declaration, caKey.declaration,
     caChain.declaration, ca.declaration,
     caAddress.declaration, caRoot.declaration, caServerName.declaration, caInsecurePlaintext.declaration,
     tokenFile.declaration, clusterID.declaration, caHeader.declaration, logLevel.declaration, logFormat.declaration,

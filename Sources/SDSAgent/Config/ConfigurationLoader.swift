@@ -93,6 +93,8 @@ public struct ConfigurationLoader: Sendable {
       keyType: try settings.require(s.keyType),
       rotation: RotationSchedule(ratio: ratio, jitter: jitter),
       rootOverlap: try settings.require(s.rootOverlap),
+      federatedBundles: try settings.readAll(s.trustBundle),
+      spiffeValidator: try settings.require(s.spiffeValidator),
       caSource: caSource,
       istioCA: istioCA,
       logLevel: try settings.require(s.logLevel),

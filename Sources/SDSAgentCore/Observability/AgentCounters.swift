@@ -16,6 +16,8 @@ public final class AgentCounters: Sendable {
     case issuanceFailures = "issuance_failures"
     case svidsWithdrawn = "svids_withdrawn"
     case callersRefused = "callers_refused"
+    /// A trust bundle file that could not be used; labels `trust_domain` (configured) and `reason`.
+    case trustBundleErrors = "trust_bundle_errors"
   }
 
   /// One counted series: a name and its labels, in a stable order.

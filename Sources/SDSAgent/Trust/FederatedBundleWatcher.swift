@@ -1,0 +1,195 @@
+import Foundation
+import Logging
+import SDSAgentCore
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// Keeps the federated trust domains' bundles as their files say. Read at start (a bad file
+/// stops the start, naming it), re-read when a file changes and on reload. A file is looked at
+/// every `interval`: an edit in place, a rename over it and a Kubernetes `..data` symlink swap
+/// all change what `stat` sees. A bad, empty or vanished file keeps the last good bundle, with a
+/// log line and `sds_agent_trust_bundle_errors_total`.
+public final class FederatedBundleWatcher: Service, Sendable {
+  /// One configured trust domain: its file, what `stat` last saw, its last good bundle.
+  public struct Entry: Sendable {
+    public let source: FederatedBundleSource
+    fileprivate var signature: FileSignature?
+    public fileprivate(set) var bundle: TrustBundle?
+    /// Why the file's current content is not served, if it is not.
+    public fileprivate(set) var lastError: String?
+  }
+
+  private let entries: Mutex<[Entry]>
+  private let table: IdentityTable
+  private let counters: AgentCounters
+  private let interval: Duration
+  private let logger: Logger
+
+  /// Reads every file; throws an error naming the first file that cannot be used.
+  public init(
+    sources: [FederatedBundleSource], table: IdentityTable, counters: AgentCounters,
+    interval: Duration = .seconds(1), logger: Logger
+  ) throws {
+    var entries: [Entry] = []
+    for source in sources {
+      var entry = Entry(source: source)
+      if let failure = Self.refresh(&entry, now: Date()) {
+        throw AgentError(
+          .trustBundle,
+          "the trust bundle of \(source.trustDomain) in \(source.path) cannot be used: \(failure.message)")
+      }
+      entries.append(entry)
+    }
+    self.entries = Mutex(entries)
+    self.table = table
+    self.counters = counters
+    self.interval = interval
+    self.logger = logger
+    try self.publish()
+  }
+
+  /// Every configured trust domain, in the order configured.
+  public var current: [Entry] { self.entries.withLock { $0 } }
+
+  public func run() async {
+    await cancelWhenGracefulShutdown {
+      while !Task.isCancelled {
+        try? await Task.sleep(for: self.interval)
+        self.check(force: false)
+      }
+    }
+  }
+
+  /// Takes reloaded sources: files are read again, new domains added, removed ones pushed as
+  /// removed.
+  public func reconfigure(_ sources: [FederatedBundleSource]) {
+    self.entries.withLock { entries in
+      entries = sources.map { source in
+        entries.first { $0.source == source } ?? Entry(source: source)
+      }
+    }
+    self.check(force: true)
+  }
+
+  /// Re-reads the files that changed (all of them with `force`) and serves what changed.
+  func check(force: Bool) {
+    let now = Date()
+    let (changed, failures) = self.entries.withLock { entries -> (Bool, [(Entry, Failure)]) in
+      var changed = false
+      var failures: [(Entry, Failure)] = []
+      for index in entries.indices {
+        let before = entries[index].bundle
+        if !force, FileSignature(path: entries[index].source.path) == entries[index].signature { continue }
+        if let failure = Self.refresh(&entries[index], now: now) {
+          failures.append((entries[index], failure))
+        } else if entries[index].bundle != before {
+          changed = true
+          self.logger.info(
+            "trust bundle updated",
+            metadata: [
+              "trust_domain": "\(entries[index].source.trustDomain)", "file": "\(entries[index].source.path)",
+              "roots": "\(entries[index].bundle?.roots.count ?? 0)",
+            ])
+        }
+      }
+      return (changed, failures)
+    }
+    for (entry, failure) in failures {
+      self.counters.increment(
+        .trustBundleErrors, labels: [("trust_domain", entry.source.trustDomain.name), ("reason", failure.reason)])
+      self.logger.warning(
+        entry.bundle == nil
+          ? "cannot use the trust bundle file; the trust domain is not served"
+          : "cannot use the trust bundle file; still serving the last good bundle",
+        metadata: [
+          "trust_domain": "\(entry.source.trustDomain)", "file": "\(entry.source.path)", "reason": "\(failure.reason)",
+          "error": "\(failure.message)",
+        ])
+    }
+    if changed || force {
+      do {
+        try self.publish()
+      } catch {
+        self.logger.error("cannot serve the federated trust bundles", metadata: ["error": "\(error)"])
+      }
+    }
+  }
+
+  private func publish() throws {
+    let bundles = self.entries.withLock { entries in
+      Dictionary(
+        entries.compactMap { entry in entry.bundle.map { (entry.source.trustDomain, $0) } },
+        uniquingKeysWith: { first, _ in first })
+    }
+    try self.table.installFederatedBundles(bundles)
+  }
+
+  // MARK: - Reading a file
+
+  struct Failure {
+    /// A closed set: `missing`, `unreadable`, or a `BundleDocumentError.Reason`.
+    let reason: String
+    let message: String
+  }
+
+  /// Reads `entry`'s file into it; on failure keeps its bundle and returns why.
+  private static func refresh(_ entry: inout Entry, now: Date) -> Failure? {
+    let path = entry.source.path
+    let signature = FileSignature(path: path)
+    entry.signature = signature
+    let failure: Failure
+    if let signature {
+      if signature.size > BundleDocument.maximumSize {
+        failure = Failure(
+          reason: BundleDocumentError.Reason.tooLarge.rawValue,
+          message: "it is \(signature.size) bytes; a bundle file is at most \(BundleDocument.maximumSize)")
+      } else if let data = FileManager.default.contents(atPath: path) {
+        do throws(BundleDocumentError) {
+          entry.bundle = try BundleDocument(parsing: data, now: now).trustBundle
+          entry.lastError = nil
+          return nil
+        } catch {
+          failure = Failure(reason: error.reason.rawValue, message: error.message)
+        }
+      } else {
+        failure = Failure(reason: "unreadable", message: "it cannot be read: \(Errno.current)")
+      }
+    } else {
+      failure = Failure(reason: "missing", message: "it does not exist or cannot be looked at: \(Errno.current)")
+    }
+    entry.lastError = "\(failure.reason): \(failure.message)"
+    return failure
+  }
+}
+
+/// What `stat` says about a file (following symlinks): when any of it changes, the file is read
+/// again.
+struct FileSignature: Equatable, Sendable {
+  let device: UInt64
+  let inode: UInt64
+  let size: Int
+  let modified: timespec
+  let changed: timespec
+
+  init?(path: String) {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    self.device = UInt64(info.st_dev)
+    self.inode = UInt64(info.st_ino)
+    self.size = Int(info.st_size)
+    self.modified = info.st_mtim
+    self.changed = info.st_ctim
+  }
+
+  static func == (lhs: Self, rhs: Self) -> Bool {
+    lhs.device == rhs.device && lhs.inode == rhs.inode && lhs.size == rhs.size
+      && lhs.modified.tv_sec == rhs.modified.tv_sec && lhs.modified.tv_nsec == rhs.modified.tv_nsec
+      && lhs.changed.tv_sec == rhs.changed.tv_sec && lhs.changed.tv_nsec == rhs.changed.tv_nsec
+  }
+}
