@@ -52,6 +52,12 @@ import Testing
     ("caller-identity: peer\nworkload: [{spiffe-id: spiffe://cluster.local/a}]\n", "workload", "uid, gid or exe"),
     ("caller-identity: token\n", "jwt-keys", "verify forwarded tokens"),
     ("caller-stream-rate: fast\n", "caller-stream-rate", "50/s"),
+    ("trust-bundle: [spiffe://cluster.local=/b.pem]\n", "trust-bundle", "the agent's own"),
+    ("trust-bundle: [spiffe://Other=/b.pem]\n", "trust-bundle", "lowercase"),
+    ("trust-bundle: [spiffe://other.org/path=/b.pem]\n", "trust-bundle", "no path"),
+    ("trust-bundle: [other.org]\n", "trust-bundle", "spiffe://<trust-domain>=<file>"),
+    ("trust-bundle: [a.org=/a.pem, a.org=/b.pem]\n", "trust-bundle", "named twice"),
+    ("root-overlap: 0s\n", "root-overlap", "from 1s"),
   ])
   func errorsNameTheKeyTheValueAndWhatIsAllowed(text: String, key: String, allowed: String) throws {
     let loader = ConfigurationLoader(flags: [:], environment: [:], configFile: try self.file(text))
@@ -69,6 +75,20 @@ import Testing
     )
     let configuration = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load()
     #expect(configuration.istioCA?.extraHeaders == ["X-One": "a", "X-Two": "b"])
+  }
+
+  @Test func trustBundlesComeAsAListOrAMappingOfDomainToFile() throws {
+    let listed = try ConfigurationLoader(
+      flags: [:], environment: [:], configFile: try self.file("trust-bundle:\n  - spiffe://b.org=/b.pem\n  - a.org=/a.pem\n")
+    ).load()
+    #expect(listed.federatedBundles.map(\.description) == ["spiffe://b.org=/b.pem", "spiffe://a.org=/a.pem"])
+    let mapped = try ConfigurationLoader(
+      flags: ["spiffe-validator": ["false"]], environment: [:],
+      configFile: try self.file("trust-bundle:\n  spiffe://b.org: /b.pem\n")
+    ).load()
+    #expect(mapped.federatedBundles.map(\.description) == ["spiffe://b.org=/b.pem"])
+    #expect(mapped.spiffeValidator == false)
+    #expect(listed.spiffeValidator == true)
   }
 
   /// An executable file, since an `exe` rule must name one that exists.
