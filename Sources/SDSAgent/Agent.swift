@@ -78,10 +78,23 @@ public struct Agent: Sendable {
     )
     let rootRotation = try Self.rootRotation(
       authority, configuration: configuration, identities: identities, streams: streams, logger: logger)
+    let following = try caClient.map { client in
+      try FollowingCA(
+        client: client, table: identities,
+        fileRoots: try configuration.istioCA?.rootsFile.map(CARootsWatcher.roots(in:))?.roots ?? [],
+        retention: { identities.template.ttl }, logger: logger)
+    }
+    let caRoots = following.flatMap { following in
+      configuration.istioCA?.rootsFile.map { path in
+        CARootsWatcher(
+          path: path, ca: following, counters: counters, trustDomain: configuration.trustDomain, logger: logger)
+      }
+    }
     let federation = try FederatedBundleWatcher(
       sources: configuration.federatedBundles, table: identities, counters: counters, logger: logger)
     let supervisor = IdentitySupervisor(
-      table: identities, authority: authority.certificateAuthority, counters: counters, clock: ContinuousClock(),
+      table: identities, authority: following ?? authority.certificateAuthority, counters: counters,
+      clock: ContinuousClock(),
       now: { Date() },
       logger: logger)
     let admission = CallerAdmission(
@@ -138,6 +151,9 @@ public struct Agent: Sendable {
     if !configuration.federatedBundles.isEmpty {
       services.append(.auxiliary(federation))
     }
+    if let caRoots {
+      services.append(.auxiliary(caRoots))
+    }
     services += [
       .essential(
         GRPCServerService(
@@ -191,6 +207,7 @@ public struct Agent: Sendable {
               logging?.level = next.logLevel
               rootRotation?.defaultOverlap = next.rootOverlap
               federation.reconfigure(next.federatedBundles)
+              caRoots?.check(force: true)
               admission.update(attestor: attestor, limits: next.nodeAgent.limits)
               await identities.reconfigure(
                 Self.identitySettings(next), idleTimeout: next.nodeAgent.limits.idleTimeout, logger: logger)

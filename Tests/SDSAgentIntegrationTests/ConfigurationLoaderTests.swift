@@ -79,7 +79,8 @@ import Testing
 
   @Test func trustBundlesComeAsAListOrAMappingOfDomainToFile() throws {
     let listed = try ConfigurationLoader(
-      flags: [:], environment: [:], configFile: try self.file("trust-bundle:\n  - spiffe://b.org=/b.pem\n  - a.org=/a.pem\n")
+      flags: [:], environment: [:],
+      configFile: try self.file("trust-bundle:\n  - spiffe://b.org=/b.pem\n  - a.org=/a.pem\n")
     ).load()
     #expect(listed.federatedBundles.map(\.description) == ["spiffe://b.org=/b.pem", "spiffe://a.org=/a.pem"])
     let mapped = try ConfigurationLoader(

@@ -170,6 +170,8 @@ def _describe(resp) -> dict:
 def validation_roots(context) -> str:
     """The roots of a validation context: its trusted_ca, or the bundles of Envoy's SPIFFE
     validator configuration (decoded with xds-protos, independently of the agent's code)."""
+    from daemon_support import inline_pem
+
     if not context.HasField("custom_validator_config"):
         return inline_pem(context.trusted_ca)
     from envoy.extensions.transport_sockets.tls.v3 import tls_spiffe_validator_config_pb2

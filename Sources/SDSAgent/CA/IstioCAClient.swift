@@ -6,6 +6,7 @@ import Logging
 import SDSAgentCore
 import ServiceLifecycle
 import SwiftProtobuf
+import Synchronization
 
 /// A `CertificateAuthority` that asks an Istio-compatible CA: a CSR for the workload's fresh key,
 /// the caller's token as `authorization: Bearer`, the `ClusterID` header; and a response that is
@@ -14,12 +15,22 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
   public let configuration: IstioCAConfiguration
   private let logger: Logger
   /// One long-lived connection to the CA, reused by every request, as Istio's agent does. Its
-  /// trust roots are read once, at start.
-  private let client: GRPCClient<HTTP2ClientTransport.Posix>
+  /// trust roots are read when it is made; `reloadRoots()` replaces it.
+  private let client: Mutex<GRPCClient<HTTP2ClientTransport.Posix>>
+  /// Connections made by `reloadRoots()`, for `run()` to run.
+  private let replacements: AsyncStream<GRPCClient<HTTP2ClientTransport.Posix>>.Continuation
+  private let replaced: AsyncStream<GRPCClient<HTTP2ClientTransport.Posix>>
 
   public init(configuration: IstioCAConfiguration, logger: Logger) throws {
     self.configuration = configuration
     self.logger = logger
+    self.client = Mutex(try Self.makeClient(configuration))
+    (self.replaced, self.replacements) = AsyncStream.makeStream()
+  }
+
+  private static func makeClient(_ configuration: IstioCAConfiguration) throws -> GRPCClient<
+    HTTP2ClientTransport.Posix
+  > {
     let security: HTTP2ClientTransport.Posix.TransportSecurity
     if let roots = configuration.rootsFile {
       guard FileManager.default.isReadableFile(atPath: roots) else {
@@ -43,18 +54,40 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
       config: transportConfiguration,
       resolverRegistry: registry
     )
-    self.client = GRPCClient(transport: transport)
+    return GRPCClient(transport: transport)
   }
 
   public var description: String { "IstioCAClient(\(self.configuration.host):\(self.configuration.port))" }
 
-  /// Keeps the connection to the CA until graceful shutdown.
+  /// Keeps the connection to the CA until graceful shutdown; a replaced connection finishes the
+  /// requests it carries and closes.
   public func run() async throws {
     try await withGracefulShutdownHandler {
-      try await self.client.runConnections()
+      try await withThrowingDiscardingTaskGroup { group in
+        let first = self.client.withLock { $0 }
+        group.addTask { try await first.runConnections() }
+        for await next in self.replaced {
+          group.addTask { try await next.runConnections() }
+        }
+      }
     } onGracefulShutdown: {
-      self.client.beginGracefulShutdown()
+      self.replacements.finish()
+      self.client.withLock { $0 }.beginGracefulShutdown()
     }
+  }
+
+  /// Connects to the CA again with the roots the `ca-root` file holds now; requests in flight
+  /// finish on the old connection. The certificates served are not touched.
+  public func reloadRoots() throws {
+    let next = try Self.makeClient(self.configuration)
+    let old = self.client.withLock { current in
+      defer { current = next }
+      return current
+    }
+    self.replacements.yield(next)
+    old.beginGracefulShutdown()
+    self.logger.info(
+      "reconnecting to the CA with the new roots", metadata: ["file": "\(self.configuration.rootsFile ?? "")"])
   }
 
   public func certify(
@@ -146,7 +179,8 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     var options = CallOptions.defaults
     options.timeout = timeout
     options.waitForReady = waitForReady
-    return try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: self.client).createCertificate(
+    let client = self.client.withLock { $0 }
+    return try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client).createCertificate(
       request,
       metadata: metadata,
       options: options

@@ -80,9 +80,9 @@ public final class FederatedBundleWatcher: Service, Sendable {
   /// Re-reads the files that changed (all of them with `force`) and serves what changed.
   func check(force: Bool) {
     let now = Date()
-    let (changed, failures) = self.entries.withLock { entries -> (Bool, [(Entry, Failure)]) in
+    let (changed, failures) = self.entries.withLock { entries -> (Bool, [(Entry, BundleFile.Failure)]) in
       var changed = false
-      var failures: [(Entry, Failure)] = []
+      var failures: [(Entry, BundleFile.Failure)] = []
       for index in entries.indices {
         let before = entries[index].bundle
         if !force, FileSignature(path: entries[index].source.path) == entries[index].signature { continue }
@@ -130,66 +130,17 @@ public final class FederatedBundleWatcher: Service, Sendable {
     try self.table.installFederatedBundles(bundles)
   }
 
-  // MARK: - Reading a file
-
-  struct Failure {
-    /// A closed set: `missing`, `unreadable`, or a `BundleDocumentError.Reason`.
-    let reason: String
-    let message: String
-  }
-
   /// Reads `entry`'s file into it; on failure keeps its bundle and returns why.
-  private static func refresh(_ entry: inout Entry, now: Date) -> Failure? {
-    let path = entry.source.path
-    let signature = FileSignature(path: path)
-    entry.signature = signature
-    let failure: Failure
-    if let signature {
-      if signature.size > BundleDocument.maximumSize {
-        failure = Failure(
-          reason: BundleDocumentError.Reason.tooLarge.rawValue,
-          message: "it is \(signature.size) bytes; a bundle file is at most \(BundleDocument.maximumSize)")
-      } else if let data = FileManager.default.contents(atPath: path) {
-        do throws(BundleDocumentError) {
-          entry.bundle = try BundleDocument(parsing: data, now: now).trustBundle
-          entry.lastError = nil
-          return nil
-        } catch {
-          failure = Failure(reason: error.reason.rawValue, message: error.message)
-        }
-      } else {
-        failure = Failure(reason: "unreadable", message: "it cannot be read: \(Errno.current)")
-      }
-    } else {
-      failure = Failure(reason: "missing", message: "it does not exist or cannot be looked at: \(Errno.current)")
+  private static func refresh(_ entry: inout Entry, now: Date) -> BundleFile.Failure? {
+    entry.signature = FileSignature(path: entry.source.path)
+    switch BundleFile.read(entry.source.path, now: now) {
+    case .success(let bundle):
+      entry.bundle = bundle
+      entry.lastError = nil
+      return nil
+    case .failure(let failure):
+      entry.lastError = "\(failure.reason): \(failure.message)"
+      return failure
     }
-    entry.lastError = "\(failure.reason): \(failure.message)"
-    return failure
-  }
-}
-
-/// What `stat` says about a file (following symlinks): when any of it changes, the file is read
-/// again.
-struct FileSignature: Equatable, Sendable {
-  let device: UInt64
-  let inode: UInt64
-  let size: Int
-  let modified: timespec
-  let changed: timespec
-
-  init?(path: String) {
-    var info = stat()
-    guard stat(path, &info) == 0 else { return nil }
-    self.device = UInt64(info.st_dev)
-    self.inode = UInt64(info.st_ino)
-    self.size = Int(info.st_size)
-    self.modified = info.st_mtim
-    self.changed = info.st_ctim
-  }
-
-  static func == (lhs: Self, rhs: Self) -> Bool {
-    lhs.device == rhs.device && lhs.inode == rhs.inode && lhs.size == rhs.size
-      && lhs.modified.tv_sec == rhs.modified.tv_sec && lhs.modified.tv_nsec == rhs.modified.tv_nsec
-      && lhs.changed.tv_sec == rhs.changed.tv_sec && lhs.changed.tv_nsec == rhs.changed.tv_nsec
   }
 }
