@@ -6,7 +6,12 @@ import SDSAgentCore
 struct DrillCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "drill",
-    abstract: "Rotation drill against a live agent: force a rotation and check the push on open SDS streams."
+    abstract: "Rotation drill against a live agent: force a rotation and check the push on open SDS streams.",
+    discussion: """
+      With --root, a root drill: start a staged rotation of the agent's embedded CA root and follow it \
+      to the end (prepare, switch, retire: one certificate lifetime after the switch), printing each \
+      phase's time and the pushes seen on the drill's own streams.
+      """
   )
 
   @Option(help: "The agent's Unix socket (default: as for `run`: SDS_AGENT_SOCKET, the config file, the default path).")
@@ -20,6 +25,12 @@ struct DrillCommand: AsyncParsableCommand {
 
   @Option(help: "How long to wait for the new certificate on the open stream (default 10s).")
   var timeout = "10s"
+
+  @Flag(help: "Drill a staged root rotation of the agent's embedded CA instead of a certificate rotation.")
+  var root = false
+
+  @Option(help: "With --root: how long both roots are trusted before the switch, for this rotation only.")
+  var overlap: String?
 
   func run() async throws {
     var flags: [String: [String]] = [:]
@@ -40,14 +51,29 @@ struct DrillCommand: AsyncParsableCommand {
       throw ValidationError(
         "invalid timeout \"\(BoundedText(self.timeout))\": expected a duration from 1ms to 1d, such as 10s")
     }
-    let report: RotationDrill.Report
+    var overlap: Duration?
+    if let text = self.overlap {
+      guard self.root, let parsed = DurationParser.parse(text, in: .seconds(1) ... .seconds(365 * 86400)) else {
+        throw ValidationError(
+          "invalid --overlap \"\(BoundedText(text))\": expected a duration from 1s to 365d, and --root")
+      }
+      overlap = parsed
+    }
+    let text: String
+    let passed: Bool
     do {
-      report = try await RotationDrill(socketPath: socket, admin: admin, timeout: timeout).run()
+      if self.root {
+        let report = try await RootRotationDrill(socketPath: socket, admin: admin, overlap: overlap).run()
+        (text, passed) = (report.text, report.passed)
+      } else {
+        let report = try await RotationDrill(socketPath: socket, admin: admin, timeout: timeout).run()
+        (text, passed) = (report.text, report.passed)
+      }
     } catch {
-      FileHandle.standardError.write(Data("rotation drill: FAILED\n  \(error)\n".utf8))
+      FileHandle.standardError.write(Data("\(self.root ? "root" : "rotation") drill: FAILED\n  \(error)\n".utf8))
       throw ExitCode(1)
     }
-    print(report.text)
-    if !report.passed { throw ExitCode(1) }
+    print(text)
+    if !passed { throw ExitCode(1) }
   }
 }

@@ -151,3 +151,25 @@ def test_root_rotation_under_traffic_with_a_restart_in_the_overlap(start, start_
     assert 'sds_agent_trust_bundle_roots{trust_domain="cluster.local"} 1' in metrics, metrics
     (final,) = trust(agent)["roots"]
     assert final["serial"] == new_root
+
+
+def test_root_drill_follows_a_rotation_to_the_end(start):
+    agent = start("agent", cert_ttl="6s")
+    res = run_cli("drill", "--root", "--overlap", "2s", "--socket", agent.socket_path, "--admin", agent.admin_address,
+                  timeout=90)
+    print(res.stdout)
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+    lines = res.stdout.splitlines()
+    assert lines[0] == "root drill: PASSED"
+    phases = [line.split()[1] for line in lines if line.strip().startswith("phase ")]
+    assert phases == ["prepared", "switched", "idle"], lines
+    (new_root,) = [line.split()[-1] for line in lines if line.strip().startswith("new root:")]
+    assert any(f"chains to {new_root}" in line for line in lines), lines
+    assert any(line.strip().endswith(f'ROOTCA roots=["{new_root}"]') for line in lines), lines
+    assert trust(agent)["phase"] == "idle"
+
+    # A root drill while a rotation runs is refused, and says why.
+    run_cli("ca", "rotate-root", "--admin", agent.admin_address, "--overlap", "1h")
+    busy = run_cli("drill", "--root", "--socket", agent.socket_path, "--admin", agent.admin_address, timeout=30)
+    assert busy.returncode == 1 and "root drill: FAILED" in busy.stdout, busy.stdout + busy.stderr
+    assert "2 roots before the drill" in busy.stdout or "in progress" in busy.stdout, busy.stdout

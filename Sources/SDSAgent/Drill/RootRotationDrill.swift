@@ -1,0 +1,207 @@
+import EnvoySDSProtos
+import Foundation
+import SDSAgentCore
+@_spi(FixedExpiryValidationTime) import X509
+
+/// A root drill against a live agent: hold `default` and `ROOTCA` like Envoy (one stream each,
+/// every response acknowledged), start a staged root rotation through the admin endpoint and
+/// follow it to the end. Every certificate pushed must chain to the bundle held when it arrived;
+/// the new root must arrive before the switch, a leaf of the new root after it, and a bundle
+/// without the old root at the retirement.
+public struct RootRotationDrill: Sendable {
+  public struct Report: Sendable {
+    public var oldRoot: String = "-"
+    public var newRoot: String = "-"
+    /// Phase changes seen on `/debug/trust`, with their time since the start.
+    public var phases: [(String, Duration)] = []
+    /// What arrived on the drill's own streams, with its time since the start.
+    public var pushes: [(String, Duration)] = []
+    public var failures: [String] = []
+
+    public var passed: Bool { self.failures.isEmpty }
+
+    public var text: String {
+      var lines = [
+        "root drill: \(self.passed ? "PASSED" : "FAILED")",
+        "  old root: \(self.oldRoot)",
+        "  new root: \(self.newRoot)",
+      ]
+      lines += self.phases.map { "  phase \($0.0) at +\(DurationParser.formatMilliseconds($0.1))" }
+      lines += self.pushes.map { "  push at +\(DurationParser.formatMilliseconds($0.1)): \($0.0)" }
+      lines += self.failures.map { "  FAILED: \($0)" }
+      return lines.joined(separator: "\n")
+    }
+  }
+
+  public let socketPath: String
+  public let admin: AgentConfiguration.AdminAddress
+  /// Overrides the agent's `--root-overlap` for this rotation.
+  public let overlap: Duration?
+  /// How long after the last expected step the drill waits before it fails.
+  public let grace: Duration
+
+  public init(
+    socketPath: String, admin: AgentConfiguration.AdminAddress, overlap: Duration? = nil,
+    grace: Duration = .seconds(15)
+  ) {
+    self.socketPath = socketPath
+    self.admin = admin
+    self.overlap = overlap
+    self.grace = grace
+  }
+
+  private enum Event: Sendable {
+    case certificate(SDSStream.Response)
+    case bundle(SDSStream.Response)
+    /// The phase `/debug/trust` shows, and when the old root retires, once known.
+    case phase(String, retireAt: Date?)
+    case failed(any Error)
+  }
+
+  public func run() async throws -> Report {
+    try await SDSClient.withConnection(socketPath: self.socketPath) { client in
+      try await SDSStream.with(client: client, closing: .abrupt) { certificates in
+        try await SDSStream.with(client: client, closing: .abrupt) { bundles in
+          try await self.drill(certificates: certificates, bundles: bundles)
+        }
+      }
+    }
+  }
+
+  private func drill(certificates: SDSStream, bundles: SDSStream) async throws -> Report {
+    certificates.request([SecretResource.tlsCertificate.name])
+    bundles.request([SecretResource.validationContext.name])
+    guard let firstCertificate = try await certificates.next(), let firstBundle = try await bundles.next() else {
+      throw AgentError(.connection, "the agent closed the stream before sending the secrets")
+    }
+    certificates.request([SecretResource.tlsCertificate.name], acknowledging: firstCertificate)
+    bundles.request([SecretResource.validationContext.name], acknowledging: firstBundle)
+    var held = try RotationDrill.summary(firstBundle).certificates
+    var report = Report()
+    guard held.count == 1 else {
+      report.failures.append("the bundle holds \(held.count) roots before the drill; is a rotation running?")
+      return report
+    }
+    let oldRoot = held[0]
+    report.oldRoot = oldRoot.serialHex
+
+    let started = ContinuousClock.now
+    let path = "/ca/rotate-root" + (self.overlap.map { "?overlap=\(DurationParser.format($0))" } ?? "")
+    let answer = try await AdminClient.request("POST", path, at: self.admin)
+    guard answer.status == 202, let trust = Self.object(answer.body),
+      let rotation = trust["rotation"] as? [String: Any], let newSerial = rotation["new_root"] as? String,
+      let switchDeadline = (rotation["switch_deadline"] as? String).flatMap(Self.date)
+    else {
+      report.failures.append(
+        "POST \(path) answered \(answer.status): \(answer.body.trimmingCharacters(in: .whitespacesAndNewlines))")
+      return report
+    }
+    report.newRoot = newSerial
+    report.phases.append(("prepared", ContinuousClock.now - started))
+    var deadline = switchDeadline.addingTimeInterval(self.grace.seconds)
+    var phase = "prepared"
+    var newRootArrivedBeforeSwitch = false
+    var newLeafSeen = false
+    var retiredBundleSeen = false
+
+    let (events, sink) = AsyncStream.makeStream(of: Event.self)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+      for (stream, wrap) in [(certificates, Event.certificate), (bundles, Event.bundle)] {
+        group.addTask {
+          do {
+            while let response = try await stream.next() { sink.yield(wrap(response)) }
+            sink.yield(.failed(AgentError(.connection, "the agent ended a stream")))
+          } catch {
+            sink.yield(.failed(error))
+          }
+        }
+      }
+      group.addTask {
+        while !Task.isCancelled {
+          let trust = try? await AdminClient.request("GET", "/debug/trust", at: self.admin)
+          let object = trust.flatMap { Self.object($0.body) }
+          let retireAt = ((object?["rotation"] as? [String: Any])?["retire_at"] as? String).flatMap(Self.date)
+          sink.yield(.phase(object?["phase"] as? String ?? "?", retireAt: retireAt))
+          try await Task.sleep(for: .milliseconds(200))
+        }
+      }
+      defer { group.cancelAll() }
+      for await event in events {
+        let at = ContinuousClock.now - started
+        switch event {
+        case .failed(let error):
+          report.failures.append("a stream failed: \(error)")
+          return report
+        case .bundle(let response):
+          bundles.request([SecretResource.validationContext.name], acknowledging: response)
+          held = try RotationDrill.summary(response).certificates
+          report.pushes.append(("ROOTCA roots=\(held.map(\.serialHex))", at))
+          if phase == "prepared", held.contains(where: { $0.serialHex == newSerial }) {
+            newRootArrivedBeforeSwitch = true
+          }
+          if !held.contains(oldRoot) { retiredBundleSeen = true }
+        case .certificate(let response):
+          certificates.request([SecretResource.tlsCertificate.name], acknowledging: response)
+          let summary = try RotationDrill.summary(response)
+          let leaf = summary.certificates.first
+          let root = await Self.root(of: summary, in: held)
+          report.pushes.append(
+            ("default serial=\(leaf?.serialHex ?? "-") chains to \(root?.serialHex ?? "no root held")", at))
+          if root == nil {
+            report.failures.append(
+              "the certificate \(leaf?.serialHex ?? "-") pushed at +\(DurationParser.formatMilliseconds(at)) does "
+                + "not chain to the bundle held then (\(held.map(\.serialHex)))")
+          }
+          if root?.serialHex == newSerial { newLeafSeen = true }
+        case .phase(let next, let retireAt):
+          if next != phase {
+            phase = next
+            report.phases.append((next, at))
+          }
+          if let retireAt {
+            deadline = retireAt.addingTimeInterval(self.grace.seconds)
+          }
+          if phase == "idle", retiredBundleSeen, newLeafSeen {
+            if !newRootArrivedBeforeSwitch {
+              report.failures.append("the new root did not arrive on the open ROOTCA stream before the switch")
+            }
+            return report
+          }
+          if Date() > deadline {
+            if !newRootArrivedBeforeSwitch {
+              report.failures.append("the new root never arrived on the open ROOTCA stream before the switch")
+            }
+            if !newLeafSeen { report.failures.append("no certificate of the new root arrived on the open stream") }
+            if !retiredBundleSeen { report.failures.append("no bundle without the old root arrived") }
+            report.failures.append("the rotation did not finish in time (phase \(phase))")
+            return report
+          }
+        }
+      }
+      return report
+    }
+  }
+
+  /// The root among `roots` the certificate's chain verifies against, if any.
+  private static func root(of summary: SecretSummary, in roots: [Certificate]) async -> Certificate? {
+    guard let leaf = summary.certificates.first else { return nil }
+    for root in roots {
+      var verifier = Verifier(rootCertificates: CertificateStore([root])) {
+        RFC5280Policy(fixedExpiryValidationTime: Date())
+        SPIFFELeafPolicy(expectedIdentity: summary.spiffeID)
+      }
+      let result = await verifier.validate(
+        leaf: leaf, intermediates: CertificateStore(Array(summary.certificates.dropFirst())))
+      if case .validCertificate = result { return root }
+    }
+    return nil
+  }
+
+  private static func object(_ body: String) -> [String: Any]? {
+    (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
+  }
+
+  private static func date(_ text: String) -> Date? {
+    try? Date(text, strategy: .iso8601)
+  }
+}
