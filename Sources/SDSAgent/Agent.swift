@@ -90,6 +90,10 @@ public struct Agent: Sendable {
           path: path, ca: following, counters: counters, trustDomain: configuration.trustDomain, logger: logger)
       }
     }
+    let operatorCA: OperatorCAReplacement<ContinuousClock>? =
+      if case .embedded(let ca, _, nil) = authority {
+        OperatorCAReplacement(ca: ca, table: identities, clock: ContinuousClock(), now: { Date() }, logger: logger)
+      } else { nil }
     let federation = try FederatedBundleWatcher(
       sources: configuration.federatedBundles, table: identities, counters: counters, logger: logger)
     let supervisor = IdentitySupervisor(
@@ -154,6 +158,9 @@ public struct Agent: Sendable {
     if let caRoots {
       services.append(.auxiliary(caRoots))
     }
+    if let operatorCA {
+      services.append(.essential(operatorCA))
+    }
     services += [
       .essential(
         GRPCServerService(
@@ -200,6 +207,8 @@ public struct Agent: Sendable {
             current: configuration,
             signals: await UnixSignalsSequence(trapping: .sighup),
             apply: { next in
+              // The CA first: new operator CA files that cannot be used refuse the whole reload.
+              let material = try Self.reloadedCA(from: configuration, to: next)
               // Rules, token keys and limits change live; the identification mode needs a restart,
               // because the transport reads peer credentials only in the modes that use them.
               let node = try next.with(identification: configuration.nodeAgent.identification)
@@ -208,6 +217,9 @@ public struct Agent: Sendable {
               rootRotation?.defaultOverlap = next.rootOverlap
               federation.reconfigure(next.federatedBundles)
               caRoots?.check(force: true)
+              if let material {
+                try await operatorCA?.replace(with: material)
+              }
               admission.update(attestor: attestor, limits: next.nodeAgent.limits)
               await identities.reconfigure(
                 Self.identitySettings(next), idleTimeout: next.nodeAgent.limits.idleTimeout, logger: logger)
@@ -300,6 +312,23 @@ public struct Agent: Sendable {
       ]
     )
     return .embedded(EmbeddedCA(roots), rotation: rotation, store: store)
+  }
+
+  /// The operator's CA as the reloaded configuration names it (files re-read), or `nil` without
+  /// operator files. Switching between generated and operator CAs needs a restart.
+  static func reloadedCA(from running: AgentConfiguration, to next: AgentConfiguration) throws -> CAMaterial? {
+    switch (running.caSource, next.caSource) {
+    case (.generated, .generated):
+      return nil
+    case (.files, .files) where running.istioCA == nil:
+      return try CAStore.load(next.caSource, stateDirectory: next.stateDirectory, trustDomain: next.trustDomain)
+    case (.files, .files):
+      return nil
+    default:
+      throw AgentError(
+        .caFiles,
+        "switching between a generated CA and the operator's CA files (ca-cert, ca-key) needs a restart")
+    }
   }
 
   /// Serves the embedded CA's bundle to every identity and, when its root is the agent's own,

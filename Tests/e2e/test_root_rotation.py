@@ -6,6 +6,8 @@ restarted in the middle of the overlap. Zero failed requests, the same Envoy pro
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -173,3 +175,57 @@ def test_root_drill_follows_a_rotation_to_the_end(start):
     busy = run_cli("drill", "--root", "--socket", agent.socket_path, "--admin", agent.admin_address, timeout=30)
     assert busy.returncode == 1 and "root drill: FAILED" in busy.stdout, busy.stdout + busy.stderr
     assert "2 roots before the drill" in busy.stdout or "in progress" in busy.stdout, busy.stdout
+
+
+def make_ca(directory, name: str):
+    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "30", "-subj", f"/O=cluster.local/CN={name}",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                   check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+def root_serials(agent) -> set[str]:
+    return {norm_serial(r["serial"]) for r in trust(agent)["roots"]}
+
+
+def cert_serial(path) -> str:
+    out = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return norm_serial(out.strip().split("=", 1)[1])
+
+
+def test_operator_ca_change_on_reload_is_staged(start, tmp_path):
+    first, first_key = make_ca(tmp_path, "first")
+    second, second_key = make_ca(tmp_path, "second")
+    config = tmp_path / "agent.yaml"
+    config.write_text(f"ca-cert: {first}\nca-key: {first_key}\n")
+    agent = start("agent", "--config", config, cert_ttl="6s")
+    assert root_serials(agent) == {cert_serial(first)}
+    assert trust(agent)["rotatable"] is False
+
+    # A new certificate with a key that does not match: refused, the running CA stays.
+    config.write_text(f"ca-cert: {second}\nca-key: {first_key}\n")
+    mark = len(agent.log_lines())
+    agent.signal(signal.SIGHUP)
+    agent.wait_log(lambda line: "refused the new configuration" in line, 10, start=mark)
+    assert root_serials(agent) == {cert_serial(first)}
+
+    # The new CA: it signs at once, every identity is re-issued, both roots are trusted.
+    config.write_text(f"ca-cert: {second}\nca-key: {second_key}\n")
+    mark = len(agent.log_lines())
+    agent.signal(signal.SIGHUP)
+    agent.wait_log(lambda line: "reloaded configuration" in line, 10, start=mark)
+    assert root_serials(agent) == {cert_serial(first), cert_serial(second)}
+    secrets, _ = agent.fetch()
+    by_name = {s["name"]: s for s in secrets}
+    leaf, *intermediates = split_pem(by_name["default"]["pem"])
+    assert verify(leaf, intermediates, second.read_text(), tmp_path, "second").returncode == 0
+    assert verify(leaf, intermediates, first.read_text(), tmp_path, "first").returncode != 0
+
+    # Once no leaf of the first CA can be valid (one lifetime), its root leaves the bundle.
+    poll(lambda: root_serials(agent) == {cert_serial(second)}, 20, interval=0.5, what="the old root retired")
+    (served_root,) = agent.fetch("ROOTCA")[0]
+    assert served_root["serial"].lower().lstrip("0") == cert_serial(second)

@@ -100,18 +100,18 @@ public enum AgentSettings {
   public static let caCertificate = Setting<String>(
     "ca-cert", "FILE",
     help: "PEM file with the operator's signing CA certificate (with --ca-key).",
-    allowed: "a certificate file", reload: .restart, parse: nonEmpty,
+    allowed: "a certificate file", reload: .live, parse: nonEmpty,
     effective: { $0.caSource.files?.certificate ?? "" })
 
   public static let caKey = Setting<String>(
     "ca-key", "FILE",
     help: "PEM file with the signing CA's private key (mode 0600).",
-    allowed: "a key file", reload: .restart, parse: nonEmpty, effective: { $0.caSource.files?.key ?? "" })
+    allowed: "a key file", reload: .live, parse: nonEmpty, effective: { $0.caSource.files?.key ?? "" })
 
   public static let caChain = Setting<String>(
     "ca-chain", "FILE",
     help: "PEM file with the intermediates and the root above --ca-cert.",
-    allowed: "a PEM file", reload: .restart, parse: nonEmpty, effective: { $0.caSource.files?.chain ?? "" })
+    allowed: "a PEM file", reload: .live, parse: nonEmpty, effective: { $0.caSource.files?.chain ?? "" })
 
   public static let ca = Setting<String>(
     "ca", "MODE",
