@@ -66,7 +66,9 @@ public final class CallerAdmission: SecretLeaseProvider {
         .rateLimited, "\(identity) opened more than \(rate) streams; retry in \(DurationParser.format(wait))")
     }
     let cache = self.table.openStream(identity, credential: caller.credential, now: self.now())
-    let lease = SecretLease(caller: caller, cache: cache) { [table, now] in table.closeStream(identity, now: now()) }
+    let lease = SecretLease(caller: caller, cache: cache, onExpired: { [table] in table.wake.signal() }) {
+      [table, now] in table.closeStream(identity, now: now())
+    }
     do {
       try await self.awaitIssued(caller)
     } catch {

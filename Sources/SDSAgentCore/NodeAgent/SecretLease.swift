@@ -3,11 +3,22 @@ public struct SecretLease: Sendable {
   public let caller: Caller
   public let cache: SecretCache
   private let onRelease: @Sendable () -> Void
+  private let onExpired: @Sendable () -> Void
 
-  init(caller: Caller, cache: SecretCache, onRelease: @escaping @Sendable () -> Void) {
+  init(
+    caller: Caller, cache: SecretCache, onExpired: @escaping @Sendable () -> Void = {},
+    onRelease: @escaping @Sendable () -> Void
+  ) {
     self.caller = caller
     self.cache = cache
+    self.onExpired = onExpired
     self.onRelease = onRelease
+  }
+
+  /// The cache holds a certificate that has expired by the wall clock (after a suspend or a clock
+  /// step): its renewal is due now, not at the next timer.
+  public func noticeExpired() {
+    self.onExpired()
   }
 
   public func release() {

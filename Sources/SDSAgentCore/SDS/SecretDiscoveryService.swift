@@ -50,6 +50,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     var logger: Logger
     let cache: SecretCache
     let caller: Caller
+    /// Renews the identity at once: its certificate was found expired.
+    let noticeExpired: @Sendable () -> Void
     /// The Envoy node the stream's first request named.
     var nodeID: String?
   }
@@ -118,8 +120,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     logger[metadataKey: "identity"] = "\(lease.caller.identity)"
     return Session(
       machine: SDSStreamStateMachine(naming: self.naming(lease)), streamID: streamID, logger: logger,
-      cache: lease.cache,
-      caller: lease.caller)
+      cache: lease.cache, caller: lease.caller, noticeExpired: lease.noticeExpired)
   }
 
   private func close(_ session: Session) {
@@ -129,7 +130,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
 
   @inline(never)
   private func handle(_ event: StreamEvent, in session: inout Session) throws -> Step {
-    let served = session.cache.current.servable(at: self.now())
+    let served = self.servable(session.cache, noticing: session.noticeExpired)
     let plan: SDSResponsePlan?
     switch event {
     case .requestsEnded:
@@ -177,7 +178,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     defer { lease.release() }
     self.counters.increment(.fetches)
     var machine = SDSStreamStateMachine(naming: self.naming(lease))
-    let served = lease.cache.current.servable(at: self.now())
+    let served = self.servable(lease.cache, noticing: lease.noticeExpired)
     let outcome: SDSStreamStateMachine.Outcome
     do {
       outcome = try machine.receive(SDSRequest(request), served: served)
@@ -200,6 +201,15 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       code: .unimplemented,
       message: "DeltaSecrets is not supported; configure Envoy's sds_config with api_type GRPC (state of the world)"
     )
+  }
+
+  /// What `cache` may serve now: never a certificate past its `notAfter` by the wall clock. One
+  /// that is found expired (the wall clock jumped) is renewed at once.
+  private func servable(_ cache: SecretCache, noticing expired: () -> Void) -> ServedSecrets {
+    let current = cache.current
+    let servable = current.servable(at: self.now())
+    if current.svid != nil, servable.svid == nil { expired() }
+    return servable
   }
 
   private func naming(_ lease: SecretLease) -> SecretNaming {
