@@ -295,7 +295,7 @@ public struct Agent: Sendable {
         ])
     }
     return RootRotationSupervisor(
-      ca: ca, table: identities, streams: streams, store: store, resuming: rotation,
+      ca: ca, host: SDSRootRotationHost(table: identities, streams: streams), store: store, resuming: rotation,
       overlap: configuration.rootOverlap,
       makeRoot: { [trustDomain = configuration.trustDomain] now in
         // A root of its own name, so that no verifier confuses it with the root it replaces.
