@@ -150,7 +150,7 @@ public struct Agent: Sendable {
       let routes = AdminRoutes(
         identities: identities, counters: counters, streams: streams, metrics: metrics,
         trust: TrustRoutes(
-          rotation: rootRotation, identities: identities, streams: streams, trustDomain: configuration.trustDomain,
+          rotation: rootRotation, identities: identities, trustDomain: configuration.trustDomain,
           notRotatable: authority.notRotatable),
         certificateAuthority: configuration.istioCA.map { "the Istio-compatible CA at \($0.host):\($0.port)" }
           ?? "the local CA")
