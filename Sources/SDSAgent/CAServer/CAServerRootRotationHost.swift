@@ -28,7 +28,12 @@ struct CAServerRootRotationHost: RootRotationHost {
       try self.servingCertificate.renew(signedBy: self.ca.roots.signing)
       return []
     } catch {
-      return [(subject: "the TLS serving certificate", error: error)]
+      // Minting in memory fails only on a broken key; a restart mints from the signing root.
+      let failure = CertificateAuthorityError(
+        .signingFailed,
+        "new connections are still served the old root's certificate, which clients stop trusting when the old "
+          + "root retires; restart ca serve to mint one from the new root", cause: error)
+      return [(subject: "the TLS serving certificate", error: failure)]
     }
   }
 

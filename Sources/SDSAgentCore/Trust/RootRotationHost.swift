@@ -21,7 +21,7 @@ public protocol RootRotationHost: Sendable {
   func lastLeafExpiry(now: Date) -> Date
 
   /// Re-issues, from the root that signs now, everything issued from the old one; returns what
-  /// failed (its renewal retries).
+  /// failed, each error saying what happens next.
   func reissueAll() async -> [(subject: String, error: any Error)]
 
   /// The shortest overlap a rotation may have here, if there is one.

@@ -67,11 +67,9 @@ where C.Duration == Duration {
     set { self.overlap.withLock { $0 = newValue } }
   }
 
-  /// The shortest overlap the host allows, if it has one.
-  public var minimumOverlap: MinimumOverlap? { self.host.minimumOverlap }
-
   /// Starts a rotation: makes a new root, keeps it, and pushes the bundle with both roots.
-  /// `overlap` applies to this rotation only; without it, `defaultOverlap`.
+  /// `overlap` applies to this rotation only; without it, `defaultOverlap`. An overlap shorter
+  /// than the host's `minimumOverlap` is refused (`overlapTooShort`), saying why.
   public func start(overlap: Duration? = nil) throws(RootRotationError) -> RootRotation {
     let now = self.now()
     let overlap = overlap ?? self.defaultOverlap
@@ -185,7 +183,7 @@ where C.Duration == Duration {
       ])
     for (subject, error) in await self.host.reissueAll() {
       self.logger.error(
-        "root rotation: re-issuing from the new root failed; the renewal will retry",
+        "root rotation: re-issuing from the new root failed",
         metadata: ["identity": "\(subject)", "error": "\(error)"])
     }
   }

@@ -28,6 +28,7 @@ public struct SDSRootRotationHost: RootRotationHost {
     return (served + [now.addingTimeInterval(self.table.template.ttl.seconds)]).max()!
   }
 
+  /// An identity that failed is renewed as usual, with backoff, before its certificate expires.
   public func reissueAll() async -> [(subject: String, error: any Error)] {
     await self.table.reissueAll().map { (subject: $0.0.description, error: $0.1) }
   }
