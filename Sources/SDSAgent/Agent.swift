@@ -180,7 +180,7 @@ public struct Agent: Sendable {
       let routes = AdminRoutes(
         identities: identities, counters: counters, streams: streams, metrics: metrics,
         trust: TrustRoutes(
-          rotation: rootRotation, identities: identities, streams: streams, federation: federation,
+          rotation: rootRotation, identities: identities, federation: federation,
           notRotatable: authority.notRotatable),
         certificateAuthority: configuration.istioCA.map { "the Istio-compatible CA at \($0.host):\($0.port)" }
           ?? "the local CA")
@@ -349,7 +349,7 @@ public struct Agent: Sendable {
         ])
     }
     return RootRotationSupervisor(
-      ca: ca, table: identities, streams: streams, store: store, resuming: rotation,
+      ca: ca, host: SDSRootRotationHost(table: identities, streams: streams), store: store, resuming: rotation,
       overlap: configuration.rootOverlap,
       makeRoot: { [trustDomain = configuration.trustDomain] now in
         // A root of its own name, so that no verifier confuses it with the root it replaces.

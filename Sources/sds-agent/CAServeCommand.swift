@@ -7,7 +7,13 @@ import SDSAgentCore
 struct CAServeCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "serve",
-    abstract: "Serve istio.v1.auth.IstioCertificateService over TLS, authenticating callers by service-account JWTs."
+    abstract: "Serve istio.v1.auth.IstioCertificateService over TLS, authenticating callers by service-account JWTs.",
+    discussion: """
+      A root generated in --state-dir can be rotated in stages with `sds-agent ca rotate-root --admin ADDRESS`: \
+      the new root joins every answer's bundle at once; after --root-overlap it signs, and the TLS serving \
+      certificate is minted anew from it; one --max-ttl later the old root leaves the bundle. The overlap is \
+      at least --max-ttl, since agents learn the new root only when they renew or when their --ca-root changes.
+      """
   )
 
   @Option(help: "HOST:PORT to listen on (e.g. 0.0.0.0:15012).")
@@ -54,13 +60,26 @@ struct CAServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("log-level"), help: help(AgentSettings.logLevel))
   var logLevel: String?
 
+  @Option(
+    name: .customLong("admin"),
+    help: "Admin endpoint (/healthz, /debug/trust, POST /ca/rotate-root): 127.0.0.1:PORT, [::1]:PORT or unix:/path.")
+  var admin: String?
+
+  @Option(
+    name: .customLong("root-overlap"),
+    help:
+      "In a root rotation, how long both roots are in every answer before the new one signs; at least --max-ttl (default 1h, or --max-ttl if longer)."
+  )
+  var rootOverlap: String?
+
   /// The keys `ca serve` shares with `run`, read through the same declarations.
   var shared: SettingsSource {
     var flags: [String: [String]] = [:]
     for (key, value) in [
       (AgentSettings.trustDomain.key, self.trustDomain), (AgentSettings.caCertificate.key, self.caCert),
       (AgentSettings.caKey.key, self.caKey), (AgentSettings.caChain.key, self.caChain),
-      (AgentSettings.logLevel.key, self.logLevel),
+      (AgentSettings.logLevel.key, self.logLevel), (AgentSettings.admin.key, self.admin),
+      (AgentSettings.rootOverlap.key, self.rootOverlap),
     ] {
       flags[key] = value.map { [$0] }
     }
@@ -78,11 +97,17 @@ struct CAServeCommand: AsyncParsableCommand {
     let level: Logger.Level
     let trustDomain: String
     let caSource: AgentConfiguration.CASource
+    let admin: AgentConfiguration.AdminAddress?
+    var rootOverlap: Duration?
     do {
       let shared = self.shared
       level = try shared.require(AgentSettings.logLevel)
       trustDomain = try shared.require(AgentSettings.trustDomain)
       caSource = try ConfigurationLoader.caSource(shared)
+      admin = try shared.read(AgentSettings.admin)
+      if shared.value(AgentSettings.rootOverlap.key) != nil {
+        rootOverlap = try shared.require(AgentSettings.rootOverlap)
+      }
     } catch {
       throw ValidationError(error.description)
     }
@@ -111,11 +136,15 @@ struct CAServeCommand: AsyncParsableCommand {
       jwtIssuers: self.jwtIssuers.isEmpty ? JWTCallerAuthenticator.defaultIssuers : self.jwtIssuers,
       maximumTTL: maxTTL,
       tlsNames: self.tlsSANs,
-      trustedNodeIdentities: trustedNodes
+      trustedNodeIdentities: trustedNodes,
+      admin: admin,
+      rootOverlap: rootOverlap
     )
     let server: CAServer
     do {
       server = try await CAServer.build(configuration: configuration, logger: logger)
+    } catch let error as ConfigurationError {
+      throw ValidationError(error.description)
     } catch {
       logger.critical("cannot start", metadata: ["error": "\(error)"])
       throw ExitCode(1)

@@ -3,12 +3,8 @@ import SDSAgentCore
 
 /// What the admin endpoint answers: metrics, health, readiness, debug views (never key
 /// material) and forced rotation.
-struct AdminRoutes: Sendable {
-  struct Response: Sendable {
-    var status: Int
-    var contentType: String
-    var body: String
-  }
+struct AdminRoutes: AdminResponder {
+  typealias Response = AdminResponse
 
   let identities: IdentityTable
   let counters: AgentCounters

@@ -11,7 +11,7 @@ struct AdminServer: Service, CustomStringConvertible {
   typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
   let address: AgentConfiguration.AdminAddress
-  let routes: AdminRoutes
+  let routes: any AdminResponder
   let listening: Milestone
   let logger: Logger
 

@@ -1,26 +1,50 @@
 import Foundation
 import SDSAgentCore
 
-/// The admin endpoint's view of trust: `GET /debug/trust` and `POST /ca/rotate-root`.
+/// The admin endpoint's view of trust: `GET /debug/trust` and `POST /ca/rotate-root`, for the
+/// agent and for `ca serve`.
 struct TrustRoutes: Sendable {
   let rotation: RootRotationSupervisor<ContinuousClock>?
-  let identities: IdentityTable
-  let streams: StreamRegistry
-  let federation: FederatedBundleWatcher
+  let trustDomain: String
   /// Why this agent cannot rotate its root, if it cannot.
   let notRotatable: String?
+  /// The bundle of the own trust domain, as served now.
+  private let servedBundle: @Sendable () -> TrustBundle?
+  /// The federated trust domains, as configured, with their bundles.
+  private let federated: @Sendable () -> [FederatedBundleWatcher.Entry]
 
-  /// The bundle of the agent's own trust domain, as served.
-  var ownBundle: TrustBundle? {
-    self.identities.installedTrustBundle ?? self.identities.pinnedCache.current.trustBundle
+  /// The agent's: the bundle its identities are served, and its federated domains.
+  init(
+    rotation: RootRotationSupervisor<ContinuousClock>?, identities: IdentityTable, federation: FederatedBundleWatcher,
+    notRotatable: String?
+  ) {
+    self.rotation = rotation
+    self.trustDomain = identities.ownTrustDomain.name
+    self.notRotatable = notRotatable
+    self.servedBundle = { identities.installedTrustBundle ?? identities.pinnedCache.current.trustBundle }
+    self.federated = { federation.current }
   }
 
-  var trustDomain: String { self.identities.ownTrustDomain.name }
+  /// `ca serve`'s: the bundle of its CA, which every answer carries.
+  init(
+    rotation: RootRotationSupervisor<ContinuousClock>?, ca: EmbeddedCA, trustDomain: String, notRotatable: String?
+  ) {
+    self.rotation = rotation
+    self.trustDomain = trustDomain
+    self.notRotatable = notRotatable
+    self.servedBundle = { ca.trustBundle }
+    self.federated = { [] }
+  }
+
+  /// The bundle of the own trust domain, as served.
+  var ownBundle: TrustBundle? { self.servedBundle() }
 
   /// Roots per trust domain served, for `sds_agent_trust_bundle_roots`.
   var rootCounts: [String: Int] {
     var counts = Dictionary(
-      uniqueKeysWithValues: self.identities.federatedBundles.map { ($0.key.name, $0.value.roots.count) })
+      uniqueKeysWithValues: self.federated().compactMap { entry in
+        entry.bundle.map { (entry.source.trustDomain.name, $0.roots.count) }
+      })
     counts[self.trustDomain] = self.ownBundle?.roots.count
     return counts
   }
@@ -40,7 +64,13 @@ struct TrustRoutes: Sendable {
     do {
       _ = try rotation.start(overlap: chosen)
     } catch {
-      return .text(error.code == .inProgress ? 409 : 500, "cannot rotate the root: \(error)\n")
+      let status =
+        switch error.code {
+        case .inProgress, .notRotatable: 409
+        case .overlapTooShort: 400
+        case .storage, .generation: 500
+        }
+      return .text(status, "cannot rotate the root: \(error)\n")
     }
     return .json(self.describe(), status: 202)
   }
@@ -58,7 +88,7 @@ struct TrustRoutes: Sendable {
     var body: [String: Any] = [
       "trust_domain": self.trustDomain,
       "roots": roots,
-      "federated": self.federation.current.map(Self.describe),
+      "federated": self.federated().map(Self.describe),
       "phase": current?.phase.rawValue ?? "idle",
       "rotatable": self.rotation != nil,
     ]
@@ -112,16 +142,5 @@ struct TrustRoutes: Sendable {
     case (.switched, rotation.previousRootSerial): return "previous"
     default: return "trusted"
     }
-  }
-}
-
-extension AdminRoutes.Response {
-  static func text(_ status: Int, _ body: String) -> Self {
-    Self(status: status, contentType: "text/plain", body: body)
-  }
-
-  static func json(_ object: Any, status: Int = 200) -> Self {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
-    return Self(status: status, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
   }
 }

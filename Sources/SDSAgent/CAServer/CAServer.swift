@@ -1,17 +1,11 @@
-import Crypto
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import SDSAgentCore
 import ServiceLifecycle
-import SwiftASN1
 import UnixSignals
 import X509
-
-#if canImport(Glibc)
-  import Glibc
-#endif
 
 /// What `sds-agent ca serve` needs.
 public struct CAServerConfiguration: Sendable {
@@ -27,6 +21,15 @@ public struct CAServerConfiguration: Sendable {
   public var tlsNames: [String]
   /// Node agents that may ask for their workloads' certificates (`ImpersonatedIdentity`).
   public var trustedNodeIdentities: [SPIFFEID]
+  /// The admin endpoint (`/healthz`, `/debug/trust`, `POST /ca/rotate-root`), if any.
+  public var admin: AgentConfiguration.AdminAddress?
+  /// How long both roots are trusted before the new one signs; at least `maximumTTL`.
+  public var rootOverlap: Duration
+
+  /// The overlap when none is set: an hour, or one `maximumTTL` if that is longer.
+  public static func defaultRootOverlap(maximumTTL: Duration) -> Duration {
+    max(.seconds(3600), maximumTTL)
+  }
 
   public init(
     host: String,
@@ -38,7 +41,9 @@ public struct CAServerConfiguration: Sendable {
     jwtIssuers: [String] = JWTCallerAuthenticator.defaultIssuers,
     maximumTTL: Duration = .seconds(86400),
     tlsNames: [String] = [],
-    trustedNodeIdentities: [SPIFFEID] = []
+    trustedNodeIdentities: [SPIFFEID] = [],
+    admin: AgentConfiguration.AdminAddress? = nil,
+    rootOverlap: Duration? = nil
   ) {
     self.trustedNodeIdentities = trustedNodeIdentities
     self.host = host
@@ -50,30 +55,65 @@ public struct CAServerConfiguration: Sendable {
     self.jwtIssuers = jwtIssuers
     self.maximumTTL = maximumTTL
     self.tlsNames = tlsNames
+    self.admin = admin
+    self.rootOverlap = rootOverlap ?? Self.defaultRootOverlap(maximumTTL: maximumTTL)
   }
 }
 
 /// `IstioCertificateService` over TLS on TCP, signing with the same CA machinery as the embedded
 /// CA. Its TLS certificate is minted by that CA at start and kept in memory, so clients trust
-/// the CA's root (`<state-dir>/ca-cert.pem`) with `--ca-root`.
+/// the CA's root (`<state-dir>/ca-cert.pem`) with `--ca-root`. A root it generated can be
+/// rotated in stages like the agent's (`POST /ca/rotate-root` on its admin endpoint): its answers
+/// carry every root of the moment, and at the switch its TLS certificate is minted anew.
 public struct CAServer: Sendable {
-  public let material: CAMaterial
+  /// The CA: the root that signs and, during a rotation, the other one.
+  public let ca: EmbeddedCA
+  /// Drives rotations of a root the server generated; `nil` with the operator's files.
+  public let rotation: RootRotationSupervisor<ContinuousClock>?
+  let servingCertificate: ServingCertificate
   let server: GRPCServer<HTTP2ServerTransport.Posix>
+  let admin: AdminServer?
   let logger: Logger
 
+  /// The root that signs now.
+  public var material: CAMaterial { self.ca.roots.signing }
+
+  /// The chain the TLS listener presents to new connections, the leaf first.
+  public var servingChain: [Certificate] { self.servingCertificate.chain }
+
+  /// Returns once the admin endpoint accepts connections (never, without one).
+  public func waitForAdminEndpoint() async {
+    await self.admin?.listening.wait()
+  }
+
   public static func build(configuration: CAServerConfiguration, logger: Logger) async throws -> CAServer {
-    let material = try CAStore.load(
-      configuration.caSource,
-      stateDirectory: configuration.stateDirectory,
-      trustDomain: configuration.trustDomain
-    )
+    let roots: EmbeddedCA.Roots
+    var resuming: RootRotation?
+    var store: RootRotationFiles?
+    switch configuration.caSource {
+    case .files:
+      roots = EmbeddedCA.Roots(
+        signing: try CAStore.load(
+          configuration.caSource, stateDirectory: configuration.stateDirectory,
+          trustDomain: configuration.trustDomain))
+    case .generated:
+      let minimum = MinimumOverlap.renewal(maximumTTL: configuration.maximumTTL)
+      guard minimum.refusal(of: configuration.rootOverlap) == nil else {
+        throw ConfigurationError(
+          key: "root-overlap", value: DurationParser.format(configuration.rootOverlap), allowed: minimum.requirement)
+      }
+      let files = RootRotationFiles(stateDirectory: configuration.stateDirectory)
+      (roots, resuming) = try files.load(trustDomain: configuration.trustDomain, now: Date())
+      store = files
+    }
+    let ca = EmbeddedCA(roots)
     let authenticator = try await JWTCallerAuthenticator.load(
       keysFile: configuration.jwtKeysFile,
       issuers: configuration.jwtIssuers,
       trustDomain: configuration.trustDomain
     )
-    let (chain, key) = try Self.servingCertificate(
-      material: material,
+    let servingCertificate = try ServingCertificate(
+      signedBy: roots.signing,
       names: ["localhost", "127.0.0.1", "::1", configuration.host] + configuration.tlsNames
     )
     let address: GRPCNIOTransportCore.SocketAddress =
@@ -82,28 +122,75 @@ public struct CAServer: Sendable {
       : .ipv4(host: configuration.host, port: configuration.port)
     let transport = HTTP2ServerTransport.Posix(
       address: address,
-      transportSecurity: .tls(
-        certificateChain: try chain.map { .bytes(Array(try $0.pemString().utf8), format: .pem) },
-        privateKey: .bytes(Array(try key.serializeAsPEM().pemString.utf8), format: .pem)
-      )
+      transportSecurity: try .tls(certificateReloader: servingCertificate)
     )
     let signer = IstioCertificateSigner(
-      ca: LocalCA(material: material),
+      ca: ca,
       authenticator: authenticator,
       maximumTTL: configuration.maximumTTL,
       trustedNodeIdentities: Set(configuration.trustedNodeIdentities),
       logger: logger
     )
-    return CAServer(material: material, server: GRPCServer(transport: transport, services: [signer]), logger: logger)
+    let rotation = store.map { store in
+      Self.rotation(
+        ca: ca,
+        host: CAServerRootRotationHost(
+          ca: ca, servingCertificate: servingCertificate, maximumTTL: configuration.maximumTTL),
+        store: store, resuming: resuming, configuration: configuration, logger: logger)
+    }
+    let admin = configuration.admin.map { address in
+      AdminServer(
+        address: address,
+        routes: CAServerAdminRoutes(
+          trust: TrustRoutes(
+            rotation: rotation, ca: ca, trustDomain: configuration.trustDomain,
+            notRotatable: rotation == nil ? Self.operatorFilesNotRotatable : nil)),
+        listening: Milestone(), logger: logger)
+    }
+    return CAServer(
+      ca: ca, rotation: rotation, servingCertificate: servingCertificate,
+      server: GRPCServer(transport: transport, services: [signer]), admin: admin, logger: logger)
+  }
+
+  /// Why `rotate-root` is refused with the operator's CA files.
+  static let operatorFilesNotRotatable =
+    "the CA comes from the operator's files (--ca-cert, --ca-key); ca serve rotates only a root it generated "
+    + "in --state-dir: to change roots, replace the files (the new root first added to the agents' --ca-root) "
+    + "and restart"
+
+  private static func rotation(
+    ca: EmbeddedCA, host: CAServerRootRotationHost, store: RootRotationFiles, resuming: RootRotation?,
+    configuration: CAServerConfiguration, logger: Logger
+  ) -> RootRotationSupervisor<ContinuousClock> {
+    if let resuming {
+      logger.notice(
+        "root rotation: resuming",
+        metadata: [
+          "phase": "\(resuming.phase.rawValue)", "new_root": "\(resuming.nextRootSerial)",
+          "next_step_at": "\(resuming.nextDeadline(now: Date(), acknowledged: true).formatted(.iso8601))",
+        ])
+    }
+    return RootRotationSupervisor(
+      ca: ca, host: host, store: store, resuming: resuming, overlap: configuration.rootOverlap,
+      makeRoot: { [trustDomain = configuration.trustDomain] now in
+        // A root of its own name, so that no verifier confuses it with the root it replaces.
+        try CAMaterial.generateRoot(
+          trustDomain: trustDomain, now: now, commonName: "sds-agent local CA \(now.formatted(.iso8601))")
+      },
+      clock: ContinuousClock(), now: { Date() }, logger: logger)
   }
 
   /// Serves until SIGTERM/SIGINT; calls `onListening` with the bound address once it accepts.
   public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
-    let service = GRPCServerService(name: "istio-ca", server: self.server, onStop: {})
-    let group = ServiceGroup(
-      configuration: .init(
-        services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)
-    )
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+      .essential(GRPCServerService(name: "istio-ca", server: self.server, onStop: {}))
+    ]
+    if let rotation { services.append(.essential(rotation)) }
+    if let admin { services.append(.auxiliary(admin)) }
+    var configuration = ServiceGroupConfiguration(
+      services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)
+    configuration.maximumGracefulShutdownDuration = Agent.shutdownLimit
+    let group = ServiceGroup(configuration: configuration)
     try await withThrowingDiscardingTaskGroup { tasks in
       tasks.addTask { try await group.run() }
       tasks.addTask {
@@ -118,50 +205,5 @@ public struct CAServer: Sendable {
         }
       }
     }
-  }
-
-  static func servingCertificate(
-    material: CAMaterial,
-    names: [String]
-  ) throws -> ([Certificate], Certificate.PrivateKey) {
-    let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
-    var generalNames: [GeneralName] = []
-    for name in Set(names).sorted() where !name.isEmpty {
-      if let bytes = Self.ipAddressBytes(name) {
-        generalNames.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes))))
-      } else if name != "0.0.0.0", name != "::" {
-        generalNames.append(.dnsName(name))
-      }
-    }
-    let now = Date()
-    let leaf = try Certificate(
-      version: .v3,
-      serialNumber: Certificate.SerialNumber(),
-      publicKey: key.publicKey,
-      notValidBefore: now.addingTimeInterval(-60),
-      notValidAfter: min(now.addingTimeInterval(365 * 86400), material.certificate.notValidAfter),
-      issuer: material.certificate.subject,
-      subject: try DistinguishedName { CommonName("sds-agent ca serve") },
-      extensions: try Certificate.Extensions {
-        Critical(BasicConstraints.notCertificateAuthority)
-        Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
-        try ExtendedKeyUsage([.serverAuth])
-        SubjectAlternativeNames(generalNames)
-      },
-      issuerPrivateKey: material.privateKey
-    )
-    return ([leaf] + material.chainAfterLeaf, key)
-  }
-
-  static func ipAddressBytes(_ text: String) -> [UInt8]? {
-    var v4 = in_addr()
-    if inet_pton(AF_INET, text, &v4) == 1 {
-      return withUnsafeBytes(of: &v4) { Array($0) }
-    }
-    var v6 = in6_addr()
-    if inet_pton(AF_INET6, text, &v6) == 1 {
-      return withUnsafeBytes(of: &v6) { Array($0) }
-    }
-    return nil
   }
 }

@@ -53,10 +53,21 @@ public final class EmbeddedCA: CertificateAuthority {
     now: Date,
     credential: CACredential
   ) throws(CertificateAuthorityError) -> IssuedSVID {
+    let (chain, trustBundle) = try self.sign(publicKey: privateKey.publicKey, identity: identity, ttl: ttl, now: now)
+    let certifiedKey = try CertifiedKey(identity: identity, chain: chain, privateKey: privateKey, issuedAt: now)
+    return IssuedSVID(certifiedKey: certifiedKey, trustBundle: trustBundle)
+  }
+
+  /// Signs a leaf for `publicKey` as `identity` with the root that signs now; returns it with
+  /// its intermediates, and the trust bundle of that same moment (every root, during a rotation).
+  public func sign(
+    publicKey: Certificate.PublicKey,
+    identity: SPIFFEID,
+    ttl: Duration,
+    now: Date
+  ) throws(CertificateAuthorityError) -> (chain: [Certificate], trustBundle: TrustBundle) {
     let roots = self.roots
     let signer = LocalCA(material: roots.signing, backdate: self.backdate)
-    let chain = try signer.sign(publicKey: privateKey.publicKey, identity: identity, ttl: ttl, now: now)
-    let certifiedKey = try CertifiedKey(identity: identity, chain: chain, privateKey: privateKey, issuedAt: now)
-    return IssuedSVID(certifiedKey: certifiedKey, trustBundle: roots.trustBundle)
+    return (try signer.sign(publicKey: publicKey, identity: identity, ttl: ttl, now: now), roots.trustBundle)
   }
 }

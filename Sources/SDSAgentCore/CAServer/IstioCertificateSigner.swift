@@ -5,11 +5,12 @@ import Logging
 import SwiftProtobuf
 import X509
 
-/// `istio.v1.auth.IstioCertificateService` backed by a `LocalCA`: authenticates the caller by
-/// bearer token, authorizes the CSR with `CSRPolicy`, caps the lifetime and answers in both
-/// styles (`cert_chain` with the root last, and `root_cert`), so old and new clients work.
+/// `istio.v1.auth.IstioCertificateService` backed by an `EmbeddedCA`: authenticates the caller
+/// by bearer token, authorizes the CSR with `CSRPolicy`, caps the lifetime and answers in both
+/// styles (`cert_chain` with the root bundle last, and `root_cert`), so old and new clients work.
+/// During a root rotation the bundle holds every root the CA trusts.
 public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
-  private let ca: LocalCA
+  private let ca: EmbeddedCA
   private let authenticator: any CallerAuthenticator
   private let maximumTTL: Duration
   /// Node agents allowed to ask for their workloads' certificates (Istio's
@@ -19,7 +20,7 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
   private let now: @Sendable () -> Date
 
   public init(
-    ca: LocalCA,
+    ca: EmbeddedCA,
     authenticator: any CallerAuthenticator,
     maximumTTL: Duration,
     trustedNodeIdentities: Set<SPIFFEID> = [],
@@ -58,15 +59,17 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
     let requested = request.message.validityDuration
     let ttl = requested > 0 ? min(Duration.seconds(requested), self.maximumTTL) : self.maximumTTL
     let chain: [Certificate]
+    let bundle: TrustBundle
     do {
-      chain = try self.ca.sign(publicKey: publicKey, identity: caller, ttl: ttl, now: self.now())
+      (chain, bundle) = try self.ca.sign(publicKey: publicKey, identity: caller, ttl: ttl, now: self.now())
     } catch {
       self.logger.error("signing failed", metadata: ["identity": "\(caller)", "error": "\(error)"])
       throw RPCError(code: .internalError, message: error.message)
     }
     var response = Istio_V1_Auth_IstioCertificateResponse()
-    let roots = try self.ca.material.trustBundle.roots.map { try $0.pemString() + "\n" }
-    response.certChain = try chain.map { try $0.pemString() + "\n" } + roots
+    let roots = try bundle.roots.map { try $0.pemString() + "\n" }
+    // Like istiod, the last element of cert_chain is the whole root bundle, one PEM after another.
+    response.certChain = try chain.map { try $0.pemString() + "\n" } + [roots.joined()]
     response.rootCert.caCert = roots
     self.logger.info(
       "signed certificate",

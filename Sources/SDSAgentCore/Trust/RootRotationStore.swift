@@ -20,6 +20,8 @@ public struct RootRotationError: Error, CustomStringConvertible {
     case storage
     /// A new root could not be made.
     case generation
+    /// The overlap asked for is shorter than the host allows (`MinimumOverlap`).
+    case overlapTooShort = "overlap_too_short"
   }
 
   public let code: Code

@@ -4,16 +4,16 @@ import ServiceLifecycle
 import Synchronization
 import X509
 
-/// Drives staged rotations of the embedded CA's root: *prepare* puts a new root in every
-/// identity's trust bundle; *switch*, one overlap later and once every open stream holding the
-/// bundle acknowledged it (at most two overlaps later), makes the new root sign and re-issues
-/// every identity; *retire*, once no leaf of the old root can be valid, drops the old root.
-/// Each phase is made durable by a `RootRotationStore` before it takes effect.
+/// Drives staged rotations of the embedded CA's root: *prepare* puts a new root in the trust
+/// bundle the host serves; *switch*, one overlap later and once every open stream holding the
+/// bundle acknowledged it (at most two overlaps later), makes the new root sign and has the host
+/// re-issue everything; *retire*, once no leaf of the old root can be valid, drops the old root.
+/// Each phase is made durable by a `RootRotationStore` before it takes effect. The host is the
+/// agent (`SDSRootRotationHost`) or `ca serve`.
 public final class RootRotationSupervisor<C: Clock>: Service, CustomStringConvertible, Sendable
 where C.Duration == Duration {
   private let ca: EmbeddedCA
-  private let table: IdentityTable
-  private let streams: StreamRegistry
+  private let host: any RootRotationHost
   private let store: any RootRotationStore
   private let makeRoot: @Sendable (Date) throws -> CAMaterial
   private let clock: C
@@ -30,8 +30,7 @@ where C.Duration == Duration {
   ///   - makeRoot: makes a new root, with the key type and lifetime of the first.
   public init(
     ca: EmbeddedCA,
-    table: IdentityTable,
-    streams: StreamRegistry,
+    host: any RootRotationHost,
     store: any RootRotationStore,
     resuming: RootRotation?,
     overlap: Duration,
@@ -41,8 +40,7 @@ where C.Duration == Duration {
     logger: Logger
   ) {
     self.ca = ca
-    self.table = table
-    self.streams = streams
+    self.host = host
     self.store = store
     self.rotation = Mutex(resuming)
     self.overlap = Mutex(overlap)
@@ -60,7 +58,7 @@ where C.Duration == Duration {
   /// The open streams that hold the trust bundle but have not acknowledged the prepared root.
   public var streamsAwaited: [StreamRegistry.Stream] {
     guard let next = self.ca.roots.next?.trustBundle.roots.first else { return [] }
-    return self.streams.streamsNotAcknowledging(next)
+    return self.host.streamsNotAcknowledging(next)
   }
 
   /// The overlap of rotations started without one.
@@ -70,10 +68,14 @@ where C.Duration == Duration {
   }
 
   /// Starts a rotation: makes a new root, keeps it, and pushes the bundle with both roots.
-  /// `overlap` applies to this rotation only; without it, `defaultOverlap`.
+  /// `overlap` applies to this rotation only; without it, `defaultOverlap`. An overlap shorter
+  /// than the host's `minimumOverlap` is refused (`overlapTooShort`), saying why.
   public func start(overlap: Duration? = nil) throws(RootRotationError) -> RootRotation {
     let now = self.now()
     let overlap = overlap ?? self.defaultOverlap
+    if let refusal = self.host.minimumOverlap?.refusal(of: overlap) {
+      throw RootRotationError(.overlapTooShort, refusal)
+    }
     let (rotation, bundle) = try self.rotation.withLock {
       (current: inout RootRotation?) throws(RootRotationError) -> (RootRotation, TrustBundle) in
       if let current {
@@ -117,11 +119,13 @@ where C.Duration == Duration {
     }
     await cancelWhenGracefulShutdown {
       await withDiscardingTaskGroup { group in
-        group.addTask {
-          // An acknowledgement of the new root may be what the switch waits for.
-          while !Task.isCancelled {
-            await self.streams.trustBundleAcknowledged.wait()
-            self.wake.signal()
+        if let acknowledged = self.host.trustBundleAcknowledged {
+          group.addTask {
+            // An acknowledgement of the new root may be what the switch waits for.
+            while !Task.isCancelled {
+              await acknowledged.wait()
+              self.wake.signal()
+            }
           }
         }
         for await _ in timer {
@@ -159,11 +163,8 @@ where C.Duration == Duration {
   private func switchRoot(_ rotation: RootRotation, now: Date) async {
     let roots = self.ca.roots
     guard let next = roots.next else { return }
-    // Leaves of the old root: those served now, and any issued up to now with today's lifetime.
-    let served = self.table.snapshot().compactMap { $0.served.svid?.notAfter }
-    let lastOldLeafExpiry = (served + [now.addingTimeInterval(self.table.template.ttl.seconds)]).max()!
     var switched = rotation
-    switched.switched(at: now, lastOldLeafExpiry: lastOldLeafExpiry)
+    switched.switched(at: now, lastOldLeafExpiry: self.host.lastLeafExpiry(now: now))
     do throws(RootRotationError) {
       try self.store.switched(switched, from: roots.signing)
     } catch {
@@ -175,15 +176,15 @@ where C.Duration == Duration {
     self.ca.install(EmbeddedCA.Roots(signing: next, previous: previous))
     self.rotation.withLock { $0 = switched }
     self.logger.notice(
-      "root rotation: the new root signs from now on; re-issuing every identity",
+      "root rotation: the new root signs from now on; re-issuing what the old root signed",
       metadata: [
         "phase": "switched", "new_root": "\(switched.nextRootSerial)",
         "retire_at": "\(switched.retireAt!.formatted(.iso8601))",
       ])
-    for (identity, error) in await self.table.reissueAll() {
+    for (subject, error) in await self.host.reissueAll() {
       self.logger.error(
-        "root rotation: re-issuing from the new root failed; the renewal will retry",
-        metadata: ["identity": "\(identity)", "error": "\(error)"])
+        "root rotation: re-issuing from the new root failed",
+        metadata: ["identity": "\(subject)", "error": "\(error)"])
     }
   }
 
@@ -221,7 +222,7 @@ where C.Duration == Duration {
 
   private func publish(_ bundle: TrustBundle) {
     do throws(CertificateAuthorityError) {
-      try self.table.installTrustBundle(bundle)
+      try self.host.serveTrustBundle(bundle)
     } catch {
       self.logger.error("root rotation: could not serve the new trust bundle", metadata: ["error": "\(error)"])
     }

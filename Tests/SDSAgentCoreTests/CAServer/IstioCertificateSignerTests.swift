@@ -4,6 +4,7 @@ import GRPCCore
 import GRPCInProcessTransport
 import Logging
 import SDSAgentCore
+import SwiftASN1
 import Testing
 import X509
 
@@ -16,10 +17,11 @@ import X509
   }
 
   func withSigner<R: Sendable>(
+    ca: EmbeddedCA = EmbeddedCA(EmbeddedCA.Roots(signing: Fixtures.material)),
     _ body: (Istio_V1_Auth_IstioCertificateService.Client<InProcessTransport.Client>) async throws -> R
   ) async throws -> R {
     let signer = IstioCertificateSigner(
-      ca: LocalCA(material: Fixtures.material),
+      ca: ca,
       authenticator: TokenTable(),
       maximumTTL: .seconds(3600),
       logger: Logger(label: "test"),
@@ -54,6 +56,38 @@ import X509
     var legacy = response
     legacy.clearRootCert()
     _ = try await legacy.validatedSVID(identity: Fixtures.identity, privateKey: key, now: Fixtures.now)
+  }
+
+  @Test func answersWithEveryRootOfARotationInBothStyles() async throws {
+    let next = try CAMaterial.generateRoot(
+      trustDomain: "cluster.local", now: Fixtures.now.addingTimeInterval(1), commonName: "next")
+    let ca = EmbeddedCA(EmbeddedCA.Roots(signing: Fixtures.material, next: next))
+    let (request, key) = try self.request()
+    let response = try await self.withSigner(ca: ca) { client in
+      try await client.createCertificate(request, metadata: ["authorization": "Bearer good"])
+    }
+    let bundle = [Fixtures.material.certificate, next.certificate]
+    // cert_chain: the leaf, then the whole bundle as its last element, as istiod answers.
+    #expect(response.certChain.count == 2)
+    #expect(try PEMDocument.parseMultiple(pemString: response.certChain[1]).map(Certificate.init) == bundle)
+    #expect(try response.rootCert.caCert.map { try Certificate(pemEncoded: $0) } == bundle)
+    // The old root still signs during the overlap; both styles validate against the bundle.
+    let issued = try await response.validatedSVID(identity: Fixtures.identity, privateKey: key, now: Fixtures.now)
+    #expect(issued.certifiedKey.chain[0].issuer == Fixtures.material.certificate.subject)
+    #expect(issued.trustBundle.roots == bundle)
+    var legacy = response
+    legacy.clearRootCert()
+    let legacyIssued = try await legacy.validatedSVID(identity: Fixtures.identity, privateKey: key, now: Fixtures.now)
+    #expect(legacyIssued.trustBundle.roots == bundle)
+    // After the switch the new root signs, and the old one is still in the bundle.
+    ca.install(EmbeddedCA.Roots(signing: next, previous: Fixtures.material.certificate))
+    let switched = try await self.withSigner(ca: ca) { client in
+      try await client.createCertificate(request, metadata: ["authorization": "Bearer good"])
+    }
+    let afterSwitch = try await switched.validatedSVID(
+      identity: Fixtures.identity, privateKey: key, now: Fixtures.now.addingTimeInterval(2))
+    #expect(afterSwitch.certifiedKey.chain[0].issuer == next.certificate.subject)
+    #expect(afterSwitch.trustBundle.roots == bundle)
   }
 
   @Test(arguments: [

@@ -53,7 +53,8 @@ import X509
       table: self.table, authority: self.ca, counters: AgentCounters(), clock: clock, now: { clock.date },
       random: { 1 }, wallClockCheck: nil, logger: Logger(label: "test"))
     self.roots = RootRotationSupervisor(
-      ca: self.ca, table: self.table, streams: self.streams, store: self.store, resuming: nil,
+      ca: self.ca, host: SDSRootRotationHost(table: self.table, streams: self.streams), store: self.store,
+      resuming: nil,
       overlap: .seconds(10),
       makeRoot: { try CAMaterial.generateRoot(trustDomain: "cluster.local", now: $0, commonName: "next") },
       clock: clock, now: { clock.date }, logger: Logger(label: "test"))
@@ -172,5 +173,80 @@ import X509
       await self.cache.waitUntil { served in served.svid.map { self.isSigned($0.leaf, by: next) } ?? false }
       #expect(self.store.events.withLock { $0 } == ["prepared", "switched"])
     }
+  }
+
+  // MARK: - A host that cannot see acknowledgements (`ca serve`)
+
+  /// Like `ca serve`: nothing to push, no streams, leaves of at most `maximumTTL`, and a
+  /// serving certificate to re-issue at the switch.
+  final class CAHost: RootRotationHost {
+    let maximumTTL: Duration = .seconds(30)
+    let reissued = Mutex(0)
+    let (bundles, bundleServed) = AsyncStream.makeStream(of: TrustBundle.self)
+
+    func serveTrustBundle(_ bundle: TrustBundle) throws(CertificateAuthorityError) {
+      self.bundleServed.yield(bundle)
+    }
+
+    func streamsNotAcknowledging(_ root: Certificate) -> [StreamRegistry.Stream] { [] }
+    var trustBundleAcknowledged: WakeSignal? { nil }
+
+    func lastLeafExpiry(now: Date) -> Date { now.addingTimeInterval(self.maximumTTL.seconds) }
+
+    func reissueAll() async -> [(subject: String, error: any Error)] {
+      self.reissued.withLock { $0 += 1 }
+      return []
+    }
+
+    var minimumOverlap: MinimumOverlap? { .renewal(maximumTTL: self.maximumTTL) }
+  }
+
+  func caSupervisor(_ host: CAHost) -> RootRotationSupervisor<ManualClock> {
+    let clock = self.clock
+    return RootRotationSupervisor(
+      ca: self.ca, host: host, store: self.store, resuming: nil, overlap: .seconds(30),
+      makeRoot: { try CAMaterial.generateRoot(trustDomain: "cluster.local", now: $0, commonName: "next") },
+      clock: clock, now: { clock.date }, logger: Logger(label: "test"))
+  }
+
+  @Test func withoutAcknowledgementsToWaitForTheSwitchComesAtSwitchAtAndRetireAfterTheLongestLifetime() async throws {
+    let host = CAHost()
+    let roots = self.caSupervisor(host)
+    try await withThrowingDiscardingTaskGroup { group in
+      group.addTask { await roots.run() }
+      var bundles = host.bundles.makeAsyncIterator()
+      let rotation = try roots.start()
+      let next = try #require(self.ca.roots.next?.certificate)
+      #expect(await bundles.next() == TrustBundle(roots: [self.oldRoot, next]))
+      await self.clock.sleeper(until: .seconds(30))
+      self.clock.advance(by: .seconds(30))
+      await self.clock.sleeper(until: .seconds(60))
+      // Switched at switchAt, not held back to the deadline: nobody to wait for.
+      #expect(roots.current?.switchedAt == rotation.switchAt)
+      #expect(roots.current?.retireAt == rotation.switchAt.addingTimeInterval(30))
+      #expect(self.ca.roots.signing.certificate == next)
+      #expect(host.reissued.withLock { $0 } == 1)
+      self.clock.advance(by: .seconds(30))
+      #expect(await bundles.next() == TrustBundle(roots: [next]))
+      #expect(roots.current == nil)
+      #expect(self.store.events.withLock { $0 } == ["prepared", "switched", "retired"])
+      group.cancelAll()
+    }
+  }
+
+  @Test(arguments: [Duration.seconds(29), .seconds(1)])
+  func anOverlapShorterThanTheHostsMinimumIsRefusedSayingWhy(overlap: Duration) throws {
+    let roots = self.caSupervisor(CAHost())
+    #expect {
+      try roots.start(overlap: overlap)
+    } throws: { error in
+      let error = error as! RootRotationError
+      return error.code == .overlapTooShort && error.message.contains("at least --max-ttl (30s)")
+        && error.message.contains("only when it renews")
+    }
+    #expect(roots.current == nil)
+    #expect(self.ca.roots.next == nil)
+    #expect(self.store.events.withLock { $0 }.isEmpty)
+    #expect(try roots.start(overlap: .seconds(30)).phase == .prepared)
   }
 }
