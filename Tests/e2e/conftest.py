@@ -538,15 +538,20 @@ def wait_envoys_hold(envoys, serial, timeout: float = 30.0, accept=None):
 
 @pytest.fixture
 def start_envoy(processes, tmp_path_factory, free_port):
-    """Factory: start_envoy("backend"|"gateway", sds_socket, **placeholders) -> a LIVE Envoy."""
+    """Factory: start_envoy("backend"|"gateway", sds_socket, api_type="GRPC"|"DELTA_GRPC", **placeholders)
+    -> a LIVE Envoy."""
 
-    def start(example: str, sds_socket: Path, **values) -> Envoy:
+    def start(example: str, sds_socket: Path, api_type: str = "GRPC", **values) -> Envoy:
         admin_port, listen_port = free_port(), free_port()
         values = {"SDS_SOCKET": sds_socket, "ADMIN_PORT": admin_port, "LISTEN_PORT": listen_port,
                   "SPIFFE_ID": SPIFFE_ID, **values}
         d = tmp_path_factory.mktemp(f"envoy-{example}")
         config = d / f"envoy-{example}.yaml"
-        config.write_text(render_example(example, **values))
+        text = render_example(example, **values)
+        if api_type != "GRPC":  # the examples subscribe state-of-the-world; DELTA_GRPC is incremental
+            assert "api_type: GRPC" in text
+            text = text.replace("api_type: GRPC", f"api_type: {api_type}")
+        config.write_text(text)
         argv = [envoy_bin(), "-c", config, "--concurrency", "1", "--disable-hot-restart",
                 "-l", "info"]
         envoy = processes.add(Envoy(f"envoy-{example}", argv, d, admin_port, listen_port))

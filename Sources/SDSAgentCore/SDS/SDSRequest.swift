@@ -103,6 +103,13 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
     )
   }
 
+  static func tooManySubscriptions(_ count: Int, limit: Int) -> Self {
+    Self(
+      code: .tooManyNames,
+      message: "the stream would hold \(count) subscriptions; a stream may hold at most \(limit)"
+    )
+  }
+
   static func nameTooLong(_ name: String) -> Self {
     Self(
       code: .invalidName,

@@ -44,13 +44,18 @@ extension SDSRequest {
       errorDetail: request.hasErrorDetail
         ? ErrorDetail(code: request.errorDetail.code, message: request.errorDetail.message) : nil,
       nodeID: request.hasNode ? request.node.id : nil,
-      disablesSPIFFEValidator: request.node.metadata.fields["disable_spiffe_cert_validation"].map {
-        switch $0.kind {
-        case .boolValue(let value): return value
-        case .stringValue(let value): return value.lowercased() == "true"
-        default: return false
-        }
-      } ?? false
+      disablesSPIFFEValidator: request.node.disablesSPIFFEValidator
     )
+  }
+}
+
+extension Envoy_Config_Core_V3_Node {
+  /// The node's metadata sets `disable_spiffe_cert_validation: true` (SPIRE's key).
+  var disablesSPIFFEValidator: Bool {
+    switch self.metadata.fields["disable_spiffe_cert_validation"]?.kind {
+    case .boolValue(let value): return value
+    case .stringValue(let value): return value.lowercased() == "true"
+    default: return false
+    }
   }
 }

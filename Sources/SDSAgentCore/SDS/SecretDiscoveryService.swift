@@ -9,14 +9,14 @@ import ServiceLifecycle
 /// Transport-agnostic: the same service runs over a Unix socket or in-process; the transport
 /// hands the caller's evidence over in `ServerContext.transportSpecific`.
 public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
-  private let leases: any SecretLeaseProvider
-  private let counters: AgentCounters
-  private let registry: StreamRegistry
-  private let logger: Logger
-  private let now: @Sendable () -> Date
+  let leases: any SecretLeaseProvider
+  let counters: AgentCounters
+  let registry: StreamRegistry
+  let logger: Logger
+  let now: @Sendable () -> Date
   /// Whether trust-domain bundles go to Envoy's SPIFFE certificate validator (unless a node's
   /// metadata turns it off) or as plain `trusted_ca`.
-  private let spiffeValidator: Bool
+  let spiffeValidator: Bool
 
   public init(
     leases: any SecretLeaseProvider,
@@ -34,8 +34,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     self.now = now
   }
 
-  private enum StreamEvent: Sendable {
-    case request(Envoy_Service_Discovery_V3_DiscoveryRequest)
+  enum StreamEvent<Request: Sendable>: Sendable {
+    case request(Request)
     /// A request that does not decode: the stream ends with this error.
     case requestFailed(RPCError)
     case secretsChanged
@@ -44,8 +44,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
 
   /// One stream's state between events. Events are handled by synchronous, non-inlined code so
   /// that the stream's async frame, which lives as long as the stream, stays small.
-  private struct Session {
-    var machine: SDSStreamStateMachine
+  struct Session<Machine: Sendable> {
+    var machine: Machine
     let streamID: UInt64
     var logger: Logger
     let cache: SecretCache
@@ -56,8 +56,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     var nodeID: String?
   }
 
-  private enum Step {
-    case send(Envoy_Service_Discovery_V3_DiscoveryResponse)
+  enum Step<Response: Sendable> {
+    case send(Response)
     case wait
     case end
   }
@@ -69,22 +69,35 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   ) async throws {
     let lease = try await self.lease(context)
     defer { lease.release() }
-    var session = self.open(lease)
-    defer { self.close(session) }
+    var session = self.open(lease, machine: SDSStreamStateMachine(naming: self.naming(lease)), rpc: "StreamSecrets")
+    defer { self.close(session.streamID) }
+    try await self.serve(request, response, cache: lease.cache, logger: session.logger) { event in
+      try self.handle(event, in: &session)
+    }
+  }
 
-    let (events, continuation) = AsyncStream.makeStream(of: StreamEvent.self)
-    let subscription = lease.cache.subscribe { continuation.yield(.secretsChanged) }
+  /// Runs one stream: its requests and the cache's changes become events, `handle` decides
+  /// each one's answer.
+  func serve<Request: Sendable, Response: Sendable>(
+    _ requests: RPCAsyncSequence<Request, any Error>,
+    _ response: RPCWriter<Response>,
+    cache: SecretCache,
+    logger: Logger,
+    handle: (StreamEvent<Request>) throws -> Step<Response>
+  ) async throws {
+    let (events, continuation) = AsyncStream.makeStream(of: StreamEvent<Request>.self)
+    let subscription = cache.subscribe { continuation.yield(.secretsChanged) }
     defer { subscription.cancel() }
     try await withThrowingDiscardingTaskGroup { group in
-      group.addTask { [logger = session.logger] in
+      group.addTask {
         defer { continuation.finish() }
         do {
-          for try await message in request {
+          for try await message in requests {
             continuation.yield(.request(message))
           }
         } catch let error as RPCError where error.code == .invalidArgument {
-          // The deserializer's verdict on a message that is not a DiscoveryRequest; the client is
-          // still there to be told, as FetchSecrets tells it.
+          // The deserializer's verdict on a message that does not decode; the client is still
+          // there to be told, as FetchSecrets tells it.
           continuation.yield(.requestFailed(error))
           return
         } catch {
@@ -98,7 +111,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       // to the next agent and keeps its current secrets meanwhile.
       try await withGracefulShutdownHandler {
         loop: for await event in events {
-          switch try self.handle(event, in: &session) {
+          switch try handle(event) {
           case .send(let message): try await response.write(message)
           case .wait: continue
           case .end: break loop
@@ -110,46 +123,57 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     }
   }
 
-  private func open(_ lease: SecretLease) -> Session {
+  func open<Machine>(_ lease: SecretLease, machine: Machine, rpc: String) -> Session<Machine> {
     self.counters.increment(.streamsOpened)
     let streamID = self.registry.open(at: self.now())
     self.registry.update(streamID) { $0.identity = lease.caller.identity.description }
     var logger = self.logger
-    logger[metadataKey: "rpc"] = "StreamSecrets"
+    logger[metadataKey: "rpc"] = "\(rpc)"
     logger[metadataKey: "stream"] = "\(streamID)"
     logger[metadataKey: "identity"] = "\(lease.caller.identity)"
     return Session(
-      machine: SDSStreamStateMachine(naming: self.naming(lease)), streamID: streamID, logger: logger,
-      cache: lease.cache, caller: lease.caller, noticeExpired: lease.noticeExpired)
+      machine: machine, streamID: streamID, logger: logger, cache: lease.cache, caller: lease.caller,
+      noticeExpired: lease.noticeExpired)
   }
 
-  private func close(_ session: Session) {
-    self.registry.close(session.streamID)
+  func close(_ streamID: UInt64) {
+    self.registry.close(streamID)
     self.counters.increment(.streamsClosed)
   }
 
+  /// Records the node a stream's first request names.
+  func noteNode<Machine>(_ node: String?, in session: inout Session<Machine>) {
+    guard session.nodeID == nil, let node, !node.isEmpty else { return }
+    let nodeID = BoundedText(node).description
+    session.nodeID = nodeID
+    session.logger[metadataKey: "node"] = "\(nodeID)"
+    self.registry.update(session.streamID) { $0.nodeID = nodeID }
+  }
+
+  /// Counts, logs and ends the stream on a request that does not decode.
+  func refuseUndecodable<Machine>(_ error: RPCError, in session: Session<Machine>) -> RPCError {
+    self.counters.increment(.rejectedRequests)
+    session.logger.warning(
+      "refused an SDS request that does not decode",
+      metadata: ["status": "\(error.code)", "reason": "\(BoundedText(error.message))", "caller": "\(session.caller)"])
+    return error
+  }
+
   @inline(never)
-  private func handle(_ event: StreamEvent, in session: inout Session) throws -> Step {
+  private func handle(
+    _ event: StreamEvent<Envoy_Service_Discovery_V3_DiscoveryRequest>, in session: inout Session<SDSStreamStateMachine>
+  ) throws -> Step<Envoy_Service_Discovery_V3_DiscoveryResponse> {
     let served = self.servable(session.cache, noticing: session.noticeExpired)
     let plan: SDSResponsePlan?
     switch event {
     case .requestsEnded:
       return .end
     case .requestFailed(let error):
-      self.counters.increment(.rejectedRequests)
-      session.logger.warning(
-        "refused an SDS request that does not decode",
-        metadata: ["status": "\(error.code)", "reason": "\(BoundedText(error.message))", "caller": "\(session.caller)"])
-      throw error
+      throw self.refuseUndecodable(error, in: session)
     case .secretsChanged:
       plan = session.machine.secretsChanged(served)
     case .request(let message):
-      if session.nodeID == nil, message.hasNode, !message.node.id.isEmpty {
-        let nodeID = BoundedText(message.node.id).description
-        session.nodeID = nodeID
-        session.logger[metadataKey: "node"] = "\(nodeID)"
-        self.registry.update(session.streamID) { $0.nodeID = nodeID }
-      }
+      self.noteNode(message.hasNode ? message.node.id : nil, in: &session)
       plan = try self.receive(message, in: &session, served: served)
     }
     guard let plan else { return .wait }
@@ -192,37 +216,26 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     return try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
   }
 
-  public func deltaSecrets(
-    request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, any Error>,
-    response: RPCWriter<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse>,
-    context: ServerContext
-  ) async throws {
-    throw RPCError(
-      code: .unimplemented,
-      message: "DeltaSecrets is not supported; configure Envoy's sds_config with api_type GRPC (state of the world)"
-    )
-  }
-
   /// What `cache` may serve now: never a certificate past its `notAfter` by the wall clock. One
   /// that is found expired (the wall clock jumped) is renewed at once.
-  private func servable(_ cache: SecretCache, noticing expired: () -> Void) -> ServedSecrets {
+  func servable(_ cache: SecretCache, noticing expired: () -> Void) -> ServedSecrets {
     let current = cache.current
     let servable = current.servable(at: self.now())
     if current.svid != nil, servable.svid == nil { expired() }
     return servable
   }
 
-  private func naming(_ lease: SecretLease) -> SecretNaming {
+  func naming(_ lease: SecretLease) -> SecretNaming {
     SecretNaming(identity: lease.caller.identity, spiffeValidator: self.spiffeValidator)
   }
 
-  private func lease(_ context: ServerContext) async throws -> SecretLease {
+  func lease(_ context: ServerContext) async throws -> SecretLease {
     try await self.leases.lease(for: context.transportSpecific as? CallerEvidence)
   }
 
   private func receive(
     _ message: Envoy_Service_Discovery_V3_DiscoveryRequest,
-    in session: inout Session,
+    in session: inout Session<SDSStreamStateMachine>,
     served: ServedSecrets
   ) throws -> SDSResponsePlan? {
     let outcome: SDSStreamStateMachine.Outcome
@@ -241,18 +254,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       self.counters.increment(.acks)
       logger.debug("SDS response acknowledged", metadata: ["version": "\(version)"])
     case .nack(let version, let nonce, let message):
-      let kept = BoundedText(message, limit: NackReason.keptLength).description
-      self.registry.update(streamID) {
-        $0.lastNackedNonce = String(nonce.prefix(NackReason.keptLength))
-        $0.lastNackMessage = kept
-      }
-      self.counters.increment(.nacks, labels: [("reason", NackReason(envoyMessage: message).rawValue)])
-      logger.warning(
-        "Envoy rejected an SDS response",
-        metadata: [
-          "nonce": "\(BoundedText(nonce))", "kept_version": "\(BoundedText(version))", "envoy_error": "\(kept)",
-        ]
-      )
+      self.recordNack(nonce: nonce, message: message, keptVersion: version, streamID: streamID, logger: logger)
     case .stale(let nonce):
       self.counters.increment(.staleRequests)
       logger.debug("ignoring a request with a stale nonce", metadata: ["nonce": "\(BoundedText(nonce))"])
@@ -267,9 +269,23 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     return outcome.response
   }
 
+  /// Records, counts and logs a rejected response; Envoy's message only bounded, and counted by a
+  /// fixed set of reasons.
+  func recordNack(nonce: String, message: String, keptVersion: String?, streamID: UInt64, logger: Logger) {
+    let kept = BoundedText(message, limit: NackReason.keptLength).description
+    self.registry.update(streamID) {
+      $0.lastNackedNonce = String(nonce.prefix(NackReason.keptLength))
+      $0.lastNackMessage = kept
+    }
+    self.counters.increment(.nacks, labels: [("reason", NackReason(envoyMessage: message).rawValue)])
+    var metadata: Logger.Metadata = ["nonce": "\(BoundedText(nonce))", "envoy_error": "\(kept)"]
+    if let keptVersion { metadata["kept_version"] = "\(BoundedText(keptVersion))" }
+    logger.warning("Envoy rejected an SDS response", metadata: metadata)
+  }
+
   /// Counts and logs a request the agent will not answer; a request for another workload's
   /// secrets is also a refused caller.
-  private func reject(_ error: SDSRequestError, caller: Caller, logger: Logger) -> SDSRequestError {
+  func reject(_ error: SDSRequestError, caller: Caller, logger: Logger) -> SDSRequestError {
     self.counters.increment(.rejectedRequests)
     if error.code == .forbiddenName {
       self.counters.increment(.callersRefused, labels: [("reason", CallerRefusal.Code.permissionDenied.rawValue)])

@@ -1,0 +1,106 @@
+/// The state of one incremental `DeltaSecrets` stream, following Envoy's delta xDS protocol
+/// (`api/xds_protocol.rst`, "Incremental xDS"): the names subscribed, the version the client
+/// holds of each, ACK/NACK by nonce. A response carries only what changed for the client.
+///
+/// Plain value; every transition returns what the stream must do. No I/O, no clock.
+public struct DeltaStreamStateMachine: Sendable {
+  public enum Feedback: Sendable, Equatable {
+    /// The first request of the stream.
+    case initial
+    /// The client accepted the response with this nonce.
+    case ack(nonce: String)
+    /// The client rejected the response with this nonce.
+    case nack(nonce: String, message: String)
+    /// The request names a nonce this stream never sent, or one already answered: ignored.
+    case stale(nonce: String)
+  }
+
+  public struct Outcome: Sendable, Equatable {
+    public var feedback: Feedback?
+    public var response: DeltaResponsePlan?
+  }
+
+  /// The most names one stream may hold subscribed.
+  public static let maximumSubscriptions = 1024
+  static let maximumPendingNonces = 16
+
+  public private(set) var naming: SecretNaming
+  /// Subscribed resources in the order of first subscription.
+  public private(set) var subscribed: [RequestedSecret] = []
+  /// The version of each resource the client holds, as it told or as it was sent.
+  private var clientVersions: [String: String] = [:]
+  /// Nonces sent and not yet acknowledged or rejected, oldest first; a client that never answers
+  /// keeps only the newest `maximumPendingNonces`.
+  private var pendingNonces: [String] = []
+  private var started = false
+  private var nextNonce: UInt64 = 1
+
+  public init(naming: SecretNaming) {
+    self.naming = naming
+  }
+
+  public mutating func receive(
+    _ request: DeltaRequest, served: ServedSecrets
+  ) throws(SDSRequestError) -> Outcome {
+    guard request.typeURL.isEmpty || request.typeURL == SecretResource.typeURL else {
+      throw .unsupportedType(request.typeURL)
+    }
+    let feedback: Feedback?
+    if !self.started {
+      self.started = true
+      if request.disablesSPIFFEValidator { self.naming.spiffeValidator = false }
+      guard request.initialVersions.count <= Self.maximumSubscriptions else {
+        throw .tooManyNames(request.initialVersions.count)
+      }
+      for (name, version) in request.initialVersions {
+        self.clientVersions[name] = String(version.prefix(SDSRequest.maximumNameLength))
+      }
+      feedback = .initial
+    } else if request.responseNonce.isEmpty {
+      feedback = nil
+    } else if let index = self.pendingNonces.firstIndex(of: request.responseNonce) {
+      self.pendingNonces.remove(at: index)
+      feedback =
+        request.errorDetail.map { .nack(nonce: request.responseNonce, message: $0.message) }
+        ?? .ack(nonce: request.responseNonce)
+    } else {
+      feedback = .stale(nonce: request.responseNonce)
+    }
+
+    let domains = served.trust?.domains ?? [TrustDomainName(of: self.naming.identity)]
+    let added = request.subscribe.isEmpty ? [] : try self.naming.resolve(request.subscribe, trustDomains: domains)
+    for name in request.unsubscribe.prefix(Self.maximumSubscriptions) {
+      self.subscribed.removeAll { $0.name == name }
+      self.clientVersions[name] = nil
+    }
+    for secret in added where !self.subscribed.contains(secret) {
+      self.subscribed.append(secret)
+    }
+    guard self.subscribed.count <= Self.maximumSubscriptions else {
+      throw .tooManySubscriptions(self.subscribed.count, limit: Self.maximumSubscriptions)
+    }
+    return Outcome(feedback: feedback, response: self.plan(served: served))
+  }
+
+  /// The served secrets changed; returns the response to push, if the client lacks a version.
+  public mutating func secretsChanged(_ served: ServedSecrets) -> DeltaResponsePlan? {
+    guard self.started else { return nil }
+    return self.plan(served: served)
+  }
+
+  private mutating func plan(served: ServedSecrets) -> DeltaResponsePlan? {
+    var items: [DeltaResponsePlan.Item] = []
+    for secret in self.subscribed where served.isAvailable(secret.resource) {
+      let version = String(served.revision(of: secret.resource))
+      guard self.clientVersions[secret.name] != version else { continue }
+      self.clientVersions[secret.name] = version
+      items.append(DeltaResponsePlan.Item(secret: secret, version: version))
+    }
+    guard !items.isEmpty else { return nil }
+    let nonce = String(self.nextNonce)
+    self.nextNonce += 1
+    self.pendingNonces.append(nonce)
+    if self.pendingNonces.count > Self.maximumPendingNonces { self.pendingNonces.removeFirst() }
+    return DeltaResponsePlan(resources: items, removed: [], nonce: nonce)
+  }
+}

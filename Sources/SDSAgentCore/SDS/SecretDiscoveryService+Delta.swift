@@ -1,0 +1,126 @@
+import EnvoySDSProtos
+import Foundation
+import GRPCCore
+import Logging
+import SwiftProtobuf
+
+/// `DeltaSecrets`: the incremental protocol, serving every name `StreamSecrets` serves.
+extension SecretDiscoveryService {
+  public func deltaSecrets(
+    request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, any Error>,
+    response: RPCWriter<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse>,
+    context: ServerContext
+  ) async throws {
+    let lease = try await self.lease(context)
+    defer { lease.release() }
+    var session = self.open(lease, machine: DeltaStreamStateMachine(naming: self.naming(lease)), rpc: "DeltaSecrets")
+    defer { self.close(session.streamID) }
+    try await self.serve(request, response, cache: lease.cache, logger: session.logger) { event in
+      try self.handle(event, in: &session)
+    }
+  }
+
+  @inline(never)
+  private func handle(
+    _ event: StreamEvent<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest>,
+    in session: inout Session<DeltaStreamStateMachine>
+  ) throws -> Step<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse> {
+    let served = self.servable(session.cache, noticing: session.noticeExpired)
+    let plan: DeltaResponsePlan?
+    switch event {
+    case .requestsEnded:
+      return .end
+    case .requestFailed(let error):
+      throw self.refuseUndecodable(error, in: session)
+    case .secretsChanged:
+      plan = session.machine.secretsChanged(served)
+    case .request(let message):
+      self.noteNode(message.hasNode ? message.node.id : nil, in: &session)
+      plan = try self.receive(DeltaRequest(message), in: &session, served: served)
+    }
+    guard let plan else { return .wait }
+    let response = try Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(plan, from: served)
+    let ownDomain = TrustDomainName(of: session.caller.identity)
+    let sentBundle =
+      plan.resources.contains { $0.secret.resource.carriesBundle(of: ownDomain) } ? served.trustBundle : nil
+    let names = session.machine.subscribed.map(\.name)
+    self.registry.update(session.streamID) {
+      $0.resources = names
+      $0.lastSentVersion = plan.resources.map { "\($0.secret.name)=\($0.version)" }.joined(separator: ",")
+      // A delta response carries only what changed: a stream keeps holding the bundle it was sent.
+      if let sentBundle { $0.sentTrustBundle = sentBundle }
+    }
+    self.counters.increment(.responsesSent)
+    session.logger.debug(
+      "sending SDS delta response",
+      metadata: [
+        "resources": "\(plan.resources.map { "\($0.secret.name)@\($0.version)" })", "removed": "\(plan.removed)",
+        "nonce": "\(plan.nonce)",
+      ])
+    return .send(response)
+  }
+
+  private func receive(
+    _ request: DeltaRequest, in session: inout Session<DeltaStreamStateMachine>, served: ServedSecrets
+  ) throws -> DeltaResponsePlan? {
+    let outcome: DeltaStreamStateMachine.Outcome
+    do {
+      outcome = try session.machine.receive(request, served: served)
+    } catch {
+      throw self.reject(error, caller: session.caller, logger: session.logger)
+    }
+    let (logger, streamID) = (session.logger, session.streamID)
+    let names = session.machine.subscribed.map(\.name)
+    self.registry.update(streamID) { $0.resources = names }
+    switch outcome.feedback {
+    case .ack(let nonce):
+      self.registry.acknowledged(streamID, version: "nonce \(BoundedText(nonce, limit: NackReason.keptLength))")
+      self.counters.increment(.acks)
+      logger.debug("SDS delta response acknowledged", metadata: ["nonce": "\(BoundedText(nonce))"])
+    case .nack(let nonce, let message):
+      self.recordNack(nonce: nonce, message: message, keptVersion: nil, streamID: streamID, logger: logger)
+    case .stale(let nonce):
+      self.counters.increment(.staleRequests)
+      logger.debug("ignoring a request with an unknown nonce", metadata: ["nonce": "\(BoundedText(nonce))"])
+    case .initial:
+      logger.debug("SDS delta stream subscribed", metadata: ["resources": "\(names)"])
+    case nil:
+      break
+    }
+    return outcome.response
+  }
+}
+
+extension Envoy_Service_Discovery_V3_DeltaDiscoveryResponse {
+  /// The response `plan` describes, with the secrets from `served`.
+  init(_ plan: DeltaResponsePlan, from served: ServedSecrets) throws {
+    self.init()
+    self.typeURL = SecretResource.typeURL
+    self.nonce = plan.nonce
+    self.removedResources = plan.removed
+    self.resources = try plan.resources.compactMap { item -> Envoy_Service_Discovery_V3_Resource? in
+      guard let secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret(item.secret, from: served) else { return nil }
+      var resource = Envoy_Service_Discovery_V3_Resource()
+      resource.name = item.secret.name
+      resource.version = item.version
+      resource.resource = try Google_Protobuf_Any(message: secret)
+      return resource
+    }
+  }
+}
+
+extension DeltaRequest {
+  public init(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) {
+    self.init(
+      typeURL: request.typeURL,
+      subscribe: request.resourceNamesSubscribe,
+      unsubscribe: request.resourceNamesUnsubscribe,
+      initialVersions: request.initialResourceVersions,
+      responseNonce: request.responseNonce,
+      errorDetail: request.hasErrorDetail
+        ? SDSRequest.ErrorDetail(code: request.errorDetail.code, message: request.errorDetail.message) : nil,
+      nodeID: request.hasNode ? request.node.id : nil,
+      disablesSPIFFEValidator: request.node.disablesSPIFFEValidator
+    )
+  }
+}
