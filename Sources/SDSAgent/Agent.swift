@@ -94,6 +94,12 @@ public struct Agent: Sendable {
       if case .embedded(let ca, _, nil) = authority {
         OperatorCAReplacement(ca: ca, table: identities, clock: ContinuousClock(), now: { Date() }, logger: logger)
       } else { nil }
+    let onDemand: OnDemandCertificates<ContinuousClock>? =
+      if let settings = configuration.onDemand, case .embedded(let ca, _, _) = authority {
+        OnDemandCertificates(
+          settings: settings, ca: ca, table: identities, counters: counters, clock: ContinuousClock(),
+          now: { Date() }, logger: logger)
+      } else { nil }
     let federation = try FederatedBundleWatcher(
       sources: configuration.federatedBundles, table: identities, counters: counters, logger: logger)
     let supervisor = IdentitySupervisor(
@@ -135,7 +141,7 @@ public struct Agent: Sendable {
       peerCredentials: configuration.nodeAgent.identification.usesPeer)
     let sdsService = SecretDiscoveryService(
       leases: admission, counters: counters, registry: streams, logger: logger,
-      spiffeValidator: configuration.spiffeValidator)
+      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand)
     let server = GRPCServer(
       transport: HTTP2ServerTransport.Posix(
         listeningSocketDescriptor: Int(descriptor),
@@ -161,6 +167,9 @@ public struct Agent: Sendable {
     if let operatorCA {
       services.append(.essential(operatorCA))
     }
+    if let onDemand {
+      services.append(.essential(onDemand))
+    }
     services += [
       .essential(
         GRPCServerService(
@@ -177,13 +186,14 @@ public struct Agent: Sendable {
     ]
     let adminListening = Milestone()
     if let admin = configuration.admin {
-      let routes = AdminRoutes(
+      var routes = AdminRoutes(
         identities: identities, counters: counters, streams: streams, metrics: metrics,
         trust: TrustRoutes(
           rotation: rootRotation, identities: identities, federation: federation,
           notRotatable: authority.notRotatable),
         certificateAuthority: configuration.istioCA.map { "the Istio-compatible CA at \($0.host):\($0.port)" }
           ?? "the local CA")
+      routes.onDemand = onDemand
       services.append(
         .auxiliary(AdminServer(address: admin, routes: routes, listening: adminListening, logger: logger)))
     }

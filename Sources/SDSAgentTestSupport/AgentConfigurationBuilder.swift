@@ -17,6 +17,7 @@ public struct AgentConfigurationBuilder: Sendable {
   public var rootOverlap: Duration = .seconds(3600)
   public var federatedBundles: [FederatedBundleSource] = []
   public var spiffeValidator = true
+  public var onDemand: OnDemandSettings?
   public var caSource: AgentConfiguration.CASource = .generated
   public var istioCA: IstioCAConfiguration?
   public var logLevel: Logger.Level = .warning
@@ -46,6 +47,7 @@ public struct AgentConfigurationBuilder: Sendable {
     self.rootOverlap = configuration.rootOverlap
     self.federatedBundles = configuration.federatedBundles
     self.spiffeValidator = configuration.spiffeValidator
+    self.onDemand = configuration.onDemand
     self.caSource = configuration.caSource
     self.istioCA = configuration.istioCA
     self.logLevel = configuration.logLevel
@@ -70,6 +72,7 @@ public struct AgentConfigurationBuilder: Sendable {
       rootOverlap: self.rootOverlap,
       federatedBundles: self.federatedBundles,
       spiffeValidator: self.spiffeValidator,
+      onDemand: self.onDemand,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

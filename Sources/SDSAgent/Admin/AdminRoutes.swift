@@ -11,6 +11,8 @@ struct AdminRoutes: AdminResponder {
   let streams: StreamRegistry
   let metrics: PrometheusMetrics
   let trust: TrustRoutes
+  /// On-demand server certificates, if configured.
+  var onDemand: OnDemandCertificates<ContinuousClock>? = nil
   /// Where certificates come from, for `/status`.
   let certificateAuthority: String
 
@@ -87,9 +89,18 @@ struct AdminRoutes: AdminResponder {
   private func describeSecrets() -> [[String: Any]] {
     let rows = self.identities.snapshot()
     let pinnedBundle = rows.first?.served.trustBundle
+    let onDemand = (self.onDemand?.entries ?? [:]).sorted { $0.key.name < $1.key.name }.map { name, entry in
+      [
+        "name": name.name, "kind": "on_demand", "holders": entry.holders,
+        "serial": entry.certificate?.serial ?? NSNull(),
+        "not_after": entry.certificate?.notAfter.formatted(.iso8601) ?? NSNull(),
+        "idle_since": entry.idleSince?.formatted(.iso8601) ?? NSNull(),
+        "last_error": entry.lastError ?? NSNull(),
+      ] as [String: Any]
+    }
     return rows.flatMap { row in
       self.describe(row, withBundle: row.isPinned || row.served.trustBundle != pinnedBundle)
-    }
+    } + onDemand
   }
 
   /// An identity's certificate (or its phase, without one) and, if asked, its trust bundle.

@@ -115,5 +115,7 @@ public final class PrometheusMetrics: IssuanceRecorder {
   }
 
   /// Counters that only exist with labels.
-  static let labelled: Set<AgentCounters.Name> = [.nacks, .issuanceFailures, .callersRefused, .trustBundleErrors]
+  static let labelled: Set<AgentCounters.Name> = [
+    .nacks, .issuanceFailures, .callersRefused, .trustBundleErrors, .onDemandRefused,
+  ]
 }

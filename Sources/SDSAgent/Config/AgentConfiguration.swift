@@ -28,6 +28,8 @@ public struct AgentConfiguration: Sendable {
   public let federatedBundles: [FederatedBundleSource]
   /// Whether trust-domain bundles go to Envoy's SPIFFE certificate validator.
   public let spiffeValidator: Bool
+  /// TLS server certificates minted on demand per SNI, if any names are allowed.
+  public let onDemand: OnDemandSettings?
   public let caSource: CASource
   /// Fetch mode: certificates come from this Istio-compatible CA instead of the local CA.
   public let istioCA: IstioCAConfiguration?
@@ -84,6 +86,7 @@ public struct AgentConfiguration: Sendable {
     rootOverlap: Duration = .seconds(3600),
     federatedBundles: [FederatedBundleSource] = [],
     spiffeValidator: Bool = true,
+    onDemand: OnDemandSettings? = nil,
     caSource: CASource = .generated,
     istioCA: IstioCAConfiguration? = nil,
     logLevel: Logger.Level = .info,
@@ -124,6 +127,11 @@ public struct AgentConfiguration: Sendable {
           key: "trust-bundle", value: source.description, allowed: "one file per trust domain; it is named twice")
       }
     }
+    if onDemand != nil, istioCA != nil {
+      throw ConfigurationError(
+        key: "on-demand-names", value: onDemand!.patterns.map(\.description).joined(separator: ","),
+        allowed: "on-demand certificates with the embedded CA (ca: local); an Istio CA signs only SPIFFE identities")
+    }
     try nodeAgent.validate(remoteCA: istioCA != nil)
     if let foreign = nodeAgent.rules.first(where: { $0.identity.trustDomain != trustDomain }) {
       throw ConfigurationError(
@@ -141,6 +149,7 @@ public struct AgentConfiguration: Sendable {
     self.rootOverlap = rootOverlap
     self.federatedBundles = federatedBundles
     self.spiffeValidator = spiffeValidator
+    self.onDemand = onDemand
     self.caSource = caSource
     self.istioCA = istioCA
     self.logLevel = logLevel
@@ -162,6 +171,7 @@ public struct AgentConfiguration: Sendable {
       rootOverlap: self.rootOverlap,
       federatedBundles: self.federatedBundles,
       spiffeValidator: self.spiffeValidator,
+      onDemand: self.onDemand,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

@@ -95,6 +95,7 @@ public struct ConfigurationLoader: Sendable {
       rootOverlap: try settings.require(s.rootOverlap),
       federatedBundles: try settings.readAll(s.trustBundle),
       spiffeValidator: try settings.require(s.spiffeValidator),
+      onDemand: try Self.onDemand(settings),
       caSource: caSource,
       istioCA: istioCA,
       logLevel: try settings.require(s.logLevel),
@@ -111,6 +112,17 @@ public struct ConfigurationLoader: Sendable {
         )
       )
     )
+  }
+
+  /// On-demand certificates, when names are allowed.
+  static func onDemand(_ settings: SettingsSource) throws(ConfigurationError) -> OnDemandSettings? {
+    let s = AgentSettings.self
+    let patterns = try settings.readAll(s.onDemandNames)
+    guard !patterns.isEmpty else { return nil }
+    return OnDemandSettings(
+      patterns: patterns, ttl: try settings.require(s.onDemandTTL), keyType: try settings.require(s.onDemandKeyType),
+      maximumNames: try settings.require(s.onDemandMaxNames), rate: try settings.require(s.onDemandRate),
+      idleTimeout: try settings.require(s.workloadIdleTimeout))
   }
 
   /// The signing CA: generated, or the operator's files (`ca-cert` and `ca-key` together).

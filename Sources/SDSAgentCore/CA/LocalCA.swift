@@ -42,6 +42,30 @@ public struct LocalCA: CertificateAuthority {
     ttl: Duration,
     now: Date
   ) throws(CertificateAuthorityError) -> [Certificate] {
+    try self.signLeaf(
+      publicKey: publicKey, name: .uniformResourceIdentifier(identity.description), usages: [.serverAuth, .clientAuth],
+      ttl: ttl, now: now, what: "\(identity)")
+  }
+
+  /// Signs a TLS server certificate for `publicKey` with `name` as its DNS SAN.
+  public func signServer(
+    publicKey: Certificate.PublicKey,
+    name: DNSName,
+    ttl: Duration,
+    now: Date
+  ) throws(CertificateAuthorityError) -> [Certificate] {
+    try self.signLeaf(
+      publicKey: publicKey, name: .dnsName(name.name), usages: [.serverAuth], ttl: ttl, now: now, what: name.name)
+  }
+
+  private func signLeaf(
+    publicKey: Certificate.PublicKey,
+    name: GeneralName,
+    usages: [ExtendedKeyUsage.Usage],
+    ttl: Duration,
+    now: Date,
+    what: String
+  ) throws(CertificateAuthorityError) -> [Certificate] {
     let caNotAfter = self.material.certificate.notValidAfter
     guard now < caNotAfter else {
       throw CertificateAuthorityError(
@@ -62,17 +86,17 @@ public struct LocalCA: CertificateAuthority {
         extensions: try Certificate.Extensions {
           Critical(BasicConstraints.notCertificateAuthority)
           Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
-          try ExtendedKeyUsage([.serverAuth, .clientAuth])
+          try ExtendedKeyUsage(usages)
           AuthorityKeyIdentifier(
             keyIdentifier: try? self.material.certificate.extensions.subjectKeyIdentifier?.keyIdentifier
           )
-          Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity.description)]))
+          Critical(SubjectAlternativeNames([name]))
         },
         issuerPrivateKey: self.material.privateKey
       )
       return [leaf] + self.material.chainAfterLeaf
     } catch {
-      throw CertificateAuthorityError(.signingFailed, "signing the certificate for \(identity) failed", cause: error)
+      throw CertificateAuthorityError(.signingFailed, "signing the certificate for \(what) failed", cause: error)
     }
   }
 }

@@ -56,6 +56,13 @@ public final class SecretCache: Sendable {
     }
   }
 
+  /// Serves these on-demand server certificates from now on; pushed where one changed.
+  public func updateOnDemand(_ certificates: [DNSName: ServerCertificate]) {
+    self.mutate { served, revision in
+      if served.setOnDemand(certificates, revision: revision) { served.onDemandRevision = revision }
+    }
+  }
+
   /// Stops serving the SVID, because it is expired and could not be renewed.
   public func withdrawSVID() {
     self.mutate { served, revision in
@@ -105,7 +112,7 @@ public final class SecretCache: Sendable {
   }
 
   private static func revisions(_ served: ServedSecrets) -> [UInt64] {
-    [served.svidRevision, served.trustBundleRevision, served.federationRevision]
+    [served.svidRevision, served.trustBundleRevision, served.federationRevision, served.onDemandRevision]
   }
 
   private func mutate(_ body: (inout ServedSecrets, UInt64) -> Void) {

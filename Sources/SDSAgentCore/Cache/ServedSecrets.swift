@@ -18,6 +18,10 @@ public struct ServedSecrets: Sendable {
   /// Changes with the federated bundles.
   public internal(set) var federationRevision: UInt64
   private(set) var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate?
+  /// Changes with any on-demand certificate.
+  public internal(set) var onDemandRevision: UInt64 = 0
+  /// Server certificates minted on demand, by name, each with the revision it was served at.
+  public private(set) var onDemand: [DNSName: (certificate: ServerCertificate, revision: UInt64)] = [:]
 
   public static let empty = ServedSecrets(svidRevision: 0, trustBundleRevision: 0, federationRevision: 0)
 
@@ -60,6 +64,23 @@ public struct ServedSecrets: Sendable {
     }
   }
 
+  /// Serves `certificates` from now on; a name whose certificate changed gets `revision`.
+  mutating func setOnDemand(_ certificates: [DNSName: ServerCertificate], revision: UInt64) -> Bool {
+    var changed = false
+    var next: [DNSName: (certificate: ServerCertificate, revision: UInt64)] = [:]
+    for (name, certificate) in certificates {
+      if let current = self.onDemand[name], current.certificate.serial == certificate.serial {
+        next[name] = current
+      } else {
+        next[name] = (certificate, revision)
+        changed = true
+      }
+    }
+    changed = changed || next.count != self.onDemand.count
+    self.onDemand = next
+    return changed
+  }
+
   mutating func clearSVID() {
     self.svid = nil
     self.tlsCertificate = nil
@@ -80,12 +101,16 @@ public struct ServedSecrets: Sendable {
     case .allTrustDomains: return max(self.trustBundleRevision, self.federationRevision)
     case .trustDomain(let domain, _):
       return domain == self.trust?.ownDomain ? self.trustBundleRevision : self.federationRevision
+    case .onDemand(let name): return self.onDemand[name]?.revision ?? 0
+    case .refused: return 0
     }
   }
 
   public func isAvailable(_ resource: SecretResource) -> Bool {
     switch resource {
     case .tlsCertificate: return self.svid != nil
+    case .onDemand(let name): return self.onDemand[name] != nil
+    case .refused: return true
     default: return self.trust?.context(for: resource) != nil
     }
   }

@@ -8,6 +8,8 @@ struct TrustInstallation: Sendable {
   var federated: [TrustDomainName: TrustBundle] = [:]
   /// Federated domains removed while the agent runs.
   var removed: Set<TrustDomainName> = []
+  /// Server certificates minted on demand, served to every identity's streams that ask by name.
+  var onDemand: [DNSName: ServerCertificate] = [:]
 }
 
 extension IdentityTable {
@@ -74,6 +76,17 @@ extension IdentityTable {
           ownDomain: self.ownTrustDomain, own: own, federated: installation.federated, removed: installation.removed)
       }
       try cache.update(with: issued.certifiedKey, trust: trust)
+      if !installation.onDemand.isEmpty { cache.updateOnDemand(installation.onDemand) }
+    }
+  }
+
+  /// Serves these on-demand server certificates to every identity from now on.
+  public func installOnDemand(_ certificates: [DNSName: ServerCertificate]) {
+    self.trust.withLock { installation in
+      installation.onDemand = certificates
+      for identity in self.identities {
+        self.cache(for: identity)?.updateOnDemand(certificates)
+      }
     }
   }
 

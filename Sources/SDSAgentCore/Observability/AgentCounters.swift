@@ -18,6 +18,10 @@ public final class AgentCounters: Sendable {
     case callersRefused = "callers_refused"
     /// A trust bundle file that could not be used; labels `trust_domain` (configured) and `reason`.
     case trustBundleErrors = "trust_bundle_errors"
+    /// On-demand certificates minted.
+    case onDemandIssued = "on_demand_certificates_issued"
+    /// On-demand names refused; label `reason` (`OnDemandRefusal`).
+    case onDemandRefused = "on_demand_refused"
   }
 
   /// One counted series: a name and its labels, in a stable order.

@@ -11,6 +11,8 @@ public struct DeltaRequest: Sendable, Equatable {
   public var nodeID: String?
   /// See `SDSRequest.disablesSPIFFEValidator`.
   public var disablesSPIFFEValidator: Bool
+  /// On-demand names the agent refused to mint (see `SDSRequest.refused`).
+  public var refused: Set<String> = []
 
   public init(
     typeURL: String = SecretResource.typeURL,

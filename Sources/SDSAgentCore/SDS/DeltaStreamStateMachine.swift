@@ -23,6 +23,8 @@ public struct DeltaStreamStateMachine: Sendable {
   /// The most names one stream may hold subscribed.
   public static let maximumSubscriptions = 1024
   static let maximumPendingNonces = 16
+  /// What the client holds of a name it was told is removed.
+  private static let removedVersion = "removed"
 
   public private(set) var naming: SecretNaming
   /// Subscribed resources in the order of first subscription.
@@ -68,7 +70,9 @@ public struct DeltaStreamStateMachine: Sendable {
     }
 
     let domains = served.trust?.domains ?? [TrustDomainName(of: self.naming.identity)]
-    let added = request.subscribe.isEmpty ? [] : try self.naming.resolve(request.subscribe, trustDomains: domains)
+    let added =
+      request.subscribe.isEmpty
+      ? [] : try self.naming.resolve(request.subscribe, trustDomains: domains, refused: request.refused)
     for name in request.unsubscribe.prefix(Self.maximumSubscriptions) {
       self.subscribed.removeAll { $0.name == name }
       self.clientVersions[name] = nil
@@ -90,17 +94,24 @@ public struct DeltaStreamStateMachine: Sendable {
 
   private mutating func plan(served: ServedSecrets) -> DeltaResponsePlan? {
     var items: [DeltaResponsePlan.Item] = []
+    var removed: [String] = []
     for secret in self.subscribed where served.isAvailable(secret.resource) {
+      if case .refused = secret.resource {
+        guard self.clientVersions[secret.name] != Self.removedVersion else { continue }
+        self.clientVersions[secret.name] = Self.removedVersion
+        removed.append(secret.name)
+        continue
+      }
       let version = String(served.revision(of: secret.resource))
       guard self.clientVersions[secret.name] != version else { continue }
       self.clientVersions[secret.name] = version
       items.append(DeltaResponsePlan.Item(secret: secret, version: version))
     }
-    guard !items.isEmpty else { return nil }
+    guard !items.isEmpty || !removed.isEmpty else { return nil }
     let nonce = String(self.nextNonce)
     self.nextNonce += 1
     self.pendingNonces.append(nonce)
     if self.pendingNonces.count > Self.maximumPendingNonces { self.pendingNonces.removeFirst() }
-    return DeltaResponsePlan(resources: items, removed: [], nonce: nonce)
+    return DeltaResponsePlan(resources: items, removed: removed, nonce: nonce)
   }
 }

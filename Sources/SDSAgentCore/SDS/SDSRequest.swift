@@ -22,6 +22,9 @@ public struct SDSRequest: Sendable, Equatable {
   /// The node's metadata sets `disable_spiffe_cert_validation: true` (SPIRE's key): bundles are
   /// served as plain `trusted_ca`.
   public var disablesSPIFFEValidator: Bool
+  /// On-demand names the agent refused to mint: not the request's, the admission's decision,
+  /// recorded here so that the stream's state stays a pure function of what it was given.
+  public var refused: Set<String> = []
 
   public init(
     versionInfo: String = "",

@@ -45,7 +45,8 @@ public struct SDSStreamStateMachine: Sendable {
       self.naming.spiffeValidator = false
     }
     let requested = try self.naming.resolve(
-      request.resourceNames, trustDomains: served.trust?.domains ?? [TrustDomainName(of: self.naming.identity)])
+      request.resourceNames, trustDomains: served.trust?.domains ?? [TrustDomainName(of: self.naming.identity)],
+      refused: request.refused)
 
     let feedback: Feedback
     if let lastNonce = self.lastNonce {

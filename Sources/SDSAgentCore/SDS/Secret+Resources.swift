@@ -11,6 +11,11 @@ extension Envoy_Extensions_TransportSockets_Tls_V3_Secret {
     case .tlsCertificate:
       guard let certificate = served.tlsCertificate else { return nil }
       self.tlsCertificate = certificate
+    case .onDemand(let name):
+      guard let entry = served.onDemand[name] else { return nil }
+      self.tlsCertificate = entry.certificate.message
+    case .refused:
+      return nil
     case .validationContext, .trustDomain, .allTrustDomains:
       guard let context = served.trust?.context(for: requested.resource) else { return nil }
       self.validationContext = context
@@ -26,6 +31,13 @@ extension Envoy_Service_Discovery_V3_DiscoveryResponse {
     self.nonce = plan.nonce
     self.typeURL = SecretResource.typeURL
     self.resources = try plan.resources.compactMap { resource in
+      if case .refused(let name) = resource.resource {
+        // No body and a short TTL: Envoy drops the name when the TTL passes, failing the handshake.
+        var heartbeat = Envoy_Service_Discovery_V3_Resource()
+        heartbeat.name = name
+        heartbeat.ttl = Google_Protobuf_Duration(seconds: 1)
+        return try Google_Protobuf_Any(message: heartbeat)
+      }
       guard let secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret(resource, from: served) else {
         return nil
       }

@@ -13,8 +13,9 @@ extension SecretDiscoveryService {
   ) async throws {
     let lease = try await self.lease(context)
     defer { lease.release() }
-    var session = self.open(lease, machine: DeltaStreamStateMachine(naming: self.naming(lease)), rpc: "DeltaSecrets")
-    defer { self.close(session.streamID) }
+    var session = self.open(
+      lease, machine: DeltaStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: "DeltaSecrets")
+    defer { self.close(session) }
     try await self.serve(request, response, cache: lease.cache, logger: session.logger) { event in
       try self.handle(event, in: &session)
     }
@@ -64,10 +65,18 @@ extension SecretDiscoveryService {
     _ request: DeltaRequest, in session: inout Session<DeltaStreamStateMachine>, served: ServedSecrets
   ) throws -> DeltaResponsePlan? {
     let outcome: DeltaStreamStateMachine.Outcome
+    var request = request
+    if let onDemand = self.onDemand {
+      session.onDemand.admit(request.subscribe, by: onDemand)
+      request.refused = session.onDemand.refused
+    }
     do {
       outcome = try session.machine.receive(request, served: served)
     } catch {
       throw self.reject(error, caller: session.caller, logger: session.logger)
+    }
+    if let onDemand = self.onDemand {
+      session.onDemand.keep(only: session.machine.subscribed, by: onDemand)
     }
     let (logger, streamID) = (session.logger, session.streamID)
     let names = session.machine.subscribed.map(\.name)

@@ -17,6 +17,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   /// Whether trust-domain bundles go to Envoy's SPIFFE certificate validator (unless a node's
   /// metadata turns it off) or as plain `trusted_ca`.
   let spiffeValidator: Bool
+  /// Mints server certificates for DNS names streams ask for, if configured.
+  let onDemand: (any OnDemandAdmission)?
 
   public init(
     leases: any SecretLeaseProvider,
@@ -24,9 +26,11 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     registry: StreamRegistry = StreamRegistry(),
     logger: Logger,
     spiffeValidator: Bool = true,
+    onDemand: (any OnDemandAdmission)? = nil,
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
     self.spiffeValidator = spiffeValidator
+    self.onDemand = onDemand
     self.leases = leases
     self.counters = counters
     self.registry = registry
@@ -54,6 +58,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     let noticeExpired: @Sendable () -> Void
     /// The Envoy node the stream's first request named.
     var nodeID: String?
+    /// The on-demand names it holds or was refused.
+    var onDemand = OnDemandHold()
   }
 
   enum Step<Response: Sendable> {
@@ -69,8 +75,9 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   ) async throws {
     let lease = try await self.lease(context)
     defer { lease.release() }
-    var session = self.open(lease, machine: SDSStreamStateMachine(naming: self.naming(lease)), rpc: "StreamSecrets")
-    defer { self.close(session.streamID) }
+    var session = self.open(
+      lease, machine: SDSStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: "StreamSecrets")
+    defer { self.close(session) }
     try await self.serve(request, response, cache: lease.cache, logger: session.logger) { event in
       try self.handle(event, in: &session)
     }
@@ -136,8 +143,9 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       noticeExpired: lease.noticeExpired)
   }
 
-  func close(_ streamID: UInt64) {
-    self.registry.close(streamID)
+  func close<Machine>(_ session: Session<Machine>) {
+    if let onDemand = self.onDemand { session.onDemand.releaseAll(by: onDemand) }
+    self.registry.close(session.streamID)
     self.counters.increment(.streamsClosed)
   }
 
@@ -225,8 +233,11 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     return servable
   }
 
-  func naming(_ lease: SecretLease) -> SecretNaming {
-    SecretNaming(identity: lease.caller.identity, spiffeValidator: self.spiffeValidator)
+  /// `onDemand`: a stream, which may ask for on-demand names; `FetchSecrets` may not.
+  func naming(_ lease: SecretLease, onDemand: Bool = false) -> SecretNaming {
+    SecretNaming(
+      identity: lease.caller.identity, spiffeValidator: self.spiffeValidator,
+      onDemand: onDemand && self.onDemand != nil)
   }
 
   func lease(_ context: ServerContext) async throws -> SecretLease {
@@ -240,10 +251,18 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   ) throws -> SDSResponsePlan? {
     let outcome: SDSStreamStateMachine.Outcome
     let (logger, streamID) = (session.logger, session.streamID)
+    var request = SDSRequest(message)
+    if let onDemand = self.onDemand {
+      session.onDemand.admit(request.resourceNames, by: onDemand)
+      request.refused = session.onDemand.refused
+    }
     do {
-      outcome = try session.machine.receive(SDSRequest(message), served: served)
+      outcome = try session.machine.receive(request, served: served)
     } catch {
       throw self.reject(error, caller: session.caller, logger: logger)
+    }
+    if let onDemand = self.onDemand {
+      session.onDemand.keep(only: session.machine.subscribedResources, by: onDemand)
     }
     let machine = session.machine
     self.registry.update(streamID) { $0.resources = machine.subscribedResources.map(\.name) }

@@ -23,10 +23,13 @@ public struct SecretNaming: Sendable, Equatable {
   /// Whether `spiffe://<trust-domain>` is served for Envoy's SPIFFE certificate validator (and
   /// `ALL` at all), or as a plain `trusted_ca`.
   public var spiffeValidator: Bool
+  /// Whether other names are DNS names of on-demand server certificates.
+  public var onDemand: Bool
 
-  public init(identity: SPIFFEID, spiffeValidator: Bool = true) {
+  public init(identity: SPIFFEID, spiffeValidator: Bool = true, onDemand: Bool = false) {
     self.identity = identity
     self.spiffeValidator = spiffeValidator
+    self.onDemand = onDemand
   }
 
   /// The names served, given the trust domains whose bundles are held.
@@ -40,8 +43,9 @@ public struct SecretNaming: Sendable, Equatable {
   /// for `default` and `ROOTCA`. A request with more than `SDSRequest.maximumResourceNames` names,
   /// or a name longer than `SDSRequest.maximumNameLength` bytes, is refused before any is looked at.
   /// `trustDomains` are the domains whose bundles are held (by default the caller's own).
+  /// With on-demand names, `refused` are those the agent will not mint.
   public func resolve(
-    _ names: [String], trustDomains: Set<TrustDomainName>? = nil
+    _ names: [String], trustDomains: Set<TrustDomainName>? = nil, refused: Set<String> = []
   ) throws(SDSRequestError) -> [RequestedSecret] {
     let trustDomains = trustDomains ?? [TrustDomainName(of: self.identity)]
     guard !names.isEmpty else { return [.tlsCertificate, .validationContext] }
@@ -72,6 +76,9 @@ public struct SecretNaming: Sendable, Equatable {
           continue
         }
         resource = .trustDomain(domain, spiffeValidator: self.spiffeValidator)
+      } else if self.onDemand {
+        let dnsName = refused.contains(name) ? nil : try? DNSName(parsing: name)
+        resource = dnsName.map(SecretResource.onDemand) ?? .refused(name)
       } else {
         unknown.append(name)
         continue

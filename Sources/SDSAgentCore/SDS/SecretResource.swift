@@ -10,6 +10,12 @@ public enum SecretResource: Sendable, Hashable {
   case trustDomain(TrustDomainName, spiffeValidator: Bool)
   /// `ALL`: every trust domain's bundle, for Envoy's SPIFFE certificate validator.
   case allTrustDomains
+  /// A DNS name (an SNI): a TLS server certificate minted on demand (`tls_certificate`).
+  case onDemand(DNSName)
+  /// An on-demand name refused (not allowed, not a host name, over the cap or the rate): answered
+  /// so that Envoy's handshake fails at once — removed on a delta stream, a short-lived heartbeat
+  /// on a state-of-the-world one — instead of waiting.
+  case refused(String)
 
   /// The fixed names; a trust domain's bundle is named `spiffe://<trust-domain>`.
   public var name: String {
@@ -18,6 +24,8 @@ public enum SecretResource: Sendable, Hashable {
     case .validationContext: return "ROOTCA"
     case .trustDomain(let domain, _): return "spiffe://\(domain)"
     case .allTrustDomains: return Self.allTrustDomainsName
+    case .onDemand(let name): return name.name
+    case .refused(let name): return name
     }
   }
 
@@ -37,7 +45,7 @@ public enum SecretResource: Sendable, Hashable {
   /// Whether the resource carries the bundle of `ownDomain`, the agent's own trust domain.
   public func carriesBundle(of ownDomain: TrustDomainName) -> Bool {
     switch self {
-    case .tlsCertificate: return false
+    case .tlsCertificate, .onDemand, .refused: return false
     case .validationContext, .allTrustDomains: return true
     case .trustDomain(let domain, _): return domain == ownDomain
     }

@@ -1,0 +1,37 @@
+/// Which TLS server certificates the agent mints on demand, named by the SNI Envoy asks for.
+public struct OnDemandSettings: Sendable, Equatable {
+  public var patterns: [DNSNamePattern]
+  public var ttl: Duration
+  public var keyType: WorkloadKeyType
+  /// The most names held at once.
+  public var maximumNames: Int
+  /// New names minted, at most.
+  public var rate: Rate
+  /// A name no stream has asked for this long is dropped.
+  public var idleTimeout: Duration
+
+  public init(
+    patterns: [DNSNamePattern], ttl: Duration = .seconds(86400), keyType: WorkloadKeyType = .ecdsaP256,
+    maximumNames: Int = 1000, rate: Rate = Rate(count: 60, period: .seconds(60)),
+    idleTimeout: Duration = .seconds(600)
+  ) {
+    self.patterns = patterns
+    self.ttl = ttl
+    self.keyType = keyType
+    self.maximumNames = maximumNames
+    self.rate = rate
+    self.idleTimeout = idleTimeout
+  }
+
+  public func allows(_ name: DNSName) -> Bool {
+    self.patterns.contains { $0.matches(name) }
+  }
+}
+
+/// Why an on-demand name is not served; a closed set, for metric labels.
+public enum OnDemandRefusal: String, Error, Sendable, CaseIterable {
+  case invalidName = "invalid_name"
+  case notAllowed = "not_allowed"
+  case overCap = "over_cap"
+  case overRate = "over_rate"
+}
