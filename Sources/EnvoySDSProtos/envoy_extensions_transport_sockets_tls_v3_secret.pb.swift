@@ -43,12 +43,23 @@ public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificat
   /// Clears the value of `privateKey`. Subsequent reads from it will return its default value.
   public mutating func clearPrivateKey() {self._privateKey = nil}
 
+  /// A DER OCSP response stapled to handshakes (files secrets' ocsp-staple).
+  public var ocspStaple: Envoy_Config_Core_V3_DataSource {
+    get {_ocspStaple ?? Envoy_Config_Core_V3_DataSource()}
+    set {_ocspStaple = newValue}
+  }
+  /// Returns true if `ocspStaple` has been explicitly set.
+  public var hasOcspStaple: Bool {self._ocspStaple != nil}
+  /// Clears the value of `ocspStaple`. Subsequent reads from it will return its default value.
+  public mutating func clearOcspStaple() {self._ocspStaple = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _certificateChain: Envoy_Config_Core_V3_DataSource? = nil
   fileprivate var _privateKey: Envoy_Config_Core_V3_DataSource? = nil
+  fileprivate var _ocspStaple: Envoy_Config_Core_V3_DataSource? = nil
 }
 
 public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext: Sendable {
@@ -64,6 +75,16 @@ public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_CertificateVa
   public var hasTrustedCa: Bool {self._trustedCa != nil}
   /// Clears the value of `trustedCa`. Subsequent reads from it will return its default value.
   public mutating func clearTrustedCa() {self._trustedCa = nil}
+
+  /// A certificate revocation list (files secrets' crl).
+  public var crl: Envoy_Config_Core_V3_DataSource {
+    get {_crl ?? Envoy_Config_Core_V3_DataSource()}
+    set {_crl = newValue}
+  }
+  /// Returns true if `crl` has been explicitly set.
+  public var hasCrl: Bool {self._crl != nil}
+  /// Clears the value of `crl`. Subsequent reads from it will return its default value.
+  public mutating func clearCrl() {self._crl = nil}
 
   /// When set, Envoy validates with this extension (here: envoy.tls.cert_validator.spiffe with a
   /// SPIFFECertValidatorConfig) instead of trusted_ca.
@@ -81,6 +102,7 @@ public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_CertificateVa
   public init() {}
 
   fileprivate var _trustedCa: Envoy_Config_Core_V3_DataSource? = nil
+  fileprivate var _crl: Envoy_Config_Core_V3_DataSource? = nil
   fileprivate var _customValidatorConfig: Envoy_Config_Core_V3_TypedExtensionConfig? = nil
 }
 
@@ -126,7 +148,7 @@ fileprivate nonisolated let _protobuf_package = "envoy.extensions.transport_sock
 
 nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TlsCertificate"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}certificate_chain\0\u{3}private_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}certificate_chain\0\u{3}private_key\0\u{4}\u{2}ocsp_staple\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -136,6 +158,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate: S
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._certificateChain) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._privateKey) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._ocspStaple) }()
       default: break
       }
     }
@@ -152,12 +175,16 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate: S
     try { if let v = self._privateKey {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    try { if let v = self._ocspStaple {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate, rhs: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate) -> Bool {
     if lhs._certificateChain != rhs._certificateChain {return false}
     if lhs._privateKey != rhs._privateKey {return false}
+    if lhs._ocspStaple != rhs._ocspStaple {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -165,7 +192,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate: S
 
 nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CertificateValidationContext"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}trusted_ca\0\u{4}\u{b}custom_validator_config\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}trusted_ca\0\u{2}\u{6}crl\0\u{4}\u{5}custom_validator_config\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -174,6 +201,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValida
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._trustedCa) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._crl) }()
       case 12: try { try decoder.decodeSingularMessageField(value: &self._customValidatorConfig) }()
       default: break
       }
@@ -188,6 +216,9 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValida
     try { if let v = self._trustedCa {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    try { if let v = self._crl {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try { if let v = self._customValidatorConfig {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
     } }()
@@ -196,6 +227,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValida
 
   public static func ==(lhs: Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext, rhs: Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext) -> Bool {
     if lhs._trustedCa != rhs._trustedCa {return false}
+    if lhs._crl != rhs._crl {return false}
     if lhs._customValidatorConfig != rhs._customValidatorConfig {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

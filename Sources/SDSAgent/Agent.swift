@@ -100,6 +100,8 @@ public struct Agent: Sendable {
           settings: settings, ca: ca, table: identities, counters: counters, clock: ContinuousClock(),
           now: { Date() }, logger: logger)
       } else { nil }
+    let files = try FileSecretWatcher(
+      sources: configuration.fileSecrets, table: identities, counters: counters, logger: logger)
     let federation = try FederatedBundleWatcher(
       sources: configuration.federatedBundles, table: identities, counters: counters, logger: logger)
     let supervisor = IdentitySupervisor(
@@ -141,7 +143,7 @@ public struct Agent: Sendable {
       peerCredentials: configuration.nodeAgent.identification.usesPeer)
     let sdsService = SecretDiscoveryService(
       leases: admission, counters: counters, registry: streams, logger: logger,
-      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand)
+      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, fileSecretNames: { files.names })
     let server = GRPCServer(
       transport: HTTP2ServerTransport.Posix(
         listeningSocketDescriptor: Int(descriptor),
@@ -170,6 +172,7 @@ public struct Agent: Sendable {
     if let onDemand {
       services.append(.essential(onDemand))
     }
+    services.append(.auxiliary(files))
     services += [
       .essential(
         GRPCServerService(
@@ -226,6 +229,7 @@ public struct Agent: Sendable {
               logging?.level = next.logLevel
               rootRotation?.defaultOverlap = next.rootOverlap
               federation.reconfigure(next.federatedBundles)
+              files.reconfigure(next.fileSecrets)
               caRoots?.check(force: true)
               if let material {
                 try await operatorCA?.replace(with: material)

@@ -18,6 +18,7 @@ public struct AgentConfigurationBuilder: Sendable {
   public var federatedBundles: [FederatedBundleSource] = []
   public var spiffeValidator = true
   public var onDemand: OnDemandSettings?
+  public var fileSecrets: [FileSecretSource] = []
   public var caSource: AgentConfiguration.CASource = .generated
   public var istioCA: IstioCAConfiguration?
   public var logLevel: Logger.Level = .warning
@@ -48,6 +49,7 @@ public struct AgentConfigurationBuilder: Sendable {
     self.federatedBundles = configuration.federatedBundles
     self.spiffeValidator = configuration.spiffeValidator
     self.onDemand = configuration.onDemand
+    self.fileSecrets = configuration.fileSecrets
     self.caSource = configuration.caSource
     self.istioCA = configuration.istioCA
     self.logLevel = configuration.logLevel
@@ -73,6 +75,7 @@ public struct AgentConfigurationBuilder: Sendable {
       federatedBundles: self.federatedBundles,
       spiffeValidator: self.spiffeValidator,
       onDemand: self.onDemand,
+      fileSecrets: self.fileSecrets,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

@@ -116,6 +116,6 @@ public final class PrometheusMetrics: IssuanceRecorder {
 
   /// Counters that only exist with labels.
   static let labelled: Set<AgentCounters.Name> = [
-    .nacks, .issuanceFailures, .callersRefused, .trustBundleErrors, .onDemandRefused,
+    .nacks, .issuanceFailures, .callersRefused, .trustBundleErrors, .onDemandRefused, .fileSecretErrors,
   ]
 }

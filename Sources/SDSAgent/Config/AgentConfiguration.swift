@@ -30,6 +30,8 @@ public struct AgentConfiguration: Sendable {
   public let spiffeValidator: Bool
   /// TLS server certificates minted on demand per SNI, if any names are allowed.
   public let onDemand: OnDemandSettings?
+  /// Secrets the operator names, read from files.
+  public let fileSecrets: [FileSecretSource]
   public let caSource: CASource
   /// Fetch mode: certificates come from this Istio-compatible CA instead of the local CA.
   public let istioCA: IstioCAConfiguration?
@@ -87,6 +89,7 @@ public struct AgentConfiguration: Sendable {
     federatedBundles: [FederatedBundleSource] = [],
     spiffeValidator: Bool = true,
     onDemand: OnDemandSettings? = nil,
+    fileSecrets: [FileSecretSource] = [],
     caSource: CASource = .generated,
     istioCA: IstioCAConfiguration? = nil,
     logLevel: Logger.Level = .info,
@@ -132,6 +135,10 @@ public struct AgentConfiguration: Sendable {
         key: "on-demand-names", value: onDemand!.patterns.map(\.description).joined(separator: ","),
         allowed: "on-demand certificates with the embedded CA (ca: local); an Istio CA signs only SPIFFE identities")
     }
+    var secretNames: Set<String> = []
+    for source in fileSecrets where !secretNames.insert(source.name).inserted {
+      throw ConfigurationError(key: "secret", value: source.name, allowed: "one secret per name; it is named twice")
+    }
     try nodeAgent.validate(remoteCA: istioCA != nil)
     if let foreign = nodeAgent.rules.first(where: { $0.identity.trustDomain != trustDomain }) {
       throw ConfigurationError(
@@ -150,6 +157,7 @@ public struct AgentConfiguration: Sendable {
     self.federatedBundles = federatedBundles
     self.spiffeValidator = spiffeValidator
     self.onDemand = onDemand
+    self.fileSecrets = fileSecrets
     self.caSource = caSource
     self.istioCA = istioCA
     self.logLevel = logLevel
@@ -172,6 +180,7 @@ public struct AgentConfiguration: Sendable {
       federatedBundles: self.federatedBundles,
       spiffeValidator: self.spiffeValidator,
       onDemand: self.onDemand,
+      fileSecrets: self.fileSecrets,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

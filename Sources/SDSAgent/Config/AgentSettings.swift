@@ -97,6 +97,14 @@ public enum AgentSettings {
     kind: .flag, allowed: "true or false", default: true, shownDefault: "true", reload: .restart,
     parse: { Bool($0) }, effective: { "\($0.spiffeValidator)" })
 
+  public static let secret = Setting<FileSecretSource>(
+    "secret", "FIELDS",
+    help: "A secret served under its name from files (repeatable): name=web,cert=FILE,key=FILE"
+      + "[,ocsp-staple=FILE] or name=clients,ca=FILE[,crl=FILE]; watched, checked, pushed on change.",
+    kind: .repeatable(separator: ";", yaml: .fields), allowed: FileSecretSource.syntax, reload: .live,
+    parse: { text throws(ConfigurationError) in try FileSecretSource(parsing: text) },
+    effective: { $0.fileSecrets.map(\.description).joined(separator: "; ") })
+
   public static let onDemandNames = Setting<DNSNamePattern>(
     "on-demand-names", "PATTERN",
     help: "DNS names (repeatable; *.example.com matches one label) for which a stream may ask, by the SNI, "
@@ -280,7 +288,8 @@ public enum AgentSettings {
     socket.declaration, socketMode.declaration, stateDirectory.declaration, trustDomain.declaration,
     identity.declaration, certificateTTL.declaration, keyType.declaration, rotationRatio.declaration,
     rotationJitter.declaration, rootOverlap.declaration, trustBundle.declaration, spiffeValidator.declaration,
-    onDemandNames.declaration, onDemandTTL.declaration, onDemandKeyType.declaration, onDemandMaxNames.declaration,
+    secret.declaration, onDemandNames.declaration, onDemandTTL.declaration, onDemandKeyType.declaration,
+    onDemandMaxNames.declaration,
     onDemandRate.declaration, caCertificate.declaration, caKey.declaration,
     caChain.declaration, ca.declaration,
     caAddress.declaration, caRoot.declaration, caServerName.declaration, caInsecurePlaintext.declaration,

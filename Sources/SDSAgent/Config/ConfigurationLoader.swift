@@ -96,6 +96,7 @@ public struct ConfigurationLoader: Sendable {
       federatedBundles: try settings.readAll(s.trustBundle),
       spiffeValidator: try settings.require(s.spiffeValidator),
       onDemand: try Self.onDemand(settings),
+      fileSecrets: try settings.readAll(s.secret),
       caSource: caSource,
       istioCA: istioCA,
       logLevel: try settings.require(s.logLevel),

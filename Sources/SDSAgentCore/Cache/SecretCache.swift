@@ -56,6 +56,13 @@ public final class SecretCache: Sendable {
     }
   }
 
+  /// Serves these file secrets from now on; pushed where one changed.
+  public func updateFiles(_ contents: [String: FileSecretContent]) {
+    self.mutate { served, revision in
+      if served.setFiles(contents, revision: revision) { served.filesRevision = revision }
+    }
+  }
+
   /// Serves these on-demand server certificates from now on; pushed where one changed.
   public func updateOnDemand(_ certificates: [DNSName: ServerCertificate]) {
     self.mutate { served, revision in
@@ -112,7 +119,10 @@ public final class SecretCache: Sendable {
   }
 
   private static func revisions(_ served: ServedSecrets) -> [UInt64] {
-    [served.svidRevision, served.trustBundleRevision, served.federationRevision, served.onDemandRevision]
+    [
+      served.svidRevision, served.trustBundleRevision, served.federationRevision, served.onDemandRevision,
+      served.filesRevision,
+    ]
   }
 
   private func mutate(_ body: (inout ServedSecrets, UInt64) -> Void) {

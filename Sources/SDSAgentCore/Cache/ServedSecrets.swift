@@ -18,6 +18,10 @@ public struct ServedSecrets: Sendable {
   /// Changes with the federated bundles.
   public internal(set) var federationRevision: UInt64
   private(set) var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate?
+  /// Secrets read from files, by name, each with the revision it was served at.
+  public private(set) var files: [String: (content: FileSecretContent, revision: UInt64)] = [:]
+  /// Changes with any file secret.
+  public internal(set) var filesRevision: UInt64 = 0
   /// Changes with any on-demand certificate.
   public internal(set) var onDemandRevision: UInt64 = 0
   /// Server certificates minted on demand, by name, each with the revision it was served at.
@@ -81,6 +85,22 @@ public struct ServedSecrets: Sendable {
     return changed
   }
 
+  /// Serves these file secrets from now on; a name whose content changed gets `revision`.
+  mutating func setFiles(_ contents: [String: FileSecretContent], revision: UInt64) -> Bool {
+    var changed = contents.count != self.files.count
+    var next: [String: (content: FileSecretContent, revision: UInt64)] = [:]
+    for (name, content) in contents {
+      if let current = self.files[name], current.content == content {
+        next[name] = current
+      } else {
+        next[name] = (content, revision)
+        changed = true
+      }
+    }
+    self.files = next
+    return changed
+  }
+
   mutating func clearSVID() {
     self.svid = nil
     self.tlsCertificate = nil
@@ -103,6 +123,7 @@ public struct ServedSecrets: Sendable {
       return domain == self.trust?.ownDomain ? self.trustBundleRevision : self.federationRevision
     case .onDemand(let name): return self.onDemand[name]?.revision ?? 0
     case .refused: return 0
+    case .file(let name): return self.files[name]?.revision ?? 0
     }
   }
 
@@ -111,6 +132,7 @@ public struct ServedSecrets: Sendable {
     case .tlsCertificate: return self.svid != nil
     case .onDemand(let name): return self.onDemand[name] != nil
     case .refused: return true
+    case .file(let name): return self.files[name] != nil
     default: return self.trust?.context(for: resource) != nil
     }
   }

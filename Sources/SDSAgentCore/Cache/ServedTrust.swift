@@ -60,7 +60,7 @@ public struct ServedTrust: Sendable {
   /// The validation context for `resource`, if it is a bundle this trust holds.
   func context(for resource: SecretResource) -> Context? {
     switch resource {
-    case .tlsCertificate, .onDemand, .refused: return nil
+    case .tlsCertificate, .onDemand, .refused, .file: return nil
     case .validationContext: return self.rootCA
     case .allTrustDomains: return self.all
     case .trustDomain(let domain, let spiffeValidator):

@@ -10,6 +10,8 @@ struct TrustInstallation: Sendable {
   var removed: Set<TrustDomainName> = []
   /// Server certificates minted on demand, served to every identity's streams that ask by name.
   var onDemand: [DNSName: ServerCertificate] = [:]
+  /// Secrets read from files, served to every identity's streams that ask by name.
+  var files: [String: FileSecretContent] = [:]
 }
 
 extension IdentityTable {
@@ -77,6 +79,17 @@ extension IdentityTable {
       }
       try cache.update(with: issued.certifiedKey, trust: trust)
       if !installation.onDemand.isEmpty { cache.updateOnDemand(installation.onDemand) }
+      if !installation.files.isEmpty { cache.updateFiles(installation.files) }
+    }
+  }
+
+  /// Serves these file secrets to every identity from now on.
+  public func installFiles(_ contents: [String: FileSecretContent]) {
+    self.trust.withLock { installation in
+      installation.files = contents
+      for identity in self.identities {
+        self.cache(for: identity)?.updateFiles(contents)
+      }
     }
   }
 

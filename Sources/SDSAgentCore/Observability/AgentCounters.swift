@@ -22,6 +22,8 @@ public final class AgentCounters: Sendable {
     case onDemandIssued = "on_demand_certificates_issued"
     /// On-demand names refused; label `reason` (`OnDemandRefusal`).
     case onDemandRefused = "on_demand_refused"
+    /// Files of a configured secret that could not be served; labels `secret` (configured) and `reason`.
+    case fileSecretErrors = "file_secret_errors"
   }
 
   /// One counted series: a name and its labels, in a stable order.

@@ -16,6 +16,13 @@ extension Envoy_Extensions_TransportSockets_Tls_V3_Secret {
       self.tlsCertificate = entry.certificate.message
     case .refused:
       return nil
+    case .file(let name):
+      guard let content = served.files[name]?.content else { return nil }
+      if let certificate = content.tlsCertificate {
+        self.tlsCertificate = certificate
+      } else if let context = content.validationContext {
+        self.validationContext = context
+      }
     case .validationContext, .trustDomain, .allTrustDomains:
       guard let context = served.trust?.context(for: requested.resource) else { return nil }
       self.validationContext = context

@@ -19,6 +19,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   let spiffeValidator: Bool
   /// Mints server certificates for DNS names streams ask for, if configured.
   let onDemand: (any OnDemandAdmission)?
+  /// The names of secrets read from files, as configured now.
+  let fileSecretNames: @Sendable () -> Set<String>
 
   public init(
     leases: any SecretLeaseProvider,
@@ -27,8 +29,10 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     logger: Logger,
     spiffeValidator: Bool = true,
     onDemand: (any OnDemandAdmission)? = nil,
+    fileSecretNames: @escaping @Sendable () -> Set<String> = { [] },
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
+    self.fileSecretNames = fileSecretNames
     self.spiffeValidator = spiffeValidator
     self.onDemand = onDemand
     self.leases = leases
@@ -237,7 +241,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   func naming(_ lease: SecretLease, onDemand: Bool = false) -> SecretNaming {
     SecretNaming(
       identity: lease.caller.identity, spiffeValidator: self.spiffeValidator,
-      onDemand: onDemand && self.onDemand != nil)
+      onDemand: onDemand && self.onDemand != nil, files: self.fileSecretNames())
   }
 
   func lease(_ context: ServerContext) async throws -> SecretLease {

@@ -25,16 +25,19 @@ public struct SecretNaming: Sendable, Equatable {
   public var spiffeValidator: Bool
   /// Whether other names are DNS names of on-demand server certificates.
   public var onDemand: Bool
+  /// Names of secrets read from files that this caller may have.
+  public var files: Set<String>
 
-  public init(identity: SPIFFEID, spiffeValidator: Bool = true, onDemand: Bool = false) {
+  public init(identity: SPIFFEID, spiffeValidator: Bool = true, onDemand: Bool = false, files: Set<String> = []) {
     self.identity = identity
     self.spiffeValidator = spiffeValidator
     self.onDemand = onDemand
+    self.files = files
   }
 
   /// The names served, given the trust domains whose bundles are held.
   public func knownNames(trustDomains: Set<TrustDomainName>) -> [String] {
-    SecretResource.knownNames + [self.identity.description]
+    SecretResource.knownNames + self.files.sorted() + [self.identity.description]
       + trustDomains.sorted().map { "spiffe://\($0)" }
       + (self.spiffeValidator ? [SecretResource.allTrustDomainsName] : [])
   }
@@ -60,6 +63,8 @@ public struct SecretNaming: Sendable, Equatable {
       let resource: SecretResource
       if let known = SecretResource(name: name) {
         resource = known
+      } else if self.files.contains(name) {
+        resource = .file(name)
       } else if name == self.identity.description {
         resource = .tlsCertificate
       } else if name == SecretResource.allTrustDomainsName {

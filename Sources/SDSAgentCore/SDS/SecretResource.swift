@@ -16,6 +16,8 @@ public enum SecretResource: Sendable, Hashable {
   /// so that Envoy's handshake fails at once — removed on a delta stream, a short-lived heartbeat
   /// on a state-of-the-world one — instead of waiting.
   case refused(String)
+  /// A secret the operator named, read from files (`secret` in the configuration).
+  case file(String)
 
   /// The fixed names; a trust domain's bundle is named `spiffe://<trust-domain>`.
   public var name: String {
@@ -26,6 +28,7 @@ public enum SecretResource: Sendable, Hashable {
     case .allTrustDomains: return Self.allTrustDomainsName
     case .onDemand(let name): return name.name
     case .refused(let name): return name
+    case .file(let name): return name
     }
   }
 
@@ -45,7 +48,7 @@ public enum SecretResource: Sendable, Hashable {
   /// Whether the resource carries the bundle of `ownDomain`, the agent's own trust domain.
   public func carriesBundle(of ownDomain: TrustDomainName) -> Bool {
     switch self {
-    case .tlsCertificate, .onDemand, .refused: return false
+    case .tlsCertificate, .onDemand, .refused, .file: return false
     case .validationContext, .allTrustDomains: return true
     case .trustDomain(let domain, _): return domain == ownDomain
     }

@@ -1,0 +1,78 @@
+import SDSAgentCore
+
+/// A secret the operator names, read from files: a TLS certificate `name=web,cert=…,key=…`
+/// (optionally `ocsp-staple=…`), or a validation context `name=clients,ca=…` (optionally `crl=…`).
+public struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
+  public enum Files: Sendable, Hashable {
+    case tlsCertificate(cert: String, key: String, ocspStaple: String?)
+    case validationContext(ca: String, crl: String?)
+  }
+
+  public let name: String
+  public let files: Files
+
+  public static let syntax =
+    "name=NAME,cert=FILE,key=FILE[,ocsp-staple=FILE] or name=NAME,ca=FILE[,crl=FILE] (a mapping in YAML)"
+
+  public init(name: String, files: Files) {
+    self.name = name
+    self.files = files
+  }
+
+  public var paths: [String] {
+    switch self.files {
+    case .tlsCertificate(let cert, let key, let ocsp): [cert, key] + (ocsp.map { [$0] } ?? [])
+    case .validationContext(let ca, let crl): [ca] + (crl.map { [$0] } ?? [])
+    }
+  }
+
+  public var description: String {
+    switch self.files {
+    case .tlsCertificate(let cert, let key, let ocsp):
+      "name=\(self.name),cert=\(cert),key=\(key)" + (ocsp.map { ",ocsp-staple=\($0)" } ?? "")
+    case .validationContext(let ca, let crl): "name=\(self.name),ca=\(ca)" + (crl.map { ",crl=\($0)" } ?? "")
+    }
+  }
+
+  public init(parsing text: String) throws(ConfigurationError) {
+    var fields: [String: String] = [:]
+    for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+      guard let equals = part.firstIndex(of: "="), equals != part.startIndex else {
+        throw ConfigurationError(key: "secret", value: text, allowed: Self.syntax)
+      }
+      let key = String(part[..<equals])
+      guard Self.keys.contains(key) else {
+        throw ConfigurationError(
+          key: "secret", value: "\(BoundedText(key, limit: 40))",
+          allowed: "the keys name, cert, key, ocsp-staple, ca and crl (unknown key)")
+      }
+      guard fields[key] == nil else {
+        throw ConfigurationError(key: "secret", value: key, allowed: "each key once per secret")
+      }
+      let value = String(part[part.index(after: equals)...])
+      guard key == "name" || value.hasPrefix("/") else {
+        throw ConfigurationError(
+          key: "secret", value: "\(key)=\(BoundedText(value, limit: 80))", allowed: "an absolute path")
+      }
+      fields[key] = value
+    }
+    guard let name = fields["name"], !name.isEmpty, name.utf8.count <= 253, !name.contains(":") else {
+      throw ConfigurationError(
+        key: "secret", value: text, allowed: "a name (no ':', at most 253 bytes); " + Self.syntax)
+    }
+    guard SecretResource(name: name) == nil, name != SecretResource.allTrustDomainsName, !name.hasPrefix("spiffe://")
+    else {
+      throw ConfigurationError(key: "secret", value: name, allowed: "a name that is not one of the agent's own")
+    }
+    switch (fields["cert"], fields["key"], fields["ca"]) {
+    case (let cert?, let key?, nil) where fields["crl"] == nil:
+      self.init(name: name, files: .tlsCertificate(cert: cert, key: key, ocspStaple: fields["ocsp-staple"]))
+    case (nil, nil, let ca?) where fields["ocsp-staple"] == nil:
+      self.init(name: name, files: .validationContext(ca: ca, crl: fields["crl"]))
+    default:
+      throw ConfigurationError(key: "secret", value: name, allowed: Self.syntax)
+    }
+  }
+
+  private static let keys: Set<String> = ["name", "cert", "key", "ocsp-staple", "ca", "crl"]
+}

@@ -1,0 +1,128 @@
+import Crypto
+import EnvoySDSProtos
+import Foundation
+import SwiftASN1
+import X509
+
+/// A secret read from files and checked before it is served: a TLS certificate whose key matches
+/// its leaf, whose chain is in order and whose leaf is valid now; or a validation context with at
+/// least one CA certificate. Encoded once as the Envoy message it is served as.
+public struct FileSecretContent: Sendable, Equatable {
+  public enum Kind: String, Sendable {
+    case tlsCertificate = "tls_certificate"
+    case validationContext = "validation_context"
+  }
+
+  public let kind: Kind
+  /// The leaf (or first CA) certificate's serial: what changes when the files do.
+  public let serial: String
+  public let notAfter: Date
+  /// A digest of every byte served, so that a change of any of them is a new version.
+  public let digest: Data
+  let tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate?
+  let validationContext: Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext?
+
+  public static func == (lhs: Self, rhs: Self) -> Bool { lhs.kind == rhs.kind && lhs.digest == rhs.digest }
+
+  /// A TLS certificate from its chain (leaf first) and key, with an optional OCSP staple (DER).
+  public static func tlsCertificate(
+    chainPEM: String, keyPEM: String, ocspStaple: Data? = nil, now: Date
+  ) throws(FileSecretError) -> FileSecretContent {
+    let chain = try Self.certificates(chainPEM, what: "certificate")
+    let key: Certificate.PrivateKey
+    do {
+      key = try Certificate.PrivateKey(pemEncoded: keyPEM)
+    } catch {
+      throw FileSecretError(.unparsable, "the key is not a PEM private key this agent reads (PKCS#8, SEC1 or PKCS#1)")
+    }
+    let leaf = chain[0]
+    guard key.publicKey == leaf.publicKey else {
+      throw FileSecretError(.keyMismatch, "the key does not match the certificate \(leaf.serialHex)")
+    }
+    for (child, parent) in zip(chain, chain.dropFirst()) where child.issuer != parent.subject {
+      throw FileSecretError(
+        .chainOrder, "the chain is out of order: \(child.subject) is issued by \(child.issuer), not \(parent.subject)")
+    }
+    guard now >= leaf.notValidBefore else {
+      throw FileSecretError(.notYetValid, "the certificate \(leaf.serialHex) is valid only from \(leaf.notValidBefore)")
+    }
+    guard now < leaf.notValidAfter else {
+      throw FileSecretError(.expired, "the certificate \(leaf.serialHex) expired at \(leaf.notValidAfter)")
+    }
+    var message = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
+    message.certificateChain.inlineBytes = Data(chainPEM.utf8)
+    message.privateKey.inlineBytes = Data(keyPEM.utf8)
+    if let ocspStaple { message.ocspStaple.inlineBytes = ocspStaple }
+    return FileSecretContent(
+      kind: .tlsCertificate, serial: leaf.serialHex, notAfter: leaf.notValidAfter,
+      digest: Self.digest([Data(chainPEM.utf8), Data(keyPEM.utf8), ocspStaple ?? Data()]),
+      tlsCertificate: message, validationContext: nil)
+  }
+
+  /// A validation context from CA certificates, with an optional CRL (PEM or DER, passed on).
+  public static func validationContext(caPEM: String, crl: Data? = nil, now: Date) throws(FileSecretError)
+    -> FileSecretContent
+  {
+    let certificates = try Self.certificates(caPEM, what: "CA certificate")
+    guard
+      let first = certificates.first(where: {
+        if case .isCertificateAuthority = (try? $0.extensions.basicConstraints) ?? .notCertificateAuthority {
+          return true
+        }
+        return false
+      })
+    else {
+      throw FileSecretError(.noCA, "the file holds no CA certificate (basicConstraints CA:TRUE)")
+    }
+    var context = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
+    context.trustedCa.inlineBytes = Data(caPEM.utf8)
+    if let crl { context.crl.inlineBytes = crl }
+    return FileSecretContent(
+      kind: .validationContext, serial: first.serialHex, notAfter: first.notValidAfter,
+      digest: Self.digest([Data(caPEM.utf8), crl ?? Data()]), tlsCertificate: nil, validationContext: context)
+  }
+
+  private static func certificates(_ pem: String, what: String) throws(FileSecretError) -> [Certificate] {
+    let certificates: [Certificate]
+    do {
+      certificates = try PEMDocument.parseMultiple(pemString: pem).map(Certificate.init(pemDocument:))
+    } catch {
+      throw FileSecretError(.unparsable, "the \(what) file is not PEM certificates")
+    }
+    guard !certificates.isEmpty else { throw FileSecretError(.unparsable, "the \(what) file holds no certificate") }
+    return certificates
+  }
+
+  private static func digest(_ parts: [Data]) -> Data {
+    var hasher = Crypto.SHA256()
+    for part in parts {
+      hasher.update(data: withUnsafeBytes(of: UInt64(part.count).bigEndian) { Data($0) })
+      hasher.update(data: part)
+    }
+    return Data(hasher.finalize())
+  }
+}
+
+/// Why files cannot be served as a secret; the reason is a closed set, for metric labels.
+public struct FileSecretError: Error, CustomStringConvertible, Equatable {
+  public enum Reason: String, Sendable, CaseIterable {
+    case missing, unreadable, unparsable
+    case keyMismatch = "key_mismatch"
+    case chainOrder = "chain_order"
+    case expired
+    case notYetValid = "not_yet_valid"
+    case noCA = "no_ca"
+    case keyPermissions = "key_permissions"
+    case tooLarge = "too_large"
+  }
+
+  public let reason: Reason
+  public let message: String
+
+  public init(_ reason: Reason, _ message: String) {
+    self.reason = reason
+    self.message = message
+  }
+
+  public var description: String { "\(self.reason.rawValue): \(self.message)" }
+}
