@@ -1,0 +1,256 @@
+"""Secrets from files: an Envoy terminating TLS with secrets sds-agent reads from files. Each
+secret's files are replaced while handshakes run — written in place, renamed over, the
+Kubernetes `..data` symlink swap (three times in a row), certbot's live/ → archive/ symlinks —
+and the new serial is served within 2 s with no failed handshake; a torn write (a key from
+another certificate) keeps the old certificate served, logged and counted.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from conftest import Envoy, envoy_bin
+from daemon_support import poll
+from test_daemon import start  # noqa: F401 - `start` is a fixture
+
+NAMES = ("inplace", "renamed", "kubernetes", "certbot")
+
+
+class CA:
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.key, self.cert = directory / "ca.key", directory / "ca.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", self.key, "-out", self.cert, "-days", "2", "-subj", "/CN=file secrets test CA",
+                        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+                       check=True, capture_output=True)
+        self.count = 0
+
+    def issue(self, host: str) -> tuple[str, str, str]:
+        """(cert PEM, key PEM, serial) for `host`."""
+        self.count += 1
+        key, csr, cert = (self.dir / f"{host}-{self.count}.{ext}" for ext in ("key", "csr", "pem"))
+        subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", csr, "-subj", f"/CN={host}"], check=True, capture_output=True)
+        ext = self.dir / "ext.cnf"
+        ext.write_text(f"subjectAltName=DNS:{host}\nextendedKeyUsage=serverAuth\n")
+        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial",
+                        "-out", cert, "-days", "1", "-extfile", ext], check=True, capture_output=True)
+        serial = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", cert], check=True, capture_output=True,
+                                text=True).stdout.strip().split("=", 1)[1].lower().lstrip("0")
+        return cert.read_text(), key.read_text(), serial
+
+
+def write(path: Path, text: str, mode: int = 0o600) -> None:
+    path.write_text(text)
+    os.chmod(path, mode)
+
+
+class Layout:
+    """One secret's files, replaced the way its name says."""
+
+    def __init__(self, kind: str, root: Path):
+        self.kind, self.root, self.generation = kind, root / kind, 0
+        self.root.mkdir()
+        if kind == "kubernetes":
+            self.cert, self.key = self.root / "tls.crt", self.root / "tls.key"
+        elif kind == "certbot":
+            (self.root / "live").mkdir()
+            (self.root / "archive").mkdir()
+            self.cert, self.key = self.root / "live" / "fullchain.pem", self.root / "live" / "privkey.pem"
+        else:
+            self.cert, self.key = self.root / "cert.pem", self.root / "key.pem"
+
+    def install(self, cert: str, key: str) -> None:
+        self.generation += 1
+        n = self.generation
+        if self.kind == "inplace":
+            with open(self.key, "w") as f:
+                f.write(key)
+            os.chmod(self.key, 0o600)
+            with open(self.cert, "w") as f:
+                f.write(cert)
+        elif self.kind == "renamed":
+            write(self.root / ".key.tmp", key)
+            write(self.root / ".cert.tmp", cert, 0o644)
+            os.rename(self.root / ".key.tmp", self.key)
+            os.rename(self.root / ".cert.tmp", self.cert)
+        elif self.kind == "kubernetes":
+            # kubelet's AtomicWriter: a new timestamped directory, ..data swapped by rename.
+            data = self.root / f"..2026_11_30_{n}"
+            data.mkdir()
+            write(data / "tls.crt", cert, 0o644)
+            write(data / "tls.key", key, 0o600)
+            os.symlink(data.name, self.root / "..data_tmp")
+            old = os.readlink(self.root / "..data") if (self.root / "..data").is_symlink() else None
+            os.rename(self.root / "..data_tmp", self.root / "..data")
+            for name in ("tls.crt", "tls.key"):
+                if not (self.root / name).is_symlink():
+                    os.symlink(f"..data/{name}", self.root / name)
+            if old:
+                for f in (self.root / old).iterdir():
+                    f.unlink()
+                (self.root / old).rmdir()
+        else:  # certbot: new numbered files in archive/, live/ symlinks replaced
+            write(self.root / "archive" / f"fullchain{n}.pem", cert, 0o644)
+            write(self.root / "archive" / f"privkey{n}.pem", key, 0o600)
+            for link, target in ((self.cert, f"fullchain{n}.pem"), (self.key, f"privkey{n}.pem")):
+                tmp = link.with_suffix(".tmp")
+                os.symlink(f"../archive/{target}", tmp)
+                os.rename(tmp, link)
+
+
+def envoy_config(sds_socket, admin_port: int, port: int) -> str:
+    chains = "\n".join(f"""
+    - filter_chain_match: {{server_names: ["{name}.example"]}}
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_certificate_sds_secret_configs:
+            - name: {name}
+              sds_config: {{resource_api_version: V3, api_config_source: {{api_type: GRPC, transport_api_version: V3,
+                            grpc_services: [{{envoy_grpc: {{cluster_name: sds-grpc}}}}]}}}}
+      filters: *filters""" for name in NAMES)
+    return f"""
+node: {{id: files, cluster: files}}
+admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin_port}}}}}}}
+static_resources:
+  listeners:
+  - name: tls
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    listener_filters:
+    - name: envoy.filters.listener.tls_inspector
+      typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}}
+    filter_chains:
+    - filter_chain_match: {{server_names: ["unused.invalid"]}}
+      filters: &filters
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: files
+          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
+          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: "/"}}, direct_response: {{status: 200}}}}]}}]}}
+{chains}
+  clusters:
+  - name: sds-grpc
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: sds-grpc
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{pipe: {{path: "{sds_socket}"}}}}}}}}]}}]
+"""
+
+
+def served_serial(port: int, name: str, ca: CA) -> str:
+    context = ssl.create_default_context(cafile=str(ca.cert))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=f"{name}.example") as tls:
+            return tls.getpeercert()["serialNumber"].lower().lstrip("0")
+
+
+class Handshakes(threading.Thread):
+    def __init__(self, port: int, ca: CA):
+        super().__init__(daemon=True)
+        self.port, self.ca = port, ca
+        self.sent, self.failures = 0, []
+        self.stop_event = threading.Event()
+
+    def run(self):
+        while not self.stop_event.is_set():
+            for name in NAMES:
+                self.sent += 1
+                try:
+                    served_serial(self.port, name, self.ca)
+                except (OSError, ssl.SSLError) as e:
+                    self.failures.append(f"{name}: {e!r}")
+            self.stop_event.wait(0.05)
+
+
+def test_secrets_from_files_follow_every_kind_of_replacement(start, processes, tmp_path, free_port):
+    ca = CA(tmp_path)
+    layouts = {name: Layout(name, tmp_path) for name in NAMES}
+    serials = {}
+    for name, layout in layouts.items():
+        cert, key, serial = ca.issue(f"{name}.example")
+        layout.install(cert, key)
+        serials[name] = serial
+    args = [a for name, l in layouts.items() for a in ("--secret", f"name={name},cert={l.cert},key={l.key}")]
+    agent = start("agent", *args)
+    admin_port, port = free_port(), free_port()
+    config = tmp_path / "envoy.yaml"
+    config.write_text(envoy_config(agent.socket_path, admin_port, port))
+    envoy = processes.add(Envoy("envoy-files", [envoy_bin(), "-c", config, "--concurrency", "1",
+                                                "--disable-hot-restart", "-l", "info"], tmp_path, admin_port, port))
+    envoy.wait_live()
+    for name in NAMES:
+        poll(lambda: served_serial(port, name, ca) == serials[name], 10, what=f"{name}'s first certificate")
+
+    traffic = Handshakes(port, ca)
+    traffic.start()
+    took = {}
+    try:
+        for round_ in range(3):
+            for name, layout in layouts.items():
+                if round_ > 0 and name != "kubernetes":
+                    continue  # the ..data swap three times in a row; the others once
+                cert, key, serial = ca.issue(f"{name}.example")
+                t0 = time.monotonic()
+                layout.install(cert, key)
+                poll(lambda: served_serial(port, name, ca) == serial, 2, interval=0.05,
+                     what=f"{name}'s new certificate within 2 s (round {round_ + 1})")
+                took[f"{name}#{round_ + 1}"] = time.monotonic() - t0
+                serials[name] = serial
+
+        # A torn write: a new certificate with the key of another one. The old one stays.
+        cert, _, _ = ca.issue("renamed.example")
+        _, other_key, _ = ca.issue("other.example")
+        layouts["renamed"].install(cert, other_key)
+        agent.wait_log(lambda line: "cannot use the changed files" in line and "key_mismatch" in line, 5)
+        assert served_serial(port, "renamed", ca) == serials["renamed"]
+    finally:
+        traffic.stop_event.set()
+        traffic.join(10)
+    print("\nnew serial served after " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in took.items())
+          + f"; {traffic.sent} handshakes, {len(traffic.failures)} failed")
+    assert not traffic.failures, traffic.failures[:5]
+    assert 'sds_agent_file_secret_errors_total{secret="renamed",reason="key_mismatch"} 1' in agent.admin.get("/metrics")
+    assert envoy.alive()
+
+
+def test_a_secret_whose_files_appear_later_is_served_then(start, tmp_path):
+    """A first ACME run may write the files after the agent started: it starts, logs and counts
+    the missing files, and serves the secret on the open stream as soon as a good pair appears.
+    An unknown key in a secret entry is refused, naming it."""
+    from daemon_support import SdsStream, secrets_of
+
+    ca = CA(tmp_path)
+    layout = Layout("renamed", tmp_path)
+    agent = start("agent", "--secret", f"name=web,cert={layout.cert},key={layout.key}")
+    agent.wait_log(lambda line: "cannot serve a secret from files" in line and "missing" in line, 10)
+    assert 'sds_agent_file_secret_errors_total{secret="web",reason="missing"} 1' in agent.admin.get("/metrics")
+    stream = SdsStream(agent.socket_path, names=("web",))
+    cert, key, serial = ca.issue("web.example")
+    layout.install(cert, key)
+    response = stream.next_response(5)
+    chain = secrets_of(response)["web"].tls_certificate.certificate_chain.inline_bytes.decode()
+    assert chain == cert
+    stream.send(None)
+
+    from test_daemon import run_cli
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("secret:\n  - {name: web, cert: /a.pem, key: /a.key, passphrase: hunter2}\n")
+    bad = run_cli("check-config", "--config", config)
+    assert bad.returncode != 0 and "passphrase" in bad.stderr and "hunter2" not in bad.stderr, bad.stderr
