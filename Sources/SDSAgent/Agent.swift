@@ -101,7 +101,9 @@ public struct Agent: Sendable {
           now: { Date() }, logger: logger)
       } else { nil }
     let files = try FileSecretWatcher(
-      sources: configuration.fileSecrets, table: identities, counters: counters, logger: logger)
+      sources: configuration.fileSecrets, directories: configuration.fileSecretDirectories,
+      checksCallers: configuration.nodeAgent.identification != .agent, table: identities, counters: counters,
+      logger: logger)
     let federation = try FederatedBundleWatcher(
       sources: configuration.federatedBundles, table: identities, counters: counters, logger: logger)
     let supervisor = IdentitySupervisor(
@@ -143,7 +145,7 @@ public struct Agent: Sendable {
       peerCredentials: configuration.nodeAgent.identification.usesPeer)
     let sdsService = SecretDiscoveryService(
       leases: admission, counters: counters, registry: streams, logger: logger,
-      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, fileSecretNames: { files.names })
+      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files)
     let server = GRPCServer(
       transport: HTTP2ServerTransport.Posix(
         listeningSocketDescriptor: Int(descriptor),
@@ -229,7 +231,7 @@ public struct Agent: Sendable {
               logging?.level = next.logLevel
               rootRotation?.defaultOverlap = next.rootOverlap
               federation.reconfigure(next.federatedBundles)
-              files.reconfigure(next.fileSecrets)
+              files.reconfigure(next.fileSecrets, directories: next.fileSecretDirectories)
               caRoots?.check(force: true)
               if let material {
                 try await operatorCA?.replace(with: material)

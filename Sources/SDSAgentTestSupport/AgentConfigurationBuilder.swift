@@ -19,6 +19,7 @@ public struct AgentConfigurationBuilder: Sendable {
   public var spiffeValidator = true
   public var onDemand: OnDemandSettings?
   public var fileSecrets: [FileSecretSource] = []
+  public var fileSecretDirectories: [String] = []
   public var caSource: AgentConfiguration.CASource = .generated
   public var istioCA: IstioCAConfiguration?
   public var logLevel: Logger.Level = .warning
@@ -50,6 +51,7 @@ public struct AgentConfigurationBuilder: Sendable {
     self.spiffeValidator = configuration.spiffeValidator
     self.onDemand = configuration.onDemand
     self.fileSecrets = configuration.fileSecrets
+    self.fileSecretDirectories = configuration.fileSecretDirectories
     self.caSource = configuration.caSource
     self.istioCA = configuration.istioCA
     self.logLevel = configuration.logLevel
@@ -76,6 +78,7 @@ public struct AgentConfigurationBuilder: Sendable {
       spiffeValidator: self.spiffeValidator,
       onDemand: self.onDemand,
       fileSecrets: self.fileSecrets,
+      fileSecretDirectories: self.fileSecretDirectories,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

@@ -254,3 +254,43 @@ def test_a_secret_whose_files_appear_later_is_served_then(start, tmp_path):
     config.write_text("secret:\n  - {name: web, cert: /a.pem, key: /a.key, passphrase: hunter2}\n")
     bad = run_cli("check-config", "--config", config)
     assert bad.returncode != 0 and "passphrase" in bad.stderr and "hunter2" not in bad.stderr, bad.stderr
+
+
+def test_istio_file_names_only_under_the_allowed_directories(start, tmp_path):
+    """Istio's on-the-fly names: `file-cert:<cert>~<key>` and `file-root:<ca>` are served for
+    files under --file-secret-dirs and followed like configured secrets; a path outside, with
+    `..`, or a symlink out of the directory is PERMISSION_DENIED naming the rule."""
+    import grpc
+
+    from daemon_support import SdsStream, fetch_secrets, secrets_of
+
+    ca = CA(tmp_path)
+    allowed = tmp_path / "mounted"
+    allowed.mkdir()
+    cert, key, serial = ca.issue("pod.example")
+    write(allowed / "cert.pem", cert, 0o644)
+    write(allowed / "key.pem", key)
+    os.symlink("/etc/hostname", allowed / "escape.pem")
+    agent = start("agent", "--file-secret-dirs", allowed)
+    name = f"file-cert:{allowed}/cert.pem~{allowed}/key.pem"
+    one = SdsStream(agent.socket_path, names=(name,))
+    response = one.next_response(5)
+    assert secrets_of(response)[name].tls_certificate.certificate_chain.inline_bytes.decode() == cert
+    one.ack(response)
+    new_cert, new_key, _ = ca.issue("pod.example")
+    write(allowed / ".key.tmp", new_key)
+    os.rename(allowed / ".key.tmp", allowed / "key.pem")
+    write(allowed / ".cert.tmp", new_cert, 0o644)
+    os.rename(allowed / ".cert.tmp", allowed / "cert.pem")
+    pushed = one.next_response(5)
+    assert secrets_of(pushed)[name].tls_certificate.certificate_chain.inline_bytes.decode() == new_cert
+    one.send(None)
+    for bad, rule in ((f"file-cert:{ca.cert}~{ca.key}", "file-secret-dirs"),
+                      (f"file-root:{allowed}/../ca.pem", ".."),
+                      (f"file-root:{allowed}/escape.pem", "file-secret-dirs"),
+                      ("file-cert:/etc/passwd", "file-cert:<cert-path>~<key-path>")):
+        try:
+            fetch_secrets(agent.socket_path, names=(bad,))
+            raise AssertionError(f"{bad} was served")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.PERMISSION_DENIED and rule in e.details(), (bad, e.details())

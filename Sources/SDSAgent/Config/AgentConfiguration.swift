@@ -32,6 +32,8 @@ public struct AgentConfiguration: Sendable {
   public let onDemand: OnDemandSettings?
   /// Secrets the operator names, read from files.
   public let fileSecrets: [FileSecretSource]
+  /// Where `file-cert:` and `file-root:` names may point.
+  public let fileSecretDirectories: [String]
   public let caSource: CASource
   /// Fetch mode: certificates come from this Istio-compatible CA instead of the local CA.
   public let istioCA: IstioCAConfiguration?
@@ -90,6 +92,7 @@ public struct AgentConfiguration: Sendable {
     spiffeValidator: Bool = true,
     onDemand: OnDemandSettings? = nil,
     fileSecrets: [FileSecretSource] = [],
+    fileSecretDirectories: [String] = [],
     caSource: CASource = .generated,
     istioCA: IstioCAConfiguration? = nil,
     logLevel: Logger.Level = .info,
@@ -158,6 +161,7 @@ public struct AgentConfiguration: Sendable {
     self.spiffeValidator = spiffeValidator
     self.onDemand = onDemand
     self.fileSecrets = fileSecrets
+    self.fileSecretDirectories = fileSecretDirectories
     self.caSource = caSource
     self.istioCA = istioCA
     self.logLevel = logLevel
@@ -181,6 +185,7 @@ public struct AgentConfiguration: Sendable {
       spiffeValidator: self.spiffeValidator,
       onDemand: self.onDemand,
       fileSecrets: self.fileSecrets,
+      fileSecretDirectories: self.fileSecretDirectories,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

@@ -105,6 +105,14 @@ public enum AgentSettings {
     parse: { text throws(ConfigurationError) in try FileSecretSource(parsing: text) },
     effective: { $0.fileSecrets.map(\.description).joined(separator: "; ") })
 
+  public static let fileSecretDirs = Setting<String>(
+    "file-secret-dirs", "DIR",
+    help: "Directories (repeatable) under which Istio's file-cert:<cert>~<key> and file-root:<ca> names may "
+      + "point; without one, such names are refused.",
+    kind: .repeatable(separator: ",", yaml: .values), allowed: "an absolute directory", reload: .live,
+    parse: { $0.hasPrefix("/") && !$0.split(separator: "/").contains("..") ? $0 : nil },
+    effective: { $0.fileSecretDirectories.joined(separator: ",") })
+
   public static let onDemandNames = Setting<DNSNamePattern>(
     "on-demand-names", "PATTERN",
     help: "DNS names (repeatable; *.example.com matches one label) for which a stream may ask, by the SNI, "
@@ -288,7 +296,8 @@ public enum AgentSettings {
     socket.declaration, socketMode.declaration, stateDirectory.declaration, trustDomain.declaration,
     identity.declaration, certificateTTL.declaration, keyType.declaration, rotationRatio.declaration,
     rotationJitter.declaration, rootOverlap.declaration, trustBundle.declaration, spiffeValidator.declaration,
-    secret.declaration, onDemandNames.declaration, onDemandTTL.declaration, onDemandKeyType.declaration,
+    secret.declaration, fileSecretDirs.declaration, onDemandNames.declaration, onDemandTTL.declaration,
+    onDemandKeyType.declaration,
     onDemandMaxNames.declaration,
     onDemandRate.declaration, caCertificate.declaration, caKey.declaration,
     caChain.declaration, ca.declaration,

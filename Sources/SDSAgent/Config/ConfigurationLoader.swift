@@ -97,6 +97,7 @@ public struct ConfigurationLoader: Sendable {
       spiffeValidator: try settings.require(s.spiffeValidator),
       onDemand: try Self.onDemand(settings),
       fileSecrets: try settings.readAll(s.secret),
+      fileSecretDirectories: try settings.readAll(s.fileSecretDirs),
       caSource: caSource,
       istioCA: istioCA,
       logLevel: try settings.require(s.logLevel),

@@ -10,13 +10,27 @@ public struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
 
   public let name: String
   public let files: Files
+  /// In node-agent mode, the identities that may have the secret (`callers=ID+ID`).
+  public let callers: [SPIFFEID]
 
   public static let syntax =
-    "name=NAME,cert=FILE,key=FILE[,ocsp-staple=FILE] or name=NAME,ca=FILE[,crl=FILE] (a mapping in YAML)"
+    "name=NAME,cert=FILE,key=FILE[,ocsp-staple=FILE] or name=NAME,ca=FILE[,crl=FILE], and in node-agent "
+    + "mode callers=SPIFFE-ID[+SPIFFE-ID…] (a mapping in YAML)"
 
-  public init(name: String, files: Files) {
+  public init(name: String, files: Files, callers: [SPIFFEID] = []) {
     self.name = name
     self.files = files
+    self.callers = callers
+  }
+
+  /// An on-the-fly name's files, followed like a configured secret's.
+  public init(_ secret: OnTheFlyFileSecret) {
+    switch secret.files {
+    case .tlsCertificate(let cert, let key):
+      self.init(name: secret.name, files: .tlsCertificate(cert: cert, key: key, ocspStaple: nil))
+    case .validationContext(let ca):
+      self.init(name: secret.name, files: .validationContext(ca: ca, crl: nil))
+    }
   }
 
   public var paths: [String] {
@@ -27,11 +41,13 @@ public struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
   }
 
   public var description: String {
-    switch self.files {
-    case .tlsCertificate(let cert, let key, let ocsp):
-      "name=\(self.name),cert=\(cert),key=\(key)" + (ocsp.map { ",ocsp-staple=\($0)" } ?? "")
-    case .validationContext(let ca, let crl): "name=\(self.name),ca=\(ca)" + (crl.map { ",crl=\($0)" } ?? "")
-    }
+    let files =
+      switch self.files {
+      case .tlsCertificate(let cert, let key, let ocsp):
+        "name=\(self.name),cert=\(cert),key=\(key)" + (ocsp.map { ",ocsp-staple=\($0)" } ?? "")
+      case .validationContext(let ca, let crl): "name=\(self.name),ca=\(ca)" + (crl.map { ",crl=\($0)" } ?? "")
+      }
+    return files + (self.callers.isEmpty ? "" : ",callers=" + self.callers.map(\.description).joined(separator: "+"))
   }
 
   public init(parsing text: String) throws(ConfigurationError) {
@@ -44,13 +60,13 @@ public struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
       guard Self.keys.contains(key) else {
         throw ConfigurationError(
           key: "secret", value: "\(BoundedText(key, limit: 40))",
-          allowed: "the keys name, cert, key, ocsp-staple, ca and crl (unknown key)")
+          allowed: "the keys name, cert, key, ocsp-staple, ca, crl and callers (unknown key)")
       }
       guard fields[key] == nil else {
         throw ConfigurationError(key: "secret", value: key, allowed: "each key once per secret")
       }
       let value = String(part[part.index(after: equals)...])
-      guard key == "name" || value.hasPrefix("/") else {
+      guard key == "name" || key == "callers" || value.hasPrefix("/") else {
         throw ConfigurationError(
           key: "secret", value: "\(key)=\(BoundedText(value, limit: 80))", allowed: "an absolute path")
       }
@@ -64,15 +80,25 @@ public struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
     else {
       throw ConfigurationError(key: "secret", value: name, allowed: "a name that is not one of the agent's own")
     }
+    var callers: [SPIFFEID] = []
+    for text in (fields["callers"] ?? "").split(separator: "+") {
+      do throws(SPIFFEIDError) {
+        callers.append(try SPIFFEID(parsing: String(text)))
+      } catch {
+        throw ConfigurationError(
+          key: "secret", value: "callers of \(name)", allowed: "SPIFFE IDs joined by + (\(error.reason))")
+      }
+    }
     switch (fields["cert"], fields["key"], fields["ca"]) {
     case (let cert?, let key?, nil) where fields["crl"] == nil:
-      self.init(name: name, files: .tlsCertificate(cert: cert, key: key, ocspStaple: fields["ocsp-staple"]))
+      self.init(
+        name: name, files: .tlsCertificate(cert: cert, key: key, ocspStaple: fields["ocsp-staple"]), callers: callers)
     case (nil, nil, let ca?) where fields["ocsp-staple"] == nil:
-      self.init(name: name, files: .validationContext(ca: ca, crl: fields["crl"]))
+      self.init(name: name, files: .validationContext(ca: ca, crl: fields["crl"]), callers: callers)
     default:
       throw ConfigurationError(key: "secret", value: name, allowed: Self.syntax)
     }
   }
 
-  private static let keys: Set<String> = ["name", "cert", "key", "ocsp-staple", "ca", "crl"]
+  private static let keys: Set<String> = ["name", "cert", "key", "ocsp-staple", "ca", "crl", "callers"]
 }

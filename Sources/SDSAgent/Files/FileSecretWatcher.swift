@@ -26,6 +26,10 @@ public final class FileSecretWatcher: Service, Sendable {
   }
 
   private let entries: Mutex<[Entry]>
+  /// Where `file-cert:` and `file-root:` names may point; whether callers are checked (node agent).
+  private let policy: Mutex<(directories: [String], checksCallers: Bool)>
+  /// The most on-the-fly names followed at once.
+  public static let maximumOnTheFly = 256
   private let table: IdentityTable
   private let counters: AgentCounters
   private let settle: Duration
@@ -36,10 +40,12 @@ public final class FileSecretWatcher: Service, Sendable {
   private let changed = WakeSignal()
 
   public init(
-    sources: [FileSecretSource], table: IdentityTable, counters: AgentCounters, settle: Duration = .milliseconds(150),
+    sources: [FileSecretSource], directories: [String] = [], checksCallers: Bool = false, table: IdentityTable,
+    counters: AgentCounters, settle: Duration = .milliseconds(150),
     safetyInterval: Duration = .seconds(10), logger: Logger
   ) throws {
     self.entries = Mutex(sources.map { Entry(source: $0) })
+    self.policy = Mutex((directories, checksCallers))
     self.table = table
     self.counters = counters
     self.settle = settle
@@ -47,9 +53,6 @@ public final class FileSecretWatcher: Service, Sendable {
     self.logger = logger
     self.check(force: true)
   }
-
-  /// The configured names, for the SDS service.
-  public var names: Set<String> { Set(self.entries.withLock { $0.map(\.source.name) }) }
 
   public var current: [Entry] { self.entries.withLock { $0 } }
 
@@ -75,10 +78,16 @@ public final class FileSecretWatcher: Service, Sendable {
     self.watch.withLock { $0?.stop() }
   }
 
-  /// Takes reloaded sources: every file is read again.
-  public func reconfigure(_ sources: [FileSecretSource]) {
+  /// Takes reloaded sources and directories: every file is read again; on-the-fly names stay
+  /// while their paths are still allowed.
+  public func reconfigure(_ sources: [FileSecretSource], directories: [String]) {
+    self.policy.withLock { $0.directories = directories }
     self.entries.withLock { entries in
-      entries = sources.map { source in entries.first { $0.source == source } ?? Entry(source: source) }
+      let onTheFly = entries.filter { entry in
+        OnTheFlyFileSecret.isOnTheFly(entry.source.name)
+          && (try? OnTheFlyFileSecret(parsing: entry.source.name, directories: directories)) != nil
+      }
+      entries = sources.map { source in entries.first { $0.source == source } ?? Entry(source: source) } + onTheFly
     }
     self.check(force: true)
   }
@@ -192,5 +201,31 @@ public final class FileSecretWatcher: Service, Sendable {
 
   private static func text(_ path: String) throws(FileSecretError) -> String {
     String(decoding: try self.bytes(path), as: UTF8.self)
+  }
+}
+
+extension FileSecretWatcher: FileSecretProvider {
+  public func access(for caller: SPIFFEID) -> FileSecretAccess {
+    let (directories, checksCallers) = self.policy.withLock { $0 }
+    var access = FileSecretAccess(directories: directories)
+    for entry in self.entries.withLock({ $0 }) where !OnTheFlyFileSecret.isOnTheFly(entry.source.name) {
+      if !checksCallers || entry.source.callers.contains(caller) {
+        access.allowed.insert(entry.source.name)
+      } else {
+        access.withheld.insert(entry.source.name)
+      }
+    }
+    return access
+  }
+
+  public func require(_ secret: OnTheFlyFileSecret) {
+    let added = self.entries.withLock { entries -> Bool in
+      guard !entries.contains(where: { $0.source.name == secret.name }),
+        entries.filter({ OnTheFlyFileSecret.isOnTheFly($0.source.name) }).count < Self.maximumOnTheFly
+      else { return false }
+      entries.append(Entry(source: FileSecretSource(secret)))
+      return true
+    }
+    if added { self.check(force: false) }
   }
 }

@@ -106,6 +106,16 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
     )
   }
 
+  static func fileSecretRefused(_ name: String, _ rule: String) -> Self {
+    Self(code: .forbiddenName, message: "\(Self.quoted([name])) is refused: \(rule)")
+  }
+
+  static func secretWithheld(_ names: [String], caller: SPIFFEID) -> Self {
+    Self(
+      code: .forbiddenName,
+      message: "\(caller) may not have the secret(s) \(Self.quoted(names)): its callers list does not name it")
+  }
+
   static func tooManySubscriptions(_ count: Int, limit: Int) -> Self {
     Self(
       code: .tooManyNames,

@@ -66,6 +66,7 @@ extension SecretDiscoveryService {
   ) throws -> DeltaResponsePlan? {
     let outcome: DeltaStreamStateMachine.Outcome
     var request = request
+    self.requireOnTheFly(request.subscribe, naming: session.machine.naming)
     if let onDemand = self.onDemand {
       session.onDemand.admit(request.subscribe, by: onDemand)
       request.refused = session.onDemand.refused

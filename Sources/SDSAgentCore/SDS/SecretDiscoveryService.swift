@@ -19,8 +19,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   let spiffeValidator: Bool
   /// Mints server certificates for DNS names streams ask for, if configured.
   let onDemand: (any OnDemandAdmission)?
-  /// The names of secrets read from files, as configured now.
-  let fileSecretNames: @Sendable () -> Set<String>
+  /// Secrets read from files, if any are configured.
+  let files: (any FileSecretProvider)?
 
   public init(
     leases: any SecretLeaseProvider,
@@ -29,10 +29,10 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     logger: Logger,
     spiffeValidator: Bool = true,
     onDemand: (any OnDemandAdmission)? = nil,
-    fileSecretNames: @escaping @Sendable () -> Set<String> = { [] },
+    files: (any FileSecretProvider)? = nil,
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
-    self.fileSecretNames = fileSecretNames
+    self.files = files
     self.spiffeValidator = spiffeValidator
     self.onDemand = onDemand
     self.leases = leases
@@ -239,9 +239,21 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
 
   /// `onDemand`: a stream, which may ask for on-demand names; `FetchSecrets` may not.
   func naming(_ lease: SecretLease, onDemand: Bool = false) -> SecretNaming {
-    SecretNaming(
+    let access = self.files?.access(for: lease.caller.identity) ?? FileSecretAccess()
+    return SecretNaming(
       identity: lease.caller.identity, spiffeValidator: self.spiffeValidator,
-      onDemand: onDemand && self.onDemand != nil, files: self.fileSecretNames())
+      onDemand: onDemand && self.onDemand != nil, files: access.allowed, withheldFiles: access.withheld,
+      fileDirectories: access.directories)
+  }
+
+  /// Starts serving the `file-cert:` and `file-root:` names of a request that the caller may have.
+  func requireOnTheFly(_ names: [String], naming: SecretNaming) {
+    guard let files = self.files, names.count <= SDSRequest.maximumResourceNames else { return }
+    for name in names where OnTheFlyFileSecret.isOnTheFly(name) {
+      if let secret = try? OnTheFlyFileSecret(parsing: name, directories: naming.fileDirectories) {
+        files.require(secret)
+      }
+    }
   }
 
   func lease(_ context: ServerContext) async throws -> SecretLease {
@@ -256,6 +268,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     let outcome: SDSStreamStateMachine.Outcome
     let (logger, streamID) = (session.logger, session.streamID)
     var request = SDSRequest(message)
+    self.requireOnTheFly(request.resourceNames, naming: session.machine.naming)
     if let onDemand = self.onDemand {
       session.onDemand.admit(request.resourceNames, by: onDemand)
       request.refused = session.onDemand.refused

@@ -27,12 +27,21 @@ public struct SecretNaming: Sendable, Equatable {
   public var onDemand: Bool
   /// Names of secrets read from files that this caller may have.
   public var files: Set<String>
+  /// Names of secrets read from files that other callers may have, and this one not.
+  public var withheldFiles: Set<String>
+  /// Where `file-cert:` and `file-root:` names may point.
+  public var fileDirectories: [String]
 
-  public init(identity: SPIFFEID, spiffeValidator: Bool = true, onDemand: Bool = false, files: Set<String> = []) {
+  public init(
+    identity: SPIFFEID, spiffeValidator: Bool = true, onDemand: Bool = false, files: Set<String> = [],
+    withheldFiles: Set<String> = [], fileDirectories: [String] = []
+  ) {
     self.identity = identity
     self.spiffeValidator = spiffeValidator
     self.onDemand = onDemand
     self.files = files
+    self.withheldFiles = withheldFiles
+    self.fileDirectories = fileDirectories
   }
 
   /// The names served, given the trust domains whose bundles are held.
@@ -64,6 +73,11 @@ public struct SecretNaming: Sendable, Equatable {
       if let known = SecretResource(name: name) {
         resource = known
       } else if self.files.contains(name) {
+        resource = .file(name)
+      } else if self.withheldFiles.contains(name) {
+        throw .secretWithheld([name], caller: self.identity)
+      } else if OnTheFlyFileSecret.isOnTheFly(name) {
+        _ = try OnTheFlyFileSecret(parsing: name, directories: self.fileDirectories)
         resource = .file(name)
       } else if name == self.identity.description {
         resource = .tlsCertificate
