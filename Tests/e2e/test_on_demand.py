@@ -130,3 +130,28 @@ def test_refusals_on_both_protocols(start):
         responses.cancel()
     finally:
         channel.close()
+
+
+def test_a_refused_name_over_sotw_fails_the_handshake_after_the_ttl(start, processes, tmp_path, free_port):
+    """The same edge Envoy subscribing state-of-the-world (`api_type: GRPC`): a refused name is
+    answered with a body-less resource whose TTL is 1 s, and the handshake fails about then
+    instead of hanging; an allowed name is still served."""
+    from conftest import Envoy, envoy_bin, render_example
+
+    agent = start("agent", "--on-demand-names", "*.internal.example")
+    admin_port, port = free_port(), free_port()
+    text = render_example("on-demand", SDS_SOCKET=agent.socket_path, ADMIN_PORT=admin_port, LISTEN_PORT=port)
+    assert "api_type: DELTA_GRPC" in text
+    config = tmp_path / "envoy-sotw.yaml"
+    config.write_text(text.replace("api_type: DELTA_GRPC", "api_type: GRPC"))
+    edge = processes.add(Envoy("envoy-sotw", [envoy_bin(), "-c", config, "--concurrency", "1", "--disable-hot-restart",
+                                              "-l", "info"], tmp_path, admin_port, port))
+    edge.wait_live()
+    roots = tmp_path / "rootca.pem"
+    roots.write_text(agent.fetch("ROOTCA")[0][0]["pem"])
+    result, took = handshake(port, "a.internal.example", roots)
+    assert result.startswith("ok "), result
+    result, took = handshake(port, "evil.example", roots)
+    print(f"\nSotW refusal: {result} after {took:.2f}s")
+    assert not result.startswith("ok"), result
+    assert took < 5.0, f"the handshake waited {took:.1f}s (the client gives up at 10 s)"
