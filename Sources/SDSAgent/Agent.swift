@@ -162,9 +162,8 @@ public struct Agent: Sendable {
     if let rootRotation {
       services.append(.essential(rootRotation))
     }
-    if !configuration.federatedBundles.isEmpty {
-      services.append(.auxiliary(federation))
-    }
+    // Always: a reload may add trust bundles to watch.
+    services.append(.auxiliary(federation))
     if let caRoots {
       services.append(.auxiliary(caRoots))
     }
