@@ -302,21 +302,8 @@ public struct Agent: Sendable {
         "fetching certificates from an Istio-compatible CA", metadata: ["address": "\(istioCA.host):\(istioCA.port)"])
       return .remote(try IstioCAClient(configuration: istioCA, logger: logger))
     }
-    let roots: EmbeddedCA.Roots
-    let rotation: RootRotation?
-    var store: RootRotationFiles?
-    switch configuration.caSource {
-    case .files:
-      roots = EmbeddedCA.Roots(
-        signing: try CAStore.load(
-          configuration.caSource, stateDirectory: configuration.stateDirectory,
-          trustDomain: configuration.trustDomain))
-      rotation = nil
-    case .generated:
-      let files = RootRotationFiles(stateDirectory: configuration.stateDirectory)
-      (roots, rotation) = try files.load(trustDomain: configuration.trustDomain, now: Date())
-      store = files
-    }
+    let (roots, rotation, store) = try RootRotationFiles.roots(
+      of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain)
     logger.info(
       "loaded CA",
       metadata: [

@@ -87,25 +87,15 @@ public struct CAServer: Sendable {
   }
 
   public static func build(configuration: CAServerConfiguration, logger: Logger) async throws -> CAServer {
-    let roots: EmbeddedCA.Roots
-    var resuming: RootRotation?
-    var store: RootRotationFiles?
-    switch configuration.caSource {
-    case .files:
-      roots = EmbeddedCA.Roots(
-        signing: try CAStore.load(
-          configuration.caSource, stateDirectory: configuration.stateDirectory,
-          trustDomain: configuration.trustDomain))
-    case .generated:
+    if configuration.caSource == .generated {
       let minimum = MinimumOverlap.renewal(maximumTTL: configuration.maximumTTL)
       guard minimum.refusal(of: configuration.rootOverlap) == nil else {
         throw ConfigurationError(
           key: "root-overlap", value: DurationParser.format(configuration.rootOverlap), allowed: minimum.requirement)
       }
-      let files = RootRotationFiles(stateDirectory: configuration.stateDirectory)
-      (roots, resuming) = try files.load(trustDomain: configuration.trustDomain, now: Date())
-      store = files
     }
+    let (roots, resuming, store) = try RootRotationFiles.roots(
+      of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain)
     let ca = EmbeddedCA(roots)
     let authenticator = try await JWTCallerAuthenticator.load(
       keysFile: configuration.jwtKeysFile,

@@ -66,6 +66,22 @@ public struct RootRotationFiles: RootRotationStore {
 
   // MARK: - Loading
 
+  /// The embedded CA's roots for `source`: the operator's files (not rotatable: no rotation, no
+  /// store), or the generated CA of the state directory with the rotation in progress.
+  public static func roots(
+    of source: AgentConfiguration.CASource, stateDirectory: String, trustDomain: String, now: Date = Date()
+  ) throws -> (roots: EmbeddedCA.Roots, rotation: RootRotation?, store: RootRotationFiles?) {
+    switch source {
+    case .files:
+      let signing = try CAStore.load(source, stateDirectory: stateDirectory, trustDomain: trustDomain)
+      return (EmbeddedCA.Roots(signing: signing), nil, nil)
+    case .generated:
+      let files = RootRotationFiles(stateDirectory: stateDirectory)
+      let (roots, rotation) = try files.load(trustDomain: trustDomain, now: now)
+      return (roots, rotation, files)
+    }
+  }
+
   /// The roots and the rotation in progress as the state directory holds them; generates the
   /// first root if there is none. A rotation record that is corrupt, or names a root whose files
   /// are missing, is an error naming the file: a root is never made silently in its place.
