@@ -65,16 +65,19 @@ where C.Duration == Duration {
           state.entries[name]!.idleSince = nil
           return .success(name)
         }
+        // Room is made by dropping the longest idle name, never one a stream holds; nothing is
+        // dropped for a name that is refused anyway.
+        var evict: DNSName?
         if state.entries.count >= self.settings.maximumNames {
-          // Room is made by dropping the longest idle name, never one a stream holds.
           guard
             let idle = state.entries.filter({ $0.value.holders == 0 }).min(by: {
               $0.value.idleSince! < $1.value.idleSince!
             })
           else { return .failure(.overCap) }
-          state.entries[idle.key] = nil
+          evict = idle.key
         }
         guard state.bucket.take(now: now) == nil else { return .failure(.overRate) }
+        if let evict { state.entries[evict] = nil }
         state.entries[name] = Entry(holders: 1, dueAt: now)
         return .success(name)
       }
