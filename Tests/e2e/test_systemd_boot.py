@@ -499,8 +499,10 @@ def test_restart_and_upgrade_under_traffic_fail_no_request(machine):
         wait_reconnected(backend, gateway, connections, 60)
         traffic.sent_after(traffic.sent, 20, 30)
 
-        # Upgrade to the next revision: the postinst restarts the agent and leaves the socket.
+        # Upgrade to the next revision: the postinst restarts the agent and leaves the socket,
+        # and an administrator's `disable` (the socket still listening) stays as it was.
         rev2 = _next_revision(m.deb)
+        m.run("systemctl", "disable", SOCKET_UNIT)
         pid = main_pid(m)
         connections = {e.unit: e.stat("cluster.sds-grpc.upstream_cx_total") for e in (backend, gateway)}
         m.run("dpkg", "-i", f"/srv/e2e/{rev2.name}")
@@ -511,6 +513,9 @@ def test_restart_and_upgrade_under_traffic_fail_no_request(machine):
         traffic.sent_after(traffic.sent, 20, 30)
         assert m.show(SOCKET_UNIT, "ActiveEnterTimestampMonotonic")["ActiveEnterTimestampMonotonic"] == socket_since, \
             "the socket must not be restarted"
+        assert m.show(SOCKET_UNIT, "UnitFileState", "ActiveState") == {"UnitFileState": "disabled",
+                                                                       "ActiveState": "active"}
+        m.run("systemctl", "enable", SOCKET_UNIT)
         assert "cert-ttl: 1h" in (m.root / CONFIG.lstrip("/")).read_text(), "the changed conffile must be kept"
         assert fetched(m, "gateway")["ROOTCA"]["pem"] == m.root_ca, "the upgrade must keep the CA"
 
