@@ -33,6 +33,7 @@ from daemon_support import SdsStream, leaf_of, lifetime_seconds, secrets_of
 from nspawn_machine import Machine, missing_requirements, rootfs_tarball
 
 SOCKET = "/run/sds-agent/sds.sock"
+ADMIN = "/run/sds-agent/private/admin.sock"
 SERVICE = "sds-agent.service"
 SOCKET_UNIT = "sds-agent.socket"
 CONFIG = "/etc/sds-agent/config.yaml"
@@ -375,7 +376,8 @@ def test_ready_only_when_serving(machine):
         ca.close()
 
     # With its CA: `systemctl start` returns when READY=1 came, and the agent serves at once.
-    write_config(m, original)
+    # From now on with the admin endpoint of config.full.yaml, in the agent's private directory.
+    write_config(m, original + f"admin: unix:{ADMIN}\n")
     t0 = time.monotonic()
     m.run("systemctl", "start", SERVICE)
     started = time.monotonic() - t0
@@ -404,6 +406,11 @@ def test_hardening_in_force(machine):
         assert probe.returncode != 0 and "Read-only file system" in probe.stderr, probe
     state = m.run("nsenter", "-t", pid, "-m", "stat", "-c", "%U %a", "/var/lib/sds-agent").stdout.strip()
     assert state == "sds-agent 700", state
+
+    # The admin socket could be made in the one writable runtime directory, and answers.
+    assert m.run("stat", "-c", "%U %a", ADMIN).stdout.strip() == "sds-agent 600"
+    status = m.run("sds-agent", "status", "--config", CONFIG, check=False)
+    assert status.returncode == 0 and "healthy" in status.stdout, status
 
     # The agent's lines reach the journal with their own priority, the <N> prefix taken off.
     entries = [e for e in journal_entries(m, SERVICE) if e.get("_PID") == str(pid)]
