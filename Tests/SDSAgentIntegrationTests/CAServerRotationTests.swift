@@ -60,15 +60,14 @@ import X509
     }
   }
 
-  func until(_ what: String, within limit: Duration = .seconds(20), _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + limit
-    while !condition() {
-      guard ContinuousClock.now < deadline else {
-        Issue.record("\(what) did not happen within \(limit)")
-        return
-      }
-      try await Task.sleep(for: .milliseconds(50))
-    }
+  /// Waits for `condition` on the rotation, woken by its phase changes (the suite's time limit
+  /// bounds the wait).
+  func until(
+    _ what: String, on rotation: RootRotationSupervisor<ContinuousClock>?,
+    _ condition: @escaping @Sendable (RootRotation?) -> Bool
+  ) async throws {
+    let rotation = try #require(rotation, "\(what): no rotation supervisor")
+    await rotation.waitUntil(condition)
   }
 
   /// A new directory with a token file of the frontend's, and its issuer.
@@ -117,7 +116,7 @@ import X509
       }
 
       // The switch, one overlap later: there are no acknowledgements to wait for.
-      try await self.until("the switch") { server.rotation?.current?.phase == .switched }
+      try await self.until("the switch", on: server.rotation) { $0?.phase == .switched }
       #expect(server.servingChain[0].issuer == next.subject)
       let after = try await self.certify(port: port, roots: newRootFile, directory)
       #expect(after.certifiedKey.chain[0].issuer == next.subject)
@@ -126,7 +125,7 @@ import X509
       #expect(trust["phase"] as? String == "switched")
 
       // The retirement, one --max-ttl after the switch: only the new root is left.
-      try await self.until("the retirement") { server.rotation?.current == nil }
+      try await self.until("the retirement", on: server.rotation) { $0 == nil }
       let retired = try await self.certify(port: port, roots: newRootFile, directory)
       #expect(retired.trustBundle.roots == [next])
     }

@@ -24,6 +24,9 @@ where C.Duration == Duration {
   /// After a step failed to be recorded, when to try it again.
   private let retryAt = Mutex<Date?>(nil)
   private let wake = WakeSignal()
+  /// Told of every phase change (start, switch, retirement).
+  private let watchers = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
+  private let nextWatcher = Atomic<Int>(0)
 
   /// - Parameters:
   ///   - resuming: the rotation in progress when the agent started, as the store kept it.
@@ -54,6 +57,26 @@ where C.Duration == Duration {
 
   /// The rotation in progress, if any.
   public var current: RootRotation? { self.rotation.withLock { $0 } }
+
+  /// Waits until `predicate` holds for the rotation in progress (`nil`: none), re-checking at
+  /// every phase change: after a prepare is served, after a switch has re-issued, after a
+  /// retirement is served.
+  public func waitUntil(_ predicate: (RootRotation?) -> Bool) async {
+    let (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    let id = self.nextWatcher.wrappingAdd(1, ordering: .relaxed).oldValue
+    self.watchers.withLock { $0[id] = continuation }
+    defer { _ = self.watchers.withLock { $0.removeValue(forKey: id) } }
+    if predicate(self.current) { return }
+    for await _ in changes where predicate(self.current) {
+      return
+    }
+  }
+
+  private func phaseChanged() {
+    for watcher in self.watchers.withLock({ Array($0.values) }) {
+      watcher.yield()
+    }
+  }
 
   /// The open streams that hold the trust bundle but have not acknowledged the prepared root.
   public var streamsAwaited: [StreamRegistry.Stream] {
@@ -106,6 +129,7 @@ where C.Duration == Duration {
       ])
     self.publish(bundle)
     self.wake.signal()
+    self.phaseChanged()
     return rotation
   }
 
@@ -186,6 +210,8 @@ where C.Duration == Duration {
         "root rotation: re-issuing from the new root failed",
         metadata: ["identity": "\(subject)", "error": "\(error)"])
     }
+    // Watchers learn of the switch once what it re-issues is served.
+    self.phaseChanged()
   }
 
   private func retire(now: Date) {
@@ -206,6 +232,7 @@ where C.Duration == Duration {
       "root rotation: retired the old root; the rotation is complete",
       metadata: ["phase": "retired", "old_root": "\(rotation?.previousRootSerial ?? "?")"])
     self.publish(bundle)
+    self.phaseChanged()
   }
 
   /// A step that could not be made durable is not taken; it is tried again a little later.

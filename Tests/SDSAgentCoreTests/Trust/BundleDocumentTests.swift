@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import SDSAgentCore
 import SwiftASN1
@@ -110,7 +111,6 @@ import X509
     (#"{"keys": [{"use": "x509-svid", "x5c": ["MA==", "MA=="]}]}"#, "with 2 certificates in x5c"),
     ("-----BEGIN CERTIFICATE-----\nSECRET-MARKER\n", "a PEM block is malformed"),
     ("-----BEGIN CERTIFICATE-----\nU0VDUkVULU1BUktFUg==\n-----END CERTIFICATE-----\n", "PEM block 1 is not an X.509"),
-    ("-----BEGIN EC PRIVATE KEY-----\nU0VDUkVULU1BUktFUg==\n-----END EC PRIVATE KEY-----\n", "is a private key"),
     ("-----BEGIN X509 CRL-----\nU0VDUkVULU1BUktFUg==\n-----END X509 CRL-----\n", #"block 1 is a "X509 CRL""#),
   ])
   func garbageIsUnparsableAndNotQuoted(text: String, saying: String) {
@@ -120,6 +120,17 @@ import X509
       guard let error = error as? BundleDocumentError else { return false }
       return error.reason == .unparsable && error.message.contains(saying)
         && !error.description.contains("SECRET-MARKER") && !error.description.contains("U0VDUkVU")
+    }
+  }
+
+  @Test func aPrivateKeyInABundleFileIsRefusedWithoutQuotingIt() throws {
+    let key = P256.Signing.PrivateKey().pemRepresentation
+    let body = key.split(separator: "\n").dropFirst().first.map(String.init) ?? ""
+    #expect {
+      try BundleDocument(parsing: Data(key.utf8), now: Self.now)
+    } throws: { error in
+      guard let error = error as? BundleDocumentError else { return false }
+      return error.reason == .unparsable && error.message.contains("is a private key") && !error.message.contains(body)
     }
   }
 

@@ -1,0 +1,98 @@
+import Foundation
+import Logging
+import SDSAgentCore
+
+/// Where the agent's certificates and its own trust bundle come from: an Istio-compatible CA, or
+/// the embedded CA with its roots (rotatable when they are the agent's own).
+extension Agent {
+  /// Where certificates come from.
+  enum Authority {
+    case remote(IstioCAClient)
+    /// The embedded CA; with a `store` when its root is the agent's own and can be rotated.
+    case embedded(EmbeddedCA, rotation: RootRotation?, store: RootRotationFiles?)
+
+    var certificateAuthority: any CertificateAuthority {
+      switch self {
+      case .remote(let client): return client
+      case .embedded(let ca, _, _): return ca
+      }
+    }
+
+    /// Why `rotate-root` cannot work here, if it cannot.
+    var notRotatable: String? {
+      switch self {
+      case .remote:
+        return "this agent fetches certificates from a remote CA; rotate that CA's root and the agent follows"
+      case .embedded(_, _, nil):
+        return "the CA comes from the operator's files (--ca-cert, --ca-key); replace them and reload"
+      case .embedded:
+        return nil
+      }
+    }
+  }
+
+  static func authority(for configuration: AgentConfiguration, logger: Logger) throws -> Authority {
+    if let istioCA = configuration.istioCA {
+      logger.info(
+        "fetching certificates from an Istio-compatible CA", metadata: ["address": "\(istioCA.host):\(istioCA.port)"])
+      return .remote(try IstioCAClient(configuration: istioCA, logger: logger))
+    }
+    let (roots, rotation, store) = try RootRotationFiles.roots(
+      of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain)
+    logger.info(
+      "loaded CA",
+      metadata: [
+        "subject": "\(roots.signing.certificate.subject)",
+        "not_after": "\(roots.signing.certificate.notValidAfter.formatted(.iso8601))",
+        "source": "\(configuration.caSource == .generated ? "state-dir" : "operator-files")",
+        "roots": "\(roots.trustBundle.roots.count)",
+      ]
+    )
+    return .embedded(EmbeddedCA(roots), rotation: rotation, store: store)
+  }
+
+  /// The operator's CA as the reloaded configuration names it (files re-read), or `nil` without
+  /// operator files. Switching between generated and operator CAs needs a restart.
+  static func reloadedCA(from running: AgentConfiguration, to next: AgentConfiguration) throws -> CAMaterial? {
+    switch (running.caSource, next.caSource) {
+    case (.generated, .generated):
+      return nil
+    case (.files, .files) where running.istioCA == nil:
+      return try CAStore.load(next.caSource, stateDirectory: next.stateDirectory, trustDomain: next.trustDomain)
+    case (.files, .files):
+      return nil
+    default:
+      throw AgentError(
+        .caFiles,
+        "switching between a generated CA and the operator's CA files (ca-cert, ca-key) needs a restart")
+    }
+  }
+
+  /// Serves the embedded CA's bundle to every identity and, when its root is the agent's own,
+  /// the supervisor of its rotations (resuming one in progress).
+  static func rootRotation(
+    _ authority: Authority, configuration: AgentConfiguration, identities: IdentityTable, streams: StreamRegistry,
+    logger: Logger
+  ) throws -> RootRotationSupervisor<ContinuousClock>? {
+    guard case .embedded(let ca, let rotation, let store) = authority else { return nil }
+    try identities.installTrustBundle(ca.trustBundle)
+    guard let store else { return nil }
+    if let rotation {
+      logger.notice(
+        "root rotation: resuming",
+        metadata: [
+          "phase": "\(rotation.phase.rawValue)", "new_root": "\(rotation.nextRootSerial)",
+          "next_step_at": "\(rotation.nextDeadline(now: Date(), acknowledged: false).formatted(.iso8601))",
+        ])
+    }
+    return RootRotationSupervisor(
+      ca: ca, host: SDSRootRotationHost(table: identities, streams: streams), store: store, resuming: rotation,
+      overlap: configuration.rootOverlap,
+      makeRoot: { [trustDomain = configuration.trustDomain] now in
+        // A root of its own name, so that no verifier confuses it with the root it replaces.
+        try CAMaterial.generateRoot(
+          trustDomain: trustDomain, now: now, commonName: "sds-agent local CA \(now.formatted(.iso8601))")
+      },
+      clock: ContinuousClock(), now: { Date() }, logger: logger)
+  }
+}
