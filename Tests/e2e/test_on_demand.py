@@ -155,3 +155,31 @@ def test_a_refused_name_over_sotw_fails_the_handshake_after_the_ttl(start, proce
     print(f"\nSotW refusal: {result} after {took:.2f}s")
     assert not result.startswith("ok"), result
     assert took < 5.0, f"the handshake waited {took:.1f}s (the client gives up at 10 s)"
+
+
+def test_prefetched_names_are_minted_before_any_handshake(start, processes, tmp_path, free_port):
+    """`prefetch_secret_names`: Envoy subscribes to them at start; the agent mints them then, and
+    the first handshake finds the certificate already there."""
+    from conftest import Envoy, envoy_bin, render_example
+
+    agent = start("agent", "--on-demand-names", "*.internal.example")
+    admin_port, port = free_port(), free_port()
+    text = render_example("on-demand", SDS_SOCKET=agent.socket_path, ADMIN_PORT=admin_port, LISTEN_PORT=port)
+    anchor = "                certificate_mapper:\n"
+    assert anchor in text
+    text = text.replace(anchor, "                prefetch_secret_names: [pre.internal.example]\n" + anchor)
+    config = tmp_path / "envoy-prefetch.yaml"
+    config.write_text(text)
+    edge = processes.add(Envoy("envoy-prefetch", [envoy_bin(), "-c", config, "--concurrency", "1",
+                                                  "--disable-hot-restart", "-l", "info"], tmp_path, admin_port, port))
+    edge.wait_live()
+
+    def minted():
+        entries = [e for e in agent.admin.json("/debug/secrets") if e.get("kind") == "on_demand"]
+        return [e for e in entries if e["name"] == "pre.internal.example" and e["serial"]]
+
+    (entry,) = poll(minted, 10, what="the prefetched name minted before any handshake")
+    roots = tmp_path / "rootca.pem"
+    roots.write_text(agent.fetch("ROOTCA")[0][0]["pem"])
+    result, _ = handshake(port, "pre.internal.example", roots)
+    assert result.startswith("ok ") and result.split(" ")[1] == entry["serial"].lstrip("0"), (result, entry)
