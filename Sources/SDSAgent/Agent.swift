@@ -112,7 +112,7 @@ public struct Agent: Sendable {
       now: { Date() },
       logger: logger)
     let admission = CallerAdmission(
-      attestor: try await Self.attestor(for: configuration, remoteCA: caClient != nil),
+      attestor: try await Self.attestor(configuration.nodeAgent, of: configuration, remoteCA: caClient != nil),
       limiter: CallerRateLimiter(limits: configuration.nodeAgent.limits),
       table: identities,
       counters: counters,
@@ -225,8 +225,11 @@ public struct Agent: Sendable {
               let material = try Self.reloadedCA(from: configuration, to: next)
               // Rules, token keys and limits change live; the identification mode needs a restart,
               // because the transport reads peer credentials only in the modes that use them.
-              let node = try next.with(identification: configuration.nodeAgent.identification)
-              let attestor = try await Self.attestor(for: node, remoteCA: caClient != nil)
+              let node = NodeAgentConfiguration(
+                identification: configuration.nodeAgent.identification, rules: next.nodeAgent.rules,
+                jwtKeysFile: next.nodeAgent.jwtKeysFile, limits: next.nodeAgent.limits)
+              try node.validate(remoteCA: caClient != nil)
+              let attestor = try await Self.attestor(node, of: next, remoteCA: caClient != nil)
               logging?.level = next.logLevel
               rootRotation?.defaultOverlap = next.rootOverlap
               federation.reconfigure(next.federatedBundles)
@@ -270,8 +273,10 @@ public struct Agent: Sendable {
     )
   }
 
-  static func attestor(for configuration: AgentConfiguration, remoteCA: Bool) async throws -> CallerAttestor {
-    let node = configuration.nodeAgent
+  /// Identifies callers as `node` says, for the agent `configuration` describes.
+  static func attestor(
+    _ node: NodeAgentConfiguration, of configuration: AgentConfiguration, remoteCA: Bool
+  ) async throws -> CallerAttestor {
     var authenticator: JWTCallerAuthenticator?
     if let path = node.jwtKeysFile {
       authenticator = try await JWTCallerAuthenticator.load(keysFile: path, trustDomain: configuration.trustDomain)

@@ -168,35 +168,4 @@ public struct AgentConfiguration: Sendable {
     self.logFormat = logFormat
     self.admin = admin
   }
-
-  /// The same configuration with another caller identification, validated again.
-  public func with(identification: CallerIdentification) throws(ConfigurationError) -> AgentConfiguration {
-    try AgentConfiguration(
-      socketPath: self.socketPath,
-      socketMode: self.socketMode,
-      stateDirectory: self.stateDirectory,
-      trustDomain: self.trustDomain,
-      identity: self.identity,
-      certificateTTL: self.certificateTTL,
-      keyType: self.keyType,
-      rotation: self.rotation,
-      rootOverlap: self.rootOverlap,
-      federatedBundles: self.federatedBundles,
-      spiffeValidator: self.spiffeValidator,
-      onDemand: self.onDemand,
-      fileSecrets: self.fileSecrets,
-      fileSecretDirectories: self.fileSecretDirectories,
-      caSource: self.caSource,
-      istioCA: self.istioCA,
-      logLevel: self.logLevel,
-      logFormat: self.logFormat,
-      admin: self.admin,
-      nodeAgent: NodeAgentConfiguration(
-        identification: identification,
-        rules: self.nodeAgent.rules,
-        jwtKeysFile: self.nodeAgent.jwtKeysFile,
-        limits: self.nodeAgent.limits
-      )
-    )
-  }
 }

@@ -12,8 +12,8 @@ import Synchronization
 
 /// Serves the secrets the operator names from files, and follows the files: inotify on their
 /// directories (and on the directories their symlinks point into) says when to look; a change is
-/// read once the files have been quiet for `settle` (so a pair written as two files is read as a
-/// pair), checked (the key matches, the chain is in order, the leaf is valid now) and pushed. A
+/// read `settle` after the first event (so a pair written as two files in quick succession is read
+/// as a pair), checked (the key matches, the chain is in order, the leaf is valid now) and pushed. A
 /// missing, torn or bad pair keeps the last good secret, with a log line and
 /// `sds_agent_file_secret_errors_total{secret,reason}`. Key files writable by others are refused;
 /// readable by others, served with a warning.
