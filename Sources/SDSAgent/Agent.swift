@@ -141,20 +141,17 @@ public struct Agent: Sendable {
       descriptor = listener.descriptor
       ownsSocketFile = listener
     }
-    let transportConfiguration = HTTP2ServerTransport.Posix.Config.sds(
-      peerCredentials: configuration.nodeAgent.identification.usesPeer)
     let sdsService = SecretDiscoveryService(
       leases: admission, counters: counters, registry: streams, logger: logger,
       spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files)
-    let server = GRPCServer(
-      transport: HTTP2ServerTransport.Posix(
-        listeningSocketDescriptor: Int(descriptor),
-        transportSecurity: .plaintext,
-        config: transportConfiguration
-      ),
-      services: [sdsService],
-      interceptors: [CallerEvidenceInterceptor()]
-    )
+    let sdsServer = SDSSocketServer(
+      descriptor: descriptor, service: sdsService, peerCredentials: configuration.nodeAgent.identification.usesPeer,
+      limits: .agent, logger: logger,
+      onListening: {
+        UnixSocketListener.restoreBacklog(of: descriptor, logger: logger)
+        sdsListening.reach()
+      },
+      onStop: { ownsSocketFile?.removeSocketFile() })
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = caClient.map { [.auxiliary($0)] } ?? []
     services += [
       .essential(supervisor)
@@ -175,18 +172,7 @@ public struct Agent: Sendable {
     }
     services.append(.auxiliary(files))
     services += [
-      .essential(
-        GRPCServerService(
-          name: "sds \(configuration.socketPath)",
-          server: server,
-          alongside: {
-            guard (try? await server.transport.listeningAddress) != nil else { return }
-            UnixSocketListener.restoreBacklog(of: descriptor, logger: logger)
-            sdsListening.reach()
-          },
-          onStop: { ownsSocketFile?.removeSocketFile() }
-        )
-      )
+      .essential(sdsServer)
     ]
     let adminListening = Milestone()
     if let admin = configuration.admin {

@@ -1,9 +1,11 @@
 import Foundation
 import GRPCCore
-import GRPCNIOTransportHTTP2
+import Logging
+import NIOCore
 import SDSAgent
 import SDSAgentCore
 import SDSAgentTestSupport
+import ServiceLifecycle
 import Testing
 
 /// The SDS socket's limits on connections: its listen backlog, the process's descriptor limit,
@@ -33,32 +35,33 @@ import Testing
   }
 
   @Test func theDefaultsCloseIdleAndSilentConnectionsButNotStreams() {
-    let config = HTTP2ServerTransport.Posix.Config.sds(peerCredentials: false)
-    #expect(config.connection.maxIdleTime == .seconds(Agent.connectionIdleTimeSeconds))
-    #expect(config.connection.keepalive.time == .seconds(Agent.keepaliveTimeSeconds))
-    #expect(config.connection.keepalive.timeout == .seconds(Agent.keepaliveTimeoutSeconds))
-    #expect(config.connection.keepalive.time < config.connection.maxIdleTime!)
-    #expect(Agent.keepaliveTimeSeconds + Agent.keepaliveTimeoutSeconds < Agent.silentPeerTimeoutSeconds)
-    #expect(config.channelDebuggingCallbacks.onAcceptTCPConnection != nil)
-    #expect(config.http2.maxConcurrentStreams == Agent.maximumStreamsPerConnection)
+    let limits = SDSServerLimits.agent
+    #expect(limits.maximumIdleTime == .seconds(Agent.connectionIdleTimeSeconds))
+    #expect(limits.keepaliveTime == .seconds(Agent.keepaliveTimeSeconds))
+    #expect(limits.keepaliveTime < limits.maximumIdleTime)
+    #expect(limits.keepaliveTime < limits.silentPeerTimeout)
+    #expect(limits.maximumStreamsPerConnection == Agent.maximumStreamsPerConnection)
+    #expect(limits.maximumResets >= limits.maximumStreamsPerConnection)
   }
 
   @Test func aSilentPeerIsClosedWhileAStreamOlderThanTheIdleTimeIsKept() async throws {
-    // The defaults (300 s idle, a ping after 60 s answered within 20 s, 120 s of silence),
-    // scaled down with room for a loaded machine; the idle time is the shortest.
-    var config = HTTP2ServerTransport.Posix.Config.sds(peerCredentials: false, silentPeerTimeout: .milliseconds(2500))
-    config.connection.maxIdleTime = .milliseconds(1000)
-    config.connection.keepalive.time = .milliseconds(500)
-    config.connection.keepalive.timeout = .milliseconds(1000)
+    // The defaults (300 s idle, a ping every 60 s, 120 s of silence), scaled down with room for
+    // a loaded machine; the idle time is the shortest.
+    var limits = SDSServerLimits.agent
+    limits.maximumIdleTime = .milliseconds(1000)
+    limits.keepaliveTime = .milliseconds(500)
+    limits.silentPeerTimeout = .milliseconds(2500)
     try await RunningAgent.with { running in
       let path = running.directory + "/scaled.sock"
-      let server = GRPCServer(
-        transport: HTTP2ServerTransport.Posix(
-          address: .unixDomainSocket(path: path), transportSecurity: .plaintext, config: config),
-        services: [running.agent.sdsService], interceptors: [CallerEvidenceInterceptor()])
-      try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await server.serve() }
-        _ = try await server.transport.listeningAddress
+      let listener = try UnixSocketListener.bind(path: path, mode: 0o600)
+      let listening = Milestone()
+      let server = SDSSocketServer(
+        descriptor: listener.descriptor, service: running.agent.sdsService, peerCredentials: false, limits: limits,
+        logger: Self.debugLogger, onListening: { listening.reach() })
+      let group = ServiceGroup(services: [server], logger: .init(label: "scaled"))
+      try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        await listening.wait()
         try await SDSClient.withConnection(socketPath: path) { client in
           try await SDSStream.with(client: client) { stream in
             stream.request(["default"])
@@ -75,10 +78,16 @@ import Testing
             #expect(pushed.nonce != first.nonce)
           }
         }
-        server.beginGracefulShutdown()
-        try await group.waitForAll()
+        await group.triggerGracefulShutdown()
+        try await tasks.waitForAll()
       }
     }
+  }
+
+  static var debugLogger: Logger {
+    var logger = Logger(label: "scaled")
+    logger.logLevel = .debug
+    return logger
   }
 
   /// Connects to `path`, sends nothing and reads until the server closes: `true` once it has.

@@ -53,7 +53,43 @@ public final class CallerAdmission: SecretLeaseProvider {
     }
   }
 
+  public func leaseNow(for evidence: CallerEvidence?) throws(CallerRefusal) -> SecretLease? {
+    let attestor = self.attestor
+    let caller: Caller
+    do {
+      guard let identified = try attestor.attestNow(evidence) else { return nil }
+      caller = identified
+    } catch {
+      throw self.refuse(error, caller: evidence?.summary ?? "no peer credentials or token")
+    }
+    guard self.table.readiness(of: caller.identity, tokenDigest: nil) == .ready else { return nil }
+    let lease: SecretLease
+    do {
+      lease = try self.open(caller, attestor: attestor)
+    } catch {
+      throw self.refuse(error, caller: caller.description)
+    }
+    // Dropped in between: the waiting path tells the caller.
+    guard self.table.readiness(of: caller.identity, tokenDigest: nil) == .ready else {
+      lease.release()
+      return nil
+    }
+    return lease
+  }
+
   private func admit(_ caller: Caller, attestor: CallerAttestor) async throws(CallerRefusal) -> SecretLease {
+    let lease = try self.open(caller, attestor: attestor)
+    do {
+      try await self.awaitIssued(caller)
+    } catch {
+      lease.release()
+      throw error
+    }
+    return lease
+  }
+
+  /// Holds the caller to its stream rate and opens its stream on the identity table.
+  private func open(_ caller: Caller, attestor: CallerAttestor) throws(CallerRefusal) -> SecretLease {
     let identity = caller.identity
     let isAgent = identity == self.table.pinnedIdentity
     if isAgent, !caller.isVerified {
@@ -66,16 +102,9 @@ public final class CallerAdmission: SecretLeaseProvider {
         .rateLimited, "\(identity) opened more than \(rate) streams; retry in \(DurationParser.format(wait))")
     }
     let cache = self.table.openStream(identity, credential: caller.credential, now: self.now())
-    let lease = SecretLease(caller: caller, cache: cache, onExpired: { [table] in table.wake.signal() }) {
+    return SecretLease(caller: caller, cache: cache, onExpired: { [table] in table.wake.signal() }) {
       [table, now] in table.closeStream(identity, now: now())
     }
-    do {
-      try await self.awaitIssued(caller)
-    } catch {
-      lease.release()
-      throw error
-    }
-    return lease
   }
 
   /// Returns once the caller's identity has had its first issuance, and the CA has accepted a

@@ -57,6 +57,25 @@ public struct CallerAttestor: Sendable {
     }
   }
 
+  /// `attest` when it needs no suspension: every mode but a forwarded token's; nil otherwise.
+  public func attestNow(_ evidence: CallerEvidence?) throws(CallerRefusal) -> Caller? {
+    switch self.mode {
+    case .agent, .peer:
+      return try self.attestSync(evidence)
+    case .peerOrToken where evidence?.token == nil:
+      return try self.peerCaller(evidence?.peer)
+    case .token, .peerOrToken, .peerAndToken:
+      return nil
+    }
+  }
+
+  private func attestSync(_ evidence: CallerEvidence?) throws(CallerRefusal) -> Caller {
+    if self.mode == .agent {
+      return Caller(identity: self.agentIdentity, credential: .agent, isVerified: true, evidence: "agent identity")
+    }
+    return try self.peerCaller(evidence?.peer)
+  }
+
   private func peerCaller(_ peer: PeerCredentials?) throws(CallerRefusal) -> Caller {
     guard var peer else {
       throw CallerRefusal(.permissionDenied, "the connection's peer credentials could not be read")

@@ -11,14 +11,25 @@ extension SecretDiscoveryService {
     response: RPCWriter<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse>,
     context: ServerContext
   ) async throws {
-    let lease = try await self.lease(context)
-    defer { lease.release() }
+    let stream = self.openDeltaSecrets(try await self.lease(context))
+    defer { stream.close() }
+    try await self.serve(request, response, stream: stream)
+  }
+
+  /// A `DeltaSecrets` stream for a leased caller.
+  public func openDeltaSecrets(
+    _ lease: SecretLease
+  ) -> SecretStream<
+    Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, Envoy_Service_Discovery_V3_DeltaDiscoveryResponse
+  > {
     var session = self.open(
       lease, machine: DeltaStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: "DeltaSecrets")
-    defer { self.close(session) }
-    try await self.serve(request, response, cache: lease.cache, logger: session.logger) { event in
-      try self.handle(event, in: &session)
-    }
+    return SecretStream(
+      cache: lease.cache, logger: session.logger, handle: { try self.handle($0, in: &session) },
+      close: {
+        self.close(session)
+        lease.release()
+      })
   }
 
   @inline(never)

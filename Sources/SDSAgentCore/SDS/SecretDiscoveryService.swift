@@ -42,7 +42,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     self.now = now
   }
 
-  enum StreamEvent<Request: Sendable>: Sendable {
+  public enum StreamEvent<Request: Sendable>: Sendable {
     case request(Request)
     /// A request that does not decode: the stream ends with this error.
     case requestFailed(RPCError)
@@ -66,7 +66,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     var onDemand = OnDemandHold()
   }
 
-  enum Step<Response: Sendable> {
+  public enum Step<Response: Sendable> {
     case send(Response)
     case wait
     case end
@@ -77,14 +77,23 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     response: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
     context: ServerContext
   ) async throws {
-    let lease = try await self.lease(context)
-    defer { lease.release() }
+    let stream = self.openStreamSecrets(try await self.lease(context))
+    defer { stream.close() }
+    try await self.serve(request, response, stream: stream)
+  }
+
+  /// A `StreamSecrets` stream for a leased caller.
+  public func openStreamSecrets(
+    _ lease: SecretLease
+  ) -> SecretStream<Envoy_Service_Discovery_V3_DiscoveryRequest, Envoy_Service_Discovery_V3_DiscoveryResponse> {
     var session = self.open(
       lease, machine: SDSStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: "StreamSecrets")
-    defer { self.close(session) }
-    try await self.serve(request, response, cache: lease.cache, logger: session.logger) { event in
-      try self.handle(event, in: &session)
-    }
+    return SecretStream(
+      cache: lease.cache, logger: session.logger, handle: { try self.handle($0, in: &session) },
+      close: {
+        self.close(session)
+        lease.release()
+      })
   }
 
   /// Runs one stream: its requests and the cache's changes become events, `handle` decides
@@ -92,10 +101,9 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   func serve<Request: Sendable, Response: Sendable>(
     _ requests: RPCAsyncSequence<Request, any Error>,
     _ response: RPCWriter<Response>,
-    cache: SecretCache,
-    logger: Logger,
-    handle: (StreamEvent<Request>) throws -> Step<Response>
+    stream: SecretStream<Request, Response>
   ) async throws {
+    let (cache, logger) = (stream.cache, stream.logger)
     let (events, continuation) = AsyncStream.makeStream(of: StreamEvent<Request>.self)
     let subscription = cache.subscribe { continuation.yield(.secretsChanged) }
     defer { subscription.cancel() }
@@ -122,7 +130,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       // to the next agent and keeps its current secrets meanwhile.
       try await withGracefulShutdownHandler {
         loop: for await event in events {
-          switch try handle(event) {
+          switch try stream.handle(event) {
           case .send(let message): try await response.write(message)
           case .wait: continue
           case .end: break loop
@@ -210,7 +218,13 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     request: Envoy_Service_Discovery_V3_DiscoveryRequest,
     context: ServerContext
   ) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
-    let lease = try await self.lease(context)
+    try self.fetch(request, lease: try await self.lease(context))
+  }
+
+  /// `FetchSecrets` for a leased caller; releases the lease.
+  public func fetch(
+    _ request: Envoy_Service_Discovery_V3_DiscoveryRequest, lease: SecretLease
+  ) throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
     defer { lease.release() }
     self.counters.increment(.fetches)
     var machine = SDSStreamStateMachine(naming: self.naming(lease))
@@ -258,6 +272,16 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
 
   func lease(_ context: ServerContext) async throws -> SecretLease {
     try await self.leases.lease(for: context.transportSpecific as? CallerEvidence)
+  }
+
+  /// Admits the caller `evidence` describes, waiting for its first certificate if need be.
+  public func lease(for evidence: CallerEvidence?) async throws(CallerRefusal) -> SecretLease {
+    try await self.leases.lease(for: evidence)
+  }
+
+  /// Admits the caller without waiting, when that is possible; nil when only `lease(for:)` can.
+  public func leaseNow(for evidence: CallerEvidence?) throws(CallerRefusal) -> SecretLease? {
+    try self.leases.leaseNow(for: evidence)
   }
 
   private func receive(

@@ -1,0 +1,81 @@
+import Foundation
+import GRPCCore
+import NIOHPACK
+import SDSAgentCore
+
+/// The status that ends an RPC, as the trailers carry it: `grpc-status`, a bounded and
+/// percent-encoded `grpc-message`, and any metadata the error adds.
+struct GRPCStatus: Sendable, Equatable {
+  var code: Status.Code
+  var message: String
+  var metadata: Metadata = [:]
+
+  static let ok = GRPCStatus(code: .ok, message: "")
+
+  init(code: Status.Code, message: String, metadata: Metadata = [:]) {
+    self.code = code
+    self.message = message
+    self.metadata = metadata
+  }
+
+  /// The status a handler's error ends its RPC with; errors that are not the service's own
+  /// statuses are reported without their details.
+  init(_ error: any Error) {
+    switch error {
+    case let error as RPCError:
+      self.init(code: Status.Code(error.code), message: error.message, metadata: error.metadata)
+    case let error as any RPCErrorConvertible:
+      self.init(code: Status.Code(error.rpcErrorCode), message: error.rpcErrorMessage, metadata: error.rpcErrorMetadata)
+    default:
+      self.init(code: .internalError, message: "the agent failed to answer")
+    }
+  }
+
+  /// The longest `grpc-message` sent, in characters: a status never echoes unbounded input.
+  static let messageLimit = 1024
+
+  /// Adds the status to a trailers (or trailers-only) header block.
+  func add(to headers: inout HPACKHeaders) {
+    headers.add(name: "grpc-status", value: String(self.code.rawValue))
+    if !self.message.isEmpty {
+      headers.add(
+        name: "grpc-message",
+        value: Self.percentEncoded(BoundedText(self.message, limit: Self.messageLimit).description))
+    }
+    for (key, value) in self.metadata {
+      switch value {
+      case .string(let text): headers.add(name: key, value: text)
+      case .binary(let bytes): headers.add(name: key, value: Base64.encode(bytes))
+      }
+    }
+  }
+
+  /// gRPC's encoding of `grpc-message`: UTF-8, with every byte outside printable ASCII and `%`
+  /// itself written as `%XX`.
+  static func percentEncoded(_ message: String) -> String {
+    var encoded = ""
+    encoded.reserveCapacity(message.utf8.count)
+    for byte in message.utf8 {
+      if byte >= 0x20, byte <= 0x7E, byte != UInt8(ascii: "%") {
+        encoded.unicodeScalars.append(Unicode.Scalar(byte))
+      } else {
+        encoded += "%" + (byte < 0x10 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+      }
+    }
+    return encoded
+  }
+}
+
+/// Base64 as gRPC's binary headers carry it: padded when sent, padding optional when read.
+enum Base64 {
+  static func encode(_ bytes: [UInt8]) -> String {
+    Data(bytes).base64EncodedString()
+  }
+
+  static func decode(_ text: String) -> [UInt8]? {
+    var padded = text.trimmingCharacters(in: .whitespaces)
+    let remainder = padded.utf8.count % 4
+    if remainder != 0 { padded += String(repeating: "=", count: 4 - remainder) }
+    return Data(base64Encoded: padded).map { Array($0) }
+  }
+}

@@ -1,0 +1,159 @@
+import Logging
+import NIOCore
+import NIOHTTP2
+import SDSAgentCore
+
+/// The connection-level part of the SDS socket, after the HTTP/2 handler: keepalive pings,
+/// closing idle connections, the rapid-reset guard, and the GOAWAY of a graceful stop. Its
+/// streams (`SDSStreamHandler`) report to it on the same event loop.
+final class SDSConnectionHandler: ChannelInboundHandler {
+  typealias InboundIn = HTTP2Frame
+  typealias OutboundOut = HTTP2Frame
+
+  /// The kernel's credentials of the connected process, if the agent identifies callers by them.
+  let credentials: PeerCredentials?
+  private let limits: SDSServerLimits
+  private let logger: Logger
+  private var context: ChannelHandlerContext?
+  private var openStreams = 0
+  private var highestStreamID = HTTP2StreamID.rootStream
+  private var quiescing = false
+  private var idleTimer: Scheduled<Void>?
+  private var keepalive: RepeatedTask?
+  private var resetWindowStart = NIODeadline.now()
+  private var unservedResets = 0
+
+  init(credentials: PeerCredentials?, limits: SDSServerLimits, logger: Logger) {
+    self.credentials = credentials
+    self.limits = limits
+    self.logger = logger
+  }
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+    self.keepalive = context.eventLoop.scheduleRepeatedTask(
+      initialDelay: self.limits.keepaliveTime, delay: self.limits.keepaliveTime
+    ) { _ in
+      handler.value.ping()
+    }
+    self.scheduleIdleClose()
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    self.keepalive?.cancel()
+    self.idleTimer?.cancel()
+    self.context = nil
+    context.fireChannelInactive()
+  }
+
+  /// A connection error (the HTTP/2 handler has sent GOAWAY) closes the connection; a stream's
+  /// error is its stream's business. As grpc-swift-nio-transport decides it.
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    switch error {
+    case is NIOHTTP2Errors.StreamError:
+      return
+    case is NIOHTTP2Errors.NoSuchStream where self.quiescing:
+      // A client opening a stream as the GOAWAY of a graceful stop crosses it.
+      return
+    default:
+      self.logger.debug(
+        "closing an SDS connection after an HTTP/2 error",
+        metadata: ["error": "\(BoundedText(String(describing: error)))"])
+      context.close(promise: nil)
+    }
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if event is ChannelShouldQuiesceEvent {
+      self.quiesce()
+      return
+    }
+    context.fireUserInboundEventTriggered(event)
+  }
+
+  // MARK: - Streams
+
+  func streamOpened(_ streamID: HTTP2StreamID?) {
+    self.openStreams += 1
+    if let streamID, streamID > self.highestStreamID { self.highestStreamID = streamID }
+    self.idleTimer?.cancel()
+    self.idleTimer = nil
+  }
+
+  func streamClosed(unserved: Bool) {
+    self.openStreams -= 1
+    if unserved { self.countUnservedReset() }
+    if self.openStreams == 0 {
+      if self.quiescing {
+        self.context?.close(promise: nil)
+      } else {
+        self.scheduleIdleClose()
+      }
+    }
+  }
+
+  private func countUnservedReset() {
+    let now = NIODeadline.now()
+    if now - self.resetWindowStart > self.limits.resetWindow {
+      self.resetWindowStart = now
+      self.unservedResets = 0
+    }
+    self.unservedResets += 1
+    guard self.unservedResets == self.limits.maximumUnservedResets + 1 else { return }
+    self.logger.warning(
+      "closing an SDS connection that reset streams before they were served (rapid reset)",
+      metadata: [
+        "resets": "\(self.unservedResets)", "window": "\(self.limits.resetWindow)",
+        "peer": "\(self.credentials.map(\.description) ?? "unknown")",
+      ])
+    self.goAway(.enhanceYourCalm)
+    self.context?.close(promise: nil)
+  }
+
+  // MARK: - Connection
+
+  private func ping() {
+    guard let context = self.context else { return }
+    context.writeAndFlush(
+      self.wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(), ack: false))), promise: nil
+    )
+  }
+
+  private func scheduleIdleClose() {
+    guard let context = self.context else { return }
+    let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+    self.idleTimer?.cancel()
+    self.idleTimer = context.eventLoop.scheduleTask(in: self.limits.maximumIdleTime) {
+      handler.value.closeIdle()
+    }
+  }
+
+  private func closeIdle() {
+    guard self.openStreams == 0, let context = self.context else { return }
+    self.goAway(.noError)
+    context.close(promise: nil)
+  }
+
+  /// The agent is stopping: streams are ending (each got the event before this handler), no
+  /// new ones are accepted, and the connection closes once the last one ended.
+  private func quiesce() {
+    guard !self.quiescing, let context = self.context else { return }
+    self.quiescing = true
+    self.goAway(.noError)
+    if self.openStreams == 0 {
+      context.close(promise: nil)
+      return
+    }
+    context.eventLoop.scheduleTask(in: self.limits.shutdownGrace) { [channel = context.channel] in
+      channel.close(promise: nil)
+    }
+  }
+
+  private func goAway(_ code: HTTP2ErrorCode) {
+    guard let context = self.context else { return }
+    let frame = HTTP2Frame(
+      streamID: .rootStream, payload: .goAway(lastStreamID: self.highestStreamID, errorCode: code, opaqueData: nil))
+    context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
+  }
+}

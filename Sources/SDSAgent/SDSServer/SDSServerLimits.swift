@@ -1,0 +1,39 @@
+import NIOCore
+
+/// The SDS socket's limits on what one connection may hold or send.
+public struct SDSServerLimits: Sendable {
+  public init() {}
+
+  /// Streams open at once on one connection (Envoy opens one per secret).
+  public var maximumStreamsPerConnection = 4096
+  /// The largest request message; a larger one ends its call with `RESOURCE_EXHAUSTED`.
+  public var maximumRequestBytes = 4 * 1024 * 1024
+  /// Streams a client may reset before they got a response, within `resetWindow`, before the
+  /// connection is closed with `ENHANCE_YOUR_CALM` (the rapid-reset attack, CVE-2023-44487).
+  /// Streams reset after they were served (Envoy dropping secrets) do not count.
+  public var maximumUnservedResets = 200
+  public var resetWindow = TimeAmount.seconds(30)
+  /// A connection without streams for this long is closed.
+  public var maximumIdleTime = TimeAmount.seconds(300)
+  /// A PING every `keepaliveTime`; a peer silent for `silentPeerTimeout` is closed.
+  public var keepaliveTime = TimeAmount.seconds(60)
+  public var silentPeerTimeout = TimeAmount.seconds(120)
+  /// How long streams may take to end after the agent started to stop.
+  public var shutdownGrace = TimeAmount.seconds(5)
+
+  /// Every reset, served or not, within `resetWindow`: a backstop that scales with the stream
+  /// limit, so that a client cancelling all its streams at once is never cut off.
+  public var maximumResets: Int { 4 * self.maximumStreamsPerConnection }
+}
+
+extension SDSServerLimits {
+  /// The agent's limits (see `Agent`'s constants).
+  public static var agent: SDSServerLimits {
+    var limits = SDSServerLimits()
+    limits.maximumStreamsPerConnection = Agent.maximumStreamsPerConnection
+    limits.maximumIdleTime = .seconds(Agent.connectionIdleTimeSeconds)
+    limits.keepaliveTime = .seconds(Agent.keepaliveTimeSeconds)
+    limits.silentPeerTimeout = .seconds(Agent.silentPeerTimeoutSeconds)
+    return limits
+  }
+}

@@ -1,0 +1,125 @@
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP2
+import NIOPosix
+import SDSAgentCore
+import ServiceLifecycle
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// Serves Envoy's `SecretDiscoveryService` on the agent's Unix socket: gRPC over HTTP/2 written
+/// directly on swift-nio-http2, one `SDSStreamHandler` per stream and no task per stream. Stops
+/// gracefully: GOAWAY, every stream ended with `OK`, connections closed once their streams are.
+public struct SDSSocketServer: Service, CustomStringConvertible {
+  /// A bound, listening socket; the server takes ownership of it.
+  let descriptor: Int32
+  let service: SecretDiscoveryService
+  /// Whether callers are identified by `SO_PEERCRED`.
+  let peerCredentials: Bool
+  var limits = SDSServerLimits()
+  let logger: Logger
+  /// Called once the socket accepts connections.
+  var onListening: @Sendable () -> Void = {}
+  var onStop: @Sendable () -> Void = {}
+
+  public init(
+    descriptor: Int32, service: SecretDiscoveryService, peerCredentials: Bool, limits: SDSServerLimits,
+    logger: Logger, onListening: @escaping @Sendable () -> Void = {}, onStop: @escaping @Sendable () -> Void = {}
+  ) {
+    self.descriptor = descriptor
+    self.service = service
+    self.peerCredentials = peerCredentials
+    self.limits = limits
+    self.logger = logger
+    self.onListening = onListening
+    self.onStop = onStop
+  }
+
+  public var description: String { "SDSSocketServer(fd \(self.descriptor))" }
+
+  public func run() async throws {
+    defer { self.onStop() }
+    let group = MultiThreadedEventLoopGroup.singleton
+    let quiescing = ServerQuiescingHelper(group: group)
+    let channel = try await ServerBootstrap(group: group)
+      .serverChannelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+        }
+      }
+      .childChannelInitializer { self.initialize($0) }
+      .withBoundSocket(self.descriptor)
+      .get()
+    self.onListening()
+    let stopped = channel.eventLoop.makePromise(of: Void.self)
+    await withGracefulShutdownHandler {
+      await withTaskCancellationHandler {
+        try? await channel.closeFuture.get()
+      } onCancel: {
+        channel.close(promise: nil)
+      }
+    } onGracefulShutdown: {
+      quiescing.initiateShutdown(promise: stopped)
+    }
+    quiescing.initiateShutdown(promise: stopped)
+    try? await stopped.futureResult.get()
+  }
+
+  private func initialize(_ channel: any Channel) -> EventLoopFuture<Void> {
+    self.credentials(of: channel).flatMapThrowing { credentials in
+      let connection = SDSConnectionHandler(credentials: credentials, limits: self.limits, logger: self.logger)
+      let boundConnection = NIOLoopBound(connection, eventLoop: channel.eventLoop)
+      let (service, limits) = (self.service, self.limits)
+      let pipeline = channel.pipeline.syncOperations
+      try pipeline.addHandlers(
+        IdleStateHandler(readTimeout: limits.silentPeerTimeout), SilentPeerCloser(), FlushCoalescer())
+      _ = try pipeline.configureHTTP2Pipeline(
+        mode: .server, connectionConfiguration: Self.connectionConfiguration(limits),
+        streamConfiguration: Self.streamConfiguration(limits)
+      ) { stream in
+        stream.eventLoop.makeCompletedFuture {
+          try stream.pipeline.syncOperations.addHandler(
+            SDSStreamHandler(connection: boundConnection.value, service: service, limits: limits))
+        }
+      }
+      try pipeline.addHandler(connection)
+    }
+  }
+
+  private func credentials(of channel: any Channel) -> EventLoopFuture<PeerCredentials?> {
+    guard self.peerCredentials, let socket = channel as? any SocketOptionProvider else {
+      return channel.eventLoop.makeSucceededFuture(nil)
+    }
+    return socket.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+      .map { (raw: KernelPeerCredentials) -> PeerCredentials? in
+        PeerCredentials(pid: raw.pid, uid: raw.uid, gid: raw.gid)
+      }
+      .recover { _ in nil }
+  }
+
+  static func connectionConfiguration(_ limits: SDSServerLimits) -> NIOHTTP2Handler.ConnectionConfiguration {
+    var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+    configuration.initialSettings = [
+      HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maximumStreamsPerConnection),
+      HTTP2Setting(parameter: .maxHeaderListSize, value: HPACKDecoderLimit.maximumHeaderListSize),
+    ]
+    return configuration
+  }
+
+  static func streamConfiguration(_ limits: SDSServerLimits) -> NIOHTTP2Handler.StreamConfiguration {
+    var configuration = NIOHTTP2Handler.StreamConfiguration()
+    configuration.streamResetFrameRateLimit.maximumCount = limits.maximumResets
+    configuration.streamResetFrameRateLimit.windowLength = limits.resetWindow
+    return configuration
+  }
+}
+
+/// The largest header block a request may carry (a forwarded token fits many times over).
+enum HPACKDecoderLimit {
+  static let maximumHeaderListSize = 16 * 1024
+}
