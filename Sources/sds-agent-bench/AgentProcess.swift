@@ -23,11 +23,7 @@ final class AgentProcess {
   var pid: Int32 { self.child.pid }
 
   /// Resident set size in KiB, from /proc.
-  var residentKiB: Int {
-    let status = (try? String(contentsOfFile: "/proc/\(self.pid)/status", encoding: .utf8)) ?? ""
-    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
-  }
+  var residentKiB: Int { self.child.residentKiB }
 
   /// Waits until a FetchSecrets succeeds; returns how long that took since `started`.
   func waitUntilServing(since started: ContinuousClock.Instant, limit: Duration = .seconds(30)) async throws -> Duration

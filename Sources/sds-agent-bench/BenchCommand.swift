@@ -55,8 +55,9 @@ struct BenchCommand: AsyncParsableCommand {
     let concurrency = self.smoke ? [1, 8] : self.fetchConcurrency.split(separator: ",").compactMap { Int($0) }
     let seconds = self.smoke ? 0.5 : self.seconds
     let bench = Bench(agentBinary: self.agent, python: self.python, measureSeconds: seconds, children: children)
+    let openFileLimit = OpenFileLimit.raiseToHardLimit()
     var report = Report()
-    report.section("Machine", Bench.machineDescription())
+    report.section("Machine", Bench.machineDescription() + ", open-file limit \(openFileLimit)")
     let phases = Set(self.phases.split(separator: ",").map(String.init))
     if let unknown = phases.subtracting(["startup", "streams", "issuance", "fetch"]).first {
       throw ValidationError("unknown phase \(unknown): expected startup, streams, issuance or fetch")
@@ -71,20 +72,28 @@ struct BenchCommand: AsyncParsableCommand {
     }
     if phases.contains("streams") {
       var streamRows: [[String]] = []
+      var memoryRows: [[String]] = []
       var fanOutRows: [[String]] = []
       for count in streamCounts {
         let result = try await bench.streamsAndFanOut(count: count, perConnection: self.streamsPerConnection)
-        streamRows.append(result.streams)
+        streamRows.append(result.agent.row)
+        if let baseline = result.baseline { streamRows.append(baseline.row) }
+        memoryRows.append(StreamFigures.comparisonRow(agent: result.agent, baseline: result.baseline))
         fanOutRows.append(result.fanOut)
       }
       report.table(
-        "Streams (each subscribed to default or ROOTCA; time until all have their first response)",
-        ["streams", "connections", "time to all first responses", "agent RSS before", "agent RSS after", "per stream"],
+        "Streams (each subscribed to default or ROOTCA; RSS from /proc once all have their first response)",
+        StreamFigures.header,
         streamRows
       )
       report.table(
-        "Fan-out (forced rotation to the last stream holding the new certificate)",
-        ["streams (default)", "p50", "p99", "max"],
+        "Memory per open stream, sds-agent next to grpcio (C-core), same client and streams",
+        StreamFigures.comparisonHeader,
+        memoryRows
+      )
+      report.table(
+        "Fan-out (forced rotation to the last default stream holding the new certificate)",
+        Bench.fanOutHeader,
         fanOutRows
       )
     }
@@ -101,8 +110,8 @@ struct BenchCommand: AsyncParsableCommand {
     }
     if phases.contains("fetch") {
       report.table(
-        "FetchSecrets throughput (cached, over the Unix socket)",
-        ["concurrency", "sds-agent calls/s", "grpcio (C-core) baseline calls/s", "ratio"],
+        "FetchSecrets throughput (cached, over the Unix socket; bench client CPU in % of one core)",
+        Bench.fetchHeader,
         try await bench.fetchThroughput(concurrency: concurrency)
       )
     }

@@ -45,6 +45,13 @@ final class ChildProcess: Sendable {
 
   var pid: Int32 { self.process.processIdentifier }
 
+  /// Resident set size in KiB: VmRSS from /proc/PID/status.
+  var residentKiB: Int {
+    let status = (try? String(contentsOfFile: "/proc/\(self.pid)/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+  }
+
   func stop() async {
     if self.process.isRunning {
       self.process.terminate()

@@ -1,0 +1,84 @@
+import EnvoySDSProtos
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import SDSAgentCore
+
+extension Bench {
+  /// Calls/s over one connection, and what the client itself spent doing them: its CPU time
+  /// (getrusage, every thread) over the measured interval, in cores. The client and the server
+  /// share the machine, so a client near a whole core per concurrent caller, or near the core
+  /// count, is what limits the figure rather than the server.
+  struct FetchRate {
+    let callsPerSecond: Double
+    let clientCores: Double
+
+    var calls: String { String(format: "%.0f", self.callsPerSecond) }
+    var clientCPU: String { String(format: "%.0f%%", self.clientCores * 100) }
+  }
+
+  static let fetchHeader = [
+    "concurrency", "sds-agent calls/s", "client CPU, agent run", "grpcio (C-core) baseline calls/s",
+    "client CPU, grpcio run",
+    "ratio",
+  ]
+
+  func fetchThroughput(concurrency levels: [Int]) async throws -> [[String]] {
+    let directory = try AgentProcess.temporaryDirectory()
+    let agent = try AgentProcess(binary: self.agentBinary, directory: directory, in: self.children)
+    _ = try await agent.waitUntilServing(since: .now)
+    var baseline: BaselineServer?
+    if let python = self.python {
+      let responses = try await BaselineServer.copyResponses(from: agent.socketPath, into: directory)
+      baseline = try await BaselineServer.start(
+        .threadPool, python: python, responses: responses, in: directory, children: self.children)
+    }
+    var rows: [[String]] = []
+    for level in levels {
+      let agentRate = try await self.fetchRate(socketPath: agent.socketPath, concurrency: level)
+      if let baseline {
+        let baselineRate = try await self.fetchRate(socketPath: baseline.socketPath, concurrency: level)
+        rows.append([
+          "\(level)", agentRate.calls, agentRate.clientCPU, baselineRate.calls, baselineRate.clientCPU,
+          String(format: "%.2f×", agentRate.callsPerSecond / baselineRate.callsPerSecond),
+        ])
+      } else {
+        rows.append(["\(level)", agentRate.calls, agentRate.clientCPU, "(no --python)", "-", "-"])
+      }
+    }
+    await baseline?.stop()
+    await agent.stop()
+    return rows
+  }
+
+  private func fetchRate(socketPath: String, concurrency: Int) async throws -> FetchRate {
+    let transport = try HTTP2ClientTransport.Posix(
+      target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
+    return try await withGRPCClient(transport: transport) { client in
+      let sds = SDS(wrapping: client)
+      var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
+      request.resourceNames = [SecretResource.tlsCertificate.name]
+      request.typeURL = SecretResource.typeURL
+      _ = try await sds.fetchSecrets(request)
+      let cpuBefore = ProcessorTime.used()
+      let started = ContinuousClock.now
+      let seconds = self.measureSeconds
+      let calls = try await withThrowingTaskGroup(of: Int.self) { group in
+        for _ in 0..<concurrency {
+          group.addTask { [request] in
+            var count = 0
+            while (ContinuousClock.now - started).seconds < seconds {
+              _ = try await sds.fetchSecrets(request)
+              count += 1
+            }
+            return count
+          }
+        }
+        return try await group.reduce(0, +)
+      }
+      let elapsed = (ContinuousClock.now - started).seconds
+      let cpu = (ProcessorTime.used() - cpuBefore).seconds
+      return FetchRate(callsPerSecond: Double(calls) / elapsed, clientCores: cpu / elapsed)
+    }
+  }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import SDSAgent
+
+extension Bench {
+  /// The figures of one stream count: the agent's and the baseline's streams, and the fan-out.
+  struct StreamsResult {
+    let agent: StreamFigures
+    let baseline: StreamFigures?
+    let fanOut: [String]
+  }
+
+  /// Opens `count` streams on a fresh agent, reads its RSS once all have their first response,
+  /// then forces a rotation and times each `default` stream's push. With `python`, opens the same
+  /// streams the same way on a fresh baseline server, after the agent has stopped.
+  func streamsAndFanOut(count: Int, perConnection: Int) async throws -> StreamsResult {
+    let load = StreamLoad(count: count, perConnection: perConnection)
+    let directory = try AgentProcess.temporaryDirectory()
+    let agent = try AgentProcess(binary: self.agentBinary, directory: directory, in: self.children)
+    _ = try await agent.waitUntilServing(since: .now)
+    let responses =
+      self.python == nil ? nil : try await BaselineServer.copyResponses(from: agent.socketPath, into: directory)
+    let before = agent.residentKiB
+    let (agentFigures, fanOut) = try await load.withStreamsOpen(on: agent.socketPath) { tracker, elapsed in
+      let after = agent.residentKiB
+      let fanOut = try await Self.fanOut(load, tracker: tracker, adminPath: agent.adminPath)
+      Self.logErrors(of: tracker, on: "sds-agent")
+      return (
+        StreamFigures(
+          server: "sds-agent", load: load, answered: tracker.firstResponses, errors: tracker.errors,
+          timeToFirstResponses: elapsed, residentKiBBefore: before, residentKiBAfter: after),
+        fanOut
+      )
+    }
+    await agent.stop()
+
+    guard let python = self.python, let responses else {
+      return StreamsResult(agent: agentFigures, baseline: nil, fanOut: fanOut)
+    }
+    let baseline = try await BaselineServer.start(
+      .asyncio, python: python, responses: responses, in: directory, children: self.children)
+    let baselineBefore = baseline.residentKiB
+    let baselineFigures = try await load.withStreamsOpen(on: baseline.socketPath) { tracker, elapsed in
+      let after = baseline.residentKiB
+      Self.logErrors(of: tracker, on: "grpcio")
+      return StreamFigures(
+        server: "grpcio (C-core)", load: load, answered: tracker.firstResponses, errors: tracker.errors,
+        timeToFirstResponses: elapsed, residentKiBBefore: baselineBefore, residentKiBAfter: after)
+    }
+    await baseline.stop()
+    return StreamsResult(agent: agentFigures, baseline: baselineFigures, fanOut: fanOut)
+  }
+
+  static let fanOutHeader = ["streams", "default streams", "default streams timed", "p50", "p99", "max"]
+
+  /// Forces a rotation through the admin endpoint and times each `default` stream's push.
+  private static func fanOut(_ load: StreamLoad, tracker: StreamTracker, adminPath: String) async throws -> [String] {
+    tracker.startFanOut(at: ContinuousClock.now)
+    let rotation = try await AdminClient.request("POST", "/rotate", at: .unixSocket(path: adminPath))
+    guard rotation.status == 200 else { throw BenchError("POST /rotate answered \(rotation.status)") }
+    if !(await StreamTracker.wait(for: tracker.allPushed, atMost: load.pushLimit)) {
+      FileHandle.standardError.write(
+        Data("fan-out: not every default stream had its push within \(load.pushLimit)\n".utf8))
+    }
+    let latencies = tracker.pushLatencies.sorted()
+    return [
+      "\(load.count)", "\(load.defaultStreams)", "\(latencies.count)", Self.ms(Self.percentile(latencies, 0.5)),
+      Self.ms(Self.percentile(latencies, 0.99)), Self.ms(latencies.last ?? .zero),
+    ]
+  }
+
+  /// The tables count errors; the first one's text goes to standard error, to tell what it was.
+  private static func logErrors(of tracker: StreamTracker, on server: String) {
+    guard let error = tracker.firstError else { return }
+    FileHandle.standardError.write(Data("\(server): \(tracker.errors) stream errors, the first: \(error)\n".utf8))
+  }
+}

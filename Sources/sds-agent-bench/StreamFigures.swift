@@ -1,0 +1,45 @@
+import Foundation
+
+/// What one server did with one `StreamLoad`: how many streams got their first response, how many
+/// failed, and its resident memory before the streams opened and once all had their first response.
+struct StreamFigures {
+  let server: String
+  let load: StreamLoad
+  let answered: Int
+  let errors: Int
+  let timeToFirstResponses: Duration?
+  let residentKiBBefore: Int
+  let residentKiBAfter: Int
+
+  var perStreamKiB: Double {
+    self.load.count > 0 ? Double(self.residentKiBAfter - self.residentKiBBefore) / Double(self.load.count) : 0
+  }
+
+  static let header = [
+    "server", "streams", "connections", "first responses", "errors", "time to all first responses", "RSS before",
+    "RSS after", "per stream",
+  ]
+
+  var row: [String] {
+    [
+      self.server, "\(self.load.count)", "\(self.load.connections)", "\(self.answered)", "\(self.errors)",
+      self.timeToFirstResponses.map(Bench.ms) ?? "over \(Bench.ms(self.load.firstResponseLimit))",
+      "\(self.residentKiBBefore / 1024) MiB", "\(self.residentKiBAfter / 1024) MiB",
+      String(format: "%.1f KiB", self.perStreamKiB),
+    ]
+  }
+
+  static let comparisonHeader = [
+    "streams", "connections", "agent per-stream KiB", "grpcio per-stream KiB", "ratio (agent / grpcio)",
+  ]
+
+  /// The agent's per-stream memory next to the baseline's, for the same load.
+  static func comparisonRow(agent: StreamFigures, baseline: StreamFigures?) -> [String] {
+    let start = ["\(agent.load.count)", "\(agent.load.connections)", String(format: "%.1f", agent.perStreamKiB)]
+    guard let baseline else { return start + ["(no --python)", "-"] }
+    return start + [
+      String(format: "%.1f", baseline.perStreamKiB),
+      String(format: "%.2f×", agent.perStreamKiB / baseline.perStreamKiB),
+    ]
+  }
+}
