@@ -21,6 +21,7 @@ final class AgentProcess {
   }
 
   var pid: Int32 { self.child.pid }
+  var processorTime: Duration { self.child.processorTime }
 
   /// Resident set size in KiB, from /proc.
   var residentKiB: Int { self.child.residentKiB }

@@ -22,7 +22,7 @@ extension Bench {
     let before = agent.residentKiB
     let (agentFigures, fanOut) = try await load.withStreamsOpen(on: agent.socketPath) { tracker, elapsed in
       let after = agent.residentKiB
-      let fanOut = try await Self.fanOut(load, tracker: tracker, adminPath: agent.adminPath)
+      let fanOut = try await Self.fanOut(load, tracker: tracker, agent: agent)
       Self.logErrors(of: tracker, on: "sds-agent")
       return (
         StreamFigures(
@@ -50,21 +50,28 @@ extension Bench {
     return StreamsResult(agent: agentFigures, baseline: baselineFigures, fanOut: fanOut)
   }
 
-  static let fanOutHeader = ["streams", "default streams", "default streams timed", "p50", "p99", "max"]
+  static let fanOutHeader = [
+    "streams", "default streams", "default streams timed", "p50", "p99", "max", "agent CPU", "bench client CPU",
+  ]
 
-  /// Forces a rotation through the admin endpoint and times each `default` stream's push.
-  private static func fanOut(_ load: StreamLoad, tracker: StreamTracker, adminPath: String) async throws -> [String] {
+  /// Forces a rotation through the admin endpoint and times each `default` stream's push; with
+  /// the CPU time the agent and the bench client spent meanwhile, to tell which one the fan-out
+  /// waited for.
+  private static func fanOut(_ load: StreamLoad, tracker: StreamTracker, agent: AgentProcess) async throws -> [String] {
+    let (agentBefore, clientBefore) = (agent.processorTime, ProcessorTime.used())
     tracker.startFanOut(at: ContinuousClock.now)
-    let rotation = try await AdminClient.request("POST", "/rotate", at: .unixSocket(path: adminPath))
+    let rotation = try await AdminClient.request("POST", "/rotate", at: .unixSocket(path: agent.adminPath))
     guard rotation.status == 200 else { throw BenchError("POST /rotate answered \(rotation.status)") }
     if !(await StreamTracker.wait(for: tracker.allPushed, atMost: load.pushLimit)) {
       FileHandle.standardError.write(
         Data("fan-out: not every default stream had its push within \(load.pushLimit)\n".utf8))
     }
+    let (agentCPU, clientCPU) = (agent.processorTime - agentBefore, ProcessorTime.used() - clientBefore)
     let latencies = tracker.pushLatencies.sorted()
     return [
       "\(load.count)", "\(load.defaultStreams)", "\(latencies.count)", Self.ms(Self.percentile(latencies, 0.5)),
-      Self.ms(Self.percentile(latencies, 0.99)), Self.ms(latencies.last ?? .zero),
+      Self.ms(Self.percentile(latencies, 0.99)), Self.ms(latencies.last ?? .zero), Self.ms(agentCPU),
+      Self.ms(clientCPU),
     ]
   }
 

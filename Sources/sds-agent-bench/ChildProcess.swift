@@ -52,6 +52,17 @@ final class ChildProcess: Sendable {
     return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
   }
 
+  /// CPU time the process has used, user and system (`utime` and `stime` of /proc/PID/stat, in
+  /// clock ticks: 10 ms at the usual 100 Hz).
+  var processorTime: Duration {
+    let stat = (try? String(contentsOfFile: "/proc/\(self.pid)/stat", encoding: .utf8)) ?? ""
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields = stat.split(separator: ")", maxSplits: 1).last?.split(separator: " ") ?? []
+    guard fields.count > 13, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return .zero }
+    let ticks = Int64(sysconf(Int32(_SC_CLK_TCK)))
+    return .milliseconds((user + system) * 1000 / max(ticks, 1))
+  }
+
   func stop() async {
     if self.process.isRunning {
       self.process.terminate()

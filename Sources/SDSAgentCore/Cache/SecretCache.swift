@@ -1,4 +1,5 @@
 import Foundation
+import SwiftProtobuf
 import Synchronization
 
 /// Holds the secrets the agent serves and tells subscribers when they change.
@@ -15,8 +16,30 @@ public final class SecretCache: Sendable {
   }
 
   private let state = Mutex(State())
+  /// Each secret as responses carry it, encoded once per revision for every stream.
+  private let encodings = Mutex<[RequestedSecret: (revision: UInt64, secret: Google_Protobuf_Any)]>([:])
 
   public init() {}
+
+  /// `requested` at `revision`, packed as responses carry it: encoded by the first stream that
+  /// sends it, copied by the others (a rotation pushes the same secret to every stream).
+  func encoded(
+    _ requested: RequestedSecret, revision: UInt64, encode: () throws -> Google_Protobuf_Any
+  ) rethrows -> Google_Protobuf_Any {
+    if let cached = self.encodings.withLock({ $0[requested] }), cached.revision == revision {
+      return cached.secret
+    }
+    let secret = try encode()
+    self.encodings.withLock { encodings in
+      if encodings.count >= Self.encodingsKept { encodings.removeAll(keepingCapacity: true) }
+      if (encodings[requested]?.revision ?? 0) <= revision { encodings[requested] = (revision, secret) }
+    }
+    return secret
+  }
+
+  /// Distinct requested names whose encodings are kept (names are bounded per request, not per
+  /// identity); past it, the memo starts over.
+  static let encodingsKept = 1024
 
   public var current: ServedSecrets {
     self.state.withLock { $0.served }

@@ -31,8 +31,9 @@ extension Envoy_Extensions_TransportSockets_Tls_V3_Secret {
 }
 
 extension Envoy_Service_Discovery_V3_DiscoveryResponse {
-  /// The response `plan` describes, with the secrets from `served`.
-  init(_ plan: SDSResponsePlan, from served: ServedSecrets) throws {
+  /// The response `plan` describes, with the secrets from `served`, encoded once per revision
+  /// in `cache`.
+  init(_ plan: SDSResponsePlan, from served: ServedSecrets, cache: SecretCache) throws {
     self.init()
     self.versionInfo = plan.versionInfo
     self.nonce = plan.nonce
@@ -45,10 +46,27 @@ extension Envoy_Service_Discovery_V3_DiscoveryResponse {
         heartbeat.ttl = Google_Protobuf_Duration(seconds: 1)
         return try Google_Protobuf_Any(message: heartbeat)
       }
-      guard let secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret(resource, from: served) else {
-        return nil
+      return try Google_Protobuf_Any(resource, from: served, cache: cache)
+    }
+  }
+}
+
+extension Google_Protobuf_Any {
+  /// The secret `requested` names, serialized, or nil if `served` does not have it.
+  init?(_ requested: RequestedSecret, from served: ServedSecrets, cache: SecretCache) throws {
+    struct Unavailable: Error {}
+    do {
+      self = try cache.encoded(requested, revision: served.revision(of: requested.resource)) {
+        guard let secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret(requested, from: served) else {
+          throw Unavailable()
+        }
+        var packed = Google_Protobuf_Any()
+        packed.typeURL = SecretResource.typeURL
+        packed.value = try secret.serializedData()
+        return packed
       }
-      return try Google_Protobuf_Any(message: secret)
+    } catch is Unavailable {
+      return nil
     }
   }
 }

@@ -51,7 +51,7 @@ extension SecretDiscoveryService {
       plan = try self.receive(DeltaRequest(message), in: &session, served: served)
     }
     guard let plan else { return .wait }
-    let response = try Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(plan, from: served)
+    let response = try Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(plan, from: served, cache: session.cache)
     let ownDomain = TrustDomainName(of: session.caller.identity)
     let sentBundle =
       plan.resources.contains { $0.secret.resource.carriesBundle(of: ownDomain) } ? served.trustBundle : nil
@@ -113,18 +113,19 @@ extension SecretDiscoveryService {
 }
 
 extension Envoy_Service_Discovery_V3_DeltaDiscoveryResponse {
-  /// The response `plan` describes, with the secrets from `served`.
-  init(_ plan: DeltaResponsePlan, from served: ServedSecrets) throws {
+  /// The response `plan` describes, with the secrets from `served`, encoded once per revision
+  /// in `cache`.
+  init(_ plan: DeltaResponsePlan, from served: ServedSecrets, cache: SecretCache) throws {
     self.init()
     self.typeURL = SecretResource.typeURL
     self.nonce = plan.nonce
     self.removedResources = plan.removed
     self.resources = try plan.resources.compactMap { item -> Envoy_Service_Discovery_V3_Resource? in
-      guard let secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret(item.secret, from: served) else { return nil }
+      guard let secret = try Google_Protobuf_Any(item.secret, from: served, cache: cache) else { return nil }
       var resource = Envoy_Service_Discovery_V3_Resource()
       resource.name = item.secret.name
       resource.version = item.version
-      resource.resource = try Google_Protobuf_Any(message: secret)
+      resource.resource = secret
       return resource
     }
   }

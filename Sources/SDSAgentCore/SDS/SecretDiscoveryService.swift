@@ -197,7 +197,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       plan = try self.receive(message, in: &session, served: served)
     }
     guard let plan else { return .wait }
-    let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
+    let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served, cache: session.cache)
     let ownDomain = TrustDomainName(of: session.caller.identity)
     let sentBundle = plan.resources.contains { $0.resource.carriesBundle(of: ownDomain) } ? served.trustBundle : nil
     self.registry.update(session.streamID) {
@@ -239,7 +239,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       throw SecretsNotReady(names: machine.subscribedResources.map(\.name))
     }
     self.counters.increment(.responsesSent)
-    return try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served)
+    return try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served, cache: lease.cache)
   }
 
   /// What `cache` may serve now: never a certificate past its `notAfter` by the wall clock. One
