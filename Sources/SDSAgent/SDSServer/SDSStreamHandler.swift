@@ -97,7 +97,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
     do {
       head = try GRPCRequestHead.parse(headers)
     } catch {
-      self.refuse(error)
+      self.finish(error.status, httpStatus: error.httpStatus)
       return
     }
     self.state = .admitting(head.method, pending: [])
@@ -245,15 +245,15 @@ final class SDSStreamHandler: ChannelInboundHandler {
     context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(framed)))), promise: nil)
   }
 
-  /// Ends the call with `status` in its trailers (trailers-only if nothing was sent), then
-  /// stops a client still sending with `RST_STREAM(NO_ERROR)`.
-  private func finish(_ status: GRPCStatus) {
+  /// Ends the call with `status` in its trailers (trailers-only if nothing was sent, with
+  /// `httpStatus`), then stops a client still sending with `RST_STREAM(NO_ERROR)`.
+  private func finish(_ status: GRPCStatus, httpStatus: Int = 200) {
     if case .finished = self.state { return }
     self.end()
     guard let context = self.context else { return }
     var trailers = HPACKHeaders()
     if !self.responseHeadersSent {
-      trailers = Self.responseHeaders
+      trailers = [":status": String(httpStatus), "content-type": "application/grpc"]
     }
     status.add(to: &trailers)
     context.write(self.wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
@@ -261,22 +261,6 @@ final class SDSStreamHandler: ChannelInboundHandler {
       context.write(self.wrapOutboundOut(.rstStream(.noError)), promise: nil)
     }
     context.flush()
-  }
-
-  private func refuse(_ refusal: GRPCRequestHead.Refusal) {
-    if refusal.httpStatus != 200 {
-      self.end()
-      guard let context = self.context else { return }
-      var headers: HPACKHeaders = [":status": String(refusal.httpStatus), "content-type": "application/grpc"]
-      refusal.status.add(to: &headers)
-      context.write(self.wrapOutboundOut(.headers(.init(headers: headers, endStream: true))), promise: nil)
-      if !self.requestsEnded {
-        context.write(self.wrapOutboundOut(.rstStream(.noError)), promise: nil)
-      }
-      context.flush()
-      return
-    }
-    self.finish(refusal.status)
   }
 
   /// Releases everything the call holds.

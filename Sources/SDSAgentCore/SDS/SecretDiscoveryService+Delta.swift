@@ -6,30 +6,15 @@ import SwiftProtobuf
 
 /// `DeltaSecrets`: the incremental protocol, serving every name `StreamSecrets` serves.
 extension SecretDiscoveryService {
-  public func deltaSecrets(
-    request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, any Error>,
-    response: RPCWriter<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse>,
-    context: ServerContext
-  ) async throws {
-    let stream = self.openDeltaSecrets(try await self.lease(context))
-    defer { stream.close() }
-    try await self.serve(request, response, stream: stream)
-  }
-
   /// A `DeltaSecrets` stream for a leased caller.
   public func openDeltaSecrets(
     _ lease: SecretLease
   ) -> SecretStream<
     Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, Envoy_Service_Discovery_V3_DeltaDiscoveryResponse
   > {
-    var session = self.open(
-      lease, machine: DeltaStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: "DeltaSecrets")
-    return SecretStream(
-      cache: lease.cache, logger: session.logger, handle: { try self.handle($0, in: &session) },
-      close: {
-        self.close(session)
-        lease.release()
-      })
+    self.openStream(
+      lease, machine: DeltaStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: "DeltaSecrets"
+    ) { try self.handle($0, in: &$1) }
   }
 
   @inline(never)

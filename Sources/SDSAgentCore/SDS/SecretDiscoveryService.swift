@@ -2,12 +2,12 @@ import EnvoySDSProtos
 import Foundation
 import GRPCCore
 import Logging
-import ServiceLifecycle
 
-/// Envoy's `SecretDiscoveryService` (SotW `StreamSecrets` and `FetchSecrets`): each RPC's caller
-/// is admitted by a `SecretLeaseProvider` and served from its identity's `SecretCache`.
-/// Transport-agnostic: the same service runs over a Unix socket or in-process; the transport
-/// hands the caller's evidence over in `ServerContext.transportSpecific`.
+/// Envoy's `SecretDiscoveryService` (SotW `StreamSecrets` and `FetchSecrets`; `DeltaSecrets` in
+/// its own file): each RPC's caller is admitted by a `SecretLeaseProvider` and served from its
+/// identity's `SecretCache`. Transport-agnostic: a transport opens a `SecretStream` per stream
+/// and feeds it events, the SDS socket's own HTTP/2 path or the grpc-swift conformance
+/// (`SecretDiscoveryService+GRPC.swift`) of the in-process tests.
 public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
   let leases: any SecretLeaseProvider
   let counters: AgentCounters
@@ -72,74 +72,27 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     case end
   }
 
-  public func streamSecrets(
-    request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DiscoveryRequest, any Error>,
-    response: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
-    context: ServerContext
-  ) async throws {
-    let stream = self.openStreamSecrets(try await self.lease(context))
-    defer { stream.close() }
-    try await self.serve(request, response, stream: stream)
-  }
-
   /// A `StreamSecrets` stream for a leased caller.
   public func openStreamSecrets(
     _ lease: SecretLease
   ) -> SecretStream<Envoy_Service_Discovery_V3_DiscoveryRequest, Envoy_Service_Discovery_V3_DiscoveryResponse> {
-    var session = self.open(
-      lease, machine: SDSStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: "StreamSecrets")
+    self.openStream(
+      lease, machine: SDSStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: "StreamSecrets"
+    ) { try self.handle($0, in: &$1) }
+  }
+
+  /// A stream of `rpc` for a leased caller, registered until it is closed.
+  func openStream<Machine, Request, Response>(
+    _ lease: SecretLease, machine: Machine, rpc: String,
+    handle: @escaping (StreamEvent<Request>, inout Session<Machine>) throws -> Step<Response>
+  ) -> SecretStream<Request, Response> {
+    var session = self.open(lease, machine: machine, rpc: rpc)
     return SecretStream(
-      cache: lease.cache, logger: session.logger, handle: { try self.handle($0, in: &session) },
+      cache: lease.cache, logger: session.logger, handle: { try handle($0, &session) },
       close: {
         self.close(session)
         lease.release()
       })
-  }
-
-  /// Runs one stream: its requests and the cache's changes become events, `handle` decides
-  /// each one's answer.
-  func serve<Request: Sendable, Response: Sendable>(
-    _ requests: RPCAsyncSequence<Request, any Error>,
-    _ response: RPCWriter<Response>,
-    stream: SecretStream<Request, Response>
-  ) async throws {
-    let (cache, logger) = (stream.cache, stream.logger)
-    let (events, continuation) = AsyncStream.makeStream(of: StreamEvent<Request>.self)
-    let subscription = cache.subscribe { continuation.yield(.secretsChanged) }
-    defer { subscription.cancel() }
-    try await withThrowingDiscardingTaskGroup { group in
-      group.addTask {
-        defer { continuation.finish() }
-        do {
-          for try await message in requests {
-            continuation.yield(.request(message))
-          }
-        } catch let error as RPCError where error.code == .invalidArgument {
-          // The deserializer's verdict on a message that does not decode; the client is still
-          // there to be told, as FetchSecrets tells it.
-          continuation.yield(.requestFailed(error))
-          return
-        } catch {
-          // The client reset the stream or went away; there is nobody left to answer.
-          logger.debug("SDS stream closed by the client", metadata: ["reason": "\(error)"])
-        }
-        continuation.yield(.requestsEnded)
-      }
-      defer { group.cancelAll() }
-      // On graceful shutdown the stream ends cleanly so the server can stop; Envoy reconnects
-      // to the next agent and keeps its current secrets meanwhile.
-      try await withGracefulShutdownHandler {
-        loop: for await event in events {
-          switch try stream.handle(event) {
-          case .send(let message): try await response.write(message)
-          case .wait: continue
-          case .end: break loop
-          }
-        }
-      } onGracefulShutdown: {
-        continuation.finish()
-      }
-    }
   }
 
   func open<Machine>(_ lease: SecretLease, machine: Machine, rpc: String) -> Session<Machine> {
@@ -214,13 +167,6 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     return .send(response)
   }
 
-  public func fetchSecrets(
-    request: Envoy_Service_Discovery_V3_DiscoveryRequest,
-    context: ServerContext
-  ) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
-    try self.fetch(request, lease: try await self.lease(context))
-  }
-
   /// `FetchSecrets` for a leased caller; releases the lease.
   public func fetch(
     _ request: Envoy_Service_Discovery_V3_DiscoveryRequest, lease: SecretLease
@@ -268,10 +214,6 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
         files.require(secret)
       }
     }
-  }
-
-  func lease(_ context: ServerContext) async throws -> SecretLease {
-    try await self.leases.lease(for: context.transportSpecific as? CallerEvidence)
   }
 
   /// Admits the caller `evidence` describes, waiting for its first certificate if need be.
