@@ -29,6 +29,9 @@ final class SDSStreamHandler: ChannelInboundHandler {
   private var responded = false
   private var subscription: SecretCache.Subscription?
   private var deadline: Scheduled<Void>?
+  /// Admits a caller that must wait (a token to verify, a first certificate); cancelled if the
+  /// stream ends first.
+  private var admission: Task<Void, Never>?
   private var context: ChannelHandlerContext?
 
   init(connection: SDSConnectionHandler, service: SecretDiscoveryService, limits: SDSServerLimits) {
@@ -120,7 +123,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
     guard let eventLoop = self.context?.eventLoop else { return }
     let handler = NIOLoopBound(self, eventLoop: eventLoop)
     let service = self.service
-    Task {
+    self.admission = Task {
       let result: Result<SecretLease, CallerRefusal>
       do throws(CallerRefusal) {
         result = .success(try await service.lease(for: evidence))
@@ -267,6 +270,8 @@ final class SDSStreamHandler: ChannelInboundHandler {
   private func end() {
     self.deadline?.cancel()
     self.deadline = nil
+    self.admission?.cancel()
+    self.admission = nil
     self.subscription?.cancel()
     self.subscription = nil
     if case .open(let call) = self.state {
