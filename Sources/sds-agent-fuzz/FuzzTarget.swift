@@ -9,7 +9,7 @@ struct FuzzTarget: Sendable {
   let run: @Sendable (Data) -> String
 
   static let all: [FuzzTarget] = [
-    .configFile, .duration, .spiffeID, .caResponse, .jwt, .sdsStream,
+    .configFile, .duration, .spiffeID, .caResponse, .jwt, .sdsStream, .grpcFraming,
   ]
 
   static func named(_ name: String) -> FuzzTarget? {

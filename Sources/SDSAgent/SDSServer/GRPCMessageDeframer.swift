@@ -3,15 +3,15 @@ import NIOCore
 /// Splits a request body into gRPC's length-prefixed messages: a flag byte (compressed or not),
 /// a 4-byte big-endian length, the message. A message longer than `maximumLength` is refused as
 /// soon as its prefix arrives, before its bytes are buffered.
-struct GRPCMessageDeframer {
-  let maximumLength: Int
+public struct GRPCMessageDeframer {
+  public let maximumLength: Int
   private var buffer = ByteBuffer()
 
-  init(maximumLength: Int) {
+  public init(maximumLength: Int) {
     self.maximumLength = maximumLength
   }
 
-  mutating func append(_ bytes: ByteBuffer) {
+  public mutating func append(_ bytes: ByteBuffer) {
     if self.buffer.readableBytes == 0 {
       self.buffer = bytes
     } else {
@@ -21,7 +21,7 @@ struct GRPCMessageDeframer {
   }
 
   /// The next complete message, or nil until more bytes arrive.
-  mutating func next() throws(GRPCStatusError) -> ByteBuffer? {
+  public mutating func next() throws(GRPCStatusError) -> ByteBuffer? {
     guard let flag = self.buffer.getInteger(at: self.buffer.readerIndex, as: UInt8.self),
       let length = self.buffer.getInteger(at: self.buffer.readerIndex + 1, as: UInt32.self)
     else { return nil }
@@ -45,7 +45,7 @@ struct GRPCMessageDeframer {
   }
 
   /// Whether bytes of an incomplete message are left (an error at the end of the request).
-  var hasPartialMessage: Bool { self.buffer.readableBytes > 0 }
+  public var hasPartialMessage: Bool { self.buffer.readableBytes > 0 }
 
   /// A message with gRPC's prefix, uncompressed.
   static func frame(_ bytes: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
