@@ -279,13 +279,10 @@ public struct Agent: Sendable {
 
   /// SDS streams one connection may hold open at once.
   public static let maximumStreamsPerConnection = 4096
-  /// A connection without an open stream for this long is closed (after its peer acknowledged
-  /// the GOAWAY's ping, or was silent for `silentPeerTimeoutSeconds`).
+  /// A connection without an open stream for this long gets GOAWAY and is closed.
   public static let connectionIdleTimeSeconds: Int64 = 300
-  /// After this long without a frame from the peer the agent pings it, and closes the
-  /// connection unless the peer answers within `keepaliveTimeoutSeconds`.
+  /// The agent pings every connection this often.
   public static let keepaliveTimeSeconds: Int64 = 60
-  public static let keepaliveTimeoutSeconds: Int64 = 20
   /// A connection nothing was read from for this long is closed: a live peer answers the
   /// keepalive's ping well within it.
   public static let silentPeerTimeoutSeconds: Int64 = 120
