@@ -14,7 +14,7 @@ from conftest import SECRET_TYPE_URL
 from h2_client import H2Connection, grpc_frame, grpc_messages
 
 UNIMPLEMENTED, INVALID_ARGUMENT, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL = 12, 3, 4, 8, 13
-ENHANCE_YOUR_CALM, NO_ERROR = 11, 0
+ENHANCE_YOUR_CALM, NO_ERROR, COMPRESSION_ERROR = 11, 0, 9
 
 
 def sds_request(*names: str) -> bytes:
@@ -86,6 +86,18 @@ def test_a_codec_suffix_on_the_content_type_is_grpc(h2):
     stream = h2.start("FetchSecrets", content_type="application/grpc+proto")
     h2.send(stream, grpc_frame(sds_request("default")), end_stream=True)
     assert h2.wait_ended(stream).grpc_status == 0
+
+
+def test_a_header_block_over_16_kib_closes_that_connection_only(module_agent, h2):
+    stream = h2.start("FetchSecrets", extra=[("x-padding", "a" * 20000)])
+    assert h2.pump(lambda: h2.goaway is not None or h2.closed, timeout=15)
+    assert h2.goaway is not None and h2.goaway.error_code == COMPRESSION_ERROR, h2.goaway
+    assert not h2.streams[stream].ended
+    other = H2Connection(str(module_agent.socket_path))
+    try:
+        fetch_default(other)
+    finally:
+        other.close()
 
 
 def test_a_get_is_refused_with_405(h2):
