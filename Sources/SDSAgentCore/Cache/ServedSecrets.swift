@@ -8,80 +8,60 @@ import Foundation
 /// Each resource is also kept as the Envoy message it is served as, encoded once per revision:
 /// a push to thousands of streams never re-encodes a certificate.
 public struct ServedSecrets: Sendable {
-  /// The fields, behind one immutable reference: every stream copies the served secrets for
-  /// every push, and a copy is then one retain; a change (rare) makes a new reference.
-  private struct Contents: Sendable {
+  /// The secrets themselves, behind one immutable reference: every stream copies the served
+  /// secrets for every push, and a copy is then one retain; a change (rare) makes a new one.
+  private struct Secrets: Sendable {
     var svid: CertifiedKey?
-    var svidRevision: UInt64
     var trust: ServedTrust?
-    var trustBundleRevision: UInt64
-    var federationRevision: UInt64
     var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate?
     var files: [String: (content: FileSecretContent, revision: UInt64)] = [:]
-    var filesRevision: UInt64 = 0
-    var onDemandRevision: UInt64 = 0
     var onDemand: [DNSName: (certificate: ServerCertificate, revision: UInt64)] = [:]
   }
 
   private final class Storage: Sendable {
-    let contents: Contents
+    let secrets: Secrets
 
-    init(_ contents: Contents) {
-      self.contents = contents
+    init(_ secrets: Secrets) {
+      self.secrets = secrets
     }
   }
 
-  private var storage: Storage
+  private var storage = Storage(Secrets())
 
-  private var contents: Contents {
-    get { self.storage.contents }
+  private var secrets: Secrets {
+    get { self.storage.secrets }
     set { self.storage = Storage(newValue) }
   }
 
   /// The workload's SVID; `nil` before the first issuance or once it expired unrenewed.
-  public var svid: CertifiedKey? { self.storage.contents.svid }
-  public internal(set) var svidRevision: UInt64 {
-    get { self.storage.contents.svidRevision }
-    set { self.contents.svidRevision = newValue }
-  }
+  public var svid: CertifiedKey? { self.storage.secrets.svid }
+  public internal(set) var svidRevision: UInt64
   /// The trust bundles: the own domain's and the federated ones.
-  public var trust: ServedTrust? { self.storage.contents.trust }
+  public var trust: ServedTrust? { self.storage.secrets.trust }
   /// Changes with the own trust domain's bundle.
-  public internal(set) var trustBundleRevision: UInt64 {
-    get { self.storage.contents.trustBundleRevision }
-    set { self.contents.trustBundleRevision = newValue }
-  }
+  public internal(set) var trustBundleRevision: UInt64
   /// Changes with the federated bundles.
-  public internal(set) var federationRevision: UInt64 {
-    get { self.storage.contents.federationRevision }
-    set { self.contents.federationRevision = newValue }
-  }
+  public internal(set) var federationRevision: UInt64
   var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate? {
-    self.storage.contents.tlsCertificate
+    self.storage.secrets.tlsCertificate
   }
   /// Secrets read from files, by name, each with the revision it was served at.
-  public var files: [String: (content: FileSecretContent, revision: UInt64)] { self.storage.contents.files }
+  public var files: [String: (content: FileSecretContent, revision: UInt64)] { self.storage.secrets.files }
   /// Changes with any file secret.
-  public internal(set) var filesRevision: UInt64 {
-    get { self.storage.contents.filesRevision }
-    set { self.contents.filesRevision = newValue }
-  }
+  public internal(set) var filesRevision: UInt64 = 0
   /// Changes with any on-demand certificate.
-  public internal(set) var onDemandRevision: UInt64 {
-    get { self.storage.contents.onDemandRevision }
-    set { self.contents.onDemandRevision = newValue }
-  }
+  public internal(set) var onDemandRevision: UInt64 = 0
   /// Server certificates minted on demand, by name, each with the revision it was served at.
   public var onDemand: [DNSName: (certificate: ServerCertificate, revision: UInt64)] {
-    self.storage.contents.onDemand
+    self.storage.secrets.onDemand
   }
 
   public static let empty = ServedSecrets(svidRevision: 0, trustBundleRevision: 0, federationRevision: 0)
 
   private init(svidRevision: UInt64, trustBundleRevision: UInt64, federationRevision: UInt64) {
-    self.storage = Storage(
-      Contents(
-        svidRevision: svidRevision, trustBundleRevision: trustBundleRevision, federationRevision: federationRevision))
+    self.svidRevision = svidRevision
+    self.trustBundleRevision = trustBundleRevision
+    self.federationRevision = federationRevision
   }
 
   /// The own trust domain's bundle (`ROOTCA`).
@@ -95,20 +75,20 @@ public struct ServedSecrets: Sendable {
       throw CertificateAuthorityError(.invalidResponse, "the certificate chain cannot be encoded as PEM", cause: error)
     }
     certificate.privateKey.inlineBytes = Data(svid.privateKey.pkcs8PEM.utf8)
-    self.contents.svid = svid
-    self.contents.tlsCertificate = certificate
+    self.secrets.svid = svid
+    self.secrets.tlsCertificate = certificate
   }
 
   mutating func adoptSVID(from other: ServedSecrets) {
-    self.contents.svid = other.svid
-    self.contents.tlsCertificate = other.tlsCertificate
+    self.secrets.svid = other.svid
+    self.secrets.tlsCertificate = other.tlsCertificate
   }
 
   /// Serves `trust` under `revision`, moving only the revisions of what changed.
   mutating func setTrust(_ trust: ServedTrust, revision: UInt64) {
     let old = self.trust
     guard old != trust else { return }
-    self.contents.trust = trust
+    self.secrets.trust = trust
     if old?.own != trust.own || old?.ownDomain != trust.ownDomain {
       self.trustBundleRevision = revision
     }
@@ -130,7 +110,7 @@ public struct ServedSecrets: Sendable {
       }
     }
     changed = changed || next.count != self.onDemand.count
-    self.contents.onDemand = next
+    self.secrets.onDemand = next
     return changed
   }
 
@@ -146,13 +126,13 @@ public struct ServedSecrets: Sendable {
         changed = true
       }
     }
-    self.contents.files = next
+    self.secrets.files = next
     return changed
   }
 
   mutating func clearSVID() {
-    self.contents.svid = nil
-    self.contents.tlsCertificate = nil
+    self.secrets.svid = nil
+    self.secrets.tlsCertificate = nil
   }
 
   /// These secrets without an SVID that is no longer valid at `date`.

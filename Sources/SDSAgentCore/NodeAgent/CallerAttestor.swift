@@ -30,19 +30,12 @@ public struct CallerAttestor: Sendable {
   }
 
   public func attest(_ evidence: CallerEvidence?) async throws(CallerRefusal) -> Caller {
+    if let caller = try self.attestNow(evidence) { return caller }
     let evidence = evidence ?? CallerEvidence(peer: nil, token: nil)
     switch self.mode {
-    case .agent:
-      return Caller(identity: self.agentIdentity, credential: .agent, isVerified: true, evidence: "agent identity")
-    case .peer:
-      return try self.peerCaller(evidence.peer)
-    case .token:
+    case .agent, .peer, .token, .peerOrToken:
+      // `.token`, or `.peerOrToken` with a token: `attestNow` answered the others.
       return try await self.tokenCaller(evidence.token)
-    case .peerOrToken:
-      if evidence.token != nil {
-        return try await self.tokenCaller(evidence.token)
-      }
-      return try self.peerCaller(evidence.peer)
     case .peerAndToken:
       let byPeer = try self.peerCaller(evidence.peer)
       var byToken = try await self.tokenCaller(evidence.token)
@@ -60,20 +53,15 @@ public struct CallerAttestor: Sendable {
   /// `attest` when it needs no suspension: every mode but a forwarded token's; nil otherwise.
   public func attestNow(_ evidence: CallerEvidence?) throws(CallerRefusal) -> Caller? {
     switch self.mode {
-    case .agent, .peer:
-      return try self.attestSync(evidence)
+    case .agent:
+      return Caller(identity: self.agentIdentity, credential: .agent, isVerified: true, evidence: "agent identity")
+    case .peer:
+      return try self.peerCaller(evidence?.peer)
     case .peerOrToken where evidence?.token == nil:
       return try self.peerCaller(evidence?.peer)
     case .token, .peerOrToken, .peerAndToken:
       return nil
     }
-  }
-
-  private func attestSync(_ evidence: CallerEvidence?) throws(CallerRefusal) -> Caller {
-    if self.mode == .agent {
-      return Caller(identity: self.agentIdentity, credential: .agent, isVerified: true, evidence: "agent identity")
-    }
-    return try self.peerCaller(evidence?.peer)
   }
 
   private func peerCaller(_ peer: PeerCredentials?) throws(CallerRefusal) -> Caller {
