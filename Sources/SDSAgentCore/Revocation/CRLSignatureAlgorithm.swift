@@ -18,6 +18,21 @@ enum CRLSignatureAlgorithm {
     }
   }
 
+  /// Reads an AlgorithmIdentifier; nil for any other algorithm.
+  init?(algorithmIdentifier node: ASN1Node) throws {
+    let oid = try DER.sequence(node, identifier: .sequence) { nodes -> ASN1ObjectIdentifier in
+      guard let first = nodes.next() else { throw ASN1Error.invalidASN1Object(reason: "empty AlgorithmIdentifier") }
+      let oid = try ASN1ObjectIdentifier(derEncoded: first)
+      while nodes.next() != nil {}  // parameters: NULL for RSA, absent for ECDSA
+      return oid
+    }
+    guard
+      let algorithm = [Self.ecdsaWithSHA256, .ecdsaWithSHA384, .ecdsaWithSHA512, .sha256WithRSAEncryption]
+        .first(where: { $0.oid == oid })
+    else { return nil }
+    self = algorithm
+  }
+
   private var oid: ASN1ObjectIdentifier {
     switch self {
     case .ecdsaWithSHA256: [1, 2, 840, 10045, 4, 3, 2]

@@ -7,12 +7,23 @@ import _CryptoExtras
 /// A signed X.509 v2 CRL (RFC 5280 §5): issuer, CRL number, thisUpdate/nextUpdate, the revoked
 /// serials with their dates and reason codes, the issuer's key identifier. Immutable once signed.
 public struct CertificateRevocationList: Sendable, Hashable {
+  /// What a CRL says of one revoked certificate.
+  public struct Entry: Sendable, Hashable {
+    public let serial: CertificateSerial
+    public let revokedAt: Date
+    public let reason: RevocationReason?
+  }
+
   public let issuer: DistinguishedName
   public let number: Int
   public let thisUpdate: Date
   public let nextUpdate: Date
-  public let entries: [RevokedCertificate]
+  public let entries: [Entry]
   public let derBytes: [UInt8]
+  /// What the signature covers, and the signature: to check a CRL that was read, not made here.
+  let signedBytes: ArraySlice<UInt8>
+  let signatureBytes: [UInt8]
+  let signatureAlgorithm: CRLSignatureAlgorithm
 
   /// Signs a CRL with the issuing CA's key. `entries` whose certificate expired before
   /// `thisUpdate` are left out.
@@ -68,16 +79,31 @@ public struct CertificateRevocationList: Sendable, Hashable {
         try list.serialize(ASN1BitString(bytes: signature.rawRepresentation[...]))
       }
       self.derBytes = whole.serializedBytes
+      self.signedBytes = tbsBytes[...]
+      self.signatureBytes = signature.rawRepresentation
+      self.signatureAlgorithm = algorithm
     } catch let error as CRLSigningError {
       throw error
     } catch {
       throw CRLSigningError("signing the CRL of \(issuer.subject) failed: \(error)")
     }
+    // What the CRL says: its dates are whole seconds.
     self.issuer = issuer.subject
     self.number = number
-    self.thisUpdate = thisUpdate
-    self.nextUpdate = nextUpdate
-    self.entries = live
+    self.thisUpdate = thisUpdate.wholeSeconds
+    self.nextUpdate = nextUpdate.wholeSeconds
+    self.entries = live.map { Entry(serial: $0.serial, revokedAt: $0.revokedAt.wholeSeconds, reason: $0.reason) }
+  }
+
+  /// True when `issuer`'s key signed this CRL and `issuer` is the CRL's issuer.
+  public func isSigned(by issuer: Certificate) -> Bool {
+    issuer.subject == self.issuer
+      && issuer.publicKey.isValidSignature(
+        self.signatureBytes, for: self.signedBytes, signatureAlgorithm: self.signatureAlgorithm.x509)
+  }
+
+  public func revokes(_ serial: CertificateSerial) -> Bool {
+    self.entries.contains { $0.serial == serial }
   }
 
   public var pemString: String {
@@ -133,6 +159,10 @@ public struct CRLSigningError: Error, Sendable, CustomStringConvertible {
 extension ASN1ObjectIdentifier {
   static let crlNumber: ASN1ObjectIdentifier = [2, 5, 29, 20]
   static let crlReason: ASN1ObjectIdentifier = [2, 5, 29, 21]
+}
+
+extension Date {
+  var wholeSeconds: Date { Date(timeIntervalSince1970: self.timeIntervalSince1970.rounded(.down)) }
 }
 
 extension Calendar {

@@ -18,6 +18,13 @@ public struct CertificateSerial: Sendable, Hashable, Comparable, Codable, Custom
     self.magnitude = trimmed.isEmpty ? [0] : Array(trimmed)
   }
 
+  /// Reads a DER INTEGER's contents; nil for a negative number or more than 20 octets.
+  init?(integerContents contents: ArraySlice<UInt8>) {
+    guard let first = contents.first, first & 0x80 == 0 else { return nil }
+    self.init(magnitude: Array(contents))
+    guard self.magnitude.count <= Self.maximumOctets else { return nil }
+  }
+
   /// Parses hexadecimal text; nil when it is not a serial number (empty, other characters, or
   /// more than 20 octets once leading zeros are dropped).
   public init?(hex text: some StringProtocol) {

@@ -109,7 +109,66 @@ import X509
     let list = try CertificateRevocationList(
       issuer: ca.certificate, issuerKey: ca.privateKey, number: 1, entries: [expired, live],
       thisUpdate: self.now, nextUpdate: self.now.addingTimeInterval(3600))
-    #expect(list.entries == [live])
+    #expect(list.entries.map(\.serial) == [live.serial])
+  }
+
+  @Test func whatIsSignedHereReadsBackAndVerifies() throws {
+    let ca = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now)
+    let other = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now)
+    let leaf = try self.issue(ca).certifiedKey.leaf
+    let list = try self.crl(ca, number: 300, revoking: [leaf])
+    let read = try CertificateRevocationList(pemEncoded: list.pemString)
+    #expect(read.number == 300)
+    #expect(read.issuer == ca.certificate.subject)
+    #expect(read.entries == list.entries)
+    #expect(read.entries.first?.reason == .keyCompromise)
+    #expect(read.thisUpdate == list.thisUpdate && read.nextUpdate == list.nextUpdate)
+    #expect(read.revokes(CertificateSerial(leaf.serialNumber)))
+    #expect(read.isSigned(by: ca.certificate))
+    #expect(!read.isSigned(by: other.certificate))
+  }
+
+  @Test func aCRLOpensslSignedIsReadAndVerified() throws {
+    let files = try OpenSSLFiles()
+    let dir = files.directory.path
+    try "1000\n".write(toFile: dir + "/crlnumber", atomically: true, encoding: .utf8)
+    let config = try files.write(
+      "ca.cnf",
+      """
+      [ca]
+      default_ca = test
+      [test]
+      database = \(dir)/index.txt
+      crlnumber = \(dir)/crlnumber
+      default_md = sha256
+      default_crl_hours = 4
+      [ext]
+      basicConstraints = critical,CA:true
+      keyUsage = critical,keyCertSign,cRLSign
+      """)
+    let made = try OpenSSL.run([
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", dir + "/ca.key",
+      "-out", dir + "/ca.pem", "-subj", "/CN=openssl CA", "-days", "1", "-config", config, "-extensions", "ext",
+    ])
+    #expect(made.status == 0, "\(made.output)")
+    try "R\t301231000000Z\t250101000000Z,keyCompromise\t0A1B\tunknown\t/CN=leaf\n".write(
+      toFile: dir + "/index.txt", atomically: true, encoding: .utf8)
+    let signed = try OpenSSL.run([
+      "ca", "-gencrl", "-config", config, "-keyfile", dir + "/ca.key", "-cert", dir + "/ca.pem", "-out",
+      dir + "/crl.pem",
+    ])
+    #expect(signed.status == 0, "\(signed.output)")
+    let read = try CertificateRevocationList(pemEncoded: try String(contentsOfFile: dir + "/crl.pem", encoding: .utf8))
+    let issuer = try Certificate(pemEncoded: try String(contentsOfFile: dir + "/ca.pem", encoding: .utf8))
+    #expect(read.number == 0x1000)
+    #expect(read.entries.map(\.serial) == [CertificateSerial(hex: "0a1b")!])
+    #expect(read.entries.first?.reason == .keyCompromise)
+    #expect(read.isSigned(by: issuer))
+  }
+
+  @Test(arguments: [[UInt8](), [0x30, 0x00], [0x30, 0x03, 0x02, 0x01, 0x01], Array(repeating: 0x30, count: 64)])
+  func garbageIsAnErrorNotACrash(bytes: [UInt8]) {
+    #expect(throws: CRLParsingError.self) { try CertificateRevocationList(derEncoded: bytes) }
   }
 
   @Test func aKeyThatIsNotTheIssuersIsRefused() throws {
