@@ -79,7 +79,7 @@ public struct SecretNaming: Sendable, Equatable {
       } else if OnTheFlyFileSecret.isOnTheFly(name) {
         _ = try OnTheFlyFileSecret(parsing: name, directories: self.fileDirectories)
         resource = .file(name)
-      } else if name == self.identity.description {
+      } else if name.utf8.elementsEqual(self.identity.description.utf8) {
         resource = .tlsCertificate
       } else if name == SecretResource.allTrustDomainsName {
         guard self.spiffeValidator else { throw .allNeedsSPIFFEValidator }
