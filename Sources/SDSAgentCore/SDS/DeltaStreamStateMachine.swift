@@ -51,8 +51,12 @@ public struct DeltaStreamStateMachine: Sendable {
     if !self.started {
       self.started = true
       if request.disablesSPIFFEValidator { self.naming.spiffeValidator = false }
+      // The client fills this map: bounded as subscriptions are, in count and name length.
       guard request.initialVersions.count <= Self.maximumSubscriptions else {
-        throw .tooManyNames(request.initialVersions.count)
+        throw .tooManySubscriptions(request.initialVersions.count, limit: Self.maximumSubscriptions)
+      }
+      if let long = request.initialVersions.keys.first(where: { $0.utf8.count > SDSRequest.maximumNameLength }) {
+        throw .nameTooLong(long)
       }
       for (name, version) in request.initialVersions {
         self.clientVersions[name] = String(version.prefix(SDSRequest.maximumNameLength))
