@@ -62,7 +62,7 @@ where C.Duration == Duration {
   }
 
   /// The most names streams may wait for at once; beyond it a name refused over the cap or the
-  /// rate is not minted later (the stream must ask again).
+  /// rate is refused for good (`overWaiting`): the client must ask again.
   public static var maximumWaiting: Int { 4096 }
 
   public let settings: OnDemandSettings
@@ -128,6 +128,8 @@ where C.Duration == Duration {
         } else if state.waiting.count < Self.maximumWaiting {
           state.waiting[name] = Waiting(streams: 1, since: state.nextWaiting)
           state.nextWaiting += 1
+        } else {
+          return .failure(.overWaiting)
         }
         return .failure(refusal)
       }

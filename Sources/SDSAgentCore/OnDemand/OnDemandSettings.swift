@@ -43,6 +43,9 @@ public enum OnDemandRefusal: String, Error, Sendable, CaseIterable {
   case notAllowed = "not_allowed"
   case overCap = "over_cap"
   case overRate = "over_rate"
+  /// Over the cap or the rate while `OnDemandCertificates.maximumWaiting` names are waited for
+  /// already: refused for good, as `notAllowed` is.
+  case overWaiting = "over_waiting"
 
   /// Over the cap or the rate: the name is minted once both allow, and sent then.
   public var isTransient: Bool { self == .overCap || self == .overRate }

@@ -138,4 +138,14 @@ import X509
       #expect(self.store.entries[a]?.idleSince != nil)
     }
   }
+
+  @Test func namesWaitedForAreBounded() {
+    #expect(self.refusal("a.internal.example") == nil)
+    #expect(self.refusal("b.internal.example") == nil)
+    for index in 0..<OnDemandCertificates<ManualClock>.maximumWaiting {
+      #expect(self.refusal("w\(index).internal.example") == .overCap)
+    }
+    #expect(self.refusal("one-more.internal.example") == .overWaiting)
+    #expect(self.refusal("w0.internal.example") == .overCap, "a name already waited for still waits")
+  }
 }
