@@ -200,10 +200,13 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   /// `onDemand`: a stream, which may ask for on-demand names; `FetchSecrets` may not.
   func naming(_ lease: SecretLease, onDemand: Bool = false) -> SecretNaming {
     let access = self.files?.access(for: lease.caller.identity) ?? FileSecretAccess()
-    return SecretNaming(
+    let onDemandAllowed = self.onDemand?.allows(caller: lease.caller.identity)
+    var naming = SecretNaming(
       identity: lease.caller.identity, spiffeValidator: self.spiffeValidator,
-      onDemand: onDemand && self.onDemand != nil, files: access.allowed, withheldFiles: access.withheld,
+      onDemand: onDemand && onDemandAllowed == true, files: access.allowed, withheldFiles: access.withheld,
       fileDirectories: access.directories)
+    naming.onDemandWithheld = onDemand && onDemandAllowed == false
+    return naming
   }
 
   /// Starts serving the `file-cert:` and `file-root:` names of a request that the caller may have.
@@ -235,9 +238,10 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     let (logger, streamID) = (session.logger, session.streamID)
     var request = SDSRequest(message)
     self.requireOnTheFly(request.resourceNames, naming: session.machine.naming)
-    if let onDemand = self.onDemand {
+    if let onDemand = self.onDemand, session.machine.naming.onDemand {
+      _ = session.onDemand.readmit(from: served, by: onDemand)
       session.onDemand.admit(request.resourceNames, by: onDemand)
-      request.refused = session.onDemand.refused
+      request.refused = session.onDemand.unserved
     }
     do {
       outcome = try session.machine.receive(request, served: served)
