@@ -9,7 +9,7 @@ struct FuzzTarget: Sendable {
   let run: @Sendable (Data) -> String
 
   static let all: [FuzzTarget] = [
-    .configFile, .duration, .spiffeID, .caResponse, .jwt, .sdsStream, .grpcFraming,
+    .configFile, .duration, .spiffeID, .caResponse, .jwt, .sdsStream, .grpcFraming, .crl,
   ]
 
   static func named(_ name: String) -> FuzzTarget? {
