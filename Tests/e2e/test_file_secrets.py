@@ -442,15 +442,20 @@ def test_fetch_secrets_serves_file_names_without_a_stream_first(start, tmp_path)
     write(allowed / "key.pem", key)
     agent = start("agent", "--file-secret-dirs", allowed)
     name = f"file-cert:{allowed}/cert.pem~{allowed}/key.pem"
-    response = fetch_secrets(agent.socket_path, names=(name,), timeout=5)
+    took = []
+    for names in (("default",), (name,), (name,)):
+        t0 = time.monotonic()
+        response = fetch_secrets(agent.socket_path, names=names, timeout=5)
+        took.append((time.monotonic() - t0) * 1000)
     assert secrets_of(response)[name].tls_certificate.certificate_chain.inline_bytes.decode() == cert
-    root = f"file-root:{ca.cert}"
+    print(f"\nFetchSecrets (new channel each): default {took[0]:.1f} ms, a file-cert: name first {took[1]:.1f} ms, "
+          f"again {took[2]:.1f} ms")
     try:
         fetch_secrets(agent.socket_path, names=(f"file-root:{allowed}/nothing.pem",), timeout=5)
         raise AssertionError("a file that does not exist was served")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.UNAVAILABLE and "missing" in e.details(), e.details()
-    del root
+        print(f"a file that does not exist: UNAVAILABLE {e.details()!r}")
 
 
 def test_missing_file_names_do_not_crowd_out_the_real_ones(start, tmp_path):
@@ -472,9 +477,11 @@ def test_missing_file_names_do_not_crowd_out_the_real_ones(start, tmp_path):
         floods.append(SdsStream(agent.socket_path, names=names, node_id=f"flood-{n}"))
         agent.wait_log(lambda line: f"missing-{n}-0.pem" in line, 5, what=f"flood {n} read")
     name = f"file-cert:{allowed}/cert.pem~{allowed}/key.pem"
+    t0 = time.monotonic()
     stream = SdsStream(agent.socket_path, names=(name,), node_id="legitimate")
     response = stream.next_response(5)
     assert secrets_of(response)[name].tls_certificate.certificate_chain.inline_bytes.decode() == cert
+    print(f"\nafter 300 missing names, a real one served in {(time.monotonic() - t0) * 1000:.1f} ms")
     for flood in floods:
         flood.close()
     stream.close()
