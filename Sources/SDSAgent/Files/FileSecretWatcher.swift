@@ -195,7 +195,7 @@ public final class FileSecretWatcher: Service, Sendable {
     }
     var failures: [(Entry, FileSecretError)] = []
     var warnings: [String] = []
-    let (changed, contents) = self.state.withLock { state in
+    self.state.withLock { state in
       var changed = false
       for (key, signature, result) in results {
         guard let result else { continue }
@@ -225,10 +225,14 @@ public final class FileSecretWatcher: Service, Sendable {
           if state.table.rows[name] == nil, state.onTheFly.removeValue(forKey: name)?.content != nil { changed = true }
         }
       }
-      let contents = Dictionary(
-        state.entries.compactMap { entry in entry.content.map { (entry.source.name, $0) } },
-        uniquingKeysWith: { a, _ in a })
-      return (changed, contents)
+      // Installed under the lock: a reader that finds an entry read (`readNow`) finds it served,
+      // and two checks racing install in the order they applied.
+      if changed || force || expiredServed {
+        self.table.installFiles(
+          Dictionary(
+            state.entries.compactMap { entry in entry.content.map { (entry.source.name, $0) } },
+            uniquingKeysWith: { a, _ in a }))
+      }
     }
     if !directories.isEmpty {
       let watch = self.watch.withLock { watch -> DirectoryWatch? in
@@ -261,7 +265,6 @@ public final class FileSecretWatcher: Service, Sendable {
         self.logger.warning(message, metadata: metadata)
       }
     }
-    if changed || force || expiredServed { self.table.installFiles(contents) }
   }
 
   private static func read(_ entry: Entry, reader: SecretFileReader, now: Date) -> Result<
