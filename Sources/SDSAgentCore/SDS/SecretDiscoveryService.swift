@@ -180,8 +180,10 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     let served: ServedSecrets
     do {
       // A FetchSecrets answers at once: its file-cert: and file-root: names are read now.
-      let failures = try self.holdOnTheFly(request.resourceNames, naming: machine.naming, holder: nil)
-      if !failures.isEmpty { throw FileSecretsUnavailable(failures) }
+      if request.resourceNames.count <= SDSRequest.maximumResourceNames {
+        let failures = try self.holdOnTheFly(request.resourceNames, naming: machine.naming, holder: nil)
+        if !failures.isEmpty { throw FileSecretsUnavailable(failures) }
+      }
       served = self.servable(lease.cache, noticing: lease.noticeExpired)
       outcome = try machine.receive(request, served: served)
     } catch let error as SDSRequestError {
@@ -212,14 +214,15 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
       onTheFlyFiles: access.onTheFly)
   }
 
-  /// Follows the `file-cert:` and `file-root:` names among `names` (those the caller may have;
-  /// the others are refused when the names are resolved) for the stream `holder`, in place of the
+  /// Follows the `file-cert:` and `file-root:` names among `names` (a stream's subscriptions or a
+  /// bounded request; those the caller may not have are refused when the names are resolved)
+  /// for the stream `holder`, in place of the
   /// ones it followed; without a holder (`FetchSecrets`) reads them now and returns why those
   /// that cannot be served cannot. Refuses names over the caller's bound.
   func holdOnTheFly(
     _ names: [String], naming: SecretNaming, holder: UInt64?
   ) throws(SDSRequestError) -> [String: FileSecretError] {
-    guard let files = self.files, names.count <= SDSRequest.maximumResourceNames else { return [:] }
+    guard let files = self.files else { return [:] }
     let secrets = names.filter(OnTheFlyFileSecret.isOnTheFly).compactMap { name -> OnTheFlyFileSecret? in
       guard name.utf8.count <= SDSRequest.maximumNameLength else { return nil }
       return try? naming.onTheFlyFiles.admit(name, for: naming.identity)
