@@ -326,6 +326,16 @@ def _served_pems(responses) -> str:
     return text
 
 
+def mounted_pair(tmp_path: Path) -> tuple[Path, str, str]:
+    """A directory `mounted` with a certificate and its key: (directory, cert PEM, file-cert: name)."""
+    allowed = tmp_path / "mounted"
+    allowed.mkdir()
+    cert, key, _ = CA(tmp_path).issue("pod.example")
+    write(allowed / "cert.pem", cert, 0o644)
+    write(allowed / "key.pem", key)
+    return allowed, cert, f"file-cert:{allowed}/cert.pem~{allowed}/key.pem"
+
+
 def test_symlinks_into_the_state_directory_never_serve_the_agent_key(start, tmp_path):
     """Issue #21, class 1. The agent's own CA key (state-dir/ca-key.pem) and certificate form a
     valid pair: a file-cert: name admitted while its files did not exist, then made symlinks into
@@ -379,18 +389,17 @@ def test_symlinks_into_the_state_directory_never_serve_the_agent_key(start, tmp_
 
     # Until each file is refused (logged with its path), or the key shows up on a stream.
     needles = ("late.crt", "kube/ca-cert.pem", "hard/tls.key")
-    leaked = ""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and ca_key.strip() not in leaked:
-        leaked += _served_pems(_responses_so_far(late_stream) + _responses_so_far(kube_stream))
+    pushed = []
+
+    def refused_or_leaked() -> bool:
+        pushed.extend(_responses_so_far(late_stream) + _responses_so_far(kube_stream))
         refusals = [line for line in agent.log_lines()[mark:] if "agent_key_material" in line]
-        if all(any(needle in line for line in refusals) for needle in needles):
-            break
-        time.sleep(0.1)
+        return ca_key.strip() in _served_pems(pushed) or all(any(n in line for line in refusals) for n in needles)
+
+    poll(refused_or_leaked, 10, what="each file refused (or the CA key pushed)")
+    leaked = _served_pems(pushed)
     assert ca_key.strip() not in leaked, "the agent's own CA key was pushed on a stream"
     refusals = [line for line in agent.log_lines()[mark:] if "agent_key_material" in line]
-    for needle in needles:
-        assert any(needle in line for line in refusals), f"no agent_key_material refusal of {needle}"
     print(f"refused: {refusals[0]}")
     for name in (late, swapped, "hard"):
         try:
@@ -434,14 +443,8 @@ def test_fetch_secrets_serves_file_names_without_a_stream_first(start, tmp_path)
 
     from daemon_support import fetch_secrets, secrets_of
 
-    ca = CA(tmp_path)
-    allowed = tmp_path / "mounted"
-    allowed.mkdir()
-    cert, key, _ = ca.issue("pod.example")
-    write(allowed / "cert.pem", cert, 0o644)
-    write(allowed / "key.pem", key)
+    allowed, cert, name = mounted_pair(tmp_path)
     agent = start("agent", "--file-secret-dirs", allowed)
-    name = f"file-cert:{allowed}/cert.pem~{allowed}/key.pem"
     took = []
     for names in (("default",), (name,), (name,)):
         t0 = time.monotonic()
@@ -464,19 +467,13 @@ def test_missing_file_names_do_not_crowd_out_the_real_ones(start, tmp_path):
     served: names whose files are missing are not counted, and the count is per caller."""
     from daemon_support import SdsStream, secrets_of
 
-    ca = CA(tmp_path)
-    allowed = tmp_path / "mounted"
-    allowed.mkdir()
-    cert, key, _ = ca.issue("pod.example")
-    write(allowed / "cert.pem", cert, 0o644)
-    write(allowed / "key.pem", key)
+    allowed, cert, name = mounted_pair(tmp_path)
     agent = start("agent", "--file-secret-dirs", allowed)
     floods = []
     for n in range(5):
         names = [f"file-root:{allowed}/missing-{n}-{i}.pem" for i in range(60)]
         floods.append(SdsStream(agent.socket_path, names=names, node_id=f"flood-{n}"))
         agent.wait_log(lambda line: f"missing-{n}-0.pem" in line, 5, what=f"flood {n} read")
-    name = f"file-cert:{allowed}/cert.pem~{allowed}/key.pem"
     t0 = time.monotonic()
     stream = SdsStream(agent.socket_path, names=(name,), node_id="legitimate")
     response = stream.next_response(5)
