@@ -114,6 +114,11 @@ import X509
       logger: Logger(label: "files"))
     let name = "file-cert:\(self.mounted)/ca-cert.pem~\(self.mounted)/ca-key.pem"
     let secret = try OnTheFlyFilePolicy(directories: [self.mounted]).admit(name, for: identity)
+    // A stream's hold reads nothing on the caller's thread: the watcher's task reads it.
+    #expect(watcher.hold([secret], by: 7, caller: identity).isEmpty)
+    #expect(table.pinnedCache.current.files[name] == nil)
+    #expect(watcher.current.first { $0.source.name == name }?.content == nil)
+    // A FetchSecrets cannot wait: it reads the name now.
     #expect(watcher.hold([secret], by: nil, caller: identity).isEmpty)
     #expect(watcher.readNow([secret]).isEmpty)
     #expect(table.pinnedCache.current.files[name]?.content.digest != nil)
