@@ -177,7 +177,8 @@ public final class FileSecretWatcher: Service, Sendable {
       return (plan, state.keyMaterial, expiredServed)
     }
     guard !plan.isEmpty || force || expiredServed else { return }
-    let reader = SecretFileReader(keyMaterial: keyMaterial.snapshot())
+    // The key material is looked at only when something is read.
+    var reader: SecretFileReader?
     var directories: Set<String> = []
     var results: [(Key, [FileSignature?], Result<(FileSecretContent, String?), FileSecretError>?)] = []
     for (key, entry) in plan {
@@ -191,7 +192,13 @@ public final class FileSecretWatcher: Service, Sendable {
       }
       let signature = paths.map(FileSignature.init(path:))
       let changed = force || !entry.isRead || signature != entry.signature
-      results.append((key, signature, changed ? Self.read(entry, reader: reader, now: now) : nil))
+      guard changed else {
+        results.append((key, signature, nil))
+        continue
+      }
+      let current = reader ?? SecretFileReader(keyMaterial: keyMaterial.snapshot())
+      reader = current
+      results.append((key, signature, Self.read(entry, reader: current, now: now)))
     }
     var failures: [(Entry, FileSecretError)] = []
     var warnings: [String] = []
