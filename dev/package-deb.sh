@@ -35,15 +35,23 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# Checked before any build: a missing tool fails now, with the line that installs it. Only the
+# --binary route bundles the toolchain's libraries and sets a RUNPATH, so only it needs patchelf.
+needed=(dpkg-deb dpkg-shlibdeps strip readelf)
+[ -n "$binary" ] && needed+=(patchelf)
+absent=()
+for tool in "${needed[@]}"; do command -v "$tool" >/dev/null || absent+=("$tool"); done
+if [ ${#absent[@]} -gt 0 ]; then
+  echo "package-deb: missing ${absent[*]}; install with: apt-get install dpkg-dev binutils$([ -n "$binary" ] && echo " patchelf")" >&2
+  exit 1
+fi
+
 if [ -z "$binary" ]; then
   echo "== swift build -c release --static-swift-stdlib (.build-static)" >&2
   swift build -c release --static-swift-stdlib --product sds-agent --scratch-path .build-static >&2
   binary=$(swift build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)/sds-agent
 fi
 [ -x "$binary" ] || { echo "package-deb: $binary is not an executable" >&2; exit 1; }
-for tool in dpkg-deb dpkg-shlibdeps patchelf strip; do
-  command -v "$tool" >/dev/null || { echo "package-deb: $tool is missing (apt-get install dpkg-dev patchelf binutils)" >&2; exit 1; }
-done
 
 upstream=$("$binary" --version)
 [[ "$upstream" =~ ^[0-9][0-9A-Za-z.+~]*$ ]] || { echo "package-deb: '$binary --version' printed '$upstream', not a version" >&2; exit 1; }
@@ -62,7 +70,7 @@ chmod 0755 "$root/usr/bin/sds-agent"
 
 # Every library the binary loads through its RUNPATH (the toolchain's directory) comes along;
 # the system's (libc, libstdc++, zlib, libgcc) become dependencies below.
-runpath=$(patchelf --print-rpath "$binary")
+runpath=$(readelf -d "$binary" | sed -n 's/.*(\(RUNPATH\|RPATH\)).*\[\(.*\)\]$/\2/p')
 bundled=()
 IFS=: read -r -a runpath_dirs <<< "$runpath"
 while read -r name path; do
@@ -80,6 +88,7 @@ if [ ${#bundled[@]} -gt 0 ]; then
   patchelf --set-rpath /usr/lib/sds-agent "$root/usr/bin/sds-agent"
   echo "bundled ${#bundled[@]} Swift runtime libraries in /usr/lib/sds-agent (RUNPATH was $runpath)" >&2
 elif [ -n "$runpath" ]; then
+  command -v patchelf >/dev/null || { echo "package-deb: $binary has RUNPATH $runpath to remove: apt-get install patchelf" >&2; exit 1; }
   patchelf --remove-rpath "$root/usr/bin/sds-agent"
 fi
 

@@ -72,7 +72,7 @@ extension Agent {
   /// the supervisor of its rotations (resuming one in progress).
   static func rootRotation(
     _ authority: Authority, configuration: AgentConfiguration, identities: IdentityTable, streams: StreamRegistry,
-    logger: Logger
+    onDemand: OnDemandCertificates<ContinuousClock>?, logger: Logger
   ) throws -> RootRotationSupervisor<ContinuousClock>? {
     guard case .embedded(let ca, let rotation, let store) = authority else { return nil }
     try identities.installTrustBundle(ca.trustBundle)
@@ -86,7 +86,8 @@ extension Agent {
         ])
     }
     return RootRotationSupervisor(
-      ca: ca, host: SDSRootRotationHost(table: identities, streams: streams), store: store, resuming: rotation,
+      ca: ca, host: SDSRootRotationHost(table: identities, streams: streams, onDemand: onDemand), store: store,
+      resuming: rotation,
       overlap: configuration.rootOverlap,
       makeRoot: { [trustDomain = configuration.trustDomain] now in
         // A root of its own name, so that no verifier confuses it with the root it replaces.

@@ -76,8 +76,15 @@ public struct Agent: Sendable {
       idleTimeout: configuration.nodeAgent.limits.idleTimeout,
       now: Date()
     )
+    let onDemand: OnDemandCertificates<ContinuousClock>? =
+      if let settings = configuration.onDemand, case .embedded(let ca, _, _) = authority {
+        OnDemandCertificates(
+          settings: settings, ca: ca, table: identities, counters: counters, clock: ContinuousClock(),
+          now: { Date() }, logger: logger)
+      } else { nil }
     let rootRotation = try Self.rootRotation(
-      authority, configuration: configuration, identities: identities, streams: streams, logger: logger)
+      authority, configuration: configuration, identities: identities, streams: streams, onDemand: onDemand,
+      logger: logger)
     let following = try caClient.map { client in
       try FollowingCA(
         client: client, table: identities,
@@ -92,13 +99,8 @@ public struct Agent: Sendable {
     }
     let operatorCA: OperatorCAReplacement<ContinuousClock>? =
       if case .embedded(let ca, _, nil) = authority {
-        OperatorCAReplacement(ca: ca, table: identities, clock: ContinuousClock(), now: { Date() }, logger: logger)
-      } else { nil }
-    let onDemand: OnDemandCertificates<ContinuousClock>? =
-      if let settings = configuration.onDemand, case .embedded(let ca, _, _) = authority {
-        OnDemandCertificates(
-          settings: settings, ca: ca, table: identities, counters: counters, clock: ContinuousClock(),
-          now: { Date() }, logger: logger)
+        OperatorCAReplacement(
+          ca: ca, table: identities, onDemand: onDemand, clock: ContinuousClock(), now: { Date() }, logger: logger)
       } else { nil }
     let files = FileSecretWatcher(
       sources: configuration.fileSecrets, policy: configuration.onTheFlyFiles, keyMaterial: configuration.keyMaterial,

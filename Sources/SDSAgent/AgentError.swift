@@ -7,6 +7,7 @@ public struct AgentError: Error, CustomStringConvertible {
     case stateDirectory = "state_directory"
     case caFiles = "ca_files"
     case connection = "connection"
+    case permissionDenied = "permission_denied"
     case trustBundle = "trust_bundle"
   }
 

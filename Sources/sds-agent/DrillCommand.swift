@@ -33,20 +33,8 @@ struct DrillCommand: AsyncParsableCommand {
   var overlap: String?
 
   func run() async throws {
-    var flags: [String: [String]] = [:]
-    flags[AgentSettings.socket.key] = self.socket.map { [$0] }
-    flags[AgentSettings.admin.key] = self.admin.map { [$0] }
-    let endpoints: (socketPath: String, admin: AgentConfiguration.AdminAddress?)
-    do {
-      endpoints = try ConfigurationLoader(flags: flags, configFile: self.config).agentEndpoints()
-    } catch {
-      throw ValidationError(error.description)
-    }
-    let socket = endpoints.socketPath
-    guard let admin = endpoints.admin else {
-      throw ValidationError(
-        "--admin is required: the agent's admin endpoint, e.g. 127.0.0.1:15000 or unix:/run/sds-agent/admin.sock")
-    }
+    let endpoints = try AdminEndpoint.endpoints(socket: self.socket, admin: self.admin, config: self.config)
+    let (socket, admin) = (endpoints.socketPath, endpoints.admin)
     guard let timeout = DurationParser.parse(self.timeout, in: .milliseconds(1) ... .seconds(86400)) else {
       throw ValidationError(
         "invalid timeout \"\(BoundedText(self.timeout))\": expected a duration from 1ms to 1d, such as 10s")

@@ -157,4 +157,25 @@ import Testing
       _ = try ConfigurationLoader(flags: [:], environment: [:], configFile: path).load()
     }
   }
+
+  /// Issue #21, class 2: an on-demand certificate is a server key.
+  @Test func onDemandCallersAreEveryoneWithOneIdentityAndOnlyThoseNamedForANodeAgent() throws {
+    let names = ["on-demand-names": ["*.internal.example"]]
+    let rule = ["workload": ["uid=1001,spiffe-id=spiffe://cluster.local/ns/web/sa/frontend"]]
+    let gateway = try SPIFFEID(parsing: "spiffe://cluster.local/ns/edge/sa/gateway")
+    func load(_ flags: [String: [String]]) throws -> AgentConfiguration {
+      try ConfigurationLoader(flags: flags, environment: ["HOME": "/home/x"], configFile: nil).load()
+    }
+    #expect(try load(names).onDemand?.callers == nil, "one identity for all: everyone may")
+    let node = try load(names.merging(rule) { $1 }.merging(["caller-identity": ["peer"]]) { $1 })
+    #expect(node.onDemand?.callers == [], "a node agent: nobody unless named")
+    let named = try load(
+      names.merging(rule) { $1 }.merging(["caller-identity": ["peer"], "on-demand-callers": ["\(gateway)"]]) { $1 })
+    #expect(named.onDemand?.callers == [gateway])
+    #expect {
+      try load(names.merging(["on-demand-callers": ["spiffe://cluster.local/ns/\u{212A}ube"]]) { $1 })
+    } throws: { error in
+      "\(error)".contains("on-demand-callers") && "\(error)".contains("ASCII")
+    }
+  }
 }

@@ -183,3 +183,58 @@ def test_prefetched_names_are_minted_before_any_handshake(start, processes, tmp_
     roots.write_text(agent.fetch("ROOTCA")[0][0]["pem"])
     result, _ = handshake(port, "pre.internal.example", roots)
     assert result.startswith("ok ") and result.split(" ")[1] == entry["serial"].lstrip("0"), (result, entry)
+
+
+def test_in_node_agent_mode_only_the_named_callers_get_on_demand_names(start):
+    """Issue #21, class 2: an on-demand certificate is a server key; in node-agent mode a caller
+    gets one only if --on-demand-callers names its identity (by default nobody), and anyone else
+    is refused PERMISSION_DENIED naming the rule, with nothing minted."""
+    import os
+
+    import grpc
+
+    from test_delta import DeltaCall, delta_request
+
+    gateway = "spiffe://cluster.local/ns/edge/sa/gateway"
+    rule = f"uid={os.getuid()},spiffe-id=spiffe://cluster.local/ns/web/sa/frontend"
+    agent = start("agent", "--caller-identity", "peer", "--workload", rule, "--on-demand-names", "*.internal.example")
+    call = DeltaCall(agent.socket_path)
+    call.send(delta_request(subscribe=["a.internal.example"]))
+    error = call.next_error(10)
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED, (error.code(), error.details())
+    assert "on-demand-callers" in error.details() and "sa/frontend" in error.details(), error.details()
+    assert not [e for e in agent.admin.json("/debug/secrets") if e.get("kind") == "on_demand"]
+
+    # The caller the rule names gets its name.
+    rule = f"uid={os.getuid()},spiffe-id={gateway}"
+    named = start("named", "--caller-identity", "peer", "--workload", rule, "--on-demand-names", "*.internal.example",
+                  "--on-demand-callers", gateway)
+    call = DeltaCall(named.socket_path)
+    call.send(delta_request(subscribe=["a.internal.example"]))
+    assert [r.name for r in call.response().resources] == ["a.internal.example"]
+    call.send(None)
+
+
+def test_a_name_refused_over_the_rate_is_sent_once_the_rate_allows(start):
+    """Issue #21, class 4: a refusal over --on-demand-rate is not forever; once the rate allows,
+    the name is minted and sent on the same stream, without the client asking again."""
+    from test_delta import DeltaCall, delta_request
+
+    agent = start("agent", "--on-demand-names", "*.internal.example", "--on-demand-rate", "1/s")
+    call = DeltaCall(agent.socket_path)
+    call.send(delta_request(subscribe=["a.internal.example"]))
+    minted = call.response()
+    assert [r.name for r in minted.resources] == ["a.internal.example"], minted
+    call.send(delta_request(nonce=minted.nonce, subscribe=["b.internal.example"]))
+    refused = call.response()
+    assert list(refused.removed_resources) == ["b.internal.example"] and not refused.resources, refused
+    t0 = time.monotonic()
+    call.send(delta_request(nonce=refused.nonce))
+    later = call.response(timeout=5)
+    took = time.monotonic() - t0
+    assert [r.name for r in later.resources] == ["b.internal.example"], later
+    print(f"re-admitted after {took:.2f}s")
+    assert took < 2.5, f"re-admitted only after {took:.2f}s at 1/s"
+    metrics = agent.admin.get("/metrics")
+    assert 'sds_agent_on_demand_refused_total{reason="over_rate"} 1' in metrics
+    call.send(None)

@@ -376,8 +376,9 @@ def test_ready_only_when_serving(machine):
         ca.close()
 
     # With its CA: `systemctl start` returns when READY=1 came, and the agent serves at once.
-    # From now on with the admin endpoint of config.full.yaml, in the agent's private directory.
-    write_config(m, original + f"admin: unix:{ADMIN}\n")
+    # Back to the packaged config, whose admin endpoint is in the agent's private directory.
+    assert f"admin: unix:{ADMIN}" in original, original
+    write_config(m, original)
     t0 = time.monotonic()
     m.run("systemctl", "start", SERVICE)
     started = time.monotonic() - t0
@@ -407,10 +408,19 @@ def test_hardening_in_force(machine):
     state = m.run("nsenter", "-t", pid, "-m", "stat", "-c", "%U %a", "/var/lib/sds-agent").stdout.strip()
     assert state == "sds-agent 700", state
 
-    # The admin socket could be made in the one writable runtime directory, and answers.
+    # The admin socket could be made in the one writable runtime directory, and answers
+    # `sds-agent status` with no arguments: it reads the packaged config's admin endpoint.
     assert m.run("stat", "-c", "%U %a", ADMIN).stdout.strip() == "sds-agent 600"
-    status = m.run("sds-agent", "status", "--config", CONFIG, check=False)
+    status = m.run("sds-agent", "status", check=False)
     assert status.returncode == 0 and "healthy" in status.stdout, status
+    as_json = m.run("sds-agent", "status", "--json", check=False)
+    assert as_json.returncode == 0, as_json
+    identities = json.loads(as_json.stdout)["identities"]
+    assert identities and all(i["healthy"] for i in identities), identities
+    # The service account may ask too; anyone else is told who may.
+    assert m.run("sds-agent", "status", user="sds-agent", check=False).returncode == 0
+    refused = m.run("sds-agent", "status", user="outsider", check=False)
+    assert refused.returncode == 2 and "only root and user sds-agent may ask" in refused.stderr, refused
 
     # The agent's lines reach the journal with their own priority, the <N> prefix taken off.
     entries = [e for e in journal_entries(m, SERVICE) if e.get("_PID") == str(pid)]

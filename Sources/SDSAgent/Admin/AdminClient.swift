@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -72,11 +73,28 @@ public enum AdminClient {
       }
     } catch let error as AgentError {
       throw error
+    } catch let error as IOError where error.errnoCode == EACCES {
+      throw AgentError(.permissionDenied, Self.whoMayAsk(address, error))
     } catch {
       throw AgentError(
         .connection,
         "cannot connect to the admin endpoint \(address): \(error); is sds-agent running with --admin \(address)?")
     }
+  }
+
+  /// The admin socket's directory says who may connect: its owner (the agent's account) and root.
+  private static func whoMayAsk(_ address: AgentConfiguration.AdminAddress, _ error: IOError) -> String {
+    guard case .unixSocket(let path) = address else {
+      return "cannot connect to the admin endpoint \(address): \(error)"
+    }
+    var owner = "the account the agent runs as"
+    var info = stat()
+    let directory = (path as NSString).deletingLastPathComponent
+    if stat(directory, &info) == 0, let entry = getpwuid(info.st_uid), let name = entry.pointee.pw_name {
+      owner = "user \(String(cString: name))"
+    }
+    return
+      "permission denied on the admin socket \(path): only root and \(owner) may ask the agent; run this command as root (sudo) or as that user"
   }
 
   private static func exchange(_ method: String, _ path: String, on connection: Connection) async throws -> Response {

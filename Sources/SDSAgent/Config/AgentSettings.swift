@@ -163,6 +163,22 @@ public enum AgentSettings {
     allowed: "a rate such as 60/m", default: Rate(count: 60, period: .seconds(60)), shownDefault: "60/m",
     reload: .restart, parse: Rate.init(parsing:), effective: { $0.onDemand?.rate.description ?? "" })
 
+  public static let onDemandCallers = Setting<SPIFFEID>(
+    "on-demand-callers", "ID",
+    help: "Identities whose streams may ask for on-demand names (repeatable). An on-demand certificate is a "
+      + "server key: with --caller-identity other than agent, only the identities named may (by default none).",
+    kind: .repeatable(separator: ",", yaml: .values), allowed: "a SPIFFE ID",
+    shownDefault: "everyone with --caller-identity agent, else nobody",
+    reload: .restart,
+    parse: { text throws(ConfigurationError) in
+      do throws(SPIFFEIDError) {
+        return try SPIFFEID(parsing: text)
+      } catch {
+        throw ConfigurationError(key: "on-demand-callers", value: text, allowed: "a SPIFFE ID (\(error.reason))")
+      }
+    },
+    effective: { ($0.onDemand?.callers ?? []).map(\.description).sorted().joined(separator: ",") })
+
   public static let caCertificate = Setting<String>(
     "ca-cert", "FILE",
     help: "PEM file with the operator's signing CA certificate (with --ca-key).",
@@ -316,6 +332,7 @@ public enum AgentSettings {
     admin.declaration, callerIdentity.declaration, workload.declaration, jwtKeys.declaration,
     workloadIdleTimeout.declaration, callerStreamRate.declaration, callerCertificateRate.declaration,
     config.declaration,
+    onDemandCallers.declaration,
   ]
 
   /// The settings a config file may set; `check-config` shows each one.

@@ -122,10 +122,15 @@ public struct ConfigurationLoader: Sendable {
     let s = AgentSettings.self
     let patterns = try settings.readAll(s.onDemandNames)
     guard !patterns.isEmpty else { return nil }
+    // One identity for every caller: everyone may, unless callers are named. A node agent: only
+    // the callers named.
+    let callers = try settings.readAll(s.onDemandCallers)
+    let oneIdentity = try settings.require(s.callerIdentity) == .agent
     return OnDemandSettings(
       patterns: patterns, ttl: try settings.require(s.onDemandTTL), keyType: try settings.require(s.onDemandKeyType),
       maximumNames: try settings.require(s.onDemandMaxNames), rate: try settings.require(s.onDemandRate),
-      idleTimeout: try settings.require(s.workloadIdleTimeout))
+      idleTimeout: try settings.require(s.workloadIdleTimeout),
+      callers: oneIdentity && callers.isEmpty ? nil : Set(callers))
   }
 
   /// The signing CA: generated, or the operator's files (`ca-cert` and `ca-key` together).

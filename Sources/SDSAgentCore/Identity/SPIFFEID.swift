@@ -21,6 +21,11 @@ public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
     guard text.utf8.count <= Self.maximumLength else {
       throw SPIFFEIDError(text, "it is \(text.utf8.count) bytes; a SPIFFE ID is at most \(Self.maximumLength)")
     }
+    // ASCII before the text is compared with anything: Swift compares canonically equivalent
+    // strings as equal (KELVIN SIGN equals `K`), and no SPIFFE ID holds anything else.
+    guard text.utf8.allSatisfy({ $0 < 0x80 }) else {
+      throw SPIFFEIDError(text, "it holds characters that are not ASCII; a SPIFFE ID is ASCII")
+    }
     guard text.hasPrefix(scheme) else {
       throw SPIFFEIDError(text, "must start with \"spiffe://\"")
     }

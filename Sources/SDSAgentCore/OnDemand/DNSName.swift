@@ -1,6 +1,9 @@
 /// A DNS host name as a TLS client sends it in SNI, validated: at most 253 bytes, labels of 1–63
 /// letters, digits and hyphens (not at either end), not an IP address literal. Kept lowercased:
-/// names compare without case, as in TLS.
+/// names compare without case, as in TLS. Only ASCII is accepted, and that is checked before the
+/// case is folded: Unicode folding maps other letters onto ASCII ones (KELVIN SIGN to `k`), and
+/// Swift compares canonically equivalent strings as equal; an internationalized name is written in
+/// its `xn--` form.
 public struct DNSName: Sendable, Hashable, CustomStringConvertible {
   public let name: String
 
@@ -8,7 +11,8 @@ public struct DNSName: Sendable, Hashable, CustomStringConvertible {
 
   public init(parsing text: String) throws(DNSNameError) {
     guard text.utf8.count <= 253 else { throw DNSNameError(text, "it is longer than 253 bytes") }
-    let name = text.lowercased()
+    guard text.utf8.allSatisfy({ $0 < 0x80 }) else { throw DNSNameError.notASCII(text) }
+    let name = String(decoding: text.utf8.map(Self.lowercased), as: UTF8.self)
     let labels = name.split(separator: ".", omittingEmptySubsequences: false)
     guard labels.count >= 2 else { throw DNSNameError(text, "it has a single label; name a host in a domain") }
     for label in labels {
@@ -23,6 +27,11 @@ public struct DNSName: Sendable, Hashable, CustomStringConvertible {
       throw DNSNameError(text, "it is an IP address, not a host name")
     }
     self.name = name
+  }
+
+  /// An ASCII byte lowercased; nothing else is folded.
+  static func lowercased(_ byte: UInt8) -> UInt8 {
+    (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
   }
 
   private static func isLabelByte(_ byte: UInt8) -> Bool {
@@ -42,6 +51,10 @@ public struct DNSNameError: Error, Hashable, CustomStringConvertible {
   }
 
   public var description: String { "\"\(self.text)\" is not a DNS host name: \(self.reason)" }
+
+  static func notASCII(_ text: String) -> Self {
+    Self(text, "it holds characters that are not ASCII; write an internationalized name in its xn-- form")
+  }
 }
 
 /// A name an on-demand certificate may be minted for: exactly `api.example.test`, or
@@ -52,6 +65,7 @@ public struct DNSNamePattern: Sendable, Hashable, CustomStringConvertible {
   public let isWildcard: Bool
 
   public init(parsing text: String) throws(DNSNameError) {
+    guard text.utf8.allSatisfy({ $0 < 0x80 }) else { throw DNSNameError.notASCII(text) }
     if text.hasPrefix("*.") {
       self.base = try DNSName(parsing: String(text.dropFirst(2)))
       self.isWildcard = true
@@ -63,9 +77,13 @@ public struct DNSNamePattern: Sendable, Hashable, CustomStringConvertible {
 
   public var description: String { self.isWildcard ? "*.\(self.base)" : self.base.name }
 
+  /// Compares bytes: both names are lowercased ASCII.
   public func matches(_ name: DNSName) -> Bool {
-    guard self.isWildcard else { return name == self.base }
-    guard name.name.hasSuffix("." + self.base.name) else { return false }
-    return !name.name.dropLast(self.base.name.utf8.count + 1).contains(".")
+    let text = name.name.utf8
+    let base = self.base.name.utf8
+    guard self.isWildcard else { return text.elementsEqual(base) }
+    guard text.count > base.count + 1, text.suffix(base.count).elementsEqual(base) else { return false }
+    let label = text.dropLast(base.count)
+    return label.last == UInt8(ascii: ".") && !label.dropLast().contains(UInt8(ascii: "."))
   }
 }

@@ -9,12 +9,16 @@ public struct OnDemandSettings: Sendable, Equatable {
   public var rate: Rate
   /// A name no stream has asked for this long is dropped.
   public var idleTimeout: Duration
+  /// The identities whose streams may ask for on-demand names; `nil`: every caller (the agent
+  /// serves one identity to all).
+  public var callers: Set<SPIFFEID>?
 
   public init(
     patterns: [DNSNamePattern], ttl: Duration = .seconds(86400), keyType: WorkloadKeyType = .ecdsaP256,
     maximumNames: Int = 1000, rate: Rate = Rate(count: 60, period: .seconds(60)),
-    idleTimeout: Duration = .seconds(600)
+    idleTimeout: Duration = .seconds(600), callers: Set<SPIFFEID>? = nil
   ) {
+    self.callers = callers
     self.patterns = patterns
     self.ttl = ttl
     self.keyType = keyType
@@ -26,6 +30,11 @@ public struct OnDemandSettings: Sendable, Equatable {
   public func allows(_ name: DNSName) -> Bool {
     self.patterns.contains { $0.matches(name) }
   }
+
+  /// Whether streams of `caller` may ask for on-demand names.
+  public func allows(caller: SPIFFEID) -> Bool {
+    self.callers.map { $0.contains(caller) } ?? true
+  }
 }
 
 /// Why an on-demand name is not served; a closed set, for metric labels.
@@ -34,4 +43,10 @@ public enum OnDemandRefusal: String, Error, Sendable, CaseIterable {
   case notAllowed = "not_allowed"
   case overCap = "over_cap"
   case overRate = "over_rate"
+  /// Over the cap or the rate while `OnDemandCertificates.maximumWaiting` names are waited for
+  /// already: refused for good, as `notAllowed` is.
+  case overWaiting = "over_waiting"
+
+  /// Over the cap or the rate: the name is minted once both allow, and sent then.
+  public var isTransient: Bool { self == .overCap || self == .overRate }
 }

@@ -46,4 +46,6 @@ public struct DeltaResponsePlan: Sendable, Equatable {
   public var resources: [Item]
   public var removed: [String]
   public var nonce: String
+  /// The caller's trust bundle, if the response carries it.
+  public var trustBundle: TrustBundle?
 }

@@ -18,6 +18,9 @@ public struct DeltaStreamStateMachine: Sendable {
   public struct Outcome: Sendable, Equatable {
     public var feedback: Feedback?
     public var response: DeltaResponsePlan?
+    /// On an ACK of a response that carried the caller's trust bundle: that bundle. An ACK of
+    /// a response without one acknowledges no bundle, whatever was sent after it.
+    public var acknowledgedTrustBundle: TrustBundle?
   }
 
   /// The most names one stream may hold subscribed.
@@ -31,9 +34,10 @@ public struct DeltaStreamStateMachine: Sendable {
   public private(set) var subscribed: [RequestedSecret] = []
   /// The version of each resource the client holds, as it told or as it was sent.
   private var clientVersions: [String: String] = [:]
-  /// Nonces sent and not yet acknowledged or rejected, oldest first; a client that never answers
-  /// keeps only the newest `maximumPendingNonces`.
-  private var pendingNonces: [String] = []
+  /// Nonces sent and not yet acknowledged or rejected, oldest first, each with the trust bundle
+  /// its response carried; a client that never answers keeps only the newest
+  /// `maximumPendingNonces`.
+  private var pendingNonces: [(nonce: String, trustBundle: TrustBundle?)] = []
   private var started = false
   private var nextNonce: UInt64 = 1
 
@@ -48,11 +52,16 @@ public struct DeltaStreamStateMachine: Sendable {
       throw .unsupportedType(request.typeURL)
     }
     let feedback: Feedback?
+    var acknowledgedTrustBundle: TrustBundle?
     if !self.started {
       self.started = true
       if request.disablesSPIFFEValidator { self.naming.spiffeValidator = false }
+      // The client fills this map: bounded as subscriptions are, in count and name length.
       guard request.initialVersions.count <= Self.maximumSubscriptions else {
-        throw .tooManyNames(request.initialVersions.count)
+        throw .tooManySubscriptions(request.initialVersions.count, limit: Self.maximumSubscriptions)
+      }
+      if let long = request.initialVersions.keys.first(where: { $0.utf8.count > SDSRequest.maximumNameLength }) {
+        throw .nameTooLong(long)
       }
       for (name, version) in request.initialVersions {
         self.clientVersions[name] = String(version.prefix(SDSRequest.maximumNameLength))
@@ -60,11 +69,16 @@ public struct DeltaStreamStateMachine: Sendable {
       feedback = .initial
     } else if request.responseNonce.isEmpty {
       feedback = nil
-    } else if let index = self.pendingNonces.firstIndex(of: request.responseNonce) {
-      self.pendingNonces.remove(at: index)
-      feedback =
-        request.errorDetail.map { .nack(nonce: request.responseNonce, message: $0.message) }
-        ?? .ack(nonce: request.responseNonce)
+    } else if let index = self.pendingNonces.firstIndex(where: { $0.nonce == request.responseNonce }) {
+      // The client answers responses in order: older nonces are answered too.
+      let answered = self.pendingNonces[index]
+      self.pendingNonces.removeSubrange(...index)
+      if let error = request.errorDetail {
+        feedback = .nack(nonce: request.responseNonce, message: error.message)
+      } else {
+        feedback = .ack(nonce: request.responseNonce)
+        acknowledgedTrustBundle = answered.trustBundle
+      }
     } else {
       feedback = .stale(nonce: request.responseNonce)
     }
@@ -83,7 +97,18 @@ public struct DeltaStreamStateMachine: Sendable {
     guard self.subscribed.count <= Self.maximumSubscriptions else {
       throw .tooManySubscriptions(self.subscribed.count, limit: Self.maximumSubscriptions)
     }
-    return Outcome(feedback: feedback, response: self.plan(served: served))
+    return Outcome(
+      feedback: feedback, response: self.plan(served: served), acknowledgedTrustBundle: acknowledgedTrustBundle)
+  }
+
+  /// On-demand names refused over the cap or the rate were admitted since: they are served from
+  /// now on (and sent, since the client holds them as removed).
+  public mutating func admitted(_ names: [String: DNSName]) {
+    guard !names.isEmpty else { return }
+    self.subscribed = self.subscribed.map { secret in
+      guard case .refused = secret.resource, let name = names[secret.name] else { return secret }
+      return RequestedSecret(name: secret.name, resource: .onDemand(name))
+    }
   }
 
   /// The served secrets changed; returns the response to push, if the client lacks a version.
@@ -110,8 +135,10 @@ public struct DeltaStreamStateMachine: Sendable {
     guard !items.isEmpty || !removed.isEmpty else { return nil }
     let nonce = String(self.nextNonce)
     self.nextNonce += 1
-    self.pendingNonces.append(nonce)
+    let ownDomain = TrustDomainName(of: self.naming.identity)
+    let bundle = items.contains { $0.secret.resource.carriesBundle(of: ownDomain) } ? served.trustBundle : nil
+    self.pendingNonces.append((nonce, bundle))
     if self.pendingNonces.count > Self.maximumPendingNonces { self.pendingNonces.removeFirst() }
-    return DeltaResponsePlan(resources: items, removed: removed, nonce: nonce)
+    return DeltaResponsePlan(resources: items, removed: removed, nonce: nonce, trustBundle: bundle)
   }
 }

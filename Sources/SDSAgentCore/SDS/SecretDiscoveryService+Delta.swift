@@ -30,6 +30,7 @@ extension SecretDiscoveryService {
     case .requestFailed(let error):
       throw self.refuseUndecodable(error, in: session)
     case .secretsChanged:
+      self.readmitOnDemand(in: &session, served: served)
       plan = session.machine.secretsChanged(served)
     case .request(let message):
       self.noteNode(message.hasNode ? message.node.id : nil, in: &session)
@@ -37,9 +38,7 @@ extension SecretDiscoveryService {
     }
     guard let plan else { return .wait }
     let response = try Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(plan, from: served, cache: session.cache)
-    let ownDomain = TrustDomainName(of: session.caller.identity)
-    let sentBundle =
-      plan.resources.contains { $0.secret.resource.carriesBundle(of: ownDomain) } ? served.trustBundle : nil
+    let sentBundle = plan.trustBundle
     let names = session.machine.subscribed.map(\.name)
     self.registry.update(session.streamID) {
       $0.resources = names
@@ -62,9 +61,10 @@ extension SecretDiscoveryService {
   ) throws -> DeltaResponsePlan? {
     let outcome: DeltaStreamStateMachine.Outcome
     var request = request
-    if let onDemand = self.onDemand {
+    if let onDemand = self.onDemand, session.machine.naming.onDemand {
+      self.readmitOnDemand(in: &session, served: served)
       session.onDemand.admit(request.subscribe, by: onDemand)
-      request.refused = session.onDemand.refused
+      request.refused = session.onDemand.unserved
     }
     do {
       outcome = try session.machine.receive(request, served: served)
@@ -85,7 +85,15 @@ extension SecretDiscoveryService {
     self.registry.update(streamID) { $0.resources = names }
     switch outcome.feedback {
     case .ack(let nonce):
-      self.registry.acknowledged(streamID, version: "nonce \(BoundedText(nonce, limit: NackReason.keptLength))")
+      // Only the bundle of the response acknowledged counts (a root rotation's switch waits
+      // for it), not the last one sent.
+      let bundle = outcome.acknowledgedTrustBundle
+      let version = "nonce \(BoundedText(nonce, limit: NackReason.keptLength))"
+      self.registry.update(streamID) {
+        $0.lastAckedVersion = version
+        if let bundle { $0.acknowledgedTrustBundle = bundle }
+      }
+      if bundle != nil { self.registry.trustBundleAcknowledged.signal() }
       self.counters.increment(.acks)
       logger.debug("SDS delta response acknowledged", metadata: ["nonce": "\(BoundedText(nonce))"])
     case .nack(let nonce, let message):
@@ -99,6 +107,15 @@ extension SecretDiscoveryService {
       break
     }
     return outcome.response
+  }
+}
+
+extension SecretDiscoveryService {
+  /// Takes the on-demand names the stream waited for (refused over the cap or the rate) that
+  /// are minted now, and serves them on the stream.
+  func readmitOnDemand(in session: inout Session<DeltaStreamStateMachine>, served: ServedSecrets) {
+    guard let onDemand = self.onDemand, session.machine.naming.onDemand else { return }
+    session.machine.admitted(session.onDemand.readmit(from: served, by: onDemand))
   }
 }
 

@@ -208,10 +208,13 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   /// `onDemand`: a stream, which may ask for on-demand names; `FetchSecrets` may not.
   func naming(_ lease: SecretLease, onDemand: Bool = false) -> SecretNaming {
     let access = self.files?.access(for: lease.caller.identity) ?? FileSecretAccess()
-    return SecretNaming(
+    let onDemandAllowed = self.onDemand?.allows(caller: lease.caller.identity)
+    var naming = SecretNaming(
       identity: lease.caller.identity, spiffeValidator: self.spiffeValidator,
-      onDemand: onDemand && self.onDemand != nil, files: access.allowed, withheldFiles: access.withheld,
+      onDemand: onDemand && onDemandAllowed == true, files: access.allowed, withheldFiles: access.withheld,
       onTheFlyFiles: access.onTheFly)
+    naming.onDemandWithheld = onDemand && onDemandAllowed == false
+    return naming
   }
 
   /// Follows the `file-cert:` and `file-root:` names among `names` (a stream's subscriptions or a
@@ -253,9 +256,10 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     let outcome: SDSStreamStateMachine.Outcome
     let (logger, streamID) = (session.logger, session.streamID)
     var request = SDSRequest(message)
-    if let onDemand = self.onDemand {
+    if let onDemand = self.onDemand, session.machine.naming.onDemand {
+      _ = session.onDemand.readmit(from: served, by: onDemand)
       session.onDemand.admit(request.resourceNames, by: onDemand)
-      request.refused = session.onDemand.refused
+      request.refused = session.onDemand.unserved
     }
     do {
       outcome = try session.machine.receive(request, served: served)

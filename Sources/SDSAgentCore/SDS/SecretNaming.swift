@@ -25,6 +25,9 @@ public struct SecretNaming: Sendable, Equatable {
   public var spiffeValidator: Bool
   /// Whether other names are DNS names of on-demand server certificates.
   public var onDemand: Bool
+  /// On-demand names are served, but not to this caller (`--on-demand-callers`): a DNS name is
+  /// PERMISSION_DENIED.
+  public var onDemandWithheld = false
   /// Names of secrets read from files that this caller may have.
   public var files: Set<String>
   /// Names of secrets read from files that other callers may have, and this one not.
@@ -79,7 +82,7 @@ public struct SecretNaming: Sendable, Equatable {
       } else if OnTheFlyFileSecret.isOnTheFly(name) {
         _ = try self.onTheFlyFiles.admit(name, for: self.identity)
         resource = .file(name)
-      } else if name == self.identity.description {
+      } else if name.utf8.elementsEqual(self.identity.description.utf8) {
         resource = .tlsCertificate
       } else if name == SecretResource.allTrustDomainsName {
         guard self.spiffeValidator else { throw .allNeedsSPIFFEValidator }
@@ -98,6 +101,8 @@ public struct SecretNaming: Sendable, Equatable {
       } else if self.onDemand {
         let dnsName = refused.contains(name) ? nil : try? DNSName(parsing: name)
         resource = dnsName.map(SecretResource.onDemand) ?? .refused(name)
+      } else if self.onDemandWithheld, (try? DNSName(parsing: name)) != nil {
+        throw .onDemandWithheld([name], caller: self.identity)
       } else {
         unknown.append(name)
         continue

@@ -4,12 +4,13 @@ import ServiceLifecycle
 import Synchronization
 
 /// Replaces the operator's signing CA on reload without breaking peers: the new CA signs at once
-/// and every identity is re-issued, while the old root stays in the trust bundle until no leaf it
-/// signed can still be valid, then leaves it (and that is pushed).
+/// and every identity and on-demand certificate is re-issued, while the old root stays in the
+/// trust bundle until no leaf it signed can still be valid, then leaves it (and that is pushed).
 public final class OperatorCAReplacement<C: Clock>: Service, CustomStringConvertible, Sendable
 where C.Duration == Duration {
   private let ca: EmbeddedCA
   private let table: IdentityTable
+  private let onDemand: (any ReissuedLeaves)?
   private let clock: C
   private let now: @Sendable () -> Date
   private let logger: Logger
@@ -18,10 +19,12 @@ where C.Duration == Duration {
   private let wake = WakeSignal()
 
   public init(
-    ca: EmbeddedCA, table: IdentityTable, clock: C, now: @escaping @Sendable () -> Date, logger: Logger
+    ca: EmbeddedCA, table: IdentityTable, onDemand: (any ReissuedLeaves)? = nil, clock: C,
+    now: @escaping @Sendable () -> Date, logger: Logger
   ) {
     self.ca = ca
     self.table = table
+    self.onDemand = onDemand
     self.clock = clock
     self.now = now
     self.logger = logger
@@ -43,9 +46,12 @@ where C.Duration == Duration {
     let now = self.now()
     let oldRoots = current.signing.trustBundle.roots
     let keeps = oldRoots.allSatisfy { material.trustBundle.roots.contains($0) }
-    // Leaves of the old CA: those served now, and any issued up to now with today's lifetime.
+    // Leaves of the old CA: those served now, any issued up to now with today's lifetime, and
+    // the on-demand certificates.
     let served = self.table.snapshot().compactMap { $0.served.svid?.notAfter }
-    let lastOldLeafExpiry = (served + [now.addingTimeInterval(self.table.template.ttl.seconds)]).max()!
+    let onDemand = self.onDemand?.lastLeafExpiry(now: now)
+    let lastOldLeafExpiry =
+      (served + [now.addingTimeInterval(self.table.template.ttl.seconds)] + [onDemand].compactMap { $0 }).max()!
     let bundle = self.ca.install(
       EmbeddedCA.Roots(signing: material, previous: keeps ? nil : oldRoots.first))
     try self.table.installTrustBundle(bundle)
@@ -61,6 +67,11 @@ where C.Duration == Duration {
       self.logger.error(
         "re-issuing from the new CA failed; the renewal will retry",
         metadata: ["identity": "\(identity)", "error": "\(error)"])
+    }
+    for (name, error) in await self.onDemand?.reissueAll() ?? [] {
+      self.logger.error(
+        "re-issuing an on-demand certificate from the new CA failed; retrying in 5s",
+        metadata: ["name": "\(name)", "error": "\(error)"])
     }
   }
 

@@ -27,3 +27,12 @@ public protocol RootRotationHost: Sendable {
   /// The shortest overlap a rotation may have here, if there is one.
   var minimumOverlap: MinimumOverlap? { get }
 }
+
+/// Leaves the embedded CA signs outside the identity table, the on-demand server certificates:
+/// a change of signing CA re-issues them, and the old root stays trusted until they have expired.
+public protocol ReissuedLeaves: Sendable {
+  /// The latest `notAfter` a leaf issued up to `now` can have; `nil` when none is held.
+  func lastLeafExpiry(now: Date) -> Date?
+  /// Re-issues every leaf from the CA that signs now; returns what failed.
+  func reissueAll() async -> [(subject: String, error: any Error)]
+}

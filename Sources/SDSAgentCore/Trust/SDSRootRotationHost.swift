@@ -2,14 +2,18 @@ import Foundation
 import X509
 
 /// The agent's side of a root rotation: the identity table serves the bundle and is re-issued at
-/// the switch, and the switch waits for every SDS stream holding the bundle to acknowledge it.
+/// the switch with the on-demand certificates, and the switch waits for every SDS stream holding
+/// the bundle to acknowledge it.
 public struct SDSRootRotationHost: RootRotationHost {
   public let table: IdentityTable
   public let streams: StreamRegistry
+  /// On-demand server certificates, if the agent mints them.
+  public let onDemand: (any ReissuedLeaves)?
 
-  public init(table: IdentityTable, streams: StreamRegistry) {
+  public init(table: IdentityTable, streams: StreamRegistry, onDemand: (any ReissuedLeaves)? = nil) {
     self.table = table
     self.streams = streams
+    self.onDemand = onDemand
   }
 
   public func serveTrustBundle(_ bundle: TrustBundle) throws(CertificateAuthorityError) {
@@ -22,15 +26,19 @@ public struct SDSRootRotationHost: RootRotationHost {
 
   public var trustBundleAcknowledged: WakeSignal? { self.streams.trustBundleAcknowledged }
 
-  /// Leaves of the old root: those served now, and any issued up to now with today's lifetime.
+  /// Leaves of the old root: those served now, any issued up to now with today's lifetime, and
+  /// the on-demand certificates.
   public func lastLeafExpiry(now: Date) -> Date {
     let served = self.table.snapshot().compactMap { $0.served.svid?.notAfter }
-    return (served + [now.addingTimeInterval(self.table.template.ttl.seconds)]).max()!
+    let onDemand = self.onDemand?.lastLeafExpiry(now: now)
+    return (served + [now.addingTimeInterval(self.table.template.ttl.seconds)] + [onDemand].compactMap { $0 }).max()!
   }
 
-  /// An identity that failed is renewed as usual, with backoff, before its certificate expires.
+  /// Every identity and every on-demand certificate; one that failed is renewed as usual, with
+  /// backoff, before its certificate expires.
   public func reissueAll() async -> [(subject: String, error: any Error)] {
-    await self.table.reissueAll().map { (subject: $0.0.description, error: $0.1) }
+    let identities = await self.table.reissueAll().map { (subject: $0.0.description, error: $0.1) }
+    return identities + (await self.onDemand?.reissueAll() ?? [])
   }
 
   /// Acknowledgements are seen: the switch waits for them instead.

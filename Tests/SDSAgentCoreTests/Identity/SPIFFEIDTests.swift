@@ -66,4 +66,18 @@ import Testing
     let id = try SPIFFEID(trustDomain: "cluster.local", namespace: "web", serviceAccount: "frontend")
     #expect(id.description == "spiffe://cluster.local/ns/web/sa/frontend")
   }
+
+  /// Issue #21, class 8: ASCII is checked before the text is compared with anything; a KELVIN
+  /// SIGN is not a `K` (Swift's `==` would say it is).
+  @Test(arguments: [
+    "spiffe://cluster.local/ns/\u{212A}ube/sa/x", "spiffe://\u{212A}ube.local/ns/a/sa/b", "spiffe\u{037E}//a/b",
+    "spiffe://cluster.local/ns/a/sa/b\u{0301}",
+  ])
+  func textThatIsNotASCIIIsRefusedFirst(text: String) {
+    #expect {
+      try SPIFFEID(parsing: text)
+    } throws: { error in
+      "\(error)".contains("not ASCII")
+    }
+  }
 }

@@ -27,3 +27,30 @@ import Testing
     #expect(!exact.matches(try DNSName(parsing: "x.api.example.test")))
   }
 }
+
+/// Names are ASCII before anything folds their case: a letter that lower-cases to an ASCII one
+/// (KELVIN SIGN to `k`) is not that letter (issue #21, class 8).
+@Suite struct DNSNameFoldingTests {
+  @Test(arguments: [
+    "\u{212A}ube.internal.example", "a.\u{212A}.example", "\u{212A}.internal.example", "caf\u{E9}.example",
+    "a.internal.example\u{0301}",
+  ])
+  func aNameThatIsNotASCIIIsRefusedBeforeItsCaseIsFolded(text: String) {
+    #expect {
+      try DNSName(parsing: text)
+    } throws: { error in
+      (error as? DNSNameError)?.reason.contains("ASCII") == true
+    }
+  }
+
+  @Test func aPatternThatIsNotASCIIIsRefused() {
+    #expect(throws: DNSNameError.self) { try DNSNamePattern(parsing: "*.\u{212A}ube.example") }
+    #expect(throws: DNSNameError.self) { try DNSNamePattern(parsing: "\u{212A}ube.example") }
+  }
+
+  @Test func aKelvinSignDoesNotMatchThePatternOfItsFoldedName() throws {
+    let pattern = try DNSNamePattern(parsing: "kube.example")
+    #expect(pattern.matches(try DNSName(parsing: "KUBE.example")))
+    #expect((try? DNSName(parsing: "\u{212A}ube.example")).map(pattern.matches) == nil)
+  }
+}

@@ -104,4 +104,48 @@ import X509
       #expect(self.store.entries.isEmpty)
     }
   }
+
+  // MARK: - A refusal is not forever (issue #21, class 4)
+
+  @Test func aNameRefusedOverTheCapIsMintedOnceThereIsRoomAndTakenByTheStreamThatWaited() async throws {
+    try await self.running {
+      let (a, c) = (try DNSName(parsing: "a.internal.example"), try DNSName(parsing: "c.internal.example"))
+      #expect(self.refusal("a.internal.example") == nil)
+      #expect(self.refusal("b.internal.example") == nil)
+      #expect(self.refusal("c.internal.example") == .overCap)
+      #expect(!self.store.admitWaiting(c), "taken before it was minted")
+      self.store.release(a)
+      await self.cache.waitUntil { $0.onDemand[c] != nil }
+      #expect(self.store.entries[a] == nil, "the idle name made room")
+      #expect(self.store.entries[c]?.reserved == 1 && self.store.entries[c]?.idleSince == nil)
+      #expect(self.store.admitWaiting(c))
+      #expect(self.store.entries[c]?.holders == 1 && self.store.entries[c]?.reserved == 0)
+      #expect(self.counters[.onDemandRefused] == 1, "minting a name waited for is not another refusal")
+    }
+  }
+
+  @Test func aNameNoStreamWaitsForAnyMoreIsNotMinted() async throws {
+    try await self.running {
+      let (a, c) = (try DNSName(parsing: "a.internal.example"), try DNSName(parsing: "c.internal.example"))
+      #expect(self.refusal("a.internal.example") == nil)
+      #expect(self.refusal("b.internal.example") == nil)
+      #expect(self.refusal("c.internal.example") == .overCap)
+      self.store.withdraw(c)
+      self.store.release(a)
+      // The timer now sleeps until the idle name's expiry, with nothing else to do.
+      await self.clock.sleeper(until: .seconds(30))
+      #expect(self.store.entries[c] == nil)
+      #expect(self.store.entries[a]?.idleSince != nil)
+    }
+  }
+
+  @Test func namesWaitedForAreBounded() {
+    #expect(self.refusal("a.internal.example") == nil)
+    #expect(self.refusal("b.internal.example") == nil)
+    for index in 0..<OnDemandCertificates<ManualClock>.maximumWaiting {
+      #expect(self.refusal("w\(index).internal.example") == .overCap)
+    }
+    #expect(self.refusal("one-more.internal.example") == .overWaiting)
+    #expect(self.refusal("w0.internal.example") == .overCap, "a name already waited for still waits")
+  }
 }

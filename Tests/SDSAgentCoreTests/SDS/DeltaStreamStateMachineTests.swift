@@ -98,4 +98,27 @@ import Testing
       try machine.receive(DeltaRequest(responseNonce: first.nonce), served: self.served).feedback
         == .stale(nonce: first.nonce))
   }
+
+  // MARK: - Bounds on what a client fills (issue #21, class 3)
+
+  @Test func initialVersionsNamesAreBoundedInLengthAsSubscriptionsAre() throws {
+    var machine = DeltaStreamStateMachine(naming: Self.naming)
+    let long = String(repeating: "a", count: SDSRequest.maximumNameLength + 1)
+    #expect {
+      try machine.receive(DeltaRequest(subscribe: ["default"], initialVersions: [long: "1"]), served: self.served)
+    } throws: { error in
+      (error as? SDSRequestError)?.code == .invalidName && "\(error)".contains("(+")
+    }
+  }
+
+  @Test func initialVersionsAreBoundedInCountAsSubscriptionsAre() throws {
+    var machine = DeltaStreamStateMachine(naming: Self.naming)
+    let many = Dictionary(
+      uniqueKeysWithValues: (0...DeltaStreamStateMachine.maximumSubscriptions).map { ("n\($0)", "1") })
+    #expect {
+      try machine.receive(DeltaRequest(subscribe: ["default"], initialVersions: many), served: self.served)
+    } throws: { error in
+      (error as? SDSRequestError)?.code == .tooManyNames
+    }
+  }
 }

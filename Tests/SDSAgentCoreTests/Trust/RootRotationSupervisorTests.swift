@@ -175,6 +175,74 @@ import X509
     }
   }
 
+  // MARK: - On-demand certificates (issue #21, class 5)
+
+  func onDemandStore() throws -> OnDemandCertificates<ManualClock> {
+    let clock = self.clock
+    return OnDemandCertificates(
+      settings: OnDemandSettings(
+        patterns: [try DNSNamePattern(parsing: "*.internal.example")], ttl: .seconds(1000), idleTimeout: .seconds(600)),
+      ca: self.ca, table: self.table, counters: AgentCounters(), clock: clock, now: { clock.date },
+      logger: Logger(label: "test"))
+  }
+
+  @Test func onDemandCertificatesAreReissuedAtTheSwitchAndTheOldRootOutlivesThem() async throws {
+    let clock = self.clock
+    let onDemand = try self.onDemandStore()
+    let roots = RootRotationSupervisor(
+      ca: self.ca, host: SDSRootRotationHost(table: self.table, streams: self.streams, onDemand: onDemand),
+      store: self.store, resuming: nil, overlap: .seconds(10),
+      makeRoot: { try CAMaterial.generateRoot(trustDomain: "cluster.local", now: $0, commonName: "next") },
+      clock: clock, now: { clock.date }, logger: Logger(label: "test"))
+    try await self.identities.performDueWork(for: Fixtures.identity)
+    try await withThrowingDiscardingTaskGroup { group in
+      group.addTask { await self.identities.run() }
+      group.addTask { await roots.run() }
+      group.addTask { await onDemand.run() }
+      let name = try onDemand.admit("a.internal.example").get()
+      await self.cache.waitUntil { $0.onDemand[name] != nil }
+      let first = try #require(self.cache.current.onDemand[name]?.certificate)
+      #expect(self.isSigned(first.leaf, by: self.oldRoot))
+      _ = try roots.start()
+      let next = try #require(self.ca.roots.next?.certificate)
+      await self.clock.sleeper(until: .seconds(10))
+      self.clock.advance(by: .seconds(10))
+      await roots.waitUntil { $0?.phase == .switched }
+      // The on-demand leaf the old root signed lives until +1000 s: the old root stays until then.
+      let retireAt = try #require(roots.current?.retireAt)
+      #expect(retireAt >= first.notAfter, "the old root retires before the on-demand leaf it signed expires")
+      // And the switch re-issued it from the new root, at once.
+      let reissued = try #require(self.cache.current.onDemand[name]?.certificate)
+      #expect(self.isSigned(reissued.leaf, by: next), "the on-demand certificate still chains to the old root")
+      group.cancelAll()
+    }
+  }
+
+  @Test func anOperatorCAReplacementReissuesOnDemandCertificatesAndKeepsTheOldRootForThem() async throws {
+    let clock = self.clock
+    let onDemand = try self.onDemandStore()
+    let replacement = OperatorCAReplacement(
+      ca: self.ca, table: self.table, onDemand: onDemand, clock: clock, now: { clock.date },
+      logger: Logger(label: "test"))
+    try await self.identities.performDueWork(for: Fixtures.identity)
+    try await withThrowingDiscardingTaskGroup { group in
+      group.addTask { await self.identities.run() }
+      group.addTask { await onDemand.run() }
+      group.addTask { await replacement.run() }
+      let name = try onDemand.admit("a.internal.example").get()
+      await self.cache.waitUntil { $0.onDemand[name] != nil }
+      let first = try #require(self.cache.current.onDemand[name]?.certificate)
+      let second = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: clock.date, commonName: "second")
+      try await replacement.replace(with: second)
+      let retireAt = try #require(replacement.previousRootRetiresAt)
+      #expect(retireAt >= first.notAfter, "the old root retires before the on-demand leaf it signed expires")
+      let reissued = try #require(self.cache.current.onDemand[name]?.certificate)
+      #expect(
+        self.isSigned(reissued.leaf, by: second.certificate), "the on-demand certificate still chains to the old CA")
+      group.cancelAll()
+    }
+  }
+
   // MARK: - A host that cannot see acknowledgements (`ca serve`)
 
   /// Like `ca serve`: nothing to push, no streams, leaves of at most `maximumTTL`, and a

@@ -51,4 +51,13 @@ import Testing
     #expect(try TrustDomainName(parsing: "spiffe://a.example") == TrustDomainName(parsing: "a.example"))
     #expect(TrustDomainName(of: Fixtures.identity).name == "cluster.local")
   }
+
+  /// Issue #21, class 8: trust domain names are ASCII, checked before anything compares them.
+  @Test func aTrustDomainThatIsNotASCIIIsRefusedFirst() {
+    #expect {
+      try TrustDomainName(parsing: "\u{212A}ube.example")
+    } throws: { error in
+      "\(error)".contains("not ASCII")
+    }
+  }
 }
