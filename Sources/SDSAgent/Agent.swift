@@ -102,10 +102,9 @@ public struct Agent: Sendable {
         OperatorCAReplacement(
           ca: ca, table: identities, onDemand: onDemand, clock: ContinuousClock(), now: { Date() }, logger: logger)
       } else { nil }
-    let files = try FileSecretWatcher(
-      sources: configuration.fileSecrets, directories: configuration.fileSecretDirectories,
-      checksCallers: configuration.nodeAgent.identification != .agent, table: identities, counters: counters,
-      logger: logger)
+    let files = FileSecretWatcher(
+      sources: configuration.fileSecrets, policy: configuration.onTheFlyFiles, keyMaterial: configuration.keyMaterial,
+      table: identities, counters: counters, logger: logger)
     let federation = try FederatedBundleWatcher(
       sources: configuration.federatedBundles, table: identities, counters: counters, logger: logger)
     let supervisor = IdentitySupervisor(
@@ -221,7 +220,12 @@ public struct Agent: Sendable {
               logging?.level = next.logLevel
               rootRotation?.defaultOverlap = next.rootOverlap
               federation.reconfigure(next.federatedBundles)
-              files.reconfigure(next.fileSecrets, directories: next.fileSecretDirectories)
+              files.reconfigure(
+                next.fileSecrets,
+                policy: OnTheFlyFilePolicy(
+                  directories: next.fileSecretDirectories, callers: next.fileSecretCallers,
+                  checksCallers: configuration.nodeAgent.identification != .agent),
+                keyMaterial: next.keyMaterial)
               caRoots?.check(force: true)
               if let material {
                 try await operatorCA?.replace(with: material)

@@ -20,6 +20,7 @@ public struct AgentConfigurationBuilder: Sendable {
   public var onDemand: OnDemandSettings?
   public var fileSecrets: [FileSecretSource] = []
   public var fileSecretDirectories: [String] = []
+  public var fileSecretCallers: [FileSecretCallers] = []
   public var caSource: AgentConfiguration.CASource = .generated
   public var istioCA: IstioCAConfiguration?
   public var logLevel: Logger.Level = .warning
@@ -52,6 +53,7 @@ public struct AgentConfigurationBuilder: Sendable {
     self.onDemand = configuration.onDemand
     self.fileSecrets = configuration.fileSecrets
     self.fileSecretDirectories = configuration.fileSecretDirectories
+    self.fileSecretCallers = configuration.fileSecretCallers
     self.caSource = configuration.caSource
     self.istioCA = configuration.istioCA
     self.logLevel = configuration.logLevel
@@ -79,6 +81,7 @@ public struct AgentConfigurationBuilder: Sendable {
       onDemand: self.onDemand,
       fileSecrets: self.fileSecrets,
       fileSecretDirectories: self.fileSecretDirectories,
+      fileSecretCallers: self.fileSecretCallers,
       caSource: self.caSource,
       istioCA: self.istioCA,
       logLevel: self.logLevel,

@@ -18,6 +18,7 @@ from pathlib import Path
 from conftest import Envoy, envoy_bin
 from daemon_support import poll
 from test_daemon import start  # noqa: F401 - `start` is a fixture
+from test_node_agent import node_agent, open_dirs  # noqa: F401 - fixtures
 
 NAMES = ("inplace", "renamed", "kubernetes", "certbot")
 
@@ -294,3 +295,226 @@ def test_istio_file_names_only_under_the_allowed_directories(start, tmp_path):
             raise AssertionError(f"{bad} was served")
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.PERMISSION_DENIED and rule in e.details(), (bad, e.details())
+
+
+# ------------------------------------------------------------------ issue #21: never the agent's own key
+
+
+def _responses_so_far(stream) -> list:
+    """Every response the stream received until now (errors and the end are dropped)."""
+    import queue
+
+    out = []
+    while True:
+        try:
+            kind, value = stream.events.get_nowait()
+        except queue.Empty:
+            return out
+        if kind == "response":
+            out.append(value)
+
+
+def _served_pems(responses) -> str:
+    from daemon_support import secrets_of
+
+    text = ""
+    for response in responses:
+        for secret in secrets_of(response).values():
+            text += secret.tls_certificate.private_key.inline_bytes.decode(errors="replace")
+            text += secret.tls_certificate.certificate_chain.inline_bytes.decode(errors="replace")
+            text += secret.validation_context.trusted_ca.inline_bytes.decode(errors="replace")
+    return text
+
+
+def mounted_pair(tmp_path: Path) -> tuple[Path, str, str]:
+    """A directory `mounted` with a certificate and its key: (directory, cert PEM, file-cert: name)."""
+    allowed = tmp_path / "mounted"
+    allowed.mkdir()
+    cert, key, _ = CA(tmp_path).issue("pod.example")
+    write(allowed / "cert.pem", cert, 0o644)
+    write(allowed / "key.pem", key)
+    return allowed, cert, f"file-cert:{allowed}/cert.pem~{allowed}/key.pem"
+
+
+def test_symlinks_into_the_state_directory_never_serve_the_agent_key(start, tmp_path):
+    """Issue #21, class 1. The agent's own CA key (state-dir/ca-key.pem) and certificate form a
+    valid pair: a file-cert: name admitted while its files did not exist, then made symlinks into
+    the state directory; a Kubernetes `..data` swap onto the state directory; and a named secret
+    whose key file is a hard link of ca-key.pem are all refused when read, by real path and by
+    device and inode, and logged with reason agent_key_material. ca-key.pem never reaches a stream."""
+    from daemon_support import SdsStream, fetch_secrets, secrets_of, short_dir
+
+    import grpc
+
+    ca = CA(tmp_path)
+    allowed = tmp_path / "mounted"
+    allowed.mkdir()
+    hard = tmp_path / "hard"
+    hard.mkdir()
+    directory = short_dir()
+    state = directory / "state"
+    agent = start("agent", "--file-secret-dirs", allowed,
+                  "--secret", f"name=hard,cert={hard}/tls.crt,key={hard}/tls.key", directory=directory)
+    ca_key = (state / "ca-key.pem").read_text()
+    assert "PRIVATE KEY" in ca_key
+
+    # 1. Admitted while missing, then symlinks into the state directory.
+    late = f"file-cert:{allowed}/late.crt~{allowed}/late.key"
+    late_stream = SdsStream(agent.socket_path, names=(late,))
+    # 2. A Kubernetes volume whose ..data is later swapped onto the state directory.
+    kube = allowed / "kube"
+    kube.mkdir()
+    first = kube / "..2026_12_06_1"
+    first.mkdir()
+    cert, key, _ = ca.issue("pod.example")
+    write(first / "ca-cert.pem", cert, 0o644)
+    write(first / "ca-key.pem", key)
+    os.symlink(first.name, kube / "..data")
+    for name in ("ca-cert.pem", "ca-key.pem"):
+        os.symlink(f"..data/{name}", kube / name)
+    swapped = f"file-cert:{kube}/ca-cert.pem~{kube}/ca-key.pem"
+    kube_stream = SdsStream(agent.socket_path, names=(swapped,))
+    served = kube_stream.next_response(5)
+    assert secrets_of(served)[swapped].tls_certificate.private_key.inline_bytes.decode() == key
+    kube_stream.ack(served)
+
+    mark = len(agent.log_lines())
+    os.symlink(state / "ca-cert.pem", allowed / "late.crt")
+    os.symlink(state / "ca-key.pem", allowed / "late.key")
+    os.symlink(state, kube / "..data_tmp")
+    os.rename(kube / "..data_tmp", kube / "..data")
+    # 3. A named secret whose files appear later: the CA certificate copied, its key hard-linked.
+    (hard / "tls.crt").write_text((state / "ca-cert.pem").read_text())
+    os.link(state / "ca-key.pem", hard / "tls.key")
+
+    # Until each file is refused (logged with its path), or the key shows up on a stream.
+    needles = ("late.crt", "kube/ca-cert.pem", "hard/tls.key")
+    pushed = []
+
+    def refused_or_leaked() -> bool:
+        pushed.extend(_responses_so_far(late_stream) + _responses_so_far(kube_stream))
+        refusals = [line for line in agent.log_lines()[mark:] if "agent_key_material" in line]
+        return ca_key.strip() in _served_pems(pushed) or all(any(n in line for line in refusals) for n in needles)
+
+    poll(refused_or_leaked, 10, what="each file refused (or the CA key pushed)")
+    leaked = _served_pems(pushed)
+    assert ca_key.strip() not in leaked, "the agent's own CA key was pushed on a stream"
+    refusals = [line for line in agent.log_lines()[mark:] if "agent_key_material" in line]
+    print(f"refused: {refusals[0]}")
+    for name in (late, swapped, "hard"):
+        try:
+            leaked += _served_pems([fetch_secrets(agent.socket_path, names=(name,), timeout=5)])
+        except grpc.RpcError as e:
+            assert e.code() != grpc.StatusCode.OK
+    assert ca_key.strip() not in leaked, "the agent's own CA key was served"
+    key_line = ca_key.splitlines()[1]  # the first line of the key's base64
+    assert not any(key_line in line for line in agent.log_lines()), "the CA key was logged"
+    assert agent.alive()
+    late_stream.close()
+    kube_stream.close()
+
+
+def test_a_secret_directory_holding_the_agent_key_material_is_refused_at_start(tmp_path):
+    """A --file-secret-dirs that contains the state directory (or the operator CA key) would serve
+    the CA key by name: the agent refuses to start, naming the setting and the directory."""
+    from daemon_support import agent_argv, clean_env, short_dir
+
+    ca = CA(tmp_path)
+    directory = short_dir()
+    for dirs, extra, names in (
+        (directory, (), ("file-secret-dirs", str(directory), "state")),
+        (tmp_path, ("--ca-cert", ca.cert, "--ca-key", ca.key), ("file-secret-dirs", str(tmp_path), "ca-key")),
+    ):
+        argv = agent_argv(directory / "sds.sock", directory / "state", "--file-secret-dirs", dirs, *extra)
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=20, env=clean_env())
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the agent started with --file-secret-dirs {dirs}, which holds its key material")
+        assert result.returncode != 0
+        for needle in names:
+            assert needle in result.stderr, (needle, result.stderr[-2000:])
+        print("refused at start: " + next(line for line in result.stderr.splitlines() if "file-secret-dirs" in line))
+
+
+def test_fetch_secrets_serves_file_names_without_a_stream_first(start, tmp_path):
+    """Issue #21, class 4: FetchSecrets reads a file-cert: name itself (it was UNAVAILABLE until a
+    stream had asked for the name); files that do not exist are UNAVAILABLE naming the reason."""
+    import grpc
+
+    from daemon_support import fetch_secrets, secrets_of
+
+    allowed, cert, name = mounted_pair(tmp_path)
+    agent = start("agent", "--file-secret-dirs", allowed)
+    took = []
+    for names in (("default",), (name,), (name,)):
+        t0 = time.monotonic()
+        response = fetch_secrets(agent.socket_path, names=names, timeout=5)
+        took.append((time.monotonic() - t0) * 1000)
+    assert secrets_of(response)[name].tls_certificate.certificate_chain.inline_bytes.decode() == cert
+    print(f"\nFetchSecrets (new channel each): default {took[0]:.1f} ms, a file-cert: name first {took[1]:.1f} ms, "
+          f"again {took[2]:.1f} ms")
+    try:
+        fetch_secrets(agent.socket_path, names=(f"file-root:{allowed}/nothing.pem",), timeout=5)
+        raise AssertionError("a file that does not exist was served")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.UNAVAILABLE and "missing" in e.details(), e.details()
+        print(f"a file that does not exist: UNAVAILABLE {e.details()!r}")
+
+
+def test_missing_file_names_do_not_crowd_out_the_real_ones(start, tmp_path):
+    """Issue #21, class 3: a client asking for hundreds of file-cert: names whose files do not
+    exist (more than the old global cap of 256) does not stop a name whose files exist from being
+    served: names whose files are missing are not counted, and the count is per caller."""
+    from daemon_support import SdsStream, secrets_of
+
+    allowed, cert, name = mounted_pair(tmp_path)
+    agent = start("agent", "--file-secret-dirs", allowed)
+    floods = []
+    for n in range(5):
+        names = [f"file-root:{allowed}/missing-{n}-{i}.pem" for i in range(60)]
+        floods.append(SdsStream(agent.socket_path, names=names, node_id=f"flood-{n}"))
+        agent.wait_log(lambda line: f"missing-{n}-0.pem" in line, 5, what=f"flood {n} read")
+    t0 = time.monotonic()
+    stream = SdsStream(agent.socket_path, names=(name,), node_id="legitimate")
+    response = stream.next_response(5)
+    assert secrets_of(response)[name].tls_certificate.certificate_chain.inline_bytes.decode() == cert
+    print(f"\nafter 300 missing names, a real one served in {(time.monotonic() - t0) * 1000:.1f} ms")
+    for flood in floods:
+        flood.close()
+    stream.close()
+
+
+def test_node_agent_file_names_only_for_the_callers_named(node_agent, open_dirs, tmp_path):
+    """Issue #21, class 2: in node-agent mode a file-cert: name is served only to the identities
+    --file-secret-callers names for its directory. With none named nobody gets it; with the
+    frontend's directory named for the frontend, uid 1001 gets it and uid 1002 (the backend)
+    gets PERMISSION_DENIED naming the rule, never the key."""
+    from test_node_agent import ID_A, ID_B, UID_A, UID_B, assert_refused, probe, served
+
+    ca = CA(tmp_path)
+    mounted = open_dirs("sdsf-")
+    frontend = mounted / "frontend"
+    frontend.mkdir()
+    cert, key, _ = ca.issue("frontend.example")
+    write(frontend / "tls.crt", cert, 0o644)
+    write(frontend / "tls.key", key)
+    name = f"file-cert:{frontend}/tls.crt~{frontend}/tls.key"
+    workloads = [f"uid={UID_A},spiffe-id={ID_A}", f"uid={UID_B},spiffe-id={ID_B}"]
+
+    agent = node_agent("peer", workloads=workloads, extra=["--file-secret-dirs", mounted])
+    for uid in (UID_B, UID_A):
+        details = assert_refused(probe(agent.socket_path, names=(name,), uid=uid), "PERMISSION_DENIED",
+                                 "file-secret-callers")
+        print(f"uid {uid}, no callers named: PERMISSION_DENIED {details!r}")
+    agent.stopped_on_purpose = True
+    agent.stop()
+
+    agent = node_agent("peer", workloads=workloads,
+                       extra=["--file-secret-dirs", mounted,
+                              "--file-secret-callers", f"dir={frontend},callers={ID_A}"])
+    secrets = served(probe(agent.socket_path, names=(name,), uid=UID_A))
+    assert secrets[name]["key"] == key
+    result = probe(agent.socket_path, names=(name,), uid=UID_B)
+    details = assert_refused(result, "PERMISSION_DENIED", "file-secret-callers", str(frontend))
+    assert ID_B in details, details
+    print(f"uid {UID_B} asking for the frontend's files: PERMISSION_DENIED {details!r}")

@@ -34,6 +34,8 @@ public struct AgentConfiguration: Sendable {
   public let fileSecrets: [FileSecretSource]
   /// Where `file-cert:` and `file-root:` names may point.
   public let fileSecretDirectories: [String]
+  /// In node-agent mode, who may have `file-cert:` and `file-root:` names under which directory.
+  public let fileSecretCallers: [FileSecretCallers]
   public let caSource: CASource
   /// Fetch mode: certificates come from this Istio-compatible CA instead of the local CA.
   public let istioCA: IstioCAConfiguration?
@@ -43,6 +45,18 @@ public struct AgentConfiguration: Sendable {
   public let admin: AdminAddress?
   /// Who callers are: the agent's identity for all, or each workload its own.
   public let nodeAgent: NodeAgentConfiguration
+
+  /// The rule for `file-cert:` and `file-root:` names.
+  public var onTheFlyFiles: OnTheFlyFilePolicy {
+    OnTheFlyFilePolicy(
+      directories: self.fileSecretDirectories, callers: self.fileSecretCallers,
+      checksCallers: self.nodeAgent.identification != .agent)
+  }
+
+  /// What secrets from files may never be.
+  public var keyMaterial: AgentKeyMaterial {
+    AgentKeyMaterial(stateDirectory: self.stateDirectory, caKey: self.caSource.files?.key)
+  }
 
   public enum LogFormat: String, Sendable, CaseIterable {
     case plain
@@ -93,6 +107,7 @@ public struct AgentConfiguration: Sendable {
     onDemand: OnDemandSettings? = nil,
     fileSecrets: [FileSecretSource] = [],
     fileSecretDirectories: [String] = [],
+    fileSecretCallers: [FileSecretCallers] = [],
     caSource: CASource = .generated,
     istioCA: IstioCAConfiguration? = nil,
     logLevel: Logger.Level = .info,
@@ -142,6 +157,16 @@ public struct AgentConfiguration: Sendable {
     for source in fileSecrets where !secretNames.insert(source.name).inserted {
       throw ConfigurationError(key: "secret", value: source.name, allowed: "one secret per name; it is named twice")
     }
+    for rule in fileSecretCallers
+    where !fileSecretDirectories.contains(where: {
+      rule.directory == $0 || OnTheFlyFilePolicy.contains($0, rule.directory)
+    }) {
+      throw ConfigurationError(
+        key: "file-secret-callers", value: rule.description,
+        allowed: "a dir that is, or lies under, a file-secret-dirs entry")
+    }
+    try AgentKeyMaterial(stateDirectory: stateDirectory, caKey: caSource.files?.key)
+      .refuse(secretDirectories: fileSecretDirectories)
     try nodeAgent.validate(remoteCA: istioCA != nil)
     if let foreign = nodeAgent.rules.first(where: { $0.identity.trustDomain != trustDomain }) {
       throw ConfigurationError(
@@ -162,6 +187,7 @@ public struct AgentConfiguration: Sendable {
     self.onDemand = onDemand
     self.fileSecrets = fileSecrets
     self.fileSecretDirectories = fileSecretDirectories
+    self.fileSecretCallers = fileSecretCallers
     self.caSource = caSource
     self.istioCA = istioCA
     self.logLevel = logLevel

@@ -113,6 +113,15 @@ public enum AgentSettings {
     parse: { $0.hasPrefix("/") && !$0.split(separator: "/").contains("..") ? $0 : nil },
     effective: { $0.fileSecretDirectories.joined(separator: ",") })
 
+  public static let fileSecretCallers = Setting<FileSecretCallers>(
+    "file-secret-callers", "FIELDS",
+    help: "In node-agent mode, the identities that may have file-cert: and file-root: names under a directory "
+      + "(repeatable): dir=/etc/tls/edge,callers=spiffe://…+spiffe://…; the deepest directory naming a path "
+      + "decides, and a path under none is served to nobody.",
+    kind: .repeatable(separator: ";", yaml: .fields), allowed: FileSecretCallers.syntax, reload: .live,
+    parse: { text throws(ConfigurationError) in try FileSecretCallers(parsing: text) },
+    effective: { $0.fileSecretCallers.map(\.description).joined(separator: "; ") })
+
   public static let onDemandNames = Setting<DNSNamePattern>(
     "on-demand-names", "PATTERN",
     help: "DNS names (repeatable; *.example.com matches one label) for which a stream may ask, by the SNI, "
@@ -312,7 +321,8 @@ public enum AgentSettings {
     socket.declaration, socketMode.declaration, stateDirectory.declaration, trustDomain.declaration,
     identity.declaration, certificateTTL.declaration, keyType.declaration, rotationRatio.declaration,
     rotationJitter.declaration, rootOverlap.declaration, trustBundle.declaration, spiffeValidator.declaration,
-    secret.declaration, fileSecretDirs.declaration, onDemandNames.declaration, onDemandTTL.declaration,
+    secret.declaration, fileSecretDirs.declaration, fileSecretCallers.declaration, onDemandNames.declaration,
+    onDemandTTL.declaration,
     onDemandKeyType.declaration,
     onDemandMaxNames.declaration,
     onDemandRate.declaration, caCertificate.declaration, caKey.declaration,

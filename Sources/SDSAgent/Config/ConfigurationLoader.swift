@@ -98,6 +98,7 @@ public struct ConfigurationLoader: Sendable {
       onDemand: try Self.onDemand(settings),
       fileSecrets: try settings.readAll(s.secret),
       fileSecretDirectories: try settings.readAll(s.fileSecretDirs),
+      fileSecretCallers: try settings.readAll(s.fileSecretCallers),
       caSource: caSource,
       istioCA: istioCA,
       logLevel: try settings.require(s.logLevel),

@@ -10,51 +10,105 @@ import Synchronization
   import Musl
 #endif
 
-/// Serves the secrets the operator names from files, and follows the files: inotify on their
-/// directories (and on the directories their symlinks point into) says when to look; a change is
-/// read `settle` after the first event (so a pair written as two files in quick succession is read
-/// as a pair), checked (the key matches, the chain is in order, the leaf is valid now) and pushed. A
-/// missing, torn or bad pair keeps the last good secret, with a log line and
-/// `sds_agent_file_secret_errors_total{secret,reason}`. Key files writable by others are refused;
-/// readable by others, served with a warning.
+/// Serves the secrets the operator names from files, and the `file-cert:` and `file-root:` names
+/// callers ask for, and follows the files: inotify on their directories (and on the directories
+/// their symlinks point into) says when to look; a change is read `settle` after the first event
+/// (so a pair written as two files in quick succession is read as a pair), checked (the key
+/// matches, the chain is in order, the leaf is valid now) and pushed. A missing, torn or bad pair
+/// keeps the last good secret, with a log line and `sds_agent_file_secret_errors_total{secret,reason}`.
+/// Key files writable by others are refused; readable by others, served with a warning.
+///
+/// Every read goes through `SecretFileReader`: by real path, confined to the directories a
+/// name may read, never the agent's own key material. Files are read on the watcher's own task,
+/// never on the caller's thread, except by `readNow` for `FetchSecrets`.
 public final class FileSecretWatcher: Service, Sendable {
   public struct Entry: Sendable {
     public let source: FileSecretSource
+    /// For an on-the-fly name: where each of its files must really lie. Nil for a named secret.
+    let confinement: [[String]]?
     fileprivate var signature: [FileSignature?] = []
+    fileprivate var isRead = false
     public fileprivate(set) var content: FileSecretContent?
-    public fileprivate(set) var lastError: String?
+    public fileprivate(set) var failure: FileSecretError?
+    public var lastError: String? { self.failure?.description }
+
+    /// The secret's name as logs and metrics show it: an on-the-fly name comes from a client.
+    var shownName: String {
+      self.confinement == nil ? self.source.name : BoundedText(self.source.name).description
+    }
+
+    /// A metric label from a closed set: the operator's names, or the on-the-fly kind.
+    var label: String {
+      guard self.confinement != nil else { return self.source.name }
+      return self.source.name.hasPrefix(OnTheFlyFileSecret.rootPrefix)
+        ? OnTheFlyFileSecret.rootPrefix : OnTheFlyFileSecret.certificatePrefix
+    }
   }
 
-  private let entries: Mutex<[Entry]>
-  /// Where `file-cert:` and `file-root:` names may point; whether callers are checked (node agent).
-  private let policy: Mutex<(directories: [String], checksCallers: Bool)>
-  /// The most on-the-fly names followed at once.
-  public static let maximumOnTheFly = 256
+  private struct State {
+    var named: [Entry]
+    var onTheFly: [String: Entry] = [:]
+    var table: OnTheFlyFileTable
+    var policy: OnTheFlyFilePolicy
+    var keyMaterial: AgentKeyMaterial
+
+    var entries: [Entry] { self.named + self.onTheFly.values.sorted { $0.source.name < $1.source.name } }
+
+    func entry(_ key: Key) -> Entry? {
+      switch key {
+      case .named(let name): self.named.first { $0.source.name == name }
+      case .onTheFly(let name): self.onTheFly[name]
+      }
+    }
+
+    mutating func update(_ key: Key, _ body: (inout Entry) -> Void) {
+      switch key {
+      case .named(let name):
+        if let index = self.named.firstIndex(where: { $0.source.name == name }) { body(&self.named[index]) }
+      case .onTheFly(let name):
+        if self.onTheFly[name] != nil { body(&self.onTheFly[name]!) }
+      }
+    }
+  }
+
+  private enum Key: Sendable, Hashable {
+    case named(String)
+    case onTheFly(String)
+  }
+
+  private let state: Mutex<State>
   private let table: IdentityTable
   private let counters: AgentCounters
   private let settle: Duration
   private let safetyInterval: Duration
   private let logger: Logger
+  private let now: @Sendable () -> ContinuousClock.Instant
   /// Made with the first secret, so an agent without file secrets runs no inotify thread.
   private let watch = Mutex<DirectoryWatch?>(nil)
   private let changed = WakeSignal()
+  /// Whether files changed since the last check (else the wake-up is for new on-the-fly names).
+  private let filesChanged = Atomic<Bool>(false)
 
   public init(
-    sources: [FileSecretSource], directories: [String] = [], checksCallers: Bool = false, table: IdentityTable,
-    counters: AgentCounters, settle: Duration = .milliseconds(150),
-    safetyInterval: Duration = .seconds(10), logger: Logger
-  ) throws {
-    self.entries = Mutex(sources.map { Entry(source: $0) })
-    self.policy = Mutex((directories, checksCallers))
+    sources: [FileSecretSource], policy: OnTheFlyFilePolicy = OnTheFlyFilePolicy(), keyMaterial: AgentKeyMaterial,
+    table: IdentityTable, counters: AgentCounters, onTheFly: OnTheFlyFileTable = OnTheFlyFileTable(),
+    settle: Duration = .milliseconds(150), safetyInterval: Duration = .seconds(10), logger: Logger,
+    now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+  ) {
+    self.state = Mutex(
+      State(
+        named: sources.map { Entry(source: $0, confinement: nil) }, table: onTheFly, policy: policy,
+        keyMaterial: keyMaterial))
     self.table = table
     self.counters = counters
     self.settle = settle
     self.safetyInterval = safetyInterval
     self.logger = logger
+    self.now = now
     self.check(force: true)
   }
 
-  public var current: [Entry] { self.entries.withLock { $0 } }
+  public var current: [Entry] { self.state.withLock { $0.entries } }
 
   public func run() async {
     await cancelWhenGracefulShutdown {
@@ -63,14 +117,18 @@ public final class FileSecretWatcher: Service, Sendable {
           // inotify may miss a directory created later: look now and then regardless.
           while !Task.isCancelled {
             try? await Task.sleep(for: self.safetyInterval)
+            self.filesChanged.store(true, ordering: .relaxed)
             self.changed.signal()
           }
         }
         while !Task.isCancelled {
           await self.changed.wait()
           guard !Task.isCancelled else { break }
-          try? await Task.sleep(for: self.settle)
-          self.check(force: false)
+          self.check(force: false, onlyUnread: true)
+          if self.filesChanged.exchange(false, ordering: .relaxed) {
+            try? await Task.sleep(for: self.settle)
+            self.check(force: false)
+          }
         }
         group.cancelAll()
       }
@@ -78,63 +136,119 @@ public final class FileSecretWatcher: Service, Sendable {
     self.watch.withLock { $0?.stop() }
   }
 
-  /// Takes reloaded sources and directories: every file is read again; on-the-fly names stay
-  /// while their paths are still allowed.
-  public func reconfigure(_ sources: [FileSecretSource], directories: [String]) {
-    self.policy.withLock { $0.directories = directories }
-    self.entries.withLock { entries in
-      let onTheFly = entries.filter { entry in
-        OnTheFlyFileSecret.isOnTheFly(entry.source.name)
-          && (try? OnTheFlyFileSecret(parsing: entry.source.name, directories: directories)) != nil
+  /// Takes reloaded sources and rules: every file is read again; on-the-fly names stay while
+  /// their paths are still allowed.
+  public func reconfigure(_ sources: [FileSecretSource], policy: OnTheFlyFilePolicy, keyMaterial: AgentKeyMaterial) {
+    self.state.withLock { state in
+      state.policy = policy
+      state.keyMaterial = keyMaterial
+      state.named = sources.map { source in
+        state.named.first { $0.source == source } ?? Entry(source: source, confinement: nil)
       }
-      entries = sources.map { source in entries.first { $0.source == source } ?? Entry(source: source) } + onTheFly
+      for (name, entry) in state.onTheFly {
+        guard let secret = try? OnTheFlyFileSecret(parsing: name, directories: policy.directories) else {
+          state.onTheFly[name] = nil
+          continue
+        }
+        state.onTheFly[name] = Entry(
+          source: entry.source, confinement: secret.paths.map(policy.confinement(of:)), content: entry.content)
+      }
     }
     self.check(force: true)
   }
 
-  /// Reads the secrets whose files changed (all with `force`), and serves what changed.
-  func check(force: Bool) {
+  /// Reads the secrets whose files changed (all with `force`; with `onlyUnread`, only the
+  /// on-the-fly names never read), outside the lock, and serves what changed.
+  func check(force: Bool, onlyUnread: Bool = false, names: Set<String>? = nil) {
     let now = Date()
-    var failures: [(Entry, FileSecretError)] = []
-    var warnings: [String] = []
-    let (changed, directories, contents) = self.entries.withLock { entries in
-      var changed = false
-      var directories: Set<String> = []
-      for index in entries.indices {
-        let paths = entries[index].source.paths
-        for path in paths {
-          directories.insert((path as NSString).deletingLastPathComponent)
-          if let real = realpath(path, nil) {
-            directories.insert((String(cString: real) as NSString).deletingLastPathComponent)
-            free(real)
-          }
-        }
-        let signature = paths.map(FileSignature.init(path:))
-        guard force || signature != entries[index].signature else { continue }
-        entries[index].signature = signature
-        switch Self.read(entries[index].source, now: now) {
-        case .success(let (content, warning)):
-          if let warning { warnings.append(warning) }
-          entries[index].lastError = nil
-          if content != entries[index].content {
-            entries[index].content = content
-            changed = true
-            self.logger.info(
-              "serving a secret from files",
-              metadata: ["secret": "\(entries[index].source.name)", "serial": "\(content.serial)"])
-          }
-        case .failure(let error):
-          entries[index].lastError = error.description
-          failures.append((entries[index], error))
+    let instant = self.now()
+    let (plan, keyMaterial, expiredServed) = self.state.withLock {
+      state -> ([(Key, Entry)], AgentKeyMaterial, Bool) in
+      var expiredServed = false
+      for name in state.table.expire(now: instant) where state.onTheFly.removeValue(forKey: name)?.content != nil {
+        expiredServed = true
+      }
+      var plan: [(Key, Entry)] =
+        onlyUnread || names != nil ? [] : state.named.map { (.named($0.source.name), $0) }
+      for (name, entry) in state.onTheFly where !onlyUnread || !entry.isRead {
+        if let names, !names.contains(name) { continue }
+        plan.append((.onTheFly(name), entry))
+      }
+      return (plan, state.keyMaterial, expiredServed)
+    }
+    guard !plan.isEmpty || force || expiredServed else { return }
+    // The key material is looked at only when something is read.
+    var reader: SecretFileReader?
+    var directories: Set<String> = []
+    var results: [(Key, [FileSignature?], Result<(FileSecretContent, String?), FileSecretError>?)] = []
+    for (key, entry) in plan {
+      let paths = entry.source.paths
+      for path in paths {
+        directories.insert((path as NSString).deletingLastPathComponent)
+        if let real = realpath(path, nil) {
+          directories.insert((String(cString: real) as NSString).deletingLastPathComponent)
+          free(real)
         }
       }
-      let contents = Dictionary(
-        entries.compactMap { entry in entry.content.map { (entry.source.name, $0) } }, uniquingKeysWith: { a, _ in a })
-      return (changed, directories, contents)
+      let signature = paths.map(FileSignature.init(path:))
+      let changed = force || !entry.isRead || signature != entry.signature
+      guard changed else {
+        results.append((key, signature, nil))
+        continue
+      }
+      let current = reader ?? SecretFileReader(keyMaterial: keyMaterial.snapshot())
+      reader = current
+      results.append((key, signature, Self.read(entry, reader: current, now: now)))
+    }
+    var failures: [(Entry, FileSecretError)] = []
+    var warnings: [String] = []
+    self.state.withLock { state in
+      var changed = false
+      for (key, signature, result) in results {
+        guard let result else { continue }
+        state.update(key) { entry in
+          entry.signature = signature
+          entry.isRead = true
+          switch result {
+          case .success(let (content, warning)):
+            if let warning { warnings.append(warning) }
+            entry.failure = nil
+            if content != entry.content {
+              entry.content = content
+              changed = true
+              self.logger.info(
+                "serving a secret from files",
+                metadata: ["secret": "\(entry.shownName)", "serial": "\(content.serial)"])
+            }
+          case .failure(let error):
+            entry.failure = error
+            failures.append((entry, error))
+          }
+        }
+        if case .onTheFly(let name) = key {
+          let found: OnTheFlyFileTable.State =
+            if case .failure(let error) = result, error.reason == .missing { .missing } else { .present }
+          state.table.record(name, found, now: instant)
+          if state.table.rows[name] == nil, state.onTheFly.removeValue(forKey: name)?.content != nil { changed = true }
+        }
+      }
+      // Installed under the lock: a reader that finds an entry read (`readNow`) finds it served,
+      // and two checks racing install in the order they applied.
+      if changed || force || expiredServed {
+        self.table.installFiles(
+          Dictionary(
+            state.entries.compactMap { entry in entry.content.map { (entry.source.name, $0) } },
+            uniquingKeysWith: { a, _ in a }))
+      }
     }
     if !directories.isEmpty {
       let watch = self.watch.withLock { watch -> DirectoryWatch? in
-        if watch == nil { watch = try? DirectoryWatch(onChange: { [wake = self.changed] in wake.signal() }) }
+        if watch == nil {
+          watch = try? DirectoryWatch(onChange: { [weak self] in
+            self?.filesChanged.store(true, ordering: .relaxed)
+            self?.changed.signal()
+          })
+        }
         return watch
       }
       watch?.watch(directories)
@@ -143,89 +257,75 @@ public final class FileSecretWatcher: Service, Sendable {
       self.logger.warning("\(warning)")
     }
     for (entry, error) in failures {
-      self.counters.increment(
-        .fileSecretErrors, labels: [("secret", entry.source.name), ("reason", error.reason.rawValue)])
-      self.logger.warning(
+      self.counters.increment(.fileSecretErrors, labels: [("secret", entry.label), ("reason", error.reason.rawValue)])
+      let metadata: Logger.Metadata = [
+        "secret": "\(entry.shownName)", "reason": "\(error.reason.rawValue)", "error": "\(error.message)",
+      ]
+      let message: Logger.Message =
         entry.content == nil
-          ? "cannot serve a secret from files; it is served as soon as good files appear"
-          : "cannot use the changed files; still serving the last good secret",
-        metadata: ["secret": "\(entry.source.name)", "reason": "\(error.reason.rawValue)", "error": "\(error.message)"])
-    }
-    if changed || force { self.table.installFiles(contents) }
-  }
-
-  private static func read(_ source: FileSecretSource, now: Date) -> Result<
-    (FileSecretContent, String?), FileSecretError
-  > {
-    do throws(FileSecretError) {
-      switch source.files {
-      case .tlsCertificate(let cert, let key, let ocsp):
-        let warning = try Self.checkKeyPermissions(key)
-        let content = try FileSecretContent.tlsCertificate(
-          chainPEM: try Self.text(cert), keyPEM: try Self.text(key), ocspStaple: try ocsp.map(Self.bytes), now: now)
-        return .success((content, warning.map { "secret \(source.name): \($0)" }))
-      case .validationContext(let ca, let crl):
-        return .success(
-          (
-            try FileSecretContent.validationContext(caPEM: try Self.text(ca), crl: try crl.map(Self.bytes), now: now),
-            nil
-          ))
+        ? "cannot serve a secret from files; it is served as soon as good files appear"
+        : "cannot use the changed files; still serving the last good secret"
+      // A client's name for files that do not exist is the client's business, not the operator's.
+      if entry.confinement != nil, error.reason == .missing {
+        self.logger.debug(message, metadata: metadata)
+      } else {
+        self.logger.warning(message, metadata: metadata)
       }
-    } catch {
-      return .failure(error)
     }
-  }
-
-  /// Refuses a key others may write; warns about one others may read.
-  private static func checkKeyPermissions(_ path: String) throws(FileSecretError) -> String? {
-    var info = stat()
-    guard stat(path, &info) == 0 else { throw FileSecretError(.missing, "\(path) does not exist") }
-    if info.st_mode & 0o022 != 0 {
-      throw FileSecretError(.keyPermissions, "the key \(path) is writable by group or others; run chmod 600 \(path)")
-    }
-    if info.st_mode & 0o004 != 0 {
-      return "the key \(path) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))); "
-        + "run chmod 600 \(path), or in Kubernetes set the secret volume's defaultMode: 0400"
-    }
-    return nil
-  }
-
-  private static func bytes(_ path: String) throws(FileSecretError) -> Data {
-    guard let signature = FileSignature(path: path) else { throw FileSecretError(.missing, "\(path) does not exist") }
-    guard signature.size <= 1 << 20 else { throw FileSecretError(.tooLarge, "\(path) is larger than 1 MiB") }
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw FileSecretError(.unreadable, "\(path) cannot be read: \(Errno.current)")
-    }
-    return data
-  }
-
-  private static func text(_ path: String) throws(FileSecretError) -> String {
-    String(decoding: try self.bytes(path), as: UTF8.self)
   }
 }
 
 extension FileSecretWatcher: FileSecretProvider {
   public func access(for caller: SPIFFEID) -> FileSecretAccess {
-    let (directories, checksCallers) = self.policy.withLock { $0 }
-    var access = FileSecretAccess(directories: directories)
-    for entry in self.entries.withLock({ $0 }) where !OnTheFlyFileSecret.isOnTheFly(entry.source.name) {
-      if !checksCallers || entry.source.callers.contains(caller) {
-        access.allowed.insert(entry.source.name)
-      } else {
-        access.withheld.insert(entry.source.name)
+    self.state.withLock { state in
+      var access = FileSecretAccess(onTheFly: state.policy)
+      for entry in state.named {
+        if !state.policy.checksCallers || entry.source.callers.contains(caller) {
+          access.allowed.insert(entry.source.name)
+        } else {
+          access.withheld.insert(entry.source.name)
+        }
       }
+      return access
     }
-    return access
   }
 
-  public func require(_ secret: OnTheFlyFileSecret) {
-    let added = self.entries.withLock { entries -> Bool in
-      guard !entries.contains(where: { $0.source.name == secret.name }),
-        entries.filter({ OnTheFlyFileSecret.isOnTheFly($0.source.name) }).count < Self.maximumOnTheFly
-      else { return false }
-      entries.append(Entry(source: FileSecretSource(secret)))
-      return true
+  public func hold(_ secrets: [OnTheFlyFileSecret], by holder: UInt64?, caller: SPIFFEID) -> [String] {
+    let now = self.now()
+    let (refused, added) = self.state.withLock { state -> ([String], Bool) in
+      let refused = state.table.hold(secrets, by: holder, caller: caller, now: now)
+      var added = false
+      for secret in secrets where state.onTheFly[secret.name] == nil && state.table.rows[secret.name] != nil {
+        state.onTheFly[secret.name] = Entry(
+          source: FileSecretSource(secret), confinement: secret.paths.map(state.policy.confinement(of:)))
+        added = true
+      }
+      return (refused, added)
     }
-    if added { self.check(force: false) }
+    if added { self.changed.signal() }
+    return refused
+  }
+
+  public func release(_ holder: UInt64) {
+    let now = self.now()
+    self.state.withLock { $0.table.release(holder, now: now) }
+  }
+
+  public func readNow(_ secrets: [OnTheFlyFileSecret]) -> [String: FileSecretError] {
+    let names = Set(secrets.map(\.name))
+    let unread = self.state.withLock { state in names.contains { state.onTheFly[$0]?.isRead == false } }
+    if unread { self.check(force: false, onlyUnread: true, names: names) }
+    return self.state.withLock { state in
+      var failures: [String: FileSecretError] = [:]
+      for name in names {
+        guard let entry = state.onTheFly[name] else {
+          failures[name] = FileSecretError(
+            .missing, "the files are not followed (too many names whose files are missing)")
+          continue
+        }
+        if entry.content == nil, let failure = entry.failure { failures[name] = failure }
+      }
+      return failures
+    }
   }
 }

@@ -114,6 +114,10 @@ public struct FileSecretError: Error, CustomStringConvertible, Equatable {
     case noCA = "no_ca"
     case keyPermissions = "key_permissions"
     case tooLarge = "too_large"
+    /// The file is the agent's own key material (its state directory, its CA key).
+    case agentKeyMaterial = "agent_key_material"
+    /// An on-the-fly name's file resolves outside the directories the name may read.
+    case outsideDirectories = "outside_directories"
   }
 
   public let reason: Reason

@@ -1,20 +1,27 @@
 /// Serves secrets read from files: `FileSecretWatcher`.
 public protocol FileSecretProvider: Sendable {
-  /// The names `caller` may have, those configured for other callers only, and where
-  /// `file-cert:` and `file-root:` names may point.
+  /// The names `caller` may have, those configured for other callers only, and the rule for
+  /// `file-cert:` and `file-root:` names.
   func access(for caller: SPIFFEID) -> FileSecretAccess
-  /// Starts serving an on-the-fly name (read now, then followed like the others).
-  func require(_ secret: OnTheFlyFileSecret)
+  /// The stream `holder` of `caller` now follows exactly these on-the-fly names (nil: a
+  /// `FetchSecrets`, which holds nothing). New names are read off the caller's thread and
+  /// served when read. Returns the names refused because the caller holds too many.
+  func hold(_ secrets: [OnTheFlyFileSecret], by holder: UInt64?, caller: SPIFFEID) -> [String]
+  /// The stream `holder` ended.
+  func release(_ holder: UInt64)
+  /// Reads now the names among `secrets` not read yet, for an answer that cannot wait
+  /// (`FetchSecrets`); returns why each one that cannot be served cannot.
+  func readNow(_ secrets: [OnTheFlyFileSecret]) -> [String: FileSecretError]
 }
 
 public struct FileSecretAccess: Sendable {
   public var allowed: Set<String>
   public var withheld: Set<String>
-  public var directories: [String]
+  public var onTheFly: OnTheFlyFilePolicy
 
-  public init(allowed: Set<String> = [], withheld: Set<String> = [], directories: [String] = []) {
+  public init(allowed: Set<String> = [], withheld: Set<String> = [], onTheFly: OnTheFlyFilePolicy = .init()) {
     self.allowed = allowed
     self.withheld = withheld
-    self.directories = directories
+    self.onTheFly = onTheFly
   }
 }

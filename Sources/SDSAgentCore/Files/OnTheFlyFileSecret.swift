@@ -15,6 +15,14 @@ public struct OnTheFlyFileSecret: Sendable, Hashable {
   public static let certificatePrefix = "file-cert:"
   public static let rootPrefix = "file-root:"
 
+  /// The files, certificate first.
+  public var paths: [String] {
+    switch self.files {
+    case .tlsCertificate(let cert, let key): [cert, key]
+    case .validationContext(let ca): [ca]
+    }
+  }
+
   public static func isOnTheFly(_ name: String) -> Bool {
     name.hasPrefix(Self.certificatePrefix) || name.hasPrefix(Self.rootPrefix)
   }
@@ -52,7 +60,8 @@ public struct OnTheFlyFileSecret: Sendable, Hashable {
     self.files = files
   }
 
-  /// Whether `path`, and what it resolves to, lie under one of `directories`.
+  /// Whether `path`, and what it resolves to now, lie under one of `directories`. Only a first
+  /// answer: the file is read by its real path, checked again at every read.
   public static func isUnder(_ path: String, _ directories: [String]) -> Bool {
     let lexical = directories.contains { path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
     guard lexical else { return false }

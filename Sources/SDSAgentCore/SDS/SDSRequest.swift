@@ -70,6 +70,8 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
     case forbiddenName
     /// `ALL` with the SPIFFE certificate validator off.
     case validatorDisabled
+    /// The caller holds as many `file-cert:`/`file-root:` names as it may: RESOURCE_EXHAUSTED.
+    case tooManyFileNames
   }
 
   public let code: Code
@@ -108,6 +110,14 @@ public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertib
 
   static func fileSecretRefused(_ name: String, _ rule: String) -> Self {
     Self(code: .forbiddenName, message: "\(Self.quoted([name])) is refused: \(rule)")
+  }
+
+  static func tooManyFileNames(_ names: [String], caller: SPIFFEID, limit: Int) -> Self {
+    Self(
+      code: .tooManyFileNames,
+      message: "\(caller) may not follow \(Self.quoted(names)): a caller follows at most \(limit) file-cert: and "
+        + "file-root: names whose files exist (and \(limit) whose files do not); end streams that hold others"
+    )
   }
 
   static func secretWithheld(_ names: [String], caller: SPIFFEID) -> Self {
@@ -156,6 +166,7 @@ extension SDSRequestError: RPCErrorConvertible {
     case .unsupportedType, .invalidName, .tooManyNames: return .invalidArgument
     case .forbiddenName: return .permissionDenied
     case .validatorDisabled: return .failedPrecondition
+    case .tooManyFileNames: return .resourceExhausted
     }
   }
 

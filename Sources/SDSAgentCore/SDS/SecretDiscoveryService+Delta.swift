@@ -61,7 +61,6 @@ extension SecretDiscoveryService {
   ) throws -> DeltaResponsePlan? {
     let outcome: DeltaStreamStateMachine.Outcome
     var request = request
-    self.requireOnTheFly(request.subscribe, naming: session.machine.naming)
     if let onDemand = self.onDemand, session.machine.naming.onDemand {
       self.readmitOnDemand(in: &session, served: served)
       session.onDemand.admit(request.subscribe, by: onDemand)
@@ -76,6 +75,12 @@ extension SecretDiscoveryService {
       session.onDemand.keep(only: session.machine.subscribed, by: onDemand)
     }
     let (logger, streamID) = (session.logger, session.streamID)
+    do {
+      _ = try self.holdOnTheFly(
+        session.machine.subscribed.map(\.name), naming: session.machine.naming, holder: streamID)
+    } catch {
+      throw self.reject(error, caller: session.caller, logger: logger)
+    }
     let names = session.machine.subscribed.map(\.name)
     self.registry.update(streamID) { $0.resources = names }
     switch outcome.feedback {

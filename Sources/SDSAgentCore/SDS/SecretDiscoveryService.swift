@@ -110,6 +110,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
 
   func close<Machine>(_ session: Session<Machine>) {
     if let onDemand = self.onDemand { session.onDemand.releaseAll(by: onDemand) }
+    self.files?.release(session.streamID)
     self.registry.close(session.streamID)
     self.counters.increment(.streamsClosed)
   }
@@ -174,11 +175,18 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     defer { lease.release() }
     self.counters.increment(.fetches)
     var machine = SDSStreamStateMachine(naming: self.naming(lease))
-    let served = self.servable(lease.cache, noticing: lease.noticeExpired)
+    let request = SDSRequest(request)
     let outcome: SDSStreamStateMachine.Outcome
+    let served: ServedSecrets
     do {
-      outcome = try machine.receive(SDSRequest(request), served: served)
-    } catch {
+      // A FetchSecrets answers at once: its file-cert: and file-root: names are read now.
+      if request.resourceNames.count <= SDSRequest.maximumResourceNames {
+        let failures = try self.holdOnTheFly(request.resourceNames, naming: machine.naming, holder: nil)
+        if !failures.isEmpty { throw FileSecretsUnavailable(failures) }
+      }
+      served = self.servable(lease.cache, noticing: lease.noticeExpired)
+      outcome = try machine.receive(request, served: served)
+    } catch let error as SDSRequestError {
       throw self.reject(error, caller: lease.caller, logger: self.logger)
     }
     guard let plan = outcome.response else {
@@ -204,19 +212,30 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     var naming = SecretNaming(
       identity: lease.caller.identity, spiffeValidator: self.spiffeValidator,
       onDemand: onDemand && onDemandAllowed == true, files: access.allowed, withheldFiles: access.withheld,
-      fileDirectories: access.directories)
+      onTheFlyFiles: access.onTheFly)
     naming.onDemandWithheld = onDemand && onDemandAllowed == false
     return naming
   }
 
-  /// Starts serving the `file-cert:` and `file-root:` names of a request that the caller may have.
-  func requireOnTheFly(_ names: [String], naming: SecretNaming) {
-    guard let files = self.files, names.count <= SDSRequest.maximumResourceNames else { return }
-    for name in names where OnTheFlyFileSecret.isOnTheFly(name) {
-      if let secret = try? OnTheFlyFileSecret(parsing: name, directories: naming.fileDirectories) {
-        files.require(secret)
-      }
+  /// Follows the `file-cert:` and `file-root:` names among `names` (a stream's subscriptions or a
+  /// bounded request; those the caller may not have are refused when the names are resolved)
+  /// for the stream `holder`, in place of the
+  /// ones it followed; without a holder (`FetchSecrets`) reads them now and returns why those
+  /// that cannot be served cannot. Refuses names over the caller's bound.
+  func holdOnTheFly(
+    _ names: [String], naming: SecretNaming, holder: UInt64?
+  ) throws(SDSRequestError) -> [String: FileSecretError] {
+    guard let files = self.files else { return [:] }
+    let secrets = names.filter(OnTheFlyFileSecret.isOnTheFly).compactMap { name -> OnTheFlyFileSecret? in
+      guard name.utf8.count <= SDSRequest.maximumNameLength else { return nil }
+      return try? naming.onTheFlyFiles.admit(name, for: naming.identity)
     }
+    guard !secrets.isEmpty || holder != nil else { return [:] }
+    let refused = files.hold(secrets, by: holder, caller: naming.identity)
+    guard refused.isEmpty else {
+      throw .tooManyFileNames(refused, caller: naming.identity, limit: OnTheFlyFileTable.defaultMaximumPerCaller)
+    }
+    return holder == nil ? files.readNow(secrets) : [:]
   }
 
   /// Admits the caller `evidence` describes, waiting for its first certificate if need be.
@@ -237,7 +256,6 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     let outcome: SDSStreamStateMachine.Outcome
     let (logger, streamID) = (session.logger, session.streamID)
     var request = SDSRequest(message)
-    self.requireOnTheFly(request.resourceNames, naming: session.machine.naming)
     if let onDemand = self.onDemand, session.machine.naming.onDemand {
       _ = session.onDemand.readmit(from: served, by: onDemand)
       session.onDemand.admit(request.resourceNames, by: onDemand)
@@ -250,6 +268,12 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     }
     if let onDemand = self.onDemand {
       session.onDemand.keep(only: session.machine.subscribedResources, by: onDemand)
+    }
+    do {
+      _ = try self.holdOnTheFly(
+        session.machine.subscribedResources.map(\.name), naming: session.machine.naming, holder: streamID)
+    } catch {
+      throw self.reject(error, caller: session.caller, logger: logger)
     }
     let machine = session.machine
     self.registry.update(streamID) { $0.resources = machine.subscribedResources.map(\.name) }

@@ -32,19 +32,19 @@ public struct SecretNaming: Sendable, Equatable {
   public var files: Set<String>
   /// Names of secrets read from files that other callers may have, and this one not.
   public var withheldFiles: Set<String>
-  /// Where `file-cert:` and `file-root:` names may point.
-  public var fileDirectories: [String]
+  /// Where `file-cert:` and `file-root:` names may point, and who may have them.
+  public var onTheFlyFiles: OnTheFlyFilePolicy
 
   public init(
     identity: SPIFFEID, spiffeValidator: Bool = true, onDemand: Bool = false, files: Set<String> = [],
-    withheldFiles: Set<String> = [], fileDirectories: [String] = []
+    withheldFiles: Set<String> = [], onTheFlyFiles: OnTheFlyFilePolicy = OnTheFlyFilePolicy()
   ) {
     self.identity = identity
     self.spiffeValidator = spiffeValidator
     self.onDemand = onDemand
     self.files = files
     self.withheldFiles = withheldFiles
-    self.fileDirectories = fileDirectories
+    self.onTheFlyFiles = onTheFlyFiles
   }
 
   /// The names served, given the trust domains whose bundles are held.
@@ -80,7 +80,7 @@ public struct SecretNaming: Sendable, Equatable {
       } else if self.withheldFiles.contains(name) {
         throw .secretWithheld([name], caller: self.identity)
       } else if OnTheFlyFileSecret.isOnTheFly(name) {
-        _ = try OnTheFlyFileSecret(parsing: name, directories: self.fileDirectories)
+        _ = try self.onTheFlyFiles.admit(name, for: self.identity)
         resource = .file(name)
       } else if name.utf8.elementsEqual(self.identity.description.utf8) {
         resource = .tlsCertificate

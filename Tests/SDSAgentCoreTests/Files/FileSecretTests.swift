@@ -77,4 +77,35 @@ import X509
       (error as? SDSRequestError)?.code == .forbiddenName && "\(error)".contains("theirs")
     }
   }
+
+  @Test func inNodeAgentModeFileNamesGoOnlyToTheCallersNamedForTheirDirectory() throws {
+    let frontend = try SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend")
+    let backend = try SPIFFEID(parsing: "spiffe://cluster.local/ns/api/sa/backend")
+    let name = "file-cert:/etc/tls/web/tls.crt~/etc/tls/web/tls.key"
+    func refusal(_ policy: OnTheFlyFilePolicy, _ caller: SPIFFEID) -> String? {
+      do {
+        _ = try SecretNaming(identity: caller, onTheFlyFiles: policy).resolve([name])
+        return nil
+      } catch {
+        return error.code == .forbiddenName ? error.message : "not PERMISSION_DENIED: \(error)"
+      }
+    }
+    var policy = OnTheFlyFilePolicy(directories: ["/etc/tls"], checksCallers: true)
+    #expect(refusal(policy, frontend)?.contains("file-secret-callers") == true)
+    policy.callers = [
+      FileSecretCallers(directory: "/etc/tls", callers: [backend]),
+      try FileSecretCallers(parsing: "dir=/etc/tls/web,callers=\(frontend)"),
+    ]
+    #expect(refusal(policy, frontend) == nil)
+    // The deepest directory decides: the backend's rule for /etc/tls does not reach /etc/tls/web.
+    let denied = try #require(refusal(policy, backend))
+    #expect(denied.contains("file-secret-callers") && denied.contains("/etc/tls/web") && denied.contains("\(backend)"))
+    #expect(policy.confinement(of: "/etc/tls/web/tls.crt") == ["/etc/tls/web"])
+    // With one identity for every caller (not node-agent mode), the directories alone decide.
+    policy.checksCallers = false
+    #expect(refusal(policy, backend) == nil)
+    #expect(policy.confinement(of: "/etc/tls/web/tls.crt") == ["/etc/tls"])
+    #expect(throws: ConfigurationError.self) { try FileSecretCallers(parsing: "dir=/etc/tls/../x,callers=\(frontend)") }
+    #expect(throws: ConfigurationError.self) { try FileSecretCallers(parsing: "dir=/etc/tls") }
+  }
 }
