@@ -41,7 +41,7 @@ public struct RevocationFiles: Sendable {
       throw AgentError(.stateDirectory, "cannot open \(self.issuedPath): \(Errno.current)")
     }
     defer { close(fd) }
-    try Self.writeAll(line, to: fd, path: self.issuedPath)
+    try SecureFile.writeAll(line, to: fd, path: self.issuedPath)
     guard fsync(fd) == 0 else {
       throw AgentError(.stateDirectory, "cannot flush \(self.issuedPath) to disk: \(Errno.current)")
     }
@@ -115,21 +115,6 @@ public struct RevocationFiles: Sendable {
     defer { close(fd) }
     guard fsync(fd) == 0 else {
       throw AgentError(.stateDirectory, "cannot flush \(self.stateDirectory) to disk: \(Errno.current)")
-    }
-  }
-
-  private static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(AgentError) {
-    var written = 0
-    while written < bytes.count {
-      let result = bytes.withUnsafeBytes { buffer in
-        #if canImport(Glibc)
-          Glibc.write(fd, buffer.baseAddress! + written, bytes.count - written)
-        #elseif canImport(Musl)
-          Musl.write(fd, buffer.baseAddress! + written, bytes.count - written)
-        #endif
-      }
-      guard result > 0 else { throw AgentError(.stateDirectory, "cannot write \(path): \(Errno.current)") }
-      written += result
     }
   }
 }

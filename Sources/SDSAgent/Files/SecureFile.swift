@@ -42,7 +42,25 @@ enum SecureFile {
     guard fd >= 0 else {
       throw AgentError(.stateDirectory, "cannot create \(temporary): \(Errno.current)")
     }
-    let bytes = Array(contents.utf8)
+    do {
+      try self.writeAll(Array(contents.utf8), to: fd, path: temporary)
+    } catch {
+      close(fd)
+      unlink(temporary)
+      throw error
+    }
+    fchmod(fd, mode)
+    fsync(fd)
+    close(fd)
+    guard rename(temporary, path) == 0 else {
+      let error = Errno.current
+      unlink(temporary)
+      throw AgentError(.stateDirectory, "cannot rename \(temporary) to \(path): \(error)")
+    }
+  }
+
+  /// Writes every byte to `fd`, however many calls it takes.
+  static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(AgentError) {
     var written = 0
     while written < bytes.count {
       let result = bytes.withUnsafeBytes { buffer in
@@ -52,21 +70,8 @@ enum SecureFile {
           Musl.write(fd, buffer.baseAddress! + written, bytes.count - written)
         #endif
       }
-      guard result > 0 else {
-        let error = Errno.current
-        close(fd)
-        unlink(temporary)
-        throw AgentError(.stateDirectory, "cannot write \(temporary): \(error)")
-      }
+      guard result > 0 else { throw AgentError(.stateDirectory, "cannot write \(path): \(Errno.current)") }
       written += result
-    }
-    fchmod(fd, mode)
-    fsync(fd)
-    close(fd)
-    guard rename(temporary, path) == 0 else {
-      let error = Errno.current
-      unlink(temporary)
-      throw AgentError(.stateDirectory, "cannot rename \(temporary) to \(path): \(error)")
     }
   }
 
