@@ -9,7 +9,8 @@ struct FuzzTarget: Sendable {
   let run: @Sendable (Data) -> String
 
   static let all: [FuzzTarget] = [
-    .configFile, .duration, .spiffeID, .caResponse, .jwt, .sdsStream, .grpcFraming,
+    .configFile, .duration, .spiffeID, .caResponse, .jwt, .sdsStream, .grpcFraming, .deltaStream, .bundleDocument,
+    .onDemandName, .adminRouter,
   ]
 
   static func named(_ name: String) -> FuzzTarget? {
