@@ -1,6 +1,7 @@
 """sds-agent as a daemon: rotation drill, socket activation, sd_notify readiness and watchdog,
-SIGHUP reload, SIGTERM, the admin endpoint (/metrics, /healthz, /readyz, /debug/*, POST /rotate),
-log formats and secrecy, and check-config — all against the real binary (SDS_AGENT_BIN).
+SIGHUP reload, SIGTERM, the admin endpoint (/metrics, /healthz, /readyz, /debug/*, POST /rotate, and
+its refusal of web pages: foreign Origin or Host), log formats, secrecy and escaping (a client's
+newline or ESC never reaches a log line or `status` raw), and check-config — all against the real binary (SDS_AGENT_BIN).
 
 Nothing here sleeps in place of an event: tests block on socket reads with timeouts or poll with
 deadlines. The only fixed waits are silence windows, where the point is that nothing arrives.
