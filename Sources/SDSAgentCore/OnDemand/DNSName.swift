@@ -8,6 +8,8 @@ public struct DNSName: Sendable, Hashable, CustomStringConvertible {
 
   public init(parsing text: String) throws(DNSNameError) {
     guard text.utf8.count <= 253 else { throw DNSNameError(text, "it is longer than 253 bytes") }
+    // Before lowercasing, which maps some non-ASCII letters (the Kelvin sign) to ASCII ones.
+    guard text.utf8.allSatisfy({ $0 < 0x80 }) else { throw DNSNameError(text, "it is not ASCII (use IDNA A-labels)") }
     let name = text.lowercased()
     let labels = name.split(separator: ".", omittingEmptySubsequences: false)
     guard labels.count >= 2 else { throw DNSNameError(text, "it has a single label; name a host in a domain") }
