@@ -6,10 +6,10 @@ import SDSAgentCore
 /// can reach loopback TCP — a cross-site `POST /ca/rotate-root` needs no CORS preflight, and a
 /// DNS-rebound name lets a page read `GET /status` — so a request is refused when it carries an
 /// `Origin` other than the endpoint itself (`null` included), or, on loopback TCP, a `Host` that
-/// is not the listen address or `localhost` (with the listen port, or without a port). A request without
-/// `Origin` or `Host` is a tool's (curl, Prometheus, `sds-agent status`), which browsers never
-/// send. A Unix socket cannot be reached from a page at all; it refuses any `Origin` and takes
-/// any `Host`.
+/// is not the listen address or `localhost` (with the listen port, or without a port). Browsers
+/// send `Origin` on every cross-site `POST` and a `Host` naming the page's site; tools (curl,
+/// Prometheus, `sds-agent status`) send no `Origin`, and may send no `Host`. A Unix socket
+/// cannot be reached from a page at all; it refuses any `Origin` and takes any `Host`.
 package struct AdminOriginPolicy: Sendable, Equatable {
   package enum Decision: Sendable, Equatable {
     case admitted
