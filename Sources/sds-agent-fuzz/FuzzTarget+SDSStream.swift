@@ -144,7 +144,7 @@ private struct StreamUnderTest {
 
 /// The workload of the fuzzed stream and SVIDs to serve it: two from one CA, one from another,
 /// so updates change the certificate alone or with the trust bundle.
-private struct SDSStreamFixture: Sendable {
+struct SDSStreamFixture: Sendable {
   static let shared = SDSStreamFixture()
 
   let naming = SecretNaming(identity: try! SPIFFEID(parsing: "spiffe://cluster.local/ns/fuzz/sa/fuzz"))

@@ -9,7 +9,8 @@ struct FuzzTarget: Sendable {
   let run: @Sendable (Data) -> String
 
   static let all: [FuzzTarget] = [
-    .configFile, .duration, .spiffeID, .caResponse, .jwt, .sdsStream, .grpcFraming, .crl,
+    .configFile, .duration, .spiffeID, .caResponse, .jwt, .sdsStream, .grpcFraming, .deltaStream, .bundleDocument,
+    .onDemandName, .adminRouter, .crl,
   ]
 
   static func named(_ name: String) -> FuzzTarget? {

@@ -40,9 +40,9 @@ struct CARotateRootCommand: AsyncParsableCommand {
     }
     let response = try await AdminClient.request("POST", path, at: admin)
     guard response.status == 202 else {
-      FileHandle.standardError.write(Data(response.body.utf8))
+      FileHandle.standardError.write(Data(response.printableBody.utf8))
       throw ExitCode(1)
     }
-    print(response.body, terminator: "")
+    print(response.printableBody, terminator: "")
   }
 }

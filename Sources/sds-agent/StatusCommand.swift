@@ -23,20 +23,25 @@ struct StatusCommand: AsyncParsableCommand {
   func run() async throws {
     let admin = try AdminEndpoint.find(admin: self.admin, config: self.config)
     let status: NodeStatus
-    let body: String
     do {
       let response = try await AdminClient.request("GET", "/status", at: admin)
       guard response.status == 200 else {
-        throw AgentError(.connection, "the admin endpoint answered \(response.status): \(response.body)")
+        throw AgentError(
+          .connection, "the admin endpoint answered \(response.status): \(BoundedText(response.body, limit: 512))")
       }
-      body = response.body
-      status = try NodeStatus.decoder.decode(NodeStatus.self, from: Data(body.utf8))
+      // What is printed is what was decoded, escaped: never the endpoint's bytes as they came.
+      status = try NodeStatus.decoder.decode(NodeStatus.self, from: Data(response.body.utf8)).escaped()
     } catch {
-      FileHandle.standardError.write(Data("sds-agent status: cannot read the agent's status: \(error)\n".utf8))
+      let reason = BoundedText.escaped("\(error)")
+      FileHandle.standardError.write(Data("sds-agent status: cannot read the agent's status: \(reason)\n".utf8))
       throw ExitCode(2)
     }
-    print(
-      self.json ? body.trimmingCharacters(in: .newlines) : status.text(now: Date()), terminator: self.json ? "\n" : "")
+    if self.json {
+      let data = (try? NodeStatus.encoder.encode(status)) ?? Data()
+      print(String(decoding: data, as: UTF8.self))
+    } else {
+      print(status.text(now: Date()), terminator: "")
+    }
     if !status.isHealthy { throw ExitCode(1) }
   }
 }

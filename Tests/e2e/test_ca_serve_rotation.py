@@ -191,3 +191,23 @@ def test_ca_serve_with_the_operators_ca_refuses_to_rotate(start_ca_serve, free_p
     trust = admin.json("/debug/trust")
     assert trust["rotatable"] is False and "--ca-cert" in trust["not_rotatable"], trust
     assert not (state / "ca-next-cert.pem").exists()
+
+
+def test_ca_serve_admin_on_tcp_refuses_web_pages(start_ca_serve, free_port):
+    """`ca serve`'s admin endpoint has the agent's Origin/Host check: a cross-site POST cannot
+    start a root rotation, a DNS-rebound Host cannot read the trust; `ca rotate-root` still works."""
+    from test_daemon import _raw_admin
+
+    port = free_port()
+    admin_address = f"127.0.0.1:{port}"
+    start_ca_serve(extra_args=["--max-ttl", MAX_TTL, "--root-overlap", OVERLAP, "--admin", admin_address])
+    admin = AdminClient(admin_address)
+    status, body = _raw_admin(admin_address, "POST", f"/ca/rotate-root?overlap={OVERLAP}",
+                              {"Host": admin_address, "Origin": "http://evil.example"})
+    assert status == 403 and "Origin http://evil.example" in body, (status, body)
+    status, body = _raw_admin(admin_address, "GET", "/debug/trust", {"Host": f"evil.example:{port}"})
+    assert status == 403 and "roots" not in body, (status, body)
+    assert admin.json("/debug/trust")["phase"] == "idle", "a refused cross-site POST started a rotation"
+    res = run_cli("ca", "rotate-root", "--admin", admin_address)
+    assert res.returncode == 0, res.stderr
+    assert admin.json("/debug/trust")["phase"] == "prepared"

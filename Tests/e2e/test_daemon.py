@@ -1,6 +1,7 @@
 """sds-agent as a daemon: rotation drill, socket activation, sd_notify readiness and watchdog,
-SIGHUP reload, SIGTERM, the admin endpoint (/metrics, /healthz, /readyz, /debug/*, POST /rotate),
-log formats and secrecy, and check-config — all against the real binary (SDS_AGENT_BIN).
+SIGHUP reload, SIGTERM, the admin endpoint (/metrics, /healthz, /readyz, /debug/*, POST /rotate, and
+its refusal of web pages: foreign Origin or Host), log formats, secrecy and escaping (a client's
+newline or ESC never reaches a log line or `status` raw), and check-config — all against the real binary (SDS_AGENT_BIN).
 
 Nothing here sleeps in place of an event: tests block on socket reads with timeouts or poll with
 deadlines. The only fixed waits are silence windows, where the point is that nothing arrives.
@@ -25,7 +26,8 @@ from cryptography import x509
 from conftest import REPO_ROOT, SPIFFE_ID, STOP_TIMEOUT, Agent, _free_port, agent_bin
 from daemon_support import (
     RESPONSE_TIMEOUT, START_TIMEOUT, NotifyReceiver, SdsStream, agent_argv, clean_env, fetch_secrets, has,
-    inline_pem, leaf_of, lifetime_seconds, parse_iso, poll, secrets_of, serial_hex, short_dir, wait_admin,
+    inline_pem, leaf_of, lifetime_seconds, parse_iso, poll, sds_request, sds_stub, secrets_of, serial_hex, short_dir,
+    wait_admin,
 )
 
 SYSTEMD_DIR = REPO_ROOT / "systemd"
@@ -714,6 +716,63 @@ def test_admin_refuses_non_loopback(address, via):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def _raw_admin(address: str, method: str, path: str, headers: dict) -> tuple[int, str]:
+    """One request with exactly these headers (no Host added): what a browser's request looks like."""
+    import http.client
+
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=10)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def test_admin_on_tcp_refuses_cross_origin_and_foreign_host(start):
+    """A web page cannot drive the loopback admin endpoint: a cross-site POST (Origin of another
+    site, or `null`) is refused before any route runs, and so is a request whose Host is not the
+    listen address or localhost (DNS rebinding). Operators' tools, which send no Origin, work."""
+    agent = start("agent")
+    port = agent.admin_address.rsplit(":", 1)[1]
+    own = f"127.0.0.1:{port}"
+    serial = agent.admin.current_serial()
+    trust_before = agent.admin.json("/debug/trust")
+
+    refused = [
+        ("POST", "/ca/rotate-root?overlap=1s", {"Host": own, "Origin": "http://evil.example"}),
+        ("POST", "/rotate", {"Host": own, "Origin": "http://evil.example"}),
+        ("POST", "/rotate", {"Host": own, "Origin": "null"}),
+        ("POST", "/rotate", {"Host": own, "Origin": f"http://127.0.0.1:{int(port) + 1}"}),
+        ("GET", "/status", {"Host": f"evil.example:{port}"}),
+        ("GET", "/debug/streams", {"Host": "evil.example"}),
+        ("GET", "/status", {"Host": f"127.0.0.1.evil.example:{port}"}),
+    ]
+    for method, path, headers in refused:
+        status, body = _raw_admin(agent.admin_address, method, path, headers)
+        print(f"{method} {path} {headers}: {status} {body.strip()}")
+        assert status == 403, f"{method} {path} with {headers} answered {status}: {body}"
+        assert "admin endpoint" in body and ("Origin" in body or "Host" in body), body
+    assert agent.admin.current_serial() == serial, "a refused cross-origin POST /rotate rotated anyway"
+    assert agent.admin.json("/debug/trust") == trust_before, "a refused cross-origin rotate-root changed the trust"
+
+    allowed = [
+        ("GET", "/status", {"Host": own}),
+        ("GET", "/status", {"Host": f"localhost:{port}"}),
+        ("GET", "/healthz", {"Host": own, "Origin": f"http://{own}"}),
+        ("GET", "/healthz", {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}),
+    ]
+    for method, path, headers in allowed:
+        status, body = _raw_admin(agent.admin_address, method, path, headers)
+        assert status == 200, f"{method} {path} with {headers} answered {status}: {body}"
+    res = run_cli("status", "--admin", agent.admin_address)
+    assert res.returncode == 0, f"status exited {res.returncode}\n{res.stdout}\n{res.stderr}"
+
+
 # --------------------------------------------------------------------------- 7. logs
 
 
@@ -804,6 +863,80 @@ def test_no_private_key_in_logs_at_trace(start, log_format):
         scalar = format(key.private_numbers().private_value, "x")
         assert scalar[:32] not in flat.lower(), "the private scalar (hex) is in the logs"
     print(f"{log_format} logs at trace: {n_lines} lines, {len(set(keys))} served keys, no key material")
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
+
+
+@pytest.mark.parametrize("log_format", ["plain", "journal", "json"])
+def test_a_forged_newline_in_a_resource_name_stays_in_its_log_line(start, log_format):
+    """A client's resource name, node id or NACK message cannot add log lines: a refused name with
+    a newline and a syslog prefix is one warning, its control characters escaped."""
+    import grpc
+
+    d = short_dir()
+    env = {}
+    extra = ["--log-format", "json"] if log_format == "json" else []
+    if log_format == "journal":
+        stderr_path = d / "agent.stderr.log"
+        stderr_path.touch()
+        st = os.stat(stderr_path)
+        env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    agent = start("agent", *extra, admin=None, directory=d, env=env)
+    forged = "default\n<2>FORGED critical entry\r\x1b[2Jcleared\x07"
+    channel, stub = sds_stub(agent.socket_path)
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.FetchSecrets(sds_request([forged], node_id="node\n<3>FORGED node"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.NOT_FOUND, refused.value
+    finally:
+        channel.close()
+    agent.wait_log("FORGED critical entry", 10)
+    code, _ = agent.terminate_and_time()
+    assert code == 0
+    raw = agent.stderr_path.read_bytes()
+    lines = raw.split(b"\n")
+    forged_lines = [line for line in lines if b"FORGED critical entry" in line]
+    print(f"{log_format}: {forged_lines}")
+    assert len(forged_lines) == 1, f"the forged text spans {len(forged_lines)} lines: {forged_lines}"
+    (line,) = forged_lines
+    assert b"refused an SDS request" in line, f"the forged text is not inside the refusal's line: {line!r}"
+    for bad in (b"\r", b"\x1b", b"\x07"):
+        assert bad not in raw, f"a raw control character {bad!r} reached the log: {line!r}"
+    assert not [l for l in lines if l.lstrip(b"<0123456789>").startswith(b"FORGED")], "a forged line starts a line"
+    if log_format == "json":
+        reason = json.loads(line)["reason"]
+        assert not CONTROL.search(reason), f"the decoded JSON value holds control characters: {reason!r}"
+        assert "\\n<2>FORGED" in reason, reason
+
+
+def test_status_escapes_control_characters_from_clients(start):
+    """`sds-agent status` never prints a client's ESC, BEL or CR to the terminal: an Envoy's node id
+    and NACK message are shown escaped, in the table and in --json."""
+    from google.rpc import status_pb2
+
+    agent = start("agent")
+    evil_node = "evil\x1b]0;owned\x07\rnode\x1b[31m"
+    stream = SdsStream(agent.socket_path, node_id=evil_node)
+    try:
+        resp = stream.next_response()
+        stream.send(sds_request(stream.names, evil_node, version_info="", response_nonce=resp.nonce,
+                                error_detail=status_pb2.Status(code=3, message="bad\x1b[2J\rnack\nforged")))
+        poll(lambda: any((s.get("last_nack_message") or "") for s in agent.admin.json("/debug/streams")), 10,
+             what="NACK recorded")
+        res = run_cli("status", "--admin", agent.admin_address)
+        print(repr(res.stdout))
+        assert res.returncode == 0, res.stderr
+        assert "evil" in res.stdout and "bad" in res.stdout, res.stdout
+        assert not CONTROL.search(res.stdout), f"status printed control characters: {res.stdout!r}"
+        assert "\\u{1B}" in res.stdout, f"ESC not shown escaped: {res.stdout!r}"
+        res = run_cli("status", "--admin", agent.admin_address, "--json")
+        assert res.returncode == 0, res.stderr
+        assert not CONTROL.search(res.stdout), f"status --json printed control characters: {res.stdout!r}"
+        nodes = [s["node_id"] for s in json.loads(res.stdout)["streams"]]
+        assert nodes and not any(CONTROL.search(n) for n in nodes), nodes
+    finally:
+        stream.close()
 
 
 # --------------------------------------------------------------------------- 8. check-config

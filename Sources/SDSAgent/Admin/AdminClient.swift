@@ -10,7 +10,19 @@ public enum AdminClient {
   public struct Response: Sendable {
     public let status: Int
     public let body: String
+
+    /// The body as a terminal may show it: its lines kept, every other control character
+    /// escaped (`BoundedText.escaped`), whatever answered on the address.
+    public var printableBody: String {
+      self.body.split(separator: "\n", omittingEmptySubsequences: false).map { BoundedText.escaped(String($0)) }
+        .joined(separator: "\n")
+    }
   }
+
+  /// The most of an answer's body read; a longer one is refused, since whatever answers on the
+  /// address (an agent or not) must not make `status` or `drill` hold unbounded memory. A
+  /// node agent's `/status` with thousands of streams stays far below it.
+  public static let maximumBodyBytes = 16 << 20
 
   private typealias Connection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
 
@@ -20,12 +32,15 @@ public enum AdminClient {
     _ method: String,
     _ path: String,
     at address: AgentConfiguration.AdminAddress,
-    timeout: Duration = .seconds(10)
+    timeout: Duration = .seconds(10),
+    maximumBodyBytes: Int = AdminClient.maximumBodyBytes
   ) async throws(AgentError) -> Response {
     let connection = try await self.connect(to: address, timeout: timeout)
     do {
       return try await withThrowingTaskGroup(of: Response?.self) { group in
-        group.addTask { try await self.exchange(method, path, on: connection) }
+        group.addTask {
+          try await self.exchange(method, path, at: address, on: connection, maximumBodyBytes: maximumBodyBytes)
+        }
         group.addTask {
           try await Task.sleep(for: timeout)
           return nil
@@ -97,10 +112,17 @@ public enum AdminClient {
       "permission denied on the admin socket \(path): only root and \(owner) may ask the agent; run this command as root (sudo) or as that user"
   }
 
-  private static func exchange(_ method: String, _ path: String, on connection: Connection) async throws -> Response {
+  private static func exchange(
+    _ method: String, _ path: String, at address: AgentConfiguration.AdminAddress, on connection: Connection,
+    maximumBodyBytes: Int
+  ) async throws -> Response {
     try await connection.executeThenClose { inbound, outbound in
       var headers = HTTPHeaders()
-      headers.add(name: "Host", value: "localhost")
+      // The endpoint's own address, which its Origin/Host check admits (`AdminOriginPolicy`).
+      switch address {
+      case .loopback: headers.add(name: "Host", value: "\(address)")
+      case .unixSocket: headers.add(name: "Host", value: "localhost")
+      }
       headers.add(name: "Content-Length", value: "0")
       headers.add(name: "Connection", value: "close")
       try await outbound.write(
@@ -113,6 +135,12 @@ public enum AdminClient {
         case .head(let head):
           status = Int(head.status.code)
         case .body(var chunk):
+          guard body.readableBytes + chunk.readableBytes <= maximumBodyBytes else {
+            throw AgentError(
+              .connection,
+              "the admin endpoint \(address) answered \(method) \(path) with more than \(maximumBodyBytes) bytes; "
+                + "is \(address) an sds-agent admin endpoint?")
+          }
           body.writeBuffer(&chunk)
         case .end:
           guard let status else { break }

@@ -1,10 +1,10 @@
 import Foundation
 
 /// One answer of the admin endpoint.
-struct AdminResponse: Sendable {
-  var status: Int
-  var contentType: String
-  var body: String
+package struct AdminResponse: Sendable {
+  package var status: Int
+  package var contentType: String
+  package var body: String
 
   static func text(_ status: Int, _ body: String) -> Self {
     Self(status: status, contentType: "text/plain", body: body)

@@ -53,13 +53,14 @@ struct AdminRoutes: AdminResponder {
       return self.trust.rotateRoot(overlap: query["overlap"])
     case (_, "/metrics"), (_, "/healthz"), (_, "/readyz"), (_, "/debug/streams"), (_, "/debug/secrets"), (_, "/status"),
       (_, "/rotate"), (_, "/debug/trust"), (_, "/ca/rotate-root"):
-      return Response(status: 405, contentType: "text/plain", body: "method \(method) not allowed on \(path)\n")
+      return Response(
+        status: 405, contentType: "text/plain", body: "method \(BoundedText(method)) not allowed on \(path)\n")
     default:
       return Response(
         status: 404,
         contentType: "text/plain",
         body:
-          "not found: \(path); try /metrics, /healthz, /readyz, /status, /debug/streams, /debug/secrets, /debug/trust, "
+          "not found: \(BoundedText(path)); try /metrics, /healthz, /readyz, /status, /debug/streams, /debug/secrets, /debug/trust, "
           + "POST /rotate or POST /ca/rotate-root\n"
       )
     }
@@ -95,7 +96,7 @@ struct AdminRoutes: AdminResponder {
         "serial": entry.certificate?.serial ?? NSNull(),
         "not_after": entry.certificate?.notAfter.formatted(.iso8601) ?? NSNull(),
         "idle_since": entry.idleSince?.formatted(.iso8601) ?? NSNull(),
-        "last_error": entry.lastError ?? NSNull(),
+        "last_error": entry.lastError.map(BoundedText.escaped) ?? NSNull(),
       ] as [String: Any]
     }
     return rows.flatMap { row in
@@ -115,7 +116,7 @@ struct AdminRoutes: AdminResponder {
       "version": served.svidRevision,
     ]
     if case .failing(let failure) = row.phase {
-      certificate["last_error"] = "\(failure.code.rawValue): \(failure.message)"
+      certificate["last_error"] = BoundedText.escaped("\(failure.code.rawValue): \(failure.message)")
       certificate["retry_at"] = row.retryAt?.formatted(.iso8601) ?? NSNull()
     }
     if let svid = served.svid {
@@ -137,17 +138,19 @@ struct AdminRoutes: AdminResponder {
     return secrets
   }
 
+  /// A stream as `/debug/streams` lists it; what the client sent is shown escaped.
   static func describe(_ stream: StreamRegistry.Stream) -> [String: Any] {
-    [
+    let escaped: (String?) -> Any = { $0.map(BoundedText.escaped) ?? NSNull() }
+    return [
       "id": stream.id,
-      "node_id": stream.nodeID ?? NSNull(),
-      "identity": stream.identity ?? NSNull(),
-      "resources": stream.resources,
+      "node_id": escaped(stream.nodeID),
+      "identity": escaped(stream.identity),
+      "resources": stream.resources.map(BoundedText.escaped),
       "opened_at": stream.openedAt.formatted(.iso8601),
-      "last_sent_version": stream.lastSentVersion ?? NSNull(),
-      "last_acked_version": stream.lastAckedVersion ?? NSNull(),
-      "last_nacked_nonce": stream.lastNackedNonce ?? NSNull(),
-      "last_nack_message": stream.lastNackMessage ?? NSNull(),
+      "last_sent_version": escaped(stream.lastSentVersion),
+      "last_acked_version": escaped(stream.lastAckedVersion),
+      "last_nacked_nonce": escaped(stream.lastNackedNonce),
+      "last_nack_message": escaped(stream.lastNackMessage),
     ]
   }
 

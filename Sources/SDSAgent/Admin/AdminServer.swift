@@ -6,7 +6,8 @@ import SDSAgentCore
 import ServiceLifecycle
 
 /// The admin endpoint: a small HTTP/1.1 server on loopback or a Unix socket (mode 0600), never
-/// a public interface. It exists only when `--admin` is set.
+/// a public interface. It exists only when `--admin` is set. Its routes are for the node's
+/// operators; a request from a web page is refused before any route runs (`AdminOriginPolicy`).
 struct AdminServer: Service, CustomStringConvertible {
   typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
@@ -37,6 +38,7 @@ struct AdminServer: Service, CustomStringConvertible {
       server = try await bootstrap.bind(NIOBSDSocket.Handle(listener.descriptor), childChannelInitializer: initializer)
     }
     defer { socketFile?.removeSocketFile() }
+    let policy = AdminOriginPolicy(address: self.address, boundPort: server.channel.localAddress?.port)
     self.listening.reach()
     self.logger.info(
       "admin endpoint listening",
@@ -45,7 +47,7 @@ struct AdminServer: Service, CustomStringConvertible {
       try await withThrowingDiscardingTaskGroup { group in
         try await server.executeThenClose { connections in
           for try await connection in connections {
-            group.addTask { await self.serve(connection) }
+            group.addTask { await self.serve(connection, policy: policy) }
           }
         }
       }
@@ -54,7 +56,7 @@ struct AdminServer: Service, CustomStringConvertible {
     }
   }
 
-  private func serve(_ connection: Connection) async {
+  private func serve(_ connection: Connection, policy: AdminOriginPolicy) async {
     do {
       try await connection.executeThenClose { inbound, outbound in
         var head: HTTPRequestHead?
@@ -66,7 +68,7 @@ struct AdminServer: Service, CustomStringConvertible {
             continue
           case .end:
             guard let request = head else { continue }
-            let response = await self.routes.respond(method: request.method.rawValue, target: request.uri)
+            let response = await policy.answer(request, from: self.routes, logger: self.logger)
             let body = ByteBuffer(string: response.body)
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: response.contentType)

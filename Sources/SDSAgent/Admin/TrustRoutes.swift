@@ -3,7 +3,7 @@ import SDSAgentCore
 
 /// The admin endpoint's view of trust: `GET /debug/trust` and `POST /ca/rotate-root`, for the
 /// agent and for `ca serve`.
-struct TrustRoutes: Sendable {
+package struct TrustRoutes: Sendable {
   let rotation: RootRotationSupervisor<ContinuousClock>?
   let trustDomain: String
   /// Why this agent cannot rotate its root, if it cannot.
@@ -26,7 +26,7 @@ struct TrustRoutes: Sendable {
   }
 
   /// `ca serve`'s: the bundle of its CA, which every answer carries.
-  init(
+  package init(
     rotation: RootRotationSupervisor<ContinuousClock>?, ca: EmbeddedCA, trustDomain: String, notRotatable: String?
   ) {
     self.rotation = rotation

@@ -57,27 +57,35 @@ struct AgentLogHandler: LogHandler {
 
   func log(event: LogEvent) {
     let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
-    let line: String
+    let line = self.line(level: event.level, message: "\(event.message)", metadata: merged, at: Date())
+    FileHandle.standardError.write(Data(line.utf8))
+  }
+
+  /// One log line, newline included. Every part but the level and the label may carry a
+  /// client's text (a resource name, a node id, Envoy's NACK message), so each is escaped
+  /// (`BoundedText.escaped`) here, once for every call site: a line stays one line, and no ESC
+  /// or CR reaches a terminal or the journal.
+  func line(level: Logger.Level, message: String, metadata: Logger.Metadata, at date: Date) -> String {
+    let message = BoundedText.escaped(message)
+    let fields = metadata.map { (key: BoundedText.escaped($0.key), value: BoundedText.escaped("\($0.value)")) }
     switch self.logging.format {
     case .plain:
-      let details = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.quoted("\($0.value)"))" }.joined(
+      let details = fields.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.quoted($0.value))" }.joined(
         separator: " ")
-      let text = details.isEmpty ? "\(event.message)" : "\(event.message) \(details)"
+      let text = details.isEmpty ? message : "\(message) \(details)"
       if self.logging.toJournal {
-        line = "<\(Self.syslogPriority(event.level))>\(text)\n"
-      } else {
-        line = "\(Date().formatted(.iso8601)) \(event.level) \(text)\n"
+        return "<\(Self.syslogPriority(level))>\(text)\n"
       }
+      return "\(date.formatted(.iso8601)) \(level) \(text)\n"
     case .json:
-      var object: [String: String] = merged.reduce(into: [:]) { $0[$1.key] = "\($1.value)" }
-      object["ts"] = Date().formatted(.iso8601)
-      object["level"] = "\(event.level)"
-      object["msg"] = "\(event.message)"
+      var object: [String: String] = fields.reduce(into: [:]) { $0[$1.key] = $1.value }
+      object["ts"] = date.formatted(.iso8601)
+      object["level"] = "\(level)"
+      object["msg"] = message
       object["logger"] = self.label
       let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-      line = String(decoding: data, as: UTF8.self) + "\n"
+      return String(decoding: data, as: UTF8.self) + "\n"
     }
-    FileHandle.standardError.write(Data(line.utf8))
   }
 
   static func quoted(_ value: String) -> String {

@@ -1,8 +1,14 @@
 import Foundation
 
 extension NodeStatus {
-  /// The status as a person reads it: a table of identities, the trust bundle, the Envoys.
+  /// The status as a person reads it: a table of identities, the trust bundle, the Envoys;
+  /// every field escaped (`escaped()`), whatever the endpoint answered.
   public func text(now: Date) -> String {
+    let status = self.escaped()
+    return status.rendered(now: now)
+  }
+
+  private func rendered(now: Date) -> String {
     var lines = ["certificates from \(self.certificateAuthority)", ""]
     lines += Self.table(
       header: ["IDENTITY", "PHASE", "SERIAL", "EXPIRES", "NEXT ROTATION", "STREAMS"],

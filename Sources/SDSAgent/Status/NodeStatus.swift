@@ -3,35 +3,37 @@ import SDSAgentCore
 
 /// The node's view in one document, as the admin endpoint's `GET /status` answers it and
 /// `sds-agent status` shows it: every identity with its phase, the trust bundle, where
-/// certificates come from, and the connected Envoys. Never key material.
+/// certificates come from, and the connected Envoys. Never key material, and no control
+/// character: what clients and CAs sent is escaped (`escaped()`) when the status is made and
+/// again when `sds-agent status` reads it, since it is shown on an operator's terminal.
 public struct NodeStatus: Codable, Sendable {
   public struct Identity: Codable, Sendable {
-    public let identity: String
+    public internal(set) var identity: String
     public let pinned: Bool
-    public let phase: String
+    public internal(set) var phase: String
     /// Whether a valid certificate is served for it now.
     public let healthy: Bool
-    public let serial: String?
+    public internal(set) var serial: String?
     public let notAfter: Date?
     public let nextRotation: Date?
-    public let lastError: String?
+    public internal(set) var lastError: String?
     public let retryAt: Date?
     public let streams: Int
   }
 
   public struct Root: Codable, Sendable {
-    public let subject: String
-    public let serial: String
+    public internal(set) var subject: String
+    public internal(set) var serial: String
     public let notAfter: Date
   }
 
   public struct Stream: Codable, Sendable {
     public let id: UInt64
-    public let nodeID: String?
-    public let identity: String?
-    public let resources: [String]
-    public let lastAckedVersion: String?
-    public let lastNackMessage: String?
+    public internal(set) var nodeID: String?
+    public internal(set) var identity: String?
+    public internal(set) var resources: [String]
+    public internal(set) var lastAckedVersion: String?
+    public internal(set) var lastNackMessage: String?
 
     /// `nodeID` would not survive the snake-case conversion both ways as `node_id`.
     enum CodingKeys: String, CodingKey {
@@ -41,10 +43,10 @@ public struct NodeStatus: Codable, Sendable {
   }
 
   /// Where certificates come from: `local CA` or the Istio-compatible CA's address.
-  public let certificateAuthority: String
-  public let identities: [Identity]
-  public let trustBundle: [Root]
-  public let streams: [Stream]
+  public internal(set) var certificateAuthority: String
+  public internal(set) var identities: [Identity]
+  public internal(set) var trustBundle: [Root]
+  public internal(set) var streams: [Stream]
 
   /// Healthy when every identity has a valid certificate.
   public var isHealthy: Bool { self.identities.allSatisfy(\.healthy) }
@@ -69,6 +71,33 @@ public struct NodeStatus: Codable, Sendable {
         id: $0.id, nodeID: $0.nodeID, identity: $0.identity, resources: $0.resources,
         lastAckedVersion: $0.lastAckedVersion, lastNackMessage: $0.lastNackMessage)
     }
+    self = self.escaped()
+  }
+
+  /// The same status with every text field passed through `BoundedText.escaped`: nothing in it
+  /// can end a line or steer a terminal.
+  public func escaped() -> NodeStatus {
+    let escape = BoundedText.escaped
+    var status = self
+    status.certificateAuthority = escape(status.certificateAuthority)
+    for index in status.identities.indices {
+      status.identities[index].identity = escape(status.identities[index].identity)
+      status.identities[index].phase = escape(status.identities[index].phase)
+      status.identities[index].serial = status.identities[index].serial.map(escape)
+      status.identities[index].lastError = status.identities[index].lastError.map(escape)
+    }
+    for index in status.trustBundle.indices {
+      status.trustBundle[index].subject = escape(status.trustBundle[index].subject)
+      status.trustBundle[index].serial = escape(status.trustBundle[index].serial)
+    }
+    for index in status.streams.indices {
+      status.streams[index].nodeID = status.streams[index].nodeID.map(escape)
+      status.streams[index].identity = status.streams[index].identity.map(escape)
+      status.streams[index].resources = status.streams[index].resources.map(escape)
+      status.streams[index].lastAckedVersion = status.streams[index].lastAckedVersion.map(escape)
+      status.streams[index].lastNackMessage = status.streams[index].lastNackMessage.map(escape)
+    }
+    return status
   }
 
   public static var encoder: JSONEncoder {
