@@ -4,8 +4,9 @@ import NIOHTTP2
 import SDSAgentCore
 
 /// The connection-level part of the SDS socket, after the HTTP/2 handler: keepalive pings,
-/// closing idle connections, the rapid-reset guard, and the GOAWAY of a graceful stop. Its
-/// streams (`SDSStreamHandler`) report to it on the same event loop.
+/// closing idle connections, the rapid-reset guard, the cap on responses held unsent, and the
+/// GOAWAY of a graceful stop. Its streams (`SDSStreamHandler`) report to it on the same event
+/// loop.
 final class SDSConnectionHandler: ChannelInboundHandler {
   typealias InboundIn = HTTP2Frame
   typealias OutboundOut = HTTP2Frame
@@ -22,6 +23,12 @@ final class SDSConnectionHandler: ChannelInboundHandler {
   private var keepalive: RepeatedTask?
   private var resetWindowStart = NIODeadline.now()
   private var unservedResets = 0
+  /// Response bytes the streams hold or wrote that have not left for the socket.
+  private var unsentBytes = 0
+  private var overUnsentCap: Scheduled<Void>?
+  private var closing = false
+  /// Nonzero while a stream flushes what it wrote (see `SDSStreamHandler.flush`).
+  var streamFlushes = 0
 
   init(credentials: PeerCredentials?, limits: SDSServerLimits, logger: Logger) {
     self.credentials = credentials
@@ -43,6 +50,7 @@ final class SDSConnectionHandler: ChannelInboundHandler {
   func channelInactive(context: ChannelHandlerContext) {
     self.keepalive?.cancel()
     self.idleTimer?.cancel()
+    self.overUnsentCap?.cancel()
     self.context = nil
     context.fireChannelInactive()
   }
@@ -55,6 +63,11 @@ final class SDSConnectionHandler: ChannelInboundHandler {
       return
     case is NIOHTTP2Errors.NoSuchStream where self.quiescing:
       // A client opening a stream as the GOAWAY of a graceful stop crosses it.
+      return
+    case is NIOHTTP2Errors.NoSuchStream where self.streamFlushes > 0:
+      // A stream answered a request that arrived with the client's RST_STREAM: the write is
+      // refused and dropped, and the stream closes. The client ended that stream, not this
+      // connection, whose other streams go on (Envoy multiplexes all its SDS streams on one).
       return
     default:
       self.logger.debug(
@@ -109,6 +122,46 @@ final class SDSConnectionHandler: ChannelInboundHandler {
       ])
     self.goAway(.enhanceYourCalm)
     self.context?.close(promise: nil)
+  }
+
+  // MARK: - Unsent responses
+
+  /// A stream holds or wrote `delta` more bytes (fewer if negative) that have not left for the
+  /// socket. A connection over `maximumUnsentBytesPerConnection` for `unsentGrace`, or ever over
+  /// twice that, is closed: its client does not take what it asks for.
+  func unsentChanged(by delta: Int) {
+    self.unsentBytes += delta
+    let limit = self.limits.maximumUnsentBytesPerConnection
+    guard self.unsentBytes > limit else {
+      if let overUnsentCap = self.overUnsentCap {
+        overUnsentCap.cancel()
+        self.overUnsentCap = nil
+      }
+      return
+    }
+    if self.unsentBytes > 2 * limit {
+      self.closeOverUnsentCap()
+    } else if self.overUnsentCap == nil, let context = self.context {
+      let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+      self.overUnsentCap = context.eventLoop.scheduleTask(in: self.limits.unsentGrace) {
+        handler.value.closeOverUnsentCap()
+      }
+    }
+  }
+
+  private func closeOverUnsentCap() {
+    guard !self.closing, self.unsentBytes > self.limits.maximumUnsentBytesPerConnection,
+      let context = self.context
+    else { return }
+    self.closing = true
+    self.logger.warning(
+      "closing an SDS connection whose client does not take its responses",
+      metadata: [
+        "unsent_bytes": "\(self.unsentBytes)", "limit": "\(self.limits.maximumUnsentBytesPerConnection)",
+        "peer": "\(self.credentials.map(\.description) ?? "unknown")",
+      ])
+    self.goAway(.enhanceYourCalm)
+    context.close(promise: nil)
   }
 
   // MARK: - Connection

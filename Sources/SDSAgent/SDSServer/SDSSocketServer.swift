@@ -115,6 +115,10 @@ public struct SDSSocketServer: Service, CustomStringConvertible {
     var configuration = NIOHTTP2Handler.StreamConfiguration()
     configuration.streamResetFrameRateLimit.maximumCount = limits.maximumResets
     configuration.streamResetFrameRateLimit.windowLength = limits.resetWindow
+    // A stream is writable only while none of its response bytes wait in the HTTP/2 handler
+    // (for the client's flow-control window): `SDSStreamHandler` holds the next one meanwhile.
+    configuration.outboundBufferSizeHighWatermark = 2
+    configuration.outboundBufferSizeLowWatermark = 1
     return configuration
   }
 }
