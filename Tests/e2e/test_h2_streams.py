@@ -21,6 +21,7 @@ from h2_client import H2Connection, grpc_frame, grpc_messages
 FLOW_CONTROL_SECONDS = float(os.environ.get("SDS_FLOW_CONTROL_SECONDS", "40"))
 # What the agent may grow above its RSS with the streams open, for the whole run (README, Limits).
 FLOW_CONTROL_RSS_BOUND_MIB = 16
+ENHANCE_YOUR_CALM = 11
 
 
 def sds_request(*names: str, nonce: str = "", version: str = "") -> bytes:
@@ -216,6 +217,44 @@ def test_a_client_that_never_opens_its_window_cannot_grow_the_agent(agent):
         assert pushes >= FLOW_CONTROL_SECONDS / 2 - 1
         rotate(agent)
         wait_all([(good, [served])], pushes + 2, timeout=10)
+        assert good.goaway is None and not good.closed
+    finally:
+        stuck.close()
+        good.close()
+
+
+def test_a_connection_that_holds_too_much_unsent_is_closed_and_the_others_are_served(agent):
+    """DeltaSecrets responses carry only changes, so a stream that cannot be written holds each
+    (up to 16); 2,000 such streams with the window closed pass the connection's cap of 16 MiB
+    unsent within a few rotations and the connection is closed. Another is served meanwhile."""
+    stuck = H2Connection(str(agent.socket_path), open_window=False)
+    good = H2Connection(str(agent.socket_path))
+    try:
+        [served] = open_streams(good, 1)
+        wait_all([(good, [served])], 1)
+        subscribe = grpc_frame(discovery_pb2.DeltaDiscoveryRequest(
+            node=base_pb2.Node(id="h2-streams"), type_url=SECRET_TYPE_URL,
+            resource_names_subscribe=["default", "ROOTCA"]).SerializeToString())
+        for _ in range(2000):
+            stream = stuck.start("DeltaSecrets")
+            stuck.send(stream, subscribe, flush=False)
+        stuck.flush()
+        rotations = 0
+        started = time.monotonic()
+        while rotations < 30 and not stuck.closed and stuck.goaway is None:
+            rotate(agent)
+            rotations += 1
+            stuck.pump(lambda: stuck.closed or stuck.goaway is not None, timeout=0.5)
+        stuck.pump(lambda: stuck.closed, timeout=15)
+        print(f"unsent cap: {rotations} rotations, {time.monotonic() - started:.1f} s; "
+              f"closed: {stuck.closed}, GOAWAY {stuck.goaway}")
+        assert stuck.goaway is not None and stuck.goaway.error_code == ENHANCE_YOUR_CALM, (
+            f"a connection holding 2,000 unwritable delta streams through {rotations} rotations got "
+            f"GOAWAY {stuck.goaway} (closed: {stuck.closed})")
+        assert stuck.closed
+        agent.wait_log(lambda line: "closing an SDS connection whose client does not take its responses" in line,
+                       timeout=5)
+        wait_all([(good, [served])], rotations + 1, timeout=15)
         assert good.goaway is None and not good.closed
     finally:
         stuck.close()
