@@ -78,7 +78,8 @@ final class SDSStreamHandler: ChannelInboundHandler {
   }
 
   func channelWritabilityChanged(context: ChannelHandlerContext) {
-    if context.channel.isWritable {
+    // A change of the connection's writability reaches every stream: most have nothing to do.
+    if self.inFlightBytes + self.unsent.count > 0, context.channel.isWritable {
       // What was written has left for the socket.
       self.connection.unsentChanged(by: -self.inFlightBytes)
       self.inFlightBytes = 0
