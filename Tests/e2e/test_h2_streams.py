@@ -179,7 +179,8 @@ def test_a_client_that_never_opens_its_window_cannot_grow_the_agent(agent):
         wait_all([(good, [served])], 1)
         streams = open_streams(stuck, 1000)
         # The first responses fill the connection's 65,535-byte window; most never arrive.
-        stuck.pump(lambda: False, timeout=2)
+        assert stuck.pump(lambda: sum(len(stuck.streams[s].data) for s in streams) >= 60000), \
+            "the first responses did not fill the window"
         start_kib = rss_kib(agent.pid)
         peak_kib = start_kib
         nonce = 1

@@ -52,6 +52,11 @@ public struct SDSSocketServer: Service, CustomStringConvertible {
           try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
         }
       }
+      // A rotation writes to every stream of a connection in one tick; past the high mark the
+      // streams hold their responses until the socket drains below the low one.
+      .childChannelOption(
+        ChannelOptions.writeBufferWaterMark, value: .init(low: Self.socketBufferLow, high: Self.socketBufferHigh)
+      )
       .childChannelInitializer { self.initialize($0) }
       .withBoundSocket(self.descriptor)
       .get()
@@ -101,6 +106,11 @@ public struct SDSSocketServer: Service, CustomStringConvertible {
       }
       .recover { _ in nil }
   }
+
+  /// Bytes written to a connection's socket and not yet taken by the kernel, past which its
+  /// streams stop writing.
+  static let socketBufferHigh = 1024 * 1024
+  static let socketBufferLow = 512 * 1024
 
   static func connectionConfiguration(_ limits: SDSServerLimits) -> NIOHTTP2Handler.ConnectionConfiguration {
     var configuration = NIOHTTP2Handler.ConnectionConfiguration()
