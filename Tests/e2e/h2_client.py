@@ -69,6 +69,8 @@ class H2Connection:
     def flush(self) -> None:
         data = self.conn.data_to_send()
         if data and not self.write_closed:
+            # pump() leaves the socket with what was left of its deadline, maybe a millisecond.
+            self.sock.settimeout(30)
             try:
                 self.sock.sendall(data)
             except (BrokenPipeError, ConnectionResetError):

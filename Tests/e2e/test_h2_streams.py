@@ -260,3 +260,4 @@ def test_a_connection_that_holds_too_much_unsent_is_closed_and_the_others_are_se
     finally:
         stuck.close()
         good.close()
+

@@ -23,6 +23,7 @@ final class SDSConnectionHandler: ChannelInboundHandler {
   private var keepalive: RepeatedTask?
   private var resetWindowStart = NIODeadline.now()
   private var unservedResets = 0
+  private var resets = 0
   /// Response bytes the streams hold or wrote that have not left for the socket.
   private var unsentBytes = 0
   private var overUnsentCap: Scheduled<Void>?
@@ -94,9 +95,11 @@ final class SDSConnectionHandler: ChannelInboundHandler {
     self.idleTimer = nil
   }
 
-  func streamClosed(unserved: Bool) {
+  /// A stream closed; `reset` if the client reset it before its call ended, `unserved` if
+  /// also before it got a response.
+  func streamClosed(reset: Bool, unserved: Bool) {
     self.openStreams -= 1
-    if unserved { self.countUnservedReset() }
+    if reset { self.countReset(unserved: unserved) }
     if self.openStreams == 0 {
       if self.quiescing {
         self.context?.close(promise: nil)
@@ -106,18 +109,30 @@ final class SDSConnectionHandler: ChannelInboundHandler {
     }
   }
 
-  private func countUnservedReset() {
+  /// The rapid-reset guard, and a backstop on resets of any kind. (swift-nio-http2's own
+  /// limit on RST_STREAM frames reserves room for its count per connection up front, so it
+  /// gets only one stream limit's worth per second; see `SDSSocketServer.streamConfiguration`.)
+  private func countReset(unserved: Bool) {
     let now = NIODeadline.now()
     if now - self.resetWindowStart > self.limits.resetWindow {
       self.resetWindowStart = now
       self.unservedResets = 0
+      self.resets = 0
     }
-    self.unservedResets += 1
-    guard self.unservedResets == self.limits.maximumUnservedResets + 1 else { return }
+    self.resets += 1
+    if unserved { self.unservedResets += 1 }
+    let message: Logger.Message
+    if unserved, self.unservedResets == self.limits.maximumUnservedResets + 1 {
+      message = "closing an SDS connection that reset streams before they were served (rapid reset)"
+    } else if self.resets == self.limits.maximumResets + 1 {
+      message = "closing an SDS connection that reset more streams than its limit"
+    } else {
+      return
+    }
     self.logger.warning(
-      "closing an SDS connection that reset streams before they were served (rapid reset)",
+      message,
       metadata: [
-        "resets": "\(self.unservedResets)", "window": "\(self.limits.resetWindow)",
+        "resets": "\(unserved ? self.unservedResets : self.resets)", "window": "\(self.limits.resetWindow)",
         "peer": "\(self.credentials.map(\.description) ?? "unknown")",
       ])
     self.goAway(.enhanceYourCalm)

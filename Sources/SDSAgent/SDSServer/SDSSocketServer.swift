@@ -123,8 +123,12 @@ public struct SDSSocketServer: Service, CustomStringConvertible {
 
   static func streamConfiguration(_ limits: SDSServerLimits) -> NIOHTTP2Handler.StreamConfiguration {
     var configuration = NIOHTTP2Handler.StreamConfiguration()
-    configuration.streamResetFrameRateLimit.maximumCount = limits.maximumResets
-    configuration.streamResetFrameRateLimit.windowLength = limits.resetWindow
+    // NIO reserves room for `maximumCount` timestamps on every connection from its start (the
+    // backstop's 16,384 over 30 s took 128 KiB per connection); one stream limit's worth per
+    // second lets a client cancel all its streams at once, and `SDSConnectionHandler` counts
+    // the 30 s backstop (`maximumResets`) itself.
+    configuration.streamResetFrameRateLimit.maximumCount = limits.maximumStreamsPerConnection
+    configuration.streamResetFrameRateLimit.windowLength = .seconds(1)
     // A stream is writable only while none of its response bytes wait in the HTTP/2 handler
     // (for the client's flow-control window): `SDSStreamHandler` holds the next one meanwhile.
     configuration.outboundBufferSizeHighWatermark = 2

@@ -63,16 +63,16 @@ final class SDSStreamHandler: ChannelInboundHandler {
 
   func channelInactive(context: ChannelHandlerContext) {
     // Closed before the call ended: the client reset the stream (or the connection went).
-    var resetUnserved = false
+    var reset = false
     if case .finished = self.state {
     } else {
-      resetUnserved = !self.responded
+      reset = true
       self.end()
     }
     // Trailers and the responses written with them are no longer this connection's to send.
     self.connection.unsentChanged(by: -self.inFlightBytes)
     self.inFlightBytes = 0
-    self.connection.streamClosed(unserved: resetUnserved)
+    self.connection.streamClosed(reset: reset, unserved: reset && !self.responded)
     self.context = nil
     context.fireChannelInactive()
   }
