@@ -261,3 +261,39 @@ def test_a_connection_that_holds_too_much_unsent_is_closed_and_the_others_are_se
         stuck.close()
         good.close()
 
+
+
+def test_a_delta_stream_that_cannot_take_its_responses_holds_16_then_is_reset(agent):
+    """A DeltaSecrets stream whose client never opens its window holds the changes it cannot
+    send, up to 16 responses; with a 17th it is reset (Envoy would resubscribe), and its
+    connection goes on."""
+    stuck = H2Connection(str(agent.socket_path), open_window=False)
+    try:
+        # Fill the connection's window with StreamSecrets responses first, so that the delta
+        # streams' responses all wait.
+        filler = open_streams(stuck, 60)
+        assert stuck.pump(lambda: sum(len(stuck.streams[s].data) for s in filler) >= 60000), \
+            "the first responses did not fill the window"
+        subscribe = grpc_frame(discovery_pb2.DeltaDiscoveryRequest(
+            node=base_pb2.Node(id="h2-streams"), type_url=SECRET_TYPE_URL,
+            resource_names_subscribe=["default"]).SerializeToString())
+        deltas = []
+        for _ in range(10):
+            stream = stuck.start("DeltaSecrets")
+            stuck.send(stream, subscribe)
+            deltas.append(stream)
+        rotations = 0
+        while rotations < 30 and not all(stuck.streams[s].reset_code is not None for s in deltas):
+            rotate(agent)
+            rotations += 1
+            stuck.pump(lambda: all(stuck.streams[s].reset_code is not None for s in deltas), timeout=0.3)
+        print(f"delta streams after {rotations} rotations, reset codes: "
+              f"{[stuck.streams[s].reset_code for s in deltas]}")
+        # The first response waits in HTTP/2 for the window and the stream holds the next 16;
+        # the 17th it would hold (the 17th rotation's) resets it.
+        assert rotations == 17, rotations
+        assert all(stuck.streams[s].reset_code == 8 for s in deltas)
+        assert stuck.goaway is None and not stuck.closed
+        assert all(stuck.streams[s].reset_code is None for s in filler)
+    finally:
+        stuck.close()
