@@ -363,8 +363,8 @@ final class SDSStreamHandler: ChannelInboundHandler {
       call.close()
     }
     self.state = .finished
-    self.connection.unsentChanged(by: -(self.inFlightBytes + self.unsent.reduce(0) { $0 + $1.count }))
-    self.inFlightBytes = 0
+    // What was written stays counted until it leaves or the stream closes (`channelInactive`).
+    self.connection.unsentChanged(by: -self.unsent.reduce(0) { $0 + $1.count })
     self.unsent = []
   }
 
