@@ -47,7 +47,10 @@ class StreamResult:
 
 
 class H2Connection:
-    def __init__(self, path: str):
+    def __init__(self, path: str, open_window: bool = True):
+        # open_window=False: a client that obeys flow control but never sends WINDOW_UPDATE, so
+        # the server may send it no more than the initial 65,535 bytes.
+        self.open_window = open_window
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(path)
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
@@ -66,6 +69,8 @@ class H2Connection:
     def flush(self) -> None:
         data = self.conn.data_to_send()
         if data and not self.write_closed:
+            # pump() leaves the socket with what was left of its deadline, maybe a millisecond.
+            self.sock.settimeout(30)
             try:
                 self.sock.sendall(data)
             except (BrokenPipeError, ConnectionResetError):
@@ -82,19 +87,44 @@ class H2Connection:
         self.flush()
         return stream_id
 
-    def send(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+    def send(self, stream_id: int, data: bytes, end_stream: bool = False, flush: bool = True) -> None:
         # Waits for the server's WINDOW_UPDATEs when the flow-control window is short.
         while data:
-            assert self.pump(lambda: self.conn.local_flow_control_window(stream_id) > 0), "flow control window stuck"
+            if self.conn.local_flow_control_window(stream_id) <= 0:
+                self.flush()
+            assert self.pump(lambda: self.conn.local_flow_control_window(stream_id) > 0), \
+                f"flow control window stuck (connection closed: {self.closed}, GOAWAY: {self.goaway})"
             size = min(len(data), self.conn.local_flow_control_window(stream_id), self.conn.max_outbound_frame_size)
             chunk, data = data[:size], data[size:]
             self.conn.send_data(stream_id, chunk, end_stream=end_stream and not data)
+            if flush:
+                self.flush()
+
+
+    def reset(self, stream_id: int, code: int = 8, flush: bool = True) -> None:
+        self.conn.reset_stream(stream_id, error_code=code)
+        if flush:
             self.flush()
 
-
-    def reset(self, stream_id: int, code: int = 8) -> None:
-        self.conn.reset_stream(stream_id, error_code=code)
+    def request_and_reset(self, stream_id: int | None, method: str, message: bytes) -> int:
+        """A request message and RST_STREAM(CANCEL) in one write, so that the server reads them
+        together: it handles the request while the stream is already closed on the wire. A new
+        stream (with its HEADERS) if `stream_id` is None."""
+        if stream_id is None:
+            stream_id = self.conn.get_next_available_stream_id()
+            headers = [(":method", "POST"), (":scheme", "http"), (":path", SDS_PATH + method),
+                       (":authority", "localhost"), ("content-type", "application/grpc"), ("te", "trailers")]
+            self.conn.send_headers(stream_id, headers)
+            self.streams[stream_id] = StreamResult()
+        frame = grpc_frame(message)
+        if self.conn.local_flow_control_window(stream_id) < len(frame):
+            self.flush()
+            assert self.pump(lambda: self.conn.local_flow_control_window(stream_id) >= len(frame)), \
+                f"flow control window stuck (connection closed: {self.closed}, GOAWAY: {self.goaway})"
+        self.conn.send_data(stream_id, frame)
+        self.conn.reset_stream(stream_id, error_code=8)
         self.flush()
+        return stream_id
 
     def pump(self, until, timeout: float = 15.0) -> bool:
         """Reads and handles frames until `until()` is true (returns True) or the deadline."""
@@ -119,16 +149,18 @@ class H2Connection:
         return True
 
     def _handle(self, event) -> None:
-        if isinstance(event, h2.events.ResponseReceived):
+        if isinstance(event, h2.events.ResponseReceived) and event.stream_id in self.streams:
             self.streams[event.stream_id].headers = dict(event.headers)
             if event.stream_ended:
                 self.streams[event.stream_id].ended = True
         elif isinstance(event, h2.events.DataReceived):
-            self.streams[event.stream_id].data += event.data
-            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif isinstance(event, h2.events.TrailersReceived):
+            if event.stream_id in self.streams:
+                self.streams[event.stream_id].data += event.data
+            if self.open_window:
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived) and event.stream_id in self.streams:
             self.streams[event.stream_id].trailers = dict(event.headers)
-        elif isinstance(event, h2.events.StreamEnded):
+        elif isinstance(event, h2.events.StreamEnded) and event.stream_id in self.streams:
             self.streams[event.stream_id].ended = True
         elif isinstance(event, h2.events.StreamReset):
             if event.stream_id in self.streams:

@@ -4,8 +4,9 @@ import NIOHTTP2
 import SDSAgentCore
 
 /// The connection-level part of the SDS socket, after the HTTP/2 handler: keepalive pings,
-/// closing idle connections, the rapid-reset guard, and the GOAWAY of a graceful stop. Its
-/// streams (`SDSStreamHandler`) report to it on the same event loop.
+/// closing idle connections, the rapid-reset guard, the cap on responses held unsent, and the
+/// GOAWAY of a graceful stop. Its streams (`SDSStreamHandler`) report to it on the same event
+/// loop.
 final class SDSConnectionHandler: ChannelInboundHandler {
   typealias InboundIn = HTTP2Frame
   typealias OutboundOut = HTTP2Frame
@@ -22,6 +23,13 @@ final class SDSConnectionHandler: ChannelInboundHandler {
   private var keepalive: RepeatedTask?
   private var resetWindowStart = NIODeadline.now()
   private var unservedResets = 0
+  private var resets = 0
+  /// Response bytes the streams hold or wrote that have not left for the socket.
+  private var unsentBytes = 0
+  private var overUnsentCap: Scheduled<Void>?
+  private var closing = false
+  /// Nonzero while a stream flushes what it wrote (see `SDSStreamHandler.flush`).
+  var streamFlushes = 0
 
   init(credentials: PeerCredentials?, limits: SDSServerLimits, logger: Logger) {
     self.credentials = credentials
@@ -43,6 +51,7 @@ final class SDSConnectionHandler: ChannelInboundHandler {
   func channelInactive(context: ChannelHandlerContext) {
     self.keepalive?.cancel()
     self.idleTimer?.cancel()
+    self.overUnsentCap?.cancel()
     self.context = nil
     context.fireChannelInactive()
   }
@@ -55,6 +64,11 @@ final class SDSConnectionHandler: ChannelInboundHandler {
       return
     case is NIOHTTP2Errors.NoSuchStream where self.quiescing:
       // A client opening a stream as the GOAWAY of a graceful stop crosses it.
+      return
+    case is NIOHTTP2Errors.NoSuchStream where self.streamFlushes > 0:
+      // A stream answered a request that arrived with the client's RST_STREAM: the write is
+      // refused and dropped, and the stream closes. The client ended that stream, not this
+      // connection, whose other streams go on (Envoy multiplexes all its SDS streams on one).
       return
     default:
       self.logger.debug(
@@ -81,9 +95,11 @@ final class SDSConnectionHandler: ChannelInboundHandler {
     self.idleTimer = nil
   }
 
-  func streamClosed(unserved: Bool) {
+  /// A stream closed; `reset` if the client reset it before its call ended, `unserved` if
+  /// also before it got a response.
+  func streamClosed(reset: Bool, unserved: Bool) {
     self.openStreams -= 1
-    if unserved { self.countUnservedReset() }
+    if reset { self.countReset(unserved: unserved) }
     if self.openStreams == 0 {
       if self.quiescing {
         self.context?.close(promise: nil)
@@ -93,22 +109,74 @@ final class SDSConnectionHandler: ChannelInboundHandler {
     }
   }
 
-  private func countUnservedReset() {
+  /// The rapid-reset guard, and a backstop on resets of any kind. (swift-nio-http2's own
+  /// limit on RST_STREAM frames reserves room for its count per connection up front, so it
+  /// gets only one stream limit's worth per second; see `SDSSocketServer.streamConfiguration`.)
+  private func countReset(unserved: Bool) {
     let now = NIODeadline.now()
     if now - self.resetWindowStart > self.limits.resetWindow {
       self.resetWindowStart = now
       self.unservedResets = 0
+      self.resets = 0
     }
-    self.unservedResets += 1
-    guard self.unservedResets == self.limits.maximumUnservedResets + 1 else { return }
+    self.resets += 1
+    if unserved { self.unservedResets += 1 }
+    let message: Logger.Message
+    if unserved, self.unservedResets == self.limits.maximumUnservedResets + 1 {
+      message = "closing an SDS connection that reset streams before they were served (rapid reset)"
+    } else if self.resets == self.limits.maximumResets + 1 {
+      message = "closing an SDS connection that reset more streams than its limit"
+    } else {
+      return
+    }
     self.logger.warning(
-      "closing an SDS connection that reset streams before they were served (rapid reset)",
+      message,
       metadata: [
-        "resets": "\(self.unservedResets)", "window": "\(self.limits.resetWindow)",
+        "resets": "\(unserved ? self.unservedResets : self.resets)", "window": "\(self.limits.resetWindow)",
         "peer": "\(self.credentials.map(\.description) ?? "unknown")",
       ])
     self.goAway(.enhanceYourCalm)
     self.context?.close(promise: nil)
+  }
+
+  // MARK: - Unsent responses
+
+  /// A stream holds or wrote `delta` more bytes (fewer if negative) that have not left for the
+  /// socket. A connection over `maximumUnsentBytesPerConnection` for `unsentGrace`, or ever over
+  /// twice that, is closed: its client does not take what it asks for.
+  func unsentChanged(by delta: Int) {
+    self.unsentBytes += delta
+    let limit = self.limits.maximumUnsentBytesPerConnection
+    guard self.unsentBytes > limit else {
+      if let overUnsentCap = self.overUnsentCap {
+        overUnsentCap.cancel()
+        self.overUnsentCap = nil
+      }
+      return
+    }
+    if self.unsentBytes > 2 * limit {
+      self.closeOverUnsentCap()
+    } else if self.overUnsentCap == nil, let context = self.context {
+      let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+      self.overUnsentCap = context.eventLoop.scheduleTask(in: self.limits.unsentGrace) {
+        handler.value.closeOverUnsentCap()
+      }
+    }
+  }
+
+  private func closeOverUnsentCap() {
+    guard !self.closing, self.unsentBytes > self.limits.maximumUnsentBytesPerConnection,
+      let context = self.context
+    else { return }
+    self.closing = true
+    self.logger.warning(
+      "closing an SDS connection whose client does not take its responses",
+      metadata: [
+        "unsent_bytes": "\(self.unsentBytes)", "limit": "\(self.limits.maximumUnsentBytesPerConnection)",
+        "peer": "\(self.credentials.map(\.description) ?? "unknown")",
+      ])
+    self.goAway(.enhanceYourCalm)
+    context.close(promise: nil)
   }
 
   // MARK: - Connection

@@ -18,6 +18,13 @@ public struct SDSServerLimits: Sendable {
   /// A PING every `keepaliveTime`; a peer silent for `silentPeerTimeout` is closed.
   public var keepaliveTime = TimeAmount.seconds(60)
   public var silentPeerTimeout = TimeAmount.seconds(120)
+  /// Response bytes one connection may hold unsent (written to streams whose client has not taken
+  /// them, or waiting for such a stream) for `unsentGrace`; at twice this it is closed at once.
+  public var maximumUnsentBytesPerConnection = 16 * 1024 * 1024
+  public var unsentGrace = TimeAmount.seconds(10)
+  /// Responses a `DeltaSecrets` stream that cannot be written may hold (they carry changes, so
+  /// none replaces another); one more resets the stream. A `StreamSecrets` stream holds one.
+  public var maximumUnsentDeltaResponses = 16
   /// How long streams may take to end after the agent started to stop.
   public var shutdownGrace = TimeAmount.seconds(5)
 

@@ -52,6 +52,11 @@ public struct SDSSocketServer: Service, CustomStringConvertible {
           try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
         }
       }
+      // A rotation writes to every stream of a connection in one tick; past the high mark the
+      // streams hold their responses until the socket drains below the low one.
+      .childChannelOption(
+        ChannelOptions.writeBufferWaterMark, value: .init(low: Self.socketBufferLow, high: Self.socketBufferHigh)
+      )
       .childChannelInitializer { self.initialize($0) }
       .withBoundSocket(self.descriptor)
       .get()
@@ -102,6 +107,11 @@ public struct SDSSocketServer: Service, CustomStringConvertible {
       .recover { _ in nil }
   }
 
+  /// Bytes written to a connection's socket and not yet taken by the kernel, past which its
+  /// streams stop writing.
+  static let socketBufferHigh = 1024 * 1024
+  static let socketBufferLow = 512 * 1024
+
   static func connectionConfiguration(_ limits: SDSServerLimits) -> NIOHTTP2Handler.ConnectionConfiguration {
     var configuration = NIOHTTP2Handler.ConnectionConfiguration()
     configuration.initialSettings = [
@@ -113,8 +123,16 @@ public struct SDSSocketServer: Service, CustomStringConvertible {
 
   static func streamConfiguration(_ limits: SDSServerLimits) -> NIOHTTP2Handler.StreamConfiguration {
     var configuration = NIOHTTP2Handler.StreamConfiguration()
-    configuration.streamResetFrameRateLimit.maximumCount = limits.maximumResets
-    configuration.streamResetFrameRateLimit.windowLength = limits.resetWindow
+    // NIO reserves room for `maximumCount` timestamps on every connection from its start (the
+    // backstop's 16,384 over 30 s took 128 KiB per connection); one stream limit's worth per
+    // second lets a client cancel all its streams at once, and `SDSConnectionHandler` counts
+    // the 30 s backstop (`maximumResets`) itself.
+    configuration.streamResetFrameRateLimit.maximumCount = limits.maximumStreamsPerConnection
+    configuration.streamResetFrameRateLimit.windowLength = .seconds(1)
+    // A stream is writable only while none of its response bytes wait in the HTTP/2 handler
+    // (for the client's flow-control window): `SDSStreamHandler` holds the next one meanwhile.
+    configuration.outboundBufferSizeHighWatermark = 2
+    configuration.outboundBufferSizeLowWatermark = 1
     return configuration
   }
 }

@@ -6,6 +6,12 @@ import SDSAgentCore
 /// Serves one HTTP/2 stream of the SDS socket as a gRPC call, on the connection's event loop
 /// with no task of its own: checks the request head, admits the caller, then feeds each request
 /// message and each change of the caller's secrets to the call and writes what it answers.
+///
+/// A stream takes one response at a time: it is writable again once its last response has
+/// left for the socket (the watermarks `SDSSocketServer` sets). Until then a `StreamSecrets`
+/// stream holds only its newest response (each is the whole state), a `DeltaSecrets` stream up
+/// to `maximumUnsentDeltaResponses` (each carries only changes); the connection counts what its
+/// streams hold unsent (`SDSConnectionHandler.unsentChanged`).
 final class SDSStreamHandler: ChannelInboundHandler {
   typealias InboundIn = HTTP2Frame.FramePayload
   typealias OutboundOut = HTTP2Frame.FramePayload
@@ -19,6 +25,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
 
   private let connection: SDSConnectionHandler
   private let service: SecretDiscoveryService
+  private let maximumUnsentDeltaResponses: Int
   private var state = State.awaitingHead
   private var deframer: GRPCMessageDeframer
   /// The client half-closed the stream.
@@ -33,11 +40,19 @@ final class SDSStreamHandler: ChannelInboundHandler {
   /// stream ends first.
   private var admission: Task<Void, Never>?
   private var context: ChannelHandlerContext?
+  /// Bytes of the last response written that have not yet left for the socket: the client's
+  /// flow-control window is closed, or the connection cannot write.
+  private var inFlightBytes = 0
+  /// Responses that wait for the stream to become writable, oldest first.
+  private var unsent: [[UInt8]] = []
+  /// Whether responses carry changes only (`DeltaSecrets`), so that none may replace another.
+  private var incremental = false
 
   init(connection: SDSConnectionHandler, service: SecretDiscoveryService, limits: SDSServerLimits) {
     self.connection = connection
     self.service = service
     self.deframer = GRPCMessageDeframer(maximumLength: limits.maximumRequestBytes)
+    self.maximumUnsentDeltaResponses = limits.maximumUnsentDeltaResponses
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
@@ -48,15 +63,29 @@ final class SDSStreamHandler: ChannelInboundHandler {
 
   func channelInactive(context: ChannelHandlerContext) {
     // Closed before the call ended: the client reset the stream (or the connection went).
-    var resetUnserved = false
+    var reset = false
     if case .finished = self.state {
     } else {
-      resetUnserved = !self.responded
+      reset = true
       self.end()
     }
-    self.connection.streamClosed(unserved: resetUnserved)
+    // Trailers and the responses written with them are no longer this connection's to send.
+    self.connection.unsentChanged(by: -self.inFlightBytes)
+    self.inFlightBytes = 0
+    self.connection.streamClosed(reset: reset, unserved: reset && !self.responded)
     self.context = nil
     context.fireChannelInactive()
+  }
+
+  func channelWritabilityChanged(context: ChannelHandlerContext) {
+    // A change of the connection's writability reaches every stream: most have nothing to do.
+    if self.inFlightBytes + self.unsent.count > 0, context.channel.isWritable {
+      // What was written has left for the socket.
+      self.connection.unsentChanged(by: -self.inFlightBytes)
+      self.inFlightBytes = 0
+      self.writeUnsent()
+    }
+    context.fireChannelWritabilityChanged()
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -157,6 +186,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
       case .fetchSecrets: FetchSDSCall(service: self.service, lease: lease)
       }
     self.state = .open(call)
+    if case .deltaSecrets = method { self.incremental = true }
     if let cache = call.followedCache, let eventLoop = self.context?.eventLoop {
       let handler = NIOLoopBound(self, eventLoop: eventLoop)
       self.subscription = cache.subscribe {
@@ -227,14 +257,52 @@ final class SDSStreamHandler: ChannelInboundHandler {
     case .wait:
       return
     case .send(let message):
-      self.write(message)
-      self.context?.flush()
+      self.send(message)
     case .sendAndFinish(let message):
+      // A unary call's one response is written whether or not the stream can take it.
       self.write(message)
       self.finish(.ok)
     case .finish(let status):
       self.finish(status)
     }
+  }
+
+  /// Writes a streaming call's response if the stream can take it; otherwise holds it.
+  private func send(_ message: [UInt8]) {
+    guard let context = self.context else { return }
+    guard context.channel.isWritable, self.unsent.isEmpty else {
+      self.hold(message)
+      return
+    }
+    self.write(message)
+    self.flush()
+  }
+
+  /// Keeps a response for when the stream is writable: the newest instead of the one held for
+  /// `StreamSecrets`, where each response is the whole state; after those held for
+  /// `DeltaSecrets`, whose stream is reset once it holds too many.
+  private func hold(_ message: [UInt8]) {
+    if !self.incremental, let replaced = self.unsent.popLast() {
+      self.connection.unsentChanged(by: -replaced.count)
+    }
+    self.unsent.append(message)
+    self.connection.unsentChanged(by: message.count)
+    if self.unsent.count > self.maximumUnsentDeltaResponses {
+      // The client has not taken its responses for a long time; it resubscribes on a new stream.
+      self.end()
+      self.context?.close(promise: nil)
+    }
+  }
+
+  private func writeUnsent() {
+    guard !self.unsent.isEmpty, case .open = self.state else { return }
+    let unsent = self.unsent
+    self.unsent.removeAll()
+    for message in unsent {
+      self.connection.unsentChanged(by: -message.count)
+      self.write(message)
+    }
+    self.flush()
   }
 
   private func write(_ message: [UInt8]) {
@@ -245,14 +313,31 @@ final class SDSStreamHandler: ChannelInboundHandler {
     }
     self.responded = true
     let framed = GRPCMessageDeframer.frame(message, allocator: context.channel.allocator)
+    // Counted before the write: the stream reports it sent (writable again) within the flush.
+    self.inFlightBytes += framed.readableBytes
+    self.connection.unsentChanged(by: framed.readableBytes)
     context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(framed)))), promise: nil)
+  }
+
+  /// Flushes what this stream wrote. The client may have reset the stream in the same read
+  /// that carried the request being answered (the stream channel hands its last frames to the
+  /// handler as it closes): the HTTP/2 handler then refuses the write as a connection error
+  /// (`NoSuchStream`), which the connection ignores while a stream flushes.
+  private func flush() {
+    guard let context = self.context else { return }
+    self.connection.streamFlushes += 1
+    context.flush()
+    self.connection.streamFlushes -= 1
   }
 
   /// Ends the call with `status` in its trailers (trailers-only if nothing was sent, with
   /// `httpStatus`), then stops a client still sending with `RST_STREAM(NO_ERROR)`.
   private func finish(_ status: GRPCStatus, httpStatus: Int = 200) {
     if case .finished = self.state { return }
+    // Responses held for the stream go before its trailers (HTTP/2 queues them in order).
+    let unsent = self.unsent
     self.end()
+    for message in unsent { self.write(message) }
     guard let context = self.context else { return }
     var trailers = HPACKHeaders()
     if !self.responseHeadersSent {
@@ -263,7 +348,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
     if !self.requestsEnded {
       context.write(self.wrapOutboundOut(.rstStream(.noError)), promise: nil)
     }
-    context.flush()
+    self.flush()
   }
 
   /// Releases everything the call holds.
@@ -278,6 +363,9 @@ final class SDSStreamHandler: ChannelInboundHandler {
       call.close()
     }
     self.state = .finished
+    // What was written stays counted until it leaves or the stream closes (`channelInactive`).
+    self.connection.unsentChanged(by: -self.unsent.reduce(0) { $0 + $1.count })
+    self.unsent = []
   }
 
   private static let responseHeaders: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
