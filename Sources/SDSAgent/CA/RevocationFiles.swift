@@ -41,6 +41,10 @@ public struct RevocationFiles: Sendable {
       throw AgentError(.stateDirectory, "cannot open \(self.issuedPath): \(Errno.current)")
     }
     defer { close(fd) }
+    // The mode whatever the umask was at creation (binding a socket narrows it for a moment).
+    guard fchmod(fd, 0o600) == 0 else {
+      throw AgentError(.stateDirectory, "cannot set mode 0600 on \(self.issuedPath): \(Errno.current)")
+    }
     try SecureFile.writeAll(line, to: fd, path: self.issuedPath)
     guard fsync(fd) == 0 else {
       throw AgentError(.stateDirectory, "cannot flush \(self.issuedPath) to disk: \(Errno.current)")
