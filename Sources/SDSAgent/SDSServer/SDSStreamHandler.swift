@@ -12,6 +12,10 @@ import SDSAgentCore
 /// stream holds only its newest response (each is the whole state), a `DeltaSecrets` stream up
 /// to `maximumUnsentDeltaResponses` (each carries only changes); the connection counts what its
 /// streams hold unsent (`SDSConnectionHandler.unsentChanged`).
+///
+/// One concept in one file, over 350 lines: the call's request and response sides share every
+/// field of the handler. Its protocol state (the enum and flags below) is to move into a value
+/// state machine of its own, tested without NIO (the redesign issue, #22), which will shrink it.
 final class SDSStreamHandler: ChannelInboundHandler {
   typealias InboundIn = HTTP2Frame.FramePayload
   typealias OutboundOut = HTTP2Frame.FramePayload
