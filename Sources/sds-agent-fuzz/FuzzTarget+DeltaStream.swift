@@ -14,37 +14,18 @@ extension FuzzTarget {
     name: "delta-stream",
     summary: "DeltaStreamStateMachine under decoded and generated DeltaDiscoveryRequests and secret changes"
   ) { data in
-    var input = FuzzInput(data)
-    var stream = DeltaStreamUnderTest()
-    while !input.isEmpty {
-      switch input.byte() % 6 {
-      case 0:
-        let chunk = input.bytes(Int(input.uint16()))
-        guard let message = try? Envoy_Service_Discovery_V3_DeltaDiscoveryRequest(serializedBytes: chunk) else {
-          continue
-        }
-        stream.receive(DeltaRequest(message))
-      case 1:
-        stream.receive(stream.generatedRequest(&input))
-      case 2:
-        let svids = SDSStreamFixture.shared.svids
-        try! stream.cache.update(with: svids[Int(input.byte()) % svids.count])
-        stream.secretsChanged()
-      case 3:
-        stream.cache.withdrawSVID()
-        stream.secretsChanged()
-      case 4:
-        stream.secretsChanged()
-      default:
-        stream.restart()
-      }
-    }
-    return "\(stream.requests) request(s) accepted, \(stream.sent.count) response(s) in the last stream"
+    DeltaStreamUnderTest.run(data)
   }
 }
 
 /// The machine, the secrets it serves, and a model of what the stream was told.
-private struct DeltaStreamUnderTest {
+private struct DeltaStreamUnderTest: FuzzedStream {
+  typealias Message = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest
+
+  static func request(_ message: Message) -> DeltaRequest { DeltaRequest(message) }
+
+  var responses: Int { self.sent.count }
+
   let cache = SecretCache()
   var machine = DeltaStreamStateMachine(naming: SDSStreamFixture.shared.naming)
   var started = false

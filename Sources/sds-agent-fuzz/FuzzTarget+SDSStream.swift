@@ -12,38 +12,18 @@ extension FuzzTarget {
     name: "sds-stream",
     summary: "SDSStreamStateMachine under decoded and generated DiscoveryRequests and secret changes"
   ) { data in
-    var input = FuzzInput(data)
-    var stream = StreamUnderTest()
-    while !input.isEmpty {
-      switch input.byte() % 6 {
-      case 0:
-        // Envoy's bytes: a chunk (u16 length first) that is a DiscoveryRequest, or is skipped.
-        let chunk = input.bytes(Int(input.uint16()))
-        guard let message = try? Envoy_Service_Discovery_V3_DiscoveryRequest(serializedBytes: chunk) else {
-          continue
-        }
-        stream.receive(SDSRequest(message))
-      case 1:
-        stream.receive(stream.generatedRequest(&input))
-      case 2:
-        let svids = SDSStreamFixture.shared.svids
-        try! stream.cache.update(with: svids[Int(input.byte()) % svids.count])
-        stream.secretsChanged()
-      case 3:
-        stream.cache.withdrawSVID()
-        stream.secretsChanged()
-      case 4:
-        stream.secretsChanged()
-      default:
-        stream.restart()
-      }
-    }
-    return "\(stream.requests) request(s) accepted, \(stream.nonces.count) response(s) in the last stream"
+    StreamUnderTest.run(data)
   }
 }
 
 /// The machine, the secrets it serves, and what the test knows the stream was told.
-private struct StreamUnderTest {
+private struct StreamUnderTest: FuzzedStream {
+  typealias Message = Envoy_Service_Discovery_V3_DiscoveryRequest
+
+  static func request(_ message: Message) -> SDSRequest { SDSRequest(message) }
+
+  var responses: Int { self.nonces.count }
+
   let cache = SecretCache()
   var machine = SDSStreamStateMachine(naming: SDSStreamFixture.shared.naming)
   /// The names of the last request the machine accepted (not stale, not refused).
