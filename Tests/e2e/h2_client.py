@@ -19,9 +19,12 @@ def grpc_frame(message: bytes, compressed: bool = False, declared_length: int | 
 
 
 def grpc_messages(data: bytes) -> list[bytes]:
+    """The complete gRPC messages in a stream's DATA so far; a message still arriving is not one."""
     messages = []
     while len(data) >= 5:
         _, length = struct.unpack(">BI", data[:5])
+        if len(data) < 5 + length:
+            break
         messages.append(data[5:5 + length])
         data = data[5 + length:]
     return messages
