@@ -13,44 +13,44 @@ import SDSAgentCore
 /// to `maximumUnsentDeltaResponses` (each carries only changes); the connection counts what its
 /// streams hold unsent (`SDSConnectionHandler.unsentChanged`).
 ///
-/// One concept in one file, over 350 lines: the call's request and response sides share every
-/// field of the handler. Its protocol state (the enum and flags below) is to move into a value
-/// state machine of its own, tested without NIO (the redesign issue, #22), which will shrink it.
+/// The request side is here, the response side in `SDSStreamHandler+Response.swift`; both share
+/// the handler's fields. Its protocol state (the enum and flags below) is to move into a value
+/// state machine of its own, tested without NIO (the redesign issue, #22).
 final class SDSStreamHandler: ChannelInboundHandler {
   typealias InboundIn = HTTP2Frame.FramePayload
   typealias OutboundOut = HTTP2Frame.FramePayload
 
-  private enum State {
+  enum State {
     case awaitingHead
     case admitting(SDSMethod, pending: [ByteBuffer])
     case open(any SDSCall)
     case finished
   }
 
-  private let connection: SDSConnectionHandler
-  private let service: SecretDiscoveryService
-  private let maximumUnsentDeltaResponses: Int
-  private var state = State.awaitingHead
-  private var deframer: GRPCMessageDeframer
+  let connection: SDSConnectionHandler
+  let service: SecretDiscoveryService
+  let maximumUnsentDeltaResponses: Int
+  var state = State.awaitingHead
+  var deframer: GRPCMessageDeframer
   /// The client half-closed the stream.
-  private var requestsEnded = false
-  private var endDelivered = false
-  private var responseHeadersSent = false
+  var requestsEnded = false
+  var endDelivered = false
+  var responseHeadersSent = false
   /// Whether a response was sent: a stream reset before that counts against the connection.
-  private var responded = false
-  private var subscription: SecretCache.Subscription?
-  private var deadline: Scheduled<Void>?
+  var responded = false
+  var subscription: SecretCache.Subscription?
+  var deadline: Scheduled<Void>?
   /// Admits a caller that must wait (a token to verify, a first certificate); cancelled if the
   /// stream ends first.
-  private var admission: Task<Void, Never>?
-  private var context: ChannelHandlerContext?
+  var admission: Task<Void, Never>?
+  var context: ChannelHandlerContext?
   /// Bytes of the last response written that have not yet left for the socket: the client's
   /// flow-control window is closed, or the connection cannot write.
-  private var inFlightBytes = 0
+  var inFlightBytes = 0
   /// Responses that wait for the stream to become writable, oldest first.
-  private var unsent: [[UInt8]] = []
+  var unsent: [[UInt8]] = []
   /// Whether responses carry changes only (`DeltaSecrets`), so that none may replace another.
-  private var incremental = false
+  var incremental = false
 
   init(connection: SDSConnectionHandler, service: SecretDiscoveryService, limits: SDSServerLimits) {
     self.connection = connection
@@ -128,7 +128,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
 
   // MARK: - Request
 
-  private func start(_ headers: HPACKHeaders) {
+  func start(_ headers: HPACKHeaders) {
     let head: GRPCRequestHead
     do {
       head = try GRPCRequestHead.parse(headers)
@@ -167,7 +167,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
     }
   }
 
-  private func leased(_ result: Result<SecretLease, CallerRefusal>) {
+  func leased(_ result: Result<SecretLease, CallerRefusal>) {
     guard case .admitting = self.state else {
       if case .success(let lease) = result { lease.release() }
       return
@@ -178,7 +178,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
     }
   }
 
-  private func admit(_ lease: SecretLease) {
+  func admit(_ lease: SecretLease) {
     guard case .admitting(let method, let pending) = self.state else {
       lease.release()
       return
@@ -205,7 +205,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
     }
   }
 
-  private func received(_ bytes: ByteBuffer) {
+  func received(_ bytes: ByteBuffer) {
     self.deframer.append(bytes)
     while true {
       let message: ByteBuffer?
@@ -236,7 +236,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
   }
 
   /// Tells an admitted call that the client half-closed, once.
-  private func deliverEndOfRequests() {
+  func deliverEndOfRequests() {
     guard self.requestsEnded, !self.endDelivered, case .open(let call) = self.state else { return }
     self.endDelivered = true
     if self.deframer.hasPartialMessage {
@@ -246,131 +246,11 @@ final class SDSStreamHandler: ChannelInboundHandler {
     self.perform(call.requestsEnded())
   }
 
-  private func secretsChanged() {
+  func secretsChanged() {
     guard case .open(let call) = self.state else { return }
     self.perform(call.secretsChanged())
   }
 
   /// Messages that may arrive while the caller is admitted (Envoy sends one and waits).
   static let maximumPendingMessages = 8
-
-  // MARK: - Response
-
-  private func perform(_ action: SDSCallAction) {
-    switch action {
-    case .wait:
-      return
-    case .send(let message):
-      self.send(message)
-    case .sendAndFinish(let message):
-      // A unary call's one response is written whether or not the stream can take it.
-      self.write(message)
-      self.finish(.ok)
-    case .finish(let status):
-      self.finish(status)
-    }
-  }
-
-  /// Writes a streaming call's response if the stream can take it; otherwise holds it.
-  private func send(_ message: [UInt8]) {
-    guard let context = self.context else { return }
-    guard context.channel.isWritable, self.unsent.isEmpty else {
-      self.hold(message)
-      return
-    }
-    self.write(message)
-    self.flush()
-  }
-
-  /// Keeps a response for when the stream is writable: the newest instead of the one held for
-  /// `StreamSecrets`, where each response is the whole state; after those held for
-  /// `DeltaSecrets`, whose stream is reset once it holds too many.
-  private func hold(_ message: [UInt8]) {
-    if !self.incremental, let replaced = self.unsent.popLast() {
-      self.connection.unsentChanged(by: -replaced.count)
-    }
-    self.unsent.append(message)
-    self.connection.unsentChanged(by: message.count)
-    if self.unsent.count > self.maximumUnsentDeltaResponses {
-      // The client has not taken its responses for a long time; it resubscribes on a new stream.
-      self.end()
-      self.context?.close(promise: nil)
-    }
-  }
-
-  private func writeUnsent() {
-    guard !self.unsent.isEmpty, case .open = self.state else { return }
-    let unsent = self.unsent
-    self.unsent.removeAll()
-    for message in unsent {
-      self.connection.unsentChanged(by: -message.count)
-      self.write(message)
-    }
-    self.flush()
-  }
-
-  private func write(_ message: [UInt8]) {
-    guard let context = self.context else { return }
-    if !self.responseHeadersSent {
-      self.responseHeadersSent = true
-      context.write(self.wrapOutboundOut(.headers(.init(headers: Self.responseHeaders))), promise: nil)
-    }
-    self.responded = true
-    let framed = GRPCMessageDeframer.frame(message, allocator: context.channel.allocator)
-    // Counted before the write: the stream reports it sent (writable again) within the flush.
-    self.inFlightBytes += framed.readableBytes
-    self.connection.unsentChanged(by: framed.readableBytes)
-    context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(framed)))), promise: nil)
-  }
-
-  /// Flushes what this stream wrote. The client may have reset the stream in the same read
-  /// that carried the request being answered (the stream channel hands its last frames to the
-  /// handler as it closes): the HTTP/2 handler then refuses the write as a connection error
-  /// (`NoSuchStream`), which the connection ignores while a stream flushes.
-  private func flush() {
-    guard let context = self.context else { return }
-    self.connection.streamFlushes += 1
-    context.flush()
-    self.connection.streamFlushes -= 1
-  }
-
-  /// Ends the call with `status` in its trailers (trailers-only if nothing was sent, with
-  /// `httpStatus`), then stops a client still sending with `RST_STREAM(NO_ERROR)`.
-  private func finish(_ status: GRPCStatus, httpStatus: Int = 200) {
-    if case .finished = self.state { return }
-    // Responses held for the stream go before its trailers (HTTP/2 queues them in order).
-    let unsent = self.unsent
-    self.end()
-    for message in unsent { self.write(message) }
-    guard let context = self.context else { return }
-    var trailers = HPACKHeaders()
-    if !self.responseHeadersSent {
-      trailers = [":status": String(httpStatus), "content-type": "application/grpc"]
-    }
-    status.add(to: &trailers)
-    context.write(self.wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
-    if !self.requestsEnded {
-      context.write(self.wrapOutboundOut(.rstStream(.noError)), promise: nil)
-    }
-    self.flush()
-  }
-
-  /// Releases everything the call holds.
-  private func end() {
-    self.deadline?.cancel()
-    self.deadline = nil
-    self.admission?.cancel()
-    self.admission = nil
-    self.subscription?.cancel()
-    self.subscription = nil
-    if case .open(let call) = self.state {
-      call.close()
-    }
-    self.state = .finished
-    // What was written stays counted until it leaves or the stream closes (`channelInactive`).
-    self.connection.unsentChanged(by: -self.unsent.reduce(0) { $0 + $1.count })
-    self.unsent = []
-  }
-
-  private static let responseHeaders: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
 }

@@ -1,0 +1,126 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import SDSAgentCore
+
+/// Writing what the call answers: one response at a time, the newest held while the stream
+/// cannot be written, then the trailers.
+extension SDSStreamHandler {
+  func perform(_ action: SDSCallAction) {
+    switch action {
+    case .wait:
+      return
+    case .send(let message):
+      self.send(message)
+    case .sendAndFinish(let message):
+      // A unary call's one response is written whether or not the stream can take it.
+      self.write(message)
+      self.finish(.ok)
+    case .finish(let status):
+      self.finish(status)
+    }
+  }
+
+  /// Writes a streaming call's response if the stream can take it; otherwise holds it.
+  func send(_ message: [UInt8]) {
+    guard let context = self.context else { return }
+    guard context.channel.isWritable, self.unsent.isEmpty else {
+      self.hold(message)
+      return
+    }
+    self.write(message)
+    self.flush()
+  }
+
+  /// Keeps a response for when the stream is writable: the newest instead of the one held for
+  /// `StreamSecrets`, where each response is the whole state; after those held for
+  /// `DeltaSecrets`, whose stream is reset once it holds too many.
+  func hold(_ message: [UInt8]) {
+    if !self.incremental, let replaced = self.unsent.popLast() {
+      self.connection.unsentChanged(by: -replaced.count)
+    }
+    self.unsent.append(message)
+    self.connection.unsentChanged(by: message.count)
+    if self.unsent.count > self.maximumUnsentDeltaResponses {
+      // The client has not taken its responses for a long time; it resubscribes on a new stream.
+      self.end()
+      self.context?.close(promise: nil)
+    }
+  }
+
+  func writeUnsent() {
+    guard !self.unsent.isEmpty, case .open = self.state else { return }
+    let unsent = self.unsent
+    self.unsent.removeAll()
+    for message in unsent {
+      self.connection.unsentChanged(by: -message.count)
+      self.write(message)
+    }
+    self.flush()
+  }
+
+  func write(_ message: [UInt8]) {
+    guard let context = self.context else { return }
+    if !self.responseHeadersSent {
+      self.responseHeadersSent = true
+      context.write(self.wrapOutboundOut(.headers(.init(headers: Self.responseHeaders))), promise: nil)
+    }
+    self.responded = true
+    let framed = GRPCMessageDeframer.frame(message, allocator: context.channel.allocator)
+    // Counted before the write: the stream reports it sent (writable again) within the flush.
+    self.inFlightBytes += framed.readableBytes
+    self.connection.unsentChanged(by: framed.readableBytes)
+    context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(framed)))), promise: nil)
+  }
+
+  /// Flushes what this stream wrote. The client may have reset the stream in the same read
+  /// that carried the request being answered (the stream channel hands its last frames to the
+  /// handler as it closes): the HTTP/2 handler then refuses the write as a connection error
+  /// (`NoSuchStream`), which the connection ignores while a stream flushes.
+  func flush() {
+    guard let context = self.context else { return }
+    self.connection.streamFlushes += 1
+    context.flush()
+    self.connection.streamFlushes -= 1
+  }
+
+  /// Ends the call with `status` in its trailers (trailers-only if nothing was sent, with
+  /// `httpStatus`), then stops a client still sending with `RST_STREAM(NO_ERROR)`.
+  func finish(_ status: GRPCStatus, httpStatus: Int = 200) {
+    if case .finished = self.state { return }
+    // Responses held for the stream go before its trailers (HTTP/2 queues them in order).
+    let unsent = self.unsent
+    self.end()
+    for message in unsent { self.write(message) }
+    guard let context = self.context else { return }
+    var trailers = HPACKHeaders()
+    if !self.responseHeadersSent {
+      trailers = [":status": String(httpStatus), "content-type": "application/grpc"]
+    }
+    status.add(to: &trailers)
+    context.write(self.wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
+    if !self.requestsEnded {
+      context.write(self.wrapOutboundOut(.rstStream(.noError)), promise: nil)
+    }
+    self.flush()
+  }
+
+  /// Releases everything the call holds.
+  func end() {
+    self.deadline?.cancel()
+    self.deadline = nil
+    self.admission?.cancel()
+    self.admission = nil
+    self.subscription?.cancel()
+    self.subscription = nil
+    if case .open(let call) = self.state {
+      call.close()
+    }
+    self.state = .finished
+    // What was written stays counted until it leaves or the stream closes (`channelInactive`).
+    self.connection.unsentChanged(by: -self.unsent.reduce(0) { $0 + $1.count })
+    self.unsent = []
+  }
+
+  private static let responseHeaders: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
+}
