@@ -21,14 +21,7 @@ fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for dir in Tests/fuzz-corpus/*/; do
-    # A target with an open finding (its input in Tests/fuzz-findings-open/<target>/, named in the
-    # closing note) is run by name only, so the suite does not fail on a known finding by chance.
-    name=$(basename "$dir")
-    if [ -d "Tests/fuzz-findings-open/$name" ]; then
-      echo "== SKIPPED $name: open finding in Tests/fuzz-findings-open/$name (run: dev/fuzz.sh 60 $name)"
-      continue
-    fi
-    targets+=("$name")
+    targets+=("$(basename "$dir")")
   done
 fi
 

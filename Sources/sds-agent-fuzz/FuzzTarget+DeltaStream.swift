@@ -32,6 +32,7 @@ private struct DeltaStreamUnderTest: FuzzedStream {
   /// Every nonce sent on this stream, in order.
   var sent: [String] = []
   /// Nonces sent and not answered, oldest first, as the protocol allows the machine to keep them.
+  /// Envoy answers responses in order, so an answer to one answers every older nonce too.
   var pending: [String] = []
   var requests = 0
 
@@ -65,7 +66,7 @@ private struct DeltaStreamUnderTest: FuzzedStream {
     } else if request.responseNonce.isEmpty {
       FuzzTarget.check(outcome.feedback == nil, "a request without a nonce was taken as feedback")
     } else if let index = self.pending.firstIndex(of: request.responseNonce) {
-      self.pending.remove(at: index)
+      self.pending.removeSubrange(...index)
       let expected: DeltaStreamStateMachine.Feedback =
         request.errorDetail.map { .nack(nonce: request.responseNonce, message: $0.message) }
         ?? .ack(nonce: request.responseNonce)

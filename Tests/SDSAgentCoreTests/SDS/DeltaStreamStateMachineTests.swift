@@ -99,6 +99,22 @@ import Testing
         == .stale(nonce: first.nonce))
   }
 
+  /// Envoy answers responses in order: an ACK of a newer nonce answers the older ones, and a
+  /// late answer to one of those is stale (the fuzzer's finding `crash-ack-answers-older-nonces`).
+  @Test func anAnswerToANewerNonceAnswersTheOlderOnes() throws {
+    var machine = DeltaStreamStateMachine(naming: Self.naming)
+    let first = try #require(try machine.receive(DeltaRequest(subscribe: ["default"]), served: self.served).response)
+    try self.cache.update(with: Fixtures.issue())
+    let changed = machine.secretsChanged(self.served)
+    let second = try #require(changed)
+    #expect(
+      try machine.receive(DeltaRequest(responseNonce: second.nonce), served: self.served).feedback
+        == .ack(nonce: second.nonce))
+    #expect(
+      try machine.receive(DeltaRequest(responseNonce: first.nonce), served: self.served).feedback
+        == .stale(nonce: first.nonce))
+  }
+
   // MARK: - Bounds on what a client fills (issue #21, class 3)
 
   @Test func initialVersionsNamesAreBoundedInLengthAsSubscriptionsAre() throws {
