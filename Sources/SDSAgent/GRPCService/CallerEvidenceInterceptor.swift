@@ -1,8 +1,10 @@
 import GRPCCore
 import SDSAgentCore
 
-/// Hands each RPC's `CallerEvidence` (peer credentials set by `PeerCredentialsHandler`, and a
-/// forwarded token) to the handler through `ServerContext.transportSpecific`.
+/// Hands each RPC's `CallerEvidence` (the token forwarded in its metadata; an in-process
+/// transport has no peer credentials) to the handler through `ServerContext.transportSpecific`.
+/// Only the grpc-swift conformance the in-process tests run uses it: the SDS socket reads the
+/// kernel's peer credentials itself (`KernelPeerCredentials`).
 public struct CallerEvidenceInterceptor: ServerInterceptor {
   public init() {}
 
