@@ -4,7 +4,8 @@ import X509
 
 /// The agent's own CA when it signs (local mode, `ca serve`): the signing material, and during
 /// a root rotation the root that will sign next or the root that signed before. Every root it
-/// holds is in its trust bundle.
+/// holds is in its trust bundle. With an `IssuanceRecord`, every leaf it signs (for its own
+/// identities and for `ca serve`'s callers) is recorded before it is handed out, so it can be revoked.
 public final class EmbeddedCA: CertificateAuthority {
   /// The CA's roots at one moment.
   public struct Roots: Sendable {
@@ -30,10 +31,12 @@ public final class EmbeddedCA: CertificateAuthority {
 
   private let state: Mutex<Roots>
   public let backdate: Duration
+  public let record: (any IssuanceRecord)?
 
-  public init(_ roots: Roots, backdate: Duration = .seconds(10)) {
+  public init(_ roots: Roots, backdate: Duration = .seconds(10), record: (any IssuanceRecord)? = nil) {
     self.state = Mutex(roots)
     self.backdate = backdate
+    self.record = record
   }
 
   public var roots: Roots { self.state.withLock { $0 } }
@@ -68,6 +71,10 @@ public final class EmbeddedCA: CertificateAuthority {
   ) throws(CertificateAuthorityError) -> (chain: [Certificate], trustBundle: TrustBundle) {
     let roots = self.roots
     let signer = LocalCA(material: roots.signing, backdate: self.backdate)
-    return (try signer.sign(publicKey: publicKey, identity: identity, ttl: ttl, now: now), roots.trustBundle)
+    let chain = try signer.sign(publicKey: publicKey, identity: identity, ttl: ttl, now: now)
+    try self.record?.record(
+      IssuedCertificate(
+        serial: CertificateSerial(chain[0].serialNumber), identity: identity, notAfter: chain[0].notValidAfter))
+    return (chain, roots.trustBundle)
   }
 }

@@ -6,8 +6,8 @@ import Testing
 import X509
 
 /// The ledger signs each issuer's list when it has none, when the revocations change and halfway
-/// through a list's validity, and a certificate is revoked in every list; the recording CA serves
-/// nothing it could not record.
+/// through a list's validity, and a certificate is revoked in every list; the embedded CA serves
+/// nothing its record could not keep.
 @Suite struct RevocationLedgerTests {
   let now = Date()
   let identity = try! SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend")
@@ -82,11 +82,11 @@ import X509
     #expect(pruned.lists[0].entries.isEmpty)
   }
 
-  @Test func theRecordingCAServesOnlyWhatItRecorded() async throws {
-    let (ca, _) = try self.issuer()
+  @Test func theEmbeddedCAServesOnlyWhatItsRecordKept() throws {
+    let (material, _) = try self.issuer()
     let record = MemoryIssuanceRecord()
-    let recording = RecordingCertificateAuthority(LocalCA(material: ca), record: record)
-    let issued = try await recording.certify(
+    let ca = EmbeddedCA(EmbeddedCA.Roots(signing: material), record: record)
+    let issued = try ca.certify(
       identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(600), now: self.now,
       credential: .agent)
     #expect(
@@ -96,8 +96,8 @@ import X509
           notAfter: issued.certifiedKey.leaf.notValidAfter)
       ])
     record.fails = true
-    await #expect(throws: CertificateAuthorityError.self) {
-      try await recording.certify(
+    #expect(throws: CertificateAuthorityError.self) {
+      try ca.certify(
         identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(600),
         now: self.now, credential: .agent)
     }
