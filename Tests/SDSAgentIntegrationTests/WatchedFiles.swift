@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SDSAgentCore
 import SDSAgentTestSupport
+import Testing
 import X509
 
 @testable import SDSAgent

@@ -1,4 +1,5 @@
 import Foundation
+import SDSAgentCore
 import ServiceLifecycle
 
 #if canImport(Glibc)

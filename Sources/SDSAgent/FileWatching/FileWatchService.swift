@@ -50,9 +50,11 @@ package final class FileWatchService: Service, CustomStringConvertible, Sendable
   package init(logger: Logger) {
     self.logger = logger
     self.descriptor = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-    var pipe: [Int32] = [-1, -1]
-    if self.descriptor >= 0, pipe2(&pipe, Int32(O_CLOEXEC)) != 0 { pipe = [-1, -1] }
-    self.stopPipe = (pipe[0], pipe[1])
+    var ends: [Int32] = [-1, -1]
+    if self.descriptor >= 0, pipe(&ends) == 0 {
+      for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+    }
+    self.stopPipe = (ends[0], ends[1])
   }
 
   deinit {
