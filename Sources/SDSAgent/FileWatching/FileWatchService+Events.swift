@@ -17,10 +17,10 @@ extension FileWatchService {
     IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_Q_OVERFLOW)
 
   package func run() async {
-    guard self.descriptor >= 0, self.stopPipe.write >= 0 else {
+    if let unavailable = self.unavailable {
       self.logger.warning(
         "inotify is not available; changed files are noticed only by the slow re-check",
-        metadata: ["error": "\(Errno.current)"])
+        metadata: ["error": "\(unavailable)"])
       return
     }
     let alreadyRunning = self.state.withLock { state in
@@ -32,7 +32,11 @@ extension FileWatchService {
       await withTaskCancellationHandler {
         await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
           let thread = Thread { [self] in
-            self.readEvents()
+            if let failure = self.readEvents() {
+              self.logger.warning(
+                "inotify stopped; changed files are noticed only by the slow re-check",
+                metadata: ["error": "\(failure)"])
+            }
             finished.resume()
           }
           thread.name = "sds-agent-inotify"
@@ -45,7 +49,8 @@ extension FileWatchService {
     }
   }
 
-  private func readEvents() {
+  /// Reads until stopped (nil) or until `poll` fails (why).
+  private func readEvents() -> String? {
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     var descriptors = [
       pollfd(fd: self.descriptor, events: Int16(POLLIN), revents: 0),
@@ -54,9 +59,9 @@ extension FileWatchService {
     while true {
       if poll(&descriptors, 2, -1) < 0 {
         if errno == EINTR { continue }
-        return
+        return "poll failed: \(Errno.current)"
       }
-      if descriptors[1].revents != 0 { return }
+      if descriptors[1].revents != 0 { return nil }
       guard descriptors[0].revents & Int16(POLLIN) != 0 else { continue }
       var events: [(watch: Int32, mask: UInt32)] = []
       while true {

@@ -46,12 +46,19 @@ package final class FileWatchService: Service, CustomStringConvertible, Sendable
   let stopPipe: (read: Int32, write: Int32)
   let state = Mutex(State())
   let logger: Logger
+  /// Why there is no inotify descriptor (or no pipe to stop its thread), if there is none.
+  let unavailable: String?
 
   package init(logger: Logger) {
     self.logger = logger
     self.descriptor = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
     var ends: [Int32] = [-1, -1]
-    if self.descriptor >= 0, pipe(&ends) == 0 {
+    if self.descriptor < 0 {
+      self.unavailable = "inotify_init1 failed: \(Errno.current)"
+    } else if pipe(&ends) != 0 {
+      self.unavailable = "pipe failed: \(Errno.current)"
+    } else {
+      self.unavailable = nil
       for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
     }
     self.stopPipe = (ends[0], ends[1])
