@@ -88,7 +88,7 @@ import X509
     try material.refuse(secretDirectories: [self.root + "/other", self.mounted + "/web"])
   }
 
-  @Test func aFetchReadsAFileNameAtOnceAndALinkSwappedIntoTheStateIsNeverServed() throws {
+  @Test func aFetchReadsAFileNameAtOnceAndALinkSwappedIntoTheStateIsNeverServed() async throws {
     try FileManager.default.createDirectory(atPath: self.mounted + "/..1", withIntermediateDirectories: false)
     let material = try CAMaterial.generateRoot(trustDomain: "example.org", now: Date())
     let (cert, key) = (
@@ -111,7 +111,7 @@ import X509
     let watcher = FileSecretWatcher(
       sources: [], policy: OnTheFlyFilePolicy(directories: [self.mounted]),
       keyMaterial: AgentKeyMaterial(stateDirectory: self.state, caKey: nil), table: table, counters: AgentCounters(),
-      logger: Logger(label: "files"))
+      watching: FileWatchService(logger: Logger(label: "files")), logger: Logger(label: "files"))
     let name = "file-cert:\(self.mounted)/ca-cert.pem~\(self.mounted)/ca-key.pem"
     let secret = try OnTheFlyFilePolicy(directories: [self.mounted]).admit(name, for: identity)
     // A stream's hold reads nothing on the caller's thread: the watcher's task reads it.
@@ -120,7 +120,7 @@ import X509
     #expect(watcher.current.first { $0.source.name == name }?.content == nil)
     // A FetchSecrets cannot wait: it reads the name now.
     #expect(watcher.hold([secret], by: nil, caller: identity).isEmpty)
-    #expect(watcher.readNow([secret]).isEmpty)
+    #expect(await watcher.readNow([secret]).isEmpty)
     #expect(table.pinnedCache.current.files[name]?.content.digest != nil)
     let served = try #require(table.pinnedCache.current.files[name]?.content)
 

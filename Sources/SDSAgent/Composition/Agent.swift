@@ -85,16 +85,18 @@ public struct Agent: Sendable {
     let rootRotation = try Self.rootRotation(
       authority, configuration: configuration, identities: identities, streams: streams, onDemand: onDemand,
       logger: logger)
+    let fileWatch = FileWatchService(logger: logger)
     let following = try caClient.map { client in
       try FollowingCA(
-        client: client, table: identities,
+        upstream: client, table: identities,
         fileRoots: try configuration.istioCA?.rootsFile.map(CARootsWatcher.roots(in:))?.roots ?? [],
-        retention: { identities.template.ttl }, logger: logger)
+        retention: { identities.template.ttl }, clock: ContinuousClock(), now: { Date() }, logger: logger)
     }
     let caRoots = following.flatMap { following in
       configuration.istioCA?.rootsFile.map { path in
         CARootsWatcher(
-          path: path, ca: following, counters: counters, trustDomain: configuration.trustDomain, logger: logger)
+          path: path, ca: following, reconnect: { try caClient?.reloadRoots() }, counters: counters,
+          trustDomain: configuration.trustDomain, watching: fileWatch, clock: ContinuousClock(), logger: logger)
       }
     }
     let operatorCA: OperatorCAReplacement<ContinuousClock>? =
@@ -104,9 +106,10 @@ public struct Agent: Sendable {
       } else { nil }
     let files = FileSecretWatcher(
       sources: configuration.fileSecrets, policy: configuration.onTheFlyFiles, keyMaterial: configuration.keyMaterial,
-      table: identities, counters: counters, logger: logger)
+      table: identities, counters: counters, watching: fileWatch, clock: ContinuousClock(), logger: logger)
     let federation = try FederatedBundleWatcher(
-      sources: configuration.federatedBundles, table: identities, counters: counters, logger: logger)
+      sources: configuration.federatedBundles, table: identities, counters: counters, watching: fileWatch,
+      clock: ContinuousClock(), logger: logger)
     let supervisor = IdentitySupervisor(
       table: identities, authority: following ?? authority.certificateAuthority, counters: counters,
       clock: ContinuousClock(),
@@ -154,6 +157,11 @@ public struct Agent: Sendable {
       },
       onStop: { ownsSocketFile?.removeSocketFile() })
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = caClient.map { [.auxiliary($0)] } ?? []
+    // First, so that it stops last: every watcher below follows its files through it.
+    services.insert(.auxiliary(fileWatch), at: 0)
+    if let following {
+      services.append(.auxiliary(following))
+    }
     services += [
       .essential(supervisor)
     ]

@@ -6,27 +6,37 @@ import Synchronization
 
 /// Fetch mode's `ca-root` file, watched: a change is pushed in `ROOTCA` at once and the
 /// connection to the CA is made again with the new roots, without touching the certificates
-/// served. Also drops roots the CA stopped sending once their leaves have expired. A bad file
-/// keeps the last good roots, with a log line and `sds_agent_trust_bundle_errors_total`.
+/// served. A bad file keeps the last good roots, with a log line and
+/// `sds_agent_trust_bundle_errors_total`. The file is read `settle` after a change and looked at
+/// every `recheck` regardless, on the injected clock.
 public final class CARootsWatcher: Service, Sendable {
   private let path: String
   private let ca: FollowingCA
+  /// Connects to the CA again with the file's roots.
+  private let reconnect: @Sendable () throws -> Void
   private let counters: AgentCounters
   private let trustDomain: String
-  private let interval: Duration
+  private let watch: FileWatch
+  private let clock: any Clock<Duration>
+  private let settle: Duration
+  private let recheck: Duration
   private let logger: Logger
   private let seen: Mutex<FileSignature?>
 
-  /// Reads the file; throws an error naming it if it cannot be used.
-  public init(
-    path: String, ca: FollowingCA, counters: AgentCounters, trustDomain: String, interval: Duration = .seconds(1),
-    logger: Logger
+  package init(
+    path: String, ca: FollowingCA, reconnect: @escaping @Sendable () throws -> Void, counters: AgentCounters,
+    trustDomain: String, watching files: FileWatchService, clock: any Clock<Duration> = ContinuousClock(),
+    settle: Duration = .milliseconds(150), recheck: Duration = .seconds(10), logger: Logger
   ) {
     self.path = path
     self.ca = ca
+    self.reconnect = reconnect
     self.counters = counters
     self.trustDomain = trustDomain
-    self.interval = interval
+    self.watch = files.follow([path])
+    self.clock = clock
+    self.settle = settle
+    self.recheck = recheck
     self.logger = logger
     self.seen = Mutex(FileSignature(path: path))
   }
@@ -42,32 +52,25 @@ public final class CARootsWatcher: Service, Sendable {
 
   public func run() async {
     await cancelWhenGracefulShutdown {
-      while !Task.isCancelled {
-        try? await Task.sleep(for: self.interval)
+      await self.watch.run(settle: self.settle, recheck: self.recheck, clock: self.clock) {
         self.check(force: false)
       }
     }
   }
 
-  /// Re-reads the file if it changed (or with `force`, on reload) and drops expired roots.
+  /// Re-reads the file if it changed (or with `force`, on reload).
   public func check(force: Bool) {
-    let now = Date()
-    do {
-      try self.ca.prune(now: now)
-    } catch {
-      self.logger.error("cannot serve the CA's trust bundle", metadata: ["error": "\(error)"])
-    }
     let signature = FileSignature(path: self.path)
     let changed = self.seen.withLock { seen in
       defer { seen = signature }
       return seen != signature
     }
     guard changed || force else { return }
-    switch BundleFile.read(self.path, now: now) {
+    switch BundleFile.read(self.path, now: Date()) {
     case .success(let bundle):
       do {
         try self.ca.setFileRoots(bundle.roots)
-        try self.ca.client.reloadRoots()
+        try self.reconnect()
       } catch {
         self.logger.error("cannot use the new CA roots", metadata: ["file": "\(self.path)", "error": "\(error)"])
       }

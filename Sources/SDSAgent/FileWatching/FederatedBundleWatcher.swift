@@ -4,17 +4,12 @@ import SDSAgentCore
 import ServiceLifecycle
 import Synchronization
 
-#if canImport(Glibc)
-  import Glibc
-#elseif canImport(Musl)
-  import Musl
-#endif
-
 /// Keeps the federated trust domains' bundles as their files say. Read at start (a bad file
-/// stops the start, naming it), re-read when a file changes and on reload. A file is looked at
-/// every `interval`: an edit in place, a rename over it and a Kubernetes `..data` symlink swap
-/// all change what `stat` sees. A bad, empty or vanished file keeps the last good bundle, with a
-/// log line and `sds_agent_trust_bundle_errors_total`.
+/// stops the start, naming it), re-read when a file changes and on reload. The
+/// `FileWatchService` says when to look (an edit in place, a rename over it, a Kubernetes
+/// `..data` symlink swap); a file is read `settle` after a change, and every file is looked at
+/// every `recheck` regardless, on the injected clock. A bad, empty or vanished file keeps the
+/// last good bundle, with a log line and `sds_agent_trust_bundle_errors_total`.
 public final class FederatedBundleWatcher: Service, Sendable {
   /// One configured trust domain: its file, what `stat` last saw, its last good bundle.
   public struct Entry: Sendable {
@@ -28,13 +23,17 @@ public final class FederatedBundleWatcher: Service, Sendable {
   private let entries: Mutex<[Entry]>
   private let table: IdentityTable
   private let counters: AgentCounters
-  private let interval: Duration
+  private let watch: FileWatch
+  private let clock: any Clock<Duration>
+  private let settle: Duration
+  private let recheck: Duration
   private let logger: Logger
 
   /// Reads every file; throws an error naming the first file that cannot be used.
-  public init(
+  package init(
     sources: [FederatedBundleSource], table: IdentityTable, counters: AgentCounters,
-    interval: Duration = .seconds(1), logger: Logger
+    watching files: FileWatchService, clock: any Clock<Duration> = ContinuousClock(),
+    settle: Duration = .milliseconds(150), recheck: Duration = .seconds(10), logger: Logger
   ) throws {
     var entries: [Entry] = []
     for source in sources {
@@ -49,7 +48,10 @@ public final class FederatedBundleWatcher: Service, Sendable {
     self.entries = Mutex(entries)
     self.table = table
     self.counters = counters
-    self.interval = interval
+    self.watch = files.follow(Set(sources.map(\.path)))
+    self.clock = clock
+    self.settle = settle
+    self.recheck = recheck
     self.logger = logger
     try self.publish()
   }
@@ -57,10 +59,12 @@ public final class FederatedBundleWatcher: Service, Sendable {
   /// Every configured trust domain, in the order configured.
   public var current: [Entry] { self.entries.withLock { $0 } }
 
+  /// The directories watched for the files configured now.
+  var watchedDirectories: Set<String> { self.watch.directories }
+
   public func run() async {
     await cancelWhenGracefulShutdown {
-      while !Task.isCancelled {
-        try? await Task.sleep(for: self.interval)
+      await self.watch.run(settle: self.settle, recheck: self.recheck, clock: self.clock) {
         self.check(force: false)
       }
     }
@@ -74,6 +78,7 @@ public final class FederatedBundleWatcher: Service, Sendable {
         entries.first { $0.source == source } ?? Entry(source: source)
       }
     }
+    self.watch.follow(Set(sources.map(\.path)))
     self.check(force: true)
   }
 

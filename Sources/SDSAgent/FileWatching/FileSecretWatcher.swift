@@ -4,23 +4,19 @@ import SDSAgentCore
 import ServiceLifecycle
 import Synchronization
 
-#if canImport(Glibc)
-  import Glibc
-#elseif canImport(Musl)
-  import Musl
-#endif
-
 /// Serves the secrets the operator names from files, and the `file-cert:` and `file-root:` names
-/// callers ask for, and follows the files: inotify on their directories (and on the directories
-/// their symlinks point into) says when to look; a change is read `settle` after the first event
-/// (so a pair written as two files in quick succession is read as a pair), checked (the key
-/// matches, the chain is in order, the leaf is valid now) and pushed. A missing, torn or bad pair
+/// callers ask for, and follows the files: the `FileWatchService` says when to look; a change is
+/// read `settle` after the first event (so a pair written as two files in quick succession is
+/// read as a pair), checked (the key matches, the chain is in order, the leaf is valid now) and
+/// pushed. Every `safetyInterval` the files are looked at regardless, and on-the-fly names nobody
+/// holds any more are dropped; both delays run on the injected clock. A missing, torn or bad pair
 /// keeps the last good secret, with a log line and `sds_agent_file_secret_errors_total{secret,reason}`.
 /// Key files writable by others are refused; readable by others, served with a warning.
 ///
 /// Every read goes through `SecretFileReader`: by real path, confined to the directories a
 /// name may read, never the agent's own key material. Files are read on the watcher's own task,
-/// never on the caller's thread, except by `readNow` for `FetchSecrets`.
+/// never on the caller's thread, except by `readNow`, which a `FetchSecrets` awaits off the
+/// event loop.
 public final class FileSecretWatcher: Service, Sendable {
   public struct Entry: Sendable {
     public let source: FileSecretSource
@@ -81,17 +77,18 @@ public final class FileSecretWatcher: Service, Sendable {
   private let counters: AgentCounters
   private let settle: Duration
   private let safetyInterval: Duration
+  private let clock: any Clock<Duration>
   private let logger: Logger
   private let now: @Sendable () -> ContinuousClock.Instant
-  /// Made with the first secret, so an agent without file secrets runs no inotify thread.
-  private let watch = Mutex<DirectoryWatch?>(nil)
-  private let changed = WakeSignal()
-  /// Whether files changed since the last check (else the wake-up is for new on-the-fly names).
-  private let filesChanged = Atomic<Bool>(false)
+  /// The files of every secret served, followed.
+  private let watch: FileWatch
+  /// Signalled when a stream names an on-the-fly secret not read yet.
+  private let added = WakeSignal()
 
-  public init(
+  package init(
     sources: [FileSecretSource], policy: OnTheFlyFilePolicy = OnTheFlyFilePolicy(), keyMaterial: AgentKeyMaterial,
     table: IdentityTable, counters: AgentCounters, onTheFly: OnTheFlyFileTable = OnTheFlyFileTable(),
+    watching files: FileWatchService, clock: any Clock<Duration> = ContinuousClock(),
     settle: Duration = .milliseconds(150), safetyInterval: Duration = .seconds(10), logger: Logger,
     now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
   ) {
@@ -103,37 +100,35 @@ public final class FileSecretWatcher: Service, Sendable {
     self.counters = counters
     self.settle = settle
     self.safetyInterval = safetyInterval
+    self.clock = clock
     self.logger = logger
     self.now = now
+    self.watch = files.follow(Set(sources.flatMap(\.paths)))
     self.check(force: true)
   }
 
   public var current: [Entry] { self.state.withLock { $0.entries } }
 
+  /// The directories watched for the files served now.
+  var watchedDirectories: Set<String> { self.watch.directories }
+
   public func run() async {
     await cancelWhenGracefulShutdown {
       await withDiscardingTaskGroup { group in
         group.addTask {
-          // inotify may miss a directory created later: look now and then regardless.
-          while !Task.isCancelled {
-            try? await Task.sleep(for: self.safetyInterval)
-            self.filesChanged.store(true, ordering: .relaxed)
-            self.changed.signal()
-          }
-        }
-        while !Task.isCancelled {
-          await self.changed.wait()
-          guard !Task.isCancelled else { break }
-          self.check(force: false, onlyUnread: true)
-          if self.filesChanged.exchange(false, ordering: .relaxed) {
-            try? await Task.sleep(for: self.settle)
+          await self.watch.run(settle: self.settle, recheck: self.safetyInterval, clock: self.clock) {
             self.check(force: false)
           }
+        }
+        // A name a stream asks for is read at once, without waiting for the settle delay.
+        while !Task.isCancelled {
+          await self.added.wait()
+          guard !Task.isCancelled else { break }
+          self.check(force: false, onlyUnread: true)
         }
         group.cancelAll()
       }
     }
-    self.watch.withLock { $0?.stop() }
   }
 
   /// Takes reloaded sources and rules: every file is read again; on-the-fly names stay while
@@ -168,6 +163,7 @@ public final class FileSecretWatcher: Service, Sendable {
       for name in state.table.expire(now: instant) where state.onTheFly.removeValue(forKey: name)?.content != nil {
         expiredServed = true
       }
+      self.watch.follow(Set(state.entries.flatMap(\.source.paths)))
       var plan: [(Key, Entry)] =
         onlyUnread || names != nil ? [] : state.named.map { (.named($0.source.name), $0) }
       for (name, entry) in state.onTheFly where !onlyUnread || !entry.isRead {
@@ -179,18 +175,9 @@ public final class FileSecretWatcher: Service, Sendable {
     guard !plan.isEmpty || force || expiredServed else { return }
     // The key material is looked at only when something is read.
     var reader: SecretFileReader?
-    var directories: Set<String> = []
     var results: [(Key, [FileSignature?], Result<(FileSecretContent, String?), FileSecretError>?)] = []
     for (key, entry) in plan {
-      let paths = entry.source.paths
-      for path in paths {
-        directories.insert((path as NSString).deletingLastPathComponent)
-        if let real = realpath(path, nil) {
-          directories.insert((String(cString: real) as NSString).deletingLastPathComponent)
-          free(real)
-        }
-      }
-      let signature = paths.map(FileSignature.init(path:))
+      let signature = entry.source.paths.map(FileSignature.init(path:))
       let changed = force || !entry.isRead || signature != entry.signature
       guard changed else {
         results.append((key, signature, nil))
@@ -240,18 +227,8 @@ public final class FileSecretWatcher: Service, Sendable {
             state.entries.compactMap { entry in entry.content.map { (entry.source.name, $0) } },
             uniquingKeysWith: { a, _ in a }))
       }
-    }
-    if !directories.isEmpty {
-      let watch = self.watch.withLock { watch -> DirectoryWatch? in
-        if watch == nil {
-          watch = try? DirectoryWatch(onChange: { [weak self] in
-            self?.filesChanged.store(true, ordering: .relaxed)
-            self?.changed.signal()
-          })
-        }
-        return watch
-      }
-      watch?.watch(directories)
+      // Under the lock too, so that two checks racing leave the files of the later one followed.
+      self.watch.follow(Set(state.entries.flatMap(\.source.paths)))
     }
     for warning in warnings {
       self.logger.warning("\(warning)")
@@ -302,7 +279,7 @@ extension FileSecretWatcher: FileSecretProvider {
       }
       return (refused, added)
     }
-    if added { self.changed.signal() }
+    if added { self.added.signal() }
     return refused
   }
 
@@ -311,7 +288,7 @@ extension FileSecretWatcher: FileSecretProvider {
     self.state.withLock { $0.table.release(holder, now: now) }
   }
 
-  public func readNow(_ secrets: [OnTheFlyFileSecret]) -> [String: FileSecretError] {
+  public func readNow(_ secrets: [OnTheFlyFileSecret]) async -> [String: FileSecretError] {
     let names = Set(secrets.map(\.name))
     let unread = self.state.withLock { state in names.contains { state.onTheFly[$0]?.isRead == false } }
     if unread { self.check(force: false, onlyUnread: true, names: names) }

@@ -10,6 +10,8 @@ enum SDSCallAction {
   case wait
   case finish(GRPCStatus)
   case sendAndFinish([UInt8])
+  /// The answer is made off the event loop (it may read files), then performed on it.
+  case later(@Sendable () async -> SDSCallAction)
 }
 
 /// An admitted RPC on the SDS socket: decodes each request message, lets the service answer,
@@ -107,10 +109,13 @@ final class FetchSDSCall: SDSCall {
       return .finish(GRPCStatus(code: .internalError, message: "FetchSecrets takes exactly one request message"))
     }
     self.lease = nil
-    do {
-      return .sendAndFinish(try self.service.fetch(request, lease: lease).serializedBytes())
-    } catch {
-      return .finish(GRPCStatus(error))
+    let service = self.service
+    return .later {
+      do {
+        return .sendAndFinish(try await service.fetch(request, lease: lease).serializedBytes())
+      } catch {
+        return .finish(GRPCStatus(error))
+      }
     }
   }
 

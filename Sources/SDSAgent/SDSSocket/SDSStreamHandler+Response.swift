@@ -18,6 +18,16 @@ extension SDSStreamHandler {
       self.finish(.ok)
     case .finish(let status):
       self.finish(status)
+    case .later(let answer):
+      guard let eventLoop = self.context?.eventLoop else { return }
+      let handler = NIOLoopBound(self, eventLoop: eventLoop)
+      self.admission = Task {
+        let action = await answer()
+        eventLoop.execute {
+          guard case .open = handler.value.state else { return }
+          handler.value.perform(action)
+        }
+      }
     }
   }
 

@@ -40,8 +40,8 @@ final class SDSStreamHandler: ChannelInboundHandler {
   var responded = false
   var subscription: SecretCache.Subscription?
   var deadline: Scheduled<Void>?
-  /// Admits a caller that must wait (a token to verify, a first certificate); cancelled if the
-  /// stream ends first.
+  /// Admits a caller that must wait (a token to verify, a first certificate), or makes an
+  /// answer off the event loop; cancelled if the stream ends first.
   var admission: Task<Void, Never>?
   var context: ChannelHandlerContext?
   /// Bytes of the last response written that have not yet left for the socket: the client's

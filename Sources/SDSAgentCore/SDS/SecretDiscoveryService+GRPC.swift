@@ -31,7 +31,7 @@ extension SecretDiscoveryService {
     request: Envoy_Service_Discovery_V3_DiscoveryRequest,
     context: ServerContext
   ) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
-    try self.fetch(request, lease: try await self.lease(context))
+    try await self.fetch(request, lease: try await self.lease(context))
   }
 
   func lease(_ context: ServerContext) async throws -> SecretLease {

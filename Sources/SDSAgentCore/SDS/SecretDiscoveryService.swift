@@ -171,7 +171,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   /// `FetchSecrets` for a leased caller; releases the lease.
   public func fetch(
     _ request: Envoy_Service_Discovery_V3_DiscoveryRequest, lease: SecretLease
-  ) throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
+  ) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
     defer { lease.release() }
     self.counters.increment(.fetches)
     var machine = SDSStreamStateMachine(naming: self.naming(lease))
@@ -181,7 +181,8 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     do {
       // A FetchSecrets answers at once: its file-cert: and file-root: names are read now.
       if request.resourceNames.count <= SDSRequest.maximumResourceNames {
-        let failures = try self.holdOnTheFly(request.resourceNames, naming: machine.naming, holder: nil)
+        let secrets = try self.holdOnTheFly(request.resourceNames, naming: machine.naming, holder: nil)
+        let failures = secrets.isEmpty ? [:] : await self.files?.readNow(secrets) ?? [:]
         if !failures.isEmpty { throw FileSecretsUnavailable(failures) }
       }
       served = self.servable(lease.cache, noticing: lease.noticeExpired)
@@ -220,22 +221,22 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   /// Follows the `file-cert:` and `file-root:` names among `names` (a stream's subscriptions or a
   /// bounded request; those the caller may not have are refused when the names are resolved)
   /// for the stream `holder`, in place of the
-  /// ones it followed; without a holder (`FetchSecrets`) reads them now and returns why those
-  /// that cannot be served cannot. Refuses names over the caller's bound.
+  /// ones it followed; without a holder (`FetchSecrets`), only for the caller's bound. Returns
+  /// the names held, for a `FetchSecrets` to read at once. Refuses names over the caller's bound.
   func holdOnTheFly(
     _ names: [String], naming: SecretNaming, holder: UInt64?
-  ) throws(SDSRequestError) -> [String: FileSecretError] {
-    guard let files = self.files else { return [:] }
+  ) throws(SDSRequestError) -> [OnTheFlyFileSecret] {
+    guard let files = self.files else { return [] }
     let secrets = names.filter(OnTheFlyFileSecret.isOnTheFly).compactMap { name -> OnTheFlyFileSecret? in
       guard name.utf8.count <= SDSRequest.maximumNameLength else { return nil }
       return try? naming.onTheFlyFiles.admit(name, for: naming.identity)
     }
-    guard !secrets.isEmpty || holder != nil else { return [:] }
+    guard !secrets.isEmpty || holder != nil else { return [] }
     let refused = files.hold(secrets, by: holder, caller: naming.identity)
     guard refused.isEmpty else {
       throw .tooManyFileNames(refused, caller: naming.identity, limit: OnTheFlyFileTable.defaultMaximumPerCaller)
     }
-    return holder == nil ? files.readNow(secrets) : [:]
+    return secrets
   }
 
   /// Admits the caller `evidence` describes, waiting for its first certificate if need be.

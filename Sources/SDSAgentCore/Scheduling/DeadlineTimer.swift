@@ -1,17 +1,23 @@
 /// A timer sequence whose next tick is at a deadline read anew before each wait, or earlier when
 /// its `WakeSignal` fires. It ends when the iterating task is cancelled.
-struct DeadlineTimer<C: Clock>: AsyncSequence, Sendable {
-  typealias Element = Void
+package struct DeadlineTimer<C: Clock>: AsyncSequence, Sendable {
+  package typealias Element = Void
 
   let clock: C
   let wake: WakeSignal
   /// The next deadline; `nil` waits for the signal alone.
   let deadline: @Sendable () -> C.Instant?
 
-  struct AsyncIterator: AsyncIteratorProtocol {
+  package init(clock: C, wake: WakeSignal, deadline: @escaping @Sendable () -> C.Instant?) {
+    self.clock = clock
+    self.wake = wake
+    self.deadline = deadline
+  }
+
+  package struct AsyncIterator: AsyncIteratorProtocol {
     let timer: DeadlineTimer
 
-    mutating func next() async -> Void? {
+    package mutating func next() async -> Void? {
       guard !Task.isCancelled else { return nil }
       let deadline = self.timer.deadline()
       await withTaskGroup(of: Void.self) { [timer] group in
@@ -26,7 +32,7 @@ struct DeadlineTimer<C: Clock>: AsyncSequence, Sendable {
     }
   }
 
-  func makeAsyncIterator() -> AsyncIterator {
+  package func makeAsyncIterator() -> AsyncIterator {
     AsyncIterator(timer: self)
   }
 }

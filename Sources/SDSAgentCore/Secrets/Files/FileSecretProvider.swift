@@ -9,9 +9,10 @@ public protocol FileSecretProvider: Sendable {
   func hold(_ secrets: [OnTheFlyFileSecret], by holder: UInt64?, caller: SPIFFEID) -> [String]
   /// The stream `holder` ended.
   func release(_ holder: UInt64)
-  /// Reads now the names among `secrets` not read yet, for an answer that cannot wait
-  /// (`FetchSecrets`); returns why each one that cannot be served cannot.
-  func readNow(_ secrets: [OnTheFlyFileSecret]) -> [String: FileSecretError]
+  /// Reads now the names among `secrets` not read yet, for an answer that cannot wait for the
+  /// watcher (`FetchSecrets`), on the caller's task (never an event loop's thread); returns why
+  /// each one that cannot be served cannot.
+  func readNow(_ secrets: [OnTheFlyFileSecret]) async -> [String: FileSecretError]
 }
 
 public struct FileSecretAccess: Sendable {
