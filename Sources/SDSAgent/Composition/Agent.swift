@@ -25,6 +25,8 @@ public struct Agent: Sendable {
   /// admin endpoint and systemd integration report on both. Each says whether its end stops the
   /// agent: reporting services may finish early (no systemd), the supervisor and the server may not.
   let services: [ServiceGroupConfiguration.ServiceConfiguration]
+  /// Who applies a new configuration on reload.
+  let appliers: ReloadAppliers
   public let logger: Logger
   private let adminListening: Milestone
   private let sdsListening: Milestone
@@ -46,6 +48,14 @@ public struct Agent: Sendable {
   /// open stream of that identity.
   public func rotate(_ identity: SPIFFEID? = nil) async throws {
     try await self.identities.rotate(identity ?? self.identities.pinnedIdentity)
+  }
+
+  /// The appliers registered for reload, under the names live settings give them.
+  package var registeredAppliers: Set<SettingApplier> { Set(self.appliers.registered.keys) }
+
+  /// Applies `next` as a reload does (SIGHUP): every applier checks it, then applies it.
+  package func reload(_ next: AgentConfiguration) async throws {
+    try await self.appliers.apply(next)
   }
 
   /// When the agent's own SVID will be renewed.
@@ -200,44 +210,19 @@ public struct Agent: Sendable {
           logger: logger
         ))
     )
+    let appliers = ReloadAppliers(registered: [
+      .logging: logging, .rootRotation: rootRotation, .federation: federation,
+      .fileSecrets: FileSecretsReload(files: files, running: configuration), .caRoots: caRoots,
+      .operatorCA: OperatorCAReload(replacement: operatorCA, running: configuration),
+      .admission: AdmissionReload(admission: admission, running: configuration, remoteCA: caClient != nil),
+      .identities: IdentitiesReload(identities: identities, logger: logger), .onDemand: onDemand,
+    ])
     if let loader {
       services.append(
         .auxiliary(
           ReloadService(
-            loader: loader,
-            current: configuration,
-            signals: await UnixSignalsSequence(trapping: .sighup),
-            apply: { next in
-              // The CA first: new operator CA files that cannot be used refuse the whole reload.
-              let material = try Self.reloadedCA(from: configuration, to: next)
-              // Rules, token keys and limits change live; the identification mode needs a restart,
-              // because the transport reads peer credentials only in the modes that use them.
-              let node = NodeAgentConfiguration(
-                identification: configuration.nodeAgent.identification, rules: next.nodeAgent.rules,
-                jwtKeysFile: next.nodeAgent.jwtKeysFile, limits: next.nodeAgent.limits)
-              try node.validate(remoteCA: caClient != nil)
-              let attestor = try await Self.attestor(node, of: next, remoteCA: caClient != nil)
-              logging?.level = next.logLevel
-              rootRotation?.defaultOverlap = next.rootOverlap
-              federation.reconfigure(next.federatedBundles)
-              files.reconfigure(
-                next.fileSecrets,
-                policy: OnTheFlyFilePolicy(
-                  directories: next.fileSecretDirectories, callers: next.fileSecretCallers,
-                  checksCallers: configuration.nodeAgent.identification != .agent),
-                keyMaterial: next.keyMaterial)
-              caRoots?.check(force: true)
-              if let material {
-                try await operatorCA?.replace(with: material)
-              }
-              admission.update(attestor: attestor, limits: next.nodeAgent.limits)
-              await identities.reconfigure(
-                Self.identitySettings(next), idleTimeout: next.nodeAgent.limits.idleTimeout, logger: logger)
-            },
-            notifier: notifier,
-            logger: logger
-          ))
-      )
+            loader: loader, current: configuration, signals: await UnixSignalsSequence(trapping: .sighup),
+            appliers: appliers, notifier: notifier, logger: logger)))
     }
     return Agent(
       configuration: configuration,
@@ -248,6 +233,7 @@ public struct Agent: Sendable {
       admission: admission,
       sdsService: sdsService,
       services: services,
+      appliers: appliers,
       logger: logger,
       adminListening: adminListening,
       sdsListening: sdsListening

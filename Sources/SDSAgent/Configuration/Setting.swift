@@ -89,8 +89,17 @@ public enum RepeatableYAML: Sendable, Equatable {
   case fields
 }
 
-/// Whether reload (SIGHUP) applies a changed value to the running agent.
-public enum SettingReload: String, Sendable {
-  case live
+/// Whether reload (SIGHUP) applies a changed value to the running agent, and who applies it.
+public enum SettingReload: Sendable, Equatable {
+  /// Reload applies the value: each of these appliers takes the new configuration.
+  case live(Set<SettingApplier>)
   case restart
+
+  public var isLive: Bool { self != .restart }
+
+  /// Who applies the value on reload; none for `.restart`.
+  public var appliers: Set<SettingApplier> {
+    guard case .live(let appliers) = self else { return [] }
+    return appliers
+  }
 }
