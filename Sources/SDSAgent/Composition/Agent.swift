@@ -157,7 +157,7 @@ public struct Agent: Sendable {
       spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files)
     let sdsServer = SDSSocketServer(
       descriptor: descriptor, service: sdsService, peerCredentials: configuration.nodeAgent.identification.usesPeer,
-      limits: .agent, logger: logger,
+      limits: SDSServerLimits(), logger: logger,
       onListening: {
         UnixSocketListener.restoreBacklog(of: descriptor, logger: logger)
         sdsListening.reach()
@@ -268,16 +268,6 @@ public struct Agent: Sendable {
       executable: ProcessExecutable.path(of:)
     )
   }
-
-  /// SDS streams one connection may hold open at once.
-  public static let maximumStreamsPerConnection = 4096
-  /// A connection without an open stream for this long gets GOAWAY and is closed.
-  public static let connectionIdleTimeSeconds: Int64 = 300
-  /// The agent pings every connection this often.
-  public static let keepaliveTimeSeconds: Int64 = 60
-  /// A connection nothing was read from for this long is closed: a live peer answers the
-  /// keepalive's ping well within it.
-  public static let silentPeerTimeoutSeconds: Int64 = 120
 
   /// Longest a graceful shutdown may take before the remaining work is cancelled; well under
   /// systemd's default stop timeout (90 s) and the unit's `TimeoutStopSec`.
