@@ -20,7 +20,8 @@ public struct Setting<Value: Sendable>: Sendable {
   ///   - shownDefault: the default as help shows it; derived defaults describe themselves.
   ///   - parse: the typed value, or `nil` for a value outside `allowed`; it may throw its own,
   ///     more precise error.
-  ///   - effective: the value in force, as `check-config` prints it and reload compares it.
+  ///   - effective: the value in force, as `check-config` prints it and reload compares it;
+  ///     nothing for a setting outside `run` (`ca serve`'s own).
   public init(
     _ key: String,
     _ valueName: String,
@@ -32,7 +33,7 @@ public struct Setting<Value: Sendable>: Sendable {
     sources: Set<SettingsSource.Origin> = [.flag, .environment, .file],
     reload: SettingReload,
     parse: @escaping @Sendable (String) throws(ConfigurationError) -> Value?,
-    effective: @escaping @Sendable (AgentConfiguration) -> String
+    effective: @escaping @Sendable (AgentConfiguration) -> String = { _ in "" }
   ) {
     self.declaration = SettingDeclaration(
       key: key, valueName: valueName, help: help, kind: kind, allowed: allowed, shownDefault: shownDefault,
