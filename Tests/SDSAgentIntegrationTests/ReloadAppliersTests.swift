@@ -16,6 +16,9 @@ import Testing
       let missing = setting.reload.appliers.subtracting(registered)
       #expect(missing.isEmpty, "\(setting.key) names \(missing), which the agent does not register")
     }
+    // Only the CA roots file is re-read with no setting changed (its path needs a restart).
+    let named = AgentSettings.all.reduce(into: Set<SettingApplier>()) { $0.formUnion($1.reload.appliers) }
+    #expect(Set(SettingApplier.allCases).subtracting(named) == [.caRoots])
   }
 
   @Test func theWorkloadIdleTimeoutReachesIdentitiesAndOnDemandCertificates() {
