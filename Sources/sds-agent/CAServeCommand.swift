@@ -12,40 +12,33 @@ struct CAServeCommand: AsyncParsableCommand {
       A root generated in --state-dir can be rotated in stages with `sds-agent ca rotate-root --admin ADDRESS`: \
       the new root joins every answer's bundle at once; after --root-overlap it signs, and the TLS serving \
       certificate is minted anew from it; one --max-ttl later the old root leaves the bundle. The overlap is \
-      at least --max-ttl, since agents learn the new root only when they renew or when their --ca-root changes.
+      at least --max-ttl, since agents learn the new root only when they renew or when their --ca-root changes. \
+      Every option can also be set as SDS_AGENT_CA_SERVE_<KEY> (SDS_AGENT_CA_SERVE_MAX_TTL=1h); the command line wins.
       """
   )
 
-  @Option(help: "HOST:PORT to listen on (e.g. 0.0.0.0:15012).")
-  var listen: String
+  @Option(help: help(CAServeSettings.listen))
+  var listen: String?
 
-  @Option(
-    name: .customLong("state-dir"),
-    help: "Directory for the generated CA; its ca-cert.pem is the root clients pass as --ca-root.")
-  var stateDir: String
+  @Option(name: .customLong("state-dir"), help: help(CAServeSettings.stateDirectory))
+  var stateDir: String?
 
-  @Option(name: .customLong("jwt-keys"), help: "PEM public keys or a JWKS document that verify callers' tokens.")
-  var jwtKeys: String
+  @Option(name: .customLong("jwt-keys"), help: help(CAServeSettings.jwtKeys))
+  var jwtKeys: String?
 
-  @Option(
-    name: .customLong("jwt-issuer"),
-    help: "Accepted token issuer (repeatable; default: the Kubernetes API server's usual issuers).")
+  @Option(name: .customLong("jwt-issuer"), help: help(CAServeSettings.jwtIssuer))
   var jwtIssuers: [String] = []
 
   @Option(name: .customLong("trust-domain"), help: help(AgentSettings.trustDomain))
   var trustDomain: String?
 
-  @Option(name: .customLong("max-ttl"), help: "Longest certificate lifetime granted (default 24h).")
-  var maxTTL = "24h"
+  @Option(name: .customLong("max-ttl"), help: help(CAServeSettings.maximumTTL))
+  var maxTTL: String?
 
-  @Option(name: .customLong("tls-san"), help: "Extra DNS name or IP for the TLS serving certificate (repeatable).")
+  @Option(name: .customLong("tls-san"), help: help(CAServeSettings.tlsSAN))
   var tlsSANs: [String] = []
 
-  @Option(
-    name: .customLong("trusted-node-identity"),
-    help:
-      "SPIFFE ID of a node agent that may request its workloads' certificates with Istio's ImpersonatedIdentity (repeatable; like CA_TRUSTED_NODE_ACCOUNTS)."
-  )
+  @Option(name: .customLong("trusted-node-identity"), help: help(CAServeSettings.trustedNodeIdentity))
   var trustedNodeIdentities: [String] = []
 
   @Option(name: .customLong("ca-cert"), help: help(AgentSettings.caCertificate))
@@ -60,54 +53,59 @@ struct CAServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("log-level"), help: help(AgentSettings.logLevel))
   var logLevel: String?
 
-  @Option(
-    name: .customLong("admin"),
-    help: "Admin endpoint (/healthz, /debug/trust, POST /ca/rotate-root): 127.0.0.1:PORT, [::1]:PORT or unix:/path.")
+  @Option(name: .customLong("admin"), help: help(CAServeSettings.admin))
   var admin: String?
 
-  @Option(
-    name: .customLong("root-overlap"),
-    help:
-      "In a root rotation, how long both roots are in every answer before the new one signs; at least --max-ttl (default 1h, or --max-ttl if longer)."
-  )
+  @Option(name: .customLong("root-overlap"), help: help(CAServeSettings.rootOverlap))
   var rootOverlap: String?
 
-  /// The keys `ca serve` shares with `run`, read through the same declarations.
-  var shared: SettingsSource {
+  /// The options given, over `SDS_AGENT_CA_SERVE_<KEY>`, read through `CAServeSettings`' declarations.
+  var settings: SettingsSource {
     var flags: [String: [String]] = [:]
     for (key, value) in [
-      (AgentSettings.trustDomain.key, self.trustDomain), (AgentSettings.caCertificate.key, self.caCert),
+      (CAServeSettings.listen.key, self.listen), (CAServeSettings.stateDirectory.key, self.stateDir),
+      (CAServeSettings.jwtKeys.key, self.jwtKeys), (AgentSettings.trustDomain.key, self.trustDomain),
+      (CAServeSettings.maximumTTL.key, self.maxTTL), (AgentSettings.caCertificate.key, self.caCert),
       (AgentSettings.caKey.key, self.caKey), (AgentSettings.caChain.key, self.caChain),
-      (AgentSettings.logLevel.key, self.logLevel), (AgentSettings.admin.key, self.admin),
-      (AgentSettings.rootOverlap.key, self.rootOverlap),
+      (AgentSettings.logLevel.key, self.logLevel), (CAServeSettings.admin.key, self.admin),
+      (CAServeSettings.rootOverlap.key, self.rootOverlap),
     ] {
       flags[key] = value.map { [$0] }
     }
-    return SettingsSource(flags: flags)
+    for (key, values) in [
+      (CAServeSettings.jwtIssuer.key, self.jwtIssuers), (CAServeSettings.tlsSAN.key, self.tlsSANs),
+      (CAServeSettings.trustedNodeIdentity.key, self.trustedNodeIdentities),
+    ] where !values.isEmpty {
+      flags[key] = values
+    }
+    return SettingsSource(
+      flags: flags, environment: ProcessInfo.processInfo.environment,
+      environmentPrefix: CAServeSettings.environmentPrefix)
   }
 
   func run() async throws {
-    guard let address = IstioCAConfiguration.parseAddress(self.listen) else {
-      throw ValidationError("invalid listen \"\(self.listen)\": expected HOST:PORT")
-    }
-    guard let maxTTL = DurationParser.parse(self.maxTTL, in: .seconds(2) ... .seconds(365 * 86400)) else {
-      throw ValidationError(
-        "invalid max-ttl \"\(BoundedText(self.maxTTL))\": expected a duration from 2s to 365d, such as 1h or 24h")
-    }
+    let s = CAServeSettings.self
     let level: Logger.Level
-    let trustDomain: String
-    let caSource: AgentConfiguration.CASource
-    let admin: AgentConfiguration.AdminAddress?
-    var rootOverlap: Duration?
+    let configuration: CAServerConfiguration
     do {
-      let shared = self.shared
-      level = try shared.require(AgentSettings.logLevel)
-      trustDomain = try shared.require(AgentSettings.trustDomain)
-      caSource = try ConfigurationLoader.caSource(shared)
-      admin = try shared.read(AgentSettings.admin)
-      if shared.value(AgentSettings.rootOverlap.key) != nil {
-        rootOverlap = try shared.require(AgentSettings.rootOverlap)
-      }
+      let settings = self.settings
+      level = try settings.require(AgentSettings.logLevel)
+      let address = try settings.require(s.listen)
+      let issuers = try settings.readAll(s.jwtIssuer)
+      configuration = CAServerConfiguration(
+        host: address.host,
+        port: address.port,
+        stateDirectory: try settings.require(s.stateDirectory),
+        caSource: try ConfigurationLoader.caSource(settings),
+        trustDomain: try settings.require(AgentSettings.trustDomain),
+        jwtKeysFile: try settings.require(s.jwtKeys),
+        jwtIssuers: issuers.isEmpty ? JWTCallerAuthenticator.defaultIssuers : issuers,
+        maximumTTL: try settings.require(s.maximumTTL),
+        tlsNames: try settings.readAll(s.tlsSAN),
+        trustedNodeIdentities: try settings.readAll(s.trustedNodeIdentity),
+        admin: try settings.read(s.admin),
+        rootOverlap: try settings.read(s.rootOverlap)
+      )
     } catch {
       throw ValidationError(error.description)
     }
@@ -118,28 +116,6 @@ struct CAServeCommand: AsyncParsableCommand {
     }
     var logger = Logger(label: "sds-agent-ca")
     logger.logLevel = level
-    var trustedNodes: [SPIFFEID] = []
-    for text in self.trustedNodeIdentities {
-      do {
-        trustedNodes.append(try SPIFFEID(parsing: text))
-      } catch {
-        throw ValidationError("invalid --trusted-node-identity \"\(text)\": \(error.reason)")
-      }
-    }
-    let configuration = CAServerConfiguration(
-      host: address.host,
-      port: address.port,
-      stateDirectory: self.stateDir,
-      caSource: caSource,
-      trustDomain: trustDomain,
-      jwtKeysFile: self.jwtKeys,
-      jwtIssuers: self.jwtIssuers.isEmpty ? JWTCallerAuthenticator.defaultIssuers : self.jwtIssuers,
-      maximumTTL: maxTTL,
-      tlsNames: self.tlsSANs,
-      trustedNodeIdentities: trustedNodes,
-      admin: admin,
-      rootOverlap: rootOverlap
-    )
     let server: CAServer
     do {
       server = try await CAServer.build(configuration: configuration, logger: logger)
@@ -155,7 +131,9 @@ struct CAServeCommand: AsyncParsableCommand {
   }
 }
 
-/// A shared setting's help, with its default, as `run --help` gives it.
+/// A setting's help, with its default and its value's name, as `run --help` gives them.
 private func help<Value>(_ setting: Setting<Value>) -> ArgumentHelp {
-  ArgumentHelp(setting.help + (setting.declaration.shownDefault.map { " (default \($0))" } ?? ""))
+  ArgumentHelp(
+    setting.help + (setting.declaration.shownDefault.map { " (default \($0))" } ?? ""),
+    valueName: setting.declaration.valueName.lowercased())
 }

@@ -35,19 +35,20 @@ import Testing
   }
 
   @Test func theDefaultsCloseIdleAndSilentConnectionsButNotStreams() {
-    let limits = SDSServerLimits.agent
-    #expect(limits.maximumIdleTime == .seconds(Agent.connectionIdleTimeSeconds))
-    #expect(limits.keepaliveTime == .seconds(Agent.keepaliveTimeSeconds))
+    let limits = SDSServerLimits()
+    #expect(limits.maximumIdleTime == .seconds(300))
+    #expect(limits.keepaliveTime == .seconds(60))
+    #expect(limits.silentPeerTimeout == .seconds(120))
     #expect(limits.keepaliveTime < limits.maximumIdleTime)
     #expect(limits.keepaliveTime < limits.silentPeerTimeout)
-    #expect(limits.maximumStreamsPerConnection == Agent.maximumStreamsPerConnection)
+    #expect(limits.maximumStreamsPerConnection == 4096)
     #expect(limits.maximumResets >= limits.maximumStreamsPerConnection)
   }
 
   @Test func aSilentPeerIsClosedWhileAStreamOlderThanTheIdleTimeIsKept() async throws {
     // The defaults (300 s idle, a ping every 60 s, 120 s of silence), scaled down with room for
     // a loaded machine. The silent connection outlives no idle timer: only silence closes it.
-    var limits = SDSServerLimits.agent
+    var limits = SDSServerLimits()
     limits.maximumIdleTime = .seconds(30)
     limits.keepaliveTime = .milliseconds(500)
     limits.silentPeerTimeout = .milliseconds(2500)

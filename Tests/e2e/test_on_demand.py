@@ -238,3 +238,38 @@ def test_a_name_refused_over_the_rate_is_sent_once_the_rate_allows(start):
     metrics = agent.admin.get("/metrics")
     assert 'sds_agent_on_demand_refused_total{reason="over_rate"} 1' in metrics
     call.send(None)
+
+
+def test_a_reloaded_workload_idle_timeout_reaches_on_demand_certificates(start):
+    """Issue #22: workload-idle-timeout is declared live, and on-demand certificates are among
+    those who apply it: after a SIGHUP that shortens it, a name no stream holds is dropped after
+    the new timeout, not the one the agent started with."""
+    import signal
+
+    from daemon_support import short_dir
+    from test_delta import DeltaCall, delta_request
+
+    d = short_dir()
+    cfg = d / "config.yaml"
+    cfg.write_text("on-demand-names: ['*.internal.example']\nworkload-idle-timeout: 1h\n")
+    agent = start("agent", "--config", cfg, directory=d)
+
+    def on_demand():
+        return [e for e in agent.admin.json("/debug/secrets") if e.get("kind") == "on_demand"]
+
+    call = DeltaCall(agent.socket_path)
+    call.send(delta_request(subscribe=["a.internal.example"]))
+    assert [r.name for r in call.response().resources] == ["a.internal.example"]
+    call.send(None)
+    poll(lambda: [e for e in on_demand() if e["name"] == "a.internal.example" and e["holders"] == 0], 10,
+         what="the name held by no stream after the stream ended")
+
+    cfg.write_text("on-demand-names: ['*.internal.example']\nworkload-idle-timeout: 2s\n")
+    n = len(agent.log_lines())
+    agent.signal(signal.SIGHUP)
+    agent.wait_log("reloaded configuration", 10, start=n)
+    t0 = time.monotonic()
+    agent.wait_log("dropped an idle on-demand certificate", 15, start=n)
+    print(f"dropped {time.monotonic() - t0:.1f}s after the reload")
+    assert not on_demand(), on_demand()
+    assert agent.alive()

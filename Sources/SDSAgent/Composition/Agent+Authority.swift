@@ -18,6 +18,18 @@ extension Agent {
       }
     }
 
+    /// The remote CA's client, which is also a service (its connection).
+    var remote: IstioCAClient? {
+      guard case .remote(let client) = self else { return nil }
+      return client
+    }
+
+    /// The embedded CA, whatever its root.
+    var embedded: EmbeddedCA? {
+      guard case .embedded(let ca, _, _) = self else { return nil }
+      return ca
+    }
+
     /// Why `rotate-root` cannot work here, if it cannot.
     var notRotatable: String? {
       switch self {
@@ -66,34 +78,5 @@ extension Agent {
         .caFiles,
         "switching between a generated CA and the operator's CA files (ca-cert, ca-key) needs a restart")
     }
-  }
-
-  /// Serves the embedded CA's bundle to every identity and, when its root is the agent's own,
-  /// the supervisor of its rotations (resuming one in progress).
-  static func rootRotation(
-    _ authority: Authority, configuration: AgentConfiguration, identities: IdentityTable, streams: StreamRegistry,
-    onDemand: OnDemandCertificates<ContinuousClock>?, logger: Logger
-  ) throws -> RootRotationSupervisor<ContinuousClock>? {
-    guard case .embedded(let ca, let rotation, let store) = authority else { return nil }
-    try identities.installTrustBundle(ca.trustBundle)
-    guard let store else { return nil }
-    if let rotation {
-      logger.notice(
-        "root rotation: resuming",
-        metadata: [
-          "phase": "\(rotation.phase.rawValue)", "new_root": "\(rotation.nextRootSerial)",
-          "next_step_at": "\(rotation.nextDeadline(now: Date(), acknowledged: false).formatted(.iso8601))",
-        ])
-    }
-    return RootRotationSupervisor(
-      ca: ca, host: SDSRootRotationHost(table: identities, streams: streams, onDemand: onDemand), store: store,
-      resuming: rotation,
-      overlap: configuration.rootOverlap,
-      makeRoot: { [trustDomain = configuration.trustDomain] now in
-        // A root of its own name, so that no verifier confuses it with the root it replaces.
-        try CAMaterial.generateRoot(
-          trustDomain: trustDomain, now: now, commonName: "sds-agent local CA \(now.formatted(.iso8601))")
-      },
-      clock: ContinuousClock(), now: { Date() }, logger: logger)
   }
 }

@@ -1,6 +1,4 @@
 import Foundation
-import GRPCCore
-import GRPCNIOTransportHTTP2
 import Logging
 import SDSAgentCore
 import ServiceLifecycle
@@ -25,6 +23,8 @@ public struct Agent: Sendable {
   /// admin endpoint and systemd integration report on both. Each says whether its end stops the
   /// agent: reporting services may finish early (no systemd), the supervisor and the server may not.
   let services: [ServiceGroupConfiguration.ServiceConfiguration]
+  /// Who applies a new configuration on reload.
+  let appliers: ReloadAppliers
   public let logger: Logger
   private let adminListening: Milestone
   private let sdsListening: Milestone
@@ -48,6 +48,14 @@ public struct Agent: Sendable {
     try await self.identities.rotate(identity ?? self.identities.pinnedIdentity)
   }
 
+  /// The appliers registered for reload, under the names live settings give them.
+  package var registeredAppliers: Set<SettingApplier> { Set(self.appliers.registered.keys) }
+
+  /// Applies `next` as a reload does (SIGHUP): every applier checks it, then applies it.
+  package func reload(_ next: AgentConfiguration) async throws {
+    try await self.appliers.apply(next)
+  }
+
   /// When the agent's own SVID will be renewed.
   public var nextRotation: Date? { self.identities.lifecycle(of: self.identities.pinnedIdentity)?.renewAt }
 
@@ -58,248 +66,86 @@ public struct Agent: Sendable {
   /// - Parameters:
   ///   - loader: re-reads the configuration on SIGHUP; without it there is no reload.
   ///   - logging: the process's logging, whose level reload changes.
+  ///   - clock: drives every timer of the agent.
+  ///   - now: the wall clock that dates certificates and deadlines.
   public static func build(
     configuration: AgentConfiguration,
     loader: ConfigurationLoader? = nil,
     logging: AgentLogging? = nil,
     logger: Logger,
-    environment: [String: String] = ProcessInfo.processInfo.environment
+    environment: [String: String] = ProcessInfo.processInfo.environment,
+    clock: ContinuousClock = ContinuousClock(),
+    now: @escaping @Sendable () -> Date = { Date() }
   ) async throws -> Agent {
-    let authority = try Self.authority(for: configuration, logger: logger)
-    let caClient = authority.certificateAuthority as? IstioCAClient
     let metrics = PrometheusMetrics()
-    let counters = AgentCounters(recorder: metrics)
+    let context = AgentContext(
+      configuration: configuration, counters: AgentCounters(recorder: metrics), clock: clock, now: now,
+      logger: logger, fileWatch: FileWatchService(logger: logger))
+    let authority = try Self.authority(for: configuration, logger: logger)
     let streams = StreamRegistry()
-    let identities = IdentityTable(
-      pinned: configuration.identity,
-      template: Self.identitySettings(configuration),
-      idleTimeout: configuration.nodeAgent.limits.idleTimeout,
-      now: Date()
-    )
-    let onDemand: OnDemandCertificates<ContinuousClock>? =
-      if let settings = configuration.onDemand, case .embedded(let ca, _, _) = authority {
-        OnDemandCertificates(
-          settings: settings, ca: ca, table: identities, counters: counters, clock: ContinuousClock(),
-          now: { Date() }, logger: logger)
-      } else { nil }
-    let rootRotation = try Self.rootRotation(
-      authority, configuration: configuration, identities: identities, streams: streams, onDemand: onDemand,
-      logger: logger)
-    let fileWatch = FileWatchService(logger: logger)
-    let following = try caClient.map { client in
-      try FollowingCA(
-        upstream: client, table: identities,
-        fileRoots: try configuration.istioCA?.rootsFile.map(CARootsWatcher.roots(in:))?.roots ?? [],
-        retention: { identities.template.ttl }, clock: ContinuousClock(), now: { Date() }, logger: logger)
-    }
-    let caRoots = following.flatMap { following in
-      configuration.istioCA?.rootsFile.map { path in
-        CARootsWatcher(
-          path: path, ca: following, reconnect: { try caClient?.reloadRoots() }, counters: counters,
-          trustDomain: configuration.trustDomain, watching: fileWatch, clock: ContinuousClock(), logger: logger)
-      }
-    }
-    let operatorCA: OperatorCAReplacement<ContinuousClock>? =
-      if case .embedded(let ca, _, nil) = authority {
-        OperatorCAReplacement(
-          ca: ca, table: identities, onDemand: onDemand, clock: ContinuousClock(), now: { Date() }, logger: logger)
-      } else { nil }
-    let files = FileSecretWatcher(
-      sources: configuration.fileSecrets, policy: configuration.onTheFlyFiles, keyMaterial: configuration.keyMaterial,
-      table: identities, counters: counters, watching: fileWatch, clock: ContinuousClock(), logger: logger)
-    let federation = try FederatedBundleWatcher(
-      sources: configuration.federatedBundles, table: identities, counters: counters, watching: fileWatch,
-      clock: ContinuousClock(), logger: logger)
-    let supervisor = IdentitySupervisor(
-      table: identities, authority: following ?? authority.certificateAuthority, counters: counters,
-      clock: ContinuousClock(),
-      now: { Date() },
-      logger: logger)
-    let admission = CallerAdmission(
-      attestor: try await Self.attestor(configuration.nodeAgent, of: configuration, remoteCA: caClient != nil),
-      limiter: CallerRateLimiter(limits: configuration.nodeAgent.limits),
-      table: identities,
-      counters: counters,
-      logger: logger
-    )
-    if caClient == nil {
+    let identities = Self.identityTable(context)
+    let onDemand = Self.onDemand(context, authority: authority, table: identities)
+    let ca = try Self.caServices(
+      context, authority: authority, table: identities, streams: streams, onDemand: onDemand)
+    let files = Self.fileSecrets(context, table: identities)
+    let federation = try Self.federation(context, table: identities)
+    let supervisor = Self.supervisor(context, table: identities, issuer: ca.issuer)
+    let admission = try await Self.admission(context, table: identities, remoteCA: ca.isRemote)
+    if !ca.isRemote {
       // The local CA answers at once: the first certificate exists before the socket does.
       try await supervisor.performDueWork(for: configuration.identity)
     }
-    // A remote CA is asked by the rotator as soon as the services run (its connection is one of
-    // them); the agent serves once it answers, and retries with backoff while it does not.
-
-    DescriptorLimit.raiseToHardLimit(logger: logger)
-    let sdsListening = Milestone()
-    let descriptor: Int32
-    let ownsSocketFile: UnixSocketListener?
-    if let activated = try SocketActivation.listeningDescriptor(environment: environment) {
-      descriptor = activated
-      ownsSocketFile = nil
-      logger.info(
-        "using the socket passed by systemd",
-        metadata: ["path": "\(SocketActivation.path(of: activated) ?? "?")"]
-      )
-    } else {
-      let listener = try UnixSocketListener.bind(path: configuration.socketPath, mode: configuration.socketMode)
-      descriptor = listener.descriptor
-      ownsSocketFile = listener
-    }
+    // A remote CA is asked by the supervisor as soon as the services run (its connection is one
+    // of them); the agent serves once it answers, and retries with backoff while it does not.
     let sdsService = SecretDiscoveryService(
-      leases: admission, counters: counters, registry: streams, logger: logger,
+      leases: admission, counters: context.counters, registry: streams, logger: logger,
       spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files)
-    let sdsServer = SDSSocketServer(
-      descriptor: descriptor, service: sdsService, peerCredentials: configuration.nodeAgent.identification.usesPeer,
-      limits: .agent, logger: logger,
-      onListening: {
-        UnixSocketListener.restoreBacklog(of: descriptor, logger: logger)
-        sdsListening.reach()
-      },
-      onStop: { ownsSocketFile?.removeSocketFile() })
-    var services: [ServiceGroupConfiguration.ServiceConfiguration] = caClient.map { [.auxiliary($0)] } ?? []
-    // First, so that it stops last: every watcher below follows its files through it.
-    services.insert(.auxiliary(fileWatch), at: 0)
-    if let following {
-      services.append(.auxiliary(following))
-    }
-    services += [
-      .essential(supervisor)
-    ]
-    if let rootRotation {
-      services.append(.essential(rootRotation))
-    }
-    // Always: a reload may add trust bundles to watch.
-    services.append(.auxiliary(federation))
-    if let caRoots {
-      services.append(.auxiliary(caRoots))
-    }
-    if let operatorCA {
-      services.append(.essential(operatorCA))
-    }
-    if let onDemand {
-      services.append(.essential(onDemand))
-    }
-    services.append(.auxiliary(files))
-    services += [
-      .essential(sdsServer)
-    ]
+    let socket = try Self.sdsSocket(context, service: sdsService, environment: environment)
     let adminListening = Milestone()
-    if let admin = configuration.admin {
-      var routes = AdminRoutes(
-        identities: identities, counters: counters, streams: streams, metrics: metrics,
-        trust: TrustRoutes(
-          rotation: rootRotation, identities: identities, federation: federation,
-          notRotatable: authority.notRotatable),
-        certificateAuthority: configuration.istioCA.map { "the Istio-compatible CA at \($0.host):\($0.port)" }
-          ?? "the local CA")
-      routes.onDemand = onDemand
-      services.append(
-        .auxiliary(AdminServer(address: admin, routes: routes, listening: adminListening, logger: logger)))
-    }
+    let admin = Self.adminServer(
+      context, metrics: metrics, identities: identities, streams: streams, ca: ca, federation: federation,
+      onDemand: onDemand, listening: adminListening)
     let notifier = SystemdNotifier(environment: environment)
-    services.append(
-      .auxiliary(
-        SystemdService(
-          notifier: notifier,
-          watchdogInterval: SystemdNotifier.watchdogInterval(environment: environment),
-          socketPath: SocketActivation.path(of: descriptor) ?? configuration.socketPath,
-          identities: identities,
-          counters: counters,
-          logger: logger
-        ))
-    )
-    if let loader {
-      services.append(
-        .auxiliary(
-          ReloadService(
-            loader: loader,
-            current: configuration,
-            signals: await UnixSignalsSequence(trapping: .sighup),
-            apply: { next in
-              // The CA first: new operator CA files that cannot be used refuse the whole reload.
-              let material = try Self.reloadedCA(from: configuration, to: next)
-              // Rules, token keys and limits change live; the identification mode needs a restart,
-              // because the transport reads peer credentials only in the modes that use them.
-              let node = NodeAgentConfiguration(
-                identification: configuration.nodeAgent.identification, rules: next.nodeAgent.rules,
-                jwtKeysFile: next.nodeAgent.jwtKeysFile, limits: next.nodeAgent.limits)
-              try node.validate(remoteCA: caClient != nil)
-              let attestor = try await Self.attestor(node, of: next, remoteCA: caClient != nil)
-              logging?.level = next.logLevel
-              rootRotation?.defaultOverlap = next.rootOverlap
-              federation.reconfigure(next.federatedBundles)
-              files.reconfigure(
-                next.fileSecrets,
-                policy: OnTheFlyFilePolicy(
-                  directories: next.fileSecretDirectories, callers: next.fileSecretCallers,
-                  checksCallers: configuration.nodeAgent.identification != .agent),
-                keyMaterial: next.keyMaterial)
-              caRoots?.check(force: true)
-              if let material {
-                try await operatorCA?.replace(with: material)
-              }
-              admission.update(attestor: attestor, limits: next.nodeAgent.limits)
-              await identities.reconfigure(
-                Self.identitySettings(next), idleTimeout: next.nodeAgent.limits.idleTimeout, logger: logger)
-            },
-            notifier: notifier,
-            logger: logger
-          ))
-      )
-    }
+    let systemd = Self.systemd(
+      context, notifier: notifier, socketPath: socket.path, identities: identities, environment: environment)
+    let appliers = Self.reloadAppliers(
+      context, logging: logging, ca: ca, federation: federation, files: files, admission: admission,
+      identities: identities, onDemand: onDemand)
+    let reload = await Self.reloadService(context, loader: loader, appliers: appliers, notifier: notifier)
+    // In dependency order; each says whether its end stops the agent.
+    let services: [ServiceGroupConfiguration.ServiceConfiguration?] = [
+      // First, so that it stops last: every watcher below follows its files through it.
+      .auxiliary(context.fileWatch),
+      ca.authority.remote.map { .auxiliary($0) },
+      ca.following.map { .auxiliary($0) },
+      .essential(supervisor),
+      ca.rootRotation.map { .essential($0) },
+      // Always: a reload may add trust bundles to watch.
+      .auxiliary(federation),
+      ca.caRoots.map { .auxiliary($0) },
+      ca.operatorCA.map { .essential($0) },
+      onDemand.map { .essential($0) },
+      .auxiliary(files),
+      .essential(socket.server),
+      admin.map { .auxiliary($0) },
+      .auxiliary(systemd),
+      reload.map { .auxiliary($0) },
+    ]
     return Agent(
       configuration: configuration,
-      socketPath: SocketActivation.path(of: descriptor) ?? configuration.socketPath,
-      counters: counters,
+      socketPath: socket.path,
+      counters: context.counters,
       streams: streams,
       identities: identities,
       admission: admission,
       sdsService: sdsService,
-      services: services,
+      services: services.compactMap { $0 },
+      appliers: appliers,
       logger: logger,
       adminListening: adminListening,
-      sdsListening: sdsListening
+      sdsListening: socket.listening
     )
   }
-
-  /// How every identity's certificates are issued.
-  static func identitySettings(_ configuration: AgentConfiguration) -> IdentitySettings {
-    IdentitySettings(
-      keyType: configuration.keyType,
-      ttl: configuration.certificateTTL,
-      schedule: configuration.rotation,
-      // Retry at least ten times within a lifetime, so a CA that comes back is used soon.
-      backoff: Backoff(maximum: max(.seconds(2), min(.seconds(60), configuration.certificateTTL / 10)))
-    )
-  }
-
-  /// Identifies callers as `node` says, for the agent `configuration` describes.
-  static func attestor(
-    _ node: NodeAgentConfiguration, of configuration: AgentConfiguration, remoteCA: Bool
-  ) async throws -> CallerAttestor {
-    var authenticator: JWTCallerAuthenticator?
-    if let path = node.jwtKeysFile {
-      authenticator = try await JWTCallerAuthenticator.load(keysFile: path, trustDomain: configuration.trustDomain)
-    }
-    return CallerAttestor(
-      mode: node.identification,
-      rules: node.rules,
-      agentIdentity: configuration.identity,
-      authenticator: authenticator,
-      remoteCA: remoteCA,
-      executable: ProcessExecutable.path(of:)
-    )
-  }
-
-  /// SDS streams one connection may hold open at once.
-  public static let maximumStreamsPerConnection = 4096
-  /// A connection without an open stream for this long gets GOAWAY and is closed.
-  public static let connectionIdleTimeSeconds: Int64 = 300
-  /// The agent pings every connection this often.
-  public static let keepaliveTimeSeconds: Int64 = 60
-  /// A connection nothing was read from for this long is closed: a live peer answers the
-  /// keepalive's ping well within it.
-  public static let silentPeerTimeoutSeconds: Int64 = 120
 
   /// Longest a graceful shutdown may take before the remaining work is cancelled; well under
   /// systemd's default stop timeout (90 s) and the unit's `TimeoutStopSec`.

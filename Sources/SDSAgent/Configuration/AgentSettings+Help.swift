@@ -12,7 +12,7 @@ extension AgentSettings {
       if let shown = setting.shownDefault { text += " Default: \(shown)." }
       if setting.kind == .flag { text += " As \(setting.environmentName) or in the file: true or false." }
       if setting.sources.contains(.file) {
-        text += setting.reload == .live ? " Reload applies it." : " Changes need a restart."
+        text += setting.reload.isLive ? " Reload applies it." : " Changes need a restart."
       } else {
         text += " Also \(setting.environmentName); not in the file."
       }

@@ -52,20 +52,20 @@ public enum AgentSettings {
     "cert-ttl", "DURATION",
     help: "Lifetime of workload certificates, e.g. 30s, 1h, 24h, 1h30m.",
     allowed: "a duration from 2s to 365d, such as 30s, 1h or 24h", default: .seconds(86400), shownDefault: "24h",
-    reload: .live, parse: { DurationParser.parse($0, in: .seconds(2) ... .seconds(365 * 86400)) },
+    reload: .live([.identities]), parse: { DurationParser.parse($0, in: .seconds(2) ... .seconds(365 * 86400)) },
     effective: { DurationParser.format($0.certificateTTL) })
 
   public static let keyType = Setting<WorkloadKeyType>(
     "key-type", "TYPE",
     help: "Workload key type: ecdsa-p256 or rsa-2048.",
     allowed: "ecdsa-p256 or rsa-2048", default: .ecdsaP256, shownDefault: "ecdsa-p256",
-    reload: .live, parse: WorkloadKeyType.init(rawValue:), effective: { $0.keyType.rawValue })
+    reload: .live([.identities]), parse: WorkloadKeyType.init(rawValue:), effective: { $0.keyType.rawValue })
 
   public static let rotationRatio = Setting<Double>(
     "rotation-ratio", "R",
     help: "Renew at this fraction of the lifetime.",
     allowed: "a number between 0.1 and 0.9", default: 0.5, shownDefault: "0.5",
-    reload: .live, parse: { Double($0).flatMap { (0.1...0.9).contains($0) ? $0 : nil } },
+    reload: .live([.identities]), parse: { Double($0).flatMap { (0.1...0.9).contains($0) ? $0 : nil } },
     effective: { "\($0.rotation.ratio)" })
 
   /// Its range depends on the ratio; `ConfigurationLoader` checks it.
@@ -73,20 +73,22 @@ public enum AgentSettings {
     "rotation-jitter", "J",
     help: "Move the renewal by up to this fraction of the lifetime either way.",
     allowed: "a number from 0 to less than min(ratio, 1 - ratio)", shownDefault: "0.1",
-    reload: .live, parse: { Double($0).flatMap { $0 >= 0 ? $0 : nil } }, effective: { "\($0.rotation.jitter)" })
+    reload: .live([.identities]), parse: { Double($0).flatMap { $0 >= 0 ? $0 : nil } },
+    effective: { "\($0.rotation.jitter)" })
 
   public static let rootOverlap = Setting<Duration>(
     "root-overlap", "DURATION",
     help: "In a root rotation of the embedded CA, how long both roots are trusted before the new one signs.",
     allowed: "a duration from 1s to 365d, such as 1h", default: .seconds(3600), shownDefault: "1h",
-    reload: .live, parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(365 * 86400)) },
+    reload: .live([.rootRotation]), parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(365 * 86400)) },
     effective: { DurationParser.format($0.rootOverlap) })
 
   public static let trustBundle = Setting<FederatedBundleSource>(
     "trust-bundle", "TD=FILE",
     help: "Another trust domain's bundle (repeatable), e.g. spiffe://other.example=/etc/bundles/other.pem: PEM "
       + "or a SPIFFE bundle document, watched and re-read; served as spiffe://<trust-domain> and in ALL.",
-    kind: .repeatable(separator: ",", yaml: .entries), allowed: FederatedBundleSource.syntax, reload: .live,
+    kind: .repeatable(separator: ",", yaml: .entries), allowed: FederatedBundleSource.syntax,
+    reload: .live([.federation]),
     parse: { text throws(ConfigurationError) in try FederatedBundleSource(parsing: text) },
     effective: { $0.federatedBundles.map(\.description).joined(separator: ",") })
 
@@ -101,7 +103,7 @@ public enum AgentSettings {
     "secret", "FIELDS",
     help: "A secret served under its name from files (repeatable): name=web,cert=FILE,key=FILE"
       + "[,ocsp-staple=FILE] or name=clients,ca=FILE[,crl=FILE]; watched, checked, pushed on change.",
-    kind: .repeatable(separator: ";", yaml: .fields), allowed: FileSecretSource.syntax, reload: .live,
+    kind: .repeatable(separator: ";", yaml: .fields), allowed: FileSecretSource.syntax, reload: .live([.fileSecrets]),
     parse: { text throws(ConfigurationError) in try FileSecretSource(parsing: text) },
     effective: { $0.fileSecrets.map(\.description).joined(separator: "; ") })
 
@@ -109,7 +111,7 @@ public enum AgentSettings {
     "file-secret-dirs", "DIR",
     help: "Directories (repeatable) under which Istio's file-cert:<cert>~<key> and file-root:<ca> names may "
       + "point; without one, such names are refused.",
-    kind: .repeatable(separator: ",", yaml: .values), allowed: "an absolute directory", reload: .live,
+    kind: .repeatable(separator: ",", yaml: .values), allowed: "an absolute directory", reload: .live([.fileSecrets]),
     parse: { $0.hasPrefix("/") && !$0.split(separator: "/").contains("..") ? $0 : nil },
     effective: { $0.fileSecretDirectories.joined(separator: ",") })
 
@@ -118,25 +120,25 @@ public enum AgentSettings {
     help: "In node-agent mode, the identities that may have file-cert: and file-root: names under a directory "
       + "(repeatable): dir=/etc/tls/edge,callers=spiffe://…+spiffe://…; the deepest directory naming a path "
       + "decides, and a path under none is served to nobody.",
-    kind: .repeatable(separator: ";", yaml: .fields), allowed: FileSecretCallers.syntax, reload: .live,
+    kind: .repeatable(separator: ";", yaml: .fields), allowed: FileSecretCallers.syntax, reload: .live([.fileSecrets]),
     parse: { text throws(ConfigurationError) in try FileSecretCallers(parsing: text) },
     effective: { $0.fileSecretCallers.map(\.description).joined(separator: "; ") })
 
   public static let caCertificate = Setting<String>(
     "ca-cert", "FILE",
     help: "PEM file with the operator's signing CA certificate (with --ca-key).",
-    allowed: "a certificate file", reload: .live, parse: nonEmpty,
+    allowed: "a certificate file", reload: .live([.operatorCA]), parse: nonEmpty,
     effective: { $0.caSource.files?.certificate ?? "" })
 
   public static let caKey = Setting<String>(
     "ca-key", "FILE",
     help: "PEM file with the signing CA's private key (mode 0600).",
-    allowed: "a key file", reload: .live, parse: nonEmpty, effective: { $0.caSource.files?.key ?? "" })
+    allowed: "a key file", reload: .live([.operatorCA]), parse: nonEmpty, effective: { $0.caSource.files?.key ?? "" })
 
   public static let caChain = Setting<String>(
     "ca-chain", "FILE",
     help: "PEM file with the intermediates and the root above --ca-cert.",
-    allowed: "a PEM file", reload: .live, parse: nonEmpty, effective: { $0.caSource.files?.chain ?? "" })
+    allowed: "a PEM file", reload: .live([.operatorCA]), parse: nonEmpty, effective: { $0.caSource.files?.chain ?? "" })
 
   public static let ca = Setting<String>(
     "ca", "MODE",
@@ -197,7 +199,7 @@ public enum AgentSettings {
     "log-level", "LEVEL",
     help: "trace, debug, info, notice, warning, error or critical.",
     allowed: "trace, debug, info, notice, warning, error or critical", default: .info, shownDefault: "info",
-    reload: .live, parse: Logger.Level.init(rawValue:), effective: { $0.logLevel.rawValue })
+    reload: .live([.logging]), parse: Logger.Level.init(rawValue:), effective: { $0.logLevel.rawValue })
 
   public static let logFormat = Setting<AgentConfiguration.LogFormat>(
     "log-format", "FORMAT",
@@ -224,33 +226,36 @@ public enum AgentSettings {
     "workload", "RULE",
     help: "Maps callers to an identity (repeatable; first match wins): uid=N, gid=N and/or exe=/path, and "
       + "spiffe-id=spiffe://…, comma-separated. SDS_AGENT_WORKLOAD separates rules with ';'.",
-    kind: .repeatable(separator: ";", yaml: .fields), allowed: WorkloadRule.syntax, reload: .live,
+    kind: .repeatable(separator: ";", yaml: .fields), allowed: WorkloadRule.syntax, reload: .live([.admission]),
     parse: { text throws(ConfigurationError) in try WorkloadRule(parsing: text) },
     effective: { $0.nodeAgent.rules.map(\.description).joined(separator: "; ") })
 
   public static let jwtKeys = Setting<String>(
     "jwt-keys", "FILE",
     help: "PEM public keys or a JWKS that verify forwarded tokens (iss, aud istio-ca, exp; sub names the identity).",
-    allowed: "a PEM or JWKS file", reload: .live, parse: nonEmpty, effective: { $0.nodeAgent.jwtKeysFile ?? "" })
+    allowed: "a PEM or JWKS file", reload: .live([.admission]), parse: nonEmpty,
+    effective: { $0.nodeAgent.jwtKeysFile ?? "" })
 
   public static let workloadIdleTimeout = Setting<Duration>(
     "workload-idle-timeout", "DURATION",
     help: "How long a workload identity without streams is kept.",
     allowed: "a duration from 1s to 7d, such as 10m", default: CallerLimits().idleTimeout, shownDefault: "10m",
-    reload: .live, parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(7 * 86400)) },
+    reload: .live([.identities, .onDemand]),
+    parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(7 * 86400)) },
     effective: { DurationParser.format($0.nodeAgent.limits.idleTimeout) })
 
   public static let callerStreamRate = Setting<Rate>(
     "caller-stream-rate", "RATE",
     help: "New SDS streams per caller, e.g. 50/s.",
     allowed: "a rate such as 50/s, 600/m or 1000/h", default: CallerLimits().streamRate, shownDefault: "50/s",
-    reload: .live, parse: Rate.init(parsing:), effective: { $0.nodeAgent.limits.streamRate.description })
+    reload: .live([.admission]), parse: Rate.init(parsing:), effective: { $0.nodeAgent.limits.streamRate.description })
 
   public static let callerCertificateRate = Setting<Rate>(
     "caller-certificate-rate", "RATE",
     help: "Certificates one caller's streams may cause to be issued, e.g. 10/m.",
     allowed: "a rate such as 10/m", default: CallerLimits().certificateRate, shownDefault: "10/m",
-    reload: .live, parse: Rate.init(parsing:), effective: { $0.nodeAgent.limits.certificateRate.description })
+    reload: .live([.admission]), parse: Rate.init(parsing:),
+    effective: { $0.nodeAgent.limits.certificateRate.description })
 
   /// Only on the command line or as `SDS_AGENT_CONFIG`: the file cannot name itself.
   public static let config = Setting<String>(
@@ -283,7 +288,7 @@ public enum AgentSettings {
 
   /// The keys whose change reload cannot apply: they take effect after a restart.
   public static func restartRequired(from old: AgentConfiguration, to new: AgentConfiguration) -> [String] {
-    all.filter { $0.reload == .restart && $0.effective(old) != $0.effective(new) }.map(\.key)
+    all.filter { !$0.reload.isLive && $0.effective(old) != $0.effective(new) }.map(\.key)
   }
 
   static let defaultTokenFile = "/var/run/secrets/tokens/istio-token"

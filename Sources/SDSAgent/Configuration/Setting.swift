@@ -20,7 +20,8 @@ public struct Setting<Value: Sendable>: Sendable {
   ///   - shownDefault: the default as help shows it; derived defaults describe themselves.
   ///   - parse: the typed value, or `nil` for a value outside `allowed`; it may throw its own,
   ///     more precise error.
-  ///   - effective: the value in force, as `check-config` prints it and reload compares it.
+  ///   - effective: the value in force, as `check-config` prints it and reload compares it;
+  ///     nothing for a setting outside `run` (`ca serve`'s own).
   public init(
     _ key: String,
     _ valueName: String,
@@ -32,7 +33,7 @@ public struct Setting<Value: Sendable>: Sendable {
     sources: Set<SettingsSource.Origin> = [.flag, .environment, .file],
     reload: SettingReload,
     parse: @escaping @Sendable (String) throws(ConfigurationError) -> Value?,
-    effective: @escaping @Sendable (AgentConfiguration) -> String
+    effective: @escaping @Sendable (AgentConfiguration) -> String = { _ in "" }
   ) {
     self.declaration = SettingDeclaration(
       key: key, valueName: valueName, help: help, kind: kind, allowed: allowed, shownDefault: shownDefault,
@@ -89,8 +90,17 @@ public enum RepeatableYAML: Sendable, Equatable {
   case fields
 }
 
-/// Whether reload (SIGHUP) applies a changed value to the running agent.
-public enum SettingReload: String, Sendable {
-  case live
+/// Whether reload (SIGHUP) applies a changed value to the running agent, and who applies it.
+public enum SettingReload: Sendable, Equatable {
+  /// Reload applies the value: each of these appliers takes the new configuration.
+  case live(Set<SettingApplier>)
   case restart
+
+  public var isLive: Bool { self != .restart }
+
+  /// Who applies the value on reload; none for `.restart`.
+  public var appliers: Set<SettingApplier> {
+    guard case .live(let appliers) = self else { return [] }
+    return appliers
+  }
 }

@@ -2,7 +2,8 @@ import Foundation
 import SDSAgentCore
 
 /// Raw settings by key, layered: command-line flags over `SDS_AGENT_<KEY>` environment
-/// variables over the config file over defaults. Keys are the flag names (`cert-ttl`).
+/// variables (`SDS_AGENT_CA_SERVE_<KEY>` for `ca serve`) over the config file over defaults. Keys are
+/// the flag names (`cert-ttl`).
 public struct SettingsSource: Sendable {
   public enum Origin: String, Sendable {
     case flag
@@ -13,21 +14,34 @@ public struct SettingsSource: Sendable {
   public let flags: [String: [String]]
   public let environment: [String: String]
   public let file: [String: [String]]
+  /// What the environment variables' names start with.
+  public let environmentPrefix: String
 
-  public init(flags: [String: [String]] = [:], environment: [String: String] = [:], file: [String: [String]] = [:]) {
+  public init(
+    flags: [String: [String]] = [:], environment: [String: String] = [:], file: [String: [String]] = [:],
+    environmentPrefix: String = Self.agentEnvironmentPrefix
+  ) {
     self.flags = flags
     self.environment = environment
     self.file = file
+    self.environmentPrefix = environmentPrefix
   }
 
-  public static func environmentName(for key: String) -> String {
-    "SDS_AGENT_" + key.uppercased().replacingOccurrences(of: "-", with: "_")
+  /// `run`'s environment variables: `SDS_AGENT_<KEY>`.
+  public static let agentEnvironmentPrefix = "SDS_AGENT_"
+
+  public static func environmentName(for key: String, prefix: String = Self.agentEnvironmentPrefix) -> String {
+    prefix + key.uppercased().replacingOccurrences(of: "-", with: "_")
+  }
+
+  public func environmentName(for key: String) -> String {
+    Self.environmentName(for: key, prefix: self.environmentPrefix)
   }
 
   /// The winning value of a key and where it came from.
   public func value(_ key: String) -> (value: String, origin: Origin)? {
     if let value = self.flags[key]?.last { return (value, .flag) }
-    if let value = self.environment[Self.environmentName(for: key)], !value.isEmpty { return (value, .environment) }
+    if let value = self.environment[self.environmentName(for: key)], !value.isEmpty { return (value, .environment) }
     if let value = self.file[key]?.last { return (value, .file) }
     return nil
   }
@@ -36,7 +50,7 @@ public struct SettingsSource: Sendable {
   /// environment separates values with `separator`.
   public func values(_ key: String, separator: Character = ",") -> (values: [String], origin: Origin)? {
     if let values = self.flags[key], !values.isEmpty { return (values, .flag) }
-    if let value = self.environment[Self.environmentName(for: key)], !value.isEmpty {
+    if let value = self.environment[self.environmentName(for: key)], !value.isEmpty {
       return (value.split(separator: separator).map { $0.trimmingCharacters(in: .whitespaces) }, .environment)
     }
     if let values = self.file[key], !values.isEmpty { return (values, .file) }
@@ -47,7 +61,7 @@ public struct SettingsSource: Sendable {
   /// is an error naming the key, where the value came from, the value and what is allowed.
   public func read<Value>(_ setting: Setting<Value>) throws(ConfigurationError) -> Value? {
     guard let (text, origin) = self.value(setting.key) else { return setting.defaultValue }
-    return try Self.parse(text, origin: origin, setting)
+    return try self.parse(text, origin: origin, setting)
   }
 
   /// The setting's value, or its default; a setting without either is missing, an error.
@@ -65,7 +79,7 @@ public struct SettingsSource: Sendable {
     else { return [] }
     var values: [Value] = []
     for text in texts {
-      if let value = try Self.parse(text, origin: origin, setting) { values.append(value) }
+      if let value = try self.parse(text, origin: origin, setting) { values.append(value) }
     }
     return values
   }
@@ -73,35 +87,35 @@ public struct SettingsSource: Sendable {
   /// An error about the winning value of `key`, naming where it came from.
   public func invalid(_ key: String, allowed: String) -> ConfigurationError {
     let (text, origin) = self.value(key) ?? ("", .flag)
-    return ConfigurationError(key: Self.naming(key, origin: origin), value: text, allowed: allowed)
+    return ConfigurationError(key: self.naming(key, origin: origin), value: text, allowed: allowed)
   }
 
-  static func parse<Value>(_ text: String, origin: Origin, _ setting: Setting<Value>) throws(ConfigurationError)
+  func parse<Value>(_ text: String, origin: Origin, _ setting: Setting<Value>) throws(ConfigurationError)
     -> Value?
   {
     // The command line and the environment arrive decoded with invalid UTF-8 replaced by U+FFFD.
     guard !text.unicodeScalars.contains("\u{FFFD}") else {
       throw ConfigurationError(
-        key: Self.naming(setting.key, origin: origin), value: text,
+        key: self.naming(setting.key, origin: origin), value: text,
         allowed: "valid UTF-8 (the value has bytes that are not)")
     }
     let parsed: Value?
     do {
       parsed = try setting.parse(text)
     } catch {
-      throw error.renamed(Self.naming(error.key, origin: origin))
+      throw error.renamed(self.naming(error.key, origin: origin))
     }
     guard let parsed else {
-      throw ConfigurationError(key: Self.naming(setting.key, origin: origin), value: text, allowed: setting.allowed)
+      throw ConfigurationError(key: self.naming(setting.key, origin: origin), value: text, allowed: setting.allowed)
     }
     return parsed
   }
 
   /// The key as errors name it: a flag is named as is, other layers say where the value was.
-  static func naming(_ key: String, origin: Origin) -> String {
+  func naming(_ key: String, origin: Origin) -> String {
     switch origin {
     case .flag: key
-    case .environment: key + " (from \(Self.environmentName(for: key)))"
+    case .environment: key + " (from \(self.environmentName(for: key)))"
     case .file: key + " (from the config file)"
     }
   }

@@ -1,6 +1,7 @@
 import NIOCore
 
-/// The SDS socket's limits on what one connection may hold or send.
+/// The SDS socket's limits on what one connection may hold or send. The defaults are the
+/// agent's: this is their one declaration.
 public struct SDSServerLimits: Sendable {
   public init() {}
 
@@ -31,16 +32,4 @@ public struct SDSServerLimits: Sendable {
   /// Every reset, served or not, within `resetWindow`: a backstop that scales with the stream
   /// limit, so that a client cancelling all its streams at once is never cut off.
   public var maximumResets: Int { 4 * self.maximumStreamsPerConnection }
-}
-
-extension SDSServerLimits {
-  /// The agent's limits (see `Agent`'s constants).
-  public static var agent: SDSServerLimits {
-    var limits = SDSServerLimits()
-    limits.maximumStreamsPerConnection = Agent.maximumStreamsPerConnection
-    limits.maximumIdleTime = .seconds(Agent.connectionIdleTimeSeconds)
-    limits.keepaliveTime = .seconds(Agent.keepaliveTimeSeconds)
-    limits.silentPeerTimeout = .seconds(Agent.silentPeerTimeoutSeconds)
-    return limits
-  }
 }

@@ -4,16 +4,16 @@ import SDSAgentCore
 import ServiceLifecycle
 import UnixSignals
 
-/// Reload on SIGHUP: re-reads the configuration and applies the settings `AgentSettings`
-/// declares live (log level, certificate lifetime, key type, rotation schedule, workload rules,
-/// JWT keys, caller limits) without closing any SDS stream; a change to any other is logged as
-/// needing a restart. A broken configuration is refused with an error and the running one stays.
+/// Reload on SIGHUP: re-reads the configuration and has the appliers that `AgentSettings`'
+/// live declarations name apply it (log level, certificate lifetime, key type, rotation
+/// schedule, workload rules, JWT keys, caller limits, idle timeouts, …) without closing any SDS
+/// stream; a change to any other setting is logged as needing a restart. A broken configuration is refused with an error and the running one stays.
 struct ReloadService: Service, CustomStringConvertible {
   let loader: ConfigurationLoader
   let current: AgentConfiguration
   /// Created while the agent is built, so a SIGHUP never finds the default action (exit).
   let signals: UnixSignalsSequence
-  let apply: @Sendable (AgentConfiguration) async throws -> Void
+  let appliers: ReloadAppliers
   let notifier: SystemdNotifier
   let logger: Logger
 
@@ -31,7 +31,7 @@ struct ReloadService: Service, CustomStringConvertible {
         self.notifier.reloading()
         do {
           let next = try self.loader.load()
-          try await self.apply(next)
+          try await self.appliers.apply(next)
           let ignored = Self.restartRequired(from: running, to: next)
           if !ignored.isEmpty {
             self.logger.warning("some changes take effect only after a restart", metadata: ["keys": "\(ignored)"])

@@ -34,6 +34,8 @@ where C.Duration == Duration {
     var bucket: TokenBucket
     var waiting: [DNSName: Waiting] = [:]
     var nextWaiting: UInt64 = 0
+    /// A name no stream has held this long is dropped; reload changes it.
+    var idleTimeout: Duration
 
     /// Whether a new name fits: under the cap, or with a name no stream holds to drop.
     func hasRoom(maximumNames: Int) -> Bool {
@@ -65,6 +67,7 @@ where C.Duration == Duration {
   /// rate is refused for good (`overWaiting`): the client must ask again.
   public static var maximumWaiting: Int { 4096 }
 
+  /// The settings at start; reload changes only the idle timeout (`idleTimeout`).
   public let settings: OnDemandSettings
   private let ca: EmbeddedCA
   private let table: IdentityTable
@@ -86,10 +89,19 @@ where C.Duration == Duration {
     self.clock = clock
     self.now = now
     self.logger = logger
-    self.state = Mutex(State(bucket: TokenBucket(rate: settings.rate, now: now())))
+    self.state = Mutex(State(bucket: TokenBucket(rate: settings.rate, now: now()), idleTimeout: settings.idleTimeout))
   }
 
   public var description: String { "OnDemandCertificates" }
+
+  /// How long a name no stream holds is kept, as the last reload set it.
+  public var idleTimeout: Duration { self.state.withLock { $0.idleTimeout } }
+
+  /// Keeps names no stream holds for `idleTimeout` from now on, those idle already included.
+  public func reconfigure(idleTimeout: Duration) {
+    self.state.withLock { $0.idleTimeout = idleTimeout }
+    self.wake.signal()
+  }
 
   /// Every name held, with its certificate (once minted).
   public var entries: [DNSName: Entry] { self.state.withLock { $0.entries } }
@@ -199,7 +211,7 @@ where C.Duration == Duration {
       let now = self.now()
       let next = self.state.withLock { state in
         let entries = state.entries.values.map { entry in
-          entry.idleSince.map { min(entry.dueAt, $0.addingTimeInterval(self.settings.idleTimeout.seconds)) }
+          entry.idleSince.map { min(entry.dueAt, $0.addingTimeInterval(state.idleTimeout.seconds)) }
             ?? entry.dueAt
         }
         return (entries + [self.nextWaitingMint(state, now: now)].compactMap { $0 }).min()
@@ -228,7 +240,7 @@ where C.Duration == Duration {
     let now = self.now()
     let (due, evicted) = self.state.withLock { state -> ([DNSName], [DNSName]) in
       let evicted = state.entries.filter { entry in
-        entry.value.idleSince.map { now >= $0.addingTimeInterval(self.settings.idleTimeout.seconds) } ?? false
+        entry.value.idleSince.map { now >= $0.addingTimeInterval(state.idleTimeout.seconds) } ?? false
       }.map(\.key)
       for name in evicted { state.entries[name] = nil }
       for (name, _) in state.waiting.sorted(by: { $0.value.since < $1.value.since }) {

@@ -105,6 +105,22 @@ import X509
     }
   }
 
+  @Test func aShorterIdleTimeoutFromAReloadDropsAnIdleNameAtTheNewTimeout() async throws {
+    try await self.running {
+      let name = try self.store.admit("a.internal.example").get()
+      await self.cache.waitUntil { $0.onDemand[name] != nil }
+      self.store.release(name)
+      await self.clock.sleeper(until: .seconds(30))
+      self.store.reconfigure(idleTimeout: .seconds(10))
+      #expect(self.store.idleTimeout == .seconds(10))
+      await self.clock.sleeper(until: .seconds(10))
+      #expect(self.store.entries[name] != nil, "dropped before the new timeout")
+      self.clock.advance(by: .seconds(10))
+      await self.cache.waitUntil { $0.onDemand[name] == nil }
+      #expect(self.store.entries.isEmpty)
+    }
+  }
+
   // MARK: - A refusal is not forever (issue #21, class 4)
 
   @Test func aNameRefusedOverTheCapIsMintedOnceThereIsRoomAndTakenByTheStreamThatWaited() async throws {
