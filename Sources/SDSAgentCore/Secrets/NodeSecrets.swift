@@ -48,9 +48,9 @@ public final class NodeSecrets: Sendable {
     self.mutate { $0.setOnDemand(certificates, revision: $1) }
   }
 
-  /// The highest revision any change of the shared rows was given.
+  /// The last revision handed out, to a change of a shared row or of an identity's cache.
   public var revision: UInt64 {
-    self.state.withLock { $0.rows.revisions.max() ?? 0 }
+    self.state.withLock { $0.nextRevision - 1 }
   }
 
   func subscribe(_ onChange: @escaping @Sendable () -> Void) -> Int {

@@ -15,19 +15,28 @@ import Testing
   let table: IdentityTable
   let caches: [SecretCache]
   /// How many times each cache's subscriber was signalled, by index in `caches`.
-  let signals = Mutex<[Int: Int]>([:])
+  let signals = Signals()
+
+  final class Signals: Sendable {
+    private let counts = Mutex<[Int: Int]>([:])
+
+    func signal(_ index: Int) { self.counts.withLock { $0[index, default: 0] += 1 } }
+
+    var counted: [Int: Int] { self.counts.withLock { $0 } }
+  }
 
   init() throws {
     let settings = IdentitySettings(
       keyType: .ecdsaP256, ttl: .seconds(3600), schedule: RotationSchedule(ratio: 0.5, jitter: 0),
       backoff: Backoff(initial: .seconds(4), maximum: .seconds(4)))
-    self.table = IdentityTable(
+    let table = IdentityTable(
       pinned: Fixtures.identity, template: settings, idleTimeout: .seconds(600), now: Fixtures.now)
-    try self.table.installTrustBundle(TrustBundle(roots: [Fixtures.material.certificate]))
+    try table.installTrustBundle(TrustBundle(roots: [Fixtures.material.certificate]))
     for workload in Self.workloads {
-      _ = self.table.openStream(workload, credential: .agent, now: Fixtures.now)
+      _ = table.openStream(workload, credential: .agent, now: Fixtures.now)
     }
-    self.caches = self.table.identities.compactMap { self.table.cache(for: $0) }
+    self.table = table
+    self.caches = table.identities.compactMap { table.cache(for: $0) }
     for cache in self.caches {
       try cache.update(with: try Fixtures.issue().certifiedKey, trust: nil)
     }
@@ -38,9 +47,9 @@ import Testing
   }
 
   /// Subscribes to every cache; the subscriptions end with `body`.
-  func subscribed(_ body: () throws -> Void) rethrows {
+  func subscribed(_ body: () throws -> Void) throws {
     let subscriptions = self.caches.enumerated().map { index, cache in
-      cache.subscribe { [signals] in signals.withLock { $0[index, default: 0] += 1 } }
+      cache.subscribe { [signals] in signals.signal(index) }
     }
     defer { subscriptions.forEach { $0.cancel() } }
     try body()
@@ -70,7 +79,7 @@ import Testing
       #expect(new.revision(of: .tlsCertificate) == old.revision(of: .tlsCertificate))
       #expect(new.revision(of: .validationContext) == old.revision(of: .validationContext))
     }
-    #expect(self.signals.withLock { $0 } == Dictionary(uniqueKeysWithValues: self.caches.indices.map { ($0, 1) }))
+    #expect(self.signals.counted == Dictionary(uniqueKeysWithValues: self.caches.indices.map { ($0, 1) }))
   }
 
   @Test func aFileChangeIsPushedOnlyToStreamsThatAskForTheFile() throws {
@@ -86,7 +95,8 @@ import Testing
     self.table.installFiles(["partner-ca": try Self.validationContext(Self.otherRoot)])
 
     #expect(certificateOnly.secretsChanged(cache.current) == nil)
-    let pushed = try #require(withFile.secretsChanged(cache.current))
+    let changed = withFile.secretsChanged(cache.current)
+    let pushed = try #require(changed)
     #expect(pushed.versionInfo == String(self.table.node.revision))
     #expect(sent.versionInfo != pushed.versionInfo)
   }
@@ -102,7 +112,7 @@ import Testing
     }
     #expect(self.table.node.revision == revisionBefore + 1)
     #expect(self.caches.allSatisfy { $0.current.onDemand[name]?.certificate.serial == certificate.serial })
-    #expect(self.signals.withLock { $0.values.reduce(0, +) } == self.caches.count)
+    #expect(self.signals.counted.values.reduce(0, +) == self.caches.count)
   }
 
   @Test func aTrustChangeIsOneRevisionThatEveryIdentitySees() throws {
@@ -121,7 +131,7 @@ import Testing
       #expect(new.svidRevision == old.svidRevision)
       #expect(new.federationRevision == old.federationRevision)
     }
-    #expect(self.signals.withLock { $0.values.reduce(0, +) } == self.caches.count)
+    #expect(self.signals.counted.values.reduce(0, +) == self.caches.count)
 
     let federated = try TrustDomainName(parsing: "partner.org")
     try self.table.installFederatedBundles([federated: TrustBundle(roots: [Self.federatedRoot.certificate])])
