@@ -39,12 +39,12 @@ public final class NodeSecrets: Sendable {
   }
 
   /// Serves these file secrets to every identity from now on; one revision if one changed.
-  public func updateFiles(_ contents: [String: FileSecretContent]) {
+  func updateFiles(_ contents: [String: FileSecretContent]) {
     self.mutate { $0.setFiles(contents, revision: $1) }
   }
 
   /// Serves these on-demand server certificates to every identity from now on.
-  public func updateOnDemand(_ certificates: [DNSName: ServerCertificate]) {
+  func updateOnDemand(_ certificates: [DNSName: ServerCertificate]) {
     self.mutate { $0.setOnDemand(certificates, revision: $1) }
   }
 
