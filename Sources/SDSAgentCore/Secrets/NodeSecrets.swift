@@ -53,6 +53,11 @@ public final class NodeSecrets: Sendable {
     self.state.withLock { $0.nextRevision - 1 }
   }
 
+  /// Subscriptions to the shared rows: one per subscription to any identity's cache.
+  public var subscriberCount: Int {
+    self.state.withLock { $0.subscribers.count }
+  }
+
   func subscribe(_ onChange: @escaping @Sendable () -> Void) -> Int {
     self.state.withLock { state in
       let id = state.nextSubscriberID

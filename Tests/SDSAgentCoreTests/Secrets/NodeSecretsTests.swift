@@ -52,6 +52,7 @@ import Testing
       cache.subscribe { [signals] in signals.signal(index) }
     }
     defer { subscriptions.forEach { $0.cancel() } }
+    #expect(self.table.node.subscriberCount == self.caches.count)
     try body()
   }
 
@@ -80,6 +81,8 @@ import Testing
       #expect(new.revision(of: .validationContext) == old.revision(of: .validationContext))
     }
     #expect(self.signals.counted == Dictionary(uniqueKeysWithValues: self.caches.indices.map { ($0, 1) }))
+    #expect(self.table.node.subscriberCount == 0)
+    #expect(self.caches.allSatisfy { $0.subscriberCount == 0 })
   }
 
   @Test func aFileChangeIsPushedOnlyToStreamsThatAskForTheFile() throws {
