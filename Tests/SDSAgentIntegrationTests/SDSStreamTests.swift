@@ -187,6 +187,7 @@ import Testing
       }
       await running.agent.counters.waitUntil { $0.openStreams == 0 }
       #expect(running.agent.cache.subscriberCount == 0)
+      #expect(running.agent.identities.node.subscriberCount == 0)
       let served = try await SDSClient.fetch(socketPath: running.socketPath, names: ["default"])
       #expect(served.count == 1)
     }
@@ -213,6 +214,7 @@ import Testing
           "1000 streams opened and closed: resident memory \(before / 1024) KiB -> \(after / 1024) KiB (\(growth / 1024) KiB)"
         )
         #expect(running.agent.cache.subscriberCount == 0)
+        #expect(running.agent.identities.node.subscriberCount == 0)
         #expect(running.agent.counters[.streamsOpened] == 1200)
         // A leak of even 8 KiB per stream would exceed this.
         #expect(growth < 8 * 1024 * 1024)

@@ -2,24 +2,29 @@ import Foundation
 import SwiftProtobuf
 import Synchronization
 
-/// Holds the secrets the agent serves and tells subscribers when they change.
+/// Holds what one identity serves that is its own (its SVID) and joins it with the node's shared
+/// rows (`NodeSecrets`) when read; tells subscribers when either part changes.
 ///
 /// Subscribers get a change signal, not the secrets: each keeps only the newest signal
 /// (`bufferingNewest(1)`) and reads `current` when it gets to it, so a slow SDS stream never
 /// holds the cache back or piles up old certificates.
 public final class SecretCache: Sendable {
   private struct State {
-    var served = ServedSecrets.empty
-    var nextRevision: UInt64 = 1
+    var own = IdentitySecrets.empty
     var nextSubscriberID = 0
     var subscribers: [Int: @Sendable () -> Void] = [:]
   }
 
+  /// The rows every identity shares; also the source of this cache's revisions.
+  public let node: NodeSecrets
   private let state = Mutex(State())
   /// Each secret as responses carry it, encoded once per revision for every stream.
   private let encodings = Mutex<[RequestedSecret: (revision: UInt64, secret: Google_Protobuf_Any)]>([:])
 
-  public init() {}
+  /// A cache joined with `node`'s shared rows; without one, with rows of its own.
+  public init(node: NodeSecrets = NodeSecrets()) {
+    self.node = node
+  }
 
   /// `requested` at `revision`, packed as responses carry it: encoded by the first stream that
   /// sends it, copied by the others (a rotation pushes the same secret to every stream).
@@ -41,18 +46,22 @@ public final class SecretCache: Sendable {
   /// identity); past it, the memo starts over.
   static let encodingsKept = 1024
 
+  /// The identity's secrets joined with the shared rows, both read under the node's lock.
   public var current: ServedSecrets {
-    self.state.withLock { $0.served }
+    self.node.read { shared in
+      ServedSecrets(identity: self.state.withLock { $0.own }, shared: shared)
+    }
   }
 
   public var subscriberCount: Int {
     self.state.withLock { $0.subscribers.count }
   }
 
-  /// Serves `svid` and its bundle, as the only bundle of its trust domain, from now on.
+  /// Serves `svid` and, unless the node has trust installed, its bundle as the only bundle of its
+  /// trust domain, from now on.
   public func update(with issued: IssuedSVID) throws(CertificateAuthorityError) {
     let trust: ServedTrust
-    if let current = self.current.trust {
+    if let current = self.state.withLock({ $0.own.trust.trust }) {
       trust = current.own == issued.trustBundle ? current : try current.replacingOwn(with: issued.trustBundle)
     } else {
       trust = try ServedTrust(ownDomain: TrustDomainName(of: issued.certifiedKey.identity), own: issued.trustBundle)
@@ -60,45 +69,35 @@ public final class SecretCache: Sendable {
     try self.update(with: issued.certifiedKey, trust: trust)
   }
 
-  /// Serves `svid` and `trust` from now on; the bundles are pushed only if they changed.
-  public func update(with svid: CertifiedKey, trust: ServedTrust) throws(CertificateAuthorityError) {
+  /// Serves `svid` from now on, and `trust` (if given) where the node has none installed; the
+  /// bundles are pushed only if they changed.
+  public func update(with svid: CertifiedKey, trust: ServedTrust?) throws(CertificateAuthorityError) {
     // Encoded outside the lock, so subscribers never wait for PEM encoding.
-    var encoded = ServedSecrets.empty
-    try encoded.setSVID(svid)
-    self.mutate { served, revision in
-      served.adoptSVID(from: encoded)
-      served.svidRevision = revision
-      served.setTrust(trust, revision: revision)
+    let encoded = try IdentitySecrets.encoding(svid)
+    self.mutate { own, revision in
+      own.adoptSVID(from: encoded, revision: revision)
+      if let trust { own.setTrust(trust, revision: revision) }
     }
   }
 
-  /// Serves `trust` from now on, with the same SVID; pushed only where it changed.
+  /// The trust this identity's issuances brought, served where the node has none installed.
+  public var issuedTrust: ServedTrust? {
+    self.state.withLock { $0.own.trust.trust }
+  }
+
+  /// Serves `trust` where the node has none installed, with the same SVID; pushed only where it
+  /// changed.
   public func updateTrust(_ trust: ServedTrust) {
-    self.mutate { served, revision in
-      served.setTrust(trust, revision: revision)
-    }
-  }
-
-  /// Serves these file secrets from now on; pushed where one changed.
-  public func updateFiles(_ contents: [String: FileSecretContent]) {
-    self.mutate { served, revision in
-      if served.setFiles(contents, revision: revision) { served.filesRevision = revision }
-    }
-  }
-
-  /// Serves these on-demand server certificates from now on; pushed where one changed.
-  public func updateOnDemand(_ certificates: [DNSName: ServerCertificate]) {
-    self.mutate { served, revision in
-      if served.setOnDemand(certificates, revision: revision) { served.onDemandRevision = revision }
+    self.mutate { own, revision in
+      own.setTrust(trust, revision: revision)
     }
   }
 
   /// Stops serving the SVID, because it is expired and could not be renewed.
   public func withdrawSVID() {
-    self.mutate { served, revision in
-      guard served.svid != nil else { return }
-      served.clearSVID()
-      served.svidRevision = revision
+    self.mutate { own, revision in
+      guard own.svid != nil else { return }
+      own.clearSVID(revision: revision)
     }
   }
 
@@ -111,15 +110,19 @@ public final class SecretCache: Sendable {
       state.subscribers[id] = onChange
       return id
     }
-    return Subscription(cache: self, id: id)
+    return Subscription(cache: self, id: id, node: self.node, shared: self.node.subscribe(onChange))
   }
 
+  /// One subscription to both parts: the identity's own secrets and the node's shared rows.
   public struct Subscription: Sendable {
     fileprivate weak var cache: SecretCache?
     fileprivate let id: Int
+    fileprivate weak var node: NodeSecrets?
+    fileprivate let shared: Int
 
     public func cancel() {
       _ = self.cache?.state.withLock { $0.subscribers.removeValue(forKey: self.id) }
+      self.node?.unsubscribe(self.shared)
     }
   }
 
@@ -141,20 +144,14 @@ public final class SecretCache: Sendable {
     }
   }
 
-  private static func revisions(_ served: ServedSecrets) -> [UInt64] {
-    [
-      served.svidRevision, served.trustBundleRevision, served.federationRevision, served.onDemandRevision,
-      served.filesRevision,
-    ]
-  }
-
-  private func mutate(_ body: (inout ServedSecrets, UInt64) -> Void) {
-    let subscribers: [@Sendable () -> Void]? = self.state.withLock { state in
-      let before = Self.revisions(state.served)
-      body(&state.served, state.nextRevision)
-      guard Self.revisions(state.served) != before else { return nil }
-      state.nextRevision += 1
-      return Array(state.subscribers.values)
+  private func mutate(_ body: (inout IdentitySecrets, UInt64) -> Void) {
+    let subscribers: [@Sendable () -> Void]? = self.node.withRevision { revision in
+      self.state.withLock { state in
+        let before = state.own.revisions
+        body(&state.own, revision)
+        guard state.own.revisions != before else { return (nil, false) }
+        return (Array(state.subscribers.values), true)
+      }
     }
     for subscriber in subscribers ?? [] {
       subscriber()

@@ -1,17 +1,14 @@
 import Foundation
 import Logging
 
-/// The trust bundles the trust lifecycle installed for every identity.
+/// The trust bundles the trust lifecycle installed for every identity, as the inputs the node's
+/// trust row is built from.
 struct TrustInstallation: Sendable {
   /// The own trust domain's bundle; `nil` serves the bundle each issuance came with.
   var own: TrustBundle?
   var federated: [TrustDomainName: TrustBundle] = [:]
   /// Federated domains removed while the agent runs.
   var removed: Set<TrustDomainName> = []
-  /// Server certificates minted on demand, served to every identity's streams that ask by name.
-  var onDemand: [DNSName: ServerCertificate] = [:]
-  /// Secrets read from files, served to every identity's streams that ask by name.
-  var files: [String: FileSecretContent] = [:]
 }
 
 extension IdentityTable {
@@ -25,7 +22,8 @@ extension IdentityTable {
   public var ownTrustDomain: TrustDomainName { TrustDomainName(of: self.pinnedIdentity) }
 
   /// Serves `bundle` as the own trust domain's to every identity from now on, also to identities
-  /// issued later, and pushes it to every open stream whose bundle it changes.
+  /// issued later, and pushes it to every open stream whose bundle it changes: one row, one
+  /// revision.
   public func installTrustBundle(_ bundle: TrustBundle) throws(CertificateAuthorityError) {
     try self.trust.withLock { (installation: inout TrustInstallation) throws(CertificateAuthorityError) in
       installation.own = bundle
@@ -44,14 +42,20 @@ extension IdentityTable {
     }
   }
 
-  /// Builds each identity's trust from `installation` (encoding each distinct one once) and
-  /// pushes it; identities without a bundle yet get theirs with their first issuance.
+  /// Builds the node's trust row from `installation`. Until an own bundle is installed, each
+  /// identity serves the one its issuance came with, so each (encoding each distinct one once)
+  /// gets the federated bundles; identities without a bundle yet get theirs with their first
+  /// issuance.
   private func pushTrust(_ installation: TrustInstallation) throws(CertificateAuthorityError) {
+    if let own = installation.own {
+      self.node.updateTrust(
+        try ServedTrust(
+          ownDomain: self.ownTrustDomain, own: own, federated: installation.federated, removed: installation.removed))
+      return
+    }
     var built: [ServedTrust] = []
     for identity in self.identities {
-      guard let cache = self.cache(for: identity), let own = installation.own ?? cache.current.trustBundle else {
-        continue
-      }
+      guard let cache = self.cache(for: identity), let own = cache.issuedTrust?.own else { continue }
       let trust: ServedTrust
       if let existing = built.first(where: { $0.own == own }) {
         trust = existing
@@ -64,12 +68,18 @@ extension IdentityTable {
     }
   }
 
-  /// Serves a new issuance in `cache`, with the installed bundles.
+  /// Serves a new issuance in `cache`. Under the trust lock, so that an issuance never puts back an
+  /// older bundle: with an own bundle installed, the node's trust row is served and the issuance's
+  /// bundle is not.
   func serve(_ issued: IssuedSVID, in cache: SecretCache) throws(CertificateAuthorityError) {
     try self.trust.withLock { (installation: inout TrustInstallation) throws(CertificateAuthorityError) in
-      let own = installation.own ?? issued.trustBundle
+      guard installation.own == nil else {
+        try cache.update(with: issued.certifiedKey, trust: nil)
+        return
+      }
+      let own = issued.trustBundle
       let trust: ServedTrust
-      if let current = cache.current.trust, current.own == own, current.federated == installation.federated,
+      if let current = cache.issuedTrust, current.own == own, current.federated == installation.federated,
         current.removed == installation.removed
       {
         trust = current
@@ -78,29 +88,18 @@ extension IdentityTable {
           ownDomain: self.ownTrustDomain, own: own, federated: installation.federated, removed: installation.removed)
       }
       try cache.update(with: issued.certifiedKey, trust: trust)
-      if !installation.onDemand.isEmpty { cache.updateOnDemand(installation.onDemand) }
-      if !installation.files.isEmpty { cache.updateFiles(installation.files) }
     }
   }
 
-  /// Serves these file secrets to every identity from now on.
+  /// Serves these file secrets to every identity from now on: one shared row, one revision.
   public func installFiles(_ contents: [String: FileSecretContent]) {
-    self.trust.withLock { installation in
-      installation.files = contents
-      for identity in self.identities {
-        self.cache(for: identity)?.updateFiles(contents)
-      }
-    }
+    self.node.updateFiles(contents)
   }
 
-  /// Serves these on-demand server certificates to every identity from now on.
+  /// Serves these on-demand server certificates to every identity from now on: one shared row,
+  /// one revision.
   public func installOnDemand(_ certificates: [DNSName: ServerCertificate]) {
-    self.trust.withLock { installation in
-      installation.onDemand = certificates
-      for identity in self.identities {
-        self.cache(for: identity)?.updateOnDemand(certificates)
-      }
-    }
+    self.node.updateOnDemand(certificates)
   }
 
   /// Issues a new certificate for every identity at once and waits for all of them; returns the

@@ -38,15 +38,19 @@ public final class IdentityTable: Sendable {
 
   public let pinnedIdentity: SPIFFEID
   public let pinnedCache: SecretCache
+  /// The secrets every identity serves alike (trust, file secrets, on-demand certificates),
+  /// stored once and joined with each identity's SVID by its cache.
+  public let node: NodeSecrets
   let wake = WakeSignal()
   private let state: Mutex<State>
   /// The trust bundles installed for every identity (see `installTrustBundle` and
-  /// `installFederatedBundles`). Also serializes writes of bundles into the caches, so an
-  /// issuance never puts back an older bundle.
+  /// `installFederatedBundles`). Also serializes issuances with them, so an issuance never puts
+  /// back an older bundle.
   let trust = Mutex(TrustInstallation())
 
   public init(pinned identity: SPIFFEID, template: IdentitySettings, idleTimeout: Duration, now: Date) {
-    let cache = SecretCache()
+    let node = NodeSecrets()
+    let cache = SecretCache(node: node)
     var state = State(template: template, idleTimeout: idleTimeout)
     state.entries[identity] = Entry(
       lifecycle: IdentityLifecycle(
@@ -56,6 +60,7 @@ public final class IdentityTable: Sendable {
     self.state = Mutex(state)
     self.pinnedIdentity = identity
     self.pinnedCache = cache
+    self.node = node
   }
 
   // MARK: - Reading
@@ -102,7 +107,7 @@ public final class IdentityTable: Sendable {
         state.entries[identity] = Entry(
           lifecycle: IdentityLifecycle(
             identity: identity, settings: state.template, credential: credential, isPinned: false, now: now),
-          cache: SecretCache()
+          cache: SecretCache(node: self.node)
         )
       }
       state.entries[identity]!.lifecycle.streamOpened()

@@ -1,0 +1,83 @@
+import EnvoySDSProtos
+import Foundation
+
+/// What one identity serves that is its own: its SVID and, while the node has no trust installed,
+/// the bundle its issuance came with. Everything every identity shares is a `SharedSecrets` row.
+///
+/// One immutable reference: every stream copies the served secrets for every push, and a copy is
+/// then one retain; a change (rare) makes a new one.
+struct IdentitySecrets: Sendable {
+  private struct Fields: Sendable {
+    var svid: CertifiedKey?
+    var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate?
+    var svidRevision: UInt64 = 0
+    var trust = TrustRow()
+  }
+
+  private final class Storage: Sendable {
+    let fields: Fields
+
+    init(_ fields: Fields) {
+      self.fields = fields
+    }
+  }
+
+  private var storage: Storage
+
+  private var fields: Fields {
+    get { self.storage.fields }
+    set { self.storage = Storage(newValue) }
+  }
+
+  static let empty = IdentitySecrets(storage: Storage(Fields()))
+
+  var svid: CertifiedKey? { self.storage.fields.svid }
+  var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate? { self.storage.fields.tlsCertificate }
+  var svidRevision: UInt64 { self.storage.fields.svidRevision }
+  /// The trust served with the identity's own issuances, for when the node has none installed.
+  var trust: TrustRow { self.storage.fields.trust }
+
+  var revisions: [UInt64] {
+    let fields = self.storage.fields
+    return [fields.svidRevision, fields.trust.bundleRevision, fields.trust.federationRevision]
+  }
+
+  /// `svid` with its certificate already encoded as Envoy's `TlsCertificate`.
+  static func encoding(_ svid: CertifiedKey) throws(CertificateAuthorityError) -> IdentitySecrets {
+    var certificate = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
+    do {
+      certificate.certificateChain.inlineBytes = Data(try svid.chain.map { try $0.pemString() + "\n" }.joined().utf8)
+    } catch {
+      throw CertificateAuthorityError(.invalidResponse, "the certificate chain cannot be encoded as PEM", cause: error)
+    }
+    certificate.privateKey.inlineBytes = Data(svid.privateKey.pkcs8PEM.utf8)
+    var encoded = IdentitySecrets.empty
+    encoded.fields.svid = svid
+    encoded.fields.tlsCertificate = certificate
+    return encoded
+  }
+
+  /// Serves the SVID `encoded` holds under `revision`.
+  mutating func adoptSVID(from encoded: IdentitySecrets, revision: UInt64) {
+    var fields = self.fields
+    fields.svid = encoded.svid
+    fields.tlsCertificate = encoded.tlsCertificate
+    fields.svidRevision = revision
+    self.fields = fields
+  }
+
+  mutating func setTrust(_ trust: ServedTrust, revision: UInt64) {
+    guard self.trust.trust != trust else { return }
+    self.fields.trust.set(trust, revision: revision)
+  }
+
+  /// Stops serving the SVID; `revision` is `nil` when what is served does not change (only a
+  /// stream's view of it).
+  mutating func clearSVID(revision: UInt64?) {
+    var fields = self.fields
+    fields.svid = nil
+    fields.tlsCertificate = nil
+    if let revision { fields.svidRevision = revision }
+    self.fields = fields
+  }
+}

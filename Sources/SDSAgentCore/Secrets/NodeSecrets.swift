@@ -1,0 +1,86 @@
+import Synchronization
+
+/// The secrets every identity on the node serves alike, stored once: one change is one revision,
+/// however many identities serve it. Each identity's `SecretCache` joins them with its own SVID.
+///
+/// Also hands out the revisions of every identity's cache, under the same lock as these rows: a
+/// view read under it sees every change below its highest revision, so a stream that compares
+/// revisions never misses a change of the other part.
+public final class NodeSecrets: Sendable {
+  private struct State {
+    var rows = SharedSecrets.empty
+    var nextRevision: UInt64 = 1
+    var nextSubscriberID = 0
+    var subscribers: [Int: @Sendable () -> Void] = [:]
+  }
+
+  private let state = Mutex(State())
+
+  public init() {}
+
+  /// The next revision, for a change `body` makes under the lock; it is used up only if `body`
+  /// says so.
+  func withRevision<Result: Sendable>(_ body: (UInt64) -> (result: Result, used: Bool)) -> Result {
+    self.state.withLock { state in
+      let (result, used) = body(state.nextRevision)
+      if used { state.nextRevision += 1 }
+      return result
+    }
+  }
+
+  /// Reads the shared rows and, under the same lock, an identity's.
+  func read<Result: Sendable>(_ body: (SharedSecrets) -> Result) -> Result {
+    self.state.withLock { body($0.rows) }
+  }
+
+  /// Serves `trust` to every identity from now on, in place of the bundles issuances come with.
+  func updateTrust(_ trust: ServedTrust) {
+    self.mutate { $0.setTrust(trust, revision: $1) }
+  }
+
+  /// Serves these file secrets to every identity from now on; one revision if one changed.
+  func updateFiles(_ contents: [String: FileSecretContent]) {
+    self.mutate { $0.setFiles(contents, revision: $1) }
+  }
+
+  /// Serves these on-demand server certificates to every identity from now on.
+  func updateOnDemand(_ certificates: [DNSName: ServerCertificate]) {
+    self.mutate { $0.setOnDemand(certificates, revision: $1) }
+  }
+
+  /// The last revision handed out, to a change of a shared row or of an identity's cache.
+  public var revision: UInt64 {
+    self.state.withLock { $0.nextRevision - 1 }
+  }
+
+  /// Subscriptions to the shared rows: one per subscription to any identity's cache.
+  public var subscriberCount: Int {
+    self.state.withLock { $0.subscribers.count }
+  }
+
+  func subscribe(_ onChange: @escaping @Sendable () -> Void) -> Int {
+    self.state.withLock { state in
+      let id = state.nextSubscriberID
+      state.nextSubscriberID += 1
+      state.subscribers[id] = onChange
+      return id
+    }
+  }
+
+  func unsubscribe(_ id: Int) {
+    _ = self.state.withLock { $0.subscribers.removeValue(forKey: id) }
+  }
+
+  private func mutate(_ body: (inout SharedSecrets, UInt64) -> Void) {
+    let subscribers: [@Sendable () -> Void]? = self.state.withLock { state in
+      let before = state.rows.revisions
+      body(&state.rows, state.nextRevision)
+      guard state.rows.revisions != before else { return nil }
+      state.nextRevision += 1
+      return Array(state.subscribers.values)
+    }
+    for subscriber in subscribers ?? [] {
+      subscriber()
+    }
+  }
+}
