@@ -11,7 +11,8 @@ extension AdminClient.Response {
     } catch {
       throw AgentError(
         .connection,
-        "the admin endpoint's answer (\(self.status)) is not \(type): \(BoundedText(self.body, limit: 512))")
+        "the admin endpoint's answer (\(self.status)) is not \(type): \(BoundedText(self.body, limit: 512))",
+        cause: error)
     }
   }
 }

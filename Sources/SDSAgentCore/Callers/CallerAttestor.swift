@@ -120,7 +120,8 @@ public struct CallerAttestor: Sendable {
       return Caller(
         identity: identity, credential: credential, isVerified: false, evidence: "token for the CA to verify")
     } catch {
-      throw CallerRefusal(.unauthenticated, "the forwarded token's service account is not a SPIFFE ID: \(error.reason)")
+      throw CallerRefusal(
+        .unauthenticated, "the forwarded token's service account is not a SPIFFE ID: \(error.reason)", cause: error)
     }
   }
 }
