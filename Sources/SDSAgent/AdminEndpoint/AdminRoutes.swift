@@ -86,6 +86,8 @@ struct AdminRoutes: AdminResponder {
   /// How many identities a 404 lists.
   static let listedIdentities = 20
 
+  /// `GET /debug/secrets`: each identity's certificate, the own identity's bundle and any
+  /// other identity's that differs, then the on-demand certificates by name.
   private func secrets() -> [AdminAPI.Secret] {
     let rows = self.identities.snapshot()
     let pinnedBundle = rows.first?.served.trustBundle
