@@ -106,7 +106,8 @@ public struct CallerAttestor: Sendable {
     do {
       subject = try UnverifiedJWT(token).subject
     } catch {
-      throw CallerRefusal(.unauthenticated, "the forwarded token is not a JWT: \(BoundedText(error.message))")
+      throw CallerRefusal(
+        .unauthenticated, "the forwarded token is not a JWT: \(BoundedText(error.message))", cause: error)
     }
     guard let subject, let account = ServiceAccount(subject: subject) else {
       throw CallerRefusal(
