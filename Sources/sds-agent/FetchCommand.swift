@@ -42,8 +42,7 @@ struct FetchCommand: AsyncParsableCommand {
       throw ExitCode(1)
     }
     if self.json {
-      let objects = secrets.map { $0.jsonObject(includeKey: self.showKey) }
-      let data = try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])
+      let data = try AdminAPI.encoder.encode(secrets.map { $0.document(includeKey: self.showKey) })
       print(String(decoding: data, as: UTF8.self))
     } else {
       print(secrets.map { $0.text(includeKey: self.showKey) }.joined(separator: "\n"))

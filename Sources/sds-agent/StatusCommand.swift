@@ -30,7 +30,7 @@ struct StatusCommand: AsyncParsableCommand {
           .connection, "the admin endpoint answered \(response.status): \(BoundedText(response.body, limit: 512))")
       }
       // What is printed is what was decoded, escaped: never the endpoint's bytes as they came.
-      status = try NodeStatus.decoder.decode(NodeStatus.self, from: Data(response.body.utf8)).escaped()
+      status = try response.decode(NodeStatus.self, decoder: NodeStatus.decoder).escaped()
     } catch {
       let reason = BoundedText.escaped("\(error)")
       FileHandle.standardError.write(Data("sds-agent status: cannot read the agent's status: \(reason)\n".utf8))

@@ -78,8 +78,8 @@ import X509
     return (directory, issuer)
   }
 
-  func json(_ response: AdminClient.Response) throws -> [String: Any] {
-    try #require(try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any])
+  func trust(_ response: AdminClient.Response) throws -> AdminAPI.Trust {
+    try response.decode(AdminAPI.Trust.self)
   }
 
   @Test func answersWithBothRootsThenSwitchesItsLeavesAndItsTLSCertificateThenRetiresTheOldRoot() async throws {
@@ -100,7 +100,7 @@ import X509
 
       let started = try await self.admin("POST", "/ca/rotate-root", directory)
       #expect(started.status == 202, "\(started.body)")
-      #expect(try self.json(started)["phase"] as? String == "prepared")
+      #expect(try self.trust(started).phase == .prepared)
       let again = try await self.admin("POST", "/ca/rotate-root", directory)
       #expect(again.status == 409 && again.body.contains("phase prepared"), "\(again.body)")
       let next = try #require(server.ca.roots.next?.certificate)
@@ -121,8 +121,8 @@ import X509
       let after = try await self.certify(port: port, roots: newRootFile, directory)
       #expect(after.certifiedKey.chain[0].issuer == next.subject)
       #expect(Set(after.trustBundle.roots) == [old, next])
-      let trust = try self.json(try await self.admin("GET", "/debug/trust", directory))
-      #expect(trust["phase"] as? String == "switched")
+      let trust = try self.trust(try await self.admin("GET", "/debug/trust", directory))
+      #expect(trust.phase == .switched)
 
       // The retirement, one --max-ttl after the switch: only the new root is left.
       try await self.until("the retirement", on: server.rotation) { $0 == nil }
@@ -179,9 +179,9 @@ import X509
       #expect(server.rotation == nil)
       let refused = try await self.admin("POST", "/ca/rotate-root", fixture.directory)
       #expect(refused.status == 409 && refused.body.contains("operator's files"), "\(refused.body)")
-      let trust = try self.json(try await self.admin("GET", "/debug/trust", fixture.directory))
-      #expect(trust["rotatable"] as? Bool == false)
-      #expect((trust["not_rotatable"] as? String)?.contains("--ca-cert") == true)
+      let trust = try self.trust(try await self.admin("GET", "/debug/trust", fixture.directory))
+      #expect(trust.rotatable == false)
+      #expect(trust.notRotatable?.contains("--ca-cert") == true)
     }
   }
 }

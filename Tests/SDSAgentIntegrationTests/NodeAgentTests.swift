@@ -127,11 +127,12 @@ import X509
           let first = try #require(try await stream.next())
           let before = try #require(try first.secrets().first?.certificates.first?.serialHex)
           stream.request(["default"], acknowledging: first)
-          let body = try await AdminClient.request("GET", "/debug/secrets", at: admin).body
-          let secrets = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]])
+          let secrets = try await AdminClient.request("GET", "/debug/secrets", at: admin)
+            .decode([AdminAPI.Secret].self)
           #expect(
             secrets.contains {
-              $0["identity"] as? String == Self.frontend.description && $0["serial"] as? String == before
+              guard case .certificate(let certificate) = $0 else { return false }
+              return certificate.identity == Self.frontend.description && certificate.serial == before
             })
           let rotated = try await AdminClient.request("POST", "/rotate?identity=\(Self.frontend)", at: admin)
           #expect(rotated.status == 200)

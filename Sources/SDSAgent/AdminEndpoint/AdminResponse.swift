@@ -10,8 +10,9 @@ package struct AdminResponse: Sendable {
     Self(status: status, contentType: "text/plain", body: body)
   }
 
-  static func json(_ object: Any, status: Int = 200) -> Self {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+  /// A document of `AdminAPI` (or `NodeStatus` with its own encoder), on a line of its own.
+  static func json(_ document: some Encodable, status: Int = 200, encoder: JSONEncoder = AdminAPI.encoder) -> Self {
+    let data = (try? encoder.encode(document)) ?? Data()
     return Self(status: status, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
   }
 }

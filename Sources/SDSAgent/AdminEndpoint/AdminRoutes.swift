@@ -37,14 +37,13 @@ struct AdminRoutes: AdminResponder {
         ? Response(status: 200, contentType: "text/plain", body: "ready\n")
         : Response(status: 503, contentType: "text/plain", body: "no valid certificate yet\n")
     case ("GET", "/debug/streams"):
-      return self.json(self.streams.streams.map(Self.describe))
+      return .json(self.streams.streams.map(AdminAPI.Stream.init))
     case ("GET", "/debug/secrets"):
-      return self.json(self.describeSecrets())
+      return .json(self.secrets())
     case ("GET", "/status"):
       let status = NodeStatus(
         table: self.identities, streams: self.streams, certificateAuthority: self.certificateAuthority, now: Date())
-      let data = (try? NodeStatus.encoder.encode(status)) ?? Data()
-      return Response(status: 200, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
+      return .json(status, encoder: NodeStatus.encoder)
     case ("POST", "/rotate"):
       return await self.rotate(asked: query["identity"])
     case ("GET", "/debug/trust"):
@@ -71,7 +70,7 @@ struct AdminRoutes: AdminResponder {
     let identity = asked.map { try? SPIFFEID(parsing: $0) } ?? self.identities.pinnedIdentity
     do {
       if let identity, try await self.identities.rotate(identity), let cache = self.identities.cache(for: identity) {
-        return self.json(["identity": identity.description, "serial": cache.current.svid?.leaf.serialHex ?? ""])
+        return .json(AdminAPI.Rotated(identity: identity.description, serial: cache.current.svid?.leaf.serialHex ?? ""))
       }
     } catch {
       return Response(status: 503, contentType: "text/plain", body: "rotation failed: \(error)\n")
@@ -87,75 +86,50 @@ struct AdminRoutes: AdminResponder {
   /// How many identities a 404 lists.
   static let listedIdentities = 20
 
-  private func describeSecrets() -> [[String: Any]] {
+  /// `GET /debug/secrets`: each identity's certificate, the own identity's bundle and any
+  /// other identity's that differs, then the on-demand certificates by name.
+  private func secrets() -> [AdminAPI.Secret] {
     let rows = self.identities.snapshot()
     let pinnedBundle = rows.first?.served.trustBundle
     let onDemand = (self.onDemand?.entries ?? [:]).sorted { $0.key.name < $1.key.name }.map { name, entry in
-      [
-        "name": name.name, "kind": "on_demand", "holders": entry.holders,
-        "serial": entry.certificate?.serial ?? NSNull(),
-        "not_after": entry.certificate?.notAfter.formatted(.iso8601) ?? NSNull(),
-        "idle_since": entry.idleSince?.formatted(.iso8601) ?? NSNull(),
-        "last_error": entry.lastError.map(BoundedText.escaped) ?? NSNull(),
-      ] as [String: Any]
+      AdminAPI.Secret.onDemand(
+        .init(
+          name: name.name, holders: entry.holders, serial: entry.certificate?.serial,
+          notAfter: entry.certificate?.notAfter, idleSince: entry.idleSince,
+          lastError: entry.lastError.map(BoundedText.escaped)))
     }
     return rows.flatMap { row in
-      self.describe(row, withBundle: row.isPinned || row.served.trustBundle != pinnedBundle)
+      self.secrets(of: row, withBundle: row.isPinned || row.served.trustBundle != pinnedBundle)
     } + onDemand
   }
 
   /// An identity's certificate (or its phase, without one) and, if asked, its trust bundle.
-  private func describe(_ row: IdentitySnapshot, withBundle: Bool) -> [[String: Any]] {
+  private func secrets(of row: IdentitySnapshot, withBundle: Bool) -> [AdminAPI.Secret] {
     let served = row.served
-    var certificate: [String: Any] = [
-      "name": SecretResource.tlsCertificate.name,
-      "identity": row.identity.description,
-      "phase": row.phase.name,
-      "streams": row.streams,
-      "next_rotation": row.renewAt?.formatted(.iso8601) ?? NSNull(),
-      "version": served.svidRevision,
-    ]
+    var certificate = AdminAPI.Secret.Certificate(
+      name: SecretResource.tlsCertificate.name, identity: row.identity.description, phase: row.phase.name,
+      streams: row.streams, nextRotation: row.renewAt, version: served.svidRevision)
     if case .failing(let failure) = row.phase {
-      certificate["last_error"] = BoundedText.escaped("\(failure.code.rawValue): \(failure.message)")
-      certificate["retry_at"] = row.retryAt?.formatted(.iso8601) ?? NSNull()
+      certificate.lastError = BoundedText.escaped("\(failure.code.rawValue): \(failure.message)")
+      certificate.retryAt = row.retryAt
     }
     if let svid = served.svid {
-      certificate["serial"] = svid.leaf.serialHex
-      certificate["not_before"] = svid.notBefore.formatted(.iso8601)
-      certificate["not_after"] = svid.notAfter.formatted(.iso8601)
-      certificate["chain_length"] = svid.chain.count
+      certificate.serial = svid.leaf.serialHex
+      certificate.notBefore = svid.notBefore
+      certificate.notAfter = svid.notAfter
+      certificate.chainLength = svid.chain.count
     }
-    var secrets = [certificate]
+    var secrets = [AdminAPI.Secret.certificate(certificate)]
     if withBundle, let bundle = served.trustBundle {
-      secrets.append([
-        "name": SecretResource.validationContext.name,
-        "roots": bundle.roots.map {
-          ["subject": "\($0.subject)", "serial": $0.serialHex, "not_after": $0.notValidAfter.formatted(.iso8601)]
-        },
-        "version": served.trustBundleRevision,
-      ])
+      secrets.append(
+        .validationContext(
+          .init(
+            name: SecretResource.validationContext.name,
+            roots: bundle.roots.map {
+              AdminAPI.Root(subject: "\($0.subject)", serial: $0.serialHex, notAfter: $0.notValidAfter)
+            },
+            version: served.trustBundleRevision)))
     }
     return secrets
-  }
-
-  /// A stream as `/debug/streams` lists it; what the client sent is shown escaped.
-  static func describe(_ stream: StreamRegistry.Stream) -> [String: Any] {
-    let escaped: (String?) -> Any = { $0.map(BoundedText.escaped) ?? NSNull() }
-    return [
-      "id": stream.id,
-      "node_id": escaped(stream.nodeID),
-      "identity": escaped(stream.identity),
-      "resources": stream.resources.map(BoundedText.escaped),
-      "opened_at": stream.openedAt.formatted(.iso8601),
-      "last_sent_version": escaped(stream.lastSentVersion),
-      "last_acked_version": escaped(stream.lastAckedVersion),
-      "last_nacked_nonce": escaped(stream.lastNackedNonce),
-      "last_nack_message": escaped(stream.lastNackMessage),
-    ]
-  }
-
-  private func json(_ object: Any) -> Response {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
-    return Response(status: 200, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
   }
 }

@@ -66,7 +66,7 @@ public struct RevokeRequest: Sendable, Equatable, Codable {
       do {
         self.target = .identity(try SPIFFEID(parsing: identity))
       } catch {
-        throw RevokeRequestError("identity: \(error)")
+        throw RevokeRequestError("identity", cause: error)
       }
     default:
       throw RevokeRequestError("name exactly one of serial and identity")
@@ -95,7 +95,24 @@ public struct RevokeRequest: Sendable, Equatable, Codable {
 }
 
 /// Why a revocation request cannot be carried out as sent.
-public struct RevokeRequestError: Error, Sendable, Equatable, CustomStringConvertible {
-  public let description: String
-  init(_ description: String) { self.description = description }
+public struct RevokeRequestError: AgentFailure, Equatable {
+  public enum Code: String, Sendable {
+    case invalidRequest = "invalid_request"
+  }
+
+  public var code: Code { .invalidRequest }
+  public let message: String
+  public let cause: (any Error)?
+
+  init(_ message: String, cause: (any Error)? = nil) {
+    self.message = message
+    self.cause = cause
+  }
+
+  public var description: String { self.failureText }
+
+  /// Two errors are the same when they say the same.
+  public static func == (lhs: Self, rhs: Self) -> Bool {
+    lhs.description == rhs.description
+  }
 }

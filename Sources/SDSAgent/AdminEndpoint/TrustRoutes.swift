@@ -76,71 +76,56 @@ package struct TrustRoutes: Sendable {
   }
 
   /// Each root with its role, the rotation's phase and when its next step is due.
-  func describe(now: Date = Date()) -> [String: Any] {
+  func describe(now: Date = Date()) -> AdminAPI.Trust {
     let current = self.rotation?.current
-    let roots = (self.ownBundle?.roots ?? []).map { root -> [String: Any] in
-      [
-        "subject": "\(root.subject)", "serial": root.serialHex,
-        "not_before": root.notValidBefore.formatted(.iso8601), "not_after": root.notValidAfter.formatted(.iso8601),
-        "phase": Self.phase(of: root.serialHex, in: current),
-      ]
-    }
-    var body: [String: Any] = [
-      "trust_domain": self.trustDomain,
-      "roots": roots,
-      "federated": self.federated().map(Self.describe),
-      "phase": current?.phase.rawValue ?? "idle",
-      "rotatable": self.rotation != nil,
-    ]
+    var trust = AdminAPI.Trust(
+      trustDomain: self.trustDomain,
+      roots: (self.ownBundle?.roots ?? []).map { root in
+        AdminAPI.Trust.Root(
+          subject: "\(root.subject)", serial: root.serialHex, notBefore: root.notValidBefore,
+          notAfter: root.notValidAfter, phase: Self.phase(of: root.serialHex, in: current))
+      },
+      federated: self.federated().map(Self.describe),
+      phase: AdminAPI.Trust.Phase(current),
+      rotatable: self.rotation != nil)
     if let current {
       let awaited = self.rotation?.streamsAwaited ?? []
-      var rotation: [String: Any] = [
-        "prepared_at": current.preparedAt.formatted(.iso8601),
-        "overlap": DurationParser.format(current.overlap),
-        "switch_at": current.switchAt.formatted(.iso8601),
-        "switch_deadline": current.switchDeadline.formatted(.iso8601),
-        "new_root": current.nextRootSerial,
-        "old_root": current.previousRootSerial,
-      ]
-      if current.phase == .prepared {
-        rotation["streams_awaited"] = awaited.count
-      }
-      rotation["switched_at"] = current.switchedAt?.formatted(.iso8601) ?? NSNull()
-      rotation["retire_at"] = current.retireAt?.formatted(.iso8601) ?? NSNull()
-      let step = current.phase == .prepared ? "switch" : "retire"
-      let at = current.nextDeadline(now: now, acknowledged: awaited.isEmpty)
-      rotation["next_step"] = ["step": step, "at": at.formatted(.iso8601)]
-      body["rotation"] = rotation
-    } else if let notRotatable {
-      body["not_rotatable"] = notRotatable
+      trust.rotation = AdminAPI.Trust.Rotation(
+        preparedAt: current.preparedAt, overlap: DurationParser.format(current.overlap),
+        switchAt: current.switchAt, switchDeadline: current.switchDeadline,
+        newRoot: current.nextRootSerial, oldRoot: current.previousRootSerial,
+        streamsAwaited: current.phase == .prepared ? awaited.count : nil,
+        switchedAt: current.switchedAt, retireAt: current.retireAt,
+        nextStep: .init(
+          step: current.phase == .prepared ? .switch : .retire,
+          at: current.nextDeadline(now: now, acknowledged: awaited.isEmpty)))
+    } else {
+      trust.notRotatable = self.notRotatable
     }
-    return body
+    return trust
   }
 
-  /// A federated trust domain: its file, the roots served and why the file's content is not
-  /// served, if it is not.
-  static func describe(_ entry: FederatedBundleWatcher.Entry) -> [String: Any] {
-    [
-      "trust_domain": entry.source.trustDomain.name,
-      "file": entry.source.path,
-      "served": entry.bundle != nil,
-      "roots": (entry.bundle?.roots ?? []).map {
-        ["subject": "\($0.subject)", "serial": $0.serialHex, "not_after": $0.notValidAfter.formatted(.iso8601)]
+  /// A federated trust domain as `/debug/trust` lists it.
+  static func describe(_ entry: FederatedBundleWatcher.Entry) -> AdminAPI.Trust.Federated {
+    AdminAPI.Trust.Federated(
+      trustDomain: entry.source.trustDomain.name,
+      file: entry.source.path,
+      served: entry.bundle != nil,
+      roots: (entry.bundle?.roots ?? []).map {
+        AdminAPI.Root(subject: "\($0.subject)", serial: $0.serialHex, notAfter: $0.notValidAfter)
       },
-      "last_error": entry.lastError ?? NSNull(),
-    ]
+      lastError: entry.lastError)
   }
 
-  /// A root's part in the rotation: `signing`, `next` (prepared), `previous` (retiring) or
-  /// `trusted` (outside a rotation, or a root the agent does not sign with).
-  static func phase(of serial: String, in rotation: RootRotation?) -> String {
-    guard let rotation else { return "trusted" }
+  /// A root's part in the rotation.
+  static func phase(of serial: String, in rotation: RootRotation?) -> AdminAPI.Trust.Role {
+    guard let rotation else { return .trusted }
     switch (rotation.phase, serial) {
-    case (.prepared, rotation.nextRootSerial): return "next"
-    case (.prepared, rotation.previousRootSerial): return "signing"
-    case (.switched, rotation.nextRootSerial): return "signing"
-    case (.switched, rotation.previousRootSerial): return "previous"
-    default: return "trusted"
+    case (.prepared, rotation.nextRootSerial): return .next
+    case (.prepared, rotation.previousRootSerial): return .signing
+    case (.switched, rotation.nextRootSerial): return .signing
+    case (.switched, rotation.previousRootSerial): return .previous
+    default: return .trusted
     }
   }
 }

@@ -36,7 +36,7 @@ public struct JWTCallerAuthenticator: CallerAuthenticator {
       do {
         try await keys.add(jwksJSON: text)
       } catch {
-        throw AgentError(.caFiles, "\(keysFile) is not a usable JWKS document: \(error)")
+        throw AgentError(.caFiles, "\(keysFile) is not a usable JWKS document", cause: error)
       }
     } else {
       let blocks = text.components(separatedBy: "-----END PUBLIC KEY-----")

@@ -60,7 +60,7 @@ public enum AdminClient {
     } catch let error as AgentError {
       throw error
     } catch {
-      throw AgentError(.connection, "the admin endpoint \(address) failed during \(method) \(path): \(error)")
+      throw AgentError(.connection, "the admin endpoint \(address) failed during \(method) \(path)", cause: error)
     }
   }
 
@@ -92,8 +92,8 @@ public enum AdminClient {
       throw AgentError(.permissionDenied, Self.whoMayAsk(address, error))
     } catch {
       throw AgentError(
-        .connection,
-        "cannot connect to the admin endpoint \(address): \(error); is sds-agent running with --admin \(address)?")
+        .connection, "cannot connect to the admin endpoint \(address)",
+        remedy: "is sds-agent running with --admin \(address)?", cause: error)
     }
   }
 

@@ -75,28 +75,22 @@ public struct SecretSummary: Sendable {
     self.kind == .tlsCertificate ? self.certificates.first?.spiffeIDs.first : nil
   }
 
-  /// A JSON-ready dictionary; the key only with `includeKey`.
-  public func jsonObject(includeKey: Bool) -> [String: Any] {
+  /// What `sds-agent fetch --json` prints of it; the key only with `includeKey`.
+  package func document(includeKey: Bool) -> Document {
     let first = self.certificates.first
-    var object: [String: Any] = [
-      "name": self.name,
-      "kind": self.kind.rawValue,
-      "spiffe_id": self.spiffeID.map { $0.description as Any } ?? NSNull(),
-      "subject": first.map { $0.subject.description } ?? "",
-      "serial": first?.serialHex ?? "",
-      "not_before": first.map { $0.notValidBefore.formatted(.iso8601) } ?? "",
-      "not_after": first.map { $0.notValidAfter.formatted(.iso8601) } ?? "",
-      "chain_length": self.certificates.count,
-      "pem": self.pem,
-    ]
-    if includeKey, let key = self.privateKeyPEM {
-      object["private_key"] = key
-    }
-    if let trustDomains = self.trustDomains {
-      object["validator"] = "spiffe"
-      object["trust_domains"] = trustDomains.mapValues { $0.map(\.serialHex) }
-    }
-    return object
+    return Document(
+      name: self.name,
+      kind: self.kind.rawValue,
+      spiffeID: self.spiffeID?.description,
+      subject: first.map { $0.subject.description } ?? "",
+      serial: first?.serialHex ?? "",
+      notBefore: first.map { $0.notValidBefore.formatted(.iso8601) } ?? "",
+      notAfter: first.map { $0.notValidAfter.formatted(.iso8601) } ?? "",
+      chainLength: self.certificates.count,
+      pem: self.pem,
+      privateKey: includeKey ? self.privateKeyPEM : nil,
+      validator: self.trustDomains == nil ? nil : "spiffe",
+      trustDomains: self.trustDomains?.mapValues { $0.map(\.serialHex) })
   }
 
   /// A few lines for a terminal.

@@ -88,17 +88,15 @@ public struct RootRotationDrill: Sendable {
     let started = ContinuousClock.now
     let path = "/ca/rotate-root" + (self.overlap.map { "?overlap=\(DurationParser.format($0))" } ?? "")
     let answer = try await AdminClient.request("POST", path, at: self.admin)
-    guard answer.status == 202, let trust = Self.object(answer.body),
-      let rotation = trust["rotation"] as? [String: Any], let newSerial = rotation["new_root"] as? String,
-      let switchDeadline = (rotation["switch_deadline"] as? String).flatMap(Self.date)
-    else {
+    guard answer.status == 202, let rotation = (try? answer.decode(AdminAPI.Trust.self))?.rotation else {
       report.failures.append(
         "POST \(path) answered \(answer.status): \(answer.body.trimmingCharacters(in: .whitespacesAndNewlines))")
       return report
     }
+    let newSerial = rotation.newRoot
     report.newRoot = newSerial
     report.phases.append(("prepared", ContinuousClock.now - started))
-    var deadline = switchDeadline.addingTimeInterval(self.grace.seconds)
+    var deadline = rotation.switchDeadline.addingTimeInterval(self.grace.seconds)
     var phase = "prepared"
     var newRootArrivedBeforeSwitch = false
     var newLeafSeen = false
@@ -119,9 +117,8 @@ public struct RootRotationDrill: Sendable {
       group.addTask {
         while !Task.isCancelled {
           let trust = try? await AdminClient.request("GET", "/debug/trust", at: self.admin)
-          let object = trust.flatMap { Self.object($0.body) }
-          let retireAt = ((object?["rotation"] as? [String: Any])?["retire_at"] as? String).flatMap(Self.date)
-          sink.yield(.phase(object?["phase"] as? String ?? "?", retireAt: retireAt))
+            .decode(AdminAPI.Trust.self)
+          sink.yield(.phase(trust?.phase.rawValue ?? "?", retireAt: trust?.rotation?.retireAt))
           try await Task.sleep(for: .milliseconds(200))
         }
       }
@@ -195,13 +192,5 @@ public struct RootRotationDrill: Sendable {
       if case .validCertificate = result { return root }
     }
     return nil
-  }
-
-  private static func object(_ body: String) -> [String: Any]? {
-    (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
-  }
-
-  private static func date(_ text: String) -> Date? {
-    try? Date(text, strategy: .iso8601)
   }
 }

@@ -118,8 +118,7 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     } catch {
       throw CertificateAuthorityError(
         .unavailable,
-        "cannot reach the CA at \(self.configuration.host):\(self.configuration.port): \(error)"
-      )
+        "cannot reach the CA at \(self.configuration.host):\(self.configuration.port)", cause: error)
     }
     do {
       return try await response.validatedSVID(identity: identity, privateKey: privateKey, now: Date())

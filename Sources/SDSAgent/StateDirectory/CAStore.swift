@@ -48,10 +48,10 @@ public enum CAStore {
       throw error
     } catch let error as CAMaterialError {
       throw AgentError(
-        .caFiles, "the CA in \(certificate), \(key)\(chain.map { ", \($0)" } ?? "") cannot be used: \(error)")
+        .caFiles, "the CA in \(certificate), \(key)\(chain.map { ", \($0)" } ?? "") cannot be used", cause: error)
     } catch {
       throw AgentError(
-        .caFiles, "cannot parse the CA files \(certificate), \(key)\(chain.map { ", \($0)" } ?? ""): \(error)")
+        .caFiles, "cannot parse the CA files \(certificate), \(key)\(chain.map { ", \($0)" } ?? "")", cause: error)
     }
   }
 

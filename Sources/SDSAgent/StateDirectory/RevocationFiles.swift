@@ -34,7 +34,7 @@ public struct RevocationFiles: Sendable {
     do {
       line = Array(try JSONEncoder.sorted.encode(row)) + [UInt8(ascii: "\n")]
     } catch {
-      throw AgentError(.stateDirectory, "cannot encode the record of certificate \(row.serial): \(error)")
+      throw AgentError(.stateDirectory, "cannot encode the record of certificate \(row.serial)", cause: error)
     }
     let fd = open(self.issuedPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
@@ -95,7 +95,7 @@ public struct RevocationFiles: Sendable {
     do {
       data = try JSONEncoder.sorted.encode(revocations)
     } catch {
-      throw AgentError(.stateDirectory, "cannot encode the revocations: \(error)")
+      throw AgentError(.stateDirectory, "cannot encode the revocations", cause: error)
     }
     try SecureFile.write(String(decoding: data, as: UTF8.self) + "\n", to: self.revocationsPath, mode: 0o600)
     try self.flushDirectory()
@@ -107,9 +107,8 @@ public struct RevocationFiles: Sendable {
       return try JSONDecoder.iso8601.decode(Revocations.self, from: data)
     } catch {
       throw AgentError(
-        .stateDirectory,
-        "\(self.revocationsPath) cannot be read (\(error)); restore it from a backup — the agent does not start without its revocations"
-      )
+        .stateDirectory, "\(self.revocationsPath) cannot be read",
+        remedy: "restore it from a backup — the agent does not start without its revocations", cause: error)
     }
   }
 

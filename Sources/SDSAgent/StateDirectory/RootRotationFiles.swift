@@ -144,7 +144,7 @@ public struct RootRotationFiles: RootRotationStore {
     do {
       return try Certificate(pemEncoded: text)
     } catch {
-      throw AgentError(.stateDirectory, "cannot parse the previous root \(path): \(error)")
+      throw AgentError(.stateDirectory, "cannot parse the previous root \(path)", cause: error)
     }
   }
 
@@ -164,7 +164,7 @@ public struct RootRotationFiles: RootRotationStore {
     do {
       data = try Self.encoder.encode(rotation)
     } catch {
-      throw AgentError(.stateDirectory, "cannot encode the root rotation record: \(error)")
+      throw AgentError(.stateDirectory, "cannot encode the root rotation record", cause: error)
     }
     try SecureFile.write(String(decoding: data, as: UTF8.self) + "\n", to: self.rotationPath, mode: 0o644)
   }
@@ -190,7 +190,7 @@ public struct RootRotationFiles: RootRotationStore {
     do {
       try body()
     } catch {
-      throw RootRotationError(.storage, "\(error)")
+      throw RootRotationError(.storage, "the rotation's record could not be kept", cause: error)
     }
   }
 

@@ -88,7 +88,13 @@ public struct CAMaterial: Sendable {
 }
 
 /// Why CA material cannot be used.
-public struct CAMaterialError: Error, CustomStringConvertible {
+public struct CAMaterialError: AgentFailure {
+  public enum Code: String, Sendable {
+    /// The material is not a usable CA: its key, its validity, its constraints or its chain.
+    case unusable
+  }
+
+  public var code: Code { .unusable }
   public let message: String
 
   public init(_ message: String) {

@@ -25,7 +25,7 @@ public struct IssuedSVID: Sendable {
 }
 
 /// A failure to obtain a certificate, with what went wrong and what to do.
-public struct CertificateAuthorityError: Error, CustomStringConvertible {
+public struct CertificateAuthorityError: AgentFailure {
   public enum Code: String, Sendable {
     /// The CA material is unusable (expired, not a CA, key mismatch); the operator must fix it.
     case caUnusable = "ca_unusable"

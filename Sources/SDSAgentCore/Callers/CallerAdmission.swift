@@ -151,11 +151,12 @@ public final class CallerAdmission: SecretLeaseProvider {
       // (impersonation) is a matter of the CA's authorization.
       throw CallerRefusal(
         tokenDigest == nil && caller.credential != .agent ? .permissionDenied : .unauthenticated,
-        "the CA refused a certificate for \(caller.identity): \(error.message)")
+        "the CA refused a certificate for \(caller.identity): \(error.message)", cause: error)
     default:
       guard tokenDigest == nil else {
         throw CallerRefusal(
-          .unavailable, "the forwarded token could not be verified by the CA: \(error.message); retry shortly")
+          .unavailable, "the forwarded token could not be verified by the CA: \(error.message); retry shortly",
+          cause: error)
       }
       // The identity is now kept fresh with retries (the supervisor logs each failure with its
       // retry_in); the caller waits on its stream.

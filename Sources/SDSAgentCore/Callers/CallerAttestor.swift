@@ -106,7 +106,8 @@ public struct CallerAttestor: Sendable {
     do {
       subject = try UnverifiedJWT(token).subject
     } catch {
-      throw CallerRefusal(.unauthenticated, "the forwarded token is not a JWT: \(BoundedText(error.message))")
+      throw CallerRefusal(
+        .unauthenticated, "the forwarded token is not a JWT: \(BoundedText(error.message))", cause: error)
     }
     guard let subject, let account = ServiceAccount(subject: subject) else {
       throw CallerRefusal(
@@ -120,7 +121,8 @@ public struct CallerAttestor: Sendable {
       return Caller(
         identity: identity, credential: credential, isVerified: false, evidence: "token for the CA to verify")
     } catch {
-      throw CallerRefusal(.unauthenticated, "the forwarded token's service account is not a SPIFFE ID: \(error.reason)")
+      throw CallerRefusal(
+        .unauthenticated, "the forwarded token's service account is not a SPIFFE ID: \(error.reason)", cause: error)
     }
   }
 }

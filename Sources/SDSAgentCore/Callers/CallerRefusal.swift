@@ -1,7 +1,7 @@
 import GRPCCore
 
 /// Why a caller gets nothing: the stream ends with this status and message.
-public struct CallerRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+public struct CallerRefusal: AgentFailure, Equatable {
   public enum Code: String, Sendable {
     /// The caller's proof of identity is missing or invalid: UNAUTHENTICATED.
     case unauthenticated
@@ -15,13 +15,21 @@ public struct CallerRefusal: Error, Sendable, Equatable, CustomStringConvertible
 
   public let code: Code
   public let message: String
+  /// What made the caller's proof or certificate unusable, already said in `message`.
+  public let cause: (any Error)?
 
-  public init(_ code: Code, _ message: String) {
+  public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
     self.code = code
     self.message = message
+    self.cause = cause
   }
 
   public var description: String { self.message }
+
+  /// Two refusals are the same when they say the same; what caused them does not count.
+  public static func == (lhs: Self, rhs: Self) -> Bool {
+    lhs.code == rhs.code && lhs.message == rhs.message
+  }
 }
 
 extension CallerRefusal: RPCErrorConvertible {

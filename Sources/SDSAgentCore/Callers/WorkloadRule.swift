@@ -55,7 +55,8 @@ public struct WorkloadRule: Sendable, Equatable, CustomStringConvertible {
         do {
           identity = try SPIFFEID(parsing: parts[1])
         } catch {
-          throw ConfigurationError(key: "workload", value: text, allowed: "a valid spiffe-id (\(error.reason))")
+          throw ConfigurationError(
+            key: "workload", value: text, allowed: "a valid spiffe-id (\(error.reason))", cause: error)
         }
       default:
         throw ConfigurationError(key: "workload", value: text, allowed: Self.syntax)

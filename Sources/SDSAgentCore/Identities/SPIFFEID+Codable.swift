@@ -5,7 +5,8 @@ extension SPIFFEID: Codable {
     do {
       self = try SPIFFEID(parsing: text)
     } catch {
-      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+      throw DecodingError.dataCorrupted(
+        .init(codingPath: decoder.codingPath, debugDescription: error.description, underlyingError: error))
     }
   }
 

@@ -100,7 +100,13 @@ public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Why a text is not a SPIFFE ID.
-public struct SPIFFEIDError: Error, Hashable, CustomStringConvertible {
+public struct SPIFFEIDError: AgentFailure, Hashable {
+  public enum Code: String, Sendable {
+    case notASPIFFEID = "not_a_spiffe_id"
+  }
+
+  public var code: Code { .notASPIFFEID }
+  public var message: String { self.description }
   /// The text, cut short if it was long.
   public let text: String
   public let reason: String

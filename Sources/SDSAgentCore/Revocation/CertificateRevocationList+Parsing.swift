@@ -46,7 +46,7 @@ extension CertificateRevocationList {
     } catch let error as CRLParsingError {
       throw error
     } catch {
-      throw CRLParsingError("the CRL is not valid DER: \(error)")
+      throw CRLParsingError("the CRL is not valid DER", cause: error)
     }
   }
 
@@ -56,7 +56,7 @@ extension CertificateRevocationList {
     do {
       document = try PEMDocument(pemString: text)
     } catch {
-      throw CRLParsingError("not a PEM document: \(error)")
+      throw CRLParsingError("not a PEM document", cause: error)
     }
     guard document.discriminator == "X509 CRL" else {
       throw CRLParsingError("the PEM block is \(BoundedText(document.discriminator, limit: 40)), not X509 CRL")
@@ -161,7 +161,19 @@ extension CertificateRevocationList {
 }
 
 /// A CRL that cannot be read; says why.
-public struct CRLParsingError: Error, Sendable, CustomStringConvertible {
-  public let description: String
-  init(_ description: String) { self.description = description }
+public struct CRLParsingError: AgentFailure {
+  public enum Code: String, Sendable {
+    case unparsable
+  }
+
+  public var code: Code { .unparsable }
+  public let message: String
+  public let cause: (any Error)?
+
+  init(_ message: String, cause: (any Error)? = nil) {
+    self.message = message
+    self.cause = cause
+  }
+
+  public var description: String { self.failureText }
 }

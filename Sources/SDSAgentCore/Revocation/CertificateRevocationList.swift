@@ -85,7 +85,7 @@ public struct CertificateRevocationList: Sendable, Hashable {
     } catch let error as CRLSigningError {
       throw error
     } catch {
-      throw CRLSigningError("signing the CRL of \(issuer.subject) failed: \(error)")
+      throw CRLSigningError("signing the CRL of \(issuer.subject) failed", cause: error)
     }
     // What the CRL says: its dates are whole seconds.
     self.issuer = issuer.subject
@@ -151,9 +151,21 @@ public struct CertificateRevocationList: Sendable, Hashable {
 }
 
 /// A CRL could not be signed; says why.
-public struct CRLSigningError: Error, Sendable, CustomStringConvertible {
-  public let description: String
-  init(_ description: String) { self.description = description }
+public struct CRLSigningError: AgentFailure {
+  public enum Code: String, Sendable {
+    case signing
+  }
+
+  public var code: Code { .signing }
+  public let message: String
+  public let cause: (any Error)?
+
+  init(_ message: String, cause: (any Error)? = nil) {
+    self.message = message
+    self.cause = cause
+  }
+
+  public var description: String { self.failureText }
 }
 
 extension ASN1ObjectIdentifier {

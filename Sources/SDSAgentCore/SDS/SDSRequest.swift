@@ -58,8 +58,8 @@ public struct SDSResponsePlan: Sendable, Equatable {
 }
 
 /// A request the agent refuses; the stream ends with this error.
-public struct SDSRequestError: Error, Sendable, Equatable, CustomStringConvertible {
-  public enum Code: Sendable, Equatable {
+public struct SDSRequestError: AgentFailure, Equatable {
+  public enum Code: String, Sendable, Equatable {
     case unknownResource
     case unsupportedType
     /// A name longer than `SDSRequest.maximumNameLength` bytes.

@@ -2,18 +2,24 @@ import GRPCCore
 
 /// `FetchSecrets` found no valid secret to answer with yet: UNAVAILABLE, marked in the trailers
 /// so that the agent's own health check can tell it from a server that does not answer.
-public struct SecretsNotReady: Error, Sendable, RPCErrorConvertible {
+public struct SecretsNotReady: AgentFailure, RPCErrorConvertible {
+  public enum Code: String, Sendable {
+    case notReady = "not_ready"
+  }
+
   public let names: [String]
 
   public init(names: [String]) {
     self.names = names
   }
 
-  public var rpcErrorCode: RPCError.Code { .unavailable }
+  public var code: Code { .notReady }
+  public var message: String { "no valid certificate is available yet for \(self.names)" }
+  public var remedy: String? { "retry shortly" }
+  public var description: String { self.failureText }
 
-  public var rpcErrorMessage: String {
-    "no valid certificate is available yet for \(self.names); retry shortly"
-  }
+  public var rpcErrorCode: RPCError.Code { .unavailable }
+  public var rpcErrorMessage: String { self.failureText }
 
   public var rpcErrorMetadata: Metadata { [Self.markerKey: .string(Self.markerValue)] }
 

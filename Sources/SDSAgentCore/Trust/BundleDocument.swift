@@ -214,7 +214,7 @@ public struct BundleDocument: Sendable {
 /// Why a trust bundle file cannot be used, with what to do about it.
 ///
 /// The message never quotes the file beyond a short bounded excerpt.
-public struct BundleDocumentError: Error, Hashable, CustomStringConvertible {
+public struct BundleDocumentError: AgentFailure, Hashable {
   /// A closed set, usable as a metric label.
   public enum Reason: String, Sendable, CaseIterable {
     /// Larger than `BundleDocument.maximumSize`; not parsed.
@@ -231,6 +231,7 @@ public struct BundleDocumentError: Error, Hashable, CustomStringConvertible {
 
   public let reason: Reason
   public let message: String
+  public var code: Reason { self.reason }
 
   public init(_ reason: Reason, _ message: String) {
     self.reason = reason

@@ -10,7 +10,7 @@ public protocol RootRotationStore: Sendable {
 }
 
 /// Why a root rotation cannot start or go on.
-public struct RootRotationError: Error, CustomStringConvertible {
+public struct RootRotationError: AgentFailure {
   public enum Code: String, Sendable {
     /// A rotation is already running.
     case inProgress = "in_progress"
@@ -26,11 +26,13 @@ public struct RootRotationError: Error, CustomStringConvertible {
 
   public let code: Code
   public let message: String
+  public let cause: (any Error)?
 
-  public init(_ code: Code, _ message: String) {
+  public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
     self.code = code
     self.message = message
+    self.cause = cause
   }
 
-  public var description: String { self.message }
+  public var description: String { self.failureText }
 }

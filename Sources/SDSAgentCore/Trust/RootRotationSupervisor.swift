@@ -110,7 +110,7 @@ where C.Duration == Duration {
       do {
         next = try self.makeRoot(now)
       } catch {
-        throw RootRotationError(.generation, "could not make a new root: \(error)")
+        throw RootRotationError(.generation, "could not make a new root", cause: error)
       }
       let rotation = RootRotation(
         preparedAt: now, overlap: overlap, previousRootSerial: roots.signing.certificate.serialHex,

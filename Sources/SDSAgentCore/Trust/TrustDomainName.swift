@@ -35,7 +35,13 @@ public struct TrustDomainName: Sendable, Hashable, Comparable, CustomStringConve
 }
 
 /// Why a text is not a trust domain name.
-public struct TrustDomainNameError: Error, Hashable, CustomStringConvertible {
+public struct TrustDomainNameError: AgentFailure, Hashable {
+  public enum Code: String, Sendable {
+    case notATrustDomain = "not_a_trust_domain"
+  }
+
+  public var code: Code { .notATrustDomain }
+  public var message: String { self.description }
   /// The text, cut short if it was long.
   public let text: String
   public let reason: String

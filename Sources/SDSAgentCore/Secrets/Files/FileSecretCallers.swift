@@ -35,7 +35,8 @@ public struct FileSecretCallers: Sendable, Hashable, CustomStringConvertible {
             parsed.append(try SPIFFEID(parsing: String(id)))
           } catch {
             throw ConfigurationError(
-              key: "file-secret-callers", value: text, allowed: "SPIFFE IDs joined by + (\(error.reason))")
+              key: "file-secret-callers", value: text, allowed: "SPIFFE IDs joined by + (\(error.reason))",
+              cause: error)
           }
         }
         callers = parsed

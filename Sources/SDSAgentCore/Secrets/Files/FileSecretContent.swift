@@ -104,7 +104,7 @@ public struct FileSecretContent: Sendable, Equatable {
 }
 
 /// Why files cannot be served as a secret; the reason is a closed set, for metric labels.
-public struct FileSecretError: Error, CustomStringConvertible, Equatable {
+public struct FileSecretError: AgentFailure, Equatable {
   public enum Reason: String, Sendable, CaseIterable {
     case missing, unreadable, unparsable
     case keyMismatch = "key_mismatch"
@@ -122,6 +122,7 @@ public struct FileSecretError: Error, CustomStringConvertible, Equatable {
 
   public let reason: Reason
   public let message: String
+  public var code: Reason { self.reason }
 
   public init(_ reason: Reason, _ message: String) {
     self.reason = reason

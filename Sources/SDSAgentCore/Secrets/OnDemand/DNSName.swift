@@ -41,7 +41,13 @@ public struct DNSName: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Why a text is not a DNS host name; the text is cut short.
-public struct DNSNameError: Error, Hashable, CustomStringConvertible {
+public struct DNSNameError: AgentFailure, Hashable {
+  public enum Code: String, Sendable {
+    case notADNSName = "not_a_dns_name"
+  }
+
+  public var code: Code { .notADNSName }
+  public var message: String { self.description }
   public let text: String
   public let reason: String
 
