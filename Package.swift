@@ -13,6 +13,7 @@ let package = Package(
     .executable(name: "sds-agent", targets: ["sds-agent"]),
     .library(name: "SDSAgentCore", targets: ["SDSAgentCore"]),
     .library(name: "SDSAgent", targets: ["SDSAgent"]),
+    .library(name: "SDSAgentCAServer", targets: ["SDSAgentCAServer"]),
   ],
   dependencies: [
     .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -87,10 +88,31 @@ let package = Package(
       ],
       swiftSettings: strictSettings
     ),
+    // `sds-agent ca serve`: the Istio-compatible CA server a fleet's agents fetch from.
+    .target(
+      name: "SDSAgentCAServer",
+      dependencies: [
+        "SDSAgent",
+        "SDSAgentCore",
+        "EnvoySDSProtos",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "SwiftASN1", package: "swift-asn1"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
+      ],
+      swiftSettings: strictSettings
+    ),
     .executableTarget(
       name: "sds-agent",
       dependencies: [
         "SDSAgent",
+        "SDSAgentCAServer",
         "SDSAgentCore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
@@ -118,6 +140,7 @@ let package = Package(
       dependencies: [
         "CLibFuzzer",
         "SDSAgent",
+        "SDSAgentCAServer",
         "SDSAgentCore",
         "EnvoySDSProtos",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -161,7 +184,7 @@ let package = Package(
     .testTarget(
       name: "SDSAgentIntegrationTests",
       dependencies: [
-        "SDSAgent", "SDSAgentCore", "SDSAgentTestSupport", "EnvoySDSProtos",
+        "SDSAgent", "SDSAgentCAServer", "SDSAgentCore", "SDSAgentTestSupport", "EnvoySDSProtos",
         .product(name: "X509", package: "swift-certificates"),
         .product(name: "SwiftASN1", package: "swift-asn1"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import SDSAgent
+import SDSAgentCAServer
 import SDSAgentCore
 import Synchronization
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SDSAgent
+import SDSAgentCAServer
 import SDSAgentCore
 
 struct CAServeCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
 import SDSAgent
+import SDSAgentCAServer
 import SDSAgentCore
 import Testing
 import X509

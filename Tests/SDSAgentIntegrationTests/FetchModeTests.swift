@@ -3,6 +3,7 @@ import GRPCCore
 import JWTKit
 import Logging
 import SDSAgent
+import SDSAgentCAServer
 import SDSAgentCore
 import SDSAgentTestSupport
 import Testing

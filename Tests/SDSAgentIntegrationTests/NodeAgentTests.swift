@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import SDSAgent
+import SDSAgentCAServer
 import SDSAgentCore
 import SDSAgentTestSupport
 import Testing

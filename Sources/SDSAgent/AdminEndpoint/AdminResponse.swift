@@ -6,12 +6,14 @@ package struct AdminResponse: Sendable {
   package var contentType: String
   package var body: String
 
-  static func text(_ status: Int, _ body: String) -> Self {
+  package static func text(_ status: Int, _ body: String) -> Self {
     Self(status: status, contentType: "text/plain", body: body)
   }
 
   /// A document of `AdminAPI` (or `NodeStatus` with its own encoder), on a line of its own.
-  static func json(_ document: some Encodable, status: Int = 200, encoder: JSONEncoder = AdminAPI.encoder) -> Self {
+  package static func json(_ document: some Encodable, status: Int = 200, encoder: JSONEncoder = AdminAPI.encoder)
+    -> Self
+  {
     let data = (try? encoder.encode(document)) ?? Data()
     return Self(status: status, contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
   }

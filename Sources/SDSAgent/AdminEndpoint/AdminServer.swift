@@ -8,17 +8,26 @@ import ServiceLifecycle
 /// The admin endpoint: a small HTTP/1.1 server on loopback or a Unix socket (mode 0600), never
 /// a public interface. It exists only when `--admin` is set. Its routes are for the node's
 /// operators; a request from a web page is refused before any route runs (`AdminOriginPolicy`).
-struct AdminServer: Service, CustomStringConvertible {
+package struct AdminServer: Service, CustomStringConvertible {
   typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
   let address: AgentConfiguration.AdminAddress
   let routes: any AdminResponder
-  let listening: Milestone
+  package let listening: Milestone
   let logger: Logger
 
-  var description: String { "AdminServer(\(self.address))" }
+  package init(
+    address: AgentConfiguration.AdminAddress, routes: any AdminResponder, listening: Milestone, logger: Logger
+  ) {
+    self.address = address
+    self.routes = routes
+    self.listening = listening
+    self.logger = logger
+  }
 
-  func run() async throws {
+  package var description: String { "AdminServer(\(self.address))" }
+
+  package func run() async throws {
     let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
     let initializer: @Sendable (any Channel) -> EventLoopFuture<Connection> = { channel in

@@ -50,7 +50,7 @@ package struct TrustRoutes: Sendable {
   }
 
   /// Starts a staged root rotation; `overlap` (a duration) overrides the configured one for it.
-  func rotateRoot(overlap: String?) -> AdminRoutes.Response {
+  package func rotateRoot(overlap: String?) -> AdminResponse {
     guard let rotation = self.rotation else {
       return .text(409, "cannot rotate the root: \(self.notRotatable ?? "no embedded CA")\n")
     }
@@ -76,7 +76,7 @@ package struct TrustRoutes: Sendable {
   }
 
   /// Each root with its role, the rotation's phase and when its next step is due.
-  func describe(now: Date = Date()) -> AdminAPI.Trust {
+  package func describe(now: Date = Date()) -> AdminAPI.Trust {
     let current = self.rotation?.current
     var trust = AdminAPI.Trust(
       trustDomain: self.trustDomain,

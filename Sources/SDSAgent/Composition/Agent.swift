@@ -170,12 +170,12 @@ public struct Agent: Sendable {
 
 extension ServiceGroupConfiguration.ServiceConfiguration {
   /// A service the agent cannot run without: when it ends, the agent shuts down.
-  static func essential(_ service: any Service) -> Self {
+  package static func essential(_ service: any Service) -> Self {
     .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)
   }
 
   /// A service that may finish early (no systemd, no admin endpoint) without stopping the agent.
-  static func auxiliary(_ service: any Service) -> Self {
+  package static func auxiliary(_ service: any Service) -> Self {
     .init(service: service, successTerminationBehavior: .ignore)
   }
 }

@@ -293,7 +293,7 @@ public enum AgentSettings {
 
   static let defaultTokenFile = "/var/run/secrets/tokens/istio-token"
 
-  @Sendable static func nonEmpty(_ text: String) -> String? { text.isEmpty ? nil : text }
+  @Sendable package static func nonEmpty(_ text: String) -> String? { text.isEmpty ? nil : text }
 }
 
 extension AgentConfiguration.CASource {

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import SDSAgent
 import SDSAgentCore
 import ServiceLifecycle
 import UnixSignals

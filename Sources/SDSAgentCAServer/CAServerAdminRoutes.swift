@@ -1,4 +1,5 @@
 import Foundation
+import SDSAgent
 import SDSAgentCore
 
 /// What `ca serve`'s admin endpoint answers: health, its trust and its root rotations, with the

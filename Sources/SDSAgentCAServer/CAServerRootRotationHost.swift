@@ -1,4 +1,5 @@
 import Foundation
+import SDSAgent
 import SDSAgentCore
 import X509
 

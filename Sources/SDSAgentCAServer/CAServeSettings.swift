@@ -1,3 +1,4 @@
+import SDSAgent
 import SDSAgentCore
 
 /// Every option of `sds-agent ca serve`, declared with the `Setting` type `run` uses: its help,

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import NIOCertificateReloading
 import NIOSSL
+import SDSAgent
 import SDSAgentCore
 import SwiftASN1
 import Synchronization
