@@ -10,10 +10,9 @@ let strictSettings: [SwiftSetting] = [
 let package = Package(
   name: "sds-agent",
   products: [
+    // The one product: the modules are `package`-visible to each other, the tests and the tools,
+    // and offer no API outside this package.
     .executable(name: "sds-agent", targets: ["sds-agent"]),
-    .library(name: "SDSAgentCore", targets: ["SDSAgentCore"]),
-    .library(name: "SDSAgent", targets: ["SDSAgent"]),
-    .library(name: "SDSAgentCAServer", targets: ["SDSAgentCAServer"]),
   ],
   dependencies: [
     .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),

@@ -9,30 +9,30 @@ import UnixSignals
 import X509
 
 /// What `sds-agent ca serve` needs.
-public struct CAServerConfiguration: Sendable {
-  public var host: String
-  public var port: Int
-  public var stateDirectory: String
-  public var caSource: AgentConfiguration.CASource
-  public var trustDomain: String
-  public var jwtKeysFile: String
-  public var jwtIssuers: [String]
-  public var maximumTTL: Duration
+package struct CAServerConfiguration: Sendable {
+  package var host: String
+  package var port: Int
+  package var stateDirectory: String
+  package var caSource: AgentConfiguration.CASource
+  package var trustDomain: String
+  package var jwtKeysFile: String
+  package var jwtIssuers: [String]
+  package var maximumTTL: Duration
   /// Extra names for the TLS serving certificate, besides localhost, 127.0.0.1 and ::1.
-  public var tlsNames: [String]
+  package var tlsNames: [String]
   /// Node agents that may ask for their workloads' certificates (`ImpersonatedIdentity`).
-  public var trustedNodeIdentities: [SPIFFEID]
+  package var trustedNodeIdentities: [SPIFFEID]
   /// The admin endpoint (`/healthz`, `/debug/trust`, `POST /ca/rotate-root`), if any.
-  public var admin: AgentConfiguration.AdminAddress?
+  package var admin: AgentConfiguration.AdminAddress?
   /// How long both roots are trusted before the new one signs; at least `maximumTTL`.
-  public var rootOverlap: Duration
+  package var rootOverlap: Duration
 
   /// The overlap when none is set: an hour, or one `maximumTTL` if that is longer.
-  public static func defaultRootOverlap(maximumTTL: Duration) -> Duration {
+  package static func defaultRootOverlap(maximumTTL: Duration) -> Duration {
     max(.seconds(3600), maximumTTL)
   }
 
-  public init(
+  package init(
     host: String,
     port: Int,
     stateDirectory: String,
@@ -66,28 +66,28 @@ public struct CAServerConfiguration: Sendable {
 /// the CA's root (`<state-dir>/ca-cert.pem`) with `--ca-root`. A root it generated can be
 /// rotated in stages like the agent's (`POST /ca/rotate-root` on its admin endpoint): its answers
 /// carry every root of the moment, and at the switch its TLS certificate is minted anew.
-public struct CAServer: Sendable {
+package struct CAServer: Sendable {
   /// The CA: the root that signs and, during a rotation, the other one.
-  public let ca: EmbeddedCA
+  package let ca: EmbeddedCA
   /// Drives rotations of a root the server generated; `nil` with the operator's files.
-  public let rotation: RootRotationSupervisor<ContinuousClock>?
+  package let rotation: RootRotationSupervisor<ContinuousClock>?
   let servingCertificate: ServingCertificate
   let server: GRPCServer<HTTP2ServerTransport.Posix>
   let admin: AdminServer?
   let logger: Logger
 
   /// The root that signs now.
-  public var material: CAMaterial { self.ca.roots.signing }
+  package var material: CAMaterial { self.ca.roots.signing }
 
   /// The chain the TLS listener presents to new connections, the leaf first.
-  public var servingChain: [Certificate] { self.servingCertificate.chain }
+  package var servingChain: [Certificate] { self.servingCertificate.chain }
 
   /// Returns once the admin endpoint accepts connections (never, without one).
-  public func waitForAdminEndpoint() async {
+  package func waitForAdminEndpoint() async {
     await self.admin?.listening.wait()
   }
 
-  public static func build(configuration: CAServerConfiguration, logger: Logger) async throws -> CAServer {
+  package static func build(configuration: CAServerConfiguration, logger: Logger) async throws -> CAServer {
     if configuration.caSource == .generated {
       let minimum = MinimumOverlap.renewal(maximumTTL: configuration.maximumTTL)
       guard minimum.refusal(of: configuration.rootOverlap) == nil else {
@@ -172,7 +172,7 @@ public struct CAServer: Sendable {
   }
 
   /// Serves until SIGTERM/SIGINT; calls `onListening` with the bound address once it accepts.
-  public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
+  package func run(onListening: @escaping @Sendable (String) -> Void) async throws {
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
       .essential(GRPCServerService(name: "istio-ca", server: self.server, onStop: {}))
     ]

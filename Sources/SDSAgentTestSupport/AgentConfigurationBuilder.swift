@@ -5,40 +5,40 @@ import SDSAgentCore
 /// Sets up an `AgentConfiguration` field by field for a test; `build()` goes through the
 /// validating initializer, so a test can never run an agent with a configuration `run` would
 /// refuse.
-public struct AgentConfigurationBuilder: Sendable {
-  public var socketPath: String
-  public var socketMode: UInt32 = 0o660
-  public var stateDirectory: String
-  public var trustDomain = "cluster.local"
-  public var identity: SPIFFEID?
-  public var certificateTTL: Duration = .seconds(3600)
-  public var keyType: WorkloadKeyType = .ecdsaP256
-  public var rotation = RotationSchedule()
-  public var rootOverlap: Duration = .seconds(3600)
-  public var federatedBundles: [FederatedBundleSource] = []
-  public var spiffeValidator = true
-  public var onDemand: OnDemandSettings?
-  public var fileSecrets: [FileSecretSource] = []
-  public var fileSecretDirectories: [String] = []
-  public var fileSecretCallers: [FileSecretCallers] = []
-  public var caSource: AgentConfiguration.CASource = .generated
-  public var istioCA: IstioCAConfiguration?
-  public var logLevel: Logger.Level = .warning
-  public var logFormat: AgentConfiguration.LogFormat = .plain
-  public var admin: AgentConfiguration.AdminAddress?
-  public var identification: CallerIdentification = .agent
-  public var rules: [WorkloadRule] = []
-  public var jwtKeysFile: String?
-  public var limits = CallerLimits()
+package struct AgentConfigurationBuilder: Sendable {
+  package var socketPath: String
+  package var socketMode: UInt32 = 0o660
+  package var stateDirectory: String
+  package var trustDomain = "cluster.local"
+  package var identity: SPIFFEID?
+  package var certificateTTL: Duration = .seconds(3600)
+  package var keyType: WorkloadKeyType = .ecdsaP256
+  package var rotation = RotationSchedule()
+  package var rootOverlap: Duration = .seconds(3600)
+  package var federatedBundles: [FederatedBundleSource] = []
+  package var spiffeValidator = true
+  package var onDemand: OnDemandSettings?
+  package var fileSecrets: [FileSecretSource] = []
+  package var fileSecretDirectories: [String] = []
+  package var fileSecretCallers: [FileSecretCallers] = []
+  package var caSource: AgentConfiguration.CASource = .generated
+  package var istioCA: IstioCAConfiguration?
+  package var logLevel: Logger.Level = .warning
+  package var logFormat: AgentConfiguration.LogFormat = .plain
+  package var admin: AgentConfiguration.AdminAddress?
+  package var identification: CallerIdentification = .agent
+  package var rules: [WorkloadRule] = []
+  package var jwtKeysFile: String?
+  package var limits = CallerLimits()
 
   /// A socket and state directory in `directory`.
-  public init(directory: String = TemporaryDirectory.make()) {
+  package init(directory: String = TemporaryDirectory.make()) {
     self.socketPath = directory + "/sds.sock"
     self.stateDirectory = directory + "/state"
   }
 
   /// Starts from a configuration that is already valid, to change a field or two.
-  public init(_ configuration: AgentConfiguration) {
+  package init(_ configuration: AgentConfiguration) {
     self.socketPath = configuration.socketPath
     self.socketMode = configuration.socketMode
     self.stateDirectory = configuration.stateDirectory
@@ -65,7 +65,7 @@ public struct AgentConfigurationBuilder: Sendable {
     self.limits = configuration.nodeAgent.limits
   }
 
-  public func build() throws(ConfigurationError) -> AgentConfiguration {
+  package func build() throws(ConfigurationError) -> AgentConfiguration {
     try AgentConfiguration(
       socketPath: self.socketPath,
       socketMode: self.socketMode,

@@ -3,14 +3,14 @@ import Synchronization
 
 /// A clock that only moves when a test advances it, with a wall-clock view (`date`) for code
 /// that reasons about certificate dates. Tests await `sleepers(atLeast:)` instead of sleeping.
-public final class ManualClock: Clock, Sendable {
-  public struct Instant: InstantProtocol, CustomStringConvertible {
-    public var offset: Duration
+package final class ManualClock: Clock, Sendable {
+  package struct Instant: InstantProtocol, CustomStringConvertible {
+    package var offset: Duration
 
-    public func advanced(by duration: Duration) -> Instant { Instant(offset: self.offset + duration) }
-    public func duration(to other: Instant) -> Duration { other.offset - self.offset }
-    public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
-    public var description: String { "+\(self.offset)" }
+    package func advanced(by duration: Duration) -> Instant { Instant(offset: self.offset + duration) }
+    package func duration(to other: Instant) -> Duration { other.offset - self.offset }
+    package static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
+    package var description: String { "+\(self.offset)" }
   }
 
   private struct Sleeper {
@@ -29,19 +29,19 @@ public final class ManualClock: Clock, Sendable {
   }
 
   private let state = Mutex(State())
-  public let startDate: Date
+  package let startDate: Date
 
-  public init(startDate: Date = Date()) {
+  package init(startDate: Date = Date()) {
     self.startDate = startDate
   }
 
-  public var now: Instant { self.state.withLock { $0.now } }
-  public var minimumResolution: Duration { .zero }
+  package var now: Instant { self.state.withLock { $0.now } }
+  package var minimumResolution: Duration { .zero }
 
   /// The wall-clock time at `now`.
-  public var date: Date { self.startDate.addingTimeInterval(self.now.offset.timeInterval) }
+  package var date: Date { self.startDate.addingTimeInterval(self.now.offset.timeInterval) }
 
-  public func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+  package func sleep(until deadline: Instant, tolerance: Duration?) async throws {
     let id = self.state.withLock { state in
       state.nextID += 1
       return state.nextID
@@ -72,7 +72,7 @@ public final class ManualClock: Clock, Sendable {
   }
 
   /// Moves time forward and wakes every sleeper whose deadline has come.
-  public func advance(by duration: Duration) {
+  package func advance(by duration: Duration) {
     let woken = self.state.withLock { state -> [Sleeper] in
       state.now = state.now.advanced(by: duration)
       let now = state.now
@@ -84,12 +84,12 @@ public final class ManualClock: Clock, Sendable {
   }
 
   /// Returns once at least `count` tasks are sleeping on this clock.
-  public func sleepers(atLeast count: Int) async {
+  package func sleepers(atLeast count: Int) async {
     await self.sleepers { $0.count >= count }
   }
 
   /// Returns once a task sleeps until `offset` from the start.
-  public func sleeper(until offset: Duration) async {
+  package func sleeper(until offset: Duration) async {
     await self.sleepers { $0.contains(Instant(offset: offset)) }
   }
 
@@ -105,7 +105,7 @@ public final class ManualClock: Clock, Sendable {
   }
 
   /// The deadline of the earliest sleeper, as an offset from the start.
-  public var nextDeadline: Duration? {
+  package var nextDeadline: Duration? {
     self.state.withLock { $0.sleepers.map(\.deadline.offset).min() }
   }
 
@@ -118,7 +118,7 @@ public final class ManualClock: Clock, Sendable {
 }
 
 extension Duration {
-  public var timeInterval: TimeInterval {
+  package var timeInterval: TimeInterval {
     let (seconds, attoseconds) = self.components
     return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
   }

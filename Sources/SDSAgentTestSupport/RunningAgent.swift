@@ -5,13 +5,13 @@ import SDSAgentCore
 import ServiceLifecycle
 
 /// A real agent on a real Unix socket in a temporary directory, for integration tests.
-public struct RunningAgent: Sendable {
-  public let agent: Agent
-  public let directory: String
-  public var socketPath: String { self.agent.configuration.socketPath }
+package struct RunningAgent: Sendable {
+  package let agent: Agent
+  package let directory: String
+  package var socketPath: String { self.agent.configuration.socketPath }
 
   /// A configuration in a fresh temporary directory.
-  public static func configuration(
+  package static func configuration(
     certificateTTL: Duration = .seconds(3600),
     socketMode: UInt32 = 0o660,
     caSource: AgentConfiguration.CASource = .generated,
@@ -25,7 +25,7 @@ public struct RunningAgent: Sendable {
   }
 
   /// Builds and runs an agent for the duration of `body`, then shuts it down gracefully.
-  public static func with<Result: Sendable>(
+  package static func with<Result: Sendable>(
     _ configuration: AgentConfiguration? = nil,
     _ body: (RunningAgent) async throws -> Result
   ) async throws -> Result {
@@ -51,9 +51,9 @@ public struct RunningAgent: Sendable {
   }
 }
 
-public enum TemporaryDirectory {
+package enum TemporaryDirectory {
   /// A new directory under /tmp, short enough for Unix socket paths.
-  public static func make() -> String {
+  package static func make() -> String {
     let path = "/tmp/sds-test-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path

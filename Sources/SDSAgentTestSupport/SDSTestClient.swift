@@ -7,17 +7,17 @@ import SDSAgentCore
 
 /// The transports a behaviour test runs over: in-process for speed, the real Unix socket for
 /// truth (as grpc-swift-nio-transport runs its suite over each transport).
-public enum TestTransport: String, CaseIterable, Sendable, CustomStringConvertible {
+package enum TestTransport: String, CaseIterable, Sendable, CustomStringConvertible {
   case inProcess = "in-process"
   case unixSocket = "unix-socket"
 
-  public var description: String { self.rawValue }
+  package var description: String { self.rawValue }
 }
 
 /// An SDS client on one connection, whichever transport carries it.
-public struct SDSTestClient {
-  public typealias Request = Envoy_Service_Discovery_V3_DiscoveryRequest
-  public typealias Response = Envoy_Service_Discovery_V3_DiscoveryResponse
+package struct SDSTestClient {
+  package typealias Request = Envoy_Service_Discovery_V3_DiscoveryRequest
+  package typealias Response = Envoy_Service_Discovery_V3_DiscoveryResponse
 
   private let openStream:
     (Metadata, SDSStream.Closing, (SDSStream) async throws -> any Sendable) async throws -> any Sendable
@@ -56,7 +56,7 @@ public struct SDSTestClient {
   }
 
   /// Opens a `StreamSecrets` call, runs `body`, then closes it.
-  public func withStream<Result: Sendable>(
+  package func withStream<Result: Sendable>(
     metadata: Metadata = [:],
     closing: SDSStream.Closing = .graceful,
     _ body: (SDSStream) async throws -> Result
@@ -65,25 +65,25 @@ public struct SDSTestClient {
     try await self.openStream(metadata, closing) { try await body($0) } as! Result
   }
 
-  public func fetchSecrets(_ request: Request) async throws -> Response {
+  package func fetchSecrets(_ request: Request) async throws -> Response {
     try await self.fetch(request)
   }
 
   /// `FetchSecrets` with a request body of raw bytes, which need not be a valid message.
-  public func fetchSecrets(rawRequest bytes: [UInt8]) async throws -> [UInt8] {
+  package func fetchSecrets(rawRequest bytes: [UInt8]) async throws -> [UInt8] {
     try await self.rawFetch(bytes)
   }
 
   /// A `StreamSecrets` call that sends `messages` as raw bytes, which need not be valid, then
   /// ends its requests; returns how many responses came before the call ended with OK.
-  public func streamSecrets(rawRequests messages: [[UInt8]]) async throws -> Int {
+  package func streamSecrets(rawRequests messages: [[UInt8]]) async throws -> Int {
     try await self.rawStream(messages)
   }
 }
 
 extension RunningAgent {
   /// Connects to the agent's SDS service over `transport` for the duration of `body`.
-  public func withClient<Result: Sendable>(
+  package func withClient<Result: Sendable>(
     over transport: TestTransport,
     _ body: (SDSTestClient) async throws -> Result
   ) async throws -> Result {

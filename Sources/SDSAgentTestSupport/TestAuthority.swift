@@ -4,28 +4,28 @@ import Synchronization
 import X509
 
 /// A `CertificateAuthority` wrapper a test can make fail on purpose, to drill CA outages.
-public final class TestAuthority: CertificateAuthority {
+package final class TestAuthority: CertificateAuthority {
   private let wrapped: LocalCA
   private let failing = Mutex(false)
   private let calls = Mutex([CACredential]())
 
-  public init(material: CAMaterial) {
+  package init(material: CAMaterial) {
     self.wrapped = LocalCA(material: material)
   }
 
-  public var material: CAMaterial { self.wrapped.material }
+  package var material: CAMaterial { self.wrapped.material }
 
-  public var isFailing: Bool {
+  package var isFailing: Bool {
     get { self.failing.withLock { $0 } }
     set { self.failing.withLock { $0 = newValue } }
   }
 
-  public var callCount: Int { self.calls.withLock { $0.count } }
+  package var callCount: Int { self.calls.withLock { $0.count } }
 
   /// The credential of every request so far, in order.
-  public var credentials: [CACredential] { self.calls.withLock { $0 } }
+  package var credentials: [CACredential] { self.calls.withLock { $0 } }
 
-  public func certify(
+  package func certify(
     identity: SPIFFEID,
     privateKey: WorkloadPrivateKey,
     ttl: Duration,

@@ -5,7 +5,7 @@ import Synchronization
 
 /// The agent's metrics as Prometheus text (swift-prometheus): the counts of `AgentCounters`,
 /// copied into the registry at scrape time, the issuance histogram, and gauges set at scrape time.
-public final class PrometheusMetrics: IssuanceRecorder {
+package final class PrometheusMetrics: IssuanceRecorder {
   let registry = PrometheusCollectorRegistry()
   private let issuance: DurationHistogram
   private let issuanceFailures: DurationHistogram
@@ -19,7 +19,7 @@ public final class PrometheusMetrics: IssuanceRecorder {
   /// Serializes scrapes, which set the registry's counters from the counts.
   private let scrape = Mutex(LabelledGauges())
 
-  public init() {
+  package init() {
     let buckets: [Duration] = [
       .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100),
       .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30),
@@ -47,13 +47,13 @@ public final class PrometheusMetrics: IssuanceRecorder {
     )
   }
 
-  public func recordIssuance(duration: Duration, succeeded: Bool) {
+  package func recordIssuance(duration: Duration, succeeded: Bool) {
     (succeeded ? self.issuance : self.issuanceFailures).record(duration)
   }
 
   /// The text exposition, with the gauges brought up to date; `trustBundleRoots` counts the roots
   /// of each trust domain's bundle.
-  public func render(
+  package func render(
     counters: AgentCounters, identities: [IdentitySnapshot], trustBundleRoots: [String: Int] = [:], now: Date
   ) -> String {
     self.scrape.withLock { gauges in

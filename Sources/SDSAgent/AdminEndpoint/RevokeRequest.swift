@@ -4,13 +4,13 @@ import SDSAgentCore
 /// The body of `POST /ca/revoke`: `{"serial": "HEX", "reason": "…"}` or
 /// `{"identity": "spiffe://…", "reason": "…"}`; `sds-agent ca revoke` sends it, the admin route
 /// reads it. Decoding checks everything, so a request that decodes can be carried out.
-public struct RevokeRequest: Sendable, Equatable, Codable {
-  public static let maximumBodyLength = 4096
+package struct RevokeRequest: Sendable, Equatable, Codable {
+  package static let maximumBodyLength = 4096
 
-  public let target: Revocations.Request
-  public let reason: RevocationReason
+  package let target: Revocations.Request
+  package let reason: RevocationReason
 
-  public init(target: Revocations.Request, reason: RevocationReason = .unspecified) {
+  package init(target: Revocations.Request, reason: RevocationReason = .unspecified) {
     self.target = target
     self.reason = reason
   }
@@ -20,7 +20,7 @@ public struct RevokeRequest: Sendable, Equatable, Codable {
   }
 
   /// Reads a request body, or says what is wrong with it (for a 400 answer).
-  public static func decode(_ body: [UInt8]) throws(RevokeRequestError) -> RevokeRequest {
+  package static func decode(_ body: [UInt8]) throws(RevokeRequestError) -> RevokeRequest {
     guard body.count <= Self.maximumBodyLength else {
       throw RevokeRequestError("the body is \(body.count) bytes; at most \(Self.maximumBodyLength)")
     }
@@ -43,7 +43,7 @@ public struct RevokeRequest: Sendable, Equatable, Codable {
     init?(intValue: Int) { nil }
   }
 
-  public init(from decoder: any Decoder) throws {
+  package init(from decoder: any Decoder) throws {
     let known = Set(CodingKeys.allCases.map(\.rawValue))
     if let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).sorted()
       .first(where: { !known.contains($0) })
@@ -84,7 +84,7 @@ public struct RevokeRequest: Sendable, Equatable, Codable {
     self.reason = parsed
   }
 
-  public func encode(to encoder: any Encoder) throws {
+  package func encode(to encoder: any Encoder) throws {
     var container = encoder.container(keyedBy: CodingKeys.self)
     switch self.target {
     case .serial(let serial): try container.encode(serial.description, forKey: .serial)
@@ -95,24 +95,24 @@ public struct RevokeRequest: Sendable, Equatable, Codable {
 }
 
 /// Why a revocation request cannot be carried out as sent.
-public struct RevokeRequestError: AgentFailure, Equatable {
-  public enum Code: String, Sendable {
+package struct RevokeRequestError: AgentFailure, Equatable {
+  package enum Code: String, Sendable {
     case invalidRequest = "invalid_request"
   }
 
-  public var code: Code { .invalidRequest }
-  public let message: String
-  public let cause: (any Error)?
+  package var code: Code { .invalidRequest }
+  package let message: String
+  package let cause: (any Error)?
 
   init(_ message: String, cause: (any Error)? = nil) {
     self.message = message
     self.cause = cause
   }
 
-  public var description: String { self.failureText }
+  package var description: String { self.failureText }
 
   /// Two errors are the same when they say the same.
-  public static func == (lhs: Self, rhs: Self) -> Bool {
+  package static func == (lhs: Self, rhs: Self) -> Bool {
     lhs.description == rhs.description
   }
 }

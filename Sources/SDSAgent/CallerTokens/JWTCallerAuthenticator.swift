@@ -5,9 +5,9 @@ import SDSAgentCore
 /// Authenticates CA callers by Kubernetes service-account JWTs (ES256/RS256), verified with
 /// the configured public keys: issuer, audience `istio-ca` and expiry are checked, and the
 /// `sub` (`system:serviceaccount:<ns>:<sa>`) becomes `spiffe://<td>/ns/<ns>/sa/<sa>`.
-public struct JWTCallerAuthenticator: CallerAuthenticator {
-  public static let audience = "istio-ca"
-  public static let defaultIssuers = [
+package struct JWTCallerAuthenticator: CallerAuthenticator {
+  package static let audience = "istio-ca"
+  package static let defaultIssuers = [
     "https://kubernetes.default.svc.cluster.local", "https://kubernetes.default.svc", "kubernetes/serviceaccount",
   ]
 
@@ -22,7 +22,7 @@ public struct JWTCallerAuthenticator: CallerAuthenticator {
   }
 
   /// Loads the keys from a PEM file of public keys or a JWKS document.
-  public static func load(
+  package static func load(
     keysFile: String,
     issuers: [String] = Self.defaultIssuers,
     trustDomain: String
@@ -60,7 +60,7 @@ public struct JWTCallerAuthenticator: CallerAuthenticator {
     return JWTCallerAuthenticator(keys: keys, issuers: issuers, trustDomain: trustDomain)
   }
 
-  public func authenticate(bearerToken: String) async -> CallerAuthentication {
+  package func authenticate(bearerToken: String) async -> CallerAuthentication {
     let claims: ServiceAccountClaims
     do {
       claims = try await self.keys.verify(bearerToken, as: ServiceAccountClaims.self, iteratingKeys: true)

@@ -6,14 +6,14 @@ import SDSAgentCore
 
 /// A minimal HTTP/1.1 client for the admin endpoint (loopback TCP or Unix socket), for the
 /// drill and operators' scripts.
-public enum AdminClient {
-  public struct Response: Sendable {
-    public let status: Int
-    public let body: String
+package enum AdminClient {
+  package struct Response: Sendable {
+    package let status: Int
+    package let body: String
 
     /// The body as a terminal may show it: its lines kept, every other control character
     /// escaped (`BoundedText.escaped`), whatever answered on the address.
-    public var printableBody: String {
+    package var printableBody: String {
       self.body.split(separator: "\n", omittingEmptySubsequences: false).map { BoundedText.escaped(String($0)) }
         .joined(separator: "\n")
     }
@@ -22,13 +22,13 @@ public enum AdminClient {
   /// The most of an answer's body read; a longer one is refused, since whatever answers on the
   /// address (an agent or not) must not make `status` or `drill` hold unbounded memory. A
   /// node agent's `/status` with thousands of streams stays far below it.
-  public static let maximumBodyBytes = 16 << 20
+  package static let maximumBodyBytes = 16 << 20
 
   private typealias Connection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
 
   /// One request on a fresh connection; `timeout` bounds the connection attempt and, separately,
   /// the exchange.
-  public static func request(
+  package static func request(
     _ method: String,
     _ path: String,
     at address: AgentConfiguration.AdminAddress,

@@ -5,11 +5,11 @@ import SDSAgentCore
 import SwiftProtobuf
 
 /// A small SDS client over the agent's Unix socket, for `sds-agent fetch` and for tests.
-public struct SDSClient: Sendable {
-  public typealias Client = Envoy_Service_Secret_V3_SecretDiscoveryService.Client<HTTP2ClientTransport.Posix>
+package struct SDSClient: Sendable {
+  package typealias Client = Envoy_Service_Secret_V3_SecretDiscoveryService.Client<HTTP2ClientTransport.Posix>
 
   /// Connects to `socketPath`, runs `body`, and closes the connection.
-  public static func withConnection<Result: Sendable>(
+  package static func withConnection<Result: Sendable>(
     socketPath: String,
     _ body: (Client) async throws -> Result
   ) async throws -> Result {
@@ -23,7 +23,7 @@ public struct SDSClient: Sendable {
   }
 
   /// `FetchSecrets` for `names`, decoded.
-  public static func fetch(socketPath: String, names: [String]) async throws -> [SecretSummary] {
+  package static func fetch(socketPath: String, names: [String]) async throws -> [SecretSummary] {
     try await self.withConnection(socketPath: socketPath) { client in
       var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
       request.resourceNames = names

@@ -4,9 +4,9 @@ import SDSAgentCore
 
 /// One open `StreamSecrets` call driven request by request, like Envoy does: for the drill and
 /// for tests.
-public final class SDSStream: Sendable {
-  public typealias Request = Envoy_Service_Discovery_V3_DiscoveryRequest
-  public typealias Response = Envoy_Service_Discovery_V3_DiscoveryResponse
+package final class SDSStream: Sendable {
+  package typealias Request = Envoy_Service_Discovery_V3_DiscoveryRequest
+  package typealias Response = Envoy_Service_Discovery_V3_DiscoveryResponse
 
   private let requests: AsyncStream<Request>.Continuation
   private let responses: AsyncThrowingStream<Response, any Error>
@@ -18,12 +18,12 @@ public final class SDSStream: Sendable {
     self.iterator = SendableIterator(responses.makeAsyncIterator())
   }
 
-  public func send(_ request: Request) {
+  package func send(_ request: Request) {
     self.requests.yield(request)
   }
 
   /// Sends a request for `names`, optionally acknowledging `response`.
-  public func request(_ names: [String], acknowledging response: Response? = nil, nodeID: String = "test-node") {
+  package func request(_ names: [String], acknowledging response: Response? = nil, nodeID: String = "test-node") {
     var request = Request()
     request.resourceNames = names
     request.typeURL = SecretResource.typeURL
@@ -36,7 +36,7 @@ public final class SDSStream: Sendable {
   }
 
   /// Rejects `response` (a NACK), keeping `keptVersion`.
-  public func reject(_ response: Response, names: [String], keptVersion: String, message: String) {
+  package func reject(_ response: Response, names: [String], keptVersion: String, message: String) {
     var request = Request()
     request.resourceNames = names
     request.typeURL = SecretResource.typeURL
@@ -49,16 +49,16 @@ public final class SDSStream: Sendable {
 
   /// The next response; `nil` once the server ended the stream with OK. Throws the stream's
   /// error status.
-  public func next() async throws -> Response? {
+  package func next() async throws -> Response? {
     try await self.iterator.next()
   }
 
   /// Closes the request side, as a client that goes away does.
-  public func finish() {
+  package func finish() {
     self.requests.finish()
   }
 
-  public enum Closing: Sendable {
+  package enum Closing: Sendable {
     /// Half-close the request side and wait for the server to end the stream.
     case graceful
     /// Cancel the call mid-stream (an RST_STREAM), as a client that crashes does.
@@ -66,7 +66,7 @@ public final class SDSStream: Sendable {
   }
 
   /// Opens a stream on `client`, runs `body`, then closes it.
-  public static func with<Result: Sendable, Transport: ClientTransport>(
+  package static func with<Result: Sendable, Transport: ClientTransport>(
     client: Envoy_Service_Secret_V3_SecretDiscoveryService.Client<Transport>,
     metadata: Metadata = [:],
     closing: Closing = .graceful,

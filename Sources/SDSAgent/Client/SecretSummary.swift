@@ -6,23 +6,23 @@ import SwiftProtobuf
 import X509
 
 /// What an SDS secret holds, readable by a person: never the key unless asked for.
-public struct SecretSummary: Sendable {
-  public enum Kind: String, Sendable {
+package struct SecretSummary: Sendable {
+  package enum Kind: String, Sendable {
     case tlsCertificate = "tls_certificate"
     case validationContext = "validation_context"
   }
 
-  public let name: String
-  public let kind: Kind
+  package let name: String
+  package let kind: Kind
   /// The leaf first for a certificate; the roots for a bundle.
-  public let certificates: [Certificate]
-  public let pem: String
-  public let privateKeyPEM: String?
+  package let certificates: [Certificate]
+  package let pem: String
+  package let privateKeyPEM: String?
   /// For a bundle served to Envoy's SPIFFE certificate validator: the roots of each trust domain
   /// (`certificates` holds them all); `nil` for a plain `trusted_ca`.
-  public let trustDomains: [String: [Certificate]]?
+  package let trustDomains: [String: [Certificate]]?
 
-  public init(any: Google_Protobuf_Any) throws {
+  package init(any: Google_Protobuf_Any) throws {
     guard any.typeURL == SecretResource.typeURL else {
       throw AgentError(.connection, "the agent returned a resource of type \(any.typeURL)")
     }
@@ -71,7 +71,7 @@ public struct SecretSummary: Sendable {
     return config.trustDomains.map { ($0.name, String(decoding: $0.trustBundle.inlineBytes, as: UTF8.self)) }
   }
 
-  public var spiffeID: SPIFFEID? {
+  package var spiffeID: SPIFFEID? {
     self.kind == .tlsCertificate ? self.certificates.first?.spiffeIDs.first : nil
   }
 
@@ -94,7 +94,7 @@ public struct SecretSummary: Sendable {
   }
 
   /// A few lines for a terminal.
-  public func text(includeKey: Bool) -> String {
+  package func text(includeKey: Bool) -> String {
     var lines = ["\(self.name) (\(self.kind.rawValue))"]
     for (index, certificate) in self.certificates.enumerated() {
       let role = self.kind == .validationContext ? "root" : (index == 0 ? "leaf" : "intermediate")

@@ -6,45 +6,45 @@ import UnixSignals
 
 /// The assembled agent: the one place where configuration becomes running services. The
 /// executable and the integration tests both build the agent here.
-public struct Agent: Sendable {
-  public let configuration: AgentConfiguration
+package struct Agent: Sendable {
+  package let configuration: AgentConfiguration
   /// The socket SDS is served on: the one systemd passed, or `configuration.socketPath`.
-  public let socketPath: String
-  public let counters: AgentCounters
-  public let streams: StreamRegistry
+  package let socketPath: String
+  package let counters: AgentCounters
+  package let streams: StreamRegistry
   /// The identities served: the agent's own (pinned) and, in node-agent mode, each calling
   /// workload's.
-  public let identities: IdentityTable
+  package let identities: IdentityTable
   /// Identifies, limits and admits SDS callers.
-  public let admission: CallerAdmission
+  package let admission: CallerAdmission
   /// The SDS service the socket's server runs; tests also run it over an in-process transport.
-  public let sdsService: SecretDiscoveryService
+  package let sdsService: SecretDiscoveryService
   /// In dependency order: the supervisor keeps every identity fresh, the server serves them, the
   /// admin endpoint and systemd integration report on both. Each says whether its end stops the
   /// agent: reporting services may finish early (no systemd), the supervisor and the server may not.
   let services: [ServiceGroupConfiguration.ServiceConfiguration]
   /// Who applies a new configuration on reload.
   let appliers: ReloadAppliers
-  public let logger: Logger
+  package let logger: Logger
   private let adminListening: Milestone
   private let sdsListening: Milestone
 
   /// The agent's own identity's secrets.
-  public var cache: SecretCache { self.identities.pinnedCache }
+  package var cache: SecretCache { self.identities.pinnedCache }
 
   /// Returns once the admin endpoint accepts connections (never, without `--admin`).
-  public func waitForAdminEndpoint() async {
+  package func waitForAdminEndpoint() async {
     await self.adminListening.wait()
   }
 
   /// Returns once the SDS transport listens, with the socket's backlog set (never, if it fails).
-  public func waitForSDSListening() async {
+  package func waitForSDSListening() async {
     await self.sdsListening.wait()
   }
 
   /// Issues a new SVID for `identity` (the agent's own by default) now and pushes it to every
   /// open stream of that identity.
-  public func rotate(_ identity: SPIFFEID? = nil) async throws {
+  package func rotate(_ identity: SPIFFEID? = nil) async throws {
     try await self.identities.rotate(identity ?? self.identities.pinnedIdentity)
   }
 
@@ -57,7 +57,7 @@ public struct Agent: Sendable {
   }
 
   /// When the agent's own SVID will be renewed.
-  public var nextRotation: Date? { self.identities.lifecycle(of: self.identities.pinnedIdentity)?.renewAt }
+  package var nextRotation: Date? { self.identities.lifecycle(of: self.identities.pinnedIdentity)?.renewAt }
 
   /// Loads the CA, issues the first SVID and binds the socket (or takes the one systemd passed).
   /// When this returns, the socket accepts connections and, with a local CA, the first
@@ -68,7 +68,7 @@ public struct Agent: Sendable {
   ///   - logging: the process's logging, whose level reload changes.
   ///   - clock: drives every timer of the agent.
   ///   - now: the wall clock that dates certificates and deadlines.
-  public static func build(
+  package static func build(
     configuration: AgentConfiguration,
     loader: ConfigurationLoader? = nil,
     logging: AgentLogging? = nil,
@@ -149,10 +149,10 @@ public struct Agent: Sendable {
 
   /// Longest a graceful shutdown may take before the remaining work is cancelled; well under
   /// systemd's default stop timeout (90 s) and the unit's `TimeoutStopSec`.
-  public static let shutdownLimit = Duration.seconds(10)
+  package static let shutdownLimit = Duration.seconds(10)
 
   /// The service group that runs every service, shutting down gracefully on these signals.
-  public func makeServiceGroup(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
+  package func makeServiceGroup(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
     var configuration = ServiceGroupConfiguration(
       services: self.services,
       gracefulShutdownSignals: gracefulShutdownSignals,
@@ -163,7 +163,7 @@ public struct Agent: Sendable {
   }
 
   /// Runs every service until SIGTERM or SIGINT, then shuts down gracefully.
-  public func run() async throws {
+  package func run() async throws {
     try await self.makeServiceGroup().run()
   }
 }

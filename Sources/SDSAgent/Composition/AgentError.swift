@@ -2,8 +2,8 @@ import SDSAgentCore
 
 /// A failure at the agent's edges (files, sockets), saying what happened, what to do and what
 /// caused it.
-public struct AgentError: AgentFailure {
-  public enum Code: String, Sendable {
+package struct AgentError: AgentFailure {
+  package enum Code: String, Sendable {
     case socketInUse = "socket_in_use"
     case socketPath = "socket_path"
     case socketSetup = "socket_setup"
@@ -14,17 +14,17 @@ public struct AgentError: AgentFailure {
     case trustBundle = "trust_bundle"
   }
 
-  public let code: Code
-  public let message: String
-  public let remedy: String?
-  public let cause: (any Error)?
+  package let code: Code
+  package let message: String
+  package let remedy: String?
+  package let cause: (any Error)?
 
-  public init(_ code: Code, _ message: String, remedy: String? = nil, cause: (any Error)? = nil) {
+  package init(_ code: Code, _ message: String, remedy: String? = nil, cause: (any Error)? = nil) {
     self.code = code
     self.message = message
     self.remedy = remedy
     self.cause = cause
   }
 
-  public var description: String { self.failureText }
+  package var description: String { self.failureText }
 }

@@ -2,11 +2,11 @@ import Foundation
 
 /// Where the agent keeps its socket and state when the operator does not say: systemd's
 /// directories when it runs there, otherwise places a non-root user can write.
-public struct DefaultPaths: Sendable, Equatable {
-  public let socketPath: String
-  public let stateDirectory: String
+package struct DefaultPaths: Sendable, Equatable {
+  package let socketPath: String
+  package let stateDirectory: String
 
-  public static func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) -> DefaultPaths {
+  package static func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) -> DefaultPaths {
     // systemd's RuntimeDirectory= and StateDirectory= set these for the service.
     let runtime = environment["RUNTIME_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
     let state = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }

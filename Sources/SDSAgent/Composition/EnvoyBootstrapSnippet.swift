@@ -3,8 +3,8 @@ import SDSAgentCore
 /// The Envoy bootstrap fragment an operator pastes to use the agent: a `sds-grpc` cluster on
 /// the socket and the `sds_config` that points at it. `sds-agent run` prints it; the E2E tests
 /// validate it with Envoy.
-public enum EnvoyBootstrapSnippet {
-  public static func yaml(socketPath: String, identification: CallerIdentification = .agent) -> String {
+package enum EnvoyBootstrapSnippet {
+  package static func yaml(socketPath: String, identification: CallerIdentification = .agent) -> String {
     (identification.usesToken ? self.tokenForwarding(socketPath: socketPath) : "") + """
       # Envoy bootstrap fragment for sds-agent. Use this sds_config wherever a TLS context names a
       # secret: tls_certificate_sds_secret_configs (name: default) and

@@ -4,71 +4,71 @@ import SDSAgentCore
 /// Everything `sds-agent run` needs. Immutable, and valid by construction: `init` refuses a
 /// combination the agent could not run with. Built from the settings by `ConfigurationLoader`;
 /// tests use `AgentConfigurationBuilder`.
-public struct AgentConfiguration: Sendable {
+package struct AgentConfiguration: Sendable {
   /// Where the signing CA comes from.
-  public enum CASource: Sendable, Equatable {
+  package enum CASource: Sendable, Equatable {
     /// A root generated on first start and kept in the state directory.
     case generated
     /// An operator's CA certificate, key and chain (intermediates and root) in PEM files.
     case files(certificate: String, key: String, chain: String?)
   }
 
-  public let socketPath: String
+  package let socketPath: String
   /// Permission bits of the socket file (e.g. `0o660`).
-  public let socketMode: UInt32
-  public let stateDirectory: String
-  public let trustDomain: String
-  public let identity: SPIFFEID
-  public let certificateTTL: Duration
-  public let keyType: WorkloadKeyType
-  public let rotation: RotationSchedule
+  package let socketMode: UInt32
+  package let stateDirectory: String
+  package let trustDomain: String
+  package let identity: SPIFFEID
+  package let certificateTTL: Duration
+  package let keyType: WorkloadKeyType
+  package let rotation: RotationSchedule
   /// How long both roots are trusted in a root rotation of the embedded CA before the switch.
-  public let rootOverlap: Duration
+  package let rootOverlap: Duration
   /// Other trust domains' bundles, served as `spiffe://<trust-domain>` and in `ALL`.
-  public let federatedBundles: [FederatedBundleSource]
+  package let federatedBundles: [FederatedBundleSource]
   /// Whether trust-domain bundles go to Envoy's SPIFFE certificate validator.
-  public let spiffeValidator: Bool
+  package let spiffeValidator: Bool
   /// TLS server certificates minted on demand per SNI, if any names are allowed.
-  public let onDemand: OnDemandSettings?
+  package let onDemand: OnDemandSettings?
   /// Secrets the operator names, read from files.
-  public let fileSecrets: [FileSecretSource]
+  package let fileSecrets: [FileSecretSource]
   /// Where `file-cert:` and `file-root:` names may point.
-  public let fileSecretDirectories: [String]
+  package let fileSecretDirectories: [String]
   /// In node-agent mode, who may have `file-cert:` and `file-root:` names under which directory.
-  public let fileSecretCallers: [FileSecretCallers]
-  public let caSource: CASource
+  package let fileSecretCallers: [FileSecretCallers]
+  package let caSource: CASource
   /// Fetch mode: certificates come from this Istio-compatible CA instead of the local CA.
-  public let istioCA: IstioCAConfiguration?
-  public let logLevel: Logger.Level
-  public let logFormat: LogFormat
+  package let istioCA: IstioCAConfiguration?
+  package let logLevel: Logger.Level
+  package let logFormat: LogFormat
   /// Where the admin endpoint listens (loopback TCP or a Unix socket); `nil` turns it off.
-  public let admin: AdminAddress?
+  package let admin: AdminAddress?
   /// Who callers are: the agent's identity for all, or each workload its own.
-  public let nodeAgent: NodeAgentConfiguration
+  package let nodeAgent: NodeAgentConfiguration
 
   /// The rule for `file-cert:` and `file-root:` names.
-  public var onTheFlyFiles: OnTheFlyFilePolicy {
+  package var onTheFlyFiles: OnTheFlyFilePolicy {
     OnTheFlyFilePolicy(
       directories: self.fileSecretDirectories, callers: self.fileSecretCallers,
       checksCallers: self.nodeAgent.identification != .agent)
   }
 
   /// What secrets from files may never be.
-  public var keyMaterial: AgentKeyMaterial {
+  package var keyMaterial: AgentKeyMaterial {
     AgentKeyMaterial(stateDirectory: self.stateDirectory, caKey: self.caSource.files?.key)
   }
 
-  public enum LogFormat: String, Sendable, CaseIterable {
+  package enum LogFormat: String, Sendable, CaseIterable {
     case plain
     case json
   }
 
   /// The admin endpoint's address: only loopback or a Unix socket, never a public interface.
-  public enum AdminAddress: Sendable, Equatable, CustomStringConvertible {
+  package enum AdminAddress: Sendable, Equatable, CustomStringConvertible {
     case loopback(host: String, port: Int)
     case unixSocket(path: String)
 
-    public init?(_ text: String) {
+    package init?(_ text: String) {
       if text.hasPrefix("unix:") {
         let path = String(text.dropFirst(5))
         guard path.hasPrefix("/") else { return nil }
@@ -84,7 +84,7 @@ public struct AgentConfiguration: Sendable {
       self = .loopback(host: host == "localhost" ? "127.0.0.1" : host, port: port)
     }
 
-    public var description: String {
+    package var description: String {
       switch self {
       case .loopback(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
       case .unixSocket(let path): return "unix:\(path)"
@@ -92,7 +92,7 @@ public struct AgentConfiguration: Sendable {
     }
   }
 
-  public init(
+  package init(
     socketPath: String,
     socketMode: UInt32 = 0o660,
     stateDirectory: String,

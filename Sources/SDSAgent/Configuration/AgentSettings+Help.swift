@@ -1,7 +1,7 @@
 extension AgentSettings {
   /// The options section of `run --help`, generated from `all`, in lines shorter than `width`
   /// so that ArgumentParser does not wrap them again.
-  public static func help(width: Int = 80) -> String {
+  package static func help(width: Int = 80) -> String {
     var lines = [
       "OPTIONS (each also SDS_AGENT_<KEY> in the environment and <key> in the",
       "--config file; options > environment > file > defaults):",

@@ -5,8 +5,8 @@ import SDSAgentCore
 /// Every setting of `sds-agent run`. The command line, `SDS_AGENT_<KEY>`, the config file's
 /// keys, `run --help`, `check-config` and reload's restart warning are all derived from
 /// `all`; `ConfigurationLoader` turns the values into an `AgentConfiguration`.
-public enum AgentSettings {
-  public static let socket = Setting<String>(
+package enum AgentSettings {
+  package static let socket = Setting<String>(
     "socket", "PATH",
     help: "Unix socket to serve SDS on.",
     allowed: "a path",
@@ -14,26 +14,26 @@ public enum AgentSettings {
       + "else $XDG_RUNTIME_DIR/sds-agent/sds.sock or ./.sds-agent/sds.sock",
     reload: .restart, parse: nonEmpty, effective: { $0.socketPath })
 
-  public static let socketMode = Setting<UInt32>(
+  package static let socketMode = Setting<UInt32>(
     "socket-mode", "MODE",
     help: "Octal permission bits of the socket file.",
     allowed: "octal permission bits such as 0660", default: 0o660, shownDefault: "0660",
     reload: .restart, parse: { UInt32($0, radix: 8).flatMap { $0 <= 0o777 ? $0 : nil } },
     effective: { "0" + String($0.socketMode, radix: 8) })
 
-  public static let stateDirectory = Setting<String>(
+  package static let stateDirectory = Setting<String>(
     "state-dir", "DIR",
     help: "Directory for the generated CA (mode 0700).",
     allowed: "a path", shownDefault: "$STATE_DIRECTORY, /var/lib/sds-agent as root, else ~/.local/state/sds-agent",
     reload: .restart, parse: nonEmpty, effective: { $0.stateDirectory })
 
-  public static let trustDomain = Setting<String>(
+  package static let trustDomain = Setting<String>(
     "trust-domain", "TD",
     help: "SPIFFE trust domain.",
     allowed: "a trust domain such as cluster.local", default: "cluster.local", shownDefault: "cluster.local",
     reload: .restart, parse: nonEmpty, effective: { $0.trustDomain })
 
-  public static let identity = Setting<SPIFFEID>(
+  package static let identity = Setting<SPIFFEID>(
     "identity", "ID",
     help: "SPIFFE ID of the workload (in fetch mode, by default the one the token names).",
     allowed: "a SPIFFE ID such as spiffe://cluster.local/ns/default/sa/default",
@@ -48,20 +48,20 @@ public enum AgentSettings {
     },
     effective: { $0.identity.description })
 
-  public static let certificateTTL = Setting<Duration>(
+  package static let certificateTTL = Setting<Duration>(
     "cert-ttl", "DURATION",
     help: "Lifetime of workload certificates, e.g. 30s, 1h, 24h, 1h30m.",
     allowed: "a duration from 2s to 365d, such as 30s, 1h or 24h", default: .seconds(86400), shownDefault: "24h",
     reload: .live([.identities]), parse: { DurationParser.parse($0, in: .seconds(2) ... .seconds(365 * 86400)) },
     effective: { DurationParser.format($0.certificateTTL) })
 
-  public static let keyType = Setting<WorkloadKeyType>(
+  package static let keyType = Setting<WorkloadKeyType>(
     "key-type", "TYPE",
     help: "Workload key type: ecdsa-p256 or rsa-2048.",
     allowed: "ecdsa-p256 or rsa-2048", default: .ecdsaP256, shownDefault: "ecdsa-p256",
     reload: .live([.identities]), parse: WorkloadKeyType.init(rawValue:), effective: { $0.keyType.rawValue })
 
-  public static let rotationRatio = Setting<Double>(
+  package static let rotationRatio = Setting<Double>(
     "rotation-ratio", "R",
     help: "Renew at this fraction of the lifetime.",
     allowed: "a number between 0.1 and 0.9", default: 0.5, shownDefault: "0.5",
@@ -69,21 +69,21 @@ public enum AgentSettings {
     effective: { "\($0.rotation.ratio)" })
 
   /// Its range depends on the ratio; `ConfigurationLoader` checks it.
-  public static let rotationJitter = Setting<Double>(
+  package static let rotationJitter = Setting<Double>(
     "rotation-jitter", "J",
     help: "Move the renewal by up to this fraction of the lifetime either way.",
     allowed: "a number from 0 to less than min(ratio, 1 - ratio)", shownDefault: "0.1",
     reload: .live([.identities]), parse: { Double($0).flatMap { $0 >= 0 ? $0 : nil } },
     effective: { "\($0.rotation.jitter)" })
 
-  public static let rootOverlap = Setting<Duration>(
+  package static let rootOverlap = Setting<Duration>(
     "root-overlap", "DURATION",
     help: "In a root rotation of the embedded CA, how long both roots are trusted before the new one signs.",
     allowed: "a duration from 1s to 365d, such as 1h", default: .seconds(3600), shownDefault: "1h",
     reload: .live([.rootRotation]), parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(365 * 86400)) },
     effective: { DurationParser.format($0.rootOverlap) })
 
-  public static let trustBundle = Setting<FederatedBundleSource>(
+  package static let trustBundle = Setting<FederatedBundleSource>(
     "trust-bundle", "TD=FILE",
     help: "Another trust domain's bundle (repeatable), e.g. spiffe://other.example=/etc/bundles/other.pem: PEM "
       + "or a SPIFFE bundle document, watched and re-read; served as spiffe://<trust-domain> and in ALL.",
@@ -92,14 +92,14 @@ public enum AgentSettings {
     parse: { text throws(ConfigurationError) in try FederatedBundleSource(parsing: text) },
     effective: { $0.federatedBundles.map(\.description).joined(separator: ",") })
 
-  public static let spiffeValidator = Setting<Bool>(
+  package static let spiffeValidator = Setting<Bool>(
     "spiffe-validator", "",
     help: "Serve spiffe://<trust-domain> and ALL for Envoy's SPIFFE certificate validator; false serves "
       + "plain trusted_ca (and refuses ALL).",
     kind: .flag, allowed: "true or false", default: true, shownDefault: "true", reload: .restart,
     parse: { Bool($0) }, effective: { "\($0.spiffeValidator)" })
 
-  public static let secret = Setting<FileSecretSource>(
+  package static let secret = Setting<FileSecretSource>(
     "secret", "FIELDS",
     help: "A secret served under its name from files (repeatable): name=web,cert=FILE,key=FILE"
       + "[,ocsp-staple=FILE] or name=clients,ca=FILE[,crl=FILE]; watched, checked, pushed on change.",
@@ -107,7 +107,7 @@ public enum AgentSettings {
     parse: { text throws(ConfigurationError) in try FileSecretSource(parsing: text) },
     effective: { $0.fileSecrets.map(\.description).joined(separator: "; ") })
 
-  public static let fileSecretDirs = Setting<String>(
+  package static let fileSecretDirs = Setting<String>(
     "file-secret-dirs", "DIR",
     help: "Directories (repeatable) under which Istio's file-cert:<cert>~<key> and file-root:<ca> names may "
       + "point; without one, such names are refused.",
@@ -115,7 +115,7 @@ public enum AgentSettings {
     parse: { $0.hasPrefix("/") && !$0.split(separator: "/").contains("..") ? $0 : nil },
     effective: { $0.fileSecretDirectories.joined(separator: ",") })
 
-  public static let fileSecretCallers = Setting<FileSecretCallers>(
+  package static let fileSecretCallers = Setting<FileSecretCallers>(
     "file-secret-callers", "FIELDS",
     help: "In node-agent mode, the identities that may have file-cert: and file-root: names under a directory "
       + "(repeatable): dir=/etc/tls/edge,callers=spiffe://…+spiffe://…; the deepest directory naming a path "
@@ -124,65 +124,65 @@ public enum AgentSettings {
     parse: { text throws(ConfigurationError) in try FileSecretCallers(parsing: text) },
     effective: { $0.fileSecretCallers.map(\.description).joined(separator: "; ") })
 
-  public static let caCertificate = Setting<String>(
+  package static let caCertificate = Setting<String>(
     "ca-cert", "FILE",
     help: "PEM file with the operator's signing CA certificate (with --ca-key).",
     allowed: "a certificate file", reload: .live([.operatorCA]), parse: nonEmpty,
     effective: { $0.caSource.files?.certificate ?? "" })
 
-  public static let caKey = Setting<String>(
+  package static let caKey = Setting<String>(
     "ca-key", "FILE",
     help: "PEM file with the signing CA's private key (mode 0600).",
     allowed: "a key file", reload: .live([.operatorCA]), parse: nonEmpty, effective: { $0.caSource.files?.key ?? "" })
 
-  public static let caChain = Setting<String>(
+  package static let caChain = Setting<String>(
     "ca-chain", "FILE",
     help: "PEM file with the intermediates and the root above --ca-cert.",
     allowed: "a PEM file", reload: .live([.operatorCA]), parse: nonEmpty, effective: { $0.caSource.files?.chain ?? "" })
 
-  public static let ca = Setting<String>(
+  package static let ca = Setting<String>(
     "ca", "MODE",
     help: "Where certificates come from: local (the embedded CA) or istio (an Istio-compatible CA).",
     allowed: "local or istio", default: "local", shownDefault: "local",
     reload: .restart, parse: { ["local", "istio"].contains($0) ? $0 : nil },
     effective: { $0.istioCA == nil ? "local" : "istio" })
 
-  public static let caAddress = Setting<(host: String, port: Int)>(
+  package static let caAddress = Setting<(host: String, port: Int)>(
     "ca-address", "HOST:PORT",
     help: "The Istio-compatible CA, e.g. istiod.istio-system.svc:15012.",
     allowed: "HOST:PORT, e.g. istiod.istio-system.svc:15012", reload: .restart,
     parse: IstioCAConfiguration.parseAddress, effective: { $0.istioCA.map { "\($0.host):\($0.port)" } ?? "" })
 
-  public static let caRoot = Setting<String>(
+  package static let caRoot = Setting<String>(
     "ca-root", "FILE",
     help: "PEM roots that verify the CA's TLS certificate.",
     allowed: "a PEM file", reload: .restart, parse: nonEmpty, effective: { $0.istioCA?.rootsFile ?? "" })
 
-  public static let caServerName = Setting<String>(
+  package static let caServerName = Setting<String>(
     "ca-server-name", "NAME",
     help: "Name expected in the CA's TLS certificate and sent as SNI (Istio's ISTIOD_SAN).",
     allowed: "a DNS name", shownDefault: "the host", reload: .restart, parse: nonEmpty,
     effective: { $0.istioCA?.serverName ?? "" })
 
-  public static let caInsecurePlaintext = Setting<Bool>(
+  package static let caInsecurePlaintext = Setting<Bool>(
     "ca-insecure-plaintext", "",
     help: "Talk to a CA on port 15010 without TLS.",
     kind: .flag, allowed: "true or false", default: false, reload: .restart, parse: { Bool($0) },
     effective: { "\($0.istioCA?.insecurePlaintext ?? false)" })
 
-  public static let tokenFile = Setting<String>(
+  package static let tokenFile = Setting<String>(
     "token-file", "FILE",
     help: "JWT sent as the bearer token, re-read on every request.",
     allowed: "a readable JWT file", shownDefault: "\(defaultTokenFile) when present", reload: .restart,
     parse: nonEmpty, effective: { $0.istioCA?.tokenFile ?? "" })
 
-  public static let clusterID = Setting<String>(
+  package static let clusterID = Setting<String>(
     "cluster-id", "ID",
     help: "Sent to the CA as the ClusterID header.",
     allowed: "a cluster name", default: "Kubernetes", shownDefault: "Kubernetes", reload: .restart,
     parse: nonEmpty, effective: { $0.istioCA?.clusterID ?? "" })
 
-  public static let caHeader = Setting<(name: String, value: String)>(
+  package static let caHeader = Setting<(name: String, value: String)>(
     "ca-header", "K=V",
     help: "Extra header for the CA (repeatable), like Istio's CA_HEADER_*.",
     kind: .repeatable(separator: ",", yaml: .entries), allowed: "KEY=VALUE", reload: .restart,
@@ -195,26 +195,26 @@ public enum AgentSettings {
     }
   )
 
-  public static let logLevel = Setting<Logger.Level>(
+  package static let logLevel = Setting<Logger.Level>(
     "log-level", "LEVEL",
     help: "trace, debug, info, notice, warning, error or critical.",
     allowed: "trace, debug, info, notice, warning, error or critical", default: .info, shownDefault: "info",
     reload: .live([.logging]), parse: Logger.Level.init(rawValue:), effective: { $0.logLevel.rawValue })
 
-  public static let logFormat = Setting<AgentConfiguration.LogFormat>(
+  package static let logFormat = Setting<AgentConfiguration.LogFormat>(
     "log-format", "FORMAT",
     help: "plain (journald-friendly) or json.",
     allowed: "plain or json", default: .plain, shownDefault: "plain",
     reload: .restart, parse: AgentConfiguration.LogFormat.init(rawValue:), effective: { $0.logFormat.rawValue })
 
-  public static let admin = Setting<AgentConfiguration.AdminAddress>(
+  package static let admin = Setting<AgentConfiguration.AdminAddress>(
     "admin", "ADDRESS",
     help: "Admin endpoint (/metrics, /healthz, /readyz, /debug/*, POST /rotate): 127.0.0.1:PORT, [::1]:PORT "
       + "or unix:/path.",
     allowed: "127.0.0.1:PORT, [::1]:PORT, localhost:PORT or unix:/absolute/path", shownDefault: "off",
     reload: .restart, parse: AgentConfiguration.AdminAddress.init, effective: { $0.admin?.description ?? "off" })
 
-  public static let callerIdentity = Setting<CallerIdentification>(
+  package static let callerIdentity = Setting<CallerIdentification>(
     "caller-identity", "MODE",
     help: "Who callers are: agent (all get --identity), peer (kernel peer credentials mapped by --workload), "
       + "token (a forwarded JWT), peer-or-token, peer-and-token.",
@@ -222,7 +222,7 @@ public enum AgentSettings {
     shownDefault: "agent", reload: .restart, parse: CallerIdentification.init(rawValue:),
     effective: { $0.nodeAgent.identification.rawValue })
 
-  public static let workload = Setting<WorkloadRule>(
+  package static let workload = Setting<WorkloadRule>(
     "workload", "RULE",
     help: "Maps callers to an identity (repeatable; first match wins): uid=N, gid=N and/or exe=/path, and "
       + "spiffe-id=spiffe://…, comma-separated. SDS_AGENT_WORKLOAD separates rules with ';'.",
@@ -230,13 +230,13 @@ public enum AgentSettings {
     parse: { text throws(ConfigurationError) in try WorkloadRule(parsing: text) },
     effective: { $0.nodeAgent.rules.map(\.description).joined(separator: "; ") })
 
-  public static let jwtKeys = Setting<String>(
+  package static let jwtKeys = Setting<String>(
     "jwt-keys", "FILE",
     help: "PEM public keys or a JWKS that verify forwarded tokens (iss, aud istio-ca, exp; sub names the identity).",
     allowed: "a PEM or JWKS file", reload: .live([.admission]), parse: nonEmpty,
     effective: { $0.nodeAgent.jwtKeysFile ?? "" })
 
-  public static let workloadIdleTimeout = Setting<Duration>(
+  package static let workloadIdleTimeout = Setting<Duration>(
     "workload-idle-timeout", "DURATION",
     help: "How long a workload identity without streams is kept.",
     allowed: "a duration from 1s to 7d, such as 10m", default: CallerLimits().idleTimeout, shownDefault: "10m",
@@ -244,13 +244,13 @@ public enum AgentSettings {
     parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(7 * 86400)) },
     effective: { DurationParser.format($0.nodeAgent.limits.idleTimeout) })
 
-  public static let callerStreamRate = Setting<Rate>(
+  package static let callerStreamRate = Setting<Rate>(
     "caller-stream-rate", "RATE",
     help: "New SDS streams per caller, e.g. 50/s.",
     allowed: "a rate such as 50/s, 600/m or 1000/h", default: CallerLimits().streamRate, shownDefault: "50/s",
     reload: .live([.admission]), parse: Rate.init(parsing:), effective: { $0.nodeAgent.limits.streamRate.description })
 
-  public static let callerCertificateRate = Setting<Rate>(
+  package static let callerCertificateRate = Setting<Rate>(
     "caller-certificate-rate", "RATE",
     help: "Certificates one caller's streams may cause to be issued, e.g. 10/m.",
     allowed: "a rate such as 10/m", default: CallerLimits().certificateRate, shownDefault: "10/m",
@@ -258,14 +258,14 @@ public enum AgentSettings {
     effective: { $0.nodeAgent.limits.certificateRate.description })
 
   /// Only on the command line or as `SDS_AGENT_CONFIG`: the file cannot name itself.
-  public static let config = Setting<String>(
+  package static let config = Setting<String>(
     "config", "FILE",
     help: "YAML config file whose keys are these options' names. Options > environment > file > defaults.",
     allowed: "a readable YAML file", sources: [.flag, .environment], reload: .restart, parse: nonEmpty,
     effective: { _ in "" })
 
   /// Every setting of `run`, in the order help and `check-config` show them.
-  public static let all: [SettingDeclaration] = [
+  package static let all: [SettingDeclaration] = [
     socket.declaration, socketMode.declaration, stateDirectory.declaration, trustDomain.declaration,
     identity.declaration, certificateTTL.declaration, keyType.declaration, rotationRatio.declaration,
     rotationJitter.declaration, rootOverlap.declaration, trustBundle.declaration, spiffeValidator.declaration,
@@ -284,10 +284,10 @@ public enum AgentSettings {
   ]
 
   /// The settings a config file may set; `check-config` shows each one.
-  public static var fileSettings: [SettingDeclaration] { all.filter { $0.sources.contains(.file) } }
+  package static var fileSettings: [SettingDeclaration] { all.filter { $0.sources.contains(.file) } }
 
   /// The keys whose change reload cannot apply: they take effect after a restart.
-  public static func restartRequired(from old: AgentConfiguration, to new: AgentConfiguration) -> [String] {
+  package static func restartRequired(from old: AgentConfiguration, to new: AgentConfiguration) -> [String] {
     all.filter { !$0.reload.isLive && $0.effective(old) != $0.effective(new) }.map(\.key)
   }
 

@@ -3,8 +3,8 @@ import SDSAgentCore
 /// Reads a command's arguments against its settings' declarations: `--key value`,
 /// `--key=value`, repeatable keys given again, and boolean flags alone (`--key`, or
 /// `--key=false`). Anything else is an error naming the argument and what is allowed.
-public enum CommandLineSettings {
-  public static func parse(
+package enum CommandLineSettings {
+  package static func parse(
     _ arguments: [String],
     declarations: [SettingDeclaration]
   ) throws(ConfigurationError) -> [String: [String]] {
@@ -47,7 +47,7 @@ public enum CommandLineSettings {
   }
 
   /// "a known key: …", and the known key a typo most likely meant.
-  public static func known(_ key: String, among keys: [String], noun: String = "key", prefix: String = "") -> String {
+  package static func known(_ key: String, among keys: [String], noun: String = "key", prefix: String = "") -> String {
     let list = keys.map { prefix + $0 }.joined(separator: ", ")
     let best = keys.map { (key: $0, distance: Self.distance($0, key)) }.min { $0.distance < $1.distance }
     guard let best, best.distance <= 2 else { return "a known \(noun): \(list)" }

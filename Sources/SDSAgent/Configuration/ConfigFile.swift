@@ -6,8 +6,8 @@ import Yams
 /// (`cert-ttl: 24h`). Each value must have its setting's shape: a plain value for a single key,
 /// a list (or the mapping its declaration allows) for a repeatable one. Unknown keys are errors,
 /// so a typo never silently falls back to a default.
-public enum ConfigFile {
-  public static func load(
+package enum ConfigFile {
+  package static func load(
     path: String,
     declarations: [SettingDeclaration]
   ) throws(ConfigurationError) -> [String: [String]] {
@@ -29,7 +29,7 @@ public enum ConfigFile {
     return try self.parse(text, path: path, declarations: declarations)
   }
 
-  public static func parse(
+  package static func parse(
     _ text: String,
     path: String,
     declarations: [SettingDeclaration]
@@ -134,7 +134,7 @@ public enum ConfigFile {
   }
 
   /// The largest config file read, in bytes.
-  public static let maximumSize = 1 << 20
+  package static let maximumSize = 1 << 20
 
   /// A value as errors show it: plain values as written, others by their shape, never the
   /// parser's representation.

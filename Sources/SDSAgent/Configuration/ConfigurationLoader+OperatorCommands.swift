@@ -3,12 +3,12 @@ import SDSAgentCore
 
 extension ConfigurationLoader {
   /// The config file a packaged agent reads (`SDS_AGENT_CONFIG` in its unit).
-  public static let packagedConfigFile = "/etc/sds-agent/config.yaml"
+  package static let packagedConfigFile = "/etc/sds-agent/config.yaml"
 
   /// The loader for an operator's command (`status`, `drill`, `ca rotate-root`): the same flags,
   /// environment and config file as `run`; when none of them names a config file, the packaged one
   /// if it exists, so `sds-agent status` works on a node installed from the package.
-  public static func forOperatorCommand(
+  package static func forOperatorCommand(
     flags: [String: [String]],
     configFile: String?,
     environment: [String: String] = ProcessInfo.processInfo.environment,

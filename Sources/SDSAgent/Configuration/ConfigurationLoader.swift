@@ -5,12 +5,12 @@ import SDSAgentCore
 /// Builds the agent's configuration from flags, `SDS_AGENT_*` environment variables and the
 /// config file (in that order of precedence), reading each key through its declaration in
 /// `AgentSettings`. `sds-agent run` and `sds-agent check-config` both use it, and reload re-runs it.
-public struct ConfigurationLoader: Sendable {
-  public let flags: [String: [String]]
-  public let environment: [String: String]
-  public let configFile: String?
+package struct ConfigurationLoader: Sendable {
+  package let flags: [String: [String]]
+  package let environment: [String: String]
+  package let configFile: String?
 
-  public init(
+  package init(
     flags: [String: [String]],
     environment: [String: String] = ProcessInfo.processInfo.environment,
     configFile: String? = nil
@@ -23,7 +23,7 @@ public struct ConfigurationLoader: Sendable {
   }
 
   /// The loader for `run`'s arguments, read against `AgentSettings.all`.
-  public init(
+  package init(
     arguments: [String],
     environment: [String: String] = ProcessInfo.processInfo.environment
   ) throws(ConfigurationError) {
@@ -32,7 +32,7 @@ public struct ConfigurationLoader: Sendable {
   }
 
   /// The layered settings, reading the config file now.
-  public func settings() throws(ConfigurationError) -> SettingsSource {
+  package func settings() throws(ConfigurationError) -> SettingsSource {
     let file = try self.configFile.map { path throws(ConfigurationError) in
       try ConfigFile.load(path: path, declarations: AgentSettings.fileSettings)
     }
@@ -41,7 +41,7 @@ public struct ConfigurationLoader: Sendable {
 
   /// Where a client command (`fetch`, `drill`) finds the agent: the same flags, environment and
   /// config file as `run`, so an operator's `SDS_AGENT_CONFIG` is enough.
-  public func agentEndpoints() throws(ConfigurationError) -> (
+  package func agentEndpoints() throws(ConfigurationError) -> (
     socketPath: String, admin: AgentConfiguration.AdminAddress?
   ) {
     let settings = try self.settings()
@@ -50,12 +50,12 @@ public struct ConfigurationLoader: Sendable {
     return (socket, try settings.read(AgentSettings.admin))
   }
 
-  public func load() throws(ConfigurationError) -> AgentConfiguration {
+  package func load() throws(ConfigurationError) -> AgentConfiguration {
     try Self.configuration(from: try self.settings(), environment: self.environment)
   }
 
   /// The effective value and origin of every key, for `check-config`.
-  public func effectiveSettings() throws(ConfigurationError) -> [(key: String, value: String, origin: String)] {
+  package func effectiveSettings() throws(ConfigurationError) -> [(key: String, value: String, origin: String)] {
     let settings = try self.settings()
     let configuration = try Self.configuration(from: settings, environment: self.environment)
     return AgentSettings.fileSettings.map { setting in
@@ -135,7 +135,7 @@ public struct ConfigurationLoader: Sendable {
 
   /// The signing CA: generated, or the operator's files (`ca-cert` and `ca-key` together).
   /// `ca serve` reads its overlapping keys through this too.
-  public static func caSource(_ settings: SettingsSource) throws(ConfigurationError) -> AgentConfiguration.CASource {
+  package static func caSource(_ settings: SettingsSource) throws(ConfigurationError) -> AgentConfiguration.CASource {
     let s = AgentSettings.self
     let chain = try settings.read(s.caChain)
     switch (try settings.read(s.caCertificate), try settings.read(s.caKey)) {

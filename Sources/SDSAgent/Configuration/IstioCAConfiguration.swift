@@ -2,21 +2,21 @@ import SDSAgentCore
 
 /// Where and how to reach an Istio-compatible CA (istiod, cert-manager's istio-csr, or
 /// `sds-agent ca serve`).
-public struct IstioCAConfiguration: Sendable, Equatable {
-  public let host: String
-  public let port: Int
+package struct IstioCAConfiguration: Sendable, Equatable {
+  package let host: String
+  package let port: Int
   /// PEM roots that verify the CA's TLS certificate; `nil` only with `insecurePlaintext`.
-  public let rootsFile: String?
+  package let rootsFile: String?
   /// The name expected in the CA's certificate and sent as SNI, like Istio's `ISTIOD_SAN`.
-  public let serverName: String?
-  public let insecurePlaintext: Bool
+  package let serverName: String?
+  package let insecurePlaintext: Bool
   /// A JWT, re-read for every request because projected tokens rotate.
-  public let tokenFile: String?
-  public let clusterID: String
-  public let extraHeaders: [String: String]
-  public let requestTimeout: Duration
+  package let tokenFile: String?
+  package let clusterID: String
+  package let extraHeaders: [String: String]
+  package let requestTimeout: Duration
 
-  public init(
+  package init(
     host: String,
     port: Int,
     rootsFile: String?,
@@ -56,7 +56,7 @@ public struct IstioCAConfiguration: Sendable, Equatable {
   }
 
   /// Parses `HOST:PORT` (or `[IPv6]:PORT`).
-  public static func parseAddress(_ text: String) -> (host: String, port: Int)? {
+  package static func parseAddress(_ text: String) -> (host: String, port: Int)? {
     guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
       (1...65535).contains(port)
     else { return nil }

@@ -2,14 +2,14 @@ import SDSAgentCore
 
 /// How callers are identified and limited: one identity for everyone (the default), or a node
 /// agent serving each workload its own identity.
-public struct NodeAgentConfiguration: Sendable, Equatable {
-  public let identification: CallerIdentification
-  public let rules: [WorkloadRule]
+package struct NodeAgentConfiguration: Sendable, Equatable {
+  package let identification: CallerIdentification
+  package let rules: [WorkloadRule]
   /// PEM public keys or a JWKS that verify forwarded tokens.
-  public let jwtKeysFile: String?
-  public let limits: CallerLimits
+  package let jwtKeysFile: String?
+  package let limits: CallerLimits
 
-  public init(
+  package init(
     identification: CallerIdentification = .agent,
     rules: [WorkloadRule] = [],
     jwtKeysFile: String? = nil,
@@ -23,7 +23,7 @@ public struct NodeAgentConfiguration: Sendable, Equatable {
 
   /// Checks that the mode has what it needs; `remoteCA` is fetch mode, where the CA can verify
   /// forwarded tokens itself.
-  public func validate(remoteCA: Bool) throws(ConfigurationError) {
+  package func validate(remoteCA: Bool) throws(ConfigurationError) {
     let mode = self.identification
     if mode.usesPeer, self.rules.isEmpty {
       throw ConfigurationError(

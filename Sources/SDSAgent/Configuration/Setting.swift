@@ -8,10 +8,10 @@ import SDSAgentCore
 /// Not apple/swift-configuration (1.4.0): its providers skip keys nobody reads (no unknown-key
 /// errors), its command-line provider splits values at commas (a `workload` rule has commas)
 /// and ignores unknown flags, and its YAML snapshot takes no mappings as values.
-public struct Setting<Value: Sendable>: Sendable {
-  public let declaration: SettingDeclaration
+package struct Setting<Value: Sendable>: Sendable {
+  package let declaration: SettingDeclaration
   /// The value when no layer sets the key; `nil` when there is none or it depends on other keys.
-  public let defaultValue: Value?
+  package let defaultValue: Value?
   let parse: @Sendable (String) throws(ConfigurationError) -> Value?
 
   /// - Parameters:
@@ -22,7 +22,7 @@ public struct Setting<Value: Sendable>: Sendable {
   ///     more precise error.
   ///   - effective: the value in force, as `check-config` prints it and reload compares it;
   ///     nothing for a setting outside `run` (`ca serve`'s own).
-  public init(
+  package init(
     _ key: String,
     _ valueName: String,
     help: String,
@@ -42,29 +42,29 @@ public struct Setting<Value: Sendable>: Sendable {
     self.parse = parse
   }
 
-  public var key: String { self.declaration.key }
-  public var help: String { self.declaration.help }
-  public var allowed: String { self.declaration.allowed }
+  package var key: String { self.declaration.key }
+  package var help: String { self.declaration.help }
+  package var allowed: String { self.declaration.allowed }
 }
 
 /// What every setting has regardless of its type: enough for help, the config file's keys,
 /// `check-config` and reload.
-public struct SettingDeclaration: Sendable {
-  public let key: String
-  public let valueName: String
-  public let help: String
-  public let kind: SettingKind
-  public let allowed: String
-  public let shownDefault: String?
-  public let sources: Set<SettingsSource.Origin>
-  public let reload: SettingReload
-  public let effective: @Sendable (AgentConfiguration) -> String
+package struct SettingDeclaration: Sendable {
+  package let key: String
+  package let valueName: String
+  package let help: String
+  package let kind: SettingKind
+  package let allowed: String
+  package let shownDefault: String?
+  package let sources: Set<SettingsSource.Origin>
+  package let reload: SettingReload
+  package let effective: @Sendable (AgentConfiguration) -> String
 
-  public var environmentName: String { SettingsSource.environmentName(for: self.key) }
+  package var environmentName: String { SettingsSource.environmentName(for: self.key) }
 }
 
 /// How a setting is written.
-public enum SettingKind: Sendable, Equatable {
+package enum SettingKind: Sendable, Equatable {
   /// One value; the highest layer wins, and on the command line the last one given.
   case single
   /// Any number of values from the highest layer that has any: the flag given again, a YAML
@@ -73,14 +73,14 @@ public enum SettingKind: Sendable, Equatable {
   /// A boolean: `--key` alone on the command line, `true`/`false` elsewhere.
   case flag
 
-  public var isRepeatable: Bool {
+  package var isRepeatable: Bool {
     if case .repeatable = self { return true }
     return false
   }
 }
 
 /// Which YAML shapes a repeatable key takes besides a list of plain values.
-public enum RepeatableYAML: Sendable, Equatable {
+package enum RepeatableYAML: Sendable, Equatable {
   /// Only a list of plain values.
   case values
   /// Also a mapping, each entry one `NAME=VALUE` value (`ca-header: {X-Tenant: a}`).
@@ -91,15 +91,15 @@ public enum RepeatableYAML: Sendable, Equatable {
 }
 
 /// Whether reload (SIGHUP) applies a changed value to the running agent, and who applies it.
-public enum SettingReload: Sendable, Equatable {
+package enum SettingReload: Sendable, Equatable {
   /// Reload applies the value: each of these appliers takes the new configuration.
   case live(Set<SettingApplier>)
   case restart
 
-  public var isLive: Bool { self != .restart }
+  package var isLive: Bool { self != .restart }
 
   /// Who applies the value on reload; none for `.restart`.
-  public var appliers: Set<SettingApplier> {
+  package var appliers: Set<SettingApplier> {
     guard case .live(let appliers) = self else { return [] }
     return appliers
   }

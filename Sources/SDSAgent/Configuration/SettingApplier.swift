@@ -2,7 +2,7 @@
 /// appliers, and the agent registers one `Reconfigurable` under each name (a test holds the two
 /// together). Reload asks every applier to check the new configuration, in the order of these
 /// cases, and only then has them apply it, in the same order.
-public enum SettingApplier: String, Sendable, CaseIterable {
+package enum SettingApplier: String, Sendable, CaseIterable {
   /// The process's log level.
   case logging
   /// How long both roots are trusted in a root rotation of the embedded CA.

@@ -4,20 +4,20 @@ import SDSAgentCore
 /// Raw settings by key, layered: command-line flags over `SDS_AGENT_<KEY>` environment
 /// variables (`SDS_AGENT_CA_SERVE_<KEY>` for `ca serve`) over the config file over defaults. Keys are
 /// the flag names (`cert-ttl`).
-public struct SettingsSource: Sendable {
-  public enum Origin: String, Sendable {
+package struct SettingsSource: Sendable {
+  package enum Origin: String, Sendable {
     case flag
     case environment
     case file
   }
 
-  public let flags: [String: [String]]
-  public let environment: [String: String]
-  public let file: [String: [String]]
+  package let flags: [String: [String]]
+  package let environment: [String: String]
+  package let file: [String: [String]]
   /// What the environment variables' names start with.
-  public let environmentPrefix: String
+  package let environmentPrefix: String
 
-  public init(
+  package init(
     flags: [String: [String]] = [:], environment: [String: String] = [:], file: [String: [String]] = [:],
     environmentPrefix: String = Self.agentEnvironmentPrefix
   ) {
@@ -28,18 +28,18 @@ public struct SettingsSource: Sendable {
   }
 
   /// `run`'s environment variables: `SDS_AGENT_<KEY>`.
-  public static let agentEnvironmentPrefix = "SDS_AGENT_"
+  package static let agentEnvironmentPrefix = "SDS_AGENT_"
 
-  public static func environmentName(for key: String, prefix: String = Self.agentEnvironmentPrefix) -> String {
+  package static func environmentName(for key: String, prefix: String = Self.agentEnvironmentPrefix) -> String {
     prefix + key.uppercased().replacingOccurrences(of: "-", with: "_")
   }
 
-  public func environmentName(for key: String) -> String {
+  package func environmentName(for key: String) -> String {
     Self.environmentName(for: key, prefix: self.environmentPrefix)
   }
 
   /// The winning value of a key and where it came from.
-  public func value(_ key: String) -> (value: String, origin: Origin)? {
+  package func value(_ key: String) -> (value: String, origin: Origin)? {
     if let value = self.flags[key]?.last { return (value, .flag) }
     if let value = self.environment[self.environmentName(for: key)], !value.isEmpty { return (value, .environment) }
     if let value = self.file[key]?.last { return (value, .file) }
@@ -48,7 +48,7 @@ public struct SettingsSource: Sendable {
 
   /// All values of a repeatable key from the highest layer that has any, and that layer. The
   /// environment separates values with `separator`.
-  public func values(_ key: String, separator: Character = ",") -> (values: [String], origin: Origin)? {
+  package func values(_ key: String, separator: Character = ",") -> (values: [String], origin: Origin)? {
     if let values = self.flags[key], !values.isEmpty { return (values, .flag) }
     if let value = self.environment[self.environmentName(for: key)], !value.isEmpty {
       return (value.split(separator: separator).map { $0.trimmingCharacters(in: .whitespaces) }, .environment)
@@ -59,13 +59,13 @@ public struct SettingsSource: Sendable {
 
   /// The setting's value from the highest layer, else its default. A value the setting rejects
   /// is an error naming the key, where the value came from, the value and what is allowed.
-  public func read<Value>(_ setting: Setting<Value>) throws(ConfigurationError) -> Value? {
+  package func read<Value>(_ setting: Setting<Value>) throws(ConfigurationError) -> Value? {
     guard let (text, origin) = self.value(setting.key) else { return setting.defaultValue }
     return try self.parse(text, origin: origin, setting)
   }
 
   /// The setting's value, or its default; a setting without either is missing, an error.
-  public func require<Value>(_ setting: Setting<Value>) throws(ConfigurationError) -> Value {
+  package func require<Value>(_ setting: Setting<Value>) throws(ConfigurationError) -> Value {
     guard let value = try self.read(setting) else {
       throw ConfigurationError(key: setting.key, value: "", allowed: setting.allowed)
     }
@@ -73,7 +73,7 @@ public struct SettingsSource: Sendable {
   }
 
   /// Every value of a repeatable setting, parsed.
-  public func readAll<Value>(_ setting: Setting<Value>) throws(ConfigurationError) -> [Value] {
+  package func readAll<Value>(_ setting: Setting<Value>) throws(ConfigurationError) -> [Value] {
     guard case .repeatable(let separator, _) = setting.declaration.kind,
       let (texts, origin) = self.values(setting.key, separator: separator)
     else { return [] }
@@ -85,7 +85,7 @@ public struct SettingsSource: Sendable {
   }
 
   /// An error about the winning value of `key`, naming where it came from.
-  public func invalid(_ key: String, allowed: String) -> ConfigurationError {
+  package func invalid(_ key: String, allowed: String) -> ConfigurationError {
     let (text, origin) = self.value(key) ?? ("", .flag)
     return ConfigurationError(key: self.naming(key, origin: origin), value: text, allowed: allowed)
   }

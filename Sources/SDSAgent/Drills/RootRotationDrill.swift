@@ -8,19 +8,19 @@ import SDSAgentCore
 /// follow it to the end. Every certificate pushed must chain to the bundle held when it arrived;
 /// the new root must arrive before the switch, a leaf of the new root after it, and a bundle
 /// without the old root at the retirement.
-public struct RootRotationDrill: Sendable {
-  public struct Report: Sendable {
-    public var oldRoot: String = "-"
-    public var newRoot: String = "-"
+package struct RootRotationDrill: Sendable {
+  package struct Report: Sendable {
+    package var oldRoot: String = "-"
+    package var newRoot: String = "-"
     /// Phase changes seen on `/debug/trust`, with their time since the start.
-    public var phases: [(String, Duration)] = []
+    package var phases: [(String, Duration)] = []
     /// What arrived on the drill's own streams, with its time since the start.
-    public var pushes: [(String, Duration)] = []
-    public var failures: [String] = []
+    package var pushes: [(String, Duration)] = []
+    package var failures: [String] = []
 
-    public var passed: Bool { self.failures.isEmpty }
+    package var passed: Bool { self.failures.isEmpty }
 
-    public var text: String {
+    package var text: String {
       var lines = [
         "root drill: \(self.passed ? "PASSED" : "FAILED")",
         "  old root: \(self.oldRoot)",
@@ -33,14 +33,14 @@ public struct RootRotationDrill: Sendable {
     }
   }
 
-  public let socketPath: String
-  public let admin: AgentConfiguration.AdminAddress
+  package let socketPath: String
+  package let admin: AgentConfiguration.AdminAddress
   /// Overrides the agent's `--root-overlap` for this rotation.
-  public let overlap: Duration?
+  package let overlap: Duration?
   /// How long after the last expected step the drill waits before it fails.
-  public let grace: Duration
+  package let grace: Duration
 
-  public init(
+  package init(
     socketPath: String, admin: AgentConfiguration.AdminAddress, overlap: Duration? = nil,
     grace: Duration = .seconds(15)
   ) {
@@ -58,7 +58,7 @@ public struct RootRotationDrill: Sendable {
     case failed(any Error)
   }
 
-  public func run() async throws -> Report {
+  package func run() async throws -> Report {
     try await SDSClient.withConnection(socketPath: self.socketPath) { client in
       try await SDSStream.with(client: client, closing: .abrupt) { certificates in
         try await SDSStream.with(client: client, closing: .abrupt) { bundles in

@@ -7,17 +7,17 @@ import SDSAgentCore
 /// stream each), force a rotation through the admin endpoint, and check that the new
 /// certificate arrives on the open stream in time, chains to the served bundle, keeps the
 /// identity and expires later.
-public struct RotationDrill: Sendable {
-  public struct Report: Sendable {
-    public var oldSerial: String
-    public var newSerial: String?
-    public var identity: String
-    public var pushLatency: Duration?
-    public var failures: [String]
+package struct RotationDrill: Sendable {
+  package struct Report: Sendable {
+    package var oldSerial: String
+    package var newSerial: String?
+    package var identity: String
+    package var pushLatency: Duration?
+    package var failures: [String]
 
-    public var passed: Bool { self.failures.isEmpty }
+    package var passed: Bool { self.failures.isEmpty }
 
-    public var text: String {
+    package var text: String {
       var lines = [
         "rotation drill: \(self.passed ? "PASSED" : "FAILED")",
         "  identity:     \(self.identity)",
@@ -30,17 +30,17 @@ public struct RotationDrill: Sendable {
     }
   }
 
-  public let socketPath: String
-  public let admin: AgentConfiguration.AdminAddress
-  public let timeout: Duration
+  package let socketPath: String
+  package let admin: AgentConfiguration.AdminAddress
+  package let timeout: Duration
 
-  public init(socketPath: String, admin: AgentConfiguration.AdminAddress, timeout: Duration = .seconds(10)) {
+  package init(socketPath: String, admin: AgentConfiguration.AdminAddress, timeout: Duration = .seconds(10)) {
     self.socketPath = socketPath
     self.admin = admin
     self.timeout = timeout
   }
 
-  public func run() async throws -> Report {
+  package func run() async throws -> Report {
     try await SDSClient.withConnection(socketPath: self.socketPath) { client in
       try await SDSStream.with(client: client, closing: .abrupt) { certificates in
         try await SDSStream.with(client: client, closing: .abrupt) { bundles in

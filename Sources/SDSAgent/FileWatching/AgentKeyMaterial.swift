@@ -12,19 +12,19 @@ import SDSAgentCore
 /// directory holding one is refused when the configuration is loaded, and each file read is
 /// refused when its real path lies in the state directory or it is one of these files by
 /// device and inode (a hard link, a bind mount).
-public struct AgentKeyMaterial: Sendable, Equatable {
-  public let stateDirectory: String
+package struct AgentKeyMaterial: Sendable, Equatable {
+  package let stateDirectory: String
   /// The operator's CA key file (`ca-key`), if the CA comes from files.
-  public let caKey: String?
+  package let caKey: String?
 
-  public init(stateDirectory: String, caKey: String?) {
+  package init(stateDirectory: String, caKey: String?) {
     self.stateDirectory = stateDirectory
     self.caKey = caKey
   }
 
   /// Refuses a `file-secret-dirs` entry that holds the state directory or the CA key: a
   /// `file-cert:` name under it would read the agent's key by name.
-  public func refuse(secretDirectories: [String]) throws(ConfigurationError) {
+  package func refuse(secretDirectories: [String]) throws(ConfigurationError) {
     let state = Self.resolved(self.stateDirectory)
     let key = self.caKey.map(Self.resolved)
     for directory in secretDirectories {

@@ -9,7 +9,7 @@ import Synchronization
 /// served. A bad file keeps the last good roots, with a log line and
 /// `sds_agent_trust_bundle_errors_total`. The file is read `settle` after a change and looked at
 /// every `recheck` regardless, on the injected clock.
-public final class CARootsWatcher: Service, Sendable {
+package final class CARootsWatcher: Service, Sendable {
   private let path: String
   private let ca: FollowingCA
   /// Connects to the CA again with the file's roots.
@@ -42,7 +42,7 @@ public final class CARootsWatcher: Service, Sendable {
   }
 
   /// The roots in the `ca-root` file, or an error naming the file.
-  public static func roots(in path: String) throws -> TrustBundle {
+  package static func roots(in path: String) throws -> TrustBundle {
     switch BundleFile.read(path, now: Date()) {
     case .success(let bundle): return bundle
     case .failure(let failure):
@@ -50,7 +50,7 @@ public final class CARootsWatcher: Service, Sendable {
     }
   }
 
-  public func run() async {
+  package func run() async {
     await cancelWhenGracefulShutdown {
       await self.watch.run(settle: self.settle, recheck: self.recheck, clock: self.clock) {
         self.check(force: false)
@@ -59,7 +59,7 @@ public final class CARootsWatcher: Service, Sendable {
   }
 
   /// Re-reads the file if it changed (or with `force`, on reload).
-  public func check(force: Bool) {
+  package func check(force: Bool) {
     let signature = FileSignature(path: self.path)
     let changed = self.seen.withLock { seen in
       defer { seen = signature }

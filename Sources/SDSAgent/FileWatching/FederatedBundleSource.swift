@@ -2,20 +2,20 @@ import SDSAgentCore
 
 /// Another trust domain's bundle and the file it is read from: `--trust-bundle
 /// spiffe://other.example=/path/to/bundle`.
-public struct FederatedBundleSource: Sendable, Hashable, CustomStringConvertible {
-  public let trustDomain: TrustDomainName
-  public let path: String
+package struct FederatedBundleSource: Sendable, Hashable, CustomStringConvertible {
+  package let trustDomain: TrustDomainName
+  package let path: String
 
-  public init(trustDomain: TrustDomainName, path: String) {
+  package init(trustDomain: TrustDomainName, path: String) {
     self.trustDomain = trustDomain
     self.path = path
   }
 
-  public var description: String { "spiffe://\(self.trustDomain)=\(self.path)" }
+  package var description: String { "spiffe://\(self.trustDomain)=\(self.path)" }
 
-  public static let syntax = "spiffe://<trust-domain>=<file>, the file PEM or a SPIFFE bundle document"
+  package static let syntax = "spiffe://<trust-domain>=<file>, the file PEM or a SPIFFE bundle document"
 
-  public init(parsing text: String) throws(ConfigurationError) {
+  package init(parsing text: String) throws(ConfigurationError) {
     guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
       throw ConfigurationError(key: "trust-bundle", value: text, allowed: Self.syntax)
     }

@@ -10,14 +10,14 @@ import Synchronization
 /// `..data` symlink swap); a file is read `settle` after a change, and every file is looked at
 /// every `recheck` regardless, on the injected clock. A bad, empty or vanished file keeps the
 /// last good bundle, with a log line and `sds_agent_trust_bundle_errors_total`.
-public final class FederatedBundleWatcher: Service, Sendable {
+package final class FederatedBundleWatcher: Service, Sendable {
   /// One configured trust domain: its file, what `stat` last saw, its last good bundle.
-  public struct Entry: Sendable {
-    public let source: FederatedBundleSource
+  package struct Entry: Sendable {
+    package let source: FederatedBundleSource
     fileprivate var signature: FileSignature?
-    public fileprivate(set) var bundle: TrustBundle?
+    package fileprivate(set) var bundle: TrustBundle?
     /// Why the file's current content is not served, if it is not.
-    public fileprivate(set) var lastError: String?
+    package fileprivate(set) var lastError: String?
   }
 
   private let entries: Mutex<[Entry]>
@@ -57,12 +57,12 @@ public final class FederatedBundleWatcher: Service, Sendable {
   }
 
   /// Every configured trust domain, in the order configured.
-  public var current: [Entry] { self.entries.withLock { $0 } }
+  package var current: [Entry] { self.entries.withLock { $0 } }
 
   /// The directories watched for the files configured now.
   var watchedDirectories: Set<String> { self.watch.directories }
 
-  public func run() async {
+  package func run() async {
     await cancelWhenGracefulShutdown {
       await self.watch.run(settle: self.settle, recheck: self.recheck, clock: self.clock) {
         self.check(force: false)
@@ -72,7 +72,7 @@ public final class FederatedBundleWatcher: Service, Sendable {
 
   /// Takes reloaded sources: files are read again, new domains added, removed ones pushed as
   /// removed.
-  public func reconfigure(_ sources: [FederatedBundleSource]) {
+  package func reconfigure(_ sources: [FederatedBundleSource]) {
     self.entries.withLock { entries in
       entries = sources.map { source in
         entries.first { $0.source == source } ?? Entry(source: source)

@@ -2,29 +2,29 @@ import SDSAgentCore
 
 /// A secret the operator names, read from files: a TLS certificate `name=web,cert=…,key=…`
 /// (optionally `ocsp-staple=…`), or a validation context `name=clients,ca=…` (optionally `crl=…`).
-public struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
-  public enum Files: Sendable, Hashable {
+package struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
+  package enum Files: Sendable, Hashable {
     case tlsCertificate(cert: String, key: String, ocspStaple: String?)
     case validationContext(ca: String, crl: String?)
   }
 
-  public let name: String
-  public let files: Files
+  package let name: String
+  package let files: Files
   /// In node-agent mode, the identities that may have the secret (`callers=ID+ID`).
-  public let callers: [SPIFFEID]
+  package let callers: [SPIFFEID]
 
-  public static let syntax =
+  package static let syntax =
     "name=NAME,cert=FILE,key=FILE[,ocsp-staple=FILE] or name=NAME,ca=FILE[,crl=FILE], and in node-agent "
     + "mode callers=SPIFFE-ID[+SPIFFE-ID…] (a mapping in YAML)"
 
-  public init(name: String, files: Files, callers: [SPIFFEID] = []) {
+  package init(name: String, files: Files, callers: [SPIFFEID] = []) {
     self.name = name
     self.files = files
     self.callers = callers
   }
 
   /// An on-the-fly name's files, followed like a configured secret's.
-  public init(_ secret: OnTheFlyFileSecret) {
+  package init(_ secret: OnTheFlyFileSecret) {
     switch secret.files {
     case .tlsCertificate(let cert, let key):
       self.init(name: secret.name, files: .tlsCertificate(cert: cert, key: key, ocspStaple: nil))
@@ -33,14 +33,14 @@ public struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
-  public var paths: [String] {
+  package var paths: [String] {
     switch self.files {
     case .tlsCertificate(let cert, let key, let ocsp): [cert, key] + (ocsp.map { [$0] } ?? [])
     case .validationContext(let ca, let crl): [ca] + (crl.map { [$0] } ?? [])
     }
   }
 
-  public var description: String {
+  package var description: String {
     let files =
       switch self.files {
       case .tlsCertificate(let cert, let key, let ocsp):
@@ -50,7 +50,7 @@ public struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
     return files + (self.callers.isEmpty ? "" : ",callers=" + self.callers.map(\.description).joined(separator: "+"))
   }
 
-  public init(parsing text: String) throws(ConfigurationError) {
+  package init(parsing text: String) throws(ConfigurationError) {
     var fields: [String: String] = [:]
     for part in text.split(separator: ",", omittingEmptySubsequences: false) {
       guard let equals = part.firstIndex(of: "="), equals != part.startIndex else {

@@ -17,16 +17,16 @@ import Synchronization
 /// name may read, never the agent's own key material. Files are read on the watcher's own task,
 /// never on the caller's thread, except by `readNow`, which a `FetchSecrets` awaits off the
 /// event loop.
-public final class FileSecretWatcher: Service, Sendable {
-  public struct Entry: Sendable {
-    public let source: FileSecretSource
+package final class FileSecretWatcher: Service, Sendable {
+  package struct Entry: Sendable {
+    package let source: FileSecretSource
     /// For an on-the-fly name: where each of its files must really lie. Nil for a named secret.
     let confinement: [[String]]?
     fileprivate var signature: [FileSignature?] = []
     fileprivate var isRead = false
-    public fileprivate(set) var content: FileSecretContent?
-    public fileprivate(set) var failure: FileSecretError?
-    public var lastError: String? { self.failure?.description }
+    package fileprivate(set) var content: FileSecretContent?
+    package fileprivate(set) var failure: FileSecretError?
+    package var lastError: String? { self.failure?.description }
 
     /// The secret's name as logs and metrics show it: an on-the-fly name comes from a client.
     var shownName: String {
@@ -107,12 +107,12 @@ public final class FileSecretWatcher: Service, Sendable {
     self.check(force: true)
   }
 
-  public var current: [Entry] { self.state.withLock { $0.entries } }
+  package var current: [Entry] { self.state.withLock { $0.entries } }
 
   /// The directories watched for the files served now.
   var watchedDirectories: Set<String> { self.watch.directories }
 
-  public func run() async {
+  package func run() async {
     await cancelWhenGracefulShutdown {
       await withDiscardingTaskGroup { group in
         group.addTask {
@@ -133,7 +133,7 @@ public final class FileSecretWatcher: Service, Sendable {
 
   /// Takes reloaded sources and rules: every file is read again; on-the-fly names stay while
   /// their paths are still allowed.
-  public func reconfigure(_ sources: [FileSecretSource], policy: OnTheFlyFilePolicy, keyMaterial: AgentKeyMaterial) {
+  package func reconfigure(_ sources: [FileSecretSource], policy: OnTheFlyFilePolicy, keyMaterial: AgentKeyMaterial) {
     self.state.withLock { state in
       state.policy = policy
       state.keyMaterial = keyMaterial
@@ -253,7 +253,7 @@ public final class FileSecretWatcher: Service, Sendable {
 }
 
 extension FileSecretWatcher: FileSecretProvider {
-  public func access(for caller: SPIFFEID) -> FileSecretAccess {
+  package func access(for caller: SPIFFEID) -> FileSecretAccess {
     self.state.withLock { state in
       var access = FileSecretAccess(onTheFly: state.policy)
       for entry in state.named {
@@ -267,7 +267,7 @@ extension FileSecretWatcher: FileSecretProvider {
     }
   }
 
-  public func hold(_ secrets: [OnTheFlyFileSecret], by holder: UInt64?, caller: SPIFFEID) -> [String] {
+  package func hold(_ secrets: [OnTheFlyFileSecret], by holder: UInt64?, caller: SPIFFEID) -> [String] {
     let now = self.now()
     let (refused, added) = self.state.withLock { state -> ([String], Bool) in
       let refused = state.table.hold(secrets, by: holder, caller: caller, now: now)
@@ -283,12 +283,12 @@ extension FileSecretWatcher: FileSecretProvider {
     return refused
   }
 
-  public func release(_ holder: UInt64) {
+  package func release(_ holder: UInt64) {
     let now = self.now()
     self.state.withLock { $0.table.release(holder, now: now) }
   }
 
-  public func readNow(_ secrets: [OnTheFlyFileSecret]) async -> [String: FileSecretError] {
+  package func readNow(_ secrets: [OnTheFlyFileSecret]) async -> [String: FileSecretError] {
     let names = Set(secrets.map(\.name))
     let unread = self.state.withLock { state in names.contains { state.onTheFly[$0]?.isRead == false } }
     if unread { self.check(force: false, onlyUnread: true, names: names) }

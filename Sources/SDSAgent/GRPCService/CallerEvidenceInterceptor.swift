@@ -5,10 +5,10 @@ import SDSAgentCore
 /// transport has no peer credentials) to the handler through `ServerContext.transportSpecific`.
 /// Only the grpc-swift conformance the in-process tests run uses it: the SDS socket reads the
 /// kernel's peer credentials itself (`KernelPeerCredentials`).
-public struct CallerEvidenceInterceptor: ServerInterceptor {
-  public init() {}
+package struct CallerEvidenceInterceptor: ServerInterceptor {
+  package init() {}
 
-  public func intercept<Input: Sendable, Output: Sendable>(
+  package func intercept<Input: Sendable, Output: Sendable>(
     request: StreamingServerRequest<Input>,
     context: ServerContext,
     next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>

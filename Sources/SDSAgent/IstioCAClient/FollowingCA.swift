@@ -9,7 +9,7 @@ import X509
 /// roots and roots the CA stopped sending (until their leaves expire), make the own trust
 /// domain's bundle (`ROOTCA`), installed for every identity whenever it changes. Running, it
 /// drops each retained root when its time is over, on the injected clock.
-public final class FollowingCA: CertificateAuthority, Service, CustomStringConvertible {
+package final class FollowingCA: CertificateAuthority, Service, CustomStringConvertible {
   private let upstream: any CertificateAuthority
   private let table: IdentityTable
   private let trust: Mutex<FetchedTrust>
@@ -42,11 +42,11 @@ public final class FollowingCA: CertificateAuthority, Service, CustomStringConve
     }
   }
 
-  public var current: FetchedTrust { self.trust.withLock { $0 } }
+  package var current: FetchedTrust { self.trust.withLock { $0 } }
 
-  public var description: String { "FollowingCA" }
+  package var description: String { "FollowingCA" }
 
-  public func certify(
+  package func certify(
     identity: SPIFFEID, privateKey: WorkloadPrivateKey, ttl: Duration, now: Date, credential: CACredential
   ) async throws(CertificateAuthorityError) -> IssuedSVID {
     let issued = try await self.upstream.certify(
@@ -58,17 +58,17 @@ public final class FollowingCA: CertificateAuthority, Service, CustomStringConve
   }
 
   /// Takes the `ca-root` file's roots.
-  public func setFileRoots(_ roots: [Certificate]) throws(CertificateAuthorityError) {
+  package func setFileRoots(_ roots: [Certificate]) throws(CertificateAuthorityError) {
     try self.update { $0.setFileRoots(roots) }
   }
 
   /// Drops retained roots whose leaves have expired.
-  public func prune(now: Date) throws(CertificateAuthorityError) {
+  package func prune(now: Date) throws(CertificateAuthorityError) {
     try self.update { $0.prune(now: now) }
   }
 
   /// Drops each retained root when its time is over, until the task is cancelled.
-  public func run() async {
+  package func run() async {
     await cancelWhenGracefulShutdown {
       await self.pruneOnTime(self.clock)
     }

@@ -11,8 +11,8 @@ import Synchronization
 /// A `CertificateAuthority` that asks an Istio-compatible CA: a CSR for the workload's fresh key,
 /// the caller's token as `authorization: Bearer`, the `ClusterID` header; and a response that is
 /// verified before anything of it is served.
-public final class IstioCAClient: CertificateAuthority, Service, CustomStringConvertible {
-  public let configuration: IstioCAConfiguration
+package final class IstioCAClient: CertificateAuthority, Service, CustomStringConvertible {
+  package let configuration: IstioCAConfiguration
   private let logger: Logger
   /// One long-lived connection to the CA, reused by every request, as Istio's agent does. Its
   /// trust roots are read when it is made; `reloadRoots()` replaces it.
@@ -21,7 +21,7 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
   private let replacements: AsyncStream<GRPCClient<HTTP2ClientTransport.Posix>>.Continuation
   private let replaced: AsyncStream<GRPCClient<HTTP2ClientTransport.Posix>>
 
-  public init(configuration: IstioCAConfiguration, logger: Logger) throws {
+  package init(configuration: IstioCAConfiguration, logger: Logger) throws {
     self.configuration = configuration
     self.logger = logger
     self.client = Mutex(try Self.makeClient(configuration))
@@ -57,11 +57,11 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
     return GRPCClient(transport: transport)
   }
 
-  public var description: String { "IstioCAClient(\(self.configuration.host):\(self.configuration.port))" }
+  package var description: String { "IstioCAClient(\(self.configuration.host):\(self.configuration.port))" }
 
   /// Keeps the connection to the CA until graceful shutdown; a replaced connection finishes the
   /// requests it carries and closes.
-  public func run() async throws {
+  package func run() async throws {
     try await withGracefulShutdownHandler {
       try await withThrowingDiscardingTaskGroup { group in
         let first = self.client.withLock { $0 }
@@ -78,7 +78,7 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
 
   /// Connects to the CA again with the roots the `ca-root` file holds now; requests in flight
   /// finish on the old connection. The certificates served are not touched.
-  public func reloadRoots() throws {
+  package func reloadRoots() throws {
     let next = try Self.makeClient(self.configuration)
     let old = self.client.withLock { current in
       defer { current = next }
@@ -90,7 +90,7 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
       "reconnecting to the CA with the new roots", metadata: ["file": "\(self.configuration.rootsFile ?? "")"])
   }
 
-  public func certify(
+  package func certify(
     identity: SPIFFEID,
     privateKey: WorkloadPrivateKey,
     ttl: Duration,
@@ -132,7 +132,7 @@ public final class IstioCAClient: CertificateAuthority, Service, CustomStringCon
   }
 
   /// Istio's request metadata key naming the workload a trusted node agent asks for.
-  public static let impersonatedIdentityKey = "ImpersonatedIdentity"
+  package static let impersonatedIdentityKey = "ImpersonatedIdentity"
 
   private func metadata(credential: CACredential) throws(CertificateAuthorityError) -> Metadata {
     var metadata = Metadata()

@@ -6,7 +6,7 @@ import Synchronization
 /// The agent's logging: one level for every logger that reload can change, and two formats —
 /// plain lines for the journal (with a syslog priority prefix when stderr is the journal) and
 /// JSON lines. Messages are stable; details travel as metadata.
-public final class AgentLogging: Sendable {
+package final class AgentLogging: Sendable {
   private let state: Mutex<Logger.Level>
   let format: AgentConfiguration.LogFormat
   let toJournal: Bool
@@ -17,13 +17,13 @@ public final class AgentLogging: Sendable {
     self.toJournal = toJournal
   }
 
-  public var level: Logger.Level {
+  package var level: Logger.Level {
     get { self.state.withLock { $0 } }
     set { self.state.withLock { $0 = newValue } }
   }
 
   /// Installs the handler for the whole process; call once.
-  public static func bootstrap(level: Logger.Level, format: AgentConfiguration.LogFormat) -> AgentLogging {
+  package static func bootstrap(level: Logger.Level, format: AgentConfiguration.LogFormat) -> AgentLogging {
     let logging = AgentLogging(
       level: level,
       format: format,

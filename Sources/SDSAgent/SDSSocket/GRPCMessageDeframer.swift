@@ -3,15 +3,15 @@ import NIOCore
 /// Splits a request body into gRPC's length-prefixed messages: a flag byte (compressed or not),
 /// a 4-byte big-endian length, the message. A message longer than `maximumLength` is refused as
 /// soon as its prefix arrives, before its bytes are buffered.
-public struct GRPCMessageDeframer {
-  public let maximumLength: Int
+package struct GRPCMessageDeframer {
+  package let maximumLength: Int
   private var buffer = ByteBuffer()
 
-  public init(maximumLength: Int) {
+  package init(maximumLength: Int) {
     self.maximumLength = maximumLength
   }
 
-  public mutating func append(_ bytes: ByteBuffer) {
+  package mutating func append(_ bytes: ByteBuffer) {
     if self.buffer.readableBytes == 0 {
       self.buffer = bytes
     } else {
@@ -21,7 +21,7 @@ public struct GRPCMessageDeframer {
   }
 
   /// The next complete message, or nil until more bytes arrive.
-  public mutating func next() throws(GRPCStatusError) -> ByteBuffer? {
+  package mutating func next() throws(GRPCStatusError) -> ByteBuffer? {
     guard let flag = self.buffer.getInteger(at: self.buffer.readerIndex, as: UInt8.self),
       let length = self.buffer.getInteger(at: self.buffer.readerIndex + 1, as: UInt32.self)
     else { return nil }
@@ -45,7 +45,7 @@ public struct GRPCMessageDeframer {
   }
 
   /// Whether bytes of an incomplete message are left (an error at the end of the request).
-  public var hasPartialMessage: Bool { self.buffer.readableBytes > 0 }
+  package var hasPartialMessage: Bool { self.buffer.readableBytes > 0 }
 
   /// A message with gRPC's prefix, uncompressed.
   static func frame(_ bytes: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {

@@ -5,7 +5,7 @@ import SDSAgentCore
 
 /// A request's HEADERS checked against gRPC's rules: which SDS method, its deadline, and the
 /// token its Envoy forwarded. A request that breaks a rule gets the status `parse` throws.
-public struct GRPCRequestHead: Sendable {
+package struct GRPCRequestHead: Sendable {
   let method: SDSMethod
   let timeout: TimeAmount?
   let token: String?
@@ -62,7 +62,7 @@ public struct GRPCRequestHead: Sendable {
   }
 
   /// gRPC's `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n).
-  public static func timeout(_ text: String) -> TimeAmount? {
+  package static func timeout(_ text: String) -> TimeAmount? {
     guard let unit = text.last, text.count >= 2, text.count <= 9 else { return nil }
     let digits = text.dropLast()
     guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int64(digits) else { return nil }

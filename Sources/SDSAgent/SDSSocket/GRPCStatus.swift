@@ -4,10 +4,10 @@ import SDSAgentCore
 
 /// The status that ends an RPC, as the trailers carry it: `grpc-status`, a bounded and
 /// percent-encoded `grpc-message`, and any metadata the error adds.
-public struct GRPCStatus: Sendable, Equatable {
-  public var code: Status.Code
-  public var message: String
-  public var metadata: Metadata = [:]
+package struct GRPCStatus: Sendable, Equatable {
+  package var code: Status.Code
+  package var message: String
+  package var metadata: Metadata = [:]
 
   static let ok = GRPCStatus(code: .ok, message: "")
 

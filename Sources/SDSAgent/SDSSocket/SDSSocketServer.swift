@@ -15,7 +15,7 @@ import ServiceLifecycle
 /// Serves Envoy's `SecretDiscoveryService` on the agent's Unix socket: gRPC over HTTP/2 written
 /// directly on swift-nio-http2, one `SDSStreamHandler` per stream and no task per stream. Stops
 /// gracefully: GOAWAY, every stream ended with `OK`, connections closed once their streams are.
-public struct SDSSocketServer: Service, CustomStringConvertible {
+package struct SDSSocketServer: Service, CustomStringConvertible {
   /// A bound, listening socket; the server takes ownership of it.
   let descriptor: Int32
   let service: SecretDiscoveryService
@@ -27,7 +27,7 @@ public struct SDSSocketServer: Service, CustomStringConvertible {
   var onListening: @Sendable () -> Void = {}
   var onStop: @Sendable () -> Void = {}
 
-  public init(
+  package init(
     descriptor: Int32, service: SecretDiscoveryService, peerCredentials: Bool, limits: SDSServerLimits,
     logger: Logger, onListening: @escaping @Sendable () -> Void = {}, onStop: @escaping @Sendable () -> Void = {}
   ) {
@@ -40,9 +40,9 @@ public struct SDSSocketServer: Service, CustomStringConvertible {
     self.onStop = onStop
   }
 
-  public var description: String { "SDSSocketServer(fd \(self.descriptor))" }
+  package var description: String { "SDSSocketServer(fd \(self.descriptor))" }
 
-  public func run() async throws {
+  package func run() async throws {
     defer { self.onStop() }
     let group = MultiThreadedEventLoopGroup.singleton
     let quiescing = ServerQuiescingHelper(group: group)

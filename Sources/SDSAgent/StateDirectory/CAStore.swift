@@ -5,11 +5,11 @@ import X509
 
 /// Loads the signing CA: the operator's files, or a root generated on first start and kept in
 /// the state directory (directory 0700, key 0600) so restarts keep the same trust bundle.
-public enum CAStore {
-  public static let certificateFileName = "ca-cert.pem"
-  public static let keyFileName = "ca-key.pem"
+package enum CAStore {
+  package static let certificateFileName = "ca-cert.pem"
+  package static let keyFileName = "ca-key.pem"
 
-  public static func load(
+  package static func load(
     _ source: AgentConfiguration.CASource,
     stateDirectory: String,
     trustDomain: String,

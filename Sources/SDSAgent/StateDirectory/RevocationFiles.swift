@@ -15,13 +15,13 @@ import SDSAgentCore
 ///   never served can own: it is cut off at the next load.
 /// - `revocations.json`: the revocations and the last CRL number, replaced atomically (written
 ///   beside, flushed, renamed, the directory flushed): an interrupted write leaves the old file.
-public struct RevocationFiles: Sendable {
-  public static let issuedFileName = "issued.jsonl"
-  public static let revocationsFileName = "revocations.json"
+package struct RevocationFiles: Sendable {
+  package static let issuedFileName = "issued.jsonl"
+  package static let revocationsFileName = "revocations.json"
 
-  public let stateDirectory: String
+  package let stateDirectory: String
 
-  public init(stateDirectory: String) {
+  package init(stateDirectory: String) {
     self.stateDirectory = stateDirectory
   }
 
@@ -29,7 +29,7 @@ public struct RevocationFiles: Sendable {
   var revocationsPath: String { (self.stateDirectory as NSString).appendingPathComponent(Self.revocationsFileName) }
 
   /// Appends one row and flushes it to disk.
-  public func append(_ row: IssuedCertificate) throws(AgentError) {
+  package func append(_ row: IssuedCertificate) throws(AgentError) {
     let line: [UInt8]
     do {
       line = Array(try JSONEncoder.sorted.encode(row)) + [UInt8(ascii: "\n")]
@@ -52,7 +52,7 @@ public struct RevocationFiles: Sendable {
   }
 
   /// The record as it was left: every complete row; a torn last line is cut off the file.
-  public func loadIssued(capacity: Int = IssuedCertificates.defaultCapacity, now: Date) throws(AgentError)
+  package func loadIssued(capacity: Int = IssuedCertificates.defaultCapacity, now: Date) throws(AgentError)
     -> IssuedCertificates
   {
     guard let data = FileManager.default.contents(atPath: self.issuedPath) else {
@@ -80,7 +80,7 @@ public struct RevocationFiles: Sendable {
   }
 
   /// Replaces the record with its rows (after pruning expired ones).
-  public func rewriteIssued(_ issued: IssuedCertificates) throws(AgentError) {
+  package func rewriteIssued(_ issued: IssuedCertificates) throws(AgentError) {
     var text = ""
     for row in issued.rows {
       guard let line = try? JSONEncoder.sorted.encode(row) else { continue }
@@ -90,7 +90,7 @@ public struct RevocationFiles: Sendable {
     try self.flushDirectory()
   }
 
-  public func saveRevocations(_ revocations: Revocations) throws(AgentError) {
+  package func saveRevocations(_ revocations: Revocations) throws(AgentError) {
     let data: Data
     do {
       data = try JSONEncoder.sorted.encode(revocations)
@@ -101,7 +101,7 @@ public struct RevocationFiles: Sendable {
     try self.flushDirectory()
   }
 
-  public func loadRevocations() throws(AgentError) -> Revocations {
+  package func loadRevocations() throws(AgentError) -> Revocations {
     guard let data = FileManager.default.contents(atPath: self.revocationsPath) else { return Revocations() }
     do {
       return try JSONDecoder.iso8601.decode(Revocations.self, from: data)

@@ -5,22 +5,22 @@ import Synchronization
 /// The embedded CA's revocation ledger, kept in the state directory: a certificate is recorded on
 /// disk before it is served, a revocation is on disk before it is answered, and each CRL number
 /// is on disk before the list carrying it is handed out. A failed write changes nothing.
-public final class RevocationStore: IssuanceRecord {
+package final class RevocationStore: IssuanceRecord {
   private let files: RevocationFiles
   private let ledger: Mutex<RevocationLedger>
 
   /// Loads what the state directory holds; throws an error naming the file that cannot be read.
-  public init(files: RevocationFiles, schedule: CRLSchedule, now: Date) throws(AgentError) {
+  package init(files: RevocationFiles, schedule: CRLSchedule, now: Date) throws(AgentError) {
     self.files = files
     let ledger = RevocationLedger(
       issued: try files.loadIssued(now: now), revocations: try files.loadRevocations(), schedule: schedule)
     self.ledger = Mutex(ledger)
   }
 
-  public var revocations: Revocations { self.ledger.withLock { $0.revocations } }
-  public var issued: IssuedCertificates { self.ledger.withLock { $0.issued } }
+  package var revocations: Revocations { self.ledger.withLock { $0.revocations } }
+  package var issued: IssuedCertificates { self.ledger.withLock { $0.issued } }
 
-  public func record(_ certificate: IssuedCertificate) throws(CertificateAuthorityError) {
+  package func record(_ certificate: IssuedCertificate) throws(CertificateAuthorityError) {
     try self.ledger.withLock { ledger throws(CertificateAuthorityError) in
       do {
         try self.files.append(certificate)
@@ -33,7 +33,7 @@ public final class RevocationStore: IssuanceRecord {
   }
 
   /// Revokes what `request` names; the revocation is on disk when this returns `.revoked`.
-  public func revoke(
+  package func revoke(
     _ request: Revocations.Request, reason: RevocationReason, at now: Date
   ) throws(AgentError) -> Revocations.Outcome {
     try self.ledger.withLock { ledger throws(AgentError) in
@@ -47,7 +47,7 @@ public final class RevocationStore: IssuanceRecord {
 
   /// The list of each issuer (signed now where due) and when the next signing is due; expired
   /// records are forgotten first.
-  public func lists(
+  package func lists(
     of issuers: [CRLIssuer], at now: Date
   ) throws(AgentError) -> (lists: [CertificateRevocationList], nextSigning: Date) {
     try self.ledger.withLock { ledger throws(AgentError) in

@@ -14,15 +14,15 @@ import X509
 /// - `ca-next-cert.pem`, `ca-next-key.pem`: a prepared root (phase *prepared*);
 /// - `ca-previous-cert.pem`: the root that signed before the switch (phase *switched*);
 /// - `root-rotation.json`: the phase and its deadlines; written last, so it is the record of a phase.
-public struct RootRotationFiles: RootRotationStore {
-  public static let nextCertificateFileName = "ca-next-cert.pem"
-  public static let nextKeyFileName = "ca-next-key.pem"
-  public static let previousCertificateFileName = "ca-previous-cert.pem"
-  public static let rotationFileName = "root-rotation.json"
+package struct RootRotationFiles: RootRotationStore {
+  package static let nextCertificateFileName = "ca-next-cert.pem"
+  package static let nextKeyFileName = "ca-next-key.pem"
+  package static let previousCertificateFileName = "ca-previous-cert.pem"
+  package static let rotationFileName = "root-rotation.json"
 
-  public let stateDirectory: String
+  package let stateDirectory: String
 
-  public init(stateDirectory: String) {
+  package init(stateDirectory: String) {
     self.stateDirectory = stateDirectory
   }
 
@@ -39,7 +39,7 @@ public struct RootRotationFiles: RootRotationStore {
 
   // MARK: - RootRotationStore
 
-  public func prepared(_ rotation: RootRotation, next: CAMaterial) throws(RootRotationError) {
+  package func prepared(_ rotation: RootRotation, next: CAMaterial) throws(RootRotationError) {
     try self.storing {
       // Key first: a certificate without its key would make the next start fail.
       try SecureFile.write(try next.privateKey.serializeAsPEM().pemString + "\n", to: self.nextKeyPath, mode: 0o600)
@@ -48,7 +48,7 @@ public struct RootRotationFiles: RootRotationStore {
     }
   }
 
-  public func switched(_ rotation: RootRotation, from previous: CAMaterial) throws(RootRotationError) {
+  package func switched(_ rotation: RootRotation, from previous: CAMaterial) throws(RootRotationError) {
     try self.storing {
       try SecureFile.write(
         try previous.certificate.pemString() + "\n", to: self.previousCertificatePath, mode: 0o644)
@@ -57,7 +57,7 @@ public struct RootRotationFiles: RootRotationStore {
     }
   }
 
-  public func retired() throws(RootRotationError) {
+  package func retired() throws(RootRotationError) {
     try self.storing {
       try self.remove(self.rotationPath)
       try self.remove(self.previousCertificatePath)
@@ -68,7 +68,7 @@ public struct RootRotationFiles: RootRotationStore {
 
   /// The embedded CA's roots for `source`: the operator's files (not rotatable: no rotation, no
   /// store), or the generated CA of the state directory with the rotation in progress.
-  public static func roots(
+  package static func roots(
     of source: AgentConfiguration.CASource, stateDirectory: String, trustDomain: String, now: Date = Date()
   ) throws -> (roots: EmbeddedCA.Roots, rotation: RootRotation?, store: RootRotationFiles?) {
     switch source {
@@ -85,7 +85,7 @@ public struct RootRotationFiles: RootRotationStore {
   /// The roots and the rotation in progress as the state directory holds them; generates the
   /// first root if there is none. A rotation record that is corrupt, or names a root whose files
   /// are missing, is an error naming the file: a root is never made silently in its place.
-  public func load(trustDomain: String, now: Date) throws -> (EmbeddedCA.Roots, RootRotation?) {
+  package func load(trustDomain: String, now: Date) throws -> (EmbeddedCA.Roots, RootRotation?) {
     try SecureFile.ensurePrivateDirectory(self.stateDirectory)
     guard let rotation = try self.readRotation() else {
       // Files of a prepare that was never recorded: that rotation never started.

@@ -3,7 +3,7 @@ import Foundation
 extension NodeStatus {
   /// The status as a person reads it: a table of identities, the trust bundle, the Envoys;
   /// every field escaped (`escaped()`), whatever the endpoint answered.
-  public func text(now: Date) -> String {
+  package func text(now: Date) -> String {
     let status = self.escaped()
     return status.rendered(now: now)
   }

@@ -6,34 +6,34 @@ import SDSAgentCore
 /// certificates come from, and the connected Envoys. Never key material, and no control
 /// character: what clients and CAs sent is escaped (`escaped()`) when the status is made and
 /// again when `sds-agent status` reads it, since it is shown on an operator's terminal.
-public struct NodeStatus: Codable, Sendable {
-  public struct Identity: Codable, Sendable {
-    public internal(set) var identity: String
-    public let pinned: Bool
-    public internal(set) var phase: String
+package struct NodeStatus: Codable, Sendable {
+  package struct Identity: Codable, Sendable {
+    package internal(set) var identity: String
+    package let pinned: Bool
+    package internal(set) var phase: String
     /// Whether a valid certificate is served for it now.
-    public let healthy: Bool
-    public internal(set) var serial: String?
-    public let notAfter: Date?
-    public let nextRotation: Date?
-    public internal(set) var lastError: String?
-    public let retryAt: Date?
-    public let streams: Int
+    package let healthy: Bool
+    package internal(set) var serial: String?
+    package let notAfter: Date?
+    package let nextRotation: Date?
+    package internal(set) var lastError: String?
+    package let retryAt: Date?
+    package let streams: Int
   }
 
-  public struct Root: Codable, Sendable {
-    public internal(set) var subject: String
-    public internal(set) var serial: String
-    public let notAfter: Date
+  package struct Root: Codable, Sendable {
+    package internal(set) var subject: String
+    package internal(set) var serial: String
+    package let notAfter: Date
   }
 
-  public struct Stream: Codable, Sendable {
-    public let id: UInt64
-    public internal(set) var nodeID: String?
-    public internal(set) var identity: String?
-    public internal(set) var resources: [String]
-    public internal(set) var lastAckedVersion: String?
-    public internal(set) var lastNackMessage: String?
+  package struct Stream: Codable, Sendable {
+    package let id: UInt64
+    package internal(set) var nodeID: String?
+    package internal(set) var identity: String?
+    package internal(set) var resources: [String]
+    package internal(set) var lastAckedVersion: String?
+    package internal(set) var lastNackMessage: String?
 
     /// `nodeID` would not survive the snake-case conversion both ways as `node_id`.
     enum CodingKeys: String, CodingKey {
@@ -43,15 +43,15 @@ public struct NodeStatus: Codable, Sendable {
   }
 
   /// Where certificates come from: `local CA` or the Istio-compatible CA's address.
-  public internal(set) var certificateAuthority: String
-  public internal(set) var identities: [Identity]
-  public internal(set) var trustBundle: [Root]
-  public internal(set) var streams: [Stream]
+  package internal(set) var certificateAuthority: String
+  package internal(set) var identities: [Identity]
+  package internal(set) var trustBundle: [Root]
+  package internal(set) var streams: [Stream]
 
   /// Healthy when every identity has a valid certificate.
-  public var isHealthy: Bool { self.identities.allSatisfy(\.healthy) }
+  package var isHealthy: Bool { self.identities.allSatisfy(\.healthy) }
 
-  public init(table: IdentityTable, streams: StreamRegistry, certificateAuthority: String, now: Date) {
+  package init(table: IdentityTable, streams: StreamRegistry, certificateAuthority: String, now: Date) {
     let rows = table.snapshot()
     self.certificateAuthority = certificateAuthority
     self.identities = rows.map { row in
@@ -76,7 +76,7 @@ public struct NodeStatus: Codable, Sendable {
 
   /// The same status with every text field passed through `BoundedText.escaped`: nothing in it
   /// can end a line or steer a terminal.
-  public func escaped() -> NodeStatus {
+  package func escaped() -> NodeStatus {
     let escape = BoundedText.escaped
     var status = self
     status.certificateAuthority = escape(status.certificateAuthority)
@@ -100,7 +100,7 @@ public struct NodeStatus: Codable, Sendable {
     return status
   }
 
-  public static var encoder: JSONEncoder {
+  package static var encoder: JSONEncoder {
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
     encoder.dateEncodingStrategy = .iso8601
@@ -108,7 +108,7 @@ public struct NodeStatus: Codable, Sendable {
     return encoder
   }
 
-  public static var decoder: JSONDecoder {
+  package static var decoder: JSONDecoder {
     let decoder = JSONDecoder()
     decoder.keyDecodingStrategy = .convertFromSnakeCase
     decoder.dateDecodingStrategy = .iso8601

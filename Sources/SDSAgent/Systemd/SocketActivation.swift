@@ -8,11 +8,11 @@ import Foundation
 
 /// systemd socket activation: the listening socket systemd passes as descriptor 3 when
 /// `LISTEN_PID` is this process and `LISTEN_FDS` ≥ 1.
-public enum SocketActivation {
-  public static let firstDescriptor: Int32 = 3
+package enum SocketActivation {
+  package static let firstDescriptor: Int32 = 3
 
   /// The passed Unix stream socket, if this process was socket-activated.
-  public static func listeningDescriptor(
+  package static func listeningDescriptor(
     environment: [String: String] = ProcessInfo.processInfo.environment
   ) throws(AgentError) -> Int32? {
     guard let pidText = environment["LISTEN_PID"], let count = environment["LISTEN_FDS"].flatMap(Int.init) else {
@@ -35,7 +35,7 @@ public enum SocketActivation {
   }
 
   /// The path the passed socket is bound to.
-  public static func path(of fd: Int32) -> String? {
+  package static func path(of fd: Int32) -> String? {
     UnixSocketAddress(boundTo: fd)?.path
   }
 }

@@ -9,30 +9,30 @@ import Foundation
 /// The sd_notify protocol, implemented directly: one datagram to `$NOTIFY_SOCKET` per message
 /// (`READY=1`, `STATUS=…`, `WATCHDOG=1`, `RELOADING=1`, `STOPPING=1`). Without `NOTIFY_SOCKET`
 /// every call does nothing, so the agent runs the same outside systemd.
-public struct SystemdNotifier: Sendable {
+package struct SystemdNotifier: Sendable {
   let address: UnixSocketAddress?
 
   /// An unusable `$NOTIFY_SOCKET` (a path too long) counts as none, as in `sd_notify`.
-  public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+  package init(environment: [String: String] = ProcessInfo.processInfo.environment) {
     self.address = environment["NOTIFY_SOCKET"].flatMap {
       $0.isEmpty ? nil : try? UnixSocketAddress(systemdNotation: $0)
     }
   }
 
-  public var isEnabled: Bool { self.address != nil }
+  package var isEnabled: Bool { self.address != nil }
 
-  public func ready(status: String? = nil) { self.send(["READY=1"] + (status.map { ["STATUS=\($0)"] } ?? [])) }
-  public func reloading() {
+  package func ready(status: String? = nil) { self.send(["READY=1"] + (status.map { ["STATUS=\($0)"] } ?? [])) }
+  package func reloading() {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     let microseconds = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
     self.send(["RELOADING=1", "MONOTONIC_USEC=\(microseconds)"])
   }
-  public func stopping() { self.send(["STOPPING=1"]) }
-  public func watchdog(status: String? = nil) { self.send(["WATCHDOG=1"] + (status.map { ["STATUS=\($0)"] } ?? [])) }
-  public func status(_ text: String) { self.send(["STATUS=\(text)"]) }
+  package func stopping() { self.send(["STOPPING=1"]) }
+  package func watchdog(status: String? = nil) { self.send(["WATCHDOG=1"] + (status.map { ["STATUS=\($0)"] } ?? [])) }
+  package func status(_ text: String) { self.send(["STATUS=\(text)"]) }
 
-  public func send(_ assignments: [String]) {
+  package func send(_ assignments: [String]) {
     guard let address = self.address else { return }
     let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return }
@@ -41,7 +41,7 @@ public struct SystemdNotifier: Sendable {
   }
 
   /// Half of `$WATCHDOG_USEC` when the watchdog is on for this process.
-  public static func watchdogInterval(environment: [String: String] = ProcessInfo.processInfo.environment) -> Duration?
+  package static func watchdogInterval(environment: [String: String] = ProcessInfo.processInfo.environment) -> Duration?
   {
     guard let usec = environment["WATCHDOG_USEC"].flatMap(UInt64.init), usec > 0 else { return nil }
     if let pid = environment["WATCHDOG_PID"].flatMap(Int32.init), pid != getpid() { return nil }

@@ -8,9 +8,9 @@ import Logging
 
 /// The process's limit on open descriptors: every Envoy connection holds one, and the soft
 /// limit many systems start a process with (1024) is far below what the agent can serve.
-public enum DescriptorLimit {
+package enum DescriptorLimit {
   /// The soft and hard `RLIMIT_NOFILE`.
-  public static var current: (soft: UInt64, hard: UInt64) {
+  package static var current: (soft: UInt64, hard: UInt64) {
     var limit = rlimit()
     getrlimit(Self.resource, &limit)
     return (UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
@@ -19,7 +19,7 @@ public enum DescriptorLimit {
   /// Raises the soft limit to the hard limit and logs the limit in force. Failure is logged, not
   /// thrown: under systemd the unit's `LimitNOFILE=` sets both, and its system call filter
   /// refuses `setrlimit`.
-  public static func raiseToHardLimit(logger: Logger) {
+  package static func raiseToHardLimit(logger: Logger) {
     var limit = rlimit()
     guard getrlimit(Self.resource, &limit) == 0 else {
       logger.warning("cannot read the open-file limit", metadata: ["error": "\(Errno.current)"])

@@ -10,9 +10,9 @@ import NIOCore
 
 /// The address of a Unix socket, valid by construction: a filesystem path short enough for
 /// `sun_path`, or a name in Linux's abstract namespace (systemd writes those as `@name`).
-public struct UnixSocketAddress: Sendable, CustomStringConvertible {
+package struct UnixSocketAddress: Sendable, CustomStringConvertible {
   /// The path as written, `@name` for an abstract socket.
-  public let path: String
+  package let path: String
   /// NIO's address for a filesystem path; nil for an abstract name, which NIO cannot express.
   let fileAddress: SocketAddress?
   private let address: SocketAddress
@@ -22,7 +22,7 @@ public struct UnixSocketAddress: Sendable, CustomStringConvertible {
   private let length: socklen_t
 
   /// A filesystem path; NIO validates its length.
-  public init(path: String) throws(AgentError) {
+  package init(path: String) throws(AgentError) {
     do {
       let address = try SocketAddress(unixDomainSocketPath: path)
       self.init(path: path, address: address, length: socklen_t(MemoryLayout<sockaddr_un>.size), isFile: true)
@@ -35,7 +35,7 @@ public struct UnixSocketAddress: Sendable, CustomStringConvertible {
   }
 
   /// systemd's notation for `$NOTIFY_SOCKET`: `@name` for an abstract socket, else a path.
-  public init(systemdNotation text: String) throws(AgentError) {
+  package init(systemdNotation text: String) throws(AgentError) {
     guard text.hasPrefix("@") else {
       try self.init(path: text)
       return
@@ -59,7 +59,7 @@ public struct UnixSocketAddress: Sendable, CustomStringConvertible {
   }
 
   /// The address a descriptor is bound to; nil if it is not a Unix socket.
-  public init?(boundTo descriptor: Int32) {
+  package init?(boundTo descriptor: Int32) {
     var raw = sockaddr_un()
     var length = socklen_t(MemoryLayout<sockaddr_un>.size)
     let named = withUnsafeMutablePointer(to: &raw) {
@@ -78,20 +78,20 @@ public struct UnixSocketAddress: Sendable, CustomStringConvertible {
 
   /// The most bytes NIO accepts in a path (fewer than Linux's `sun_path` holds, so that every
   /// path the agent binds can also be dialled by its own gRPC client).
-  public static let maximumPathBytes = 103
+  package static let maximumPathBytes = 103
 
   /// `bind(2)`; the result and `errno` as the call left them.
-  public func bind(_ descriptor: Int32) -> Int32 {
+  package func bind(_ descriptor: Int32) -> Int32 {
     self.withSockaddr { systemBind(descriptor, $0, $1) }
   }
 
   /// `connect(2)`; the result and `errno` as the call left them.
-  public func connect(_ descriptor: Int32) -> Int32 {
+  package func connect(_ descriptor: Int32) -> Int32 {
     self.withSockaddr { systemConnect(descriptor, $0, $1) }
   }
 
   /// `sendto(2)` of one datagram; the result and `errno` as the call left them.
-  public func send(_ bytes: [UInt8], from descriptor: Int32) -> Int {
+  package func send(_ bytes: [UInt8], from descriptor: Int32) -> Int {
     self.withSockaddr { address, length in
       bytes.withUnsafeBytes { sendto(descriptor, $0.baseAddress, $0.count, 0, address, length) }
     }
@@ -101,7 +101,7 @@ public struct UnixSocketAddress: Sendable, CustomStringConvertible {
     self.address.withSockAddr { pointer, _ in body(pointer, self.length) }
   }
 
-  public var description: String { self.path }
+  package var description: String { self.path }
 }
 
 // Outside the type, where the names reach the C functions rather than the methods above.

@@ -10,12 +10,12 @@ import Logging
 /// Binds the SDS Unix socket: replaces a stale socket file left by a crashed run, refuses to
 /// take over a socket a live agent still serves, and sets the mode (and group) on purpose —
 /// the default umask would leave it unusable for other users.
-public struct UnixSocketListener: Sendable {
-  public let path: String
+package struct UnixSocketListener: Sendable {
+  package let path: String
   /// A listening descriptor; the gRPC transport takes ownership of it.
-  public let descriptor: Int32
+  package let descriptor: Int32
 
-  public static func bind(path: String, mode: UInt32, group: gid_t? = nil) throws(AgentError) -> UnixSocketListener {
+  package static func bind(path: String, mode: UInt32, group: gid_t? = nil) throws(AgentError) -> UnixSocketListener {
     let address = try UnixSocketAddress(path: path)
     try self.removeStaleSocket(at: address)
     let parent = (path as NSString).deletingLastPathComponent
@@ -62,7 +62,7 @@ public struct UnixSocketListener: Sendable {
   }
 
   /// Connections the kernel queues for `accept`; capped by `net.core.somaxconn`.
-  public static let backlog: Int32 = 4096
+  package static let backlog: Int32 = 4096
 
   /// Sets the backlog of a socket the transport listens on back to `backlog`.
   ///
@@ -84,7 +84,7 @@ public struct UnixSocketListener: Sendable {
   }
 
   /// Removes the socket file, if it is still ours.
-  public func removeSocketFile() {
+  package func removeSocketFile() {
     unlink(self.path)
   }
 

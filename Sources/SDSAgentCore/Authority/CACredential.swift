@@ -1,5 +1,5 @@
 /// Whose authority a certificate request to a remote CA carries. The local CA ignores it.
-public enum CACredential: Sendable, Hashable {
+package enum CACredential: Sendable, Hashable {
   /// The agent's own token (`token-file`), for the agent's own identity.
   case agent
   /// The caller's forwarded token: the CA authenticates the workload itself.

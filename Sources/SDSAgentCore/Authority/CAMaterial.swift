@@ -6,14 +6,14 @@ import X509
 /// A signing CA: its certificate and key, the intermediates up to the root, and the roots.
 /// Validated at construction: the key matches the certificate, the certificate is a CA, and the
 /// chain links each certificate to the next.
-public struct CAMaterial: Sendable {
-  public let certificate: Certificate
-  public let privateKey: Certificate.PrivateKey
+package struct CAMaterial: Sendable {
+  package let certificate: Certificate
+  package let privateKey: Certificate.PrivateKey
   /// Certificates between `certificate` and the root, excluding both.
-  public let intermediates: [Certificate]
-  public let trustBundle: TrustBundle
+  package let intermediates: [Certificate]
+  package let trustBundle: TrustBundle
 
-  public init(
+  package init(
     certificate: Certificate,
     privateKey: Certificate.PrivateKey,
     chain: [Certificate]
@@ -48,13 +48,13 @@ public struct CAMaterial: Sendable {
 
   /// The certificates served after a leaf: the signing CA (unless it is the root) and the
   /// intermediates.
-  public var chainAfterLeaf: [Certificate] {
+  package var chainAfterLeaf: [Certificate] {
     self.certificate.isSelfSigned ? [] : [self.certificate] + self.intermediates
   }
 
   /// Creates a self-signed ECDSA P-256 root for `trustDomain`; `commonName` tells roots of one
   /// trust domain apart.
-  public static func generateRoot(
+  package static func generateRoot(
     trustDomain: String,
     now: Date,
     validity: Duration = .seconds(10 * 365 * 86400),
@@ -88,25 +88,25 @@ public struct CAMaterial: Sendable {
 }
 
 /// Why CA material cannot be used.
-public struct CAMaterialError: AgentFailure {
-  public enum Code: String, Sendable {
+package struct CAMaterialError: AgentFailure {
+  package enum Code: String, Sendable {
     /// The material is not a usable CA: its key, its validity, its constraints or its chain.
     case unusable
   }
 
-  public var code: Code { .unusable }
-  public let message: String
+  package var code: Code { .unusable }
+  package let message: String
 
-  public init(_ message: String) {
+  package init(_ message: String) {
     self.message = message
   }
 
-  public var description: String { self.message }
+  package var description: String { self.message }
 }
 
 extension Duration {
   /// The duration in seconds, as `TimeInterval`.
-  public var seconds: TimeInterval {
+  package var seconds: TimeInterval {
     let (seconds, attoseconds) = self.components
     return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
   }

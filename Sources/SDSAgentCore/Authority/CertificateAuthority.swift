@@ -2,7 +2,7 @@ import Foundation
 import X509
 
 /// Something that turns a workload key into an SVID: the embedded `LocalCA`, or a remote CA.
-public protocol CertificateAuthority: Sendable {
+package protocol CertificateAuthority: Sendable {
   /// Certifies `privateKey` as `identity` for at most `ttl`, on the authority of `credential`.
   func certify(
     identity: SPIFFEID,
@@ -14,19 +14,19 @@ public protocol CertificateAuthority: Sendable {
 }
 
 /// What a CA returns: the SVID and the trust bundle it chains to.
-public struct IssuedSVID: Sendable {
-  public let certifiedKey: CertifiedKey
-  public let trustBundle: TrustBundle
+package struct IssuedSVID: Sendable {
+  package let certifiedKey: CertifiedKey
+  package let trustBundle: TrustBundle
 
-  public init(certifiedKey: CertifiedKey, trustBundle: TrustBundle) {
+  package init(certifiedKey: CertifiedKey, trustBundle: TrustBundle) {
     self.certifiedKey = certifiedKey
     self.trustBundle = trustBundle
   }
 }
 
 /// A failure to obtain a certificate, with what went wrong and what to do.
-public struct CertificateAuthorityError: AgentFailure {
-  public enum Code: String, Sendable {
+package struct CertificateAuthorityError: AgentFailure {
+  package enum Code: String, Sendable {
     /// The CA material is unusable (expired, not a CA, key mismatch); the operator must fix it.
     case caUnusable = "ca_unusable"
     /// Signing failed; retrying may help.
@@ -39,18 +39,18 @@ public struct CertificateAuthorityError: AgentFailure {
     case refused
   }
 
-  public let code: Code
-  public let message: String
+  package let code: Code
+  package let message: String
   /// The error underneath, if there is one (a TLS failure, a file error, a parse error).
-  public let cause: (any Error)?
+  package let cause: (any Error)?
 
-  public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+  package init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
     self.code = code
     self.message = message
     self.cause = cause
   }
 
-  public var description: String {
+  package var description: String {
     self.cause.map { "\(self.code.rawValue): \(self.message): \($0)" } ?? "\(self.code.rawValue): \(self.message)"
   }
 }

@@ -6,23 +6,23 @@ import X509
 /// a root rotation the root that will sign next or the root that signed before. Every root it
 /// holds is in its trust bundle. With an `IssuanceRecord`, every leaf it signs (for its own
 /// identities and for `ca serve`'s callers) is recorded before it is handed out, so it can be revoked.
-public final class EmbeddedCA: CertificateAuthority {
+package final class EmbeddedCA: CertificateAuthority {
   /// The CA's roots at one moment.
-  public struct Roots: Sendable {
-    public var signing: CAMaterial
+  package struct Roots: Sendable {
+    package var signing: CAMaterial
     /// A prepared root that signs after the switch.
-    public var next: CAMaterial?
+    package var next: CAMaterial?
     /// The root that signed before the switch, trusted until its leaves have expired.
-    public var previous: Certificate?
+    package var previous: Certificate?
 
-    public init(signing: CAMaterial, next: CAMaterial? = nil, previous: Certificate? = nil) {
+    package init(signing: CAMaterial, next: CAMaterial? = nil, previous: Certificate? = nil) {
       self.signing = signing
       self.next = next
       self.previous = previous
     }
 
     /// Every root trusted now.
-    public var trustBundle: TrustBundle {
+    package var trustBundle: TrustBundle {
       TrustBundle(
         roots: [self.previous].compactMap { $0 } + self.signing.trustBundle.roots
           + (self.next?.trustBundle.roots ?? []))
@@ -30,26 +30,26 @@ public final class EmbeddedCA: CertificateAuthority {
   }
 
   private let state: Mutex<Roots>
-  public let backdate: Duration
-  public let record: (any IssuanceRecord)?
+  package let backdate: Duration
+  package let record: (any IssuanceRecord)?
 
-  public init(_ roots: Roots, backdate: Duration = .seconds(10), record: (any IssuanceRecord)? = nil) {
+  package init(_ roots: Roots, backdate: Duration = .seconds(10), record: (any IssuanceRecord)? = nil) {
     self.state = Mutex(roots)
     self.backdate = backdate
     self.record = record
   }
 
-  public var roots: Roots { self.state.withLock { $0 } }
-  public var trustBundle: TrustBundle { self.roots.trustBundle }
+  package var roots: Roots { self.state.withLock { $0 } }
+  package var trustBundle: TrustBundle { self.roots.trustBundle }
 
   /// Installs new roots (a phase of a rotation) and returns the trust bundle they make.
   @discardableResult
-  public func install(_ roots: Roots) -> TrustBundle {
+  package func install(_ roots: Roots) -> TrustBundle {
     self.state.withLock { $0 = roots }
     return roots.trustBundle
   }
 
-  public func certify(
+  package func certify(
     identity: SPIFFEID,
     privateKey: WorkloadPrivateKey,
     ttl: Duration,
@@ -63,7 +63,7 @@ public final class EmbeddedCA: CertificateAuthority {
 
   /// Signs a leaf for `publicKey` as `identity` with the root that signs now; returns it with
   /// its intermediates, and the trust bundle of that same moment (every root, during a rotation).
-  public func sign(
+  package func sign(
     publicKey: Certificate.PublicKey,
     identity: SPIFFEID,
     ttl: Duration,

@@ -10,7 +10,7 @@ extension Istio_V1_Auth_IstioCertificateResponse {
   /// istio-csr today), and `cert_chain` = [leaf, intermediates…] with the roots in
   /// `root_cert.ca_cert`. The leaf must hold our key and our SPIFFE ID, chain to one of the
   /// returned roots, and be valid now.
-  public func validatedSVID(
+  package func validatedSVID(
     identity: SPIFFEID,
     privateKey: WorkloadPrivateKey,
     now: Date

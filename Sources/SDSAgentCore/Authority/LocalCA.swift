@@ -3,17 +3,17 @@ import SwiftASN1
 import X509
 
 /// The embedded CA: signs workload SVIDs with `CAMaterial` held in memory.
-public struct LocalCA: CertificateAuthority {
-  public let material: CAMaterial
+package struct LocalCA: CertificateAuthority {
+  package let material: CAMaterial
   /// How far `notBefore` is set before the moment of issuance, for peers with skewed clocks.
-  public let backdate: Duration
+  package let backdate: Duration
 
-  public init(material: CAMaterial, backdate: Duration = .seconds(10)) {
+  package init(material: CAMaterial, backdate: Duration = .seconds(10)) {
     self.material = material
     self.backdate = backdate
   }
 
-  public func certify(
+  package func certify(
     identity: SPIFFEID,
     privateKey: WorkloadPrivateKey,
     ttl: Duration,
@@ -25,7 +25,7 @@ public struct LocalCA: CertificateAuthority {
   }
 
   /// The local CA needs no credential: the agent decided who the caller is.
-  public func certify(
+  package func certify(
     identity: SPIFFEID,
     privateKey: WorkloadPrivateKey,
     ttl: Duration,
@@ -36,7 +36,7 @@ public struct LocalCA: CertificateAuthority {
   }
 
   /// Signs a leaf for `publicKey` as `identity`; returns it with the intermediates.
-  public func sign(
+  package func sign(
     publicKey: Certificate.PublicKey,
     identity: SPIFFEID,
     ttl: Duration,
@@ -48,7 +48,7 @@ public struct LocalCA: CertificateAuthority {
   }
 
   /// Signs a TLS server certificate for `publicKey` with `name` as its DNS SAN.
-  public func signServer(
+  package func signServer(
     publicKey: Certificate.PublicKey,
     name: DNSName,
     ttl: Duration,

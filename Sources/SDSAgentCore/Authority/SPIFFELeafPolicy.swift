@@ -6,17 +6,17 @@ import X509
 ///
 /// `RFC5280Policy` alone reports a critical SAN on a leaf with an empty subject as an unhandled
 /// critical extension; this policy declares it handled because it checks it.
-public struct SPIFFELeafPolicy: VerifierPolicy {
-  public let verifyingCriticalExtensions: [ASN1ObjectIdentifier] = [
+package struct SPIFFELeafPolicy: VerifierPolicy {
+  package let verifyingCriticalExtensions: [ASN1ObjectIdentifier] = [
     .X509ExtensionID.subjectAlternativeName
   ]
-  public let expectedIdentity: SPIFFEID?
+  package let expectedIdentity: SPIFFEID?
 
-  public init(expectedIdentity: SPIFFEID?) {
+  package init(expectedIdentity: SPIFFEID?) {
     self.expectedIdentity = expectedIdentity
   }
 
-  public mutating func chainMeetsPolicyRequirements(
+  package mutating func chainMeetsPolicyRequirements(
     chain: UnverifiedCertificateChain
   ) async -> PolicyEvaluationResult {
     let leaf = chain.leaf

@@ -6,15 +6,15 @@ import Synchronization
 /// (`CallerRateLimiter`), and gives it a lease on its identity's secrets in the `IdentityTable`
 /// once that identity is issued and any forwarded token is proven. Every refusal is logged and
 /// counted here.
-public final class CallerAdmission: SecretLeaseProvider {
+package final class CallerAdmission: SecretLeaseProvider {
   private let attestorState: Mutex<CallerAttestor>
-  public let limiter: CallerRateLimiter
-  public let table: IdentityTable
+  package let limiter: CallerRateLimiter
+  package let table: IdentityTable
   private let counters: AgentCounters
   private let logger: Logger
   private let now: @Sendable () -> Date
 
-  public init(
+  package init(
     attestor: CallerAttestor,
     limiter: CallerRateLimiter,
     table: IdentityTable,
@@ -30,15 +30,15 @@ public final class CallerAdmission: SecretLeaseProvider {
     self.now = now
   }
 
-  public var attestor: CallerAttestor { self.attestorState.withLock { $0 } }
+  package var attestor: CallerAttestor { self.attestorState.withLock { $0 } }
 
   /// Reloaded rules and token keys apply to new streams; new limits to every caller.
-  public func update(attestor: CallerAttestor, limits: CallerLimits) {
+  package func update(attestor: CallerAttestor, limits: CallerLimits) {
     self.attestorState.withLock { $0 = attestor }
     self.limiter.update(limits)
   }
 
-  public func lease(for evidence: CallerEvidence?) async throws(CallerRefusal) -> SecretLease {
+  package func lease(for evidence: CallerEvidence?) async throws(CallerRefusal) -> SecretLease {
     let attestor = self.attestor
     let caller: Caller
     do {
@@ -53,7 +53,7 @@ public final class CallerAdmission: SecretLeaseProvider {
     }
   }
 
-  public func leaseNow(for evidence: CallerEvidence?) throws(CallerRefusal) -> SecretLease? {
+  package func leaseNow(for evidence: CallerEvidence?) throws(CallerRefusal) -> SecretLease? {
     let attestor = self.attestor
     let caller: Caller
     do {

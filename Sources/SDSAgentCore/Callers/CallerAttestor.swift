@@ -1,9 +1,9 @@
 /// Decides who a caller is from the `CallerEvidence` of its RPC, as configured: the agent's own
 /// identity, the workload rule its peer credentials match, or the service account of the token
 /// it forwarded.
-public struct CallerAttestor: Sendable {
-  public let mode: CallerIdentification
-  public let rules: [WorkloadRule]
+package struct CallerAttestor: Sendable {
+  package let mode: CallerIdentification
+  package let rules: [WorkloadRule]
   private let agentIdentity: SPIFFEID
   private let authenticator: (any CallerAuthenticator)?
   private let remoteCA: Bool
@@ -13,7 +13,7 @@ public struct CallerAttestor: Sendable {
   ///   - authenticator: verifies forwarded tokens; without one, only a remote CA can (fetch mode).
   ///   - remoteCA: certificates come from a remote CA, which must be shown the caller's authority.
   ///   - executable: the executable of a pid, read so that the process cannot change meanwhile.
-  public init(
+  package init(
     mode: CallerIdentification,
     rules: [WorkloadRule],
     agentIdentity: SPIFFEID,
@@ -29,7 +29,7 @@ public struct CallerAttestor: Sendable {
     self.executable = executable
   }
 
-  public func attest(_ evidence: CallerEvidence?) async throws(CallerRefusal) -> Caller {
+  package func attest(_ evidence: CallerEvidence?) async throws(CallerRefusal) -> Caller {
     if let caller = try self.attestNow(evidence) { return caller }
     let evidence = evidence ?? CallerEvidence(peer: nil, token: nil)
     switch self.mode {
@@ -51,7 +51,7 @@ public struct CallerAttestor: Sendable {
   }
 
   /// `attest` when it needs no suspension: every mode but a forwarded token's; nil otherwise.
-  public func attestNow(_ evidence: CallerEvidence?) throws(CallerRefusal) -> Caller? {
+  package func attestNow(_ evidence: CallerEvidence?) throws(CallerRefusal) -> Caller? {
     switch self.mode {
     case .agent:
       return Caller(identity: self.agentIdentity, credential: .agent, isVerified: true, evidence: "agent identity")

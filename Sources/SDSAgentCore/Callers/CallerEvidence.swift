@@ -3,20 +3,20 @@ import GRPCCore
 
 /// What is known about the caller of one RPC: the transport's peer credentials and the token
 /// its Envoy forwarded, if any.
-public struct CallerEvidence: ServerContext.TransportSpecific, Sendable, Equatable {
-  public var peer: PeerCredentials?
-  public var token: String?
+package struct CallerEvidence: ServerContext.TransportSpecific, Sendable, Equatable {
+  package var peer: PeerCredentials?
+  package var token: String?
 
-  public init(peer: PeerCredentials?, token: String?) {
+  package init(peer: PeerCredentials?, token: String?) {
     self.peer = peer
     self.token = token
   }
 
   /// The metadata keys a forwarded token arrives under: Istio's header (binary, so base64 on the
   /// wire), Istio 1.1's misspelling of it, and `authorization: Bearer`.
-  public static let tokenKeys = ["istio_sds_credentials_header-bin", "istio_sds_credentail_header-bin"]
+  package static let tokenKeys = ["istio_sds_credentials_header-bin", "istio_sds_credentail_header-bin"]
 
-  public init(metadata: Metadata) {
+  package init(metadata: Metadata) {
     self.peer = metadata[stringValues: PeerCredentials.carrierKey].first(where: { _ in true }).flatMap(
       PeerCredentials.init(carrierValue:))
     self.token = Self.token(in: metadata)
@@ -36,7 +36,7 @@ public struct CallerEvidence: ServerContext.TransportSpecific, Sendable, Equatab
 extension CallerEvidence {
   /// Who the caller seems to be, for a log line about a caller not identified yet: its peer
   /// credentials and the subject its token claims (unverified, truncated), never the token.
-  public var summary: String {
+  package var summary: String {
     var parts: [String] = []
     if let peer = self.peer { parts.append(peer.description) }
     if let token = self.token {

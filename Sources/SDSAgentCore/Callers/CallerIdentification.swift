@@ -1,5 +1,5 @@
 /// How the agent decides who is calling.
-public enum CallerIdentification: String, Sendable, CaseIterable {
+package enum CallerIdentification: String, Sendable, CaseIterable {
   /// Every caller gets the agent's own identity (one workload per agent, like a sidecar).
   case agent
   /// By the kernel's peer credentials, mapped through the workload rules.
@@ -11,6 +11,6 @@ public enum CallerIdentification: String, Sendable, CaseIterable {
   /// Both, and they must name the same identity.
   case peerAndToken = "peer-and-token"
 
-  public var usesPeer: Bool { self != .agent && self != .token }
-  public var usesToken: Bool { self == .token || self == .peerOrToken || self == .peerAndToken }
+  package var usesPeer: Bool { self != .agent && self != .token }
+  package var usesToken: Bool { self == .token || self == .peerOrToken || self == .peerAndToken }
 }

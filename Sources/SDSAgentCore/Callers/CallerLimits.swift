@@ -1,13 +1,13 @@
 /// How much one caller may ask of the agent, and how long an identity without streams is kept.
-public struct CallerLimits: Sendable, Equatable {
+package struct CallerLimits: Sendable, Equatable {
   /// New streams per caller.
-  public var streamRate: Rate
+  package var streamRate: Rate
   /// Certificates a caller's streams may cause to be issued (first issuance, new tokens).
-  public var certificateRate: Rate
+  package var certificateRate: Rate
   /// How long an identity without streams is kept.
-  public var idleTimeout: Duration
+  package var idleTimeout: Duration
 
-  public init(
+  package init(
     streamRate: Rate = Rate(count: 50, period: .seconds(1)),
     certificateRate: Rate = Rate(count: 10, period: .seconds(60)),
     idleTimeout: Duration = .seconds(600)

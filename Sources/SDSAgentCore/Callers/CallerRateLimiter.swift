@@ -4,8 +4,8 @@ import Synchronization
 /// Per-identity token buckets for new streams and for the certificates a caller's streams cause
 /// to be issued. A bucket that has refilled is the same as a new one, so idle buckets are
 /// dropped once there are many.
-public final class CallerRateLimiter: Sendable {
-  public enum Kind: Sendable {
+package final class CallerRateLimiter: Sendable {
+  package enum Kind: Sendable {
     case stream
     case certificate
   }
@@ -25,15 +25,15 @@ public final class CallerRateLimiter: Sendable {
 
   private let state: Mutex<State>
 
-  public init(limits: CallerLimits) {
+  package init(limits: CallerLimits) {
     self.state = Mutex(State(limits: limits))
   }
 
-  public var limits: CallerLimits { self.state.withLock { $0.limits } }
+  package var limits: CallerLimits { self.state.withLock { $0.limits } }
 
   /// Takes one `kind` token for `identity`; `nil` if it may go ahead, else the rate it exceeded
   /// and how long until it may.
-  public func take(_ kind: Kind, for identity: SPIFFEID, now: Date) -> (rate: Rate, retryIn: Duration)? {
+  package func take(_ kind: Kind, for identity: SPIFFEID, now: Date) -> (rate: Rate, retryIn: Duration)? {
     self.state.withLock { state in
       let rate = kind == .stream ? state.limits.streamRate : state.limits.certificateRate
       let key = Key(identity: identity, isStream: kind == .stream)
@@ -47,7 +47,7 @@ public final class CallerRateLimiter: Sendable {
   }
 
   /// New limits; when they change every caller starts again with a full bucket.
-  public func update(_ limits: CallerLimits) {
+  package func update(_ limits: CallerLimits) {
     self.state.withLock { state in
       guard state.limits != limits else { return }
       state.limits = limits

@@ -1,8 +1,8 @@
 import GRPCCore
 
 /// Why a caller gets nothing: the stream ends with this status and message.
-public struct CallerRefusal: AgentFailure, Equatable {
-  public enum Code: String, Sendable {
+package struct CallerRefusal: AgentFailure, Equatable {
+  package enum Code: String, Sendable {
     /// The caller's proof of identity is missing or invalid: UNAUTHENTICATED.
     case unauthenticated
     /// The caller is known but may not have what it asked for: PERMISSION_DENIED.
@@ -13,27 +13,27 @@ public struct CallerRefusal: AgentFailure, Equatable {
     case unavailable
   }
 
-  public let code: Code
-  public let message: String
+  package let code: Code
+  package let message: String
   /// What made the caller's proof or certificate unusable, already said in `message`.
-  public let cause: (any Error)?
+  package let cause: (any Error)?
 
-  public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+  package init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
     self.code = code
     self.message = message
     self.cause = cause
   }
 
-  public var description: String { self.message }
+  package var description: String { self.message }
 
   /// Two refusals are the same when they say the same; what caused them does not count.
-  public static func == (lhs: Self, rhs: Self) -> Bool {
+  package static func == (lhs: Self, rhs: Self) -> Bool {
     lhs.code == rhs.code && lhs.message == rhs.message
   }
 }
 
 extension CallerRefusal: RPCErrorConvertible {
-  public var rpcErrorCode: RPCError.Code {
+  package var rpcErrorCode: RPCError.Code {
     switch self.code {
     case .unauthenticated: return .unauthenticated
     case .permissionDenied: return .permissionDenied
@@ -42,5 +42,5 @@ extension CallerRefusal: RPCErrorConvertible {
     }
   }
 
-  public var rpcErrorMessage: String { self.message }
+  package var rpcErrorMessage: String { self.message }
 }

@@ -3,7 +3,7 @@ import GRPCCore
 
 extension Metadata {
   /// The token of the first `authorization: Bearer <token>` value, if any.
-  public var bearerToken: String? {
+  package var bearerToken: String? {
     for value in self[stringValues: "authorization"] {
       let parts = value.split(separator: " ", maxSplits: 1)
       if parts.count == 2, parts[0].lowercased() == "bearer" {

@@ -1,28 +1,28 @@
 /// What the kernel says about the process on the other end of a Unix socket (`SO_PEERCRED`),
 /// and, when read, the executable it runs.
-public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
-  public var pid: Int32
-  public var uid: UInt32
-  public var gid: UInt32
+package struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
+  package var pid: Int32
+  package var uid: UInt32
+  package var gid: UInt32
   /// The absolute path of the process's executable, if it was read and the process did not
   /// change while it was read.
-  public var executable: String?
+  package var executable: String?
 
-  public init(pid: Int32, uid: UInt32, gid: UInt32, executable: String? = nil) {
+  package init(pid: Int32, uid: UInt32, gid: UInt32, executable: String? = nil) {
     self.pid = pid
     self.uid = uid
     self.gid = gid
     self.executable = executable
   }
 
-  public var description: String {
+  package var description: String {
     "pid=\(self.pid) uid=\(self.uid) gid=\(self.gid)" + (self.executable.map { " exe=\($0)" } ?? "")
   }
 
   /// The form the transport hands the credentials to the handler in: `pid=1;uid=2;gid=3`.
-  public var carrierValue: String { "pid=\(self.pid);uid=\(self.uid);gid=\(self.gid)" }
+  package var carrierValue: String { "pid=\(self.pid);uid=\(self.uid);gid=\(self.gid)" }
 
-  public init?(carrierValue: String) {
+  package init?(carrierValue: String) {
     var fields: [Substring: Substring] = [:]
     for field in carrierValue.split(separator: ";") {
       let parts = field.split(separator: "=", maxSplits: 1)
@@ -36,5 +36,5 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
   }
 
   /// The metadata key the transport sets; any value a client sends under it is discarded first.
-  public static let carrierKey = "sds-agent-peer-credentials"
+  package static let carrierKey = "sds-agent-peer-credentials"
 }

@@ -1,7 +1,7 @@
 /// One stream's hold on a caller's secrets; `release()` when the stream ends.
-public struct SecretLease: Sendable {
-  public let caller: Caller
-  public let cache: SecretCache
+package struct SecretLease: Sendable {
+  package let caller: Caller
+  package let cache: SecretCache
   private let onRelease: @Sendable () -> Void
   private let onExpired: @Sendable () -> Void
 
@@ -17,11 +17,11 @@ public struct SecretLease: Sendable {
 
   /// The cache holds a certificate that has expired by the wall clock (after a suspend or a clock
   /// step): its renewal is due now, not at the next timer.
-  public func noticeExpired() {
+  package func noticeExpired() {
     self.onExpired()
   }
 
-  public func release() {
+  package func release() {
     self.onRelease()
   }
 }

@@ -2,16 +2,16 @@ import Foundation
 
 /// A rate: `count` events per `period`, with bursts of up to `count`. Written `50/s`, `10/m`
 /// or `600/h`.
-public struct Rate: Sendable, Equatable, CustomStringConvertible {
-  public var count: Int
-  public var period: Duration
+package struct Rate: Sendable, Equatable, CustomStringConvertible {
+  package var count: Int
+  package var period: Duration
 
-  public init(count: Int, period: Duration) {
+  package init(count: Int, period: Duration) {
     self.count = count
     self.period = period
   }
 
-  public init?(parsing text: String) {
+  package init?(parsing text: String) {
     let parts = text.split(separator: "/")
     guard parts.count == 2, let count = Int(parts[0]), count > 0 else { return nil }
     switch parts[1] {
@@ -22,32 +22,32 @@ public struct Rate: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
-  public var description: String {
+  package var description: String {
     let unit = self.period == .seconds(1) ? "s" : self.period == .seconds(60) ? "m" : "h"
     return "\(self.count)/\(unit)"
   }
 }
 
 /// A token bucket: starts full, refills continuously at `rate`.
-public struct TokenBucket: Sendable {
-  public let rate: Rate
+package struct TokenBucket: Sendable {
+  package let rate: Rate
   private var tokens: Double
   private var updated: Date
 
-  public init(rate: Rate, now: Date) {
+  package init(rate: Rate, now: Date) {
     self.rate = rate
     self.tokens = Double(rate.count)
     self.updated = now
   }
 
   /// Whether the bucket has refilled completely by `now`, so that a new one would be the same.
-  public func isFull(at now: Date) -> Bool {
+  package func isFull(at now: Date) -> Bool {
     let perSecond = Double(self.rate.count) / Double(self.rate.period.components.seconds)
     return self.tokens + max(0, now.timeIntervalSince(self.updated)) * perSecond >= Double(self.rate.count)
   }
 
   /// Takes one token if there is one; otherwise returns how long until there will be.
-  public mutating func take(now: Date) -> Duration? {
+  package mutating func take(now: Date) -> Duration? {
     let perSecond = Double(self.rate.count) / Double(self.rate.period.components.seconds)
     let elapsed = max(0, now.timeIntervalSince(self.updated))
     self.tokens = min(Double(self.rate.count), self.tokens + elapsed * perSecond)

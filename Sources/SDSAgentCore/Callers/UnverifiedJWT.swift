@@ -2,11 +2,11 @@ import Foundation
 
 /// The claims of a JWT read without checking its signature — only for what the token says about
 /// its own holder (the agent's own token names its identity). Never use it to authenticate.
-public struct UnverifiedJWT: Sendable {
-  public let subject: String?
-  public let expiresAt: Date?
+package struct UnverifiedJWT: Sendable {
+  package let subject: String?
+  package let expiresAt: Date?
 
-  public init(_ token: String) throws(CertificateAuthorityError) {
+  package init(_ token: String) throws(CertificateAuthorityError) {
     let parts = token.trimmingCharacters(in: .whitespacesAndNewlines).split(
       separator: ".", omittingEmptySubsequences: false)
     guard parts.count == 3, let payload = Self.base64URLDecode(parts[1]),

@@ -8,22 +8,22 @@ import Foundation
 /// get `identity`. Written `uid=1001,gid=1001,exe=/usr/local/bin/envoy,spiffe-id=spiffe://…`.
 /// A parsed rule's `exe` is the file's real path, because `/proc/<pid>/exe` names the file a
 /// symlink (a virtualenv's `python`) points to.
-public struct WorkloadRule: Sendable, Equatable, CustomStringConvertible {
-  public let uid: UInt32?
-  public let gid: UInt32?
-  public let executable: String?
-  public let identity: SPIFFEID
+package struct WorkloadRule: Sendable, Equatable, CustomStringConvertible {
+  package let uid: UInt32?
+  package let gid: UInt32?
+  package let executable: String?
+  package let identity: SPIFFEID
 
-  public init(uid: UInt32? = nil, gid: UInt32? = nil, executable: String? = nil, identity: SPIFFEID) {
+  package init(uid: UInt32? = nil, gid: UInt32? = nil, executable: String? = nil, identity: SPIFFEID) {
     self.uid = uid
     self.gid = gid
     self.executable = executable
     self.identity = identity
   }
 
-  public static let syntax = "uid=N, gid=N and/or exe=/absolute/path, and spiffe-id=spiffe://…, comma-separated"
+  package static let syntax = "uid=N, gid=N and/or exe=/absolute/path, and spiffe-id=spiffe://…, comma-separated"
 
-  public init(parsing text: String) throws(ConfigurationError) {
+  package init(parsing text: String) throws(ConfigurationError) {
     var uid: UInt32?
     var gid: UInt32?
     var executable: String?
@@ -77,7 +77,7 @@ public struct WorkloadRule: Sendable, Equatable, CustomStringConvertible {
     return String(cString: resolved)
   }
 
-  public var description: String {
+  package var description: String {
     var fields: [String] = []
     if let uid { fields.append("uid=\(uid)") }
     if let gid { fields.append("gid=\(gid)") }
@@ -86,7 +86,7 @@ public struct WorkloadRule: Sendable, Equatable, CustomStringConvertible {
     return fields.joined(separator: ",")
   }
 
-  public func matches(_ peer: PeerCredentials) -> Bool {
+  package func matches(_ peer: PeerCredentials) -> Bool {
     if let uid, uid != peer.uid { return false }
     if let gid, gid != peer.gid { return false }
     if let executable, executable != peer.executable { return false }

@@ -4,19 +4,19 @@ import X509
 /// A workload's X.509 SVID: the leaf, its intermediates and the private key that matches the
 /// leaf. The match is checked at construction, so a `CertifiedKey` can never pair a key with
 /// somebody else's certificate.
-public struct CertifiedKey: Sendable {
-  public let identity: SPIFFEID
+package struct CertifiedKey: Sendable {
+  package let identity: SPIFFEID
   /// Leaf first, then the intermediates up to (not including) the root.
-  public let chain: [Certificate]
-  public let privateKey: WorkloadPrivateKey
+  package let chain: [Certificate]
+  package let privateKey: WorkloadPrivateKey
   /// When the agent received the certificate; rotation is scheduled from here.
-  public let issuedAt: Date
+  package let issuedAt: Date
 
-  public var leaf: Certificate { self.chain[0] }
-  public var notBefore: Date { self.leaf.notValidBefore }
-  public var notAfter: Date { self.leaf.notValidAfter }
+  package var leaf: Certificate { self.chain[0] }
+  package var notBefore: Date { self.leaf.notValidBefore }
+  package var notAfter: Date { self.leaf.notValidAfter }
 
-  public init(
+  package init(
     identity: SPIFFEID,
     chain: [Certificate],
     privateKey: WorkloadPrivateKey,
@@ -44,14 +44,14 @@ public struct CertifiedKey: Sendable {
     self.issuedAt = issuedAt
   }
 
-  public func isValid(at date: Date) -> Bool {
+  package func isValid(at date: Date) -> Bool {
     self.notBefore <= date && date < self.notAfter
   }
 }
 
 extension Certificate {
   /// The SPIFFE IDs among the URI subject alternative names.
-  public var spiffeIDs: [SPIFFEID] {
+  package var spiffeIDs: [SPIFFEID] {
     guard let sans = try? self.extensions.subjectAlternativeNames else { return [] }
     return sans.compactMap { name in
       guard case .uniformResourceIdentifier(let uri) = name else { return nil }
@@ -60,7 +60,7 @@ extension Certificate {
   }
 
   /// The serial number as lowercase hex without separators, as Envoy's admin `/certs` shows it.
-  public var serialHex: String {
+  package var serialHex: String {
     let hex = self.serialNumber.bytes.map { byte in
       let digits = String(byte, radix: 16)
       return digits.count == 1 ? "0" + digits : digits
@@ -69,7 +69,7 @@ extension Certificate {
     return trimmed.isEmpty ? "0" : String(trimmed)
   }
 
-  public var isSelfSigned: Bool {
+  package var isSelfSigned: Bool {
     self.issuer == self.subject
       && (try? self.extensions.basicConstraints).map {
         if case .isCertificateAuthority = $0 { return true }
@@ -77,7 +77,7 @@ extension Certificate {
       } ?? false
   }
 
-  public func pemString() throws -> String {
+  package func pemString() throws -> String {
     try self.serializeAsPEM().pemString
   }
 }

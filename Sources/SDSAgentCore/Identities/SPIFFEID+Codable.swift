@@ -1,6 +1,6 @@
 /// A SPIFFE ID is stored as its text and checked again when read.
 extension SPIFFEID: Codable {
-  public init(from decoder: any Decoder) throws {
+  package init(from decoder: any Decoder) throws {
     let text = try decoder.singleValueContainer().decode(String.self)
     do {
       self = try SPIFFEID(parsing: text)
@@ -10,7 +10,7 @@ extension SPIFFEID: Codable {
     }
   }
 
-  public func encode(to encoder: any Encoder) throws {
+  package func encode(to encoder: any Encoder) throws {
     var container = encoder.singleValueContainer()
     try container.encode(self.description)
   }

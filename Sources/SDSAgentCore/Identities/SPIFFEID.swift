@@ -3,19 +3,19 @@
 /// Follows the SPIFFE ID specification: lowercase trust domain of letters, digits, `.`, `-`, `_`;
 /// a path of non-empty segments of letters, digits, `.`, `-`, `_` that are not `.` or `..`; no
 /// query, fragment, port or user info; at most 2048 bytes in all, the trust domain at most 255.
-public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
+package struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
   /// The longest SPIFFE ID in bytes, scheme included (SPIFFE ID specification, 2.3).
-  public static let maximumLength = 2048
+  package static let maximumLength = 2048
   /// The longest trust domain in bytes (SPIFFE ID specification, 2.1).
-  public static let maximumTrustDomainLength = 255
+  package static let maximumTrustDomainLength = 255
 
-  public let trustDomain: String
+  package let trustDomain: String
   /// The path including its leading `/`, or empty.
-  public let path: String
+  package let path: String
 
-  public var description: String { "spiffe://\(self.trustDomain)\(self.path)" }
+  package var description: String { "spiffe://\(self.trustDomain)\(self.path)" }
 
-  public init(parsing text: String) throws(SPIFFEIDError) {
+  package init(parsing text: String) throws(SPIFFEIDError) {
     let scheme = "spiffe://"
     // Before anything else looks at the text: a huge value costs no more than a short one.
     guard text.utf8.count <= Self.maximumLength else {
@@ -36,12 +36,12 @@ public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
     try self.init(trustDomain: domain, path: path, original: text)
   }
 
-  public init(trustDomain: String, path: String) throws(SPIFFEIDError) {
+  package init(trustDomain: String, path: String) throws(SPIFFEIDError) {
     try self.init(trustDomain: trustDomain, path: path, original: "spiffe://\(trustDomain)\(path)")
   }
 
   /// The Istio convention for a Kubernetes service account: `spiffe://<td>/ns/<ns>/sa/<sa>`.
-  public init(trustDomain: String, namespace: String, serviceAccount: String) throws(SPIFFEIDError) {
+  package init(trustDomain: String, namespace: String, serviceAccount: String) throws(SPIFFEIDError) {
     try self.init(trustDomain: trustDomain, path: "/ns/\(namespace)/sa/\(serviceAccount)")
   }
 
@@ -100,16 +100,16 @@ public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Why a text is not a SPIFFE ID.
-public struct SPIFFEIDError: AgentFailure, Hashable {
-  public enum Code: String, Sendable {
+package struct SPIFFEIDError: AgentFailure, Hashable {
+  package enum Code: String, Sendable {
     case notASPIFFEID = "not_a_spiffe_id"
   }
 
-  public var code: Code { .notASPIFFEID }
-  public var message: String { self.description }
+  package var code: Code { .notASPIFFEID }
+  package var message: String { self.description }
   /// The text, cut short if it was long.
-  public let text: String
-  public let reason: String
+  package let text: String
+  package let reason: String
 
   init(_ text: String, _ reason: String) {
     self.text = BoundedText(text, limit: Self.shownLength).description
@@ -118,5 +118,5 @@ public struct SPIFFEIDError: AgentFailure, Hashable {
 
   static let shownLength = 256
 
-  public var description: String { "\"\(self.text)\" is not a SPIFFE ID: \(self.reason)" }
+  package var description: String { "\"\(self.text)\" is not a SPIFFE ID: \(self.reason)" }
 }

@@ -1,10 +1,10 @@
 /// A Kubernetes service account, as named by a token's `sub` claim
 /// (`system:serviceaccount:<namespace>:<name>`), and the SPIFFE ID Istio derives from it.
-public struct ServiceAccount: Sendable, Hashable {
-  public let namespace: String
-  public let name: String
+package struct ServiceAccount: Sendable, Hashable {
+  package let namespace: String
+  package let name: String
 
-  public init?(subject: String) {
+  package init?(subject: String) {
     let parts = subject.split(separator: ":", omittingEmptySubsequences: false)
     guard parts.count == 4, parts[0] == "system", parts[1] == "serviceaccount", !parts[2].isEmpty, !parts[3].isEmpty
     else { return nil }
@@ -12,7 +12,7 @@ public struct ServiceAccount: Sendable, Hashable {
     self.name = String(parts[3])
   }
 
-  public func spiffeID(trustDomain: String) throws(SPIFFEIDError) -> SPIFFEID {
+  package func spiffeID(trustDomain: String) throws(SPIFFEIDError) -> SPIFFEID {
     try SPIFFEID(trustDomain: trustDomain, namespace: self.namespace, serviceAccount: self.name)
   }
 }

@@ -2,8 +2,8 @@ import X509
 
 /// The certificate signing request the agent sends for a workload: an empty subject and one
 /// critical URI SAN, the SPIFFE ID, signed by the workload's fresh key.
-public enum WorkloadCSR {
-  public static func make(identity: SPIFFEID, privateKey: WorkloadPrivateKey) throws -> CertificateSigningRequest {
+package enum WorkloadCSR {
+  package static func make(identity: SPIFFEID, privateKey: WorkloadPrivateKey) throws -> CertificateSigningRequest {
     let extensions = try Certificate.Extensions {
       Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity.description)]))
     }

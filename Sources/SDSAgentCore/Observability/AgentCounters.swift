@@ -2,8 +2,8 @@ import Synchronization
 
 /// The one place the agent's counts live, each by name and a small, closed set of labels.
 /// `/metrics` renders them, `/debug` and tests read them; no other copy of a count exists.
-public final class AgentCounters: Sendable {
-  public enum Name: String, Sendable, CaseIterable {
+package final class AgentCounters: Sendable {
+  package enum Name: String, Sendable, CaseIterable {
     case streamsOpened = "streams_opened"
     case streamsClosed = "streams_closed"
     case fetches
@@ -27,16 +27,16 @@ public final class AgentCounters: Sendable {
   }
 
   /// One counted series: a name and its labels, in a stable order.
-  public struct Series: Hashable, Sendable {
-    public let name: Name
-    public let labels: [Label]
+  package struct Series: Hashable, Sendable {
+    package let name: Name
+    package let labels: [Label]
 
-    public struct Label: Hashable, Sendable {
-      public let name: String
-      public let value: String
+    package struct Label: Hashable, Sendable {
+      package let name: String
+      package let value: String
     }
 
-    public init(name: Name, labels: [Label] = []) {
+    package init(name: Name, labels: [Label] = []) {
       self.name = name
       self.labels = labels
     }
@@ -52,13 +52,13 @@ public final class AgentCounters: Sendable {
   private let recorder: (any IssuanceRecorder)?
 
   /// - Parameter recorder: where issuance durations go (a histogram), if anywhere.
-  public init(recorder: (any IssuanceRecorder)? = nil) {
+  package init(recorder: (any IssuanceRecorder)? = nil) {
     self.recorder = recorder
   }
 
   /// Counts `name` in the series of `labels`. Label values must come from a closed set (codes,
   /// reasons, resource types), never from a client's text.
-  public func increment(_ name: Name, by amount: Int = 1, labels: [(String, String)] = []) {
+  package func increment(_ name: Name, by amount: Int = 1, labels: [(String, String)] = []) {
     let series = Series(name: name, labels: labels.map { Series.Label(name: $0.0, value: $0.1) })
     let watchers = self.state.withLock { state in
       state.values[series, default: 0] += amount
@@ -68,28 +68,28 @@ public final class AgentCounters: Sendable {
   }
 
   /// The total of `name` over all its labels.
-  public subscript(_ name: Name) -> Int {
+  package subscript(_ name: Name) -> Int {
     self.state.withLock { state in
       state.values.reduce(0) { $1.key.name == name ? $0 + $1.value : $0 }
     }
   }
 
   /// Every series counted so far, with its value.
-  public var series: [(series: Series, value: Int)] {
+  package var series: [(series: Series, value: Int)] {
     self.state.withLock { state in state.values.map { ($0.key, $0.value) } }
   }
 
-  public var openStreams: Int {
+  package var openStreams: Int {
     self[.streamsOpened] - self[.streamsClosed]
   }
 
   /// Records how long obtaining a certificate took.
-  public func recordIssuance(duration: Duration, succeeded: Bool) {
+  package func recordIssuance(duration: Duration, succeeded: Bool) {
     self.recorder?.recordIssuance(duration: duration, succeeded: succeeded)
   }
 
   /// Returns once `predicate` holds, re-checking after every increment.
-  public func waitUntil(_ predicate: (AgentCounters) -> Bool) async {
+  package func waitUntil(_ predicate: (AgentCounters) -> Bool) async {
     let (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     let id = self.state.withLock { state in
       let id = state.nextWatcher
@@ -106,6 +106,6 @@ public final class AgentCounters: Sendable {
 }
 
 /// Where issuance durations go: the histogram of the admin endpoint.
-public protocol IssuanceRecorder: Sendable {
+package protocol IssuanceRecorder: Sendable {
   func recordIssuance(duration: Duration, succeeded: Bool)
 }

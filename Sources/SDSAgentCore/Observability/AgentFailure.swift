@@ -3,7 +3,7 @@
 /// (`remedy`, when the failure knows) and the error underneath (`cause`), kept as a value, not
 /// flattened into the message. `failureText` writes them as messages and log lines show them:
 /// "message: cause; remedy".
-public protocol AgentFailure: Error, CustomStringConvertible {
+package protocol AgentFailure: Error, CustomStringConvertible {
   associatedtype Code: RawRepresentable & Sendable where Code.RawValue == String
 
   var code: Code { get }
@@ -16,11 +16,11 @@ public protocol AgentFailure: Error, CustomStringConvertible {
 }
 
 extension AgentFailure {
-  public var remedy: String? { nil }
-  public var cause: (any Error)? { nil }
+  package var remedy: String? { nil }
+  package var cause: (any Error)? { nil }
 
   /// "message: cause; remedy", each part only when there is one.
-  public var failureText: String {
+  package var failureText: String {
     var text = self.message
     if let cause = self.cause { text += ": \(cause)" }
     if let remedy = self.remedy { text += "; \(remedy)" }
@@ -28,7 +28,7 @@ extension AgentFailure {
   }
 
   /// The causes underneath, the nearest first, as far as each one says what caused it.
-  public var causes: [any Error] {
+  package var causes: [any Error] {
     var chain: [any Error] = []
     var next = self.cause
     while let error = next, chain.count < Self.maximumCauses {

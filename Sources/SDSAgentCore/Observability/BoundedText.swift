@@ -1,18 +1,18 @@
 /// Text from a client or a file cut to a bounded length before it goes into a status message,
 /// a log line or a metric: `abc…(+1234 characters)`, its control characters escaped
 /// (`BoundedText.escaped(_:)`).
-public struct BoundedText: Sendable, CustomStringConvertible {
-  public let text: String
-  public let limit: Int
+package struct BoundedText: Sendable, CustomStringConvertible {
+  package let text: String
+  package let limit: Int
 
-  public init(_ text: String, limit: Int = BoundedText.defaultLimit) {
+  package init(_ text: String, limit: Int = BoundedText.defaultLimit) {
     self.text = text
     self.limit = limit
   }
 
-  public static let defaultLimit = 128
+  package static let defaultLimit = 128
 
-  public var description: String {
+  package var description: String {
     guard self.text.count > self.limit else { return Self.escaped(self.text) }
     return "\(Self.escaped(String(self.text.prefix(self.limit))))…(+\(self.text.count - self.limit) characters)"
   }
@@ -23,7 +23,7 @@ public struct BoundedText: Sendable, CustomStringConvertible {
   /// text (the log handler, `sds-agent status`, the admin endpoint's views) passes it through
   /// here, so a resource name with a newline cannot forge a log entry and a node id with ESC
   /// cannot drive an operator's terminal. A backslash is kept, so escaping twice changes nothing.
-  public static func escaped(_ text: String) -> String {
+  package static func escaped(_ text: String) -> String {
     // Printable ASCII, by far the common case, is returned as it is.
     guard text.utf8.contains(where: { $0 < 0x20 || $0 >= 0x7F }) else { return text }
     guard text.unicodeScalars.contains(where: Self.needsEscape) else { return text }

@@ -2,7 +2,7 @@ import Synchronization
 
 /// Something that happens once (an endpoint started listening); any number of tasks can wait
 /// for it, before or after.
-public final class Milestone: Sendable {
+package final class Milestone: Sendable {
   private struct State {
     var reached = false
     var waiters: [CheckedContinuation<Void, Never>] = []
@@ -10,9 +10,9 @@ public final class Milestone: Sendable {
 
   private let state = Mutex(State())
 
-  public init() {}
+  package init() {}
 
-  public func reach() {
+  package func reach() {
     let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
       guard !state.reached else { return [] }
       state.reached = true
@@ -22,7 +22,7 @@ public final class Milestone: Sendable {
     waiters.forEach { $0.resume() }
   }
 
-  public func wait() async {
+  package func wait() async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
       let reached = self.state.withLock { state -> Bool in
         if state.reached { return true }

@@ -1,11 +1,11 @@
 import X509
 
 /// A CA certificate whose key is held, so it can sign its own revocation list.
-public struct CRLIssuer: Sendable {
-  public let certificate: Certificate
-  public let key: Certificate.PrivateKey
+package struct CRLIssuer: Sendable {
+  package let certificate: Certificate
+  package let key: Certificate.PrivateKey
 
-  public init(certificate: Certificate, key: Certificate.PrivateKey) {
+  package init(certificate: Certificate, key: Certificate.PrivateKey) {
     self.certificate = certificate
     self.key = key
   }

@@ -4,11 +4,11 @@ import X509
 
 extension CertificateRevocationList {
   /// The longest CRL the agent reads (a file, or a fetched one).
-  public static let maximumEncodedLength = 4 << 20
+  package static let maximumEncodedLength = 4 << 20
 
   /// Reads a DER CRL. Only v2 CRLs signed with ECDSA (SHA-256/384/512) or SHA-256 with RSA are
   /// read; whether the signature holds is `isSigned(by:)`'s question.
-  public init(derEncoded bytes: [UInt8]) throws(CRLParsingError) {
+  package init(derEncoded bytes: [UInt8]) throws(CRLParsingError) {
     guard bytes.count <= Self.maximumEncodedLength else {
       throw CRLParsingError("the CRL is \(bytes.count) bytes, over the limit of \(Self.maximumEncodedLength)")
     }
@@ -51,7 +51,7 @@ extension CertificateRevocationList {
   }
 
   /// Reads the first `X509 CRL` block of PEM text.
-  public init(pemEncoded text: String) throws(CRLParsingError) {
+  package init(pemEncoded text: String) throws(CRLParsingError) {
     let document: PEMDocument
     do {
       document = try PEMDocument(pemString: text)
@@ -161,19 +161,19 @@ extension CertificateRevocationList {
 }
 
 /// A CRL that cannot be read; says why.
-public struct CRLParsingError: AgentFailure {
-  public enum Code: String, Sendable {
+package struct CRLParsingError: AgentFailure {
+  package enum Code: String, Sendable {
     case unparsable
   }
 
-  public var code: Code { .unparsable }
-  public let message: String
-  public let cause: (any Error)?
+  package var code: Code { .unparsable }
+  package let message: String
+  package let cause: (any Error)?
 
   init(_ message: String, cause: (any Error)? = nil) {
     self.message = message
     self.cause = cause
   }
 
-  public var description: String { self.failureText }
+  package var description: String { self.failureText }
 }

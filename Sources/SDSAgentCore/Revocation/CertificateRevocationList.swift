@@ -6,20 +6,20 @@ import _CryptoExtras
 
 /// A signed X.509 v2 CRL (RFC 5280 §5): issuer, CRL number, thisUpdate/nextUpdate, the revoked
 /// serials with their dates and reason codes, the issuer's key identifier. Immutable once signed.
-public struct CertificateRevocationList: Sendable, Hashable {
+package struct CertificateRevocationList: Sendable, Hashable {
   /// What a CRL says of one revoked certificate.
-  public struct Entry: Sendable, Hashable {
-    public let serial: CertificateSerial
-    public let revokedAt: Date
-    public let reason: RevocationReason?
+  package struct Entry: Sendable, Hashable {
+    package let serial: CertificateSerial
+    package let revokedAt: Date
+    package let reason: RevocationReason?
   }
 
-  public let issuer: DistinguishedName
-  public let number: Int
-  public let thisUpdate: Date
-  public let nextUpdate: Date
-  public let entries: [Entry]
-  public let derBytes: [UInt8]
+  package let issuer: DistinguishedName
+  package let number: Int
+  package let thisUpdate: Date
+  package let nextUpdate: Date
+  package let entries: [Entry]
+  package let derBytes: [UInt8]
   /// What the signature covers, and the signature: to check a CRL that was read, not made here.
   let signedBytes: ArraySlice<UInt8>
   let signatureBytes: [UInt8]
@@ -27,7 +27,7 @@ public struct CertificateRevocationList: Sendable, Hashable {
 
   /// Signs a CRL with the issuing CA's key. `entries` whose certificate expired before
   /// `thisUpdate` are left out.
-  public init(
+  package init(
     issuer: Certificate,
     issuerKey: Certificate.PrivateKey,
     number: Int,
@@ -96,17 +96,17 @@ public struct CertificateRevocationList: Sendable, Hashable {
   }
 
   /// True when `issuer`'s key signed this CRL and `issuer` is the CRL's issuer.
-  public func isSigned(by issuer: Certificate) -> Bool {
+  package func isSigned(by issuer: Certificate) -> Bool {
     issuer.subject == self.issuer
       && issuer.publicKey.isValidSignature(
         self.signatureBytes, for: self.signedBytes, signatureAlgorithm: self.signatureAlgorithm.x509)
   }
 
-  public func revokes(_ serial: CertificateSerial) -> Bool {
+  package func revokes(_ serial: CertificateSerial) -> Bool {
     self.entries.contains { $0.serial == serial }
   }
 
-  public var pemString: String {
+  package var pemString: String {
     PEMDocument(type: "X509 CRL", derBytes: self.derBytes).pemString
   }
 
@@ -151,21 +151,21 @@ public struct CertificateRevocationList: Sendable, Hashable {
 }
 
 /// A CRL could not be signed; says why.
-public struct CRLSigningError: AgentFailure {
-  public enum Code: String, Sendable {
+package struct CRLSigningError: AgentFailure {
+  package enum Code: String, Sendable {
     case signing
   }
 
-  public var code: Code { .signing }
-  public let message: String
-  public let cause: (any Error)?
+  package var code: Code { .signing }
+  package let message: String
+  package let cause: (any Error)?
 
   init(_ message: String, cause: (any Error)? = nil) {
     self.message = message
     self.cause = cause
   }
 
-  public var description: String { self.failureText }
+  package var description: String { self.failureText }
 }
 
 extension ASN1ObjectIdentifier {

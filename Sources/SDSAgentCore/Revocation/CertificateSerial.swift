@@ -2,14 +2,14 @@ import X509
 
 /// A certificate's serial number as a number: the same value whether it was written with leading
 /// zeros, in upper or lower case, or with `openssl x509 -serial`'s `serial=` prefix or colons.
-public struct CertificateSerial: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+package struct CertificateSerial: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
   /// Big-endian magnitude with no leading zero bytes (one zero byte for the value 0).
-  public let magnitude: [UInt8]
+  package let magnitude: [UInt8]
 
   /// RFC 5280 §4.1.2.2: at most 20 octets.
-  public static let maximumOctets = 20
+  package static let maximumOctets = 20
 
-  public init(_ serial: Certificate.SerialNumber) {
+  package init(_ serial: Certificate.SerialNumber) {
     self.init(magnitude: Array(serial.bytes))
   }
 
@@ -27,7 +27,7 @@ public struct CertificateSerial: Sendable, Hashable, Comparable, Codable, Custom
 
   /// Parses hexadecimal text; nil when it is not a serial number (empty, other characters, or
   /// more than 20 octets once leading zeros are dropped).
-  public init?(hex text: some StringProtocol) {
+  package init?(hex text: some StringProtocol) {
     var digits = Substring(text)
     if digits.lowercased().hasPrefix("serial=") { digits = digits.dropFirst(7) }
     if digits.lowercased().hasPrefix("0x") { digits = digits.dropFirst(2) }
@@ -50,7 +50,7 @@ public struct CertificateSerial: Sendable, Hashable, Comparable, Codable, Custom
   }
 
   /// Lower-case hex, two digits per octet, no leading zero octets.
-  public var description: String {
+  package var description: String {
     self.magnitude.map { byte in
       let text = String(byte, radix: 16)
       return text.count == 1 ? "0" + text : text
@@ -62,12 +62,12 @@ public struct CertificateSerial: Sendable, Hashable, Comparable, Codable, Custom
     self.magnitude[0] & 0x80 != 0 ? [0] + self.magnitude : self.magnitude
   }
 
-  public static func < (lhs: Self, rhs: Self) -> Bool {
+  package static func < (lhs: Self, rhs: Self) -> Bool {
     lhs.magnitude.count != rhs.magnitude.count
       ? lhs.magnitude.count < rhs.magnitude.count : lhs.magnitude.lexicographicallyPrecedes(rhs.magnitude)
   }
 
-  public init(from decoder: any Decoder) throws {
+  package init(from decoder: any Decoder) throws {
     let text = try decoder.singleValueContainer().decode(String.self)
     guard let serial = Self(hex: text) else {
       throw DecodingError.dataCorrupted(
@@ -76,7 +76,7 @@ public struct CertificateSerial: Sendable, Hashable, Comparable, Codable, Custom
     self = serial
   }
 
-  public func encode(to encoder: any Encoder) throws {
+  package func encode(to encoder: any Encoder) throws {
     var container = encoder.singleValueContainer()
     try container.encode(self.description)
   }

@@ -9,12 +9,12 @@ import X509
 /// served: past nextUpdate the agent serves no CRL of that issuer (revoked certificates are
 /// accepted again until a fresh CRL arrives) and says so loudly. Failing open is the choice: a
 /// CA's CRL endpoint being down must not take every mTLS connection of the node down with it.
-public struct FollowedCRL: Sendable {
-  public private(set) var held: CertificateRevocationList?
+package struct FollowedCRL: Sendable {
+  package private(set) var held: CertificateRevocationList?
 
-  public init() {}
+  package init() {}
 
-  public enum Outcome: Sendable, Equatable {
+  package enum Outcome: Sendable, Equatable {
     /// The CRL replaced the one held (or was the first).
     case accepted(number: Int)
     /// The same CRL number again: nothing changed.
@@ -29,7 +29,7 @@ public struct FollowedCRL: Sendable {
 
   /// Offers a CRL read from its source. `issuers` are the certificates that may sign it (the
   /// trust bundle's roots and the CA's intermediates).
-  public mutating func offer(_ crl: CertificateRevocationList, issuers: [Certificate], now: Date) -> Outcome {
+  package mutating func offer(_ crl: CertificateRevocationList, issuers: [Certificate], now: Date) -> Outcome {
     guard issuers.contains(where: { crl.isSigned(by: $0) }) else { return .unverified }
     guard crl.nextUpdate > now else { return .expired(nextUpdate: crl.nextUpdate) }
     if let held = self.held {
@@ -41,7 +41,7 @@ public struct FollowedCRL: Sendable {
   }
 
   /// The CRL to serve now: the held one until its nextUpdate, then none.
-  public func servable(at now: Date) -> CertificateRevocationList? {
+  package func servable(at now: Date) -> CertificateRevocationList? {
     guard let held, held.nextUpdate > now else { return nil }
     return held
   }
@@ -49,7 +49,7 @@ public struct FollowedCRL: Sendable {
   /// When to fetch again: halfway from thisUpdate to nextUpdate, moved by up to a tenth of that
   /// interval either way (`jitterSample` in -1...1) so a fleet does not fetch in lockstep; and at
   /// once when nothing is held or the held CRL is past that point.
-  public func refetch(at now: Date, jitterSample: Double, retry: Duration) -> Date {
+  package func refetch(at now: Date, jitterSample: Double, retry: Duration) -> Date {
     guard let held else { return now.addingTimeInterval(retry.seconds) }
     let interval = held.nextUpdate.timeIntervalSince(held.thisUpdate)
     let sample = max(-1, min(1, jitterSample))

@@ -2,31 +2,31 @@ import Foundation
 
 /// The record of unexpired certificates a CA signed, bounded: expired rows are dropped, and past
 /// `capacity` the rows that expire first make room (counted in `evicted`).
-public struct IssuedCertificates: Sendable {
-  public static let defaultCapacity = 100_000
+package struct IssuedCertificates: Sendable {
+  package static let defaultCapacity = 100_000
 
-  public let capacity: Int
+  package let capacity: Int
   private var bySerial: [CertificateSerial: IssuedCertificate] = [:]
   /// Rows dropped while still unexpired because the record was full.
-  public private(set) var evicted = 0
+  package private(set) var evicted = 0
 
-  public init(capacity: Int = Self.defaultCapacity, rows: [IssuedCertificate] = []) {
+  package init(capacity: Int = Self.defaultCapacity, rows: [IssuedCertificate] = []) {
     self.capacity = max(1, capacity)
     for row in rows { self.bySerial[row.serial] = row }
   }
 
-  public var count: Int { self.bySerial.count }
-  public var rows: [IssuedCertificate] { self.bySerial.values.sorted { $0.serial < $1.serial } }
+  package var count: Int { self.bySerial.count }
+  package var rows: [IssuedCertificate] { self.bySerial.values.sorted { $0.serial < $1.serial } }
 
-  public func row(serial: CertificateSerial) -> IssuedCertificate? { self.bySerial[serial] }
+  package func row(serial: CertificateSerial) -> IssuedCertificate? { self.bySerial[serial] }
 
   /// Every unexpired row of `identity`.
-  public func rows(of identity: SPIFFEID, at now: Date) -> [IssuedCertificate] {
+  package func rows(of identity: SPIFFEID, at now: Date) -> [IssuedCertificate] {
     self.bySerial.values.filter { $0.identity == identity && $0.notAfter > now }.sorted { $0.serial < $1.serial }
   }
 
   /// Adds a row, dropping expired ones and, if still full, the ones that expire first.
-  public mutating func record(_ row: IssuedCertificate, at now: Date) {
+  package mutating func record(_ row: IssuedCertificate, at now: Date) {
     self.bySerial[row.serial] = row
     guard self.bySerial.count > self.capacity else { return }
     self.prune(at: now)
@@ -40,7 +40,7 @@ public struct IssuedCertificates: Sendable {
 
   /// Drops rows whose certificate expired; returns how many.
   @discardableResult
-  public mutating func prune(at now: Date) -> Int {
+  package mutating func prune(at now: Date) -> Int {
     let before = self.bySerial.count
     self.bySerial = self.bySerial.filter { $0.value.notAfter > now }
     return before - self.bySerial.count

@@ -8,16 +8,16 @@ import X509
 /// Each issuer's list names every revoked serial, not only those it signed: serials are 20 random
 /// bytes, so an entry cannot name a sibling's certificate, and a leaf signed by a root that is being
 /// retired stays revoked whichever of the CA's roots Envoy builds its chain to.
-public struct RevocationLedger: Sendable {
-  public private(set) var issued: IssuedCertificates
-  public private(set) var revocations: Revocations
+package struct RevocationLedger: Sendable {
+  package private(set) var issued: IssuedCertificates
+  package private(set) var revocations: Revocations
   /// The list each issuer signed last (roots of one CA may share a subject, not a certificate).
   private var lists: [Certificate: CertificateRevocationList] = [:]
   /// Issuers whose list predates the last change of `revocations`.
   private var stale: Set<Certificate> = []
-  public let schedule: CRLSchedule
+  package let schedule: CRLSchedule
 
-  public init(
+  package init(
     issued: IssuedCertificates = IssuedCertificates(), revocations: Revocations = Revocations(), schedule: CRLSchedule
   ) {
     self.issued = issued
@@ -26,12 +26,12 @@ public struct RevocationLedger: Sendable {
   }
 
   /// Remembers a certificate the CA signed.
-  public mutating func record(_ row: IssuedCertificate, at now: Date) {
+  package mutating func record(_ row: IssuedCertificate, at now: Date) {
     self.issued.record(row, at: now)
   }
 
   /// Revokes what `request` names; on `.revoked`, every issuer's list is signed again.
-  public mutating func revoke(
+  package mutating func revoke(
     _ request: Revocations.Request, reason: RevocationReason, at now: Date
   ) -> Revocations.Outcome {
     let outcome = self.revocations.revoke(request, reason: reason, issued: self.issued, at: now)
@@ -42,7 +42,7 @@ public struct RevocationLedger: Sendable {
   /// Forgets expired certificates and the entries of expired revoked ones (their lists are signed
   /// again); true when a revocation entry was dropped.
   @discardableResult
-  public mutating func prune(at now: Date) -> Bool {
+  package mutating func prune(at now: Date) -> Bool {
     self.issued.prune(at: now)
     guard self.revocations.prune(at: now) else { return false }
     self.stale = Set(self.lists.keys)
@@ -52,7 +52,7 @@ public struct RevocationLedger: Sendable {
   /// The list of each issuer, signed now where it is due (none yet, the revocations changed, or
   /// past half its validity), and when the next one is due. Issuers no longer given are forgotten.
   /// Each signing takes a new CRL number, so `revocations` must be persisted again after one.
-  public mutating func lists(
+  package mutating func lists(
     of issuers: [CRLIssuer], at now: Date
   ) throws(CRLSigningError) -> (lists: [CertificateRevocationList], nextSigning: Date) {
     let keys = issuers.map(\.certificate)

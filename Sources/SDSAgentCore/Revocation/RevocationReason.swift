@@ -1,5 +1,5 @@
 /// Why a certificate was revoked: RFC 5280 §5.3.1's CRLReason, by the names operators type.
-public enum RevocationReason: String, Sendable, Hashable, Codable, CaseIterable {
+package enum RevocationReason: String, Sendable, Hashable, Codable, CaseIterable {
   case unspecified
   case keyCompromise = "key-compromise"
   case caCompromise = "ca-compromise"
@@ -22,7 +22,7 @@ public enum RevocationReason: String, Sendable, Hashable, Codable, CaseIterable 
   }
 
   /// Accepts the names above and openssl's camel-case spellings (`keyCompromise`).
-  public init?(name: String) {
+  package init?(name: String) {
     let folded = name.filter { $0 != "-" && $0 != "_" }.lowercased()
     guard let reason = Self.allCases.first(where: { $0.rawValue.filter { $0 != "-" } == folded }) else { return nil }
     self = reason

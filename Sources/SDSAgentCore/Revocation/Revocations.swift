@@ -2,22 +2,22 @@ import Foundation
 
 /// The revoked certificates of one CA and the number of the next CRL, as a value: every change
 /// goes through `revoke`, which decides from the issuance record what a request means.
-public struct Revocations: Sendable, Codable, Equatable {
-  public private(set) var entries: [RevokedCertificate]
+package struct Revocations: Sendable, Codable, Equatable {
+  package private(set) var entries: [RevokedCertificate]
   /// The number of the last CRL signed; the next one is larger (RFC 5280 §5.2.3).
-  public private(set) var crlNumber: Int
+  package private(set) var crlNumber: Int
 
-  public init(entries: [RevokedCertificate] = [], crlNumber: Int = 0) {
+  package init(entries: [RevokedCertificate] = [], crlNumber: Int = 0) {
     self.entries = entries
     self.crlNumber = crlNumber
   }
 
-  public enum Request: Sendable, Equatable {
+  package enum Request: Sendable, Equatable {
     case serial(CertificateSerial)
     case identity(SPIFFEID)
   }
 
-  public enum Outcome: Sendable, Equatable {
+  package enum Outcome: Sendable, Equatable {
     /// These serials are now revoked (those already revoked are not repeated).
     case revoked([RevokedCertificate])
     /// The CA never signed this serial, or forgot it (expired or evicted from its record).
@@ -30,12 +30,12 @@ public struct Revocations: Sendable, Codable, Equatable {
     case alreadyRevoked([CertificateSerial])
   }
 
-  public func isRevoked(_ serial: CertificateSerial) -> Bool {
+  package func isRevoked(_ serial: CertificateSerial) -> Bool {
     self.entries.contains { $0.serial == serial }
   }
 
   /// Revokes what `request` names, if the record knows it and it has not expired.
-  public mutating func revoke(
+  package mutating func revoke(
     _ request: Request,
     reason: RevocationReason,
     issued: IssuedCertificates,
@@ -62,14 +62,14 @@ public struct Revocations: Sendable, Codable, Equatable {
 
   /// Drops entries whose certificate expired; true when something was dropped.
   @discardableResult
-  public mutating func prune(at now: Date) -> Bool {
+  package mutating func prune(at now: Date) -> Bool {
     let before = self.entries.count
     self.entries.removeAll { $0.notAfter <= now }
     return self.entries.count != before
   }
 
   /// Takes the number for the next CRL.
-  public mutating func nextCRLNumber() -> Int {
+  package mutating func nextCRLNumber() -> Int {
     self.crlNumber += 1
     return self.crlNumber
   }

@@ -1,20 +1,20 @@
 /// The parts of a `DeltaDiscoveryRequest` that decide what the agent does.
-public struct DeltaRequest: Sendable, Equatable {
-  public var typeURL: String
-  public var subscribe: [String]
-  public var unsubscribe: [String]
+package struct DeltaRequest: Sendable, Equatable {
+  package var typeURL: String
+  package var subscribe: [String]
+  package var unsubscribe: [String]
   /// On the first request of a stream: the resources the client already has, by version.
-  public var initialVersions: [String: String]
-  public var responseNonce: String
+  package var initialVersions: [String: String]
+  package var responseNonce: String
   /// Set on a NACK: why the client rejected the response named by `responseNonce`.
-  public var errorDetail: SDSRequest.ErrorDetail?
-  public var nodeID: String?
+  package var errorDetail: SDSRequest.ErrorDetail?
+  package var nodeID: String?
   /// See `SDSRequest.disablesSPIFFEValidator`.
-  public var disablesSPIFFEValidator: Bool
+  package var disablesSPIFFEValidator: Bool
   /// On-demand names the agent refused to mint (see `SDSRequest.refused`).
-  public var refused: Set<String> = []
+  package var refused: Set<String> = []
 
-  public init(
+  package init(
     typeURL: String = SecretResource.typeURL,
     subscribe: [String] = [],
     unsubscribe: [String] = [],
@@ -37,15 +37,15 @@ public struct DeltaRequest: Sendable, Equatable {
 
 /// A delta response the stream must send: these resources at these versions, these names
 /// removed, under this nonce.
-public struct DeltaResponsePlan: Sendable, Equatable {
-  public struct Item: Sendable, Equatable {
-    public var secret: RequestedSecret
-    public var version: String
+package struct DeltaResponsePlan: Sendable, Equatable {
+  package struct Item: Sendable, Equatable {
+    package var secret: RequestedSecret
+    package var version: String
   }
 
-  public var resources: [Item]
-  public var removed: [String]
-  public var nonce: String
+  package var resources: [Item]
+  package var removed: [String]
+  package var nonce: String
   /// The caller's trust bundle, if the response carries it.
-  public var trustBundle: TrustBundle?
+  package var trustBundle: TrustBundle?
 }

@@ -3,8 +3,8 @@
 /// holds of each, ACK/NACK by nonce. A response carries only what changed for the client.
 ///
 /// Plain value; every transition returns what the stream must do. No I/O, no clock.
-public struct DeltaStreamStateMachine: Sendable {
-  public enum Feedback: Sendable, Equatable {
+package struct DeltaStreamStateMachine: Sendable {
+  package enum Feedback: Sendable, Equatable {
     /// The first request of the stream.
     case initial
     /// The client accepted the response with this nonce.
@@ -15,23 +15,23 @@ public struct DeltaStreamStateMachine: Sendable {
     case stale(nonce: String)
   }
 
-  public struct Outcome: Sendable, Equatable {
-    public var feedback: Feedback?
-    public var response: DeltaResponsePlan?
+  package struct Outcome: Sendable, Equatable {
+    package var feedback: Feedback?
+    package var response: DeltaResponsePlan?
     /// On an ACK of a response that carried the caller's trust bundle: that bundle. An ACK of
     /// a response without one acknowledges no bundle, whatever was sent after it.
-    public var acknowledgedTrustBundle: TrustBundle?
+    package var acknowledgedTrustBundle: TrustBundle?
   }
 
   /// The most names one stream may hold subscribed.
-  public static let maximumSubscriptions = 1024
+  package static let maximumSubscriptions = 1024
   static let maximumPendingNonces = 16
   /// What the client holds of a name it was told is removed.
   private static let removedVersion = "removed"
 
-  public private(set) var naming: SecretNaming
+  package private(set) var naming: SecretNaming
   /// Subscribed resources in the order of first subscription.
-  public private(set) var subscribed: [RequestedSecret] = []
+  package private(set) var subscribed: [RequestedSecret] = []
   /// The version of each resource the client holds, as it told or as it was sent.
   private var clientVersions: [String: String] = [:]
   /// Nonces sent and not yet acknowledged or rejected, oldest first, each with the trust bundle
@@ -41,11 +41,11 @@ public struct DeltaStreamStateMachine: Sendable {
   private var started = false
   private var nextNonce: UInt64 = 1
 
-  public init(naming: SecretNaming) {
+  package init(naming: SecretNaming) {
     self.naming = naming
   }
 
-  public mutating func receive(
+  package mutating func receive(
     _ request: DeltaRequest, served: ServedSecrets
   ) throws(SDSRequestError) -> Outcome {
     guard request.typeURL.isEmpty || request.typeURL == SecretResource.typeURL else {
@@ -103,7 +103,7 @@ public struct DeltaStreamStateMachine: Sendable {
 
   /// On-demand names refused over the cap or the rate were admitted since: they are served from
   /// now on (and sent, since the client holds them as removed).
-  public mutating func admitted(_ names: [String: DNSName]) {
+  package mutating func admitted(_ names: [String: DNSName]) {
     guard !names.isEmpty else { return }
     self.subscribed = self.subscribed.map { secret in
       guard case .refused = secret.resource, let name = names[secret.name] else { return secret }
@@ -112,7 +112,7 @@ public struct DeltaStreamStateMachine: Sendable {
   }
 
   /// The served secrets changed; returns the response to push, if the client lacks a version.
-  public mutating func secretsChanged(_ served: ServedSecrets) -> DeltaResponsePlan? {
+  package mutating func secretsChanged(_ served: ServedSecrets) -> DeltaResponsePlan? {
     guard self.started else { return nil }
     return self.plan(served: served)
   }

@@ -1,12 +1,12 @@
 /// Why Envoy rejected a response, in a small closed set fit for a metric label; Envoy's own
 /// message goes to the log (truncated) and to `/debug/streams`.
-public enum NackReason: String, Sendable, CaseIterable {
+package enum NackReason: String, Sendable, CaseIterable {
   case privateKey = "private_key"
   case certificateChain = "certificate_chain"
   case trustedCA = "trusted_ca"
   case other
 
-  public init(envoyMessage message: String) {
+  package init(envoyMessage message: String) {
     let text = message.prefix(Self.scannedLength).lowercased()
     if text.contains("private key") || text.contains("private_key") {
       self = .privateKey
@@ -23,5 +23,5 @@ public enum NackReason: String, Sendable, CaseIterable {
   static let scannedLength = 1024
 
   /// How much of Envoy's message a log line or `/debug/streams` keeps.
-  public static let keptLength = 512
+  package static let keptLength = 512
 }

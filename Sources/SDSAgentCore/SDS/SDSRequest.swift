@@ -1,32 +1,32 @@
 import GRPCCore
 
 /// The parts of an SotW `DiscoveryRequest` that decide what the agent does.
-public struct SDSRequest: Sendable, Equatable {
-  public struct ErrorDetail: Sendable, Equatable {
-    public var code: Int32
-    public var message: String
+package struct SDSRequest: Sendable, Equatable {
+  package struct ErrorDetail: Sendable, Equatable {
+    package var code: Int32
+    package var message: String
 
-    public init(code: Int32, message: String) {
+    package init(code: Int32, message: String) {
       self.code = code
       self.message = message
     }
   }
 
-  public var versionInfo: String
-  public var resourceNames: [String]
-  public var typeURL: String
-  public var responseNonce: String
+  package var versionInfo: String
+  package var resourceNames: [String]
+  package var typeURL: String
+  package var responseNonce: String
   /// Set on a NACK: why Envoy rejected the response named by `responseNonce`.
-  public var errorDetail: ErrorDetail?
-  public var nodeID: String?
+  package var errorDetail: ErrorDetail?
+  package var nodeID: String?
   /// The node's metadata sets `disable_spiffe_cert_validation: true` (SPIRE's key): bundles are
   /// served as plain `trusted_ca`.
-  public var disablesSPIFFEValidator: Bool
+  package var disablesSPIFFEValidator: Bool
   /// On-demand names the agent refused to mint: not the request's, the admission's decision,
   /// recorded here so that the stream's state stays a pure function of what it was given.
-  public var refused: Set<String> = []
+  package var refused: Set<String> = []
 
-  public init(
+  package init(
     versionInfo: String = "",
     resourceNames: [String],
     typeURL: String = SecretResource.typeURL,
@@ -45,21 +45,21 @@ public struct SDSRequest: Sendable, Equatable {
   }
 
   /// The most resource names one request may carry; more is INVALID_ARGUMENT.
-  public static let maximumResourceNames = 128
+  package static let maximumResourceNames = 128
   /// The longest resource name in bytes, the SPIFFE ID limit; longer is INVALID_ARGUMENT.
-  public static let maximumNameLength = SPIFFEID.maximumLength
+  package static let maximumNameLength = SPIFFEID.maximumLength
 }
 
 /// A response the stream must send: these resources, under this version and nonce.
-public struct SDSResponsePlan: Sendable, Equatable {
-  public var resources: [RequestedSecret]
-  public var versionInfo: String
-  public var nonce: String
+package struct SDSResponsePlan: Sendable, Equatable {
+  package var resources: [RequestedSecret]
+  package var versionInfo: String
+  package var nonce: String
 }
 
 /// A request the agent refuses; the stream ends with this error.
-public struct SDSRequestError: AgentFailure, Equatable {
-  public enum Code: String, Sendable, Equatable {
+package struct SDSRequestError: AgentFailure, Equatable {
+  package enum Code: String, Sendable, Equatable {
     case unknownResource
     case unsupportedType
     /// A name longer than `SDSRequest.maximumNameLength` bytes.
@@ -74,10 +74,10 @@ public struct SDSRequestError: AgentFailure, Equatable {
     case tooManyFileNames
   }
 
-  public let code: Code
-  public let message: String
+  package let code: Code
+  package let message: String
 
-  public var description: String { self.message }
+  package var description: String { self.message }
 
   static func unknownResources(_ names: [String], known: [String]) -> Self {
     Self(
@@ -160,7 +160,7 @@ public struct SDSRequestError: AgentFailure, Equatable {
 }
 
 extension SDSRequestError: RPCErrorConvertible {
-  public var rpcErrorCode: RPCError.Code {
+  package var rpcErrorCode: RPCError.Code {
     switch self.code {
     case .unknownResource: return .notFound
     case .unsupportedType, .invalidName, .tooManyNames: return .invalidArgument
@@ -170,5 +170,5 @@ extension SDSRequestError: RPCErrorConvertible {
     }
   }
 
-  public var rpcErrorMessage: String { self.message }
+  package var rpcErrorMessage: String { self.message }
 }

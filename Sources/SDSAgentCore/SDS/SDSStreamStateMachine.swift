@@ -2,9 +2,9 @@
 /// (`api/xds_protocol.rst`): the resources asked for, the last response sent, ACK/NACK.
 ///
 /// Plain value; every transition returns what the stream must do. No I/O, no clock.
-public struct SDSStreamStateMachine: Sendable {
+package struct SDSStreamStateMachine: Sendable {
   /// What a request turned out to be.
-  public enum Feedback: Sendable, Equatable {
+  package enum Feedback: Sendable, Equatable {
     /// The first request of the stream (whatever version or nonce it carries).
     case initial
     /// Envoy accepted the response with this version.
@@ -15,26 +15,26 @@ public struct SDSStreamStateMachine: Sendable {
     case stale(nonce: String)
   }
 
-  public struct Outcome: Sendable, Equatable {
-    public var feedback: Feedback?
-    public var response: SDSResponsePlan?
+  package struct Outcome: Sendable, Equatable {
+    package var feedback: Feedback?
+    package var response: SDSResponsePlan?
   }
 
-  public private(set) var naming: SecretNaming
+  package private(set) var naming: SecretNaming
   private var resources: [RequestedSecret] = []
   private var subscribed = false
   private var lastNonce: String?
   private var lastSentRevision: UInt64?
   private var nextNonce: UInt64 = 1
 
-  public init(naming: SecretNaming) {
+  package init(naming: SecretNaming) {
     self.naming = naming
   }
 
   /// The resources this stream currently asks for.
-  public var subscribedResources: [RequestedSecret] { self.resources }
+  package var subscribedResources: [RequestedSecret] { self.resources }
 
-  public mutating func receive(
+  package mutating func receive(
     _ request: SDSRequest,
     served: ServedSecrets
   ) throws(SDSRequestError) -> Outcome {
@@ -76,7 +76,7 @@ public struct SDSStreamStateMachine: Sendable {
   }
 
   /// The served secrets changed; returns the response to push, if this stream is affected.
-  public mutating func secretsChanged(_ served: ServedSecrets) -> SDSResponsePlan? {
+  package mutating func secretsChanged(_ served: ServedSecrets) -> SDSResponsePlan? {
     guard self.subscribed else { return nil }
     return self.planIfChanged(served: served)
   }

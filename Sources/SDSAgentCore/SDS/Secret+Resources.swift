@@ -72,7 +72,7 @@ extension Google_Protobuf_Any {
 }
 
 extension SDSRequest {
-  public init(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) {
+  package init(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) {
     self.init(
       versionInfo: request.versionInfo,
       resourceNames: request.resourceNames,

@@ -7,7 +7,7 @@ import SwiftProtobuf
 /// `DeltaSecrets`: the incremental protocol, serving every name `StreamSecrets` serves.
 extension SecretDiscoveryService {
   /// A `DeltaSecrets` stream for a leased caller.
-  public func openDeltaSecrets(
+  package func openDeltaSecrets(
     _ lease: SecretLease
   ) -> SecretStream<
     Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, Envoy_Service_Discovery_V3_DeltaDiscoveryResponse
@@ -139,7 +139,7 @@ extension Envoy_Service_Discovery_V3_DeltaDiscoveryResponse {
 }
 
 extension DeltaRequest {
-  public init(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) {
+  package init(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) {
     self.init(
       typeURL: request.typeURL,
       subscribe: request.resourceNamesSubscribe,

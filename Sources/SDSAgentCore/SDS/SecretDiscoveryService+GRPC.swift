@@ -7,7 +7,7 @@ import ServiceLifecycle
 /// socket has its own HTTP/2 path (`SDSSocketServer`); this one serves the in-process transport
 /// of the tests, which hands the caller's evidence over in `ServerContext.transportSpecific`.
 extension SecretDiscoveryService {
-  public func streamSecrets(
+  package func streamSecrets(
     request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DiscoveryRequest, any Error>,
     response: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
     context: ServerContext
@@ -17,7 +17,7 @@ extension SecretDiscoveryService {
     try await self.serve(request, response, stream: stream)
   }
 
-  public func deltaSecrets(
+  package func deltaSecrets(
     request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, any Error>,
     response: RPCWriter<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse>,
     context: ServerContext
@@ -27,7 +27,7 @@ extension SecretDiscoveryService {
     try await self.serve(request, response, stream: stream)
   }
 
-  public func fetchSecrets(
+  package func fetchSecrets(
     request: Envoy_Service_Discovery_V3_DiscoveryRequest,
     context: ServerContext
   ) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {

@@ -8,7 +8,7 @@ import Logging
 /// identity's `SecretCache`. Transport-agnostic: a transport opens a `SecretStream` per stream
 /// and feeds it events, the SDS socket's own HTTP/2 path or the grpc-swift conformance
 /// (`SecretDiscoveryService+GRPC.swift`) of the in-process tests.
-public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
+package struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
   let leases: any SecretLeaseProvider
   let counters: AgentCounters
   let registry: StreamRegistry
@@ -22,7 +22,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   /// Secrets read from files, if any are configured.
   let files: (any FileSecretProvider)?
 
-  public init(
+  package init(
     leases: any SecretLeaseProvider,
     counters: AgentCounters,
     registry: StreamRegistry = StreamRegistry(),
@@ -42,7 +42,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     self.now = now
   }
 
-  public enum StreamEvent<Request: Sendable>: Sendable {
+  package enum StreamEvent<Request: Sendable>: Sendable {
     case request(Request)
     /// A request that does not decode: the stream ends with this error.
     case requestFailed(RPCError)
@@ -66,14 +66,14 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
     var onDemand = OnDemandHold()
   }
 
-  public enum Step<Response: Sendable> {
+  package enum Step<Response: Sendable> {
     case send(Response)
     case wait
     case end
   }
 
   /// A `StreamSecrets` stream for a leased caller.
-  public func openStreamSecrets(
+  package func openStreamSecrets(
     _ lease: SecretLease
   ) -> SecretStream<Envoy_Service_Discovery_V3_DiscoveryRequest, Envoy_Service_Discovery_V3_DiscoveryResponse> {
     self.openStream(
@@ -169,7 +169,7 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   }
 
   /// `FetchSecrets` for a leased caller; releases the lease.
-  public func fetch(
+  package func fetch(
     _ request: Envoy_Service_Discovery_V3_DiscoveryRequest, lease: SecretLease
   ) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
     defer { lease.release() }
@@ -240,12 +240,12 @@ public struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySer
   }
 
   /// Admits the caller `evidence` describes, waiting for its first certificate if need be.
-  public func lease(for evidence: CallerEvidence?) async throws(CallerRefusal) -> SecretLease {
+  package func lease(for evidence: CallerEvidence?) async throws(CallerRefusal) -> SecretLease {
     try await self.leases.lease(for: evidence)
   }
 
   /// Admits the caller without waiting, when that is possible; nil when only `lease(for:)` can.
-  public func leaseNow(for evidence: CallerEvidence?) throws(CallerRefusal) -> SecretLease? {
+  package func leaseNow(for evidence: CallerEvidence?) throws(CallerRefusal) -> SecretLease? {
     try self.leases.leaseNow(for: evidence)
   }
 

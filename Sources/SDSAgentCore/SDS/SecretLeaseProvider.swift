@@ -1,5 +1,5 @@
 /// What the SDS service needs to serve a caller: a lease on its secrets, or a refusal.
-public protocol SecretLeaseProvider: Sendable {
+package protocol SecretLeaseProvider: Sendable {
   func lease(for evidence: CallerEvidence?) async throws(CallerRefusal) -> SecretLease
 
   /// A lease without suspending, when the caller is identified at once and its secrets are
@@ -8,5 +8,5 @@ public protocol SecretLeaseProvider: Sendable {
 }
 
 extension SecretLeaseProvider {
-  public func leaseNow(for evidence: CallerEvidence?) throws(CallerRefusal) -> SecretLease? { nil }
+  package func leaseNow(for evidence: CallerEvidence?) throws(CallerRefusal) -> SecretLease? { nil }
 }

@@ -1,41 +1,41 @@
 /// A resource name a stream asked for, and the resource it stands for.
-public struct RequestedSecret: Sendable, Hashable {
-  public let name: String
-  public let resource: SecretResource
+package struct RequestedSecret: Sendable, Hashable {
+  package let name: String
+  package let resource: SecretResource
 
-  public init(name: String, resource: SecretResource) {
+  package init(name: String, resource: SecretResource) {
     self.name = name
     self.resource = resource
   }
 
-  public static let tlsCertificate = RequestedSecret(
+  package static let tlsCertificate = RequestedSecret(
     name: SecretResource.tlsCertificate.name, resource: .tlsCertificate)
-  public static let validationContext = RequestedSecret(
+  package static let validationContext = RequestedSecret(
     name: SecretResource.validationContext.name, resource: .validationContext)
 }
 
 /// The names one caller may ask for: Istio's `default` and `ROOTCA`, and SPIRE's names: the
 /// caller's own SPIFFE ID (its certificate), `spiffe://<trust-domain>` (that domain's bundle)
 /// and `ALL` (every bundle). Another workload's SPIFFE ID is refused, not merely unknown.
-public struct SecretNaming: Sendable, Equatable {
+package struct SecretNaming: Sendable, Equatable {
   /// Whose secrets the stream gets.
-  public let identity: SPIFFEID
+  package let identity: SPIFFEID
   /// Whether `spiffe://<trust-domain>` is served for Envoy's SPIFFE certificate validator (and
   /// `ALL` at all), or as a plain `trusted_ca`.
-  public var spiffeValidator: Bool
+  package var spiffeValidator: Bool
   /// Whether other names are DNS names of on-demand server certificates.
-  public var onDemand: Bool
+  package var onDemand: Bool
   /// On-demand names are served, but not to this caller (`--on-demand-callers`): a DNS name is
   /// PERMISSION_DENIED.
-  public var onDemandWithheld = false
+  package var onDemandWithheld = false
   /// Names of secrets read from files that this caller may have.
-  public var files: Set<String>
+  package var files: Set<String>
   /// Names of secrets read from files that other callers may have, and this one not.
-  public var withheldFiles: Set<String>
+  package var withheldFiles: Set<String>
   /// Where `file-cert:` and `file-root:` names may point, and who may have them.
-  public var onTheFlyFiles: OnTheFlyFilePolicy
+  package var onTheFlyFiles: OnTheFlyFilePolicy
 
-  public init(
+  package init(
     identity: SPIFFEID, spiffeValidator: Bool = true, onDemand: Bool = false, files: Set<String> = [],
     withheldFiles: Set<String> = [], onTheFlyFiles: OnTheFlyFilePolicy = OnTheFlyFilePolicy()
   ) {
@@ -48,7 +48,7 @@ public struct SecretNaming: Sendable, Equatable {
   }
 
   /// The names served, given the trust domains whose bundles are held.
-  public func knownNames(trustDomains: Set<TrustDomainName>) -> [String] {
+  package func knownNames(trustDomains: Set<TrustDomainName>) -> [String] {
     SecretResource.knownNames + self.files.sorted() + [self.identity.description]
       + trustDomains.sorted().map { "spiffe://\($0)" }
       + (self.spiffeValidator ? [SecretResource.allTrustDomainsName] : [])
@@ -59,7 +59,7 @@ public struct SecretNaming: Sendable, Equatable {
   /// or a name longer than `SDSRequest.maximumNameLength` bytes, is refused before any is looked at.
   /// `trustDomains` are the domains whose bundles are held (by default the caller's own).
   /// With on-demand names, `refused` are those the agent will not mint.
-  public func resolve(
+  package func resolve(
     _ names: [String], trustDomains: Set<TrustDomainName>? = nil, refused: Set<String> = []
   ) throws(SDSRequestError) -> [RequestedSecret] {
     let trustDomains = trustDomains ?? [TrustDomainName(of: self.identity)]

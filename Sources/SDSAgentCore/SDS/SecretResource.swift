@@ -1,6 +1,6 @@
 /// The SDS resources the agent serves: Istio's `default` and `ROOTCA`, and SPIRE's
 /// `spiffe://<trust-domain>` (one trust domain's bundle) and `ALL` (every bundle).
-public enum SecretResource: Sendable, Hashable {
+package enum SecretResource: Sendable, Hashable {
   /// `default`: the workload's certificate chain and private key (`tls_certificate`).
   case tlsCertificate
   /// `ROOTCA`: the agent's own trust domain's bundle (`validation_context.trusted_ca`).
@@ -20,7 +20,7 @@ public enum SecretResource: Sendable, Hashable {
   case file(String)
 
   /// The fixed names; a trust domain's bundle is named `spiffe://<trust-domain>`.
-  public var name: String {
+  package var name: String {
     switch self {
     case .tlsCertificate: return "default"
     case .validationContext: return "ROOTCA"
@@ -32,10 +32,10 @@ public enum SecretResource: Sendable, Hashable {
     }
   }
 
-  public static let allTrustDomainsName = "ALL"
+  package static let allTrustDomainsName = "ALL"
 
   /// `default` or `ROOTCA`.
-  public init?(name: String) {
+  package init?(name: String) {
     switch name {
     case "default": self = .tlsCertificate
     case "ROOTCA": self = .validationContext
@@ -43,10 +43,10 @@ public enum SecretResource: Sendable, Hashable {
     }
   }
 
-  public static var knownNames: [String] { ["default", "ROOTCA"] }
+  package static var knownNames: [String] { ["default", "ROOTCA"] }
 
   /// Whether the resource carries the bundle of `ownDomain`, the agent's own trust domain.
-  public func carriesBundle(of ownDomain: TrustDomainName) -> Bool {
+  package func carriesBundle(of ownDomain: TrustDomainName) -> Bool {
     switch self {
     case .tlsCertificate, .onDemand, .refused, .file: return false
     case .validationContext, .allTrustDomains: return true
@@ -55,5 +55,5 @@ public enum SecretResource: Sendable, Hashable {
   }
 
   /// `type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret`.
-  public static let typeURL = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+  package static let typeURL = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 }

@@ -3,13 +3,13 @@ import Logging
 /// One open SDS stream of a leased caller, handled one event at a time by its transport: the
 /// async loop of the in-process gRPC service or a channel handler of the SDS socket. Not
 /// thread-safe; the transport serialises its events and calls `close()` once at the end.
-public final class SecretStream<Request: Sendable, Response: Sendable> {
-  public typealias Event = SecretDiscoveryService.StreamEvent<Request>
-  public typealias Step = SecretDiscoveryService.Step<Response>
+package final class SecretStream<Request: Sendable, Response: Sendable> {
+  package typealias Event = SecretDiscoveryService.StreamEvent<Request>
+  package typealias Step = SecretDiscoveryService.Step<Response>
 
   /// The caller's secrets; the transport subscribes to their changes.
-  public let cache: SecretCache
-  public let logger: Logger
+  package let cache: SecretCache
+  package let logger: Logger
   private let handleEvent: (Event) throws -> Step
   private var onClose: (() -> Void)?
 
@@ -21,12 +21,12 @@ public final class SecretStream<Request: Sendable, Response: Sendable> {
   }
 
   /// What the stream does next: throws the status that ends it.
-  public func handle(_ event: Event) throws -> Step {
+  package func handle(_ event: Event) throws -> Step {
     try self.handleEvent(event)
   }
 
   /// Releases the caller's lease and unregisters the stream; later calls do nothing.
-  public func close() {
+  package func close() {
     let onClose = self.onClose
     self.onClose = nil
     onClose?()

@@ -2,29 +2,29 @@ import GRPCCore
 
 /// `FetchSecrets` found no valid secret to answer with yet: UNAVAILABLE, marked in the trailers
 /// so that the agent's own health check can tell it from a server that does not answer.
-public struct SecretsNotReady: AgentFailure, RPCErrorConvertible {
-  public enum Code: String, Sendable {
+package struct SecretsNotReady: AgentFailure, RPCErrorConvertible {
+  package enum Code: String, Sendable {
     case notReady = "not_ready"
   }
 
-  public let names: [String]
+  package let names: [String]
 
-  public init(names: [String]) {
+  package init(names: [String]) {
     self.names = names
   }
 
-  public var code: Code { .notReady }
-  public var message: String { "no valid certificate is available yet for \(self.names)" }
-  public var remedy: String? { "retry shortly" }
-  public var description: String { self.failureText }
+  package var code: Code { .notReady }
+  package var message: String { "no valid certificate is available yet for \(self.names)" }
+  package var remedy: String? { "retry shortly" }
+  package var description: String { self.failureText }
 
-  public var rpcErrorCode: RPCError.Code { .unavailable }
-  public var rpcErrorMessage: String { self.failureText }
+  package var rpcErrorCode: RPCError.Code { .unavailable }
+  package var rpcErrorMessage: String { self.failureText }
 
-  public var rpcErrorMetadata: Metadata { [Self.markerKey: .string(Self.markerValue)] }
+  package var rpcErrorMetadata: Metadata { [Self.markerKey: .string(Self.markerValue)] }
 
   /// Whether `error` is this one, as a client sees it.
-  public static func matches(_ error: RPCError) -> Bool {
+  package static func matches(_ error: RPCError) -> Bool {
     error.code == .unavailable && error.metadata[stringValues: Self.markerKey].contains(Self.markerValue)
   }
 

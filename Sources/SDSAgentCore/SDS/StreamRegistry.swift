@@ -4,22 +4,22 @@ import X509
 
 /// The SDS streams open right now, for `/debug/streams`: who is connected, what it asked for,
 /// and what it last accepted or rejected.
-public final class StreamRegistry: Sendable {
-  public struct Stream: Sendable {
-    public let id: UInt64
-    public let openedAt: Date
-    public var nodeID: String?
+package final class StreamRegistry: Sendable {
+  package struct Stream: Sendable {
+    package let id: UInt64
+    package let openedAt: Date
+    package var nodeID: String?
     /// Whose secrets the stream gets.
-    public var identity: String?
-    public var resources: [String] = []
-    public var lastSentVersion: String?
-    public var lastAckedVersion: String?
-    public var lastNackedNonce: String?
-    public var lastNackMessage: String?
+    package var identity: String?
+    package var resources: [String] = []
+    package var lastSentVersion: String?
+    package var lastAckedVersion: String?
+    package var lastNackedNonce: String?
+    package var lastNackMessage: String?
     /// The trust bundle in the last response sent, if it held one.
-    public var sentTrustBundle: TrustBundle?
+    package var sentTrustBundle: TrustBundle?
     /// The trust bundle in the last response the stream acknowledged, if it held one.
-    public var acknowledgedTrustBundle: TrustBundle?
+    package var acknowledgedTrustBundle: TrustBundle?
   }
 
   private struct State {
@@ -29,11 +29,11 @@ public final class StreamRegistry: Sendable {
 
   private let state = Mutex(State())
   /// Signalled whenever a stream acknowledges a trust bundle.
-  public let trustBundleAcknowledged = WakeSignal()
+  package let trustBundleAcknowledged = WakeSignal()
 
-  public init() {}
+  package init() {}
 
-  public func open(at date: Date) -> UInt64 {
+  package func open(at date: Date) -> UInt64 {
     self.state.withLock { state in
       let id = state.nextID
       state.nextID += 1
@@ -42,7 +42,7 @@ public final class StreamRegistry: Sendable {
     }
   }
 
-  public func update(_ id: UInt64, _ body: (inout Stream) -> Void) {
+  package func update(_ id: UInt64, _ body: (inout Stream) -> Void) {
     self.state.withLock { state in
       if var stream = state.streams[id] {
         body(&stream)
@@ -52,7 +52,7 @@ public final class StreamRegistry: Sendable {
   }
 
   /// Records that stream `id` acknowledged its last response.
-  public func acknowledged(_ id: UInt64, version: String) {
+  package func acknowledged(_ id: UInt64, version: String) {
     let heldBundle = self.state.withLock { state -> Bool in
       guard var stream = state.streams[id] else { return false }
       stream.lastAckedVersion = version
@@ -64,7 +64,7 @@ public final class StreamRegistry: Sendable {
   }
 
   /// The open streams that hold a trust bundle but have not acknowledged one with `root`.
-  public func streamsNotAcknowledging(_ root: Certificate) -> [Stream] {
+  package func streamsNotAcknowledging(_ root: Certificate) -> [Stream] {
     self.state.withLock { state in
       state.streams.values.filter { stream in
         stream.sentTrustBundle != nil && !(stream.acknowledgedTrustBundle?.roots.contains(root) ?? false)
@@ -72,11 +72,11 @@ public final class StreamRegistry: Sendable {
     }
   }
 
-  public func close(_ id: UInt64) {
+  package func close(_ id: UInt64) {
     _ = self.state.withLock { $0.streams.removeValue(forKey: id) }
   }
 
-  public var streams: [Stream] {
+  package var streams: [Stream] {
     self.state.withLock { $0.streams.values.sorted { $0.id < $1.id } }
   }
 }

@@ -1,18 +1,18 @@
 /// Exponential backoff with full jitter, capped (the AWS "full jitter" scheme gRPC also uses).
-public struct Backoff: Sendable, Equatable {
-  public var initial: Duration
-  public var maximum: Duration
-  public var multiplier: Double
+package struct Backoff: Sendable, Equatable {
+  package var initial: Duration
+  package var maximum: Duration
+  package var multiplier: Double
   private(set) var attempt = 0
 
-  public init(initial: Duration = .seconds(1), maximum: Duration = .seconds(60), multiplier: Double = 2) {
+  package init(initial: Duration = .seconds(1), maximum: Duration = .seconds(60), multiplier: Double = 2) {
     self.initial = initial
     self.maximum = maximum
     self.multiplier = multiplier
   }
 
   /// The upper bound of the next delay; grows with each call until `maximum`.
-  public mutating func nextCeiling() -> Duration {
+  package mutating func nextCeiling() -> Duration {
     var ceiling = self.initial
     for _ in 0..<self.attempt where ceiling < self.maximum {
       ceiling = ceiling * self.multiplier
@@ -23,11 +23,11 @@ public struct Backoff: Sendable, Equatable {
   }
 
   /// The next delay: uniformly random in `0...ceiling`, drawn from `sample` in `0...1`.
-  public mutating func nextDelay(sample: Double) -> Duration {
+  package mutating func nextDelay(sample: Double) -> Duration {
     self.nextCeiling() * max(0, min(1, sample))
   }
 
-  public mutating func reset() {
+  package mutating func reset() {
     self.attempt = 0
   }
 }

@@ -2,8 +2,8 @@ import Synchronization
 
 /// Wakes one waiting task: a signal sent while nobody waits is kept for the next `wait()`.
 /// Several signals before a wait count as one.
-public final class WakeSignal: Sendable {
-  public init() {}
+package final class WakeSignal: Sendable {
+  package init() {}
 
   private struct State {
     var isSignalled = false
@@ -12,7 +12,7 @@ public final class WakeSignal: Sendable {
 
   private let state = Mutex(State())
 
-  public func signal() {
+  package func signal() {
     let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
       guard let waiter = state.waiter else {
         state.isSignalled = true
@@ -25,7 +25,7 @@ public final class WakeSignal: Sendable {
   }
 
   /// Returns at the next signal (at once if one is kept), or when the task is cancelled.
-  public func wait() async {
+  package func wait() async {
     await withTaskCancellationHandler {
       await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
         let resumeNow = self.state.withLock { state -> Bool in

@@ -6,7 +6,7 @@ import Synchronization
 /// Also hands out the revisions of every identity's cache, under the same lock as these rows: a
 /// view read under it sees every change below its highest revision, so a stream that compares
 /// revisions never misses a change of the other part.
-public final class NodeSecrets: Sendable {
+package final class NodeSecrets: Sendable {
   private struct State {
     var rows = SharedSecrets.empty
     var nextRevision: UInt64 = 1
@@ -16,7 +16,7 @@ public final class NodeSecrets: Sendable {
 
   private let state = Mutex(State())
 
-  public init() {}
+  package init() {}
 
   /// The next revision, for a change `body` makes under the lock; it is used up only if `body`
   /// says so.
@@ -49,12 +49,12 @@ public final class NodeSecrets: Sendable {
   }
 
   /// The last revision handed out, to a change of a shared row or of an identity's cache.
-  public var revision: UInt64 {
+  package var revision: UInt64 {
     self.state.withLock { $0.nextRevision - 1 }
   }
 
   /// Subscriptions to the shared rows: one per subscription to any identity's cache.
-  public var subscriberCount: Int {
+  package var subscriberCount: Int {
     self.state.withLock { $0.subscribers.count }
   }
 

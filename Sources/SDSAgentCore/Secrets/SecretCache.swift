@@ -8,7 +8,7 @@ import Synchronization
 /// Subscribers get a change signal, not the secrets: each keeps only the newest signal
 /// (`bufferingNewest(1)`) and reads `current` when it gets to it, so a slow SDS stream never
 /// holds the cache back or piles up old certificates.
-public final class SecretCache: Sendable {
+package final class SecretCache: Sendable {
   private struct State {
     var own = IdentitySecrets.empty
     var nextSubscriberID = 0
@@ -16,13 +16,13 @@ public final class SecretCache: Sendable {
   }
 
   /// The rows every identity shares; also the source of this cache's revisions.
-  public let node: NodeSecrets
+  package let node: NodeSecrets
   private let state = Mutex(State())
   /// Each secret as responses carry it, encoded once per revision for every stream.
   private let encodings = Mutex<[RequestedSecret: (revision: UInt64, secret: Google_Protobuf_Any)]>([:])
 
   /// A cache joined with `node`'s shared rows; without one, with rows of its own.
-  public init(node: NodeSecrets = NodeSecrets()) {
+  package init(node: NodeSecrets = NodeSecrets()) {
     self.node = node
   }
 
@@ -47,19 +47,19 @@ public final class SecretCache: Sendable {
   static let encodingsKept = 1024
 
   /// The identity's secrets joined with the shared rows, both read under the node's lock.
-  public var current: ServedSecrets {
+  package var current: ServedSecrets {
     self.node.read { shared in
       ServedSecrets(identity: self.state.withLock { $0.own }, shared: shared)
     }
   }
 
-  public var subscriberCount: Int {
+  package var subscriberCount: Int {
     self.state.withLock { $0.subscribers.count }
   }
 
   /// Serves `svid` and, unless the node has trust installed, its bundle as the only bundle of its
   /// trust domain, from now on.
-  public func update(with issued: IssuedSVID) throws(CertificateAuthorityError) {
+  package func update(with issued: IssuedSVID) throws(CertificateAuthorityError) {
     let trust: ServedTrust
     if let current = self.state.withLock({ $0.own.trust.trust }) {
       trust = current.own == issued.trustBundle ? current : try current.replacingOwn(with: issued.trustBundle)
@@ -71,7 +71,7 @@ public final class SecretCache: Sendable {
 
   /// Serves `svid` from now on, and `trust` (if given) where the node has none installed; the
   /// bundles are pushed only if they changed.
-  public func update(with svid: CertifiedKey, trust: ServedTrust?) throws(CertificateAuthorityError) {
+  package func update(with svid: CertifiedKey, trust: ServedTrust?) throws(CertificateAuthorityError) {
     // Encoded outside the lock, so subscribers never wait for PEM encoding.
     let encoded = try IdentitySecrets.encoding(svid)
     self.mutate { own, revision in
@@ -81,20 +81,20 @@ public final class SecretCache: Sendable {
   }
 
   /// The trust this identity's issuances brought, served where the node has none installed.
-  public var issuedTrust: ServedTrust? {
+  package var issuedTrust: ServedTrust? {
     self.state.withLock { $0.own.trust.trust }
   }
 
   /// Serves `trust` where the node has none installed, with the same SVID; pushed only where it
   /// changed.
-  public func updateTrust(_ trust: ServedTrust) {
+  package func updateTrust(_ trust: ServedTrust) {
     self.mutate { own, revision in
       own.setTrust(trust, revision: revision)
     }
   }
 
   /// Stops serving the SVID, because it is expired and could not be renewed.
-  public func withdrawSVID() {
+  package func withdrawSVID() {
     self.mutate { own, revision in
       guard own.svid != nil else { return }
       own.clearSVID(revision: revision)
@@ -103,7 +103,7 @@ public final class SecretCache: Sendable {
 
   /// Calls `onChange` whenever the served secrets change, until the subscription is cancelled.
   /// `onChange` runs on the task that changed them and must not block.
-  public func subscribe(_ onChange: @escaping @Sendable () -> Void) -> Subscription {
+  package func subscribe(_ onChange: @escaping @Sendable () -> Void) -> Subscription {
     let id = self.state.withLock { state in
       let id = state.nextSubscriberID
       state.nextSubscriberID += 1
@@ -114,13 +114,13 @@ public final class SecretCache: Sendable {
   }
 
   /// One subscription to both parts: the identity's own secrets and the node's shared rows.
-  public struct Subscription: Sendable {
+  package struct Subscription: Sendable {
     fileprivate weak var cache: SecretCache?
     fileprivate let id: Int
     fileprivate weak var node: NodeSecrets?
     fileprivate let shared: Int
 
-    public func cancel() {
+    package func cancel() {
       _ = self.cache?.state.withLock { $0.subscribers.removeValue(forKey: self.id) }
       self.node?.unsubscribe(self.shared)
     }
@@ -128,7 +128,7 @@ public final class SecretCache: Sendable {
 
   /// A stream that yields whenever the served secrets change; finishes when the caller stops
   /// iterating.
-  public func changes() -> AsyncStream<Void> {
+  package func changes() -> AsyncStream<Void> {
     let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     let subscription = self.subscribe { continuation.yield() }
     continuation.onTermination = { _ in subscription.cancel() }
@@ -136,7 +136,7 @@ public final class SecretCache: Sendable {
   }
 
   /// Waits until `predicate` holds for the served secrets, re-checking on every change.
-  public func waitUntil(_ predicate: (ServedSecrets) -> Bool) async {
+  package func waitUntil(_ predicate: (ServedSecrets) -> Bool) async {
     let changes = self.changes()
     if predicate(self.current) { return }
     for await _ in changes where predicate(self.current) {

@@ -8,7 +8,7 @@ import Foundation
 ///
 /// Each resource is also kept as the Envoy message it is served as, encoded once per revision:
 /// a push to thousands of streams never re-encodes a certificate. A copy is two retains.
-public struct ServedSecrets: Sendable {
+package struct ServedSecrets: Sendable {
   private(set) var identity: IdentitySecrets
   let shared: SharedSecrets
 
@@ -17,7 +17,7 @@ public struct ServedSecrets: Sendable {
     self.shared = shared
   }
 
-  public static let empty = ServedSecrets(identity: .empty, shared: .empty)
+  package static let empty = ServedSecrets(identity: .empty, shared: .empty)
 
   /// The trust installed for the node, or else the one the identity's issuance came with.
   private var trustRow: TrustRow {
@@ -26,36 +26,36 @@ public struct ServedSecrets: Sendable {
   }
 
   /// The workload's SVID; `nil` before the first issuance or once it expired unrenewed.
-  public var svid: CertifiedKey? { self.identity.svid }
-  public var svidRevision: UInt64 { self.identity.svidRevision }
+  package var svid: CertifiedKey? { self.identity.svid }
+  package var svidRevision: UInt64 { self.identity.svidRevision }
   /// The trust bundles: the own domain's and the federated ones.
-  public var trust: ServedTrust? { self.trustRow.trust }
+  package var trust: ServedTrust? { self.trustRow.trust }
   /// Changes with the own trust domain's bundle.
-  public var trustBundleRevision: UInt64 { self.trustRow.bundleRevision }
+  package var trustBundleRevision: UInt64 { self.trustRow.bundleRevision }
   /// Changes with the federated bundles.
-  public var federationRevision: UInt64 { self.trustRow.federationRevision }
+  package var federationRevision: UInt64 { self.trustRow.federationRevision }
   var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate? { self.identity.tlsCertificate }
   /// Secrets read from files, by name, each with the revision it was served at.
-  public var files: [String: (content: FileSecretContent, revision: UInt64)] { self.shared.files }
+  package var files: [String: (content: FileSecretContent, revision: UInt64)] { self.shared.files }
   /// Changes with any file secret.
-  public var filesRevision: UInt64 { self.shared.filesRevision }
+  package var filesRevision: UInt64 { self.shared.filesRevision }
   /// Changes with any on-demand certificate.
-  public var onDemandRevision: UInt64 { self.shared.onDemandRevision }
+  package var onDemandRevision: UInt64 { self.shared.onDemandRevision }
   /// Server certificates minted on demand, by name, each with the revision it was served at.
-  public var onDemand: [DNSName: (certificate: ServerCertificate, revision: UInt64)] { self.shared.onDemand }
+  package var onDemand: [DNSName: (certificate: ServerCertificate, revision: UInt64)] { self.shared.onDemand }
 
   /// The own trust domain's bundle (`ROOTCA`).
-  public var trustBundle: TrustBundle? { self.trust?.own }
+  package var trustBundle: TrustBundle? { self.trust?.own }
 
   /// These secrets without an SVID that is no longer valid at `date`.
-  public func servable(at date: Date) -> ServedSecrets {
+  package func servable(at date: Date) -> ServedSecrets {
     guard let svid = self.svid, !svid.isValid(at: date) else { return self }
     var served = self
     served.identity.clearSVID(revision: nil)
     return served
   }
 
-  public func revision(of resource: SecretResource) -> UInt64 {
+  package func revision(of resource: SecretResource) -> UInt64 {
     switch resource {
     case .tlsCertificate: return self.svidRevision
     case .validationContext: return self.trustBundleRevision
@@ -71,7 +71,7 @@ public struct ServedSecrets: Sendable {
     }
   }
 
-  public func isAvailable(_ resource: SecretResource) -> Bool {
+  package func isAvailable(_ resource: SecretResource) -> Bool {
     switch resource {
     case .tlsCertificate: return self.svid != nil
     case .onDemand(let name): return self.onDemand[name] != nil

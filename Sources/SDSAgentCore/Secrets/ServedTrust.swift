@@ -5,22 +5,22 @@ import X509
 /// Every trust bundle an identity is served: its own trust domain's and the federated ones,
 /// each already encoded in the forms Envoy gets it in, so that a push to many streams never
 /// encodes a bundle again.
-public struct ServedTrust: Sendable {
-  public typealias Context = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext
+package struct ServedTrust: Sendable {
+  package typealias Context = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext
 
-  public let ownDomain: TrustDomainName
-  public let own: TrustBundle
-  public let federated: [TrustDomainName: TrustBundle]
+  package let ownDomain: TrustDomainName
+  package let own: TrustBundle
+  package let federated: [TrustDomainName: TrustBundle]
   /// Federated domains that were removed while the agent runs: served as trusting nothing, since
   /// Envoy keeps an SDS secret it was once given until it is replaced.
-  public let removed: Set<TrustDomainName>
+  package let removed: Set<TrustDomainName>
 
   let rootCA: Context
   let plain: [TrustDomainName: Context]
   let spiffe: [TrustDomainName: Context]
   let all: Context
 
-  public init(
+  package init(
     ownDomain: TrustDomainName, own: TrustBundle, federated: [TrustDomainName: TrustBundle] = [:],
     removed: Set<TrustDomainName> = []
   ) throws(CertificateAuthorityError) {
@@ -48,12 +48,12 @@ public struct ServedTrust: Sendable {
   }
 
   /// The same trust with another bundle for the own domain.
-  public func replacingOwn(with own: TrustBundle) throws(CertificateAuthorityError) -> ServedTrust {
+  package func replacingOwn(with own: TrustBundle) throws(CertificateAuthorityError) -> ServedTrust {
     try ServedTrust(ownDomain: self.ownDomain, own: own, federated: self.federated, removed: self.removed)
   }
 
   /// Every trust domain a `spiffe://` name may ask for.
-  public var domains: Set<TrustDomainName> {
+  package var domains: Set<TrustDomainName> {
     Set(self.federated.keys).union(self.removed).union([self.ownDomain])
   }
 
@@ -87,7 +87,7 @@ public struct ServedTrust: Sendable {
 }
 
 extension ServedTrust: Equatable {
-  public static func == (lhs: Self, rhs: Self) -> Bool {
+  package static func == (lhs: Self, rhs: Self) -> Bool {
     lhs.ownDomain == rhs.ownDomain && lhs.own == rhs.own && lhs.federated == rhs.federated
       && lhs.removed == rhs.removed
   }

@@ -1,17 +1,17 @@
 /// A configuration value that cannot be used: names the key, the value and what is allowed.
-public struct ConfigurationError: AgentFailure, Equatable {
-  public enum Code: String, Sendable {
+package struct ConfigurationError: AgentFailure, Equatable {
+  package enum Code: String, Sendable {
     case invalidValue = "invalid_value"
   }
 
-  public let key: String
+  package let key: String
   /// The value, cut short if it was long.
-  public let value: String
-  public let allowed: String
+  package let value: String
+  package let allowed: String
   /// Why the value was refused, when another error said so (already named in `allowed`).
-  public let cause: (any Error)?
+  package let cause: (any Error)?
 
-  public init(key: String, value: String, allowed: String, cause: (any Error)? = nil) {
+  package init(key: String, value: String, allowed: String, cause: (any Error)? = nil) {
     self.key = key
     self.value = BoundedText(value, limit: Self.shownLength).description
     self.allowed = allowed
@@ -26,19 +26,19 @@ public struct ConfigurationError: AgentFailure, Equatable {
   }
 
   /// The same error under another name for its key, its value not shortened twice.
-  public func renamed(_ key: String) -> Self {
+  package func renamed(_ key: String) -> Self {
     Self(key: key, shortenedValue: self.value, allowed: self.allowed, cause: self.cause)
   }
 
   static let shownLength = 256
 
-  public var code: Code { .invalidValue }
-  public var message: String { "invalid \(self.key) \"\(self.value)\"" }
-  public var remedy: String? { "expected \(self.allowed)" }
-  public var description: String { "\(self.message): expected \(self.allowed)" }
+  package var code: Code { .invalidValue }
+  package var message: String { "invalid \(self.key) \"\(self.value)\"" }
+  package var remedy: String? { "expected \(self.allowed)" }
+  package var description: String { "\(self.message): expected \(self.allowed)" }
 
   /// Two errors are the same when they name the same key, value and fix; the cause does not count.
-  public static func == (lhs: Self, rhs: Self) -> Bool {
+  package static func == (lhs: Self, rhs: Self) -> Bool {
     lhs.key == rhs.key && lhs.value == rhs.value && lhs.allowed == rhs.allowed
   }
 }

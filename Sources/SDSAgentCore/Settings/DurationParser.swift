@@ -2,8 +2,8 @@ import Foundation
 
 /// Parses durations the way operators write them: `30s`, `24h`, `1h30m`, `500ms`, `2d`.
 /// Overflow-safe: a value too large to count in milliseconds is not a duration.
-public enum DurationParser {
-  public static func parse(_ text: String) -> Duration? {
+package enum DurationParser {
+  package static func parse(_ text: String) -> Duration? {
     var milliseconds: Int64 = 0
     var rest = Substring(text.trimmingSpaces)
     guard !rest.isEmpty else { return nil }
@@ -23,7 +23,7 @@ public enum DurationParser {
   }
 
   /// A duration within `range`, or `nil`.
-  public static func parse(_ text: String, in range: ClosedRange<Duration>) -> Duration? {
+  package static func parse(_ text: String, in range: ClosedRange<Duration>) -> Duration? {
     self.parse(text).flatMap { range.contains($0) ? $0 : nil }
   }
 
@@ -32,14 +32,14 @@ public enum DurationParser {
   ]
 
   /// A duration in milliseconds with one decimal, for reports.
-  public static func formatMilliseconds(_ duration: Duration) -> String {
+  package static func formatMilliseconds(_ duration: Duration) -> String {
     let (seconds, attoseconds) = duration.components
     let milliseconds = Double(seconds) * 1000 + Double(attoseconds) / 1e15
     return String(format: "%.1f ms", milliseconds)
   }
 
   /// The shortest exact spelling of a duration in the units `parse` accepts.
-  public static func format(_ duration: Duration) -> String {
+  package static func format(_ duration: Duration) -> String {
     let (seconds, attoseconds) = duration.components
     if attoseconds != 0 || seconds == 0 {
       let (milliseconds, overflow) = seconds.multipliedReportingOverflow(by: 1000)

@@ -9,25 +9,25 @@ import X509
 /// anything else PEM. Certificates that are not CAs are skipped and roots that expired are
 /// dropped; a file that leaves no root at all is refused with a `BundleDocumentError`. A root
 /// that is not valid yet is kept: a trust domain publishes its next root before it signs with it.
-public struct BundleDocument: Sendable {
+package struct BundleDocument: Sendable {
   /// The largest file read, checked before anything is parsed; a bundle holds a few roots.
-  public static let maximumSize = 1 << 20
+  package static let maximumSize = 1 << 20
 
-  public enum Format: String, Sendable {
+  package enum Format: String, Sendable {
     case pem
     case spiffeBundle = "spiffe_bundle"
   }
 
-  public let format: Format
+  package let format: Format
   /// The CA certificates of the document that are not expired, each once.
-  public let trustBundle: TrustBundle
+  package let trustBundle: TrustBundle
   /// How many certificates were skipped because they are not CAs.
-  public let skippedNotCA: Int
+  package let skippedNotCA: Int
   /// How many CA certificates were dropped because they had expired.
-  public let droppedExpired: Int
+  package let droppedExpired: Int
 
   /// Reads `data`, a trust bundle file's content, judging expiry at `now`.
-  public init(parsing data: Data, now: Date) throws(BundleDocumentError) {
+  package init(parsing data: Data, now: Date) throws(BundleDocumentError) {
     guard data.count <= Self.maximumSize else {
       throw BundleDocumentError(
         .tooLarge,
@@ -214,9 +214,9 @@ public struct BundleDocument: Sendable {
 /// Why a trust bundle file cannot be used, with what to do about it.
 ///
 /// The message never quotes the file beyond a short bounded excerpt.
-public struct BundleDocumentError: AgentFailure, Hashable {
+package struct BundleDocumentError: AgentFailure, Hashable {
   /// A closed set, usable as a metric label.
-  public enum Reason: String, Sendable, CaseIterable {
+  package enum Reason: String, Sendable, CaseIterable {
     /// Larger than `BundleDocument.maximumSize`; not parsed.
     case tooLarge = "too_large"
     /// Neither PEM certificates nor a SPIFFE bundle, or one of its certificates does not parse.
@@ -229,16 +229,16 @@ public struct BundleDocumentError: AgentFailure, Hashable {
     case allExpired = "all_expired"
   }
 
-  public let reason: Reason
-  public let message: String
-  public var code: Reason { self.reason }
+  package let reason: Reason
+  package let message: String
+  package var code: Reason { self.reason }
 
-  public init(_ reason: Reason, _ message: String) {
+  package init(_ reason: Reason, _ message: String) {
     self.reason = reason
     self.message = message
   }
 
-  public var description: String { "\(self.reason.rawValue): \(self.message)" }
+  package var description: String { "\(self.reason.rawValue): \(self.message)" }
 }
 
 extension Certificate {

@@ -2,14 +2,14 @@ import Foundation
 
 /// The shortest overlap a root rotation may have, and why: whoever trusts the CA must have
 /// learnt the new root before it signs.
-public struct MinimumOverlap: Sendable, Equatable {
-  public let duration: Duration
+package struct MinimumOverlap: Sendable, Equatable {
+  package let duration: Duration
   /// What the minimum is, in the operator's words (a setting: "--max-ttl").
-  public let name: String
+  package let name: String
   /// Why a shorter overlap is refused, as a clause ("because …").
-  public let reason: String
+  package let reason: String
 
-  public init(_ duration: Duration, name: String, because reason: String) {
+  package init(_ duration: Duration, name: String, because reason: String) {
     self.duration = duration
     self.name = name
     self.reason = reason
@@ -18,7 +18,7 @@ public struct MinimumOverlap: Sendable, Equatable {
   /// A CA that cannot see its clients acknowledge the new root (`ca serve`): a node agent learns
   /// it only when it renews, at about half its certificate's lifetime, or when its `--ca-root`
   /// file changes; so the old root keeps signing for at least the longest lifetime granted.
-  public static func renewal(maximumTTL: Duration) -> Self {
+  package static func renewal(maximumTTL: Duration) -> Self {
     Self(
       maximumTTL, name: "--max-ttl",
       because: "a CA cannot see its agents acknowledge the new root, and an agent learns the new root only when "
@@ -26,12 +26,12 @@ public struct MinimumOverlap: Sendable, Equatable {
   }
 
   /// What is allowed, for a `ConfigurationError`.
-  public var requirement: String {
+  package var requirement: String {
     "at least \(self.name) (\(DurationParser.format(self.duration))), because \(self.reason)"
   }
 
   /// Why `overlap` is refused, or `nil` if it is long enough.
-  public func refusal(of overlap: Duration) -> String? {
+  package func refusal(of overlap: Duration) -> String? {
     guard overlap < self.duration else { return nil }
     return "the overlap \(DurationParser.format(overlap)) is too short: it must be \(self.requirement)"
   }

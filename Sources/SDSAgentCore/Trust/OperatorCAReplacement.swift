@@ -6,7 +6,7 @@ import Synchronization
 /// Replaces the operator's signing CA on reload without breaking peers: the new CA signs at once
 /// and every identity and on-demand certificate is re-issued, while the old root stays in the
 /// trust bundle until no leaf it signed can still be valid, then leaves it (and that is pushed).
-public final class OperatorCAReplacement<C: Clock>: Service, CustomStringConvertible, Sendable
+package final class OperatorCAReplacement<C: Clock>: Service, CustomStringConvertible, Sendable
 where C.Duration == Duration {
   private let ca: EmbeddedCA
   private let table: IdentityTable
@@ -18,7 +18,7 @@ where C.Duration == Duration {
   private let retireAt = Mutex<Date?>(nil)
   private let wake = WakeSignal()
 
-  public init(
+  package init(
     ca: EmbeddedCA, table: IdentityTable, onDemand: (any ReissuedLeaves)? = nil, clock: C,
     now: @escaping @Sendable () -> Date, logger: Logger
   ) {
@@ -30,15 +30,15 @@ where C.Duration == Duration {
     self.logger = logger
   }
 
-  public var description: String { "OperatorCAReplacement" }
+  package var description: String { "OperatorCAReplacement" }
 
   /// When the root replaced last leaves the bundle, if one is still trusted.
-  public var previousRootRetiresAt: Date? { self.retireAt.withLock { $0 } }
+  package var previousRootRetiresAt: Date? { self.retireAt.withLock { $0 } }
 
   /// Signs with `material` from now on and re-issues every identity; the current root stays
   /// trusted until the leaves it signed have expired. Nothing happens if `material` is the CA
   /// already signing.
-  public func replace(with material: CAMaterial) async throws(CertificateAuthorityError) {
+  package func replace(with material: CAMaterial) async throws(CertificateAuthorityError) {
     let current = self.ca.roots
     guard
       material.certificate != current.signing.certificate || material.chainAfterLeaf != current.signing.chainAfterLeaf
@@ -75,7 +75,7 @@ where C.Duration == Duration {
     }
   }
 
-  public func run() async {
+  package func run() async {
     let timer = DeadlineTimer(clock: self.clock, wake: self.wake) { [self] in
       self.retireAt.withLock { $0 }.map {
         self.clock.now.advanced(by: .seconds(max(0, $0.timeIntervalSince(self.now()))))

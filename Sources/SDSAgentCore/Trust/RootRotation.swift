@@ -6,36 +6,36 @@ import Foundation
 ///
 /// The deadlines are fixed when a phase begins and persisted with it, so an agent restarted in
 /// any phase resumes at the same times.
-public struct RootRotation: Sendable, Equatable, Codable {
-  public enum Phase: String, Sendable, Codable {
+package struct RootRotation: Sendable, Equatable, Codable {
+  package enum Phase: String, Sendable, Codable {
     case prepared
     case switched
   }
 
   /// What is due.
-  public enum Step: Sendable, Equatable {
+  package enum Step: Sendable, Equatable {
     /// Sign with the new root; `forced` when streams that hold the bundle never acknowledged it.
     case switchRoot(forced: Bool)
     /// Drop the old root from the bundle: the rotation is complete.
     case retire
   }
 
-  public private(set) var phase: Phase
-  public let preparedAt: Date
+  package private(set) var phase: Phase
+  package let preparedAt: Date
   /// How long both roots are trusted before the switch.
-  public let overlap: Duration
+  package let overlap: Duration
   /// The earliest switch: one overlap after the prepare.
-  public let switchAt: Date
+  package let switchAt: Date
   /// The latest switch: streams that never acknowledge the new root hold it back at most this long.
-  public let switchDeadline: Date
-  public private(set) var switchedAt: Date?
+  package let switchDeadline: Date
+  package private(set) var switchedAt: Date?
   /// When no leaf signed by the old root can be valid any more.
-  public private(set) var retireAt: Date?
+  package private(set) var retireAt: Date?
   /// The root being replaced and the root replacing it (hex serials).
-  public let previousRootSerial: String
-  public let nextRootSerial: String
+  package let previousRootSerial: String
+  package let nextRootSerial: String
 
-  public init(preparedAt: Date, overlap: Duration, previousRootSerial: String, nextRootSerial: String) {
+  package init(preparedAt: Date, overlap: Duration, previousRootSerial: String, nextRootSerial: String) {
     self.phase = .prepared
     self.preparedAt = preparedAt
     self.overlap = overlap
@@ -47,7 +47,7 @@ public struct RootRotation: Sendable, Equatable, Codable {
 
   /// The step due at `now`; `acknowledged` tells whether every open stream holding the bundle
   /// has acknowledged a version with the new root.
-  public func due(now: Date, acknowledged: Bool) -> Step? {
+  package func due(now: Date, acknowledged: Bool) -> Step? {
     switch self.phase {
     case .prepared:
       guard now >= self.switchAt else { return nil }
@@ -61,7 +61,7 @@ public struct RootRotation: Sendable, Equatable, Codable {
 
   /// When to look again. While the switch waits for acknowledgements, `nil`: an acknowledgement
   /// or `switchDeadline` ends the wait, and the caller watches for both.
-  public func nextDeadline(now: Date, acknowledged: Bool) -> Date {
+  package func nextDeadline(now: Date, acknowledged: Bool) -> Date {
     switch self.phase {
     case .prepared:
       return now < self.switchAt || acknowledged ? self.switchAt : self.switchDeadline
@@ -72,7 +72,7 @@ public struct RootRotation: Sendable, Equatable, Codable {
 
   /// The new root signs from `now`; the old root is retired once every leaf it signed has
   /// expired: `lastOldLeafExpiry` is the latest `notAfter` among them.
-  public mutating func switched(at now: Date, lastOldLeafExpiry: Date) {
+  package mutating func switched(at now: Date, lastOldLeafExpiry: Date) {
     self.phase = .switched
     self.switchedAt = now
     self.retireAt = max(now, lastOldLeafExpiry)
@@ -92,7 +92,7 @@ public struct RootRotation: Sendable, Equatable, Codable {
     case nextRootSerial = "next_root_serial"
   }
 
-  public init(from decoder: any Decoder) throws {
+  package init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: CodingKeys.self)
     self.phase = try container.decode(Phase.self, forKey: .phase)
     self.preparedAt = try container.decode(Date.self, forKey: .preparedAt)
@@ -114,7 +114,7 @@ public struct RootRotation: Sendable, Equatable, Codable {
     }
   }
 
-  public func encode(to encoder: any Encoder) throws {
+  package func encode(to encoder: any Encoder) throws {
     var container = encoder.container(keyedBy: CodingKeys.self)
     try container.encode(self.phase, forKey: .phase)
     try container.encode(self.preparedAt, forKey: .preparedAt)

@@ -3,7 +3,7 @@ import X509
 
 /// What a root rotation needs from the service whose embedded CA it rotates: the agent serving
 /// SDS (`SDSRootRotationHost`) or `ca serve` (whose clients are node agents).
-public protocol RootRotationHost: Sendable {
+package protocol RootRotationHost: Sendable {
   /// Serves `bundle` to whoever trusts the CA: at the prepare (both roots) and at the
   /// retirement (the new root alone).
   func serveTrustBundle(_ bundle: TrustBundle) throws(CertificateAuthorityError)
@@ -30,7 +30,7 @@ public protocol RootRotationHost: Sendable {
 
 /// Leaves the embedded CA signs outside the identity table, the on-demand server certificates:
 /// a change of signing CA re-issues them, and the old root stays trusted until they have expired.
-public protocol ReissuedLeaves: Sendable {
+package protocol ReissuedLeaves: Sendable {
   /// The latest `notAfter` a leaf issued up to `now` can have; `nil` when none is held.
   func lastLeafExpiry(now: Date) -> Date?
   /// Re-issues every leaf from the CA that signs now; returns what failed.

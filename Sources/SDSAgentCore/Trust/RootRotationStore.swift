@@ -1,6 +1,6 @@
 /// Where a root rotation's phases are made durable, so that an agent restarted in any phase
 /// resumes it. Each method returns only once the phase is on disk.
-public protocol RootRotationStore: Sendable {
+package protocol RootRotationStore: Sendable {
   /// Keeps the prepared root (its key private) and the rotation that will switch to it.
   func prepared(_ rotation: RootRotation, next: CAMaterial) throws(RootRotationError)
   /// The prepared root signs from now on; the old root stays trusted until `rotation.retireAt`.
@@ -10,8 +10,8 @@ public protocol RootRotationStore: Sendable {
 }
 
 /// Why a root rotation cannot start or go on.
-public struct RootRotationError: AgentFailure {
-  public enum Code: String, Sendable {
+package struct RootRotationError: AgentFailure {
+  package enum Code: String, Sendable {
     /// A rotation is already running.
     case inProgress = "in_progress"
     /// This CA's roots are not the agent's to rotate (operator files, a remote CA).
@@ -24,15 +24,15 @@ public struct RootRotationError: AgentFailure {
     case overlapTooShort = "overlap_too_short"
   }
 
-  public let code: Code
-  public let message: String
-  public let cause: (any Error)?
+  package let code: Code
+  package let message: String
+  package let cause: (any Error)?
 
-  public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+  package init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
     self.code = code
     self.message = message
     self.cause = cause
   }
 
-  public var description: String { self.failureText }
+  package var description: String { self.failureText }
 }

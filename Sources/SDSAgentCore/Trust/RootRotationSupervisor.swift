@@ -10,7 +10,7 @@ import X509
 /// re-issue everything; *retire*, once no leaf of the old root can be valid, drops the old root.
 /// Each phase is made durable by a `RootRotationStore` before it takes effect. The host is the
 /// agent (`SDSRootRotationHost`) or `ca serve`.
-public final class RootRotationSupervisor<C: Clock>: Service, CustomStringConvertible, Sendable
+package final class RootRotationSupervisor<C: Clock>: Service, CustomStringConvertible, Sendable
 where C.Duration == Duration {
   private let ca: EmbeddedCA
   private let host: any RootRotationHost
@@ -31,7 +31,7 @@ where C.Duration == Duration {
   /// - Parameters:
   ///   - resuming: the rotation in progress when the agent started, as the store kept it.
   ///   - makeRoot: makes a new root, with the key type and lifetime of the first.
-  public init(
+  package init(
     ca: EmbeddedCA,
     host: any RootRotationHost,
     store: any RootRotationStore,
@@ -53,15 +53,15 @@ where C.Duration == Duration {
     self.logger = logger
   }
 
-  public var description: String { "RootRotationSupervisor" }
+  package var description: String { "RootRotationSupervisor" }
 
   /// The rotation in progress, if any.
-  public var current: RootRotation? { self.rotation.withLock { $0 } }
+  package var current: RootRotation? { self.rotation.withLock { $0 } }
 
   /// Waits until `predicate` holds for the rotation in progress (`nil`: none), re-checking at
   /// every phase change: after a prepare is served, after a switch has re-issued, after a
   /// retirement is served.
-  public func waitUntil(_ predicate: (RootRotation?) -> Bool) async {
+  package func waitUntil(_ predicate: (RootRotation?) -> Bool) async {
     let (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     let id = self.nextWatcher.wrappingAdd(1, ordering: .relaxed).oldValue
     self.watchers.withLock { $0[id] = continuation }
@@ -79,13 +79,13 @@ where C.Duration == Duration {
   }
 
   /// The open streams that hold the trust bundle but have not acknowledged the prepared root.
-  public var streamsAwaited: [StreamRegistry.Stream] {
+  package var streamsAwaited: [StreamRegistry.Stream] {
     guard let next = self.ca.roots.next?.trustBundle.roots.first else { return [] }
     return self.host.streamsNotAcknowledging(next)
   }
 
   /// The overlap of rotations started without one.
-  public var defaultOverlap: Duration {
+  package var defaultOverlap: Duration {
     get { self.overlap.withLock { $0 } }
     set { self.overlap.withLock { $0 = newValue } }
   }
@@ -93,7 +93,7 @@ where C.Duration == Duration {
   /// Starts a rotation: makes a new root, keeps it, and pushes the bundle with both roots.
   /// `overlap` applies to this rotation only; without it, `defaultOverlap`. An overlap shorter
   /// than the host's `minimumOverlap` is refused (`overlapTooShort`), saying why.
-  public func start(overlap: Duration? = nil) throws(RootRotationError) -> RootRotation {
+  package func start(overlap: Duration? = nil) throws(RootRotationError) -> RootRotation {
     let now = self.now()
     let overlap = overlap ?? self.defaultOverlap
     if let refusal = self.host.minimumOverlap?.refusal(of: overlap) {
@@ -133,7 +133,7 @@ where C.Duration == Duration {
     return rotation
   }
 
-  public func run() async {
+  package func run() async {
     let timer = DeadlineTimer(clock: self.clock, wake: self.wake) { [self] in
       guard let rotation = self.current else { return nil }
       let now = self.now()
@@ -245,7 +245,7 @@ where C.Duration == Duration {
   }
 
   /// How long after a failed step it is tried again.
-  public static var retryDelay: Duration { .seconds(5) }
+  package static var retryDelay: Duration { .seconds(5) }
 
   private func publish(_ bundle: TrustBundle) {
     do throws(CertificateAuthorityError) {

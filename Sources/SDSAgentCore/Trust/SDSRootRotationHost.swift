@@ -4,31 +4,31 @@ import X509
 /// The agent's side of a root rotation: the identity table serves the bundle and is re-issued at
 /// the switch with the on-demand certificates, and the switch waits for every SDS stream holding
 /// the bundle to acknowledge it.
-public struct SDSRootRotationHost: RootRotationHost {
-  public let table: IdentityTable
-  public let streams: StreamRegistry
+package struct SDSRootRotationHost: RootRotationHost {
+  package let table: IdentityTable
+  package let streams: StreamRegistry
   /// On-demand server certificates, if the agent mints them.
-  public let onDemand: (any ReissuedLeaves)?
+  package let onDemand: (any ReissuedLeaves)?
 
-  public init(table: IdentityTable, streams: StreamRegistry, onDemand: (any ReissuedLeaves)? = nil) {
+  package init(table: IdentityTable, streams: StreamRegistry, onDemand: (any ReissuedLeaves)? = nil) {
     self.table = table
     self.streams = streams
     self.onDemand = onDemand
   }
 
-  public func serveTrustBundle(_ bundle: TrustBundle) throws(CertificateAuthorityError) {
+  package func serveTrustBundle(_ bundle: TrustBundle) throws(CertificateAuthorityError) {
     try self.table.installTrustBundle(bundle)
   }
 
-  public func streamsNotAcknowledging(_ root: Certificate) -> [StreamRegistry.Stream] {
+  package func streamsNotAcknowledging(_ root: Certificate) -> [StreamRegistry.Stream] {
     self.streams.streamsNotAcknowledging(root)
   }
 
-  public var trustBundleAcknowledged: WakeSignal? { self.streams.trustBundleAcknowledged }
+  package var trustBundleAcknowledged: WakeSignal? { self.streams.trustBundleAcknowledged }
 
   /// Leaves of the old root: those served now, any issued up to now with today's lifetime, and
   /// the on-demand certificates.
-  public func lastLeafExpiry(now: Date) -> Date {
+  package func lastLeafExpiry(now: Date) -> Date {
     let served = self.table.snapshot().compactMap { $0.served.svid?.notAfter }
     let onDemand = self.onDemand?.lastLeafExpiry(now: now)
     return (served + [now.addingTimeInterval(self.table.template.ttl.seconds)] + [onDemand].compactMap { $0 }).max()!
@@ -36,11 +36,11 @@ public struct SDSRootRotationHost: RootRotationHost {
 
   /// Every identity and every on-demand certificate; one that failed is renewed as usual, with
   /// backoff, before its certificate expires.
-  public func reissueAll() async -> [(subject: String, error: any Error)] {
+  package func reissueAll() async -> [(subject: String, error: any Error)] {
     let identities = await self.table.reissueAll().map { (subject: $0.0.description, error: $0.1) }
     return identities + (await self.onDemand?.reissueAll() ?? [])
   }
 
   /// Acknowledgements are seen: the switch waits for them instead.
-  public var minimumOverlap: MinimumOverlap? { nil }
+  package var minimumOverlap: MinimumOverlap? { nil }
 }

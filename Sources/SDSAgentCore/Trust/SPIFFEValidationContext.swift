@@ -6,11 +6,11 @@ import SwiftProtobuf
 /// trust domains. Envoy picks the bundle by the trust domain of the peer's SPIFFE ID, so one
 /// domain's roots never vouch for another domain's identities, unlike a `trusted_ca` that
 /// holds them all.
-public enum SPIFFEValidationContext {
+package enum SPIFFEValidationContext {
   /// The extension's name in `custom_validator_config`.
-  public static let validatorName = "envoy.tls.cert_validator.spiffe"
+  package static let validatorName = "envoy.tls.cert_validator.spiffe"
   /// The type URL of the extension's `typed_config`.
-  public static let validatorConfigTypeURL =
+  package static let validatorConfigTypeURL =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.SPIFFECertValidatorConfig"
 
   /// A `CertificateValidationContext` with `custom_validator_config` set to the SPIFFE validator
@@ -19,7 +19,7 @@ public enum SPIFFEValidationContext {
   ///
   /// Envoy refuses a validator configuration without trust domains, and a domain whose bundle
   /// holds no certificate: pass at least one domain, each with roots.
-  public static func certificateValidationContext(
+  package static func certificateValidationContext(
     trustBundles: [TrustDomainName: TrustBundle]
   ) throws -> Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext {
     var config = Envoy_Extensions_TransportSockets_Tls_V3_SPIFFECertValidatorConfig()

@@ -1,15 +1,15 @@
 /// A trust domain's name, bare (`other.example`), validated at construction by the SPIFFE ID
 /// rules: what `--trust-bundle spiffe://other.example=/path` names, and what Envoy's SPIFFE
 /// validator expects in `TrustDomain.name` (without `spiffe://`).
-public struct TrustDomainName: Sendable, Hashable, Comparable, CustomStringConvertible {
+package struct TrustDomainName: Sendable, Hashable, Comparable, CustomStringConvertible {
   /// The trust domain without scheme or path.
-  public let name: String
+  package let name: String
 
-  public var description: String { self.name }
+  package var description: String { self.name }
 
   /// Accepts `spiffe://other.example` or `other.example`; refuses a path, a port, uppercase and
   /// anything else a SPIFFE ID's trust domain may not hold.
-  public init(parsing text: String) throws(TrustDomainNameError) {
+  package init(parsing text: String) throws(TrustDomainNameError) {
     let scheme = "spiffe://"
     let id: SPIFFEID
     do {
@@ -25,26 +25,26 @@ public struct TrustDomainName: Sendable, Hashable, Comparable, CustomStringConve
   }
 
   /// The trust domain of `id`.
-  public init(of id: SPIFFEID) {
+  package init(of id: SPIFFEID) {
     self.name = id.trustDomain
   }
 
-  public static func < (lhs: Self, rhs: Self) -> Bool {
+  package static func < (lhs: Self, rhs: Self) -> Bool {
     lhs.name < rhs.name
   }
 }
 
 /// Why a text is not a trust domain name.
-public struct TrustDomainNameError: AgentFailure, Hashable {
-  public enum Code: String, Sendable {
+package struct TrustDomainNameError: AgentFailure, Hashable {
+  package enum Code: String, Sendable {
     case notATrustDomain = "not_a_trust_domain"
   }
 
-  public var code: Code { .notATrustDomain }
-  public var message: String { self.description }
+  package var code: Code { .notATrustDomain }
+  package var message: String { self.description }
   /// The text, cut short if it was long.
-  public let text: String
-  public let reason: String
+  package let text: String
+  package let reason: String
 
   init(_ text: String, _ reason: String) {
     self.text = BoundedText(text, limit: Self.shownLength).description
@@ -53,7 +53,7 @@ public struct TrustDomainNameError: AgentFailure, Hashable {
 
   static let shownLength = 256
 
-  public var description: String {
+  package var description: String {
     "\"\(self.text)\" is not a trust domain (expected other.example or spiffe://other.example): \(self.reason)"
   }
 }

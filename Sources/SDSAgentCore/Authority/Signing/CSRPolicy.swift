@@ -3,8 +3,8 @@ import X509
 
 /// What the CA server signs, like istio-csr: a validly signed CSR whose only SAN is the caller's
 /// own SPIFFE ID — no DNS, IP or email names, no common name.
-public enum CSRPolicy {
-  public enum Decision: Sendable, Equatable {
+package enum CSRPolicy {
+  package enum Decision: Sendable, Equatable {
     case sign(publicKey: Certificate.PublicKey)
     /// The CSR is malformed: INVALID_ARGUMENT.
     case malformed(String)
@@ -12,7 +12,7 @@ public enum CSRPolicy {
     case forbidden(String)
   }
 
-  public static func evaluate(pem: String, caller: SPIFFEID) -> Decision {
+  package static func evaluate(pem: String, caller: SPIFFEID) -> Decision {
     let csr: CertificateSigningRequest
     do {
       csr = try CertificateSigningRequest(pemEncoded: pem)

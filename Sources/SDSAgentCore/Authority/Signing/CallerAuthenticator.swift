@@ -1,9 +1,9 @@
 /// Proves who calls the CA server, from the request's `authorization: Bearer` token.
-public protocol CallerAuthenticator: Sendable {
+package protocol CallerAuthenticator: Sendable {
   func authenticate(bearerToken: String) async -> CallerAuthentication
 }
 
-public enum CallerAuthentication: Sendable, Equatable {
+package enum CallerAuthentication: Sendable, Equatable {
   case authenticated(SPIFFEID)
   /// Why the token proves nothing; answered with UNAUTHENTICATED.
   case refused(String)

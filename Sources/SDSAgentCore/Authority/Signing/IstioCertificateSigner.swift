@@ -9,7 +9,7 @@ import X509
 /// by bearer token, authorizes the CSR with `CSRPolicy`, caps the lifetime and answers in both
 /// styles (`cert_chain` with the root bundle last, and `root_cert`), so old and new clients work.
 /// During a root rotation the bundle holds every root the CA trusts.
-public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
+package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
   private let ca: EmbeddedCA
   private let authenticator: any CallerAuthenticator
   private let maximumTTL: Duration
@@ -19,7 +19,7 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
   private let logger: Logger
   private let now: @Sendable () -> Date
 
-  public init(
+  package init(
     ca: EmbeddedCA,
     authenticator: any CallerAuthenticator,
     maximumTTL: Duration,
@@ -35,7 +35,7 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
     self.now = now
   }
 
-  public func createCertificate(
+  package func createCertificate(
     request: ServerRequest<Istio_V1_Auth_IstioCertificateRequest>,
     context: ServerContext
   ) async throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
@@ -78,7 +78,7 @@ public struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Serv
     return ServerResponse(message: response)
   }
 
-  public static let impersonatedIdentityKey = "ImpersonatedIdentity"
+  package static let impersonatedIdentityKey = "ImpersonatedIdentity"
 
   static let reasonLength = 512
 

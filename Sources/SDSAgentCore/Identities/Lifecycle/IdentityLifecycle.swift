@@ -3,14 +3,14 @@ import Foundation
 /// One identity's certificate lifecycle as a value: its phase, when it next needs attention and
 /// what to do then. Transitions take the time as an argument and return the work to do; the
 /// `IdentitySupervisor` does the work and reports the outcome back. No I/O, no clock.
-public struct IdentityLifecycle: Sendable {
+package struct IdentityLifecycle: Sendable {
   /// The validity of the certificate being served.
-  public struct Validity: Sendable, Equatable {
-    public let serial: String
-    public let issuedAt: Date
-    public let notAfter: Date
+  package struct Validity: Sendable, Equatable {
+    package let serial: String
+    package let issuedAt: Date
+    package let notAfter: Date
 
-    public init(serial: String, issuedAt: Date, notAfter: Date) {
+    package init(serial: String, issuedAt: Date, notAfter: Date) {
       self.serial = serial
       self.issuedAt = issuedAt
       self.notAfter = notAfter
@@ -18,7 +18,7 @@ public struct IdentityLifecycle: Sendable {
   }
 
   /// What the supervisor must do for this identity now.
-  public enum Work: Sendable, Equatable {
+  package enum Work: Sendable, Equatable {
     /// Issue a certificate on the authority of `credential`; report a failure with `retries`.
     case issue(CACredential, retries: Bool)
     /// Stop serving the certificate: it expired unrenewed.
@@ -34,27 +34,27 @@ public struct IdentityLifecycle: Sendable {
     var retries: Bool
   }
 
-  public let identity: SPIFFEID
+  package let identity: SPIFFEID
   /// Pinned identities (the agent's own) are never evicted and always retried.
-  public let isPinned: Bool
-  public private(set) var phase: IdentityPhase = .issuing
-  public private(set) var certificate: Validity?
-  public private(set) var settings: IdentitySettings
+  package let isPinned: Bool
+  package private(set) var phase: IdentityPhase = .issuing
+  package private(set) var certificate: Validity?
+  package private(set) var settings: IdentitySettings
   /// The credential renewals carry; a forwarded token the CA accepted replaces it.
-  public private(set) var credential: CACredential
-  public private(set) var renewAt: Date?
-  public private(set) var retryAt: Date?
-  public private(set) var streams = 0
-  public private(set) var idleSince: Date?
-  public private(set) var isIssuing = false
+  package private(set) var credential: CACredential
+  package private(set) var renewAt: Date?
+  package private(set) var retryAt: Date?
+  package private(set) var streams = 0
+  package private(set) var idleSince: Date?
+  package private(set) var isIssuing = false
   /// Whether failures are retried on a schedule: once the identity was issued or a retryable
   /// issuance failed, it is kept fresh until evicted.
-  public private(set) var isScheduled: Bool
+  package private(set) var isScheduled: Bool
   private(set) var pending: Request?
   private var backoff: Backoff
   private var jitterSample: Double = 0
 
-  public init(identity: SPIFFEID, settings: IdentitySettings, credential: CACredential, isPinned: Bool, now: Date) {
+  package init(identity: SPIFFEID, settings: IdentitySettings, credential: CACredential, isPinned: Bool, now: Date) {
     self.identity = identity
     self.settings = settings
     self.credential = credential
@@ -71,23 +71,23 @@ public struct IdentityLifecycle: Sendable {
 
   /// Asks for an issuance as soon as possible; one already asked for is replaced. `retries`:
   /// whether a failure is retried with backoff (a refused forwarded token is not).
-  public mutating func request(credential: CACredential? = nil, retries: Bool) {
+  package mutating func request(credential: CACredential? = nil, retries: Bool) {
     self.pending = Request(credential: credential ?? self.credential, retries: retries)
   }
 
-  public mutating func streamOpened() {
+  package mutating func streamOpened() {
     self.streams += 1
     self.idleSince = nil
   }
 
-  public mutating func streamClosed(now: Date) {
+  package mutating func streamClosed(now: Date) {
     self.streams = max(0, self.streams - 1)
     if self.streams == 0 { self.idleSince = now }
   }
 
   /// Installs new settings; a new schedule moves the next renewal. Returns whether the
   /// certificate must be replaced at once (a new lifetime or key type): the caller asks for that.
-  public mutating func reconfigure(_ settings: IdentitySettings) -> Bool {
+  package mutating func reconfigure(_ settings: IdentitySettings) -> Bool {
     let reissue = self.settings.requiresReissue(under: settings) && (self.certificate != nil || self.isIssuing)
     self.settings = settings
     self.backoff = settings.backoff
@@ -98,7 +98,7 @@ public struct IdentityLifecycle: Sendable {
   }
 
   /// The work due at `now`, one item at a time; call until it returns `nil`.
-  public mutating func nextWork(now: Date, idleTimeout: Duration) -> Work? {
+  package mutating func nextWork(now: Date, idleTimeout: Duration) -> Work? {
     if let certificate = self.certificate, now >= certificate.notAfter {
       self.certificate = nil
       self.renewAt = nil
@@ -125,7 +125,7 @@ public struct IdentityLifecycle: Sendable {
 
   /// When `nextWork` will next have something to do, if nothing happens before; `nil` while an
   /// issuance is in flight (its outcome wakes the supervisor) or when nothing is scheduled.
-  public func nextDeadline(idleTimeout: Duration) -> Date? {
+  package func nextDeadline(idleTimeout: Duration) -> Date? {
     if self.pending != nil, !self.isIssuing { return .distantPast }
     let expiry = self.certificate?.notAfter
     if self.isIssuing { return expiry }
@@ -133,7 +133,7 @@ public struct IdentityLifecycle: Sendable {
   }
 
   /// The issuance that `nextWork` started succeeded; `jitterSample` in `-1...1` places the renewal.
-  public mutating func issued(_ validity: Validity, credential: CACredential, jitterSample: Double) {
+  package mutating func issued(_ validity: Validity, credential: CACredential, jitterSample: Double) {
     self.isIssuing = false
     self.isScheduled = true
     self.certificate = validity
@@ -148,7 +148,7 @@ public struct IdentityLifecycle: Sendable {
   /// The issuance that `nextWork` started failed; `sample` in `0...1` draws the backoff. An
   /// identity not yet scheduled starts retrying only if the request `retries` and the CA did not
   /// refuse it; a scheduled one always retries.
-  public mutating func issuanceFailed(
+  package mutating func issuanceFailed(
     _ error: CertificateAuthorityError, retries: Bool, now: Date, sample: Double
   ) {
     self.isIssuing = false
@@ -168,7 +168,7 @@ public struct IdentityLifecycle: Sendable {
   // MARK: - Derived
 
   /// Whether the identity's certificate can be served at `now`.
-  public func isServable(at now: Date) -> Bool {
+  package func isServable(at now: Date) -> Bool {
     self.certificate.map { now < $0.notAfter } ?? false
   }
 

@@ -9,7 +9,7 @@ import Foundation
 ///    │ failed           │  ▼                          │ failed
 ///    └──────▶ failing ──┘ expired ◀──notAfter passed──┘ (failing keeps the valid certificate)
 /// ```
-public enum IdentityPhase: Sendable, Equatable, CustomStringConvertible {
+package enum IdentityPhase: Sendable, Equatable, CustomStringConvertible {
   /// No certificate yet; the first issuance is in flight.
   case issuing
   /// A valid certificate is served; its renewal is scheduled.
@@ -21,7 +21,7 @@ public enum IdentityPhase: Sendable, Equatable, CustomStringConvertible {
   /// The certificate expired before it could be renewed and is no longer served.
   case expired
 
-  public var name: String {
+  package var name: String {
     switch self {
     case .issuing: return "issuing"
     case .serving: return "serving"
@@ -31,19 +31,19 @@ public enum IdentityPhase: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
-  public var description: String {
+  package var description: String {
     if case .failing(let failure) = self { return "failing (\(failure.code.rawValue): \(failure.message))" }
     return self.name
   }
 }
 
 /// The last failed issuance of an identity: what the CA said and when.
-public struct IssuanceFailure: Sendable, Equatable {
-  public let code: CertificateAuthorityError.Code
-  public let message: String
-  public let at: Date
+package struct IssuanceFailure: Sendable, Equatable {
+  package let code: CertificateAuthorityError.Code
+  package let message: String
+  package let at: Date
 
-  public init(_ error: CertificateAuthorityError, at date: Date) {
+  package init(_ error: CertificateAuthorityError, at date: Date) {
     self.code = error.code
     self.message = error.message
     self.at = date

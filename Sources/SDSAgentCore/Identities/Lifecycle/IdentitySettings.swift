@@ -1,11 +1,11 @@
 /// How an identity's certificates are issued and renewed; reload may replace it.
-public struct IdentitySettings: Sendable, Equatable {
-  public var keyType: WorkloadKeyType
-  public var ttl: Duration
-  public var schedule: RotationSchedule
-  public var backoff: Backoff
+package struct IdentitySettings: Sendable, Equatable {
+  package var keyType: WorkloadKeyType
+  package var ttl: Duration
+  package var schedule: RotationSchedule
+  package var backoff: Backoff
 
-  public init(
+  package init(
     keyType: WorkloadKeyType,
     ttl: Duration,
     schedule: RotationSchedule = RotationSchedule(),

@@ -6,8 +6,8 @@ import ServiceLifecycle
 /// task group, one timer. The timer wakes at the table's earliest deadline (a renewal, a retry,
 /// an expiry, an idle eviction) or when the table changes; each wake-up takes the work due and
 /// runs issuances as child tasks. The timer ends with graceful shutdown.
-public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible where C.Duration == Duration {
-  public let table: IdentityTable
+package struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible where C.Duration == Duration {
+  package let table: IdentityTable
   private let authority: any CertificateAuthority
   private let counters: AgentCounters
   private let clock: C
@@ -22,7 +22,7 @@ public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible whe
   ///   - wallClockCheck: how often the table is looked at even when no deadline is due, so that a
   ///     wall clock that jumped (a suspend and resume, a clock step) is noticed: `clock` measures
   ///     the waits, but certificates expire by the wall clock.
-  public init(
+  package init(
     table: IdentityTable,
     authority: any CertificateAuthority,
     counters: AgentCounters,
@@ -42,12 +42,12 @@ public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible whe
     self.logger = logger
   }
 
-  public var description: String { "IdentitySupervisor" }
+  package var description: String { "IdentitySupervisor" }
 
   /// How often the wall clock is checked by default.
-  public static var defaultWallClockCheck: Duration { .seconds(30) }
+  package static var defaultWallClockCheck: Duration { .seconds(30) }
 
-  public func run() async {
+  package func run() async {
     let timer = DeadlineTimer(clock: self.clock, wake: self.table.wake) { [table, clock, now, wallClockCheck] in
       let due = table.nextDeadline().map { Duration.seconds(max(-1, $0.timeIntervalSince(now()))) }
       let wait = [due, wallClockCheck].compactMap { $0 }.min()
@@ -70,7 +70,7 @@ public struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible whe
 
   /// Does the work due for `identity` now, in the calling task: the pinned identity's first
   /// issuance before the services run.
-  public func performDueWork(for identity: SPIFFEID) async throws(CertificateAuthorityError) {
+  package func performDueWork(for identity: SPIFFEID) async throws(CertificateAuthorityError) {
     for assignment in self.table.takeWork(now: self.now(), only: identity) {
       await self.perform(assignment)
     }

@@ -4,7 +4,7 @@ extension IdentityTable {
   /// Issues a new certificate for `identity` now and waits until it is served; `false` if the
   /// identity is not held.
   @discardableResult
-  public func rotate(_ identity: SPIFFEID) async throws(CertificateAuthorityError) -> Bool {
+  package func rotate(_ identity: SPIFFEID) async throws(CertificateAuthorityError) -> Bool {
     switch await self.issue(identity, retries: true, joinInFlight: false) {
     case nil: return false
     case .success: return true
@@ -13,7 +13,7 @@ extension IdentityTable {
   }
 
   /// Installs reloaded settings and waits for the re-issuance they call for.
-  public func reconfigure(_ template: IdentitySettings, idleTimeout: Duration, logger: Logger) async {
+  package func reconfigure(_ template: IdentitySettings, idleTimeout: Duration, logger: Logger) async {
     await withDiscardingTaskGroup { group in
       for identity in self.installSettings(template, idleTimeout: idleTimeout) {
         group.addTask {

@@ -13,18 +13,18 @@ struct TrustInstallation: Sendable {
 
 extension IdentityTable {
   /// The own trust domain's bundle installed for every identity, if the trust lifecycle decides it.
-  public var installedTrustBundle: TrustBundle? { self.trust.withLock { $0.own } }
+  package var installedTrustBundle: TrustBundle? { self.trust.withLock { $0.own } }
 
   /// The federated bundles served, by trust domain.
-  public var federatedBundles: [TrustDomainName: TrustBundle] { self.trust.withLock { $0.federated } }
+  package var federatedBundles: [TrustDomainName: TrustBundle] { self.trust.withLock { $0.federated } }
 
   /// The own trust domain, whose bundle is `ROOTCA`.
-  public var ownTrustDomain: TrustDomainName { TrustDomainName(of: self.pinnedIdentity) }
+  package var ownTrustDomain: TrustDomainName { TrustDomainName(of: self.pinnedIdentity) }
 
   /// Serves `bundle` as the own trust domain's to every identity from now on, also to identities
   /// issued later, and pushes it to every open stream whose bundle it changes: one row, one
   /// revision.
-  public func installTrustBundle(_ bundle: TrustBundle) throws(CertificateAuthorityError) {
+  package func installTrustBundle(_ bundle: TrustBundle) throws(CertificateAuthorityError) {
     try self.trust.withLock { (installation: inout TrustInstallation) throws(CertificateAuthorityError) in
       installation.own = bundle
       try self.pushTrust(installation)
@@ -33,7 +33,7 @@ extension IdentityTable {
 
   /// Serves `bundles` as the federated trust domains' from now on. A domain that was served and
   /// is not in `bundles` is pushed as trusting nothing.
-  public func installFederatedBundles(_ bundles: [TrustDomainName: TrustBundle]) throws(CertificateAuthorityError) {
+  package func installFederatedBundles(_ bundles: [TrustDomainName: TrustBundle]) throws(CertificateAuthorityError) {
     try self.trust.withLock { (installation: inout TrustInstallation) throws(CertificateAuthorityError) in
       let gone = Set(installation.federated.keys).subtracting(bundles.keys)
       installation.removed = installation.removed.union(gone).subtracting(bundles.keys)
@@ -92,19 +92,19 @@ extension IdentityTable {
   }
 
   /// Serves these file secrets to every identity from now on: one shared row, one revision.
-  public func installFiles(_ contents: [String: FileSecretContent]) {
+  package func installFiles(_ contents: [String: FileSecretContent]) {
     self.node.updateFiles(contents)
   }
 
   /// Serves these on-demand server certificates to every identity from now on: one shared row,
   /// one revision.
-  public func installOnDemand(_ certificates: [DNSName: ServerCertificate]) {
+  package func installOnDemand(_ certificates: [DNSName: ServerCertificate]) {
     self.node.updateOnDemand(certificates)
   }
 
   /// Issues a new certificate for every identity at once and waits for all of them; returns the
   /// identities whose issuance failed, with the error.
-  public func reissueAll() async -> [(SPIFFEID, CertificateAuthorityError)] {
+  package func reissueAll() async -> [(SPIFFEID, CertificateAuthorityError)] {
     await withTaskGroup(of: (SPIFFEID, CertificateAuthorityError)?.self) { group in
       for identity in self.identities {
         group.addTask {

@@ -6,8 +6,8 @@ import Synchronization
 /// callers waiting for its next issuance. The agent's own identity is a pinned row; workload
 /// identities come and go at run time. The `IdentitySupervisor` does the issuing; everything
 /// else reads this table or asks it for an issuance.
-public final class IdentityTable: Sendable {
-  public typealias Outcome = Result<Void, CertificateAuthorityError>
+package final class IdentityTable: Sendable {
+  package typealias Outcome = Result<Void, CertificateAuthorityError>
 
   struct Entry {
     var lifecycle: IdentityLifecycle
@@ -36,11 +36,11 @@ public final class IdentityTable: Sendable {
     let cache: SecretCache
   }
 
-  public let pinnedIdentity: SPIFFEID
-  public let pinnedCache: SecretCache
+  package let pinnedIdentity: SPIFFEID
+  package let pinnedCache: SecretCache
   /// The secrets every identity serves alike (trust, file secrets, on-demand certificates),
   /// stored once and joined with each identity's SVID by its cache.
-  public let node: NodeSecrets
+  package let node: NodeSecrets
   let wake = WakeSignal()
   private let state: Mutex<State>
   /// The trust bundles installed for every identity (see `installTrustBundle` and
@@ -48,7 +48,7 @@ public final class IdentityTable: Sendable {
   /// back an older bundle.
   let trust = Mutex(TrustInstallation())
 
-  public init(pinned identity: SPIFFEID, template: IdentitySettings, idleTimeout: Duration, now: Date) {
+  package init(pinned identity: SPIFFEID, template: IdentitySettings, idleTimeout: Duration, now: Date) {
     let node = NodeSecrets()
     let cache = SecretCache(node: node)
     var state = State(template: template, idleTimeout: idleTimeout)
@@ -65,27 +65,27 @@ public final class IdentityTable: Sendable {
 
   // MARK: - Reading
 
-  public var template: IdentitySettings { self.state.withLock { $0.template } }
-  public var idleTimeout: Duration { self.state.withLock { $0.idleTimeout } }
+  package var template: IdentitySettings { self.state.withLock { $0.template } }
+  package var idleTimeout: Duration { self.state.withLock { $0.idleTimeout } }
 
   /// The identities held, the pinned one first, then by name.
-  public var identities: [SPIFFEID] {
+  package var identities: [SPIFFEID] {
     self.state.withLock { state in
       [self.pinnedIdentity]
         + state.entries.keys.filter { $0 != self.pinnedIdentity }.sorted { $0.description < $1.description }
     }
   }
 
-  public func cache(for identity: SPIFFEID) -> SecretCache? {
+  package func cache(for identity: SPIFFEID) -> SecretCache? {
     self.state.withLock { $0.entries[identity]?.cache }
   }
 
-  public func lifecycle(of identity: SPIFFEID) -> IdentityLifecycle? {
+  package func lifecycle(of identity: SPIFFEID) -> IdentityLifecycle? {
     self.state.withLock { $0.entries[identity]?.lifecycle }
   }
 
   /// Every row, the pinned one first.
-  public func snapshot() -> [IdentitySnapshot] {
+  package func snapshot() -> [IdentitySnapshot] {
     let rows = self.state.withLock { state in
       state.entries.values.map { ($0.lifecycle, $0.cache) }
     }
@@ -101,7 +101,7 @@ public final class IdentityTable: Sendable {
 
   /// Counts a stream of `identity`, adding the identity (with `credential` for its requests) if
   /// it is not held yet, and returns its cache.
-  public func openStream(_ identity: SPIFFEID, credential: CACredential, now: Date) -> SecretCache {
+  package func openStream(_ identity: SPIFFEID, credential: CACredential, now: Date) -> SecretCache {
     self.state.withLock { state in
       if state.entries[identity] == nil {
         state.entries[identity] = Entry(
@@ -115,7 +115,7 @@ public final class IdentityTable: Sendable {
     }
   }
 
-  public func closeStream(_ identity: SPIFFEID, now: Date) {
+  package func closeStream(_ identity: SPIFFEID, now: Date) {
     let becameIdle = self.state.withLock { state -> Bool in
       guard var lifecycle = state.entries[identity]?.lifecycle else { return false }
       lifecycle.streamClosed(now: now)
@@ -130,7 +130,7 @@ public final class IdentityTable: Sendable {
   // MARK: - Issuance requests
 
   /// What a caller needs before it is served.
-  public enum Readiness: Sendable, Equatable {
+  package enum Readiness: Sendable, Equatable {
     /// The identity is issued or kept fresh, and the caller's token (if any) is proven.
     case ready
     /// The identity is not held any more: it was dropped.
@@ -143,7 +143,7 @@ public final class IdentityTable: Sendable {
 
   /// Whether a caller of `identity` can be served; `tokenDigest` names a forwarded token that the
   /// CA must have accepted first.
-  public func readiness(of identity: SPIFFEID, tokenDigest: Data?) -> Readiness {
+  package func readiness(of identity: SPIFFEID, tokenDigest: Data?) -> Readiness {
     self.state.withLock { state in
       guard let entry = state.entries[identity] else { return .dropped }
       let needsProof = tokenDigest.map { !entry.provenTokens.contains($0) } ?? false
@@ -154,7 +154,7 @@ public final class IdentityTable: Sendable {
 
   /// Waits for an issuance of `identity`: the one in flight if `joinInFlight`, else a new one
   /// carrying `credential` (or the identity's own). `nil` if the identity is not held.
-  public func issue(
+  package func issue(
     _ identity: SPIFFEID, credential: CACredential? = nil, retries: Bool, joinInFlight: Bool
   ) async -> Outcome? {
     let id = self.state.withLock { state -> Int in
@@ -290,7 +290,7 @@ public final class IdentityTable: Sendable {
   }
 
   /// The SHA-256 of a forwarded token, as the table remembers tokens the CA accepted.
-  public static func digest(_ token: String) -> Data {
+  package static func digest(_ token: String) -> Data {
     Data(SHA256.hash(data: Data(token.utf8)))
   }
 

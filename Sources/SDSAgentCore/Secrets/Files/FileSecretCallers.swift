@@ -1,18 +1,18 @@
 /// In node-agent mode, the identities that may have `file-cert:` and `file-root:` names under a
 /// directory: `dir=/etc/tls/edge,callers=spiffe://…/sa/gateway+spiffe://…`. The deepest such
 /// directory holding a path decides; a path under none is served to nobody.
-public struct FileSecretCallers: Sendable, Hashable, CustomStringConvertible {
-  public let directory: String
-  public let callers: [SPIFFEID]
+package struct FileSecretCallers: Sendable, Hashable, CustomStringConvertible {
+  package let directory: String
+  package let callers: [SPIFFEID]
 
-  public static let syntax = "dir=/absolute/directory,callers=SPIFFE-ID[+SPIFFE-ID…] (a mapping in YAML)"
+  package static let syntax = "dir=/absolute/directory,callers=SPIFFE-ID[+SPIFFE-ID…] (a mapping in YAML)"
 
-  public init(directory: String, callers: [SPIFFEID]) {
+  package init(directory: String, callers: [SPIFFEID]) {
     self.directory = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
     self.callers = callers
   }
 
-  public init(parsing text: String) throws(ConfigurationError) {
+  package init(parsing text: String) throws(ConfigurationError) {
     var directory: String?
     var callers: [SPIFFEID]?
     for field in text.split(separator: ",") {
@@ -52,7 +52,7 @@ public struct FileSecretCallers: Sendable, Hashable, CustomStringConvertible {
     self.init(directory: directory, callers: callers)
   }
 
-  public var description: String {
+  package var description: String {
     "dir=\(self.directory),callers=" + self.callers.map(\.description).joined(separator: "+")
   }
 }

@@ -7,25 +7,25 @@ import X509
 /// A secret read from files and checked before it is served: a TLS certificate whose key matches
 /// its leaf, whose chain is in order and whose leaf is valid now; or a validation context with at
 /// least one CA certificate. Encoded once as the Envoy message it is served as.
-public struct FileSecretContent: Sendable, Equatable {
-  public enum Kind: String, Sendable {
+package struct FileSecretContent: Sendable, Equatable {
+  package enum Kind: String, Sendable {
     case tlsCertificate = "tls_certificate"
     case validationContext = "validation_context"
   }
 
-  public let kind: Kind
+  package let kind: Kind
   /// The leaf (or first CA) certificate's serial: what changes when the files do.
-  public let serial: String
-  public let notAfter: Date
+  package let serial: String
+  package let notAfter: Date
   /// A digest of every byte served, so that a change of any of them is a new version.
-  public let digest: Data
+  package let digest: Data
   let tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate?
   let validationContext: Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext?
 
-  public static func == (lhs: Self, rhs: Self) -> Bool { lhs.kind == rhs.kind && lhs.digest == rhs.digest }
+  package static func == (lhs: Self, rhs: Self) -> Bool { lhs.kind == rhs.kind && lhs.digest == rhs.digest }
 
   /// A TLS certificate from its chain (leaf first) and key, with an optional OCSP staple (DER).
-  public static func tlsCertificate(
+  package static func tlsCertificate(
     chainPEM: String, keyPEM: String, ocspStaple: Data? = nil, now: Date
   ) throws(FileSecretError) -> FileSecretContent {
     let chain = try Self.certificates(chainPEM, what: "certificate")
@@ -60,7 +60,7 @@ public struct FileSecretContent: Sendable, Equatable {
   }
 
   /// A validation context from CA certificates, with an optional CRL (PEM or DER, passed on).
-  public static func validationContext(caPEM: String, crl: Data? = nil, now: Date) throws(FileSecretError)
+  package static func validationContext(caPEM: String, crl: Data? = nil, now: Date) throws(FileSecretError)
     -> FileSecretContent
   {
     let certificates = try Self.certificates(caPEM, what: "CA certificate")
@@ -104,8 +104,8 @@ public struct FileSecretContent: Sendable, Equatable {
 }
 
 /// Why files cannot be served as a secret; the reason is a closed set, for metric labels.
-public struct FileSecretError: AgentFailure, Equatable {
-  public enum Reason: String, Sendable, CaseIterable {
+package struct FileSecretError: AgentFailure, Equatable {
+  package enum Reason: String, Sendable, CaseIterable {
     case missing, unreadable, unparsable
     case keyMismatch = "key_mismatch"
     case chainOrder = "chain_order"
@@ -120,14 +120,14 @@ public struct FileSecretError: AgentFailure, Equatable {
     case outsideDirectories = "outside_directories"
   }
 
-  public let reason: Reason
-  public let message: String
-  public var code: Reason { self.reason }
+  package let reason: Reason
+  package let message: String
+  package var code: Reason { self.reason }
 
-  public init(_ reason: Reason, _ message: String) {
+  package init(_ reason: Reason, _ message: String) {
     self.reason = reason
     self.message = message
   }
 
-  public var description: String { "\(self.reason.rawValue): \(self.message)" }
+  package var description: String { "\(self.reason.rawValue): \(self.message)" }
 }

@@ -1,5 +1,5 @@
 /// Serves secrets read from files: `FileSecretWatcher`.
-public protocol FileSecretProvider: Sendable {
+package protocol FileSecretProvider: Sendable {
   /// The names `caller` may have, those configured for other callers only, and the rule for
   /// `file-cert:` and `file-root:` names.
   func access(for caller: SPIFFEID) -> FileSecretAccess
@@ -15,12 +15,12 @@ public protocol FileSecretProvider: Sendable {
   func readNow(_ secrets: [OnTheFlyFileSecret]) async -> [String: FileSecretError]
 }
 
-public struct FileSecretAccess: Sendable {
-  public var allowed: Set<String>
-  public var withheld: Set<String>
-  public var onTheFly: OnTheFlyFilePolicy
+package struct FileSecretAccess: Sendable {
+  package var allowed: Set<String>
+  package var withheld: Set<String>
+  package var onTheFly: OnTheFlyFilePolicy
 
-  public init(allowed: Set<String> = [], withheld: Set<String> = [], onTheFly: OnTheFlyFilePolicy = .init()) {
+  package init(allowed: Set<String> = [], withheld: Set<String> = [], onTheFly: OnTheFlyFilePolicy = .init()) {
     self.allowed = allowed
     self.withheld = withheld
     self.onTheFly = onTheFly

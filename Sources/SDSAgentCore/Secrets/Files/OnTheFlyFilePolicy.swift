@@ -1,20 +1,20 @@
 /// Where `file-cert:` and `file-root:` names may point (`file-secret-dirs`) and, in node-agent
 /// mode, who may have them (`file-secret-callers`). Decides on the names as written; the files'
 /// real paths are checked against `confinement(of:)` again at every read.
-public struct OnTheFlyFilePolicy: Sendable, Equatable {
-  public var directories: [String]
-  public var callers: [FileSecretCallers]
+package struct OnTheFlyFilePolicy: Sendable, Equatable {
+  package var directories: [String]
+  package var callers: [FileSecretCallers]
   /// Whether callers are checked: in node-agent mode, where callers have different identities.
-  public var checksCallers: Bool
+  package var checksCallers: Bool
 
-  public init(directories: [String] = [], callers: [FileSecretCallers] = [], checksCallers: Bool = false) {
+  package init(directories: [String] = [], callers: [FileSecretCallers] = [], checksCallers: Bool = false) {
     self.directories = directories
     self.callers = callers
     self.checksCallers = checksCallers
   }
 
   /// The secret `name` stands for, if `caller` may have it; else PERMISSION_DENIED naming the rule.
-  public func admit(_ name: String, for caller: SPIFFEID) throws(SDSRequestError) -> OnTheFlyFileSecret {
+  package func admit(_ name: String, for caller: SPIFFEID) throws(SDSRequestError) -> OnTheFlyFileSecret {
     let secret = try OnTheFlyFileSecret(parsing: name, directories: self.directories)
     guard self.checksCallers else { return secret }
     for path in secret.paths {
@@ -35,7 +35,7 @@ public struct OnTheFlyFilePolicy: Sendable, Equatable {
 
   /// The directory `path` must stay in when it is read: the deepest `file-secret-callers`
   /// directory holding it (in node-agent mode), else the `file-secret-dirs` entry holding it.
-  public func confinement(of path: String) -> [String] {
+  package func confinement(of path: String) -> [String] {
     if self.checksCallers, let rule = self.callersRule(of: path) { return [rule.directory] }
     return self.directories.filter { Self.contains($0, path) }
   }
@@ -45,7 +45,7 @@ public struct OnTheFlyFilePolicy: Sendable, Equatable {
   }
 
   /// Whether `path` lies under `directory`, as written.
-  public static func contains(_ directory: String, _ path: String) -> Bool {
+  package static func contains(_ directory: String, _ path: String) -> Bool {
     path.hasPrefix(directory.hasSuffix("/") ? directory : directory + "/")
   }
 }

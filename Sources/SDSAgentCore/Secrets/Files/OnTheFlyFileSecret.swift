@@ -3,32 +3,32 @@ import Foundation
 /// Istio's names for secrets read from files on the fly: `file-cert:<cert-path>~<key-path>` (a
 /// TLS certificate) and `file-root:<path>` (a validation context). Served only for absolute paths
 /// without `..` under one of the operator's `file-secret-dirs`, never for an arbitrary file.
-public struct OnTheFlyFileSecret: Sendable, Hashable {
-  public enum Files: Sendable, Hashable {
+package struct OnTheFlyFileSecret: Sendable, Hashable {
+  package enum Files: Sendable, Hashable {
     case tlsCertificate(cert: String, key: String)
     case validationContext(ca: String)
   }
 
-  public let name: String
-  public let files: Files
+  package let name: String
+  package let files: Files
 
-  public static let certificatePrefix = "file-cert:"
-  public static let rootPrefix = "file-root:"
+  package static let certificatePrefix = "file-cert:"
+  package static let rootPrefix = "file-root:"
 
   /// The files, certificate first.
-  public var paths: [String] {
+  package var paths: [String] {
     switch self.files {
     case .tlsCertificate(let cert, let key): [cert, key]
     case .validationContext(let ca): [ca]
     }
   }
 
-  public static func isOnTheFly(_ name: String) -> Bool {
+  package static func isOnTheFly(_ name: String) -> Bool {
     name.hasPrefix(Self.certificatePrefix) || name.hasPrefix(Self.rootPrefix)
   }
 
   /// The secret `name` stands for, if its paths are allowed under `directories`; else why not.
-  public init(parsing name: String, directories: [String]) throws(SDSRequestError) {
+  package init(parsing name: String, directories: [String]) throws(SDSRequestError) {
     let files: Files
     if name.hasPrefix(Self.certificatePrefix) {
       let parts = name.dropFirst(Self.certificatePrefix.count).split(separator: "~", omittingEmptySubsequences: false)
@@ -62,7 +62,7 @@ public struct OnTheFlyFileSecret: Sendable, Hashable {
 
   /// Whether `path`, and what it resolves to now, lie under one of `directories`. Only a first
   /// answer: the file is read by its real path, checked again at every read.
-  public static func isUnder(_ path: String, _ directories: [String]) -> Bool {
+  package static func isUnder(_ path: String, _ directories: [String]) -> Bool {
     let lexical = directories.contains { path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
     guard lexical else { return false }
     guard let real = realpath(path, nil) else { return true }  // not there yet: read later, checked then

@@ -4,8 +4,8 @@
 /// files exist (or are not read yet) and as many whose files do not exist. A name no stream
 /// holds is kept `idleTimeout` for the callers that last held it (`FetchSecrets` asks again),
 /// then dropped. A plain value: the watcher owns it and does the reading.
-public struct OnTheFlyFileTable: Sendable {
-  public enum State: Sendable, Equatable {
+package struct OnTheFlyFileTable: Sendable {
+  package enum State: Sendable, Equatable {
     case unread
     /// The files exist, whether or not they make a secret that can be served.
     case present
@@ -13,9 +13,9 @@ public struct OnTheFlyFileTable: Sendable {
     case missing
   }
 
-  public struct Row: Sendable {
-    public let secret: OnTheFlyFileSecret
-    public internal(set) var state: State = .unread
+  package struct Row: Sendable {
+    package let secret: OnTheFlyFileSecret
+    package internal(set) var state: State = .unread
     /// The streams holding the name, with their callers.
     var holders: [UInt64: SPIFFEID] = [:]
     /// Callers whose last hold ended (or whose `FetchSecrets` asked), and when.
@@ -26,14 +26,14 @@ public struct OnTheFlyFileTable: Sendable {
     }
   }
 
-  public private(set) var rows: [String: Row] = [:]
-  public let maximumPerCaller: Int
-  public let idleTimeout: Duration
+  package private(set) var rows: [String: Row] = [:]
+  package let maximumPerCaller: Int
+  package let idleTimeout: Duration
 
-  public static let defaultMaximumPerCaller = 256
-  public static let defaultIdleTimeout = Duration.seconds(60)
+  package static let defaultMaximumPerCaller = 256
+  package static let defaultIdleTimeout = Duration.seconds(60)
 
-  public init(maximumPerCaller: Int = Self.defaultMaximumPerCaller, idleTimeout: Duration = Self.defaultIdleTimeout) {
+  package init(maximumPerCaller: Int = Self.defaultMaximumPerCaller, idleTimeout: Duration = Self.defaultIdleTimeout) {
     self.maximumPerCaller = maximumPerCaller
     self.idleTimeout = idleTimeout
   }
@@ -41,7 +41,7 @@ public struct OnTheFlyFileTable: Sendable {
   /// The stream `holder` of `caller` now holds exactly `secrets` (its other names are released);
   /// without a holder (`FetchSecrets`) the names are only attributed to `caller` for
   /// `idleTimeout`. Returns the names refused because `caller` holds too many already.
-  public mutating func hold(
+  package mutating func hold(
     _ secrets: [OnTheFlyFileSecret], by holder: UInt64?, caller: SPIFFEID, now: ContinuousClock.Instant
   ) -> [String] {
     let wanted = Set(secrets.map(\.name))
@@ -78,7 +78,7 @@ public struct OnTheFlyFileTable: Sendable {
   }
 
   /// The stream `holder` ended: its names stay attributed to its caller for `idleTimeout`.
-  public mutating func release(_ holder: UInt64, now: ContinuousClock.Instant) {
+  package mutating func release(_ holder: UInt64, now: ContinuousClock.Instant) {
     for name in Array(self.rows.keys) {
       if let caller = self.rows[name]?.holders.removeValue(forKey: holder) {
         self.rows[name]?.released[caller] = now
@@ -88,7 +88,7 @@ public struct OnTheFlyFileTable: Sendable {
 
   /// What a read found. A name found missing is dropped for each caller that already holds
   /// `maximumPerCaller` missing names, and from the table when nobody holds it any more.
-  public mutating func record(_ name: String, _ state: State, now: ContinuousClock.Instant) {
+  package mutating func record(_ name: String, _ state: State, now: ContinuousClock.Instant) {
     guard let previous = self.rows[name]?.state, previous != state else { return }
     self.rows[name]?.state = state
     guard state == .missing, let row = self.rows[name] else { return }
@@ -101,7 +101,7 @@ public struct OnTheFlyFileTable: Sendable {
   }
 
   /// Drops the names nobody has held for `idleTimeout`; returns them.
-  public mutating func expire(now: ContinuousClock.Instant) -> [String] {
+  package mutating func expire(now: ContinuousClock.Instant) -> [String] {
     var dropped: [String] = []
     for name in Array(self.rows.keys) {
       guard var row = self.rows[name] else { continue }
@@ -117,7 +117,7 @@ public struct OnTheFlyFileTable: Sendable {
   }
 
   /// How many names `caller` holds whose files exist (or are not read yet), and whose do not.
-  public func counts(of caller: SPIFFEID, now: ContinuousClock.Instant) -> (present: Int, missing: Int) {
+  package func counts(of caller: SPIFFEID, now: ContinuousClock.Instant) -> (present: Int, missing: Int) {
     var counts = (present: 0, missing: 0)
     for row in self.rows.values where row.isHeld(by: caller, now: now, idle: self.idleTimeout) {
       if row.state == .missing { counts.missing += 1 } else { counts.present += 1 }

@@ -4,12 +4,12 @@
 /// case is folded: Unicode folding maps other letters onto ASCII ones (KELVIN SIGN to `k`), and
 /// Swift compares canonically equivalent strings as equal; an internationalized name is written in
 /// its `xn--` form.
-public struct DNSName: Sendable, Hashable, CustomStringConvertible {
-  public let name: String
+package struct DNSName: Sendable, Hashable, CustomStringConvertible {
+  package let name: String
 
-  public var description: String { self.name }
+  package var description: String { self.name }
 
-  public init(parsing text: String) throws(DNSNameError) {
+  package init(parsing text: String) throws(DNSNameError) {
     guard text.utf8.count <= 253 else { throw DNSNameError(text, "it is longer than 253 bytes") }
     guard text.utf8.allSatisfy({ $0 < 0x80 }) else { throw DNSNameError.notASCII(text) }
     let name = String(decoding: text.utf8.map(Self.lowercased), as: UTF8.self)
@@ -41,22 +41,22 @@ public struct DNSName: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Why a text is not a DNS host name; the text is cut short.
-public struct DNSNameError: AgentFailure, Hashable {
-  public enum Code: String, Sendable {
+package struct DNSNameError: AgentFailure, Hashable {
+  package enum Code: String, Sendable {
     case notADNSName = "not_a_dns_name"
   }
 
-  public var code: Code { .notADNSName }
-  public var message: String { self.description }
-  public let text: String
-  public let reason: String
+  package var code: Code { .notADNSName }
+  package var message: String { self.description }
+  package let text: String
+  package let reason: String
 
   init(_ text: String, _ reason: String) {
     self.text = BoundedText(text, limit: 64).description
     self.reason = reason
   }
 
-  public var description: String { "\"\(self.text)\" is not a DNS host name: \(self.reason)" }
+  package var description: String { "\"\(self.text)\" is not a DNS host name: \(self.reason)" }
 
   static func notASCII(_ text: String) -> Self {
     Self(text, "it holds characters that are not ASCII; write an internationalized name in its xn-- form")
@@ -65,12 +65,12 @@ public struct DNSNameError: AgentFailure, Hashable {
 
 /// A name an on-demand certificate may be minted for: exactly `api.example.test`, or
 /// `*.internal.example`, which matches one label in place of the star, as in TLS.
-public struct DNSNamePattern: Sendable, Hashable, CustomStringConvertible {
+package struct DNSNamePattern: Sendable, Hashable, CustomStringConvertible {
   /// The name, or the suffix after `*.`.
-  public let base: DNSName
-  public let isWildcard: Bool
+  package let base: DNSName
+  package let isWildcard: Bool
 
-  public init(parsing text: String) throws(DNSNameError) {
+  package init(parsing text: String) throws(DNSNameError) {
     guard text.utf8.allSatisfy({ $0 < 0x80 }) else { throw DNSNameError.notASCII(text) }
     if text.hasPrefix("*.") {
       self.base = try DNSName(parsing: String(text.dropFirst(2)))
@@ -81,10 +81,10 @@ public struct DNSNamePattern: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
-  public var description: String { self.isWildcard ? "*.\(self.base)" : self.base.name }
+  package var description: String { self.isWildcard ? "*.\(self.base)" : self.base.name }
 
   /// Compares bytes: both names are lowercased ASCII.
-  public func matches(_ name: DNSName) -> Bool {
+  package func matches(_ name: DNSName) -> Bool {
     let text = name.name.utf8
     let base = self.base.name.utf8
     guard self.isWildcard else { return text.elementsEqual(base) }

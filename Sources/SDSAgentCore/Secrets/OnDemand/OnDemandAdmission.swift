@@ -1,5 +1,5 @@
 /// Decides which on-demand names a stream may hold: `OnDemandCertificates`.
-public protocol OnDemandAdmission: Sendable {
+package protocol OnDemandAdmission: Sendable {
   /// Whether streams of `caller` may ask for on-demand names at all (`--on-demand-callers`).
   func allows(caller: SPIFFEID) -> Bool
   /// Takes a hold on `name`, or says why it is refused. A refusal over the cap or the rate

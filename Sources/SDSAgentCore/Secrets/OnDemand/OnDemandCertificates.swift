@@ -7,19 +7,19 @@ import Synchronization
 /// (an SNI), within the allowed patterns, a cap on names held and a rate of new names. Each is
 /// renewed at half its lifetime while streams hold it, and dropped once none has for the idle
 /// timeout. One service, one timer.
-public final class OnDemandCertificates<C: Clock>: Service, CustomStringConvertible, Sendable
+package final class OnDemandCertificates<C: Clock>: Service, CustomStringConvertible, Sendable
 where C.Duration == Duration {
-  public struct Entry: Sendable {
-    public fileprivate(set) var certificate: ServerCertificate?
+  package struct Entry: Sendable {
+    package fileprivate(set) var certificate: ServerCertificate?
     /// Streams holding the name.
-    public fileprivate(set) var holders = 0
+    package fileprivate(set) var holders = 0
     /// Streams that were refused the name over the cap or the rate and have not taken it since it
     /// was minted for them; they hold it as `holders` do.
-    public fileprivate(set) var reserved = 0
-    public fileprivate(set) var idleSince: Date?
+    package fileprivate(set) var reserved = 0
+    package fileprivate(set) var idleSince: Date?
     /// When it is (re)issued next.
-    public fileprivate(set) var dueAt: Date
-    public fileprivate(set) var lastError: String?
+    package fileprivate(set) var dueAt: Date
+    package fileprivate(set) var lastError: String?
   }
 
   /// Streams refused a name over the cap or the rate, waiting for it; minted in the order they
@@ -65,10 +65,10 @@ where C.Duration == Duration {
 
   /// The most names streams may wait for at once; beyond it a name refused over the cap or the
   /// rate is refused for good (`overWaiting`): the client must ask again.
-  public static var maximumWaiting: Int { 4096 }
+  package static var maximumWaiting: Int { 4096 }
 
   /// The settings at start; reload changes only the idle timeout (`idleTimeout`).
-  public let settings: OnDemandSettings
+  package let settings: OnDemandSettings
   private let ca: EmbeddedCA
   private let table: IdentityTable
   private let counters: AgentCounters
@@ -78,7 +78,7 @@ where C.Duration == Duration {
   private let state: Mutex<State>
   private let wake = WakeSignal()
 
-  public init(
+  package init(
     settings: OnDemandSettings, ca: EmbeddedCA, table: IdentityTable, counters: AgentCounters, clock: C,
     now: @escaping @Sendable () -> Date, logger: Logger
   ) {
@@ -92,29 +92,29 @@ where C.Duration == Duration {
     self.state = Mutex(State(bucket: TokenBucket(rate: settings.rate, now: now()), idleTimeout: settings.idleTimeout))
   }
 
-  public var description: String { "OnDemandCertificates" }
+  package var description: String { "OnDemandCertificates" }
 
   /// How long a name no stream holds is kept, as the last reload set it.
-  public var idleTimeout: Duration { self.state.withLock { $0.idleTimeout } }
+  package var idleTimeout: Duration { self.state.withLock { $0.idleTimeout } }
 
   /// Keeps names no stream holds for `idleTimeout` from now on, those idle already included.
-  public func reconfigure(idleTimeout: Duration) {
+  package func reconfigure(idleTimeout: Duration) {
     self.state.withLock { $0.idleTimeout = idleTimeout }
     self.wake.signal()
   }
 
   /// Every name held, with its certificate (once minted).
-  public var entries: [DNSName: Entry] { self.state.withLock { $0.entries } }
+  package var entries: [DNSName: Entry] { self.state.withLock { $0.entries } }
 
   /// Whether streams of `caller` may ask for on-demand names (`--on-demand-callers`).
-  public func allows(caller: SPIFFEID) -> Bool {
+  package func allows(caller: SPIFFEID) -> Bool {
     self.settings.allows(caller: caller)
   }
 
   /// Takes a hold on the name a stream asks for, or says why it is refused. A name refused over
   /// the cap or the rate is waited for: it is minted once both allow, and the stream takes it
   /// with `admitWaiting` (or gives up with `withdraw`).
-  public func admit(_ text: String) -> Result<DNSName, OnDemandRefusal> {
+  package func admit(_ text: String) -> Result<DNSName, OnDemandRefusal> {
     let now = self.now()
     let result: Result<DNSName, OnDemandRefusal>
     if let name = try? DNSName(parsing: text) {
@@ -163,7 +163,7 @@ where C.Duration == Duration {
 
   /// A stream refused `name` over the cap or the rate takes it, now that it is minted; false
   /// while it is not.
-  public func admitWaiting(_ name: DNSName) -> Bool {
+  package func admitWaiting(_ name: DNSName) -> Bool {
     self.state.withLock { state in
       guard var entry = state.entries[name] else { return false }
       if entry.reserved > 0 {
@@ -180,7 +180,7 @@ where C.Duration == Duration {
   }
 
   /// A stream that waited for `name` no longer wants it.
-  public func withdraw(_ name: DNSName) {
+  package func withdraw(_ name: DNSName) {
     let now = self.now()
     self.state.withLock { state in
       if let waiting = state.waiting[name] {
@@ -195,7 +195,7 @@ where C.Duration == Duration {
   }
 
   /// Ends a stream's hold on `name`.
-  public func release(_ name: DNSName) {
+  package func release(_ name: DNSName) {
     let now = self.now()
     self.state.withLock { state in
       guard var entry = state.entries[name], entry.holders > 0 else { return }
@@ -206,7 +206,7 @@ where C.Duration == Duration {
     self.wake.signal()
   }
 
-  public func run() async {
+  package func run() async {
     let timer = DeadlineTimer(clock: self.clock, wake: self.wake) { [self] in
       let now = self.now()
       let next = self.state.withLock { state in
@@ -319,12 +319,12 @@ where C.Duration == Duration {
 
 extension OnDemandCertificates: ReissuedLeaves {
   /// Every name held has a leaf of at most the on-demand lifetime, from the CA that signed last.
-  public func lastLeafExpiry(now: Date) -> Date? {
+  package func lastLeafExpiry(now: Date) -> Date? {
     self.state.withLock { $0.entries.isEmpty ? nil : now.addingTimeInterval(self.settings.ttl.seconds) }
   }
 
   /// Mints every name held again, now, from the CA that signs now; a failure is retried as usual.
-  public func reissueAll() async -> [(subject: String, error: any Error)] {
+  package func reissueAll() async -> [(subject: String, error: any Error)] {
     let now = self.now()
     self.state.withLock { state in
       for name in state.entries.keys { state.entries[name]!.dueAt = now }

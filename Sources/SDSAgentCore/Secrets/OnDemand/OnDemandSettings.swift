@@ -1,19 +1,19 @@
 /// Which TLS server certificates the agent mints on demand, named by the SNI Envoy asks for.
-public struct OnDemandSettings: Sendable, Equatable {
-  public var patterns: [DNSNamePattern]
-  public var ttl: Duration
-  public var keyType: WorkloadKeyType
+package struct OnDemandSettings: Sendable, Equatable {
+  package var patterns: [DNSNamePattern]
+  package var ttl: Duration
+  package var keyType: WorkloadKeyType
   /// The most names held at once.
-  public var maximumNames: Int
+  package var maximumNames: Int
   /// New names minted, at most.
-  public var rate: Rate
+  package var rate: Rate
   /// A name no stream has asked for this long is dropped.
-  public var idleTimeout: Duration
+  package var idleTimeout: Duration
   /// The identities whose streams may ask for on-demand names; `nil`: every caller (the agent
   /// serves one identity to all).
-  public var callers: Set<SPIFFEID>?
+  package var callers: Set<SPIFFEID>?
 
-  public init(
+  package init(
     patterns: [DNSNamePattern], ttl: Duration = .seconds(86400), keyType: WorkloadKeyType = .ecdsaP256,
     maximumNames: Int = 1000, rate: Rate = Rate(count: 60, period: .seconds(60)),
     idleTimeout: Duration = .seconds(600), callers: Set<SPIFFEID>? = nil
@@ -27,18 +27,18 @@ public struct OnDemandSettings: Sendable, Equatable {
     self.idleTimeout = idleTimeout
   }
 
-  public func allows(_ name: DNSName) -> Bool {
+  package func allows(_ name: DNSName) -> Bool {
     self.patterns.contains { $0.matches(name) }
   }
 
   /// Whether streams of `caller` may ask for on-demand names.
-  public func allows(caller: SPIFFEID) -> Bool {
+  package func allows(caller: SPIFFEID) -> Bool {
     self.callers.map { $0.contains(caller) } ?? true
   }
 }
 
 /// Why an on-demand name is not served; a closed set, for metric labels.
-public enum OnDemandRefusal: String, Error, Sendable, CaseIterable {
+package enum OnDemandRefusal: String, Error, Sendable, CaseIterable {
   case invalidName = "invalid_name"
   case notAllowed = "not_allowed"
   case overCap = "over_cap"
@@ -48,5 +48,5 @@ public enum OnDemandRefusal: String, Error, Sendable, CaseIterable {
   case overWaiting = "over_waiting"
 
   /// Over the cap or the rate: the name is minted once both allow, and sent then.
-  public var isTransient: Bool { self == .overCap || self == .overRate }
+  package var isTransient: Bool { self == .overCap || self == .overRate }
 }

@@ -4,18 +4,18 @@ import X509
 
 /// A TLS server certificate minted on demand for one DNS name, with its key, encoded once as the
 /// `tls_certificate` Envoy gets.
-public struct ServerCertificate: Sendable {
-  public let name: DNSName
+package struct ServerCertificate: Sendable {
+  package let name: DNSName
   /// Leaf first, then the intermediates.
-  public let chain: [Certificate]
-  public let issuedAt: Date
+  package let chain: [Certificate]
+  package let issuedAt: Date
   let message: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate
 
-  public var leaf: Certificate { self.chain[0] }
-  public var serial: String { self.leaf.serialHex }
-  public var notAfter: Date { self.leaf.notValidAfter }
+  package var leaf: Certificate { self.chain[0] }
+  package var serial: String { self.leaf.serialHex }
+  package var notAfter: Date { self.leaf.notValidAfter }
 
-  public init(name: DNSName, chain: [Certificate], privateKey: WorkloadPrivateKey, issuedAt: Date) throws {
+  package init(name: DNSName, chain: [Certificate], privateKey: WorkloadPrivateKey, issuedAt: Date) throws {
     guard let leaf = chain.first, leaf.publicKey == privateKey.publicKey else {
       throw CertificateAuthorityError(.invalidResponse, "the certificate for \(name) does not match its key")
     }
