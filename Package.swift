@@ -12,7 +12,7 @@ let package = Package(
   products: [
     // The one product: the modules are `package`-visible to each other, the tests and the tools,
     // and offer no API outside this package.
-    .executable(name: "sds-agent", targets: ["sds-agent"]),
+    .executable(name: "sds-agent", targets: ["sds-agent"])
   ],
   dependencies: [
     .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
