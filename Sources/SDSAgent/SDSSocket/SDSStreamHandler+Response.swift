@@ -1,3 +1,4 @@
+import GRPCCore
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -6,26 +7,34 @@ import SDSAgentCore
 /// Writing what the call answers: one response at a time, the newest held while the stream
 /// cannot be written, then the trailers.
 extension SDSStreamHandler {
-  func perform(_ action: SDSCallAction) {
-    switch action {
+  func perform(_ step: SDSCall.Step) {
+    switch step {
     case .wait:
       return
     case .send(let message):
       self.send(message)
-    case .sendAndFinish(let message):
+    case .sendAndEnd(let message):
       // A unary call's one response is written whether or not the stream can take it.
       self.write(message)
       self.finish(.ok)
-    case .finish(let status):
-      self.finish(status)
+    case .end:
+      self.finish(.ok)
     case .later(let answer):
       guard let eventLoop = self.context?.eventLoop else { return }
       let handler = NIOLoopBound(self, eventLoop: eventLoop)
       self.admission = Task {
-        let action = await answer()
+        let result: Result<SDSCall.Step, RPCError>
+        do throws(RPCError) {
+          result = .success(try await answer())
+        } catch {
+          result = .failure(error)
+        }
         eventLoop.execute {
           guard case .open = handler.value.machine.phase else { return }
-          handler.value.perform(action)
+          switch result {
+          case .success(let step): handler.value.perform(step)
+          case .failure(let error): handler.value.finish(GRPCStatus(error))
+          }
         }
       }
     }

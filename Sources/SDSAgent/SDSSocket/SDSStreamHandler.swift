@@ -40,8 +40,15 @@ final class SDSStreamHandler: ChannelInboundHandler {
   /// Whether responses carry changes only (`DeltaSecrets`), so that none may replace another.
   var incremental = false
 
-  init(connection: SDSConnectionHandler, service: SecretDiscoveryService, limits: SDSServerLimits) {
+  /// The stream's ID, for the connection's GOAWAY; nil where the channel has none.
+  let streamID: HTTP2StreamID?
+
+  init(
+    connection: SDSConnectionHandler, service: SecretDiscoveryService, limits: SDSServerLimits,
+    streamID: HTTP2StreamID?
+  ) {
     self.connection = connection
+    self.streamID = streamID
     self.service = service
     self.machine = GRPCCallStateMachine(maximumRequestBytes: limits.maximumRequestBytes)
     self.maximumUnsentDeltaResponses = limits.maximumUnsentDeltaResponses
@@ -49,8 +56,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
 
   func handlerAdded(context: ChannelHandlerContext) {
     self.context = context
-    let streamID = try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)
-    self.connection.streamOpened(streamID)
+    self.connection.streamOpened(self.streamID)
   }
 
   func channelInactive(context: ChannelHandlerContext) {
@@ -100,7 +106,8 @@ final class SDSStreamHandler: ChannelInboundHandler {
       case .refuse(let status, let httpStatus): self.finish(status, httpStatus: httpStatus)
       }
     case .data(let body):
-      guard case .byteBuffer(let bytes) = body.data else { break }
+      let bytes: ByteBuffer
+      if case .byteBuffer(let buffer) = body.data { bytes = buffer } else { bytes = ByteBuffer() }
       self.machine.receiveData(bytes, endStream: body.endStream)
     default:
       return
@@ -161,9 +168,9 @@ final class SDSStreamHandler: ChannelInboundHandler {
     }
     let call: any SDSCall =
       switch method {
-      case .streamSecrets: StreamingSDSCall(self.service.openStreamSecrets(lease))
-      case .deltaSecrets: StreamingSDSCall(self.service.openDeltaSecrets(lease))
-      case .fetchSecrets: FetchSDSCall(service: self.service, lease: lease)
+      case .streamSecrets: SecretStreamCall(self.service.openStreamSecrets(lease))
+      case .deltaSecrets: SecretStreamCall(self.service.openDeltaSecrets(lease))
+      case .fetchSecrets: SecretStreamCall(self.service.openFetchSecrets(lease))
       }
     self.machine.admitted()
     self.call = call
@@ -180,20 +187,24 @@ final class SDSStreamHandler: ChannelInboundHandler {
   func readInbound() {
     while let event = self.machine.nextInbound() {
       switch event {
-      case .message(let message):
-        guard let call = self.call else { return }
-        self.perform(call.receive(message))
-      case .requestsEnded:
-        guard let call = self.call else { return }
-        self.perform(call.requestsEnded())
-      case .failed(let status):
-        self.finish(status)
+      case .message(let message): self.deliver(.request(message))
+      case .requestsEnded: self.deliver(.requestsEnded)
+      case .failed(let status): self.finish(status)
       }
     }
   }
 
   func secretsChanged() {
+    self.deliver(.secretsChanged)
+  }
+
+  /// Hands the open call one event and performs its answer, or ends it with what it throws.
+  func deliver(_ event: SDSCall.Event) {
     guard let call = self.call else { return }
-    self.perform(call.secretsChanged())
+    do {
+      self.perform(try call.handle(event))
+    } catch {
+      self.finish(GRPCStatus(error))
+    }
   }
 }
