@@ -120,6 +120,20 @@ import Testing
     }
   }
 
+  @Test func aFetchSecretsCallWithTwoRequestsIsRefused() async throws {
+    try await RunningAgent.with { running in
+      let stream = try await Stream(running)
+      try await stream.open(.fetchSecrets)
+      try await stream.send(Self.request(["default"]))
+      try await stream.send(Self.request(["default"]), endStream: true)
+      let trailers = try await stream.trailers()
+      #expect(trailers.first(name: ":status") == "200")
+      #expect(trailers.first(name: "grpc-status") == "13")
+      #expect(trailers.first(name: "grpc-message") == "FetchSecrets takes exactly one request message")
+      #expect(running.agent.counters[.fetches] == 0)
+    }
+  }
+
   @Test func aDeltaSecretsStreamIsAnsweredWithTheNamesItSubscribed() async throws {
     try await RunningAgent.with { running in
       let stream = try await Stream(running)
