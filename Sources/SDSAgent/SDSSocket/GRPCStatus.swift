@@ -17,17 +17,13 @@ package struct GRPCStatus: Sendable, Equatable {
     self.metadata = metadata
   }
 
-  /// The status a handler's error ends its RPC with; errors that are not the service's own
-  /// statuses are reported without their details.
-  init(_ error: any Error) {
-    switch error {
-    case let error as RPCError:
-      self.init(code: Status.Code(error.code), message: error.message, metadata: error.metadata)
-    case let error as any RPCErrorConvertible:
-      self.init(code: Status.Code(error.rpcErrorCode), message: error.rpcErrorMessage, metadata: error.rpcErrorMetadata)
-    default:
-      self.init(code: .internalError, message: "the agent failed to answer")
-    }
+  /// The status an error thrown by the service ends its RPC with.
+  init(_ error: RPCError) {
+    self.init(code: Status.Code(error.code), message: error.message, metadata: error.metadata)
+  }
+
+  init(_ error: some RPCErrorConvertible) {
+    self.init(RPCError(error))
   }
 
   /// The longest `grpc-message` sent, in characters: a status never echoes unbounded input.

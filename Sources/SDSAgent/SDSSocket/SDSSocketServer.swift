@@ -88,8 +88,9 @@ package struct SDSSocketServer: Service, CustomStringConvertible {
         streamConfiguration: Self.streamConfiguration(limits)
       ) { stream in
         stream.eventLoop.makeCompletedFuture {
+          let streamID = try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)
           try stream.pipeline.syncOperations.addHandler(
-            SDSStreamHandler(connection: boundConnection.value, service: service, limits: limits))
+            SDSStreamHandler(connection: boundConnection.value, service: service, limits: limits, streamID: streamID))
         }
       }
       try pipeline.addHandler(connection)

@@ -1,3 +1,4 @@
+import GRPCCore
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -6,26 +7,34 @@ import SDSAgentCore
 /// Writing what the call answers: one response at a time, the newest held while the stream
 /// cannot be written, then the trailers.
 extension SDSStreamHandler {
-  func perform(_ action: SDSCallAction) {
-    switch action {
+  func perform(_ step: SDSCall.Step) {
+    switch step {
     case .wait:
       return
     case .send(let message):
       self.send(message)
-    case .sendAndFinish(let message):
+    case .sendAndEnd(let message):
       // A unary call's one response is written whether or not the stream can take it.
       self.write(message)
       self.finish(.ok)
-    case .finish(let status):
-      self.finish(status)
+    case .end:
+      self.finish(.ok)
     case .later(let answer):
       guard let eventLoop = self.context?.eventLoop else { return }
       let handler = NIOLoopBound(self, eventLoop: eventLoop)
       self.admission = Task {
-        let action = await answer()
+        let result: Result<SDSCall.Step, RPCError>
+        do throws(RPCError) {
+          result = .success(try await answer())
+        } catch {
+          result = .failure(error)
+        }
         eventLoop.execute {
-          guard case .open = handler.value.state else { return }
-          handler.value.perform(action)
+          guard case .open = handler.value.machine.phase else { return }
+          switch result {
+          case .success(let step): handler.value.perform(step)
+          case .failure(let error): handler.value.finish(GRPCStatus(error))
+          }
         }
       }
     }
@@ -59,7 +68,7 @@ extension SDSStreamHandler {
   }
 
   func writeUnsent() {
-    guard !self.unsent.isEmpty, case .open = self.state else { return }
+    guard !self.unsent.isEmpty, case .open = self.machine.phase else { return }
     let unsent = self.unsent
     self.unsent.removeAll()
     for message in unsent {
@@ -71,12 +80,10 @@ extension SDSStreamHandler {
 
   func write(_ message: [UInt8]) {
     guard let context = self.context else { return }
-    if !self.responseHeadersSent {
-      self.responseHeadersSent = true
-      context.write(self.wrapOutboundOut(.headers(.init(headers: Self.responseHeaders))), promise: nil)
+    let (head, framed) = self.machine.frameResponse(message, allocator: context.channel.allocator)
+    if let head {
+      context.write(self.wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
     }
-    self.responded = true
-    let framed = GRPCMessageDeframer.frame(message, allocator: context.channel.allocator)
     // Counted before the write: the stream reports it sent (writable again) within the flush.
     self.inFlightBytes += framed.readableBytes
     self.connection.unsentChanged(by: framed.readableBytes)
@@ -97,19 +104,15 @@ extension SDSStreamHandler {
   /// Ends the call with `status` in its trailers (trailers-only if nothing was sent, with
   /// `httpStatus`), then stops a client still sending with `RST_STREAM(NO_ERROR)`.
   func finish(_ status: GRPCStatus, httpStatus: Int = 200) {
-    if case .finished = self.state { return }
+    if self.machine.isClosed { return }
     // Responses held for the stream go before its trailers (HTTP/2 queues them in order).
     let unsent = self.unsent
     self.end()
     for message in unsent { self.write(message) }
     guard let context = self.context else { return }
-    var trailers = HPACKHeaders()
-    if !self.responseHeadersSent {
-      trailers = [":status": String(httpStatus), "content-type": "application/grpc"]
-    }
-    status.add(to: &trailers)
-    context.write(self.wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
-    if !self.requestsEnded {
+    let ending = self.machine.ending(status, httpStatus: httpStatus)
+    context.write(self.wrapOutboundOut(.headers(.init(headers: ending.trailers, endStream: true))), promise: nil)
+    if ending.resetsStream {
       context.write(self.wrapOutboundOut(.rstStream(.noError)), promise: nil)
     }
     self.flush()
@@ -123,14 +126,11 @@ extension SDSStreamHandler {
     self.admission = nil
     self.subscription?.cancel()
     self.subscription = nil
-    if case .open(let call) = self.state {
-      call.close()
-    }
-    self.state = .finished
+    self.call?.close()
+    self.call = nil
+    self.machine.close()
     // What was written stays counted until it leaves or the stream closes (`channelInactive`).
     self.connection.unsentChanged(by: -self.unsent.reduce(0) { $0 + $1.count })
     self.unsent = []
   }
-
-  private static let responseHeaders: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
 }

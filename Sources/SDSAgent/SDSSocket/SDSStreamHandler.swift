@@ -14,30 +14,18 @@ import SDSAgentCore
 /// streams hold unsent (`SDSConnectionHandler.unsentChanged`).
 ///
 /// The request side is here, the response side in `SDSStreamHandler+Response.swift`; both share
-/// the handler's fields. Its protocol state (the enum and flags below) is to move into a value
-/// state machine of its own, tested without NIO (the redesign issue, #22).
+/// the handler's fields. The call's protocol state is `GRPCCallStateMachine`; the handler holds
+/// what it does (the call, its subscription, deadline and admission) and the responses it holds.
 final class SDSStreamHandler: ChannelInboundHandler {
   typealias InboundIn = HTTP2Frame.FramePayload
   typealias OutboundOut = HTTP2Frame.FramePayload
 
-  enum State {
-    case awaitingHead
-    case admitting(SDSMethod, pending: [ByteBuffer])
-    case open(any SDSCall)
-    case finished
-  }
-
   let connection: SDSConnectionHandler
   let service: SecretDiscoveryService
   let maximumUnsentDeltaResponses: Int
-  var state = State.awaitingHead
-  var deframer: GRPCMessageDeframer
-  /// The client half-closed the stream.
-  var requestsEnded = false
-  var endDelivered = false
-  var responseHeadersSent = false
-  /// Whether a response was sent: a stream reset before that counts against the connection.
-  var responded = false
+  var machine: GRPCCallStateMachine
+  /// The admitted call, while it is open.
+  var call: (any SDSCall)?
   var subscription: SecretCache.Subscription?
   var deadline: Scheduled<Void>?
   /// Admits a caller that must wait (a token to verify, a first certificate), or makes an
@@ -52,31 +40,33 @@ final class SDSStreamHandler: ChannelInboundHandler {
   /// Whether responses carry changes only (`DeltaSecrets`), so that none may replace another.
   var incremental = false
 
-  init(connection: SDSConnectionHandler, service: SecretDiscoveryService, limits: SDSServerLimits) {
+  /// The stream's ID, for the connection's GOAWAY; nil where the channel has none.
+  let streamID: HTTP2StreamID?
+
+  init(
+    connection: SDSConnectionHandler, service: SecretDiscoveryService, limits: SDSServerLimits,
+    streamID: HTTP2StreamID?
+  ) {
     self.connection = connection
+    self.streamID = streamID
     self.service = service
-    self.deframer = GRPCMessageDeframer(maximumLength: limits.maximumRequestBytes)
+    self.machine = GRPCCallStateMachine(maximumRequestBytes: limits.maximumRequestBytes)
     self.maximumUnsentDeltaResponses = limits.maximumUnsentDeltaResponses
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
     self.context = context
-    let streamID = try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)
-    self.connection.streamOpened(streamID)
+    self.connection.streamOpened(self.streamID)
   }
 
   func channelInactive(context: ChannelHandlerContext) {
     // Closed before the call ended: the client reset the stream (or the connection went).
-    var reset = false
-    if case .finished = self.state {
-    } else {
-      reset = true
-      self.end()
-    }
+    let reset = !self.machine.isClosed
+    if reset { self.end() }
     // Trailers and the responses written with them are no longer this connection's to send.
     self.connection.unsentChanged(by: -self.inFlightBytes)
     self.inFlightBytes = 0
-    self.connection.streamClosed(reset: reset, unserved: reset && !self.responded)
+    self.connection.streamClosed(reset: reset, unserved: reset && !self.machine.responded)
     self.context = nil
     context.fireChannelInactive()
   }
@@ -110,43 +100,34 @@ final class SDSStreamHandler: ChannelInboundHandler {
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     switch self.unwrapInboundIn(data) {
     case .headers(let headers):
-      if headers.endStream { self.requestsEnded = true }
-      if case .awaitingHead = self.state {
-        self.start(headers.headers)
+      switch self.machine.receiveHeaders(headers.headers, endStream: headers.endStream) {
+      case .none: break
+      case .admit(let method, let timeout, let token): self.start(method, timeout: timeout, token: token)
+      case .refuse(let status, let httpStatus): self.finish(status, httpStatus: httpStatus)
       }
-      if headers.endStream { self.deliverEndOfRequests() }
     case .data(let body):
-      if body.endStream { self.requestsEnded = true }
-      if case .byteBuffer(let bytes) = body.data {
-        self.received(bytes)
-      }
-      if body.endStream { self.deliverEndOfRequests() }
+      let bytes: ByteBuffer
+      if case .byteBuffer(let buffer) = body.data { bytes = buffer } else { bytes = ByteBuffer() }
+      self.machine.receiveData(bytes, endStream: body.endStream)
     default:
-      break
+      return
     }
+    self.readInbound()
   }
 
   // MARK: - Request
 
-  func start(_ headers: HPACKHeaders) {
-    let head: GRPCRequestHead
-    do {
-      head = try GRPCRequestHead.parse(headers)
-    } catch {
-      self.finish(error.status, httpStatus: error.httpStatus)
-      return
-    }
-    self.state = .admitting(head.method, pending: [])
-    if let timeout = head.timeout, let context = self.context {
+  func start(_ method: SDSMethod, timeout: TimeAmount?, token: String?) {
+    if let timeout, let context = self.context {
       let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
       self.deadline = context.eventLoop.scheduleTask(in: timeout) {
         handler.value.finish(.init(code: .deadlineExceeded, message: "the call's deadline of \(timeout) passed"))
       }
     }
-    let evidence = CallerEvidence(peer: self.connection.credentials, token: head.token)
+    let evidence = CallerEvidence(peer: self.connection.credentials, token: token)
     do {
       if let lease = try self.service.leaseNow(for: evidence) {
-        self.admit(lease)
+        self.admit(lease, method: method)
         return
       }
     } catch {
@@ -163,33 +144,36 @@ final class SDSStreamHandler: ChannelInboundHandler {
       } catch {
         result = .failure(error)
       }
-      eventLoop.execute { handler.value.leased(result) }
+      eventLoop.execute { handler.value.leased(result, method: method) }
     }
   }
 
-  func leased(_ result: Result<SecretLease, CallerRefusal>) {
-    guard case .admitting = self.state else {
+  func leased(_ result: Result<SecretLease, CallerRefusal>, method: SDSMethod) {
+    guard case .admitting = self.machine.phase else {
       if case .success(let lease) = result { lease.release() }
       return
     }
     switch result {
-    case .success(let lease): self.admit(lease)
+    case .success(let lease):
+      self.admit(lease, method: method)
+      self.readInbound()
     case .failure(let refusal): self.finish(GRPCStatus(refusal))
     }
   }
 
-  func admit(_ lease: SecretLease) {
-    guard case .admitting(let method, let pending) = self.state else {
+  func admit(_ lease: SecretLease, method: SDSMethod) {
+    guard case .admitting = self.machine.phase else {
       lease.release()
       return
     }
     let call: any SDSCall =
       switch method {
-      case .streamSecrets: StreamingSDSCall(self.service.openStreamSecrets(lease))
-      case .deltaSecrets: StreamingSDSCall(self.service.openDeltaSecrets(lease))
-      case .fetchSecrets: FetchSDSCall(service: self.service, lease: lease)
+      case .streamSecrets: SecretStreamCall(self.service.openStreamSecrets(lease))
+      case .deltaSecrets: SecretStreamCall(self.service.openDeltaSecrets(lease))
+      case .fetchSecrets: SecretStreamCall(self.service.openFetchSecrets(lease))
       }
-    self.state = .open(call)
+    self.machine.admitted()
+    self.call = call
     if case .deltaSecrets = method { self.incremental = true }
     if let cache = call.followedCache, let eventLoop = self.context?.eventLoop {
       let handler = NIOLoopBound(self, eventLoop: eventLoop)
@@ -197,60 +181,30 @@ final class SDSStreamHandler: ChannelInboundHandler {
         eventLoop.execute { handler.value.secretsChanged() }
       }
     }
-    for message in pending {
-      self.perform(call.receive(message))
-    }
-    if self.requestsEnded {
-      self.deliverEndOfRequests()
-    }
   }
 
-  func received(_ bytes: ByteBuffer) {
-    self.deframer.append(bytes)
-    while true {
-      let message: ByteBuffer?
-      do {
-        message = try self.deframer.next()
-      } catch {
-        self.finish(error.status)
-        return
-      }
-      guard let message else { return }
-      switch self.state {
-      case .admitting(let method, var pending):
-        guard pending.count < Self.maximumPendingMessages else {
-          self.finish(
-            .init(
-              code: .resourceExhausted,
-              message: "more than \(Self.maximumPendingMessages) requests before the caller was admitted"))
-          return
-        }
-        pending.append(message)
-        self.state = .admitting(method, pending: pending)
-      case .open(let call):
-        self.perform(call.receive(message))
-      case .awaitingHead, .finished:
-        return
+  /// Hands the request side's events to the call, or ends it, until there are none.
+  func readInbound() {
+    while let event = self.machine.nextInbound() {
+      switch event {
+      case .message(let message): self.deliver(.request(message))
+      case .requestsEnded: self.deliver(.requestsEnded)
+      case .failed(let status): self.finish(status)
       }
     }
-  }
-
-  /// Tells an admitted call that the client half-closed, once.
-  func deliverEndOfRequests() {
-    guard self.requestsEnded, !self.endDelivered, case .open(let call) = self.state else { return }
-    self.endDelivered = true
-    if self.deframer.hasPartialMessage {
-      self.finish(.init(code: .internalError, message: "the request ended inside a message"))
-      return
-    }
-    self.perform(call.requestsEnded())
   }
 
   func secretsChanged() {
-    guard case .open(let call) = self.state else { return }
-    self.perform(call.secretsChanged())
+    self.deliver(.secretsChanged)
   }
 
-  /// Messages that may arrive while the caller is admitted (Envoy sends one and waits).
-  static let maximumPendingMessages = 8
+  /// Hands the open call one event and performs its answer, or ends it with what it throws.
+  func deliver(_ event: SDSCall.Event) {
+    guard let call = self.call else { return }
+    do {
+      self.perform(try call.handle(event))
+    } catch {
+      self.finish(GRPCStatus(error))
+    }
+  }
 }

@@ -47,8 +47,8 @@ extension SecretDiscoveryService {
   ) async throws {
     let (cache, logger) = (stream.cache, stream.logger)
     let (events, continuation) = AsyncStream.makeStream(of: StreamEvent<Request>.self)
-    let subscription = cache.subscribe { continuation.yield(.secretsChanged) }
-    defer { subscription.cancel() }
+    let subscription = cache?.subscribe { continuation.yield(.secretsChanged) }
+    defer { subscription?.cancel() }
     try await withThrowingDiscardingTaskGroup { group in
       group.addTask {
         defer { continuation.finish() }
@@ -72,10 +72,15 @@ extension SecretDiscoveryService {
       // to the next agent and keeps its current secrets meanwhile.
       try await withGracefulShutdownHandler {
         loop: for await event in events {
-          switch try stream.handle(event) {
+          var step = try stream.handle(event)
+          while case .later(let answer) = step { step = try await answer() }
+          switch step {
           case .send(let message): try await response.write(message)
-          case .wait: continue
+          case .wait, .later: continue
           case .end: break loop
+          case .sendAndEnd(let message):
+            try await response.write(message)
+            break loop
           }
         }
       } onGracefulShutdown: {

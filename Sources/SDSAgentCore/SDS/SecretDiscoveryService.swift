@@ -5,9 +5,10 @@ import Logging
 
 /// Envoy's `SecretDiscoveryService` (SotW `StreamSecrets` and `FetchSecrets`; `DeltaSecrets` in
 /// its own file): each RPC's caller is admitted by a `SecretLeaseProvider` and served from its
-/// identity's `SecretCache`. Transport-agnostic: a transport opens a `SecretStream` per stream
-/// and feeds it events, the SDS socket's own HTTP/2 path or the grpc-swift conformance
-/// (`SecretDiscoveryService+GRPC.swift`) of the in-process tests.
+/// identity's `SecretCache`. Transport-agnostic: a transport opens a `SecretStream` per call
+/// (`FetchSecrets` too) and feeds it `StreamEvent`s, answered with `Step`s: the SDS socket's own
+/// HTTP/2 path, or the grpc-swift conformance (`SecretDiscoveryService+GRPC.swift`) of the
+/// in-process tests.
 package struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
   let leases: any SecretLeaseProvider
   let counters: AgentCounters
@@ -66,10 +67,16 @@ package struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySe
     var onDemand = OnDemandHold()
   }
 
-  package enum Step<Response: Sendable> {
+  /// What a call does after an event: the one action type between a transport and the service.
+  package enum Step<Response: Sendable>: Sendable {
     case send(Response)
     case wait
+    /// The call ends with OK.
     case end
+    /// A unary call's one answer, then its end.
+    case sendAndEnd(Response)
+    /// The answer is made off the transport's event loop, then performed on it.
+    case later(@Sendable () async throws(RPCError) -> Step)
   }
 
   /// A `StreamSecrets` stream for a leased caller.

@@ -1,19 +1,21 @@
+import GRPCCore
 import Logging
 
-/// One open SDS stream of a leased caller, handled one event at a time by its transport: the
+/// One open SDS call of a leased caller, handled one event at a time by its transport: the
 /// async loop of the in-process gRPC service or a channel handler of the SDS socket. Not
 /// thread-safe; the transport serialises its events and calls `close()` once at the end.
 package final class SecretStream<Request: Sendable, Response: Sendable> {
   package typealias Event = SecretDiscoveryService.StreamEvent<Request>
   package typealias Step = SecretDiscoveryService.Step<Response>
 
-  /// The caller's secrets; the transport subscribes to their changes.
-  package let cache: SecretCache
+  /// The caller's secrets, whose changes the transport feeds the stream as `secretsChanged`;
+  /// nil for a unary call, which answers from the cache as it is.
+  package let cache: SecretCache?
   package let logger: Logger
   private let handleEvent: (Event) throws -> Step
   private var onClose: (() -> Void)?
 
-  init(cache: SecretCache, logger: Logger, handle: @escaping (Event) throws -> Step, close: @escaping () -> Void) {
+  init(cache: SecretCache?, logger: Logger, handle: @escaping (Event) throws -> Step, close: @escaping () -> Void) {
     self.cache = cache
     self.logger = logger
     self.handleEvent = handle
@@ -21,8 +23,12 @@ package final class SecretStream<Request: Sendable, Response: Sendable> {
   }
 
   /// What the stream does next: throws the status that ends it.
-  package func handle(_ event: Event) throws -> Step {
-    try self.handleEvent(event)
+  package func handle(_ event: Event) throws(RPCError) -> Step {
+    do {
+      return try self.handleEvent(event)
+    } catch {
+      throw RPCError(ending: error)
+    }
   }
 
   /// Releases the caller's lease and unregisters the stream; later calls do nothing.
@@ -34,5 +40,17 @@ package final class SecretStream<Request: Sendable, Response: Sendable> {
 
   deinit {
     self.onClose?()
+  }
+}
+
+extension RPCError {
+  /// The status an error ends its call with: the service's own statuses as they are, any other
+  /// error without its details.
+  package init(ending error: any Error) {
+    switch error {
+    case let error as RPCError: self = error
+    case let error as any RPCErrorConvertible: self.init(error)
+    default: self.init(code: .internalError, message: "the agent failed to answer")
+    }
   }
 }

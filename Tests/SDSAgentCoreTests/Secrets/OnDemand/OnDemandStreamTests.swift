@@ -1,5 +1,6 @@
 import EnvoySDSProtos
 import Foundation
+import GRPCCore
 import Logging
 import SDSAgentCore
 import SDSAgentTestSupport
@@ -93,8 +94,9 @@ import X509
     #expect {
       _ = try stream.handle(.request(self.request(subscribe: ["a.internal.example"])))
     } throws: { error in
-      guard let error = error as? SDSRequestError else { return false }
-      return error.rpcErrorCode == .permissionDenied && error.message.contains("on-demand-callers")
+      // The stream throws its status; the refusal it was made from is its cause.
+      guard let error = error as? RPCError, error.cause is SDSRequestError else { return false }
+      return error.code == .permissionDenied && error.message.contains("on-demand-callers")
         && error.message.contains(Fixtures.identity.description)
     }
     #expect(store.entries.isEmpty)
