@@ -60,7 +60,11 @@ extension Agent {
         "roots": "\(roots.trustBundle.roots.count)",
       ]
     )
-    return .embedded(EmbeddedCA(roots), rotation: rotation, store: store)
+    // Every leaf the embedded CA signs is recorded before it is served, so it can be revoked.
+    let revocations = try RevocationStore(
+      files: RevocationFiles(stateDirectory: configuration.stateDirectory),
+      schedule: CRLSchedule(validity: configuration.crlValidity), now: Date())
+    return .embedded(EmbeddedCA(roots, record: revocations), rotation: rotation, store: store)
   }
 
   /// The operator's CA as the reloaded configuration names it (files re-read), or `nil` without
