@@ -30,6 +30,11 @@ extension Agent {
       return ca
     }
 
+    /// The embedded CA's record of what it signed and revoked.
+    var revocations: (any RevocationRecord)? {
+      self.embedded?.record as? any RevocationRecord
+    }
+
     /// Why `rotate-root` cannot work here, if it cannot.
     var notRotatable: String? {
       switch self {

@@ -5,7 +5,7 @@ import Synchronization
 /// The embedded CA's revocation ledger, kept in the state directory: a certificate is recorded on
 /// disk before it is served, a revocation is on disk before it is answered, and each CRL number
 /// is on disk before the list carrying it is handed out. A failed write changes nothing.
-package final class RevocationStore: IssuanceRecord {
+package final class RevocationStore: RevocationRecord {
   private let files: RevocationFiles
   private let ledger: Mutex<RevocationLedger>
 

@@ -32,6 +32,9 @@ package final class EmbeddedCA: CertificateAuthority {
   private let state: Mutex<Roots>
   package let backdate: Duration
   package let record: (any IssuanceRecord)?
+  /// Signalled at every `install`, for the one service that follows the roots (the revocation
+  /// service, which signs a list for each).
+  package let rootsInstalled = WakeSignal()
 
   package init(_ roots: Roots, backdate: Duration = .seconds(10), record: (any IssuanceRecord)? = nil) {
     self.state = Mutex(roots)
@@ -46,6 +49,7 @@ package final class EmbeddedCA: CertificateAuthority {
   @discardableResult
   package func install(_ roots: Roots) -> TrustBundle {
     self.state.withLock { $0 = roots }
+    self.rootsInstalled.signal()
     return roots.trustBundle
   }
 
