@@ -5,14 +5,18 @@ extension EmbeddedCA.Roots {
   /// its leaves; then no root signs one and `notRevocable` says why.
   package var crlIssuers: [CRLIssuer] {
     guard self.notRevocable == nil else { return [] }
-    return ([self.signing] + [self.next].compactMap { $0 }).map {
-      CRLIssuer(certificate: $0.certificate, key: $0.privateKey)
+    let previous = zip([self.previous].compactMap { $0 }, [self.previousKey].compactMap { $0 }).map {
+      CRLIssuer(certificate: $0, key: $1)
     }
+    return previous
+      + ([self.signing] + [self.next].compactMap { $0 }).map {
+        CRLIssuer(certificate: $0.certificate, key: $0.privateKey)
+      }
   }
 
   /// Why no revocation list can be served now, if none can.
   package var notRevocable: String? {
-    if self.previous != nil {
+    if let previous = self.previous, self.previousKey?.publicKey != previous.publicKey {
       return "the root that signed before the last root rotation is trusted until its leaves expire, "
         + "and its key is not kept, so it cannot sign a revocation list"
     }

@@ -14,11 +14,17 @@ package final class EmbeddedCA: CertificateAuthority {
     package var next: CAMaterial?
     /// The root that signed before the switch, trusted until its leaves have expired.
     package var previous: Certificate?
+    /// The previous root's key, kept until it retires so that it signs its revocation list.
+    package var previousKey: Certificate.PrivateKey?
 
-    package init(signing: CAMaterial, next: CAMaterial? = nil, previous: Certificate? = nil) {
+    package init(
+      signing: CAMaterial, next: CAMaterial? = nil, previous: Certificate? = nil,
+      previousKey: Certificate.PrivateKey? = nil
+    ) {
       self.signing = signing
       self.next = next
       self.previous = previous
+      self.previousKey = previousKey
     }
 
     /// Every root trusted now.

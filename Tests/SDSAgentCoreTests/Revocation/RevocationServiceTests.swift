@@ -141,6 +141,24 @@ import X509
     }
   }
 
+  @Test func afterARootSwitchTheRetiringRootKeepsSigningItsList() async throws {
+    try await self.running {
+      let next = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: Fixtures.now, commonName: "next")
+      let bundle = self.ca.install(
+        EmbeddedCA.Roots(
+          signing: next, previous: Fixtures.material.certificate, previousKey: Fixtures.material.privateKey))
+      try self.table.installTrustBundle(bundle)
+      self.service.publish()
+      let lists = self.table.servedRevocationLists
+      #expect(lists.count == 2)
+      #expect(lists.contains { $0.isSigned(by: Fixtures.material.certificate) })
+      #expect(lists.contains { $0.isSigned(by: next.certificate) })
+      let rootCA = String(
+        decoding: self.trust?.context(for: .validationContext)?.crl.inlineBytes ?? Data(), as: UTF8.self)
+      #expect(rootCA.components(separatedBy: "-----BEGIN X509 CRL-----").count == 3)
+    }
+  }
+
   @Test func noListIsServedWhileATrustedRootCannotSignOne() async throws {
     try await self.running {
       let previous = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: Fixtures.now, commonName: "old")
