@@ -6,12 +6,14 @@ import SDSAgentCore
 struct CARevokeCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "revoke",
-    abstract: "Revoke certificates the embedded CA of a running agent signed: by serial, or every one of an identity.",
+    abstract:
+      "Revoke certificates the embedded CA of a running agent or `ca serve` signed: by serial, or all of an identity.",
     discussion: """
       The agent records the revocation in its state directory, re-issues the holder with a new key, \
       and pushes its revocation list to every Envoy in each validation context of its trust domain; \
       Envoy refuses the revoked certificate on new handshakes (established connections stay open). \
-      GET /ca/crl on the admin endpoint shows the list.
+      GET /ca/crl on the admin endpoint shows the list. Against `ca serve` (its --admin address), \
+      the list is recorded and answered on GET /ca/crl; agents that fetch from it do not follow it yet.
       """
   )
 
@@ -25,7 +27,9 @@ struct CARevokeCommand: AsyncParsableCommand {
   var reason: String = RevocationReason.unspecified.rawValue
 
   @Option(
-    help: "The admin endpoint of the agent: 127.0.0.1:PORT or unix:/path (or SDS_AGENT_ADMIN, or the config file).")
+    help:
+      "The admin endpoint of the agent or `ca serve`: 127.0.0.1:PORT or unix:/path (or SDS_AGENT_ADMIN, or the config file)."
+  )
   var admin: String?
 
   @Option(help: "The agent's YAML config file, for its admin endpoint (also SDS_AGENT_CONFIG).")

@@ -1,8 +1,8 @@
 import Foundation
 import SDSAgentCore
 
-/// The admin endpoint's revocation routes, `POST /ca/revoke` and `GET /ca/crl`, for the agent's
-/// embedded CA.
+/// The admin endpoint's revocation routes, `POST /ca/revoke` and `GET /ca/crl`, for the embedded
+/// CA of the agent or of `ca serve`.
 package struct RevocationRoutes: Sendable {
   let service: RevocationService<ContinuousClock>?
   /// The revocation lists served now.
@@ -10,15 +10,15 @@ package struct RevocationRoutes: Sendable {
   /// Why this agent cannot revoke, if it cannot.
   let notRevocable: String?
 
-  init(service: RevocationService<ContinuousClock>?, identities: IdentityTable, notRevocable: String?) {
+  package init(service: RevocationService<ContinuousClock>?, host: any RevocationHost, notRevocable: String?) {
     self.service = service
-    self.served = { identities.servedRevocationLists }
+    self.served = { host.servedRevocationLists }
     self.notRevocable = notRevocable
   }
 
   /// Revokes what the body names; the answer lists the serials revoked. A malformed body is a
   /// 400, a serial or identity the CA holds no live certificate of a 404; neither changes anything.
-  func revoke(body: [UInt8]) async -> AdminResponse {
+  package func revoke(body: [UInt8]) async -> AdminResponse {
     guard let service = self.service else {
       return .text(409, "cannot revoke: \(self.notRevocable ?? "no embedded CA")\n")
     }
@@ -53,7 +53,7 @@ package struct RevocationRoutes: Sendable {
   }
 
   /// The revocation lists served now, PEM, one per root of the own trust domain.
-  func crl() -> AdminResponse {
+  package func crl() -> AdminResponse {
     guard self.service != nil else {
       return .text(409, "no revocation list: \(self.notRevocable ?? "no embedded CA")\n")
     }

@@ -65,12 +65,9 @@ extension Agent {
         "roots": "\(roots.trustBundle.roots.count)",
       ]
     )
-    // Every leaf the embedded CA signs is recorded before it is served, so it can be revoked
-    // (also with the operator's CA, which needs no state directory otherwise).
-    try SecureFile.ensurePrivateDirectory(configuration.stateDirectory)
-    let revocations = try RevocationStore(
-      files: RevocationFiles(stateDirectory: configuration.stateDirectory),
-      schedule: CRLSchedule(validity: configuration.crlValidity), now: Date())
+    // Every leaf the embedded CA signs is recorded before it is served, so it can be revoked.
+    let revocations = try RevocationStore.open(
+      stateDirectory: configuration.stateDirectory, validity: configuration.crlValidity)
     return .embedded(EmbeddedCA(roots, record: revocations), rotation: rotation, store: store)
   }
 

@@ -20,7 +20,7 @@ extension Agent {
         ?? "the local CA")
     routes.onDemand = onDemand
     routes.revocation = RevocationRoutes(
-      service: ca.revocation, identities: identities,
+      service: ca.revocation, host: identities,
       notRevocable: ca.isRemote
         ? "this agent fetches certificates from a remote CA; revoke them there (sds-agent ca revoke against ca serve)"
         : nil)

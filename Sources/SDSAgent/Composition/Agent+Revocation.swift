@@ -10,7 +10,7 @@ extension Agent {
   ) -> RevocationService<ContinuousClock>? {
     guard let ca = authority.embedded, let record = authority.revocations else { return nil }
     let service = RevocationService(
-      ca: ca, record: record, table: table, clock: context.clock, now: context.now, logger: context.logger)
+      ca: ca, record: record, host: table, clock: context.clock, now: context.now, logger: context.logger)
     service.publish()
     return service
   }

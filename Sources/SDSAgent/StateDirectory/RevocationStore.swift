@@ -17,6 +17,14 @@ package final class RevocationStore: RevocationRecord {
     self.ledger = Mutex(ledger)
   }
 
+  /// The store of `stateDirectory`, made (0700) if there is none: the operator's CA needs none
+  /// otherwise.
+  package static func open(stateDirectory: String, validity: Duration) throws(AgentError) -> RevocationStore {
+    try SecureFile.ensurePrivateDirectory(stateDirectory)
+    return try RevocationStore(
+      files: RevocationFiles(stateDirectory: stateDirectory), schedule: CRLSchedule(validity: validity), now: Date())
+  }
+
   package var revocations: Revocations { self.ledger.withLock { $0.revocations } }
   package var issued: IssuedCertificates { self.ledger.withLock { $0.issued } }
 

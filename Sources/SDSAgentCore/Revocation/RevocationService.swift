@@ -5,13 +5,14 @@ import Synchronization
 
 /// Keeps the embedded CA's revocation lists served to Envoy: signs each own root's list (at once
 /// after a revocation or a change of roots, and again halfway through its validity, well before
-/// nextUpdate, past which Envoy refuses every handshake) and installs them into the node's trust.
+/// nextUpdate, past which Envoy refuses every handshake) and installs them in its host (the node's
+/// trust, or `ca serve`'s answer to `GET /ca/crl`).
 /// It waits for the next signing, a revocation or new roots; it never polls.
 package final class RevocationService<C: Clock>: Service, CustomStringConvertible, Sendable
 where C.Duration == Duration {
   private let ca: EmbeddedCA
   private let record: any RevocationRecord
-  private let table: IdentityTable
+  private let host: any RevocationHost
   private let clock: C
   private let now: @Sendable () -> Date
   private let logger: Logger
@@ -28,13 +29,13 @@ where C.Duration == Duration {
   }
 
   package init(
-    ca: EmbeddedCA, record: any RevocationRecord, table: IdentityTable, clock: C,
+    ca: EmbeddedCA, record: any RevocationRecord, host: any RevocationHost, clock: C,
     now: @escaping @Sendable () -> Date, logger: Logger, retryAfter: Duration = .seconds(60),
     reissueGrace: Duration = .seconds(2)
   ) {
     self.ca = ca
     self.record = record
-    self.table = table
+    self.host = host
     self.clock = clock
     self.now = now
     self.logger = logger
@@ -113,7 +114,7 @@ where C.Duration == Duration {
   /// Issues a new certificate for `identity`; true once it is served.
   private func reissue(_ identity: SPIFFEID) async -> Bool {
     do {
-      return try await self.table.rotate(identity)
+      return try await self.host.reissue(identity)
     } catch {
       self.logger.error(
         "revocation: the holder of a revoked certificate could not be re-issued",
@@ -135,7 +136,7 @@ where C.Duration == Duration {
       state.notRevocable = roots.notRevocable
       do {
         let signed = try self.record.lists(of: roots.crlIssuers, at: now)
-        try self.table.installRevocationLists(signed.lists)
+        try self.host.installRevocationLists(signed.lists)
         state.nextSigning = signed.nextSigning == .distantFuture ? nil : signed.nextSigning
       } catch {
         state.nextSigning = now.addingTimeInterval(self.retryAfter.seconds)

@@ -58,7 +58,7 @@ import X509
       table: self.table, authority: self.ca, counters: AgentCounters(), clock: clock, now: { clock.date },
       random: { 1 }, wallClockCheck: nil, logger: Logger(label: "test"))
     self.service = RevocationService(
-      ca: self.ca, record: self.record, table: self.table, clock: clock, now: { clock.date },
+      ca: self.ca, record: self.record, host: self.table, clock: clock, now: { clock.date },
       logger: Logger(label: "test"))
   }
 
