@@ -125,9 +125,10 @@ where C.Duration == Duration {
 
   /// Signs the lists due and installs them, or installs none when a trusted root cannot sign one.
   package func publish() {
-    let now = self.now()
-    let roots = self.ca.roots
     self.state.withLock { state in
+      // Read under the lock, so that a publication never installs older roots' lists.
+      let now = self.now()
+      let roots = self.ca.roots
       if roots.notRevocable != state.notRevocable, let reason = roots.notRevocable {
         self.logger.warning(
           "revocation lists are not served: revoked certificates are accepted until they expire",
