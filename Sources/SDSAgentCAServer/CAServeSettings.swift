@@ -72,6 +72,6 @@ package enum CAServeSettings {
     AgentSettings.trustDomain.declaration, maximumTTL.declaration, tlsSAN.declaration,
     trustedNodeIdentity.declaration, AgentSettings.caCertificate.declaration, AgentSettings.caKey.declaration,
     AgentSettings.caChain.declaration, AgentSettings.logLevel.declaration, admin.declaration,
-    rootOverlap.declaration,
+    rootOverlap.declaration, AgentSettings.crlValidity.declaration,
   ]
 }

@@ -26,6 +26,8 @@ package struct CAServerConfiguration: Sendable {
   package var admin: AgentConfiguration.AdminAddress?
   /// How long both roots are trusted before the new one signs; at least `maximumTTL`.
   package var rootOverlap: Duration
+  /// How long its revocation lists are valid.
+  package var crlValidity: Duration
 
   /// The overlap when none is set: an hour, or one `maximumTTL` if that is longer.
   package static func defaultRootOverlap(maximumTTL: Duration) -> Duration {
@@ -44,7 +46,8 @@ package struct CAServerConfiguration: Sendable {
     tlsNames: [String] = [],
     trustedNodeIdentities: [SPIFFEID] = [],
     admin: AgentConfiguration.AdminAddress? = nil,
-    rootOverlap: Duration? = nil
+    rootOverlap: Duration? = nil,
+    crlValidity: Duration = .seconds(4 * 3600)
   ) {
     self.trustedNodeIdentities = trustedNodeIdentities
     self.host = host
@@ -58,6 +61,7 @@ package struct CAServerConfiguration: Sendable {
     self.tlsNames = tlsNames
     self.admin = admin
     self.rootOverlap = rootOverlap ?? Self.defaultRootOverlap(maximumTTL: maximumTTL)
+    self.crlValidity = crlValidity
   }
 }
 
@@ -71,6 +75,8 @@ package struct CAServer: Sendable {
   package let ca: EmbeddedCA
   /// Drives rotations of a root the server generated; `nil` with the operator's files.
   package let rotation: RootRotationSupervisor<ContinuousClock>?
+  /// Keeps its revocation lists signed, and revokes.
+  let revocation: RevocationService<ContinuousClock>
   let servingCertificate: ServingCertificate
   let server: GRPCServer<HTTP2ServerTransport.Posix>
   let admin: AdminServer?
@@ -97,7 +103,14 @@ package struct CAServer: Sendable {
     }
     let (roots, resuming, store) = try RootRotationFiles.roots(
       of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain)
-    let ca = EmbeddedCA(roots)
+    // Every leaf it signs is recorded before it is answered, so it can be revoked.
+    let record = try RevocationStore.open(
+      stateDirectory: configuration.stateDirectory, validity: configuration.crlValidity)
+    let ca = EmbeddedCA(roots, record: record)
+    let revocationHost = CAServerRevocationHost()
+    let revocation = RevocationService(
+      ca: ca, record: record, host: revocationHost, clock: ContinuousClock(), now: { Date() }, logger: logger)
+    revocation.publish()
     let authenticator = try await JWTCallerAuthenticator.load(
       keysFile: configuration.jwtKeysFile,
       issuers: configuration.jwtIssuers,
@@ -135,11 +148,12 @@ package struct CAServer: Sendable {
         routes: CAServerAdminRoutes(
           trust: TrustRoutes(
             rotation: rotation, ca: ca, trustDomain: configuration.trustDomain,
-            notRotatable: rotation == nil ? Self.operatorFilesNotRotatable : nil)),
+            notRotatable: rotation == nil ? Self.operatorFilesNotRotatable : nil),
+          revocation: RevocationRoutes(service: revocation, host: revocationHost, notRevocable: nil)),
         listening: Milestone(), logger: logger)
     }
     return CAServer(
-      ca: ca, rotation: rotation, servingCertificate: servingCertificate,
+      ca: ca, rotation: rotation, revocation: revocation, servingCertificate: servingCertificate,
       server: GRPCServer(transport: transport, services: [signer]), admin: admin, logger: logger)
   }
 
@@ -177,6 +191,7 @@ package struct CAServer: Sendable {
       .essential(GRPCServerService(name: "istio-ca", server: self.server, onStop: {}))
     ]
     if let rotation { services.append(.essential(rotation)) }
+    services.append(.essential(self.revocation))
     if let admin { services.append(.auxiliary(admin)) }
     var configuration = ServiceGroupConfiguration(
       services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)

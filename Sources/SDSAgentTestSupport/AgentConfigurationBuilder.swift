@@ -15,6 +15,7 @@ package struct AgentConfigurationBuilder: Sendable {
   package var keyType: WorkloadKeyType = .ecdsaP256
   package var rotation = RotationSchedule()
   package var rootOverlap: Duration = .seconds(3600)
+  package var crlValidity: Duration = .seconds(4 * 3600)
   package var federatedBundles: [FederatedBundleSource] = []
   package var spiffeValidator = true
   package var onDemand: OnDemandSettings?
@@ -76,6 +77,7 @@ package struct AgentConfigurationBuilder: Sendable {
       keyType: self.keyType,
       rotation: self.rotation,
       rootOverlap: self.rootOverlap,
+      crlValidity: self.crlValidity,
       federatedBundles: self.federatedBundles,
       spiffeValidator: self.spiffeValidator,
       onDemand: self.onDemand,

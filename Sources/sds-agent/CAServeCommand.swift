@@ -60,6 +60,9 @@ struct CAServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("root-overlap"), help: help(CAServeSettings.rootOverlap))
   var rootOverlap: String?
 
+  @Option(name: .customLong("crl-validity"), help: help(AgentSettings.crlValidity))
+  var crlValidity: String?
+
   /// The options given, over `SDS_AGENT_CA_SERVE_<KEY>`, read through `CAServeSettings`' declarations.
   var settings: SettingsSource {
     var flags: [String: [String]] = [:]
@@ -69,7 +72,7 @@ struct CAServeCommand: AsyncParsableCommand {
       (CAServeSettings.maximumTTL.key, self.maxTTL), (AgentSettings.caCertificate.key, self.caCert),
       (AgentSettings.caKey.key, self.caKey), (AgentSettings.caChain.key, self.caChain),
       (AgentSettings.logLevel.key, self.logLevel), (CAServeSettings.admin.key, self.admin),
-      (CAServeSettings.rootOverlap.key, self.rootOverlap),
+      (CAServeSettings.rootOverlap.key, self.rootOverlap), (AgentSettings.crlValidity.key, self.crlValidity),
     ] {
       flags[key] = value.map { [$0] }
     }
@@ -105,7 +108,8 @@ struct CAServeCommand: AsyncParsableCommand {
         tlsNames: try settings.readAll(s.tlsSAN),
         trustedNodeIdentities: try settings.readAll(s.trustedNodeIdentity),
         admin: try settings.read(s.admin),
-        rootOverlap: try settings.read(s.rootOverlap)
+        rootOverlap: try settings.read(s.rootOverlap),
+        crlValidity: try settings.require(AgentSettings.crlValidity)
       )
     } catch {
       throw ValidationError(error.description)

@@ -56,6 +56,20 @@ import X509
     #expect(after.trustBundle.roots == [next.certificate])
   }
 
+  @Test func theRetiringRootsKeyIsKeptPrivatelyUntilItRetiresSoItSignsItsRevocationList() throws {
+    let (first, next, prepared) = try self.prepare()
+    var switched = prepared
+    switched.switched(at: self.now, lastOldLeafExpiry: self.now.addingTimeInterval(3600))
+    try self.files.switched(switched, from: first)
+    #expect(try self.mode(RootRotationFiles.previousKeyFileName) == 0o600)
+    let (roots, _) = try self.files.load(trustDomain: "cluster.local", now: self.now)
+    #expect(roots.previousKey?.publicKey == first.certificate.publicKey)
+    #expect(roots.notRevocable == nil)
+    #expect(roots.crlIssuers.map(\.certificate) == [first.certificate, next.certificate])
+    try self.files.retired()
+    #expect(!FileManager.default.fileExists(atPath: self.directory + "/" + RootRotationFiles.previousKeyFileName))
+  }
+
   @Test func aSwitchInterruptedBeforeTheRootsMovedIsFinishedAtStart() throws {
     let (first, next, prepared) = try self.prepare()
     var switched = prepared

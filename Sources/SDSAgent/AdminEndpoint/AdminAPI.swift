@@ -9,6 +9,7 @@ import Foundation
 /// | `GET /debug/secrets` | `[AdminAPI.Secret]` |
 /// | `GET /debug/trust`, `POST /ca/rotate-root` (202) | `AdminAPI.Trust` |
 /// | `POST /rotate` | `AdminAPI.Rotated` |
+/// | `POST /ca/revoke` | `AdminAPI.Revoked` (`GET /ca/crl` is PEM) |
 /// | `GET /status` | `NodeStatus` (its own coder) |
 ///
 /// Keys are snake_case and sorted, times ISO 8601 in whole seconds; a field documented as

@@ -43,11 +43,11 @@ package struct AdminOriginPolicy: Sendable, Equatable {
 
   /// The answer to one request: refused before any route runs, or what `routes` answer.
   package func answer(
-    _ request: HTTPRequestHead, from routes: any AdminResponder, logger: Logger
+    _ request: HTTPRequestHead, body: [UInt8] = [], from routes: any AdminResponder, logger: Logger
   ) async -> AdminResponse {
     switch self.decide(request) {
     case .admitted:
-      return await routes.respond(method: request.method.rawValue, target: request.uri)
+      return await routes.respond(method: request.method.rawValue, target: request.uri, body: body)
     case .refused(let reason):
       logger.warning(
         "refused an admin request from a web page",

@@ -13,10 +13,16 @@ struct AdminRoutes: AdminResponder {
   let trust: TrustRoutes
   /// On-demand server certificates, if configured.
   var onDemand: OnDemandCertificates<ContinuousClock>? = nil
+  /// Revocation by the embedded CA; without it, `/ca/revoke` and `/ca/crl` say why not.
+  var revocation: RevocationRoutes? = nil
   /// Where certificates come from, for `/status`.
   let certificateAuthority: String
 
   func respond(method: String, target: String) async -> Response {
+    await self.respond(method: method, target: target, body: [])
+  }
+
+  func respond(method: String, target: String, body: [UInt8]) async -> Response {
     let components = URLComponents(string: target)
     let path = components?.path ?? target
     let query = Dictionary(
@@ -50,8 +56,12 @@ struct AdminRoutes: AdminResponder {
       return .json(self.trust.describe())
     case ("POST", "/ca/rotate-root"):
       return self.trust.rotateRoot(overlap: query["overlap"])
+    case ("POST", "/ca/revoke"):
+      return await self.revocation?.revoke(body: body) ?? .text(409, "cannot revoke: no embedded CA\n")
+    case ("GET", "/ca/crl"):
+      return self.revocation?.crl() ?? .text(409, "no revocation list: no embedded CA\n")
     case (_, "/metrics"), (_, "/healthz"), (_, "/readyz"), (_, "/debug/streams"), (_, "/debug/secrets"), (_, "/status"),
-      (_, "/rotate"), (_, "/debug/trust"), (_, "/ca/rotate-root"):
+      (_, "/rotate"), (_, "/debug/trust"), (_, "/ca/rotate-root"), (_, "/ca/revoke"), (_, "/ca/crl"):
       return Response(
         status: 405, contentType: "text/plain", body: "method \(BoundedText(method)) not allowed on \(path)\n")
     default:
@@ -60,7 +70,7 @@ struct AdminRoutes: AdminResponder {
         contentType: "text/plain",
         body:
           "not found: \(BoundedText(path)); try /metrics, /healthz, /readyz, /status, /debug/streams, /debug/secrets, /debug/trust, "
-          + "POST /rotate or POST /ca/rotate-root\n"
+          + "/ca/crl, POST /rotate, POST /ca/rotate-root or POST /ca/revoke\n"
       )
     }
   }

@@ -14,6 +14,8 @@ package struct AdminServer: Service, CustomStringConvertible {
   let address: AgentConfiguration.AdminAddress
   let routes: any AdminResponder
   package let listening: Milestone
+  /// The most of a request body a route is handed; a route refuses a longer one.
+  static let maximumBodyLength = 16 * 1024
   let logger: Logger
 
   package init(
@@ -69,15 +71,17 @@ package struct AdminServer: Service, CustomStringConvertible {
     do {
       try await connection.executeThenClose { inbound, outbound in
         var head: HTTPRequestHead?
+        var body: [UInt8] = []
         for try await part in inbound {
           switch part {
           case .head(let requestHead):
             head = requestHead
-          case .body:
-            continue
+          case .body(let bytes):
+            // Enough to tell a request body that is too long; the rest is not kept.
+            body += bytes.readableBytesView.prefix(Self.maximumBodyLength + 1 - body.count)
           case .end:
             guard let request = head else { continue }
-            let response = await policy.answer(request, from: self.routes, logger: self.logger)
+            let response = await policy.answer(request, body: body, from: self.routes, logger: self.logger)
             let body = ByteBuffer(string: response.body)
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: response.contentType)

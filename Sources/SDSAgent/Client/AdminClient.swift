@@ -32,6 +32,7 @@ package enum AdminClient {
     _ method: String,
     _ path: String,
     at address: AgentConfiguration.AdminAddress,
+    body: [UInt8] = [],
     timeout: Duration = .seconds(10),
     maximumBodyBytes: Int = AdminClient.maximumBodyBytes
   ) async throws(AgentError) -> Response {
@@ -39,7 +40,8 @@ package enum AdminClient {
     do {
       return try await withThrowingTaskGroup(of: Response?.self) { group in
         group.addTask {
-          try await self.exchange(method, path, at: address, on: connection, maximumBodyBytes: maximumBodyBytes)
+          try await self.exchange(
+            method, path, body: body, at: address, on: connection, maximumBodyBytes: maximumBodyBytes)
         }
         group.addTask {
           try await Task.sleep(for: timeout)
@@ -113,8 +115,8 @@ package enum AdminClient {
   }
 
   private static func exchange(
-    _ method: String, _ path: String, at address: AgentConfiguration.AdminAddress, on connection: Connection,
-    maximumBodyBytes: Int
+    _ method: String, _ path: String, body requestBody: [UInt8], at address: AgentConfiguration.AdminAddress,
+    on connection: Connection, maximumBodyBytes: Int
   ) async throws -> Response {
     try await connection.executeThenClose { inbound, outbound in
       var headers = HTTPHeaders()
@@ -123,10 +125,12 @@ package enum AdminClient {
       case .loopback: headers.add(name: "Host", value: "\(address)")
       case .unixSocket: headers.add(name: "Host", value: "localhost")
       }
-      headers.add(name: "Content-Length", value: "0")
+      if !requestBody.isEmpty { headers.add(name: "Content-Type", value: "application/json") }
+      headers.add(name: "Content-Length", value: "\(requestBody.count)")
       headers.add(name: "Connection", value: "close")
       try await outbound.write(
         .head(HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path, headers: headers)))
+      if !requestBody.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: requestBody)))) }
       try await outbound.write(.end(nil))
       var status: Int?
       var body = ByteBuffer()

@@ -68,7 +68,23 @@ package struct SecretSummary: Sendable {
     }
     let config = try Envoy_Extensions_TransportSockets_Tls_V3_SPIFFECertValidatorConfig(
       unpackingAny: validator.typedConfig)
-    return config.trustDomains.map { ($0.name, String(decoding: $0.trustBundle.inlineBytes, as: UTF8.self)) }
+    return config.trustDomains.map {
+      ($0.name, Self.withoutRevocationLists(String(decoding: $0.trustBundle.inlineBytes, as: UTF8.self)))
+    }
+  }
+
+  /// A SPIFFE validator bundle's certificates: the revocation lists it may carry after them cut off.
+  private static func withoutRevocationLists(_ pem: String) -> String {
+    let begin = "-----BEGIN X509 CRL-----"
+    let end = "-----END X509 CRL-----\n"
+    var rest = Substring(pem)
+    var kept = ""
+    while let start = rest.range(of: begin) {
+      kept += rest[..<start.lowerBound]
+      guard let stop = rest[start.upperBound...].range(of: end) else { return kept }
+      rest = rest[stop.upperBound...]
+    }
+    return kept + rest
   }
 
   package var spiffeID: SPIFFEID? {

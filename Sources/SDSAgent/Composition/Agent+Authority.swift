@@ -30,6 +30,11 @@ extension Agent {
       return ca
     }
 
+    /// The embedded CA's record of what it signed and revoked.
+    var revocations: (any RevocationRecord)? {
+      self.embedded?.record as? any RevocationRecord
+    }
+
     /// Why `rotate-root` cannot work here, if it cannot.
     var notRotatable: String? {
       switch self {
@@ -60,7 +65,10 @@ extension Agent {
         "roots": "\(roots.trustBundle.roots.count)",
       ]
     )
-    return .embedded(EmbeddedCA(roots), rotation: rotation, store: store)
+    // Every leaf the embedded CA signs is recorded before it is served, so it can be revoked.
+    let revocations = try RevocationStore.open(
+      stateDirectory: configuration.stateDirectory, validity: configuration.crlValidity)
+    return .embedded(EmbeddedCA(roots, record: revocations), rotation: rotation, store: store)
   }
 
   /// The operator's CA as the reloaded configuration names it (files re-read), or `nil` without

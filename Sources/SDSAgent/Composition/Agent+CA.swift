@@ -14,6 +14,8 @@ extension Agent {
     let rootRotation: RootRotationSupervisor<ContinuousClock>?
     /// Replaces the operator's CA files' CA on reload.
     let operatorCA: OperatorCAReplacement<ContinuousClock>?
+    /// Serves the embedded CA's revocation lists and revokes.
+    let revocation: RevocationService<ContinuousClock>?
 
     /// Who issues identities' certificates.
     var issuer: any CertificateAuthority { self.following ?? self.authority.certificateAuthority }
@@ -48,7 +50,7 @@ extension Agent {
       } else { nil }
     return CAServices(
       authority: authority, following: following, caRoots: caRoots, rootRotation: rootRotation,
-      operatorCA: operatorCA)
+      operatorCA: operatorCA, revocation: Self.revocation(context, authority: authority, table: table))
   }
 
   /// Serves the embedded CA's bundle to every identity and, when its root is the agent's own,

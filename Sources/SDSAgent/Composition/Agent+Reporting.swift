@@ -19,6 +19,11 @@ extension Agent {
       certificateAuthority: configuration.istioCA.map { "the Istio-compatible CA at \($0.host):\($0.port)" }
         ?? "the local CA")
     routes.onDemand = onDemand
+    routes.revocation = RevocationRoutes(
+      service: ca.revocation, host: identities,
+      notRevocable: ca.isRemote
+        ? "this agent fetches certificates from a remote CA; revoke them there (sds-agent ca revoke against ca serve)"
+        : nil)
     return AdminServer(address: admin, routes: routes, listening: listening, logger: context.logger)
   }
 

@@ -120,6 +120,7 @@ package struct Agent: Sendable {
       ca.following.map { .auxiliary($0) },
       .essential(supervisor),
       ca.rootRotation.map { .essential($0) },
+      ca.revocation.map { .essential($0) },
       // Always: a reload may add trust bundles to watch.
       .auxiliary(federation),
       ca.caRoots.map { .auxiliary($0) },

@@ -24,6 +24,8 @@ package struct AgentConfiguration: Sendable {
   package let rotation: RotationSchedule
   /// How long both roots are trusted in a root rotation of the embedded CA before the switch.
   package let rootOverlap: Duration
+  /// How long the embedded CA's revocation lists are valid.
+  package let crlValidity: Duration
   /// Other trust domains' bundles, served as `spiffe://<trust-domain>` and in `ALL`.
   package let federatedBundles: [FederatedBundleSource]
   /// Whether trust-domain bundles go to Envoy's SPIFFE certificate validator.
@@ -102,6 +104,7 @@ package struct AgentConfiguration: Sendable {
     keyType: WorkloadKeyType = .ecdsaP256,
     rotation: RotationSchedule = RotationSchedule(),
     rootOverlap: Duration = .seconds(3600),
+    crlValidity: Duration = .seconds(4 * 3600),
     federatedBundles: [FederatedBundleSource] = [],
     spiffeValidator: Bool = true,
     onDemand: OnDemandSettings? = nil,
@@ -182,6 +185,7 @@ package struct AgentConfiguration: Sendable {
     self.keyType = keyType
     self.rotation = rotation
     self.rootOverlap = rootOverlap
+    self.crlValidity = crlValidity
     self.federatedBundles = federatedBundles
     self.spiffeValidator = spiffeValidator
     self.onDemand = onDemand

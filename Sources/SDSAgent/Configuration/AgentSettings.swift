@@ -83,6 +83,13 @@ package enum AgentSettings {
     reload: .live([.rootRotation]), parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(365 * 86400)) },
     effective: { DurationParser.format($0.rootOverlap) })
 
+  package static let crlValidity = Setting<Duration>(
+    "crl-validity", "DURATION",
+    help: "How long the embedded CA's revocation lists are valid; each is signed again at half of it.",
+    allowed: "a duration from 5m to 7d, such as 4h", default: .seconds(4 * 3600), shownDefault: "4h",
+    reload: .restart, parse: { DurationParser.parse($0, in: .seconds(300) ... .seconds(7 * 86400)) },
+    effective: { DurationParser.format($0.crlValidity) })
+
   package static let trustBundle = Setting<FederatedBundleSource>(
     "trust-bundle", "TD=FILE",
     help: "Another trust domain's bundle (repeatable), e.g. spiffe://other.example=/etc/bundles/other.pem: PEM "
@@ -268,7 +275,8 @@ package enum AgentSettings {
   package static let all: [SettingDeclaration] = [
     socket.declaration, socketMode.declaration, stateDirectory.declaration, trustDomain.declaration,
     identity.declaration, certificateTTL.declaration, keyType.declaration, rotationRatio.declaration,
-    rotationJitter.declaration, rootOverlap.declaration, trustBundle.declaration, spiffeValidator.declaration,
+    rotationJitter.declaration, rootOverlap.declaration, crlValidity.declaration, trustBundle.declaration,
+    spiffeValidator.declaration,
     secret.declaration, fileSecretDirs.declaration, fileSecretCallers.declaration, onDemandNames.declaration,
     onDemandTTL.declaration,
     onDemandKeyType.declaration,

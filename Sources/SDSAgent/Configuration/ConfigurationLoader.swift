@@ -93,6 +93,7 @@ package struct ConfigurationLoader: Sendable {
       keyType: try settings.require(s.keyType),
       rotation: RotationSchedule(ratio: ratio, jitter: jitter),
       rootOverlap: try settings.require(s.rootOverlap),
+      crlValidity: try settings.require(s.crlValidity),
       federatedBundles: try settings.readAll(s.trustBundle),
       spiffeValidator: try settings.require(s.spiffeValidator),
       onDemand: try Self.onDemand(settings),

@@ -5,7 +5,7 @@ import Synchronization
 /// The embedded CA's revocation ledger, kept in the state directory: a certificate is recorded on
 /// disk before it is served, a revocation is on disk before it is answered, and each CRL number
 /// is on disk before the list carrying it is handed out. A failed write changes nothing.
-package final class RevocationStore: IssuanceRecord {
+package final class RevocationStore: RevocationRecord {
   private let files: RevocationFiles
   private let ledger: Mutex<RevocationLedger>
 
@@ -15,6 +15,14 @@ package final class RevocationStore: IssuanceRecord {
     let ledger = RevocationLedger(
       issued: try files.loadIssued(now: now), revocations: try files.loadRevocations(), schedule: schedule)
     self.ledger = Mutex(ledger)
+  }
+
+  /// The store of `stateDirectory`, made (0700) if there is none: the operator's CA needs none
+  /// otherwise.
+  package static func open(stateDirectory: String, validity: Duration) throws(AgentError) -> RevocationStore {
+    try SecureFile.ensurePrivateDirectory(stateDirectory)
+    return try RevocationStore(
+      files: RevocationFiles(stateDirectory: stateDirectory), schedule: CRLSchedule(validity: validity), now: Date())
   }
 
   package var revocations: Revocations { self.ledger.withLock { $0.revocations } }

@@ -12,12 +12,14 @@ import X509
 ///
 /// - `ca-cert.pem`, `ca-key.pem`: the root that signs;
 /// - `ca-next-cert.pem`, `ca-next-key.pem`: a prepared root (phase *prepared*);
-/// - `ca-previous-cert.pem`: the root that signed before the switch (phase *switched*);
+/// - `ca-previous-cert.pem`, `ca-previous-key.pem`: the root that signed before the switch (phase
+///   *switched*), its key kept so that it signs its revocation list until it retires;
 /// - `root-rotation.json`: the phase and its deadlines; written last, so it is the record of a phase.
 package struct RootRotationFiles: RootRotationStore {
   package static let nextCertificateFileName = "ca-next-cert.pem"
   package static let nextKeyFileName = "ca-next-key.pem"
   package static let previousCertificateFileName = "ca-previous-cert.pem"
+  package static let previousKeyFileName = "ca-previous-key.pem"
   package static let rotationFileName = "root-rotation.json"
 
   package let stateDirectory: String
@@ -35,6 +37,7 @@ package struct RootRotationFiles: RootRotationStore {
   var nextCertificatePath: String { self.path(Self.nextCertificateFileName) }
   var nextKeyPath: String { self.path(Self.nextKeyFileName) }
   var previousCertificatePath: String { self.path(Self.previousCertificateFileName) }
+  var previousKeyPath: String { self.path(Self.previousKeyFileName) }
   var rotationPath: String { self.path(Self.rotationFileName) }
 
   // MARK: - RootRotationStore
@@ -51,6 +54,8 @@ package struct RootRotationFiles: RootRotationStore {
   package func switched(_ rotation: RootRotation, from previous: CAMaterial) throws(RootRotationError) {
     try self.storing {
       try SecureFile.write(
+        try previous.privateKey.serializeAsPEM().pemString + "\n", to: self.previousKeyPath, mode: 0o600)
+      try SecureFile.write(
         try previous.certificate.pemString() + "\n", to: self.previousCertificatePath, mode: 0o644)
       try self.write(rotation)
       try self.promoteNextRoot()
@@ -61,6 +66,7 @@ package struct RootRotationFiles: RootRotationStore {
     try self.storing {
       try self.remove(self.rotationPath)
       try self.remove(self.previousCertificatePath)
+      try self.remove(self.previousKeyPath)
     }
   }
 
@@ -107,7 +113,9 @@ package struct RootRotationFiles: RootRotationStore {
       let signing = try self.loadRoot(certificate: self.certificatePath, key: self.keyPath)
       try self.check(signing, is: rotation.nextRootSerial, "signing")
       let previous = try self.loadCertificate(self.previousCertificatePath)
-      return (EmbeddedCA.Roots(signing: signing, previous: previous), rotation)
+      // A switch recorded before the key was kept has none: that rotation serves no CRL.
+      let previousKey = try self.loadKey(self.previousKeyPath, of: previous)
+      return (EmbeddedCA.Roots(signing: signing, previous: previous, previousKey: previousKey), rotation)
     }
   }
 
@@ -146,6 +154,14 @@ package struct RootRotationFiles: RootRotationStore {
     } catch {
       throw AgentError(.stateDirectory, "cannot parse the previous root \(path)", cause: error)
     }
+  }
+
+  /// The previous root's key, if it was kept (it matches the previous root), or nil.
+  private func loadKey(_ path: String, of previous: Certificate) throws -> Certificate.PrivateKey? {
+    guard SecureFile.exists(path) else { return nil }
+    let material = try CAStore.loadOperatorFiles(certificate: self.previousCertificatePath, key: path, chain: nil)
+    guard material.certificate == previous else { return nil }
+    return material.privateKey
   }
 
   private func check(_ material: CAMaterial, is serial: String, _ role: String) throws(AgentError) {

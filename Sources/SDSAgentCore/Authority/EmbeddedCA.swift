@@ -14,11 +14,17 @@ package final class EmbeddedCA: CertificateAuthority {
     package var next: CAMaterial?
     /// The root that signed before the switch, trusted until its leaves have expired.
     package var previous: Certificate?
+    /// The previous root's key, kept until it retires so that it signs its revocation list.
+    package var previousKey: Certificate.PrivateKey?
 
-    package init(signing: CAMaterial, next: CAMaterial? = nil, previous: Certificate? = nil) {
+    package init(
+      signing: CAMaterial, next: CAMaterial? = nil, previous: Certificate? = nil,
+      previousKey: Certificate.PrivateKey? = nil
+    ) {
       self.signing = signing
       self.next = next
       self.previous = previous
+      self.previousKey = previousKey
     }
 
     /// Every root trusted now.
@@ -32,6 +38,9 @@ package final class EmbeddedCA: CertificateAuthority {
   private let state: Mutex<Roots>
   package let backdate: Duration
   package let record: (any IssuanceRecord)?
+  /// Signalled at every `install`, for the one service that follows the roots (the revocation
+  /// service, which signs a list for each).
+  package let rootsInstalled = WakeSignal()
 
   package init(_ roots: Roots, backdate: Duration = .seconds(10), record: (any IssuanceRecord)? = nil) {
     self.state = Mutex(roots)
@@ -46,6 +55,7 @@ package final class EmbeddedCA: CertificateAuthority {
   @discardableResult
   package func install(_ roots: Roots) -> TrustBundle {
     self.state.withLock { $0 = roots }
+    self.rootsInstalled.signal()
     return roots.trustBundle
   }
 

@@ -14,6 +14,10 @@ package struct ServedTrust: Sendable {
   /// Federated domains that were removed while the agent runs: served as trusting nothing, since
   /// Envoy keeps an SDS secret it was once given until it is replaced.
   package let removed: Set<TrustDomainName>
+  /// The own roots' revocation lists, served in `ROOTCA`, the own domain's plain context and
+  /// inside its SPIFFE validator bundle: one per own root, or none at all (Envoy then checks every
+  /// CA of a chain, so a root without a list would fail all its leaves).
+  package let revocationLists: [CertificateRevocationList]
 
   let rootCA: Context
   let plain: [TrustDomainName: Context]
@@ -22,10 +26,11 @@ package struct ServedTrust: Sendable {
 
   package init(
     ownDomain: TrustDomainName, own: TrustBundle, federated: [TrustDomainName: TrustBundle] = [:],
-    removed: Set<TrustDomainName> = []
+    removed: Set<TrustDomainName> = [], revocationLists: [CertificateRevocationList] = []
   ) throws(CertificateAuthorityError) {
     self.ownDomain = ownDomain
     self.own = own
+    self.revocationLists = Self.covering(own, from: revocationLists)
     self.federated = federated.filter { $0.key != ownDomain }
     self.removed = removed.subtracting(self.federated.keys).subtracting([ownDomain])
     do {
@@ -35,13 +40,23 @@ package struct ServedTrust: Sendable {
       for domain in self.removed {
         served[domain] = try Self.trustingNothing()
       }
-      self.rootCA = try Self.plainContext(own)
-      self.plain = try served.mapValues(Self.plainContext)
+      let crls = self.revocationLists.map { $0.pemString + "\n" }.joined()
+      let ownCRLs = crls.isEmpty ? [:] : [ownDomain: crls]
+      self.rootCA = try Self.plainContext(own, crls: crls)
+      self.plain = try Dictionary(
+        uniqueKeysWithValues: served.map { domain, bundle in
+          (domain, try Self.plainContext(bundle, crls: ownCRLs[domain] ?? ""))
+        })
       self.spiffe = try Dictionary(
         uniqueKeysWithValues: served.map { domain, bundle in
-          (domain, try SPIFFEValidationContext.certificateValidationContext(trustBundles: [domain: bundle]))
+          (
+            domain,
+            try SPIFFEValidationContext.certificateValidationContext(
+              trustBundles: [domain: bundle], revocationLists: ownCRLs)
+          )
         })
-      self.all = try SPIFFEValidationContext.certificateValidationContext(trustBundles: bundles)
+      self.all = try SPIFFEValidationContext.certificateValidationContext(
+        trustBundles: bundles, revocationLists: ownCRLs)
     } catch {
       throw CertificateAuthorityError(.invalidResponse, "the trust bundles cannot be encoded", cause: error)
     }
@@ -49,7 +64,21 @@ package struct ServedTrust: Sendable {
 
   /// The same trust with another bundle for the own domain.
   package func replacingOwn(with own: TrustBundle) throws(CertificateAuthorityError) -> ServedTrust {
-    try ServedTrust(ownDomain: self.ownDomain, own: own, federated: self.federated, removed: self.removed)
+    try ServedTrust(
+      ownDomain: self.ownDomain, own: own, federated: self.federated, removed: self.removed,
+      revocationLists: self.revocationLists)
+  }
+
+  /// The lists of `own`'s roots, one per root, if every root has one; otherwise none.
+  private static func covering(
+    _ own: TrustBundle, from lists: [CertificateRevocationList]
+  ) -> [CertificateRevocationList] {
+    var covering: [CertificateRevocationList] = []
+    for root in own.roots {
+      guard let list = lists.first(where: { $0.isSigned(by: root) }) else { return [] }
+      covering.append(list)
+    }
+    return covering
   }
 
   /// Every trust domain a `spiffe://` name may ask for.
@@ -58,7 +87,7 @@ package struct ServedTrust: Sendable {
   }
 
   /// The validation context for `resource`, if it is a bundle this trust holds.
-  func context(for resource: SecretResource) -> Context? {
+  package func context(for resource: SecretResource) -> Context? {
     switch resource {
     case .tlsCertificate, .onDemand, .refused, .file: return nil
     case .validationContext: return self.rootCA
@@ -68,9 +97,10 @@ package struct ServedTrust: Sendable {
     }
   }
 
-  private static func plainContext(_ bundle: TrustBundle) throws -> Context {
+  private static func plainContext(_ bundle: TrustBundle, crls: String = "") throws -> Context {
     var context = Context()
     context.trustedCa.inlineBytes = Data(try bundle.pemString().utf8)
+    if !crls.isEmpty { context.crl.inlineBytes = Data(crls.utf8) }
     return context
   }
 
@@ -89,6 +119,6 @@ package struct ServedTrust: Sendable {
 extension ServedTrust: Equatable {
   package static func == (lhs: Self, rhs: Self) -> Bool {
     lhs.ownDomain == rhs.ownDomain && lhs.own == rhs.own && lhs.federated == rhs.federated
-      && lhs.removed == rhs.removed
+      && lhs.removed == rhs.removed && lhs.revocationLists == rhs.revocationLists
   }
 }

@@ -12,7 +12,7 @@ struct TrustRow: Sendable {
     let old = self.trust
     guard old != trust else { return }
     self.trust = trust
-    if old?.own != trust.own || old?.ownDomain != trust.ownDomain {
+    if old?.own != trust.own || old?.ownDomain != trust.ownDomain || old?.revocationLists != trust.revocationLists {
       self.bundleRevision = revision
     }
     if old?.federated != trust.federated || old?.removed != trust.removed {

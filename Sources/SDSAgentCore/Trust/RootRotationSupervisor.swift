@@ -197,7 +197,7 @@ where C.Duration == Duration {
     }
     self.retryAt.withLock { $0 = nil }
     let previous = roots.signing.trustBundle.roots.first
-    self.ca.install(EmbeddedCA.Roots(signing: next, previous: previous))
+    self.ca.install(EmbeddedCA.Roots(signing: next, previous: previous, previousKey: roots.signing.privateKey))
     self.rotation.withLock { $0 = switched }
     self.logger.notice(
       "root rotation: the new root signs from now on; re-issuing what the old root signed",

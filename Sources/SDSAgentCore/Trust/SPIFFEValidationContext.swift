@@ -19,14 +19,17 @@ package enum SPIFFEValidationContext {
   ///
   /// Envoy refuses a validator configuration without trust domains, and a domain whose bundle
   /// holds no certificate: pass at least one domain, each with roots.
+  ///
+  /// `revocationLists` (PEM) go inside their domain's bundle: the validator reads CRLs from
+  /// there, not from the context's `crl` field, and then checks every CA of a chain.
   package static func certificateValidationContext(
-    trustBundles: [TrustDomainName: TrustBundle]
+    trustBundles: [TrustDomainName: TrustBundle], revocationLists: [TrustDomainName: String] = [:]
   ) throws -> Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext {
     var config = Envoy_Extensions_TransportSockets_Tls_V3_SPIFFECertValidatorConfig()
     config.trustDomains = try trustBundles.sorted { $0.key < $1.key }.map { domain, bundle in
       var entry = Envoy_Extensions_TransportSockets_Tls_V3_SPIFFECertValidatorConfig.TrustDomain()
       entry.name = domain.name
-      entry.trustBundle.inlineBytes = Data(try bundle.pemString().utf8)
+      entry.trustBundle.inlineBytes = Data((try bundle.pemString() + (revocationLists[domain] ?? "")).utf8)
       return entry
     }
     var context = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()

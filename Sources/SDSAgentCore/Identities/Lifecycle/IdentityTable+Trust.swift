@@ -9,6 +9,8 @@ struct TrustInstallation: Sendable {
   var federated: [TrustDomainName: TrustBundle] = [:]
   /// Federated domains removed while the agent runs.
   var removed: Set<TrustDomainName> = []
+  /// The own roots' revocation lists; served only with an installed own bundle.
+  var revocationLists: [CertificateRevocationList] = []
 }
 
 extension IdentityTable {
@@ -31,6 +33,20 @@ extension IdentityTable {
     }
   }
 
+  /// Serves `lists` as the own roots' revocation lists from now on (with the own bundle, and only
+  /// when every root of it has one), pushed like a new bundle.
+  package func installRevocationLists(_ lists: [CertificateRevocationList]) throws(CertificateAuthorityError) {
+    try self.trust.withLock { (installation: inout TrustInstallation) throws(CertificateAuthorityError) in
+      installation.revocationLists = lists
+      try self.pushTrust(installation)
+    }
+  }
+
+  /// The revocation lists served now, one per own root, or none.
+  package var servedRevocationLists: [CertificateRevocationList] {
+    self.node.read { $0.trust.trust?.revocationLists ?? [] }
+  }
+
   /// Serves `bundles` as the federated trust domains' from now on. A domain that was served and
   /// is not in `bundles` is pushed as trusting nothing.
   package func installFederatedBundles(_ bundles: [TrustDomainName: TrustBundle]) throws(CertificateAuthorityError) {
@@ -50,7 +66,8 @@ extension IdentityTable {
     if let own = installation.own {
       self.node.updateTrust(
         try ServedTrust(
-          ownDomain: self.ownTrustDomain, own: own, federated: installation.federated, removed: installation.removed))
+          ownDomain: self.ownTrustDomain, own: own, federated: installation.federated, removed: installation.removed,
+          revocationLists: installation.revocationLists))
       return
     }
     var built: [ServedTrust] = []

@@ -1,0 +1,16 @@
+/// Where the revocation service serves its lists and who it re-issues after a revocation: the
+/// agent's identity table, or `ca serve`, which only answers its lists on its admin endpoint.
+package protocol RevocationHost: Sendable {
+  /// Serves `lists` from now on, one per root that signs one.
+  func installRevocationLists(_ lists: [CertificateRevocationList]) throws
+  /// The lists served now.
+  var servedRevocationLists: [CertificateRevocationList] { get }
+  /// Issues `identity` a new certificate with a new key now; false when the host does not hold it.
+  func reissue(_ identity: SPIFFEID) async throws -> Bool
+}
+
+extension IdentityTable: RevocationHost {
+  package func reissue(_ identity: SPIFFEID) async throws -> Bool {
+    try await self.rotate(identity)
+  }
+}
