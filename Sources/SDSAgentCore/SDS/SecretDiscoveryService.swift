@@ -246,6 +246,9 @@ package struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySe
     return secrets
   }
 
+  /// Who admits each caller: the SDS socket leases for every service it serves.
+  package var callers: any SecretLeaseProvider { self.leases }
+
   /// Admits the caller `evidence` describes, waiting for its first certificate if need be.
   package func lease(for evidence: CallerEvidence?) async throws(CallerRefusal) -> SecretLease {
     try await self.leases.lease(for: evidence)
