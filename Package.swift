@@ -159,7 +159,7 @@ let package = Package(
         "SDSAgent",
         "EnvoySDSProtos",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
-        .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         .product(name: "X509", package: "swift-certificates"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),

@@ -1,14 +1,17 @@
 import EnvoySDSProtos
 import GRPCCore
-import GRPCInProcessTransport
 import GRPCNIOTransportHTTP2
+import Logging
 import SDSAgent
 import SDSAgentCore
+import ServiceLifecycle
 
-/// The transports a behaviour test runs over: in-process for speed, the real Unix socket for
-/// truth (as grpc-swift-nio-transport runs its suite over each transport).
+/// The sockets a behaviour test runs over, both served by the agent's one SDS socket server
+/// (`SDSSocketServer`): the agent's own socket, with the callers its configuration identifies,
+/// and a socket of the test's, where callers have no peer credentials and only a forwarded
+/// token can tell them apart.
 package enum TestTransport: String, CaseIterable, Sendable, CustomStringConvertible {
-  case inProcess = "in-process"
+  case testSocket = "test-socket"
   case unixSocket = "unix-socket"
 
   package var description: String { self.rawValue }
@@ -92,15 +95,39 @@ extension RunningAgent {
       let posix = try HTTP2ClientTransport.Posix(
         target: .unixDomainSocket(path: self.socketPath), transportSecurity: .plaintext)
       return try await withGRPCClient(transport: posix) { try await body(SDSTestClient($0)) }
-    case .inProcess:
-      let inProcess = InProcessTransport()
-      let server = GRPCServer(
-        transport: inProcess.server, services: [self.agent.sdsService], interceptors: [CallerEvidenceInterceptor()])
-      return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await server.serve() }
-        defer { server.beginGracefulShutdown() }
-        return try await withGRPCClient(transport: inProcess.client) { try await body(SDSTestClient($0)) }
+    case .testSocket:
+      return try await self.withTestSocket { path in
+        let posix = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: .plaintext)
+        return try await withGRPCClient(transport: posix) { try await body(SDSTestClient($0)) }
       }
+    }
+  }
+
+  /// Serves the agent's SDS service on a socket of its own in the agent's directory, without
+  /// peer credentials, for the duration of `body`.
+  private func withTestSocket<Result: Sendable>(
+    _ body: (String) async throws -> Result
+  ) async throws -> Result {
+    let path = self.directory + "/test-\(UInt32.random(in: 0...UInt32.max)).sock"
+    let listener = try UnixSocketListener.bind(path: path, mode: 0o600)
+    let listening = Milestone()
+    let server = SDSSocketServer(
+      descriptor: listener.descriptor, service: self.agent.sdsService, peerCredentials: false,
+      limits: SDSServerLimits(), logger: Logger(label: "sds-agent-test"), onListening: { listening.reach() },
+      onStop: { listener.removeSocketFile() })
+    let group = ServiceGroup(services: [server], logger: Logger(label: "sds-agent-test"))
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+      tasks.addTask { try await group.run() }
+      await listening.wait()
+      let result: Swift.Result<Result, any Error>
+      do {
+        result = .success(try await body(path))
+      } catch {
+        result = .failure(error)
+      }
+      await group.triggerGracefulShutdown()
+      try await tasks.waitForAll()
+      return try result.get()
     }
   }
 }

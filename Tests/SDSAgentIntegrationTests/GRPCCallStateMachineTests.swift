@@ -12,6 +12,8 @@ import Testing
     "content-type": "application/grpc", "grpc-timeout": "5S",
   ]
 
+  static let services = EchoSocketService.servicesWithSDS
+
   static func framed(_ bytes: [UInt8]) -> ByteBuffer {
     GRPCMessageDeframer.frame(bytes, allocator: .init())
   }
@@ -22,16 +24,18 @@ import Testing
     return events
   }
 
-  @Test func aValidHeadIsAdmittedWithItsDeadline() {
-    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024)
+  @Test func aValidHeadIsAdmittedWithItsDeadline() throws {
+    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024, services: Self.services)
     let action = machine.receiveHeaders(Self.streamSecretsHead, endStream: false)
-    #expect(action == .admit(.streamSecrets, timeout: .seconds(5), token: nil))
-    #expect(machine.phase == .admitting(.streamSecrets))
+    let route = try #require(Self.services.route("/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"))
+    #expect(route.method == "StreamSecrets")
+    #expect(action == .admit(route, timeout: .seconds(5), token: nil))
+    #expect(machine.phase == .admitting)
     #expect(machine.receiveHeaders(Self.streamSecretsHead, endStream: false) == .none)
   }
 
   @Test func anHTTPRequestThatIsNotGRPCIsRefusedWithItsHTTPStatus() {
-    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024)
+    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024, services: Self.services)
     var head = Self.streamSecretsHead
     head.replaceOrAdd(name: ":method", value: "GET")
     guard case .refuse(let status, let httpStatus) = machine.receiveHeaders(head, endStream: true) else {
@@ -47,7 +51,7 @@ import Testing
   }
 
   @Test func anUnknownMethodIsUnimplemented() {
-    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024)
+    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024, services: Self.services)
     var head = Self.streamSecretsHead
     head.replaceOrAdd(name: ":path", value: "/other.Service/Call")
     guard case .refuse(let status, httpStatus: 200) = machine.receiveHeaders(head, endStream: false) else {
@@ -59,7 +63,7 @@ import Testing
   }
 
   @Test func messagesAreHeldUntilTheCallerIsAdmittedThenDeliveredInOrder() {
-    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024)
+    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024, services: Self.services)
     _ = machine.receiveHeaders(Self.streamSecretsHead, endStream: false)
     var bytes = Self.framed([1])
     bytes.writeImmutableBuffer(Self.framed([2, 2]))
@@ -72,7 +76,7 @@ import Testing
   }
 
   @Test func tooManyMessagesBeforeAdmissionExhaustTheCall() {
-    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024)
+    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024, services: Self.services)
     _ = machine.receiveHeaders(Self.streamSecretsHead, endStream: false)
     var bytes = ByteBuffer()
     for _ in 0...GRPCCallStateMachine.maximumPendingMessages { bytes.writeImmutableBuffer(Self.framed([0])) }
@@ -85,7 +89,7 @@ import Testing
   }
 
   @Test func aMessageSplitAcrossFramesIsDeliveredWhole() {
-    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024)
+    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024, services: Self.services)
     _ = machine.receiveHeaders(Self.streamSecretsHead, endStream: false)
     machine.admitted()
     let bytes = Self.framed([7, 8, 9])
@@ -96,7 +100,7 @@ import Testing
   }
 
   @Test func aRequestEndingInsideAMessageFails() {
-    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024)
+    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024, services: Self.services)
     _ = machine.receiveHeaders(Self.streamSecretsHead, endStream: false)
     machine.admitted()
     machine.receiveData(ByteBuffer(bytes: [0, 0, 0, 0, 4, 1]), endStream: true)
@@ -106,7 +110,7 @@ import Testing
   }
 
   @Test func aMessageOverTheLimitFailsOnItsPrefix() {
-    var machine = GRPCCallStateMachine(maximumRequestBytes: 4)
+    var machine = GRPCCallStateMachine(maximumRequestBytes: 4, services: Self.services)
     _ = machine.receiveHeaders(Self.streamSecretsHead, endStream: false)
     machine.admitted()
     machine.receiveData(ByteBuffer(bytes: [0, 0, 0, 0, 5]), endStream: false)
@@ -118,7 +122,7 @@ import Testing
   }
 
   @Test func theResponseHeadPrecedesOnlyTheFirstResponse() {
-    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024)
+    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024, services: Self.services)
     _ = machine.receiveHeaders(Self.streamSecretsHead, endStream: false)
     machine.admitted()
     #expect(!machine.responded)
@@ -134,7 +138,7 @@ import Testing
   }
 
   @Test func aClosedCallReadsNothingMore() {
-    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024)
+    var machine = GRPCCallStateMachine(maximumRequestBytes: 1024, services: Self.services)
     _ = machine.receiveHeaders(Self.streamSecretsHead, endStream: false)
     machine.admitted()
     machine.close()

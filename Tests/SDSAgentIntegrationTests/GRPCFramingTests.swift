@@ -58,8 +58,9 @@ import Testing
       "content-type": "application/grpc+proto", "grpc-timeout": "5S",
       "istio_sds_credentials_header-bin": "dG9rZW4",
     ]
-    let head = try GRPCRequestHead.parse(headers)
-    #expect(head.method == .deltaSecrets)
+    let head = try GRPCRequestHead.parse(headers, services: EchoSocketService.servicesWithSDS)
+    #expect(head.route.service.name == SDSSocketService.name)
+    #expect(head.route.method == "DeltaSecrets")
     #expect(head.timeout == .seconds(5))
     #expect(head.token == "token")
   }
@@ -67,7 +68,7 @@ import Testing
   @Test func refusalsSayWhy() {
     func refusal(_ headers: HPACKHeaders) -> GRPCRequestHead.Refusal? {
       do {
-        _ = try GRPCRequestHead.parse(headers)
+        _ = try GRPCRequestHead.parse(headers, services: EchoSocketService.servicesWithSDS)
         return nil
       } catch {
         return error

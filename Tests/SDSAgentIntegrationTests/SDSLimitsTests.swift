@@ -7,7 +7,7 @@ import SDSAgentTestSupport
 import Testing
 
 /// What a client sees when a request is too large, too long or not a request at all, over the
-/// in-process transport and over the real Unix socket; the agent keeps serving.
+/// agent's socket and a test socket of its own (`TestTransport`); the agent keeps serving.
 @Suite(.timeLimit(.minutes(2))) struct SDSLimitsTests {
   static let manyNames = (0..<100_000).map { "unknown-resource-\($0)" }
 
@@ -97,7 +97,7 @@ import Testing
 
   @Test func aHugeNodeIDOrVersionIsKeptShortForDebugStreams() async throws {
     try await RunningAgent.with { running in
-      try await running.withClient(over: .inProcess) { client in
+      try await running.withClient(over: .testSocket) { client in
         try await client.withStream { stream in
           let huge = String(repeating: "v", count: 1_000_000)
           stream.request(["default"], nodeID: huge)

@@ -15,25 +15,34 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct SDSStreamHandlerTests {
   typealias Payload = HTTP2Frame.FramePayload
 
-  /// One stream of a connection, its handler serving `running`'s agent.
+  /// One stream of a connection, its handler serving `running`'s agent: its SDS service and
+  /// any `others` the socket serves next to it.
   struct Stream {
     let channel: NIOAsyncTestingChannel
 
-    init(_ running: RunningAgent) async throws {
+    init(
+      _ running: RunningAgent, others: [any GRPCSocketService] = [], connection: Connection = Connection(),
+      id: Int = 1
+    ) async throws {
       let service = running.agent.sdsService
-      self.channel = try await NIOAsyncTestingChannel { channel in
-        let limits = SDSServerLimits()
-        let connection = SDSConnectionHandler(credentials: nil, limits: limits, logger: .init(label: "test"))
+      let services = GRPCServiceTable([SDSSocketService(service: service)] + others)
+      self.channel = try await NIOAsyncTestingChannel(loop: connection.loop) { channel in
         try channel.pipeline.syncOperations.addHandler(
-          SDSStreamHandler(connection: connection, service: service, limits: limits, streamID: HTTP2StreamID(1)))
+          SDSStreamHandler(
+            connection: connection.handler, services: services, callers: service.callers,
+            limits: SDSServerLimits(), streamID: HTTP2StreamID(id)))
       }
     }
 
-    func open(_ method: SDSMethod, endStream: Bool = false) async throws {
-      let head: HPACKHeaders = [
-        ":method": "POST", ":scheme": "http", ":path": "/\(SDSMethod.service)/\(method.rawValue)",
-        "content-type": "application/grpc", "te": "trailers",
+    func open(_ method: SDSSocketService.Method, endStream: Bool = false) async throws {
+      try await self.open(path: "/\(SDSSocketService.name)/\(method.rawValue)", endStream: endStream)
+    }
+
+    func open(path: String, extra: HPACKHeaders = [:], endStream: Bool = false) async throws {
+      var head: HPACKHeaders = [
+        ":method": "POST", ":scheme": "http", ":path": path, "content-type": "application/grpc", "te": "trailers",
       ]
+      head.add(contentsOf: extra)
       try await self.channel.writeInbound(Payload.headers(.init(headers: head, endStream: endStream)))
     }
 
@@ -74,6 +83,13 @@ import Testing
       guard case .headers(let trailers) = try await self.next(), trailers.endStream else { throw Unexpected() }
       return trailers.headers
     }
+  }
+
+  /// The connection streams share, as on the socket: one handler, one event loop.
+  struct Connection: @unchecked Sendable {
+    let loop = NIOAsyncTestingEventLoop()
+    /// Used on `loop` only.
+    let handler = SDSConnectionHandler(credentials: nil, limits: SDSServerLimits(), logger: .init(label: "test"))
   }
 
   struct Unexpected: Error {}
@@ -164,6 +180,53 @@ import Testing
         Issue.record("a client still sending was not stopped")
         return
       }
+    }
+  }
+
+  @Test func aSecondServiceAnswersNextToSDSOnOneConnection() async throws {
+    try await RunningAgent.with { running in
+      let connection = Connection()
+      let sds = try await Stream(running, others: [EchoSocketService()], connection: connection, id: 1)
+      let echo = try await Stream(running, others: [EchoSocketService()], connection: connection, id: 3)
+      try await sds.open(.streamSecrets)
+      try await sds.send(Self.request(["default"]))
+      try await echo.open(path: EchoSocketService.path, extra: ["x-echo": "on"])
+      try await echo.channel.writeInbound(
+        Payload.data(.init(data: .byteBuffer(GRPCMessageDeframer.frame([7, 8, 9], allocator: .init())))))
+      try await sds.expectResponseHead()
+      let secrets = try await sds.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
+      #expect(try secrets.secrets().map(\.name) == ["default"])
+      try await echo.expectResponseHead()
+      guard case .data(let body) = try await echo.next(), case .byteBuffer(let echoed) = body.data else {
+        throw Unexpected()
+      }
+      #expect(Array(echoed.readableBytesView) == [0, 0, 0, 0, 3, 7, 8, 9])
+      try await echo.channel.writeInbound(Payload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+      #expect(try await echo.trailers().first(name: "grpc-status") == "0")
+      try await sds.channel.writeInbound(Payload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+      #expect(try await sds.trailers().first(name: "grpc-status") == "0")
+    }
+  }
+
+  @Test func aSecondServiceRefusesARequestWithoutTheHeaderItRequires() async throws {
+    try await RunningAgent.with { running in
+      let stream = try await Stream(running, others: [EchoSocketService()])
+      try await stream.open(path: EchoSocketService.path)
+      let trailers = try await stream.trailers()
+      #expect(trailers.first(name: "grpc-status") == "3")
+      #expect(trailers.first(name: "grpc-message") == "x-echo: on is required")
+      #expect(running.agent.counters.openStreams == 0)
+    }
+  }
+
+  @Test func anUnknownServiceNamesEveryServiceTheSocketServes() async throws {
+    try await RunningAgent.with { running in
+      let stream = try await Stream(running, others: [EchoSocketService()])
+      try await stream.open(path: "/test.Echo/Shout")
+      let trailers = try await stream.trailers()
+      #expect(trailers.first(name: "grpc-status") == "12")
+      let message = try #require(trailers.first(name: "grpc-message"))
+      #expect(message.contains(SDSSocketService.name) && message.contains("test.Echo"))
     }
   }
 

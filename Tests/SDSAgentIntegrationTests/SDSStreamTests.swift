@@ -9,8 +9,8 @@ import SwiftProtobuf
 import Testing
 @_spi(FixedExpiryValidationTime) import X509
 
-/// SDS behaviour against a real agent, over the in-process transport and over the real Unix
-/// socket.
+/// SDS behaviour against a real agent, over its socket and a test socket of its own
+/// (`TestTransport`).
 @Suite(.timeLimit(.minutes(2))) struct SDSStreamTests {
   @Test(arguments: TestTransport.allCases) func aStreamGetsBothSecretsAndEveryRotationWithoutReconnecting(
     over transport: TestTransport
@@ -84,7 +84,7 @@ import Testing
 
   @Test func nacksAreCountedByAClosedSetOfReasonsAndTheirMessagesAreKeptShort() async throws {
     try await RunningAgent.with { running in
-      try await running.withClient(over: .inProcess) { client in
+      try await running.withClient(over: .testSocket) { client in
         try await client.withStream { stream in
           stream.request(["default"])
           var response = try #require(try await stream.next())

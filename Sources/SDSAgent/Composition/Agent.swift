@@ -17,7 +17,7 @@ package struct Agent: Sendable {
   package let identities: IdentityTable
   /// Identifies, limits and admits SDS callers.
   package let admission: CallerAdmission
-  /// The SDS service the socket's server runs; tests also run it over an in-process transport.
+  /// The SDS service the socket's server runs; tests also serve it on sockets of their own.
   package let sdsService: SecretDiscoveryService
   /// In dependency order: the supervisor keeps every identity fresh, the server serves them, the
   /// admin endpoint and systemd integration report on both. Each says whether its end stops the

@@ -13,9 +13,9 @@ struct GRPCCallStateMachine {
     /// No request HEADERS yet.
     case awaitingHead
     /// The head was valid; the caller is being admitted and its messages are held.
-    case admitting(SDSMethod)
+    case admitting
     /// The call is open: request messages go to it.
-    case open(SDSMethod)
+    case open
     /// Trailers were sent, or the stream was reset.
     case closed
   }
@@ -25,7 +25,7 @@ struct GRPCCallStateMachine {
     /// A trailer or a repeated head: nothing.
     case none
     /// A valid head: admit the caller, and arm the deadline if the head has one.
-    case admit(SDSMethod, timeout: TimeAmount?, token: String?)
+    case admit(GRPCServiceTable.Route, timeout: TimeAmount?, token: String?)
     /// Not a call this socket serves: end it with this status (trailers-only, with `httpStatus`).
     case refuse(GRPCStatus, httpStatus: Int)
   }
@@ -54,12 +54,14 @@ struct GRPCCallStateMachine {
   private var endDelivered = false
   private var responseHeadersSent = false
   private var deframer: GRPCMessageDeframer
+  private let services: GRPCServiceTable
   /// Messages deframed while the caller is being admitted, oldest first.
   private var pending: [ByteBuffer] = []
   private var pendingDelivered = 0
 
-  init(maximumRequestBytes: Int) {
+  init(maximumRequestBytes: Int, services: GRPCServiceTable) {
     self.deframer = GRPCMessageDeframer(maximumLength: maximumRequestBytes)
+    self.services = services
   }
 
   /// Messages that may arrive while the caller is admitted (Envoy sends one and waits).
@@ -71,9 +73,9 @@ struct GRPCCallStateMachine {
     if endStream { self.requestsEnded = true }
     guard case .awaitingHead = self.phase else { return .none }
     do {
-      let head = try GRPCRequestHead.parse(headers)
-      self.phase = .admitting(head.method)
-      return .admit(head.method, timeout: head.timeout, token: head.token)
+      let head = try GRPCRequestHead.parse(headers, services: self.services)
+      self.phase = .admitting
+      return .admit(head.route, timeout: head.timeout, token: head.token)
     } catch {
       return .refuse(error.status, httpStatus: error.httpStatus)
     }
@@ -87,8 +89,8 @@ struct GRPCCallStateMachine {
 
   /// The caller was admitted: held messages, then the rest, go to the call.
   mutating func admitted() {
-    guard case .admitting(let method) = self.phase else { return }
-    self.phase = .open(method)
+    guard case .admitting = self.phase else { return }
+    self.phase = .open
   }
 
   /// The next event of the request side; nil until the client sends more. While the caller is

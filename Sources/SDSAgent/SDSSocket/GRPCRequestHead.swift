@@ -3,10 +3,11 @@ import NIOCore
 import NIOHPACK
 import SDSAgentCore
 
-/// A request's HEADERS checked against gRPC's rules: which SDS method, its deadline, and the
-/// token its Envoy forwarded. A request that breaks a rule gets the status `parse` throws.
+/// A request's HEADERS checked against gRPC's rules: which service and method of those the
+/// socket serves, its deadline, and the token its Envoy forwarded. A request that breaks a rule
+/// gets the status `parse` throws.
 package struct GRPCRequestHead: Sendable {
-  let method: SDSMethod
+  let route: GRPCServiceTable.Route
   let timeout: TimeAmount?
   let token: String?
 
@@ -17,7 +18,7 @@ package struct GRPCRequestHead: Sendable {
     var status: GRPCStatus
   }
 
-  static func parse(_ headers: HPACKHeaders) throws(Refusal) -> GRPCRequestHead {
+  static func parse(_ headers: HPACKHeaders, services: GRPCServiceTable) throws(Refusal) -> GRPCRequestHead {
     guard headers.first(name: ":method") == "POST" else {
       throw Refusal(httpStatus: 405, status: GRPCStatus(code: .internalError, message: "gRPC requests must be POST"))
     }
@@ -30,12 +31,12 @@ package struct GRPCRequestHead: Sendable {
           message: "content-type \"\(BoundedText(contentType))\" is not gRPC; use application/grpc"))
     }
     let path = headers.first(name: ":path") ?? ""
-    guard let method = SDSMethod(path: path) else {
+    guard let route = services.route(path) else {
       throw Refusal(
         status: GRPCStatus(
-          code: .unimplemented, message: "unknown method \(BoundedText(path)); this socket serves \(SDSMethod.service)")
-      )
+          code: .unimplemented, message: "unknown method \(BoundedText(path)); this socket serves \(services.names)"))
     }
+    if let status = route.service.admits(headers) { throw Refusal(status: status) }
     if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
       throw Refusal(
         status: GRPCStatus(
@@ -50,7 +51,7 @@ package struct GRPCRequestHead: Sendable {
       }
       timeout = parsed
     }
-    return GRPCRequestHead(method: method, timeout: timeout, token: Self.token(in: headers))
+    return GRPCRequestHead(route: route, timeout: timeout, token: Self.token(in: headers))
   }
 
   /// `application/grpc`, optionally `+codec` or `;parameters`.

@@ -12,13 +12,17 @@ import ServiceLifecycle
   import Musl
 #endif
 
-/// Serves Envoy's `SecretDiscoveryService` on the agent's Unix socket: gRPC over HTTP/2 written
-/// directly on swift-nio-http2, one `SDSStreamHandler` per stream and no task per stream. Stops
-/// gracefully: GOAWAY, every stream ended with `OK`, connections closed once their streams are.
+/// Serves Envoy's `SecretDiscoveryService`, and any other `GRPCSocketService` in its table, on
+/// the agent's Unix socket: gRPC over HTTP/2 written directly on swift-nio-http2, one
+/// `SDSStreamHandler` per stream and no task per stream. Stops gracefully: GOAWAY, every stream
+/// ended with `OK`, connections closed once their streams are.
 package struct SDSSocketServer: Service, CustomStringConvertible {
   /// A bound, listening socket; the server takes ownership of it.
   let descriptor: Int32
-  let service: SecretDiscoveryService
+  /// The services requests are routed to, by the name in their `:path`.
+  let services: GRPCServiceTable
+  /// Admits each caller, whichever service it asked for.
+  let callers: any SecretLeaseProvider
   /// Whether callers are identified by `SO_PEERCRED`.
   let peerCredentials: Bool
   var limits = SDSServerLimits()
@@ -27,12 +31,24 @@ package struct SDSSocketServer: Service, CustomStringConvertible {
   var onListening: @Sendable () -> Void = {}
   var onStop: @Sendable () -> Void = {}
 
+  /// A server of the SDS service alone.
   package init(
     descriptor: Int32, service: SecretDiscoveryService, peerCredentials: Bool, limits: SDSServerLimits,
     logger: Logger, onListening: @escaping @Sendable () -> Void = {}, onStop: @escaping @Sendable () -> Void = {}
   ) {
+    self.init(
+      descriptor: descriptor, services: [SDSSocketService(service: service)], callers: service.callers,
+      peerCredentials: peerCredentials, limits: limits, logger: logger, onListening: onListening, onStop: onStop)
+  }
+
+  init(
+    descriptor: Int32, services: [any GRPCSocketService], callers: any SecretLeaseProvider, peerCredentials: Bool,
+    limits: SDSServerLimits, logger: Logger, onListening: @escaping @Sendable () -> Void = {},
+    onStop: @escaping @Sendable () -> Void = {}
+  ) {
     self.descriptor = descriptor
-    self.service = service
+    self.services = GRPCServiceTable(services)
+    self.callers = callers
     self.peerCredentials = peerCredentials
     self.limits = limits
     self.logger = logger
@@ -79,7 +95,7 @@ package struct SDSSocketServer: Service, CustomStringConvertible {
     self.credentials(of: channel).flatMapThrowing { credentials in
       let connection = SDSConnectionHandler(credentials: credentials, limits: self.limits, logger: self.logger)
       let boundConnection = NIOLoopBound(connection, eventLoop: channel.eventLoop)
-      let (service, limits) = (self.service, self.limits)
+      let (services, callers, limits) = (self.services, self.callers, self.limits)
       let pipeline = channel.pipeline.syncOperations
       try pipeline.addHandlers(
         IdleStateHandler(readTimeout: limits.silentPeerTimeout), SilentPeerCloser(), FlushCoalescer())
@@ -90,7 +106,9 @@ package struct SDSSocketServer: Service, CustomStringConvertible {
         stream.eventLoop.makeCompletedFuture {
           let streamID = try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)
           try stream.pipeline.syncOperations.addHandler(
-            SDSStreamHandler(connection: boundConnection.value, service: service, limits: limits, streamID: streamID))
+            SDSStreamHandler(
+              connection: boundConnection.value, services: services, callers: callers, limits: limits,
+              streamID: streamID))
         }
       }
       try pipeline.addHandler(connection)

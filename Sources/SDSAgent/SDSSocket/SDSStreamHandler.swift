@@ -21,7 +21,8 @@ final class SDSStreamHandler: ChannelInboundHandler {
   typealias OutboundOut = HTTP2Frame.FramePayload
 
   let connection: SDSConnectionHandler
-  let service: SecretDiscoveryService
+  /// Admits each caller before its call opens, whichever service it asked for.
+  let callers: any SecretLeaseProvider
   let maximumUnsentDeltaResponses: Int
   var machine: GRPCCallStateMachine
   /// The admitted call, while it is open.
@@ -44,13 +45,13 @@ final class SDSStreamHandler: ChannelInboundHandler {
   let streamID: HTTP2StreamID?
 
   init(
-    connection: SDSConnectionHandler, service: SecretDiscoveryService, limits: SDSServerLimits,
-    streamID: HTTP2StreamID?
+    connection: SDSConnectionHandler, services: GRPCServiceTable, callers: any SecretLeaseProvider,
+    limits: SDSServerLimits, streamID: HTTP2StreamID?
   ) {
     self.connection = connection
     self.streamID = streamID
-    self.service = service
-    self.machine = GRPCCallStateMachine(maximumRequestBytes: limits.maximumRequestBytes)
+    self.callers = callers
+    self.machine = GRPCCallStateMachine(maximumRequestBytes: limits.maximumRequestBytes, services: services)
     self.maximumUnsentDeltaResponses = limits.maximumUnsentDeltaResponses
   }
 
@@ -102,7 +103,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
     case .headers(let headers):
       switch self.machine.receiveHeaders(headers.headers, endStream: headers.endStream) {
       case .none: break
-      case .admit(let method, let timeout, let token): self.start(method, timeout: timeout, token: token)
+      case .admit(let route, let timeout, let token): self.start(route, timeout: timeout, token: token)
       case .refuse(let status, let httpStatus): self.finish(status, httpStatus: httpStatus)
       }
     case .data(let body):
@@ -117,7 +118,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
 
   // MARK: - Request
 
-  func start(_ method: SDSMethod, timeout: TimeAmount?, token: String?) {
+  func start(_ route: GRPCServiceTable.Route, timeout: TimeAmount?, token: String?) {
     if let timeout, let context = self.context {
       let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
       self.deadline = context.eventLoop.scheduleTask(in: timeout) {
@@ -126,8 +127,8 @@ final class SDSStreamHandler: ChannelInboundHandler {
     }
     let evidence = CallerEvidence(peer: self.connection.credentials, token: token)
     do {
-      if let lease = try self.service.leaseNow(for: evidence) {
-        self.admit(lease, method: method)
+      if let lease = try self.callers.leaseNow(for: evidence) {
+        self.admit(lease, route: route)
         return
       }
     } catch {
@@ -136,45 +137,44 @@ final class SDSStreamHandler: ChannelInboundHandler {
     }
     guard let eventLoop = self.context?.eventLoop else { return }
     let handler = NIOLoopBound(self, eventLoop: eventLoop)
-    let service = self.service
+    let callers = self.callers
     self.admission = Task {
       let result: Result<SecretLease, CallerRefusal>
       do throws(CallerRefusal) {
-        result = .success(try await service.lease(for: evidence))
+        result = .success(try await callers.lease(for: evidence))
       } catch {
         result = .failure(error)
       }
-      eventLoop.execute { handler.value.leased(result, method: method) }
+      eventLoop.execute { handler.value.leased(result, route: route) }
     }
   }
 
-  func leased(_ result: Result<SecretLease, CallerRefusal>, method: SDSMethod) {
+  func leased(_ result: Result<SecretLease, CallerRefusal>, route: GRPCServiceTable.Route) {
     guard case .admitting = self.machine.phase else {
       if case .success(let lease) = result { lease.release() }
       return
     }
     switch result {
     case .success(let lease):
-      self.admit(lease, method: method)
+      self.admit(lease, route: route)
       self.readInbound()
     case .failure(let refusal): self.finish(GRPCStatus(refusal))
     }
   }
 
-  func admit(_ lease: SecretLease, method: SDSMethod) {
+  func admit(_ lease: SecretLease, route: GRPCServiceTable.Route) {
     guard case .admitting = self.machine.phase else {
       lease.release()
       return
     }
-    let call: any SDSCall =
-      switch method {
-      case .streamSecrets: SecretStreamCall(self.service.openStreamSecrets(lease))
-      case .deltaSecrets: SecretStreamCall(self.service.openDeltaSecrets(lease))
-      case .fetchSecrets: SecretStreamCall(self.service.openFetchSecrets(lease))
-      }
+    guard let call = route.service.open(route.method, lease: lease) else {
+      lease.release()
+      self.finish(GRPCStatus(code: .unimplemented, message: "unknown method \(route.method)"))
+      return
+    }
     self.machine.admitted()
     self.call = call
-    if case .deltaSecrets = method { self.incremental = true }
+    self.incremental = call.incremental
     if let cache = call.followedCache, let eventLoop = self.context?.eventLoop {
       let handler = NIOLoopBound(self, eventLoop: eventLoop)
       self.subscription = cache.subscribe {

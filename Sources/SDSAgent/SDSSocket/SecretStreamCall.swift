@@ -7,9 +7,11 @@ import SwiftProtobuf
 /// decodes each request message for its `SecretStream`, encodes each response.
 final class SecretStreamCall<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>: SDSCall {
   private let stream: SecretStream<Request, Response>
+  let incremental: Bool
 
-  init(_ stream: SecretStream<Request, Response>) {
+  init(_ stream: SecretStream<Request, Response>, incremental: Bool = false) {
     self.stream = stream
+    self.incremental = incremental
   }
 
   var followedCache: SecretCache? { self.stream.cache }

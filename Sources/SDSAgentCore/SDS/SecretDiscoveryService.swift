@@ -5,11 +5,10 @@ import Logging
 
 /// Envoy's `SecretDiscoveryService` (SotW `StreamSecrets` and `FetchSecrets`; `DeltaSecrets` in
 /// its own file): each RPC's caller is admitted by a `SecretLeaseProvider` and served from its
-/// identity's `SecretCache`. Transport-agnostic: a transport opens a `SecretStream` per call
-/// (`FetchSecrets` too) and feeds it `StreamEvent`s, answered with `Step`s: the SDS socket's own
-/// HTTP/2 path, or the grpc-swift conformance (`SecretDiscoveryService+GRPC.swift`) of the
-/// in-process tests.
-package struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.SimpleServiceProtocol {
+/// identity's `SecretCache`. Transport-agnostic: a transport (the SDS socket's own HTTP/2 path)
+/// opens a `SecretStream` per call (`FetchSecrets` too) and feeds it `StreamEvent`s, answered
+/// with `Step`s.
+package struct SecretDiscoveryService: Sendable {
   let leases: any SecretLeaseProvider
   let counters: AgentCounters
   let registry: StreamRegistry
@@ -245,6 +244,9 @@ package struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoverySe
     }
     return secrets
   }
+
+  /// Who admits each caller: the SDS socket leases for every service it serves.
+  package var callers: any SecretLeaseProvider { self.leases }
 
   /// Admits the caller `evidence` describes, waiting for its first certificate if need be.
   package func lease(for evidence: CallerEvidence?) async throws(CallerRefusal) -> SecretLease {

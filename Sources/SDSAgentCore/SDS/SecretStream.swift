@@ -1,9 +1,9 @@
 import GRPCCore
 import Logging
 
-/// One open SDS call of a leased caller, handled one event at a time by its transport: the
-/// async loop of the in-process gRPC service or a channel handler of the SDS socket. Not
-/// thread-safe; the transport serialises its events and calls `close()` once at the end.
+/// One open SDS call of a leased caller, handled one event at a time by its transport (a
+/// channel handler of the SDS socket). Not thread-safe; the transport serialises its events and
+/// calls `close()` once at the end.
 package final class SecretStream<Request: Sendable, Response: Sendable> {
   package typealias Event = SecretDiscoveryService.StreamEvent<Request>
   package typealias Step = SecretDiscoveryService.Step<Response>

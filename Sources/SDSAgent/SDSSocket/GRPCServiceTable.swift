@@ -1,0 +1,31 @@
+/// The gRPC services the socket serves, by name.
+struct GRPCServiceTable: Sendable {
+  /// A request's service and method, once its `:path` names one the socket serves.
+  struct Route: Equatable {
+    let service: any GRPCSocketService
+    let method: Substring
+
+    static func == (lhs: Route, rhs: Route) -> Bool {
+      lhs.service.name == rhs.service.name && lhs.method == rhs.method
+    }
+  }
+
+  private let services: [String: any GRPCSocketService]
+
+  init(_ services: [any GRPCSocketService]) {
+    self.services = Dictionary(services.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+  }
+
+  /// The service and method `path` names (`/<service>/<method>`); nil if no service here has it.
+  func route(_ path: String) -> Route? {
+    guard path.hasPrefix("/") else { return nil }
+    let rest = path.dropFirst()
+    guard let slash = rest.firstIndex(of: "/") else { return nil }
+    let method = rest[rest.index(after: slash)...]
+    guard let service = self.services[String(rest[..<slash])], service.serves(method) else { return nil }
+    return Route(service: service, method: method)
+  }
+
+  /// The services' names, for a client that asked for another.
+  var names: String { self.services.keys.sorted().joined(separator: ", ") }
+}
