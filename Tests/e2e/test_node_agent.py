@@ -179,7 +179,16 @@ def validation_roots(context) -> str:
     assert context.custom_validator_config.name == "envoy.tls.cert_validator.spiffe", context.custom_validator_config
     config = tls_spiffe_validator_config_pb2.SPIFFECertValidatorConfig()
     assert context.custom_validator_config.typed_config.Unpack(config)
-    return "".join(inline_pem(d.trust_bundle) for d in config.trust_domains)
+    # The validator reads revocation lists from the same inline PEM (`X509 CRL` blocks, README
+    # "Revocation"); they are not roots.
+    return "".join(certificate_blocks(inline_pem(d.trust_bundle)) for d in config.trust_domains)
+
+
+def certificate_blocks(pem: str) -> str:
+    """The CERTIFICATE blocks of a PEM text, in order."""
+    import re
+
+    return "".join(re.findall(r"-----BEGIN CERTIFICATE-----\n.*?-----END CERTIFICATE-----\n", pem, re.S))
 
 
 def _probe(socket_path: str, names, metadata, timeout: float) -> dict:
