@@ -38,27 +38,20 @@ package enum AdminClient {
   ) async throws(AgentError) -> Response {
     let connection = try await self.connect(to: address, timeout: timeout)
     do {
-      return try await withThrowingTaskGroup(of: Response?.self) { group in
-        group.addTask {
-          try await self.exchange(
-            method, path, body: body, at: address, on: connection, maximumBodyBytes: maximumBodyBytes)
-        }
-        group.addTask {
-          try await Task.sleep(for: timeout)
-          return nil
-        }
-        let first = try await group.next() ?? nil
-        group.cancelAll()
-        guard let response = first else {
-          // Closing ends the exchange still reading, so the group can finish.
-          connection.channel.close(promise: nil)
-          throw AgentError(
-            .connection,
-            "the admin endpoint \(address) accepted the connection but did not answer \(method) \(path) within \(timeout); the agent may be stuck: check its log"
-          )
-        }
-        return response
+      // Closing ends the exchange still reading, so it can be awaited.
+      let answer = try await withTimeLimit(
+        timeout, on: ContinuousClock(), onTimeout: { connection.channel.close(promise: nil) }
+      ) {
+        try await self.exchange(
+          method, path, body: body, at: address, on: connection, maximumBodyBytes: maximumBodyBytes)
       }
+      guard let response = answer else {
+        throw AgentError(
+          .connection,
+          "the admin endpoint \(address) accepted the connection but did not answer \(method) \(path) within \(timeout); the agent may be stuck: check its log"
+        )
+      }
+      return response
     } catch let error as AgentError {
       throw error
     } catch {

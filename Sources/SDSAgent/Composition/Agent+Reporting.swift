@@ -37,6 +37,7 @@ extension Agent {
       socketPath: socketPath,
       identities: identities,
       counters: context.counters,
+      clock: context.clock,
       logger: context.logger
     )
   }

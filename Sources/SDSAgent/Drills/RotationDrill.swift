@@ -117,16 +117,7 @@ package struct RotationDrill: Sendable {
   }
 
   private func nextResponse(from stream: SDSStream) async throws -> SDSStream.Response? {
-    try await withThrowingTaskGroup(of: SDSStream.Response?.self) { group in
-      group.addTask { try await stream.next() }
-      group.addTask {
-        try await Task.sleep(for: self.timeout)
-        return nil
-      }
-      let first = try await group.next() ?? nil
-      group.cancelAll()
-      return first
-    }
+    try await withTimeLimit(self.timeout, on: ContinuousClock()) { try await stream.next() } ?? nil
   }
 
   static func summary(_ response: SDSStream.Response) throws -> SecretSummary {

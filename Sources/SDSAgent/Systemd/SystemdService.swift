@@ -13,6 +13,8 @@ struct SystemdService: Service, CustomStringConvertible {
   let socketPath: String
   let identities: IdentityTable
   let counters: AgentCounters
+  /// Paces the watchdog pings and bounds each health check.
+  let clock: ContinuousClock
   let logger: Logger
 
   var description: String { "SystemdService" }
@@ -41,7 +43,7 @@ struct SystemdService: Service, CustomStringConvertible {
   private func keepWatchdogFed() async throws {
     let interval = self.watchdogInterval ?? .seconds(10)
     while true {
-      try await Task.sleep(for: interval)
+      try await self.clock.sleep(for: interval)
       guard self.watchdogInterval != nil else {
         self.notifier.status(self.status())
         continue
@@ -56,26 +58,18 @@ struct SystemdService: Service, CustomStringConvertible {
 
   /// Whether a `FetchSecrets` on the agent's own socket gets an answer (any answer).
   private func serverAnswers(within limit: Duration) async -> Bool {
-    await withTaskGroup(of: Bool.self) { group in
-      group.addTask {
-        do {
-          _ = try await SDSClient.fetch(socketPath: self.socketPath, names: [SecretResource.validationContext.name])
-          return true
-        } catch let error as RPCError {
-          // "No certificate yet" is an answer from a live server; a failed connection is not.
-          return error.code != .unavailable || SecretsNotReady.matches(error)
-        } catch {
-          return false
-        }
-      }
-      group.addTask {
-        try? await Task.sleep(for: limit)
+    let answer = try? await withTimeLimit(limit, on: self.clock) { [socketPath = self.socketPath] in
+      do {
+        _ = try await SDSClient.fetch(socketPath: socketPath, names: [SecretResource.validationContext.name])
+        return true
+      } catch let error as RPCError {
+        // "No certificate yet" is an answer from a live server; a failed connection is not.
+        return error.code != .unavailable || SecretsNotReady.matches(error)
+      } catch {
         return false
       }
-      let answer = await group.next() ?? false
-      group.cancelAll()
-      return answer
     }
+    return answer.flatMap { $0 } ?? false
   }
 
   func status() -> String {
