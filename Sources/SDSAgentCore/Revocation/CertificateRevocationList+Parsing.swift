@@ -8,9 +8,9 @@ extension CertificateRevocationList {
 
   /// Reads a DER CRL. Only v2 CRLs signed with ECDSA (SHA-256/384/512) or SHA-256 with RSA are
   /// read; whether the signature holds is `isSigned(by:)`'s question.
-  package init(derEncoded bytes: [UInt8]) throws(CRLParsingError) {
+  package init(derEncoded bytes: [UInt8]) throws(CRLError) {
     guard bytes.count <= Self.maximumEncodedLength else {
-      throw CRLParsingError("the CRL is \(bytes.count) bytes, over the limit of \(Self.maximumEncodedLength)")
+      throw CRLError(.unparsable, "the CRL is \(bytes.count) bytes, over the limit of \(Self.maximumEncodedLength)")
     }
     do {
       let root = try DER.parse(bytes)
@@ -21,10 +21,10 @@ extension CertificateRevocationList {
         )?
       try DER.sequence(root, identifier: .sequence) { nodes in
         guard let tbsNode = nodes.next(), let algorithmNode = nodes.next(), let signatureNode = nodes.next() else {
-          throw CRLParsingError("a CRL is three fields: the list, the algorithm, the signature")
+          throw CRLError(.unparsable, "a CRL is three fields: the list, the algorithm, the signature")
         }
         guard let algorithm = try CRLSignatureAlgorithm(algorithmIdentifier: algorithmNode) else {
-          throw CRLParsingError("the CRL is signed with an algorithm the agent does not read")
+          throw CRLError(.unparsable, "the CRL is signed with an algorithm the agent does not read")
         }
         let signature = try ASN1BitString(derEncoded: signatureNode)
         let list = try Self.parseList(tbsNode, algorithm: algorithm)
@@ -33,7 +33,7 @@ extension CertificateRevocationList {
           Array(signature.bytes)
         )
       }
-      guard let parsed else { throw CRLParsingError("the CRL is empty") }
+      guard let parsed else { throw CRLError(.unparsable, "the CRL is empty") }
       self.issuer = parsed.issuer
       self.number = parsed.number
       self.thisUpdate = parsed.thisUpdate
@@ -43,23 +43,23 @@ extension CertificateRevocationList {
       self.signedBytes = parsed.tbs
       self.signatureAlgorithm = parsed.algorithm
       self.signatureBytes = parsed.signature
-    } catch let error as CRLParsingError {
+    } catch let error as CRLError {
       throw error
     } catch {
-      throw CRLParsingError("the CRL is not valid DER", cause: error)
+      throw CRLError(.unparsable, "the CRL is not valid DER", cause: error)
     }
   }
 
   /// Reads the first `X509 CRL` block of PEM text.
-  package init(pemEncoded text: String) throws(CRLParsingError) {
+  package init(pemEncoded text: String) throws(CRLError) {
     let document: PEMDocument
     do {
       document = try PEMDocument(pemString: text)
     } catch {
-      throw CRLParsingError("not a PEM document", cause: error)
+      throw CRLError(.unparsable, "not a PEM document", cause: error)
     }
     guard document.discriminator == "X509 CRL" else {
-      throw CRLParsingError("the PEM block is \(BoundedText(document.discriminator, limit: 40)), not X509 CRL")
+      throw CRLError(.unparsable, "the PEM block is \(BoundedText(document.discriminator, limit: 40)), not X509 CRL")
     }
     try self.init(derEncoded: document.derBytes)
   }
@@ -69,20 +69,20 @@ extension CertificateRevocationList {
   ) {
     try DER.sequence(node, identifier: .sequence) { nodes in
       guard let version = nodes.next(), try Int(derEncoded: version) == 1 else {
-        throw CRLParsingError("only version 2 CRLs are read")
+        throw CRLError(.unparsable, "only version 2 CRLs are read")
       }
       guard let inner = nodes.next(), try CRLSignatureAlgorithm(algorithmIdentifier: inner) == algorithm else {
-        throw CRLParsingError("the CRL names two different signature algorithms")
+        throw CRLError(.unparsable, "the CRL names two different signature algorithms")
       }
       guard let issuerNode = nodes.next(), let thisNode = nodes.next() else {
-        throw CRLParsingError("the CRL has no issuer or thisUpdate")
+        throw CRLError(.unparsable, "the CRL has no issuer or thisUpdate")
       }
       let issuer = try DistinguishedName(derEncoded: issuerNode)
       let thisUpdate = try Self.parseTime(thisNode)
       var rest: [ASN1Node] = []
       while let node = nodes.next() { rest.append(node) }
       guard let nextNode = rest.first, let nextUpdate = try? Self.parseTime(nextNode) else {
-        throw CRLParsingError("the CRL has no nextUpdate (the agent serves only CRLs that say when they expire)")
+        throw CRLError(.unparsable, "the CRL has no nextUpdate (the agent serves only CRLs that say when they expire)")
       }
       rest.removeFirst()
       var entries: [Entry] = []
@@ -108,8 +108,8 @@ extension CertificateRevocationList {
         }
         rest.removeFirst()
       }
-      guard rest.isEmpty else { throw CRLParsingError("the CRL has fields after its extensions") }
-      guard let number, number >= 0 else { throw CRLParsingError("the CRL has no CRL number") }
+      guard rest.isEmpty else { throw CRLError(.unparsable, "the CRL has fields after its extensions") }
+      guard let number, number >= 0 else { throw CRLError(.unparsable, "the CRL has no CRL number") }
       return (issuer, number, thisUpdate, nextUpdate, entries)
     }
   }
@@ -118,9 +118,9 @@ extension CertificateRevocationList {
     try DER.sequence(node, identifier: .sequence) { nodes in
       guard let serialNode = nodes.next(), case .primitive(let contents) = serialNode.content,
         serialNode.identifier == .integer, let timeNode = nodes.next()
-      else { throw CRLParsingError("a revoked entry has no serial or date") }
+      else { throw CRLError(.unparsable, "a revoked entry has no serial or date") }
       guard let serial = CertificateSerial(integerContents: contents) else {
-        throw CRLParsingError("a revoked serial is negative or over 20 octets")
+        throw CRLError(.unparsable, "a revoked serial is negative or over 20 octets")
       }
       let revokedAt = try Self.parseTime(timeNode)
       var reason: RevocationReason?
@@ -131,7 +131,7 @@ extension CertificateRevocationList {
             guard entryExtension.oid == .crlReason else { continue }
             let value = try DER.parse(entryExtension.value)
             guard value.identifier == .enumerated, case .primitive(let code) = value.content, code.count == 1 else {
-              throw CRLParsingError("a reason code is not one ENUMERATED octet")
+              throw CRLError(.unparsable, "a reason code is not one ENUMERATED octet")
             }
             reason = RevocationReason.allCases.first { $0.code == Int(code.first!) }
           }
@@ -151,29 +151,13 @@ extension CertificateRevocationList {
       let time = try GeneralizedTime(derEncoded: node)
       parts = (time.year, time.month, time.day, time.hours, time.minutes, time.seconds)
     default:
-      throw CRLParsingError("a CRL date is neither UTCTime nor GeneralizedTime")
+      throw CRLError(.unparsable, "a CRL date is neither UTCTime nor GeneralizedTime")
     }
     let components = DateComponents(
       year: parts.0, month: parts.1, day: parts.2, hour: parts.3, minute: parts.4, second: parts.5)
-    guard let date = Calendar.utc.date(from: components) else { throw CRLParsingError("a CRL date is not a date") }
+    guard let date = Calendar.utc.date(from: components) else {
+      throw CRLError(.unparsable, "a CRL date is not a date")
+    }
     return date
   }
-}
-
-/// A CRL that cannot be read; says why.
-package struct CRLParsingError: AgentFailure {
-  package enum Code: String, Sendable {
-    case unparsable
-  }
-
-  package var code: Code { .unparsable }
-  package let message: String
-  package let cause: (any Error)?
-
-  init(_ message: String, cause: (any Error)? = nil) {
-    self.message = message
-    self.cause = cause
-  }
-
-  package var description: String { self.failureText }
 }

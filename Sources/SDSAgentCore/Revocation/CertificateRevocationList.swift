@@ -34,12 +34,12 @@ package struct CertificateRevocationList: Sendable, Hashable {
     entries: [RevokedCertificate],
     thisUpdate: Date,
     nextUpdate: Date
-  ) throws(CRLSigningError) {
+  ) throws(CRLError) {
     guard issuer.publicKey == issuerKey.publicKey else {
-      throw CRLSigningError("the key does not match the CRL issuer \(issuer.subject)")
+      throw CRLError(.signing, "the key does not match the CRL issuer \(issuer.subject)")
     }
     guard number >= 0, nextUpdate > thisUpdate else {
-      throw CRLSigningError("a CRL needs a non-negative number and nextUpdate after thisUpdate")
+      throw CRLError(.signing, "a CRL needs a non-negative number and nextUpdate after thisUpdate")
     }
     let live = entries.filter { $0.notAfter >= thisUpdate }.sorted { $0.serial < $1.serial }
     let algorithm = try Self.signatureAlgorithm(for: issuer.publicKey)
@@ -82,10 +82,10 @@ package struct CertificateRevocationList: Sendable, Hashable {
       self.signedBytes = tbsBytes[...]
       self.signatureBytes = signature.rawRepresentation
       self.signatureAlgorithm = algorithm
-    } catch let error as CRLSigningError {
+    } catch let error as CRLError {
       throw error
     } catch {
-      throw CRLSigningError("signing the CRL of \(issuer.subject) failed", cause: error)
+      throw CRLError(.signing, "signing the CRL of \(issuer.subject) failed", cause: error)
     }
     // What the CRL says: its dates are whole seconds.
     self.issuer = issuer.subject
@@ -139,33 +139,15 @@ package struct CertificateRevocationList: Sendable, Hashable {
     }
   }
 
-  private static func signatureAlgorithm(for key: Certificate.PublicKey) throws(CRLSigningError)
+  private static func signatureAlgorithm(for key: Certificate.PublicKey) throws(CRLError)
     -> CRLSignatureAlgorithm
   {
     if P256.Signing.PublicKey(key) != nil { return .ecdsaWithSHA256 }
     if P384.Signing.PublicKey(key) != nil { return .ecdsaWithSHA384 }
     if P521.Signing.PublicKey(key) != nil { return .ecdsaWithSHA512 }
     if _RSA.Signing.PublicKey(key) != nil { return .sha256WithRSAEncryption }
-    throw CRLSigningError("the CA key's algorithm cannot sign a CRL here: use an ECDSA or RSA CA key")
+    throw CRLError(.signing, "the CA key's algorithm cannot sign a CRL here: use an ECDSA or RSA CA key")
   }
-}
-
-/// A CRL could not be signed; says why.
-package struct CRLSigningError: AgentFailure {
-  package enum Code: String, Sendable {
-    case signing
-  }
-
-  package var code: Code { .signing }
-  package let message: String
-  package let cause: (any Error)?
-
-  init(_ message: String, cause: (any Error)? = nil) {
-    self.message = message
-    self.cause = cause
-  }
-
-  package var description: String { self.failureText }
 }
 
 extension ASN1ObjectIdentifier {

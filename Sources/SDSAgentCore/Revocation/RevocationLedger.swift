@@ -54,7 +54,7 @@ package struct RevocationLedger: Sendable {
   /// Each signing takes a new CRL number, so `revocations` must be persisted again after one.
   package mutating func lists(
     of issuers: [CRLIssuer], at now: Date
-  ) throws(CRLSigningError) -> (lists: [CertificateRevocationList], nextSigning: Date) {
+  ) throws(CRLError) -> (lists: [CertificateRevocationList], nextSigning: Date) {
     let keys = issuers.map(\.certificate)
     self.lists = self.lists.filter { keys.contains($0.key) }
     self.stale.formIntersection(keys)

@@ -9,7 +9,7 @@ import Testing
     #expect {
       _ = try CertificateRevocationList(pemEncoded: "not pem")
     } throws: { error in
-      guard let failure = error as? CRLParsingError else { return false }
+      guard let failure = error as? CRLError else { return false }
       return failure.code == .unparsable && failure.cause != nil && failure.message == "not a PEM document"
         && failure.description == "not a PEM document: \(failure.cause!)"
     }
