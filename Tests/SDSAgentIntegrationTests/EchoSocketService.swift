@@ -20,11 +20,11 @@ struct EchoSocketService: GRPCSocketService {
     headers.first(name: "x-echo") == "on" ? nil : GRPCStatus(code: .invalidArgument, message: "x-echo: on is required")
   }
 
-  func open(_ method: Substring, lease: SecretLease) -> (any SDSCall)? {
+  func open(_ method: Substring, lease: SecretLease) -> (any GRPCSocketCall)? {
     method == "Echo" ? Call(lease: lease) : nil
   }
 
-  final class Call: SDSCall {
+  final class Call: GRPCSocketCall {
     let lease: SecretLease
 
     init(lease: SecretLease) { self.lease = lease }

@@ -193,35 +193,6 @@ import Testing
     }
   }
 
-  @Test func aThousandStreamsOpenedAndClosedLeaveMemoryFlat() async throws {
-    try await RunningAgent.with { running in
-      try await SDSClient.withConnection(socketPath: running.socketPath) { client in
-        func cycle(_ count: Int) async throws {
-          for _ in 0..<count {
-            try await SDSStream.with(client: client) { stream in
-              stream.request(["default"])
-              _ = try #require(try await stream.next())
-            }
-          }
-          await running.agent.counters.waitUntil { $0.openStreams == 0 }
-        }
-        try await cycle(200)
-        let before = ResidentMemory.bytes()
-        try await cycle(1000)
-        let after = ResidentMemory.bytes()
-        let growth = after - before
-        print(
-          "1000 streams opened and closed: resident memory \(before / 1024) KiB -> \(after / 1024) KiB (\(growth / 1024) KiB)"
-        )
-        #expect(running.agent.cache.subscriberCount == 0)
-        #expect(running.agent.identities.node.subscriberCount == 0)
-        #expect(running.agent.counters[.streamsOpened] == 1200)
-        // A leak of even 8 KiB per stream would exceed this.
-        #expect(growth < 8 * 1024 * 1024)
-      }
-    }
-  }
-
   @Test func shutdownEndsOpenStreamsCleanly() async throws {
     let configuration = try RunningAgent.configuration()
     let agent = try await Agent.build(configuration: configuration, logger: .init(label: "test"))
@@ -240,15 +211,6 @@ import Testing
       try await tasks.waitForAll()
     }
     #expect(!FileManager.default.fileExists(atPath: configuration.socketPath))
-  }
-}
-
-enum ResidentMemory {
-  /// This process's resident set size, from /proc/self/statm.
-  static func bytes() -> Int {
-    let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
-    let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
   }
 }
 

@@ -13,5 +13,5 @@ protocol GRPCSocketService: Sendable {
   /// header the service requires is missing, say); nil to admit it.
   func admits(_ headers: HPACKHeaders) -> GRPCStatus?
   /// The call of `method` for an admitted caller; nil if the service has no such method.
-  func open(_ method: Substring, lease: SecretLease) -> (any SDSCall)?
+  func open(_ method: Substring, lease: SecretLease) -> (any GRPCSocketCall)?
 }

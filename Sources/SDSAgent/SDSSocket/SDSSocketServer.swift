@@ -14,7 +14,7 @@ import ServiceLifecycle
 
 /// Serves Envoy's `SecretDiscoveryService`, and any other `GRPCSocketService` in its table, on
 /// the agent's Unix socket: gRPC over HTTP/2 written directly on swift-nio-http2, one
-/// `SDSStreamHandler` per stream and no task per stream. Stops gracefully: GOAWAY, every stream
+/// `GRPCStreamHandler` per stream and no task per stream. Stops gracefully: GOAWAY, every stream
 /// ended with `OK`, connections closed once their streams are.
 package struct SDSSocketServer: Service, CustomStringConvertible {
   /// A bound, listening socket; the server takes ownership of it.
@@ -93,7 +93,7 @@ package struct SDSSocketServer: Service, CustomStringConvertible {
 
   private func initialize(_ channel: any Channel) -> EventLoopFuture<Void> {
     self.credentials(of: channel).flatMapThrowing { credentials in
-      let connection = SDSConnectionHandler(credentials: credentials, limits: self.limits, logger: self.logger)
+      let connection = GRPCConnectionHandler(credentials: credentials, limits: self.limits, logger: self.logger)
       let boundConnection = NIOLoopBound(connection, eventLoop: channel.eventLoop)
       let (services, callers, limits) = (self.services, self.callers, self.limits)
       let pipeline = channel.pipeline.syncOperations
@@ -106,7 +106,7 @@ package struct SDSSocketServer: Service, CustomStringConvertible {
         stream.eventLoop.makeCompletedFuture {
           let streamID = try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)
           try stream.pipeline.syncOperations.addHandler(
-            SDSStreamHandler(
+            GRPCStreamHandler(
               connection: boundConnection.value, services: services, callers: callers, limits: limits,
               streamID: streamID))
         }
@@ -144,12 +144,12 @@ package struct SDSSocketServer: Service, CustomStringConvertible {
     var configuration = NIOHTTP2Handler.StreamConfiguration()
     // NIO reserves room for `maximumCount` timestamps on every connection from its start (the
     // backstop's 16,384 over 30 s took 128 KiB per connection); one stream limit's worth per
-    // second lets a client cancel all its streams at once, and `SDSConnectionHandler` counts
+    // second lets a client cancel all its streams at once, and `GRPCConnectionHandler` counts
     // the 30 s backstop (`maximumResets`) itself.
     configuration.streamResetFrameRateLimit.maximumCount = limits.maximumStreamsPerConnection
     configuration.streamResetFrameRateLimit.windowLength = .seconds(1)
     // A stream is writable only while none of its response bytes wait in the HTTP/2 handler
-    // (for the client's flow-control window): `SDSStreamHandler` holds the next one meanwhile.
+    // (for the client's flow-control window): `GRPCStreamHandler` holds the next one meanwhile.
     configuration.outboundBufferSizeHighWatermark = 2
     configuration.outboundBufferSizeLowWatermark = 1
     return configuration

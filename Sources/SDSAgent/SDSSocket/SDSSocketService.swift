@@ -21,7 +21,7 @@ struct SDSSocketService: GRPCSocketService {
 
   func admits(_ headers: HPACKHeaders) -> GRPCStatus? { nil }
 
-  func open(_ method: Substring, lease: SecretLease) -> (any SDSCall)? {
+  func open(_ method: Substring, lease: SecretLease) -> (any GRPCSocketCall)? {
     switch Method(rawValue: String(method)) {
     case .streamSecrets: SecretStreamCall(self.service.openStreamSecrets(lease))
     case .deltaSecrets: SecretStreamCall(self.service.openDeltaSecrets(lease), incremental: true)

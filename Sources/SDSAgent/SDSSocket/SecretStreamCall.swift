@@ -5,7 +5,7 @@ import SwiftProtobuf
 
 /// Any of the service's calls (`StreamSecrets`, `DeltaSecrets`, `FetchSecrets`) on the socket:
 /// decodes each request message for its `SecretStream`, encodes each response.
-final class SecretStreamCall<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>: SDSCall {
+final class SecretStreamCall<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>: GRPCSocketCall {
   private let stream: SecretStream<Request, Response>
   let incremental: Bool
 

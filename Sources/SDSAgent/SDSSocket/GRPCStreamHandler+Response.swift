@@ -6,8 +6,8 @@ import SDSAgentCore
 
 /// Writing what the call answers: one response at a time, the newest held while the stream
 /// cannot be written, then the trailers.
-extension SDSStreamHandler {
-  func perform(_ step: SDSCall.Step) {
+extension GRPCStreamHandler {
+  func perform(_ step: GRPCSocketCall.Step) {
     switch step {
     case .wait:
       return
@@ -23,7 +23,7 @@ extension SDSStreamHandler {
       guard let eventLoop = self.context?.eventLoop else { return }
       let handler = NIOLoopBound(self, eventLoop: eventLoop)
       self.admission = Task {
-        let result: Result<SDSCall.Step, RPCError>
+        let result: Result<GRPCSocketCall.Step, RPCError>
         do throws(RPCError) {
           result = .success(try await answer())
         } catch {

@@ -11,22 +11,22 @@ import SDSAgentCore
 /// left for the socket (the watermarks `SDSSocketServer` sets). Until then a `StreamSecrets`
 /// stream holds only its newest response (each is the whole state), a `DeltaSecrets` stream up
 /// to `maximumUnsentDeltaResponses` (each carries only changes); the connection counts what its
-/// streams hold unsent (`SDSConnectionHandler.unsentChanged`).
+/// streams hold unsent (`GRPCConnectionHandler.unsentChanged`).
 ///
-/// The request side is here, the response side in `SDSStreamHandler+Response.swift`; both share
+/// The request side is here, the response side in `GRPCStreamHandler+Response.swift`; both share
 /// the handler's fields. The call's protocol state is `GRPCCallStateMachine`; the handler holds
 /// what it does (the call, its subscription, deadline and admission) and the responses it holds.
-final class SDSStreamHandler: ChannelInboundHandler {
+final class GRPCStreamHandler: ChannelInboundHandler {
   typealias InboundIn = HTTP2Frame.FramePayload
   typealias OutboundOut = HTTP2Frame.FramePayload
 
-  let connection: SDSConnectionHandler
+  let connection: GRPCConnectionHandler
   /// Admits each caller before its call opens, whichever service it asked for.
   let callers: any SecretLeaseProvider
   let maximumUnsentDeltaResponses: Int
   var machine: GRPCCallStateMachine
   /// The admitted call, while it is open.
-  var call: (any SDSCall)?
+  var call: (any GRPCSocketCall)?
   var subscription: SecretCache.Subscription?
   var deadline: Scheduled<Void>?
   /// Admits a caller that must wait (a token to verify, a first certificate), or makes an
@@ -45,7 +45,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
   let streamID: HTTP2StreamID?
 
   init(
-    connection: SDSConnectionHandler, services: GRPCServiceTable, callers: any SecretLeaseProvider,
+    connection: GRPCConnectionHandler, services: GRPCServiceTable, callers: any SecretLeaseProvider,
     limits: SDSServerLimits, streamID: HTTP2StreamID?
   ) {
     self.connection = connection
@@ -199,7 +199,7 @@ final class SDSStreamHandler: ChannelInboundHandler {
   }
 
   /// Hands the open call one event and performs its answer, or ends it with what it throws.
-  func deliver(_ event: SDSCall.Event) {
+  func deliver(_ event: GRPCSocketCall.Event) {
     guard let call = self.call else { return }
     do {
       self.perform(try call.handle(event))

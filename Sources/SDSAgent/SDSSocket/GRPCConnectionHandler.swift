@@ -5,9 +5,9 @@ import SDSAgentCore
 
 /// The connection-level part of the SDS socket, after the HTTP/2 handler: keepalive pings,
 /// closing idle connections, the rapid-reset guard, the cap on responses held unsent, and the
-/// GOAWAY of a graceful stop. Its streams (`SDSStreamHandler`) report to it on the same event
+/// GOAWAY of a graceful stop. Its streams (`GRPCStreamHandler`) report to it on the same event
 /// loop.
-final class SDSConnectionHandler: ChannelInboundHandler {
+final class GRPCConnectionHandler: ChannelInboundHandler {
   typealias InboundIn = HTTP2Frame
   typealias OutboundOut = HTTP2Frame
 
@@ -28,7 +28,7 @@ final class SDSConnectionHandler: ChannelInboundHandler {
   private var unsentBytes = 0
   private var overUnsentCap: Scheduled<Void>?
   private var closing = false
-  /// Nonzero while a stream flushes what it wrote (see `SDSStreamHandler.flush`).
+  /// Nonzero while a stream flushes what it wrote (see `GRPCStreamHandler.flush`).
   var streamFlushes = 0
 
   init(credentials: PeerCredentials?, limits: SDSServerLimits, logger: Logger) {

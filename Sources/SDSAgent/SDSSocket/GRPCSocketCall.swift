@@ -5,7 +5,7 @@ import SDSAgentCore
 /// An admitted call on the SDS socket, of any service it serves, as its stream's handler sees
 /// it: events with the request messages still encoded, steps with the responses encoded. Runs
 /// on its stream's event loop.
-protocol SDSCall: AnyObject {
+protocol GRPCSocketCall: AnyObject {
   typealias Event = SecretDiscoveryService.StreamEvent<ByteBuffer>
   typealias Step = SecretDiscoveryService.Step<[UInt8]>
 

@@ -12,7 +12,7 @@ import Testing
 
 /// The SDS socket's stream handler in-process: HTTP/2 frames of one stream in, frames out, on a
 /// `NIOAsyncTestingChannel` instead of a socket; the same handler the socket runs.
-@Suite(.timeLimit(.minutes(2))) struct SDSStreamHandlerTests {
+@Suite(.timeLimit(.minutes(2))) struct GRPCStreamHandlerTests {
   typealias Payload = HTTP2Frame.FramePayload
 
   /// One stream of a connection, its handler serving `running`'s agent: its SDS service and
@@ -28,7 +28,7 @@ import Testing
       let services = GRPCServiceTable([SDSSocketService(service: service)] + others)
       self.channel = try await NIOAsyncTestingChannel(loop: connection.loop) { channel in
         try channel.pipeline.syncOperations.addHandler(
-          SDSStreamHandler(
+          GRPCStreamHandler(
             connection: connection.handler, services: services, callers: service.callers,
             limits: SDSServerLimits(), streamID: HTTP2StreamID(id)))
       }
@@ -89,7 +89,7 @@ import Testing
   struct Connection: @unchecked Sendable {
     let loop = NIOAsyncTestingEventLoop()
     /// Used on `loop` only.
-    let handler = SDSConnectionHandler(credentials: nil, limits: SDSServerLimits(), logger: .init(label: "test"))
+    let handler = GRPCConnectionHandler(credentials: nil, limits: SDSServerLimits(), logger: .init(label: "test"))
   }
 
   struct Unexpected: Error {}
