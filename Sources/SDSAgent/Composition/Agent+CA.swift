@@ -16,6 +16,8 @@ extension Agent {
     let operatorCA: OperatorCAReplacement<ContinuousClock>?
     /// Serves the embedded CA's revocation lists and revokes.
     let revocation: RevocationService<ContinuousClock>?
+    /// Replaces the operator's CA when its files change, without a reload.
+    let operatorCAFiles: OperatorCAFilesWatcher?
 
     /// Who issues identities' certificates.
     var issuer: any CertificateAuthority { self.following ?? self.authority.certificateAuthority }
@@ -48,9 +50,17 @@ extension Agent {
         OperatorCAReplacement(
           ca: ca, table: table, onDemand: onDemand, clock: context.clock, now: context.now, logger: logger)
       } else { nil }
+    let operatorCAFiles = operatorCA.flatMap { replacement in
+      OperatorCAFilesWatcher.Files(configuration.caSource).map { files in
+        OperatorCAFilesWatcher(
+          files: files, replace: { try await replacement.replace(with: $0) }, counters: context.counters,
+          watching: context.fileWatch, clock: context.clock, logger: logger)
+      }
+    }
     return CAServices(
       authority: authority, following: following, caRoots: caRoots, rootRotation: rootRotation,
-      operatorCA: operatorCA, revocation: Self.revocation(context, authority: authority, table: table))
+      operatorCA: operatorCA, revocation: Self.revocation(context, authority: authority, table: table),
+      operatorCAFiles: operatorCAFiles)
   }
 
   /// Serves the embedded CA's bundle to every identity and, when its root is the agent's own,

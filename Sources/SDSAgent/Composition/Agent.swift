@@ -125,6 +125,7 @@ package struct Agent: Sendable {
       .auxiliary(federation),
       ca.caRoots.map { .auxiliary($0) },
       ca.operatorCA.map { .essential($0) },
+      ca.operatorCAFiles.map { .auxiliary($0) },
       onDemand.map { .essential($0) },
       .auxiliary(files),
       .essential(socket.server),

@@ -56,10 +56,15 @@ struct FileSecretsReload: Reconfigurable {
 struct OperatorCAReload<C: Clock>: Reconfigurable where C.Duration == Duration {
   let replacement: OperatorCAReplacement<C>?
   let running: AgentConfiguration
+  /// Follows the files the reload names.
+  let watcher: OperatorCAFilesWatcher?
 
   func reconfiguration(to next: AgentConfiguration) async throws -> Reconfiguration {
     guard let material = try Agent.reloadedCA(from: self.running, to: next) else { return .none }
-    return Reconfiguration { try await self.replacement?.replace(with: material) }
+    return Reconfiguration {
+      try await self.replacement?.replace(with: material)
+      if let files = OperatorCAFilesWatcher.Files(next.caSource) { self.watcher?.reconfigure(files) }
+    }
   }
 }
 
