@@ -23,7 +23,7 @@ import X509
   let mount: String
   let ca: EmbeddedCA
   let supervisor: IdentitySupervisor<ManualClock>
-  let replacement: OperatorCAReplacement<ManualClock>
+  let replacement: OperatorCAReplacement
   let watcher: OperatorCAFilesWatcher
   let settle = Duration.milliseconds(150)
 
@@ -41,7 +41,7 @@ import X509
       table: self.files.table, authority: self.ca, counters: self.files.counters, clock: clock, now: { clock.date },
       random: { 1 }, wallClockCheck: nil, logger: self.files.logger)
     let replacement = OperatorCAReplacement(
-      ca: self.ca, table: self.files.table, clock: clock, now: { clock.date }, logger: self.files.logger)
+      ca: self.ca, table: self.files.table, now: { clock.date }, logger: self.files.logger)
     self.replacement = replacement
     self.watcher = OperatorCAFilesWatcher(
       files: OperatorCAFilesWatcher.Files(
@@ -88,7 +88,6 @@ import X509
     try await withThrowingDiscardingTaskGroup { group in
       group.addTask { await self.files.service.run() }
       group.addTask { await self.supervisor.run() }
-      group.addTask { await self.replacement.run() }
       group.addTask { await self.watcher.run() }
       try await body()
       group.cancelAll()

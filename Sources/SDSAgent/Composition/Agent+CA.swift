@@ -13,7 +13,7 @@ extension Agent {
     /// Rotates the embedded CA's root when it is the agent's own.
     let rootRotation: RootRotationSupervisor<ContinuousClock>?
     /// Replaces the operator's CA files' CA on reload.
-    let operatorCA: OperatorCAReplacement<ContinuousClock>?
+    let operatorCA: OperatorCAReplacement?
     /// Serves the embedded CA's revocation lists and revokes.
     let revocation: RevocationService<ContinuousClock>?
     /// Replaces the operator's CA when its files change, without a reload.
@@ -45,10 +45,9 @@ extension Agent {
           trustDomain: configuration.trustDomain, watching: context.fileWatch, clock: context.clock, logger: logger)
       }
     }
-    let operatorCA: OperatorCAReplacement<ContinuousClock>? =
+    let operatorCA: OperatorCAReplacement? =
       if case .embedded(let ca, _, nil) = authority {
-        OperatorCAReplacement(
-          ca: ca, table: table, onDemand: onDemand, clock: context.clock, now: context.now, logger: logger)
+        OperatorCAReplacement(ca: ca, table: table, onDemand: onDemand, now: context.now, logger: logger)
       } else { nil }
     let operatorCAFiles = operatorCA.flatMap { replacement in
       OperatorCAFilesWatcher.Files(configuration.caSource).map { files in

@@ -53,8 +53,8 @@ struct FileSecretsReload: Reconfigurable {
 
 /// The operator's CA files re-read; new files that cannot be used, or a switch between a
 /// generated CA and the operator's, refuse the whole reload.
-struct OperatorCAReload<C: Clock>: Reconfigurable where C.Duration == Duration {
-  let replacement: OperatorCAReplacement<C>?
+struct OperatorCAReload: Reconfigurable {
+  let replacement: OperatorCAReplacement?
   let running: AgentConfiguration
   /// Follows the files the reload names.
   let watcher: OperatorCAFilesWatcher?
