@@ -157,4 +157,22 @@ import X509
       #expect(self.files.cache.current.svid?.leaf.serialHex == issued, "re-issued although the CA files were refused")
     }
   }
+
+  @Test func aReloadMovesTheWatchToTheFilesItNames() async throws {
+    let moved = self.files.path("moved")
+    let next = try Self.root("next")
+    try Self.writePair(self.files.ownRoot, into: moved)
+    #expect(self.watcher.watchedDirectories == [self.mount, self.mount + "/..1"])
+    self.watcher.reconfigure(
+      OperatorCAFilesWatcher.Files(certificate: moved + "/tls.crt", key: moved + "/tls.key", chain: nil))
+    #expect(self.watcher.watchedDirectories == [moved])
+    try await self.running {
+      try self.files.install(next.privateKey.serializeAsPEM().pemString, at: moved + "/tls.key")
+      try self.files.install(try WatchedFiles.pem(next), at: moved + "/tls.crt", mode: 0o644)
+      await self.settled(at: self.settle)
+      await self.files.cache.waitUntil { $0.svid?.leaf.issuer == next.certificate.subject }
+      #expect(self.signing == next.certificate)
+      #expect(self.refusals.isEmpty)
+    }
+  }
 }

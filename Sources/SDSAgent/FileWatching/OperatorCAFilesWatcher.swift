@@ -76,6 +76,9 @@ package final class OperatorCAFilesWatcher: Service, Sendable {
   /// The files followed now.
   package var files: Files { self.state.withLock { $0.files } }
 
+  /// The directories watched for the files followed now.
+  var watchedDirectories: Set<String> { self.watch.directories }
+
   package func run() async {
     await cancelWhenGracefulShutdown {
       await self.watch.run(settle: self.settle, recheck: self.recheck, clock: self.clock) {
