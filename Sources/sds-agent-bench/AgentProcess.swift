@@ -1,5 +1,6 @@
 import Foundation
 import SDSAgent
+import SDSAgentCore
 
 /// An sds-agent child process on a temporary socket, with an admin endpoint.
 final class AgentProcess {
@@ -34,11 +35,12 @@ final class AgentProcess {
         return ContinuousClock.now - started
       }
       guard self.child.process.isRunning else {
-        throw BenchError("the agent exited with status \(self.child.process.terminationStatus) before serving")
+        throw BenchError(
+          .process, "the agent exited with status \(self.child.process.terminationStatus) before serving")
       }
       await Task.yield()
     }
-    throw BenchError("the agent did not serve within \(limit)")
+    throw BenchError(.process, "the agent did not serve within \(limit)")
   }
 
   func stop() async {
@@ -55,7 +57,24 @@ final class AgentProcess {
   }
 }
 
-struct BenchError: Error, CustomStringConvertible {
-  let description: String
-  init(_ description: String) { self.description = description }
+/// Why a benchmark could not run.
+struct BenchError: AgentFailure {
+  enum Code: String, Sendable {
+    /// A process the benchmark starts did not start or serve.
+    case process
+    /// The server measured answered something other than expected.
+    case server
+  }
+
+  let code: Code
+  let message: String
+  let cause: (any Error)?
+
+  init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+    self.code = code
+    self.message = message
+    self.cause = cause
+  }
+
+  var description: String { self.failureText }
 }

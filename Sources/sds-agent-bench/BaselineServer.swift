@@ -53,14 +53,14 @@ struct BaselineServer {
     // The script prints one line once it serves (or closes its output when it fails).
     guard !pipe.fileHandleForReading.availableData.isEmpty else {
       await child.stop()
-      throw BenchError("the baseline server \(Self.script) exited before serving")
+      throw BenchError(.process, "the baseline server \(Self.script) exited before serving")
     }
     let server = BaselineServer(child: child, socketPath: socketPath)
     do {
       _ = try await SDSClient.fetch(socketPath: socketPath, names: [SecretResource.tlsCertificate.name])
     } catch {
       await child.stop()
-      throw BenchError("the baseline server does not answer FetchSecrets: \(error)")
+      throw BenchError(.server, "the baseline server does not answer FetchSecrets", cause: error)
     }
     return server
   }

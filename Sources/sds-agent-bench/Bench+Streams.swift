@@ -61,7 +61,7 @@ extension Bench {
     let (agentBefore, clientBefore) = (agent.processorTime, ProcessorTime.used())
     tracker.startFanOut(at: ContinuousClock.now)
     let rotation = try await AdminClient.request("POST", "/rotate", at: .unixSocket(path: agent.adminPath))
-    guard rotation.status == 200 else { throw BenchError("POST /rotate answered \(rotation.status)") }
+    guard rotation.status == 200 else { throw BenchError(.server, "POST /rotate answered \(rotation.status)") }
     if !(await StreamTracker.wait(for: tracker.allPushed, atMost: load.pushLimit)) {
       FileHandle.standardError.write(
         Data("fan-out: not every default stream had its push within \(load.pushLimit)\n".utf8))

@@ -38,7 +38,7 @@ final class ChildProcess: Sendable {
       try self.process.run()
     } catch {
       running.leave()
-      throw BenchError("cannot start \(executable): \(error)")
+      throw BenchError(.process, "cannot start \(executable)", cause: error)
     }
     children.add(self)
   }

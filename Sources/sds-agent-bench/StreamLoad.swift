@@ -93,7 +93,7 @@ struct StreamLoad {
                   }
                 }
                 // Counted only while the measurement needs the stream (see `StreamTracker.failed`).
-                throw BenchError("the server ended the stream after \(received) responses")
+                throw BenchError(.server, "the server ended the stream after \(received) responses")
               }
             } catch {
               tracker.failed(stream: stream, subscribedToDefault: subscribedToDefault, error)

@@ -28,7 +28,10 @@ import Testing
     deframer.append(ByteBuffer(bytes: [0, 0, 0, 4, 1]))
     #expect {
       _ = try deframer.next()
-    } throws: { ($0 as? GRPCStatusError)?.status.code == .resourceExhausted }
+    } throws: { error in
+      let error = error as? GRPCStatusError
+      return error?.code == .messageTooLarge && error?.status.code == .resourceExhausted
+    }
   }
 
   @Test func aCompressedMessageIsRefused() {
@@ -36,7 +39,10 @@ import Testing
     deframer.append(ByteBuffer(bytes: [1, 0, 0, 0, 0]))
     #expect {
       _ = try deframer.next()
-    } throws: { ($0 as? GRPCStatusError)?.status.code == .internalError }
+    } throws: { error in
+      let error = error as? GRPCStatusError
+      return error?.code == .compressedMessage && error?.status.code == .internalError
+    }
   }
 
   @Test(arguments: [
@@ -75,12 +81,17 @@ import Testing
       }
     }
     let path = "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
-    #expect(refusal([":method": "GET", ":path": path, "content-type": "application/grpc"])?.httpStatus == 405)
-    #expect(refusal([":method": "POST", ":path": path, "content-type": "application/grpcx"])?.httpStatus == 415)
-    #expect(
-      refusal([":method": "POST", ":path": "/x/y", "content-type": "application/grpc"])?.status.code == .unimplemented)
+    let get = refusal([":method": "GET", ":path": path, "content-type": "application/grpc"])
+    #expect(get?.code == .notPost && get?.httpStatus == 405)
+    let notGRPC = refusal([":method": "POST", ":path": path, "content-type": "application/grpcx"])
+    #expect(notGRPC?.code == .notGRPC && notGRPC?.httpStatus == 415)
+    let unknown = refusal([":method": "POST", ":path": "/x/y", "content-type": "application/grpc"])
+    #expect(unknown?.code == .unknownMethod && unknown?.status.code == .unimplemented)
     let gzip = refusal([":method": "POST", ":path": path, "content-type": "application/grpc", "grpc-encoding": "gzip"])
-    #expect(gzip?.status.code == .unimplemented && gzip?.status.message.contains("gzip") == true)
+    #expect(gzip?.code == .compression && gzip?.status.code == .unimplemented)
+    #expect(gzip?.status.message.contains("gzip") == true)
+    let timeout = refusal([":method": "POST", ":path": path, "content-type": "application/grpc", "grpc-timeout": "1x"])
+    #expect(timeout?.code == .malformedTimeout && timeout?.status.code == .invalidArgument)
   }
 
   @Test func statusMessagesArePercentEncoded() {

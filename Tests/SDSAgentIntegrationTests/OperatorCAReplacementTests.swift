@@ -12,7 +12,7 @@ import X509
   let files: WatchedFiles
   let ca: EmbeddedCA
   let supervisor: IdentitySupervisor<ManualClock>
-  let replacement: OperatorCAReplacement<ManualClock>
+  let replacement: OperatorCAReplacement
 
   init() throws {
     self.files = try WatchedFiles()
@@ -22,7 +22,7 @@ import X509
       table: self.files.table, authority: self.ca, counters: self.files.counters, clock: clock, now: { clock.date },
       random: { 1 }, wallClockCheck: nil, logger: self.files.logger)
     self.replacement = OperatorCAReplacement(
-      ca: self.ca, table: self.files.table, clock: clock, now: { clock.date }, logger: self.files.logger)
+      ca: self.ca, table: self.files.table, now: { clock.date }, logger: self.files.logger)
   }
 
   var served: Set<Certificate> { Set(self.files.cache.current.trust?.own.roots ?? []) }
@@ -33,7 +33,6 @@ import X509
     let oldLeaf = try #require(self.files.cache.current.svid)
     try await withThrowingDiscardingTaskGroup { group in
       group.addTask { await self.supervisor.run() }
-      group.addTask { await self.replacement.run() }
       let next = try CAMaterial.generateRoot(
         trustDomain: "cluster.local", now: self.files.clock.date, commonName: "next")
       try await self.replacement.replace(with: next)

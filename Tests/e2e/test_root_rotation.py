@@ -231,6 +231,57 @@ def test_operator_ca_change_on_reload_is_staged(start, tmp_path):
     assert served_root["serial"].lower().lstrip("0") == cert_serial(second)
 
 
+def ca_files_version(mount, version: str, cert_from, key_from):
+    """A Kubernetes secret mount's version directory ..VERSION holding tls.crt and tls.key."""
+    directory = mount / f"..{version}"
+    directory.mkdir(parents=True)
+    (directory / "tls.crt").write_text(cert_from.read_text())
+    (directory / "tls.key").write_text(key_from.read_text())
+    os.chmod(directory / "tls.key", 0o600)
+
+
+def swap_data(mount, version: str):
+    """Points ..data at ..VERSION in one rename, as the kubelet does."""
+    os.symlink(f"..{version}", mount / "..data_tmp")
+    os.rename(mount / "..data_tmp", mount / "..data")
+
+
+def test_operator_ca_files_replaced_without_a_reload(start, tmp_path):
+    """Issue #22: the operator's CA files are watched. Mounted as a Kubernetes secret, a pair whose
+    key does not match is refused and counted, the running CA signing on; a good pair swapped in
+    by one rename of ..data is adopted without SIGHUP, and the new CA's leaves reach SDS."""
+    first, first_key = make_ca(tmp_path, "first")
+    second, second_key = make_ca(tmp_path, "second")
+    mount = tmp_path / "ca"
+    ca_files_version(mount, "1", first, first_key)
+    ca_files_version(mount, "mismatched", second, first_key)
+    ca_files_version(mount, "2", second, second_key)
+    os.symlink("..1", mount / "..data")
+    for name in ("tls.crt", "tls.key"):
+        os.symlink(f"..data/{name}", mount / name)
+    agent = start("agent", "--ca-cert", mount / "tls.crt", "--ca-key", mount / "tls.key", cert_ttl="6s")
+    assert root_serials(agent) == {cert_serial(first)}
+
+    mark = len(agent.log_lines())
+    swap_data(mount, "mismatched")
+    agent.wait_log(lambda line: "cannot use the changed CA files" in line, 10, start=mark)
+    assert 'sds_agent_operator_ca_errors_total{reason="unusable"} 1' in agent.admin.get("/metrics")
+    assert root_serials(agent) == {cert_serial(first)}
+
+    started = time.monotonic()
+    swap_data(mount, "2")
+
+    def served_by_second():
+        secrets, _ = agent.fetch()
+        leaf, *intermediates = split_pem({s["name"]: s for s in secrets}["default"]["pem"])
+        return verify(leaf, intermediates, second.read_text(), tmp_path, "second").returncode == 0
+
+    poll(served_by_second, 10, interval=0.1, what="a leaf of the second CA served")
+    print(f"FIGURE operator CA files swapped to a leaf of the new CA on SDS: {time.monotonic() - started:.2f} s")
+    assert root_serials(agent) == {cert_serial(first), cert_serial(second)}
+    assert not any("reloaded configuration" in line for line in agent.log_lines()), "adopted through a reload"
+
+
 def test_a_root_rotation_reissues_on_demand_certificates_and_waits_for_them(start, tmp_path):
     """Issue #21, class 5: an on-demand certificate held on a delta stream is re-issued from the
     new root at the switch and pushed on the same stream, and the old root is retired only after

@@ -13,9 +13,11 @@ extension Agent {
     /// Rotates the embedded CA's root when it is the agent's own.
     let rootRotation: RootRotationSupervisor<ContinuousClock>?
     /// Replaces the operator's CA files' CA on reload.
-    let operatorCA: OperatorCAReplacement<ContinuousClock>?
+    let operatorCA: OperatorCAReplacement?
     /// Serves the embedded CA's revocation lists and revokes.
     let revocation: RevocationService<ContinuousClock>?
+    /// Replaces the operator's CA when its files change, without a reload.
+    let operatorCAFiles: OperatorCAFilesWatcher?
 
     /// Who issues identities' certificates.
     var issuer: any CertificateAuthority { self.following ?? self.authority.certificateAuthority }
@@ -43,14 +45,21 @@ extension Agent {
           trustDomain: configuration.trustDomain, watching: context.fileWatch, clock: context.clock, logger: logger)
       }
     }
-    let operatorCA: OperatorCAReplacement<ContinuousClock>? =
+    let operatorCA: OperatorCAReplacement? =
       if case .embedded(let ca, _, nil) = authority {
-        OperatorCAReplacement(
-          ca: ca, table: table, onDemand: onDemand, clock: context.clock, now: context.now, logger: logger)
+        OperatorCAReplacement(ca: ca, table: table, onDemand: onDemand, now: context.now, logger: logger)
       } else { nil }
+    let operatorCAFiles = operatorCA.flatMap { replacement in
+      OperatorCAFilesWatcher.Files(configuration.caSource).map { files in
+        OperatorCAFilesWatcher(
+          files: files, replace: { try await replacement.replace(with: $0) }, counters: context.counters,
+          watching: context.fileWatch, clock: context.clock, logger: logger)
+      }
+    }
     return CAServices(
       authority: authority, following: following, caRoots: caRoots, rootRotation: rootRotation,
-      operatorCA: operatorCA, revocation: Self.revocation(context, authority: authority, table: table))
+      operatorCA: operatorCA, revocation: Self.revocation(context, authority: authority, table: table),
+      operatorCAFiles: operatorCAFiles)
   }
 
   /// Serves the embedded CA's bundle to every identity and, when its root is the agent's own,

@@ -17,7 +17,7 @@ extension Agent {
       .federation: federation,
       .fileSecrets: FileSecretsReload(files: files, running: running),
       .caRoots: ca.caRoots,
-      .operatorCA: OperatorCAReload(replacement: ca.operatorCA, running: running),
+      .operatorCA: OperatorCAReload(replacement: ca.operatorCA, running: running, watcher: ca.operatorCAFiles),
       .admission: AdmissionReload(admission: admission, running: running, remoteCA: ca.isRemote),
       .identities: IdentitiesReload(identities: identities, logger: context.logger),
       .onDemand: onDemand,

@@ -53,13 +53,18 @@ struct FileSecretsReload: Reconfigurable {
 
 /// The operator's CA files re-read; new files that cannot be used, or a switch between a
 /// generated CA and the operator's, refuse the whole reload.
-struct OperatorCAReload<C: Clock>: Reconfigurable where C.Duration == Duration {
-  let replacement: OperatorCAReplacement<C>?
+struct OperatorCAReload: Reconfigurable {
+  let replacement: OperatorCAReplacement?
   let running: AgentConfiguration
+  /// Follows the files the reload names.
+  let watcher: OperatorCAFilesWatcher?
 
   func reconfiguration(to next: AgentConfiguration) async throws -> Reconfiguration {
     guard let material = try Agent.reloadedCA(from: self.running, to: next) else { return .none }
-    return Reconfiguration { try await self.replacement?.replace(with: material) }
+    return Reconfiguration {
+      try await self.replacement?.replace(with: material)
+      if let files = OperatorCAFilesWatcher.Files(next.caSource) { self.watcher?.reconfigure(files) }
+    }
   }
 }
 

@@ -6,13 +6,15 @@ import SDSAgentCore
 /// A root drill against a live agent: hold `default` and `ROOTCA` like Envoy (one stream each,
 /// every response acknowledged), start a staged root rotation through the admin endpoint and
 /// follow it to the end. Every certificate pushed must chain to the bundle held when it arrived;
-/// the new root must arrive before the switch, a leaf of the new root after it, and a bundle
-/// without the old root at the retirement.
+/// the new root must arrive before the switch (the first leaf it signed), a leaf of the new root
+/// after it, and a bundle without the old root at the retirement. The drill waits for pushes; it
+/// asks the admin endpoint only to start the rotation and, at the switch, when it retires.
 package struct RootRotationDrill: Sendable {
   package struct Report: Sendable {
     package var oldRoot: String = "-"
     package var newRoot: String = "-"
-    /// Phase changes seen on `/debug/trust`, with their time since the start.
+    /// Phase changes as the drill's streams show them (the first leaf of the new root, the first
+    /// bundle without the old root), with their time since the start.
     package var phases: [(String, Duration)] = []
     /// What arrived on the drill's own streams, with its time since the start.
     package var pushes: [(String, Duration)] = []
@@ -53,8 +55,8 @@ package struct RootRotationDrill: Sendable {
   private enum Event: Sendable {
     case certificate(SDSStream.Response)
     case bundle(SDSStream.Response)
-    /// The phase `/debug/trust` shows, and when the old root retires, once known.
-    case phase(String, retireAt: Date?)
+    /// The time limit set for the rotation's next step passed.
+    case timedOut(Date)
     case failed(any Error)
   }
 
@@ -114,14 +116,7 @@ package struct RootRotationDrill: Sendable {
           }
         }
       }
-      group.addTask {
-        while !Task.isCancelled {
-          let trust = try? await AdminClient.request("GET", "/debug/trust", at: self.admin)
-            .decode(AdminAPI.Trust.self)
-          sink.yield(.phase(trust?.phase.rawValue ?? "?", retireAt: trust?.rotation?.retireAt))
-          try await Task.sleep(for: .milliseconds(200))
-        }
-      }
+      group.addTask { [deadline] in await Self.timeLimit(deadline, sink) }
       defer { group.cancelAll() }
       for await event in events {
         let at = ContinuousClock.now - started
@@ -149,34 +144,51 @@ package struct RootRotationDrill: Sendable {
               "the certificate \(leaf?.serialHex ?? "-") pushed at +\(DurationParser.formatMilliseconds(at)) does "
                 + "not chain to the bundle held then (\(held.map(\.serialHex)))")
           }
-          if root?.serialHex == newSerial { newLeafSeen = true }
-        case .phase(let next, let retireAt):
-          if next != phase {
-            phase = next
-            report.phases.append((next, at))
-          }
-          if let retireAt {
+          guard root?.serialHex == newSerial else { break }
+          newLeafSeen = true
+          if phase == "prepared" {
+            // The first leaf of the new root: the agent has switched, and says when it retires.
+            phase = "switched"
+            report.phases.append((phase, at))
+            guard let retireAt = try await self.retireAt() else {
+              report.failures.append("GET /debug/trust does not say when the old root retires")
+              return report
+            }
             deadline = retireAt.addingTimeInterval(self.grace.seconds)
+            group.addTask { [deadline] in await Self.timeLimit(deadline, sink) }
           }
-          if phase == "idle", retiredBundleSeen, newLeafSeen {
-            if !newRootArrivedBeforeSwitch {
-              report.failures.append("the new root did not arrive on the open ROOTCA stream before the switch")
-            }
-            return report
+        case .timedOut(let limit):
+          guard limit == deadline else { break }
+          if !newRootArrivedBeforeSwitch {
+            report.failures.append("the new root never arrived on the open ROOTCA stream before the switch")
           }
-          if Date() > deadline {
-            if !newRootArrivedBeforeSwitch {
-              report.failures.append("the new root never arrived on the open ROOTCA stream before the switch")
-            }
-            if !newLeafSeen { report.failures.append("no certificate of the new root arrived on the open stream") }
-            if !retiredBundleSeen { report.failures.append("no bundle without the old root arrived") }
-            report.failures.append("the rotation did not finish in time (phase \(phase))")
-            return report
+          if !newLeafSeen { report.failures.append("no certificate of the new root arrived on the open stream") }
+          if !retiredBundleSeen { report.failures.append("no bundle without the old root arrived") }
+          report.failures.append("the rotation did not finish in time (phase \(phase))")
+          return report
+        }
+        if retiredBundleSeen, newLeafSeen {
+          report.phases.append(("idle", ContinuousClock.now - started))
+          if !newRootArrivedBeforeSwitch {
+            report.failures.append("the new root did not arrive on the open ROOTCA stream before the switch")
           }
+          return report
         }
       }
       return report
     }
+  }
+
+  /// When the rotation under way retires the old root, as `/debug/trust` says.
+  private func retireAt() async throws -> Date? {
+    try await AdminClient.request("GET", "/debug/trust", at: self.admin).decode(AdminAPI.Trust.self).rotation?.retireAt
+  }
+
+  /// Yields `timedOut(deadline)` once `deadline` has passed, unless cancelled first.
+  private static func timeLimit(_ deadline: Date, _ sink: AsyncStream<Event>.Continuation) async {
+    try? await ContinuousClock().sleep(for: .seconds(max(0, deadline.timeIntervalSinceNow)))
+    guard !Task.isCancelled else { return }
+    sink.yield(.timedOut(deadline))
   }
 
   /// The root among `roots` the certificate's chain verifies against, if any.

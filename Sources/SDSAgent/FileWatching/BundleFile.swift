@@ -9,30 +9,72 @@ import SDSAgentCore
 
 /// A trust bundle file: PEM or a SPIFFE bundle document, at most `BundleDocument.maximumSize`.
 enum BundleFile {
-  struct Failure: Error {
-    /// A closed set: `missing`, `unreadable`, or a `BundleDocumentError.Reason`.
-    let reason: String
+  struct Failure: AgentFailure {
+    /// A closed set, usable as a metric label.
+    enum Code: RawRepresentable, Sendable, Equatable {
+      case missing
+      case unreadable
+      /// The content is not a usable bundle.
+      case document(BundleDocumentError.Reason)
+
+      init?(rawValue: String) {
+        switch rawValue {
+        case "missing": self = .missing
+        case "unreadable": self = .unreadable
+        default:
+          guard let reason = BundleDocumentError.Reason(rawValue: rawValue) else { return nil }
+          self = .document(reason)
+        }
+      }
+
+      var rawValue: String {
+        switch self {
+        case .missing: "missing"
+        case .unreadable: "unreadable"
+        case .document(let reason): reason.rawValue
+        }
+      }
+    }
+
+    let code: Code
     let message: String
+    /// Why the content is not a usable bundle, for `.document`.
+    let document: BundleDocumentError?
+
+    init(_ code: Code, _ message: String) {
+      self.code = code
+      self.message = message
+      self.document = nil
+    }
+
+    init(_ document: BundleDocumentError) {
+      self.code = .document(document.reason)
+      self.message = document.message
+      self.document = document
+    }
+
+    var cause: (any Error)? { self.document }
+    /// The code as a metric label.
+    var reason: String { self.code.rawValue }
+    var description: String { "\(self.reason): \(self.message)" }
   }
 
   /// The valid roots the file at `path` holds now.
   static func read(_ path: String, now: Date) -> Result<TrustBundle, Failure> {
     guard let signature = FileSignature(path: path) else {
-      return .failure(Failure(reason: "missing", message: "it does not exist or cannot be looked at: \(Errno.current)"))
+      return .failure(Failure(.missing, "it does not exist or cannot be looked at: \(Errno.current)"))
     }
     guard signature.size <= BundleDocument.maximumSize else {
-      return .failure(
-        Failure(
-          reason: BundleDocumentError.Reason.tooLarge.rawValue,
-          message: "it is \(signature.size) bytes; a bundle file is at most \(BundleDocument.maximumSize)"))
+      let limit = BundleDocument.maximumSize
+      return .failure(Failure(.document(.tooLarge), "it is \(signature.size) bytes; a bundle file is at most \(limit)"))
     }
     guard let data = FileManager.default.contents(atPath: path) else {
-      return .failure(Failure(reason: "unreadable", message: "it cannot be read: \(Errno.current)"))
+      return .failure(Failure(.unreadable, "it cannot be read: \(Errno.current)"))
     }
     do throws(BundleDocumentError) {
       return .success(try BundleDocument(parsing: data, now: now).trustBundle)
     } catch {
-      return .failure(Failure(reason: error.reason.rawValue, message: error.message))
+      return .failure(Failure(error))
     }
   }
 }

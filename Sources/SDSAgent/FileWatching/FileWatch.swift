@@ -29,13 +29,13 @@ package final class FileWatch: Sendable {
   /// together) and `recheck` after the last call when nothing changed (for filesystems whose
   /// changes inotify does not see), both on `clock`, until the task is cancelled.
   package func run(
-    settle: Duration, recheck: Duration, clock: any Clock<Duration>, _ check: @Sendable () -> Void
+    settle: Duration, recheck: Duration, clock: any Clock<Duration>, _ check: @Sendable () async -> Void
   ) async {
     await Self.run(self.changes, settle: settle, recheck: recheck, clock: clock, check)
   }
 
   private static func run<C: Clock<Duration>>(
-    _ changes: WakeSignal, settle: Duration, recheck: Duration, clock: C, _ check: @Sendable () -> Void
+    _ changes: WakeSignal, settle: Duration, recheck: Duration, clock: C, _ check: @Sendable () async -> Void
   ) async {
     var due = clock.now.advanced(by: recheck)
     while true {
@@ -46,7 +46,7 @@ package final class FileWatch: Sendable {
         try? await clock.sleep(for: settle)
         guard !Task.isCancelled else { return }
       }
-      check()
+      await check()
       due = clock.now.advanced(by: recheck)
     }
   }

@@ -11,7 +11,8 @@ import Synchronization
 #endif
 
 /// The agent's one inotify descriptor and the one thread that reads it, for every file the agent
-/// follows: file secrets, the `ca-root` file, federated bundles. A client follows a set of files
+/// follows: file secrets, the `ca-root` file, federated bundles, the operator's CA files. A client
+/// follows a set of files
 /// (`follow(_:)`) and is signalled when an entry changes in a directory they lie in, or in a
 /// directory their symlinks resolve into (a Kubernetes `..data` swap, certbot's `live/` links
 /// into `archive/`). A directory that does not exist yet is stood in for by its nearest existing

@@ -28,13 +28,13 @@ package struct GRPCMessageDeframer {
     switch flag {
     case 0: break
     case 1:
-      throw GRPCStatusError(.internalError, "a compressed message arrived but no grpc-encoding was negotiated")
+      throw GRPCStatusError(.compressedMessage, "a compressed message arrived but no grpc-encoding was negotiated")
     default:
-      throw GRPCStatusError(.internalError, "invalid message prefix flag \(flag)")
+      throw GRPCStatusError(.invalidPrefix, "invalid message prefix flag \(flag)")
     }
     guard Int(length) <= self.maximumLength else {
       throw GRPCStatusError(
-        .resourceExhausted,
+        .messageTooLarge,
         "a request message of \(length) bytes exceeds the limit of \(self.maximumLength) bytes")
     }
     guard self.buffer.readableBytes >= 5 + Int(length) else { return nil }

@@ -13,19 +13,40 @@ package struct GRPCRequestHead: Sendable {
 
   /// How an HTTP request that is not gRPC is answered: an HTTP status, and a gRPC status for
   /// clients that read one anyway.
-  struct Refusal: Error, Sendable {
+  struct Refusal: AgentFailure, Sendable {
+    enum Code: String, Sendable {
+      /// Not a POST: HTTP 405.
+      case notPost = "not_post"
+      /// A content-type that is not gRPC's: HTTP 415.
+      case notGRPC = "not_grpc"
+      /// A path naming no method of the services served: UNIMPLEMENTED.
+      case unknownMethod = "unknown_method"
+      /// The service refused the request's headers, with its own status.
+      case refusedByService = "refused_by_service"
+      /// Compressed messages asked for: UNIMPLEMENTED.
+      case compression
+      /// A `grpc-timeout` that does not parse: INVALID_ARGUMENT.
+      case malformedTimeout = "malformed_timeout"
+    }
+
+    let code: Code
     var httpStatus = 200
     var status: GRPCStatus
+
+    var message: String { self.status.message }
+    var description: String { "\(self.code.rawValue): \(self.message)" }
   }
 
   static func parse(_ headers: HPACKHeaders, services: GRPCServiceTable) throws(Refusal) -> GRPCRequestHead {
     guard headers.first(name: ":method") == "POST" else {
-      throw Refusal(httpStatus: 405, status: GRPCStatus(code: .internalError, message: "gRPC requests must be POST"))
+      throw Refusal(
+        code: .notPost, httpStatus: 405, status: GRPCStatus(code: .internalError, message: "gRPC requests must be POST")
+      )
     }
     let contentType = headers.first(name: "content-type") ?? ""
     guard Self.isGRPC(contentType) else {
       throw Refusal(
-        httpStatus: 415,
+        code: .notGRPC, httpStatus: 415,
         status: GRPCStatus(
           code: .internalError,
           message: "content-type \"\(BoundedText(contentType))\" is not gRPC; use application/grpc"))
@@ -33,12 +54,14 @@ package struct GRPCRequestHead: Sendable {
     let path = headers.first(name: ":path") ?? ""
     guard let route = services.route(path) else {
       throw Refusal(
+        code: .unknownMethod,
         status: GRPCStatus(
           code: .unimplemented, message: "unknown method \(BoundedText(path)); this socket serves \(services.names)"))
     }
-    if let status = route.service.admits(headers) { throw Refusal(status: status) }
+    if let status = route.service.admits(headers) { throw Refusal(code: .refusedByService, status: status) }
     if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
       throw Refusal(
+        code: .compression,
         status: GRPCStatus(
           code: .unimplemented,
           message: "message compression \"\(BoundedText(encoding))\" is not supported; send identity"))
@@ -47,6 +70,7 @@ package struct GRPCRequestHead: Sendable {
     if let text = headers.first(name: "grpc-timeout") {
       guard let parsed = Self.timeout(text) else {
         throw Refusal(
+          code: .malformedTimeout,
           status: GRPCStatus(code: .invalidArgument, message: "malformed grpc-timeout \"\(BoundedText(text))\""))
       }
       timeout = parsed

@@ -24,6 +24,8 @@ package final class AgentCounters: Sendable {
     case onDemandRefused = "on_demand_refused"
     /// Files of a configured secret that could not be served; labels `secret` (configured) and `reason`.
     case fileSecretErrors = "file_secret_errors"
+    /// The operator's changed CA files that could not be used; label `reason` (`OperatorCAFilesWatcher.Reason`).
+    case operatorCAErrors = "operator_ca_errors"
   }
 
   /// One counted series: a name and its labels, in a stable order.

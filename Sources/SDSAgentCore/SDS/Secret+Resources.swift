@@ -54,18 +54,17 @@ extension Envoy_Service_Discovery_V3_DiscoveryResponse {
 extension Google_Protobuf_Any {
   /// The secret `requested` names, serialized, or nil if `served` does not have it.
   init?(_ requested: RequestedSecret, from served: ServedSecrets, cache: SecretCache) throws {
-    struct Unavailable: Error {}
     do {
       self = try cache.encoded(requested, revision: served.revision(of: requested.resource)) {
         guard let secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret(requested, from: served) else {
-          throw Unavailable()
+          throw SecretUnavailable()
         }
         var packed = Google_Protobuf_Any()
         packed.typeURL = SecretResource.typeURL
         packed.value = try secret.serializedData()
         return packed
       }
-    } catch is Unavailable {
+    } catch is SecretUnavailable {
       return nil
     }
   }
@@ -95,4 +94,16 @@ extension Envoy_Config_Core_V3_Node {
     default: return false
     }
   }
+}
+
+/// The secret a stream asked for is not served now: it is left out of the response, and no
+/// encoding is kept for it.
+private struct SecretUnavailable: AgentFailure {
+  enum Code: String, Sendable {
+    case unavailable
+  }
+
+  var code: Code { .unavailable }
+  var message: String { "the secret is not served now" }
+  var description: String { self.message }
 }

@@ -1,39 +1,31 @@
 import Foundation
 import Logging
-import ServiceLifecycle
-import Synchronization
 
-/// Replaces the operator's signing CA on reload without breaking peers: the new CA signs at once
-/// and every identity and on-demand certificate is re-issued, while the old root stays in the
-/// trust bundle until no leaf it signed can still be valid, then leaves it (and that is pushed).
-package final class OperatorCAReplacement<C: Clock>: Service, CustomStringConvertible, Sendable
-where C.Duration == Duration {
+/// Replaces the operator's signing CA without breaking peers: the new CA signs at once and every
+/// identity and on-demand certificate is re-issued, while the old root stays in the trust bundle
+/// until no leaf it signed can still be valid, then leaves it (and that is pushed). The
+/// retirement is the identity table's scheduled trust change, made on the identity supervisor's
+/// timer.
+package final class OperatorCAReplacement: Sendable {
   private let ca: EmbeddedCA
   private let table: IdentityTable
   private let onDemand: (any ReissuedLeaves)?
-  private let clock: C
   private let now: @Sendable () -> Date
   private let logger: Logger
-  /// When the previous root leaves the bundle.
-  private let retireAt = Mutex<Date?>(nil)
-  private let wake = WakeSignal()
 
   package init(
-    ca: EmbeddedCA, table: IdentityTable, onDemand: (any ReissuedLeaves)? = nil, clock: C,
-    now: @escaping @Sendable () -> Date, logger: Logger
+    ca: EmbeddedCA, table: IdentityTable, onDemand: (any ReissuedLeaves)? = nil, now: @escaping @Sendable () -> Date,
+    logger: Logger
   ) {
     self.ca = ca
     self.table = table
     self.onDemand = onDemand
-    self.clock = clock
     self.now = now
     self.logger = logger
   }
 
-  package var description: String { "OperatorCAReplacement" }
-
   /// When the root replaced last leaves the bundle, if one is still trusted.
-  package var previousRootRetiresAt: Date? { self.retireAt.withLock { $0 } }
+  package var previousRootRetiresAt: Date? { self.table.scheduledTrustChange }
 
   /// Signs with `material` from now on and re-issues every identity; the current root stays
   /// trusted until the leaves it signed have expired. Nothing happens if `material` is the CA
@@ -55,14 +47,21 @@ where C.Duration == Duration {
     let bundle = self.ca.install(
       EmbeddedCA.Roots(signing: material, previous: keeps ? nil : oldRoots.first))
     try self.table.installTrustBundle(bundle)
-    self.retireAt.withLock { $0 = keeps ? nil : lastOldLeafExpiry }
+    if keeps {
+      self.table.cancelTrustChange()
+    } else {
+      self.table.scheduleTrustChange(
+        at: lastOldLeafExpiry, note: "the operator's previous root left the trust bundle"
+      ) { [ca] in
+        ca.install(EmbeddedCA.Roots(signing: ca.roots.signing))
+      }
+    }
     self.logger.notice(
       "the operator's CA changed: the new CA signs from now on; re-issuing every identity",
       metadata: [
         "subject": "\(material.certificate.subject)",
         "old_root_retires_at": "\(keeps ? "-" : lastOldLeafExpiry.formatted(.iso8601))",
       ])
-    self.wake.signal()
     for (identity, error) in await self.table.reissueAll() {
       self.logger.error(
         "re-issuing from the new CA failed; the renewal will retry",
@@ -72,27 +71,6 @@ where C.Duration == Duration {
       self.logger.error(
         "re-issuing an on-demand certificate from the new CA failed; retrying in 5s",
         metadata: ["name": "\(name)", "error": "\(error)"])
-    }
-  }
-
-  package func run() async {
-    let timer = DeadlineTimer(clock: self.clock, wake: self.wake) { [self] in
-      self.retireAt.withLock { $0 }.map {
-        self.clock.now.advanced(by: .seconds(max(0, $0.timeIntervalSince(self.now()))))
-      }
-    }
-    await cancelWhenGracefulShutdown {
-      for await _ in timer {
-        guard let retireAt = self.retireAt.withLock({ $0 }), self.now() >= retireAt else { continue }
-        let bundle = self.ca.install(EmbeddedCA.Roots(signing: self.ca.roots.signing))
-        self.retireAt.withLock { $0 = nil }
-        do {
-          try self.table.installTrustBundle(bundle)
-          self.logger.notice("the operator's previous root left the trust bundle")
-        } catch {
-          self.logger.error("cannot serve the trust bundle", metadata: ["error": "\(error)"])
-        }
-      }
     }
   }
 }

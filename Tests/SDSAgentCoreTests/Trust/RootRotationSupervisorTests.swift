@@ -222,13 +222,12 @@ import X509
     let clock = self.clock
     let onDemand = try self.onDemandStore()
     let replacement = OperatorCAReplacement(
-      ca: self.ca, table: self.table, onDemand: onDemand, clock: clock, now: { clock.date },
+      ca: self.ca, table: self.table, onDemand: onDemand, now: { clock.date },
       logger: Logger(label: "test"))
     try await self.identities.performDueWork(for: Fixtures.identity)
     try await withThrowingDiscardingTaskGroup { group in
       group.addTask { await self.identities.run() }
       group.addTask { await onDemand.run() }
-      group.addTask { await replacement.run() }
       let name = try onDemand.admit("a.internal.example").get()
       await self.cache.waitUntil { $0.onDemand[name] != nil }
       let first = try #require(self.cache.current.onDemand[name]?.certificate)

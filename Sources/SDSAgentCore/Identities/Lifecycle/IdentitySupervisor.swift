@@ -5,7 +5,8 @@ import ServiceLifecycle
 /// Owns the issuance and rotation of every identity in the `IdentityTable`: one service, one
 /// task group, one timer. The timer wakes at the table's earliest deadline (a renewal, a retry,
 /// an expiry, an idle eviction) or when the table changes; each wake-up takes the work due and
-/// runs issuances as child tasks. The timer ends with graceful shutdown.
+/// runs issuances as child tasks; it also makes a scheduled change of the trust bundle when it is
+/// due. The timer ends with graceful shutdown.
 package struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible where C.Duration == Duration {
   package let table: IdentityTable
   private let authority: any CertificateAuthority
@@ -58,6 +59,7 @@ package struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible wh
     await cancelWhenGracefulShutdown {
       await withDiscardingTaskGroup { group in
         for await _ in timer {
+          self.performDueTrustChange()
           for assignment in self.table.takeWork(now: self.now()) {
             group.addTask { await self.perform(assignment) }
           }
@@ -76,6 +78,17 @@ package struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible wh
     }
     if case .failing(let failure) = self.table.lifecycle(of: identity)?.phase {
       throw CertificateAuthorityError(failure.code, failure.message)
+    }
+  }
+
+  /// Serves the scheduled change of the trust bundle once it is due.
+  private func performDueTrustChange() {
+    do throws(CertificateAuthorityError) {
+      if let note = try self.table.performDueTrustChange(now: self.now()) {
+        self.logger.notice(Logger.Message(stringLiteral: note))
+      }
+    } catch {
+      self.logger.error("cannot serve the trust bundle", metadata: ["error": "\(error)"])
     }
   }
 

@@ -11,6 +11,8 @@ struct TrustInstallation: Sendable {
   var removed: Set<TrustDomainName> = []
   /// The own roots' revocation lists; served only with an installed own bundle.
   var revocationLists: [CertificateRevocationList] = []
+  /// A change of the own bundle the supervisor makes when it is due.
+  var scheduled: ScheduledTrustChange?
 }
 
 extension IdentityTable {
@@ -62,7 +64,7 @@ extension IdentityTable {
   /// identity serves the one its issuance came with, so each (encoding each distinct one once)
   /// gets the federated bundles; identities without a bundle yet get theirs with their first
   /// issuance.
-  private func pushTrust(_ installation: TrustInstallation) throws(CertificateAuthorityError) {
+  func pushTrust(_ installation: TrustInstallation) throws(CertificateAuthorityError) {
     if let own = installation.own {
       self.node.updateTrust(
         try ServedTrust(

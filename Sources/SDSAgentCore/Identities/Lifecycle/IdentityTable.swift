@@ -233,11 +233,12 @@ package final class IdentityTable: Sendable {
     return work
   }
 
-  /// The earliest time any identity needs attention.
+  /// The earliest time any identity, or the scheduled change of the trust bundle, needs attention.
   func nextDeadline() -> Date? {
-    self.state.withLock { state in
+    let identities = self.state.withLock { state in
       state.entries.values.compactMap { $0.lifecycle.nextDeadline(idleTimeout: state.idleTimeout) }.min()
     }
+    return [identities, self.scheduledTrustChange].compactMap { $0 }.min()
   }
 
   /// Records the outcome of an issuance the supervisor started, wakes its waiters, and returns

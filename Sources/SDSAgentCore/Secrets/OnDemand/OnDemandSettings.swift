@@ -38,7 +38,7 @@ package struct OnDemandSettings: Sendable, Equatable {
 }
 
 /// Why an on-demand name is not served; a closed set, for metric labels.
-package enum OnDemandRefusal: String, Error, Sendable, CaseIterable {
+package enum OnDemandRefusal: String, AgentFailure, Sendable, CaseIterable {
   case invalidName = "invalid_name"
   case notAllowed = "not_allowed"
   case overCap = "over_cap"
@@ -49,4 +49,26 @@ package enum OnDemandRefusal: String, Error, Sendable, CaseIterable {
 
   /// Over the cap or the rate: the name is minted once both allow, and sent then.
   package var isTransient: Bool { self == .overCap || self == .overRate }
+
+  package var code: Self { self }
+
+  package var message: String {
+    switch self {
+    case .invalidName: "the name is not a DNS name"
+    case .notAllowed: "the name is not one on-demand certificates are minted for"
+    case .overCap: "as many on-demand certificates as allowed are held"
+    case .overRate: "on-demand certificates are minted faster than allowed"
+    case .overWaiting: "too many names wait for the cap or the rate already"
+    }
+  }
+
+  package var remedy: String? {
+    switch self {
+    case .invalidName, .notAllowed: "ask for a name the on-demand patterns allow"
+    case .overCap, .overRate: "the name is minted once the cap and the rate allow"
+    case .overWaiting: "ask again later"
+    }
+  }
+
+  package var description: String { "\(self.rawValue): \(self.message)" }
 }
