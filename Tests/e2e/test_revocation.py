@@ -10,18 +10,22 @@ new certificate, and traffic through the gateway flows. `GET /ca/crl` verifies a
 The same with `ca revoke --identity` (every unexpired certificate of the identity), across an agent
 restart on the same state directory, and across a staged root rotation (both roots' lists served
 while both are trusted; a certificate revoked before the switch stays refused after it); and
-`sds-agent drill --revoke` against a real agent.
+`sds-agent drill --revoke` against a real agent. A file validation context naming its own CRL
+file (`--secret name=clients,ca=FILE,crl=FILE`) is enforced by Envoy, and a new list written over
+the file refuses a newly listed client.
 """
 
 import http.client
 import json
+import os
 import ssl
 import subprocess
 import time
 
-from conftest import SPIFFE_ID, agent_bin, norm_serial, wait_envoys_hold
+from conftest import SPIFFE_ID, Envoy, agent_bin, envoy_bin, norm_serial, wait_envoys_hold
 from daemon_support import AdminClient, poll
 from test_daemon import run_cli, start  # noqa: F401 - `start` is a fixture
+from test_file_secrets import CA, write
 from test_root_rotation import envoy_ca_serials
 
 WINDOW = 5.0  # seconds within which the revocation must be enforced and the holder re-issued
@@ -335,3 +339,125 @@ def test_the_revocation_drill_passes_against_a_real_agent(start, tmp_path):
     (tmp_path / "roots.pem").write_text(agent.fetch("ROOTCA")[0][0]["pem"])
     (text,) = crls(agent.admin_address, tmp_path / "roots.pem", tmp_path, "drill")
     assert norm_serial(revoked).upper() in text, text
+
+
+# --------------------------------------------------------------------------- a file secret's own CRL
+
+
+class CRLSigningCA(CA):
+    """The file secrets' test CA, allowed to sign CRLs: without keyUsage cRLSign, OpenSSL (so Envoy)
+    refuses every client once a CRL is configured (`key usage does not include CRL signing`)."""
+
+    def __init__(self, directory):
+        self.dir, self.count = directory, 0
+        self.key, self.cert = directory / "ca.key", directory / "ca.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", self.key, "-out", self.cert, "-days", "2", "-subj", "/CN=client CA",
+                        "-addext", "basicConstraints=critical,CA:TRUE",
+                        "-addext", "keyUsage=critical,keyCertSign,cRLSign"], check=True, capture_output=True)
+
+
+def client_cert(ca, name: str, directory) -> tuple:
+    """(cert path, key path, serial) of a client certificate the file CA signs."""
+    key, csr, cert, ext = (directory / f"{name}.{suffix}" for suffix in ("key", "csr", "pem", "cnf"))
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", csr, "-subj", f"/CN={name}"], check=True, capture_output=True)
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial",
+                    "-out", cert, "-days", "1", "-extfile", ext], check=True, capture_output=True)
+    serial = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", cert], check=True, capture_output=True,
+                            text=True).stdout.strip().split("=", 1)[1]
+    return cert, key, int(serial, 16)
+
+
+def write_crl(ca, path, number: int, serials) -> None:
+    """A CRL of the file CA revoking `serials`, written over `path` by a rename."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
+    issuer = x509.load_pem_x509_certificate(ca.cert.read_bytes())
+    now = datetime.now(timezone.utc)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject).last_update(now)
+               .next_update(now + timedelta(hours=1)).add_extension(x509.CRLNumber(number), critical=False))
+    for serial in serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    os.rename(tmp, path)
+
+
+def client_ca_envoy_config(sds_socket, admin_port: int, port: int) -> str:
+    sds = ("{resource_api_version: V3, api_config_source: {api_type: GRPC, transport_api_version: V3, "
+           "grpc_services: [{envoy_grpc: {cluster_name: sds-grpc}}]}}")
+    return f"""
+node: {{id: clients, cluster: clients}}
+admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin_port}}}}}}}
+static_resources:
+  listeners:
+  - name: tls
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: clients
+          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
+          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: "/"}}, direct_response: {{status: 200}}}}]}}]}}
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_certificate_sds_secret_configs: [{{name: web, sds_config: {sds}}}]
+            validation_context_sds_secret_config: {{name: clients, sds_config: {sds}}}
+  clusters:
+  - name: sds-grpc
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: sds-grpc
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{pipe: {{path: "{sds_socket}"}}}}}}}}]}}]
+"""
+
+
+def test_a_file_validation_context_enforces_its_own_crl_file(start, processes, tmp_path, free_port):
+    ca = CRLSigningCA(tmp_path)
+    cert, key, _ = ca.issue("web.example")
+    write(tmp_path / "web.pem", cert)
+    write(tmp_path / "web.key", key)
+    (a_cert, a_key, a_serial), (b_cert, b_key, b_serial), (c_cert, c_key, _) = (
+        client_cert(ca, name, tmp_path) for name in ("client-a", "client-b", "client-c"))
+    crl = tmp_path / "clients.crl"
+    write_crl(ca, crl, 1, [a_serial])
+    agent = start("agent", "--secret", f"name=web,cert={tmp_path / 'web.pem'},key={tmp_path / 'web.key'}",
+                  "--secret", f"name=clients,ca={ca.cert},crl={crl}")
+    admin_port, port = free_port(), free_port()
+    config = tmp_path / "envoy-clients.yaml"
+    config.write_text(client_ca_envoy_config(agent.socket_path, admin_port, port))
+    envoy = processes.add(Envoy("envoy-clients", [envoy_bin(), "-c", config, "--concurrency", "1",
+                                                  "--disable-hot-restart", "-l", "info"], tmp_path, admin_port, port))
+    envoy.wait_live()
+    verify_errors = f"listener.127.0.0.1_{port}.ssl.fail_verify_error"
+    poll(lambda: mtls_get(port, b_cert, b_key, ca.cert) == "ok", 10, what="client B accepted")
+    before = stat(envoy, verify_errors)
+    assert mtls_get(port, a_cert, a_key, ca.cert) != "ok", "client A, listed in the CRL file, is accepted"
+    assert stat(envoy, verify_errors) == before + 1
+
+    t0 = time.monotonic()
+    write_crl(ca, crl, 2, [a_serial, b_serial])
+    poll(lambda: mtls_get(port, b_cert, b_key, ca.cert) != "ok", 5, interval=0.05,
+         what="client B refused once the CRL file lists it")
+    refused_after = time.monotonic() - t0
+    assert stat(envoy, verify_errors) >= before + 2
+    assert mtls_get(port, c_cert, c_key, ca.cert) == "ok", "client C, never listed, is refused"
+    print(f"\na client newly listed in the CRL file was refused {refused_after * 1000:.0f} ms after the file changed")
