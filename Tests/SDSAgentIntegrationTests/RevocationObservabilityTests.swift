@@ -47,7 +47,7 @@ import Testing
       for key in ["revocation_lists", "issuer_root", "this_update", "next_update"] {
         #expect(raw.body.contains("\"\(key)\""), "\(raw.body)")
       }
-      let before = try #require(try raw.decode(AdminAPI.Trust.self).revocationLists.first)
+      let before = try #require(try raw.decode(AdminAPI.Trust.self).revocationLists?.first)
       let served = try #require(running.agent.identities.servedRevocationLists.first)
       #expect(before.issuer == "\(root.subject)" && before.issuerRoot == root.serialHex)
       #expect(before.number == served.number && before.entries == 0)
@@ -55,7 +55,7 @@ import Testing
 
       _ = try await self.revokeOwn(running, at: admin)
 
-      let after = try await self.trust(at: admin).revocationLists
+      let after = try await self.trust(at: admin).revocationLists ?? []
       #expect(after.count == 1)
       #expect(after.first?.entries == 1 && (after.first?.number ?? 0) > before.number)
     }
@@ -87,7 +87,7 @@ import Testing
     }
   }
 
-  @Test func withoutListsTheStatusSaysNoneAndTheGaugeLeaves() throws {
+  @Test func withoutListsTheStatusSaysNoneTheGaugeLeavesAndDebugTrustOmitsThem() throws {
     let identity = try SPIFFEID(parsing: "spiffe://cluster.local/ns/default/sa/default")
     let table = IdentityTable(
       pinned: identity, template: IdentitySettings(keyType: .ecdsaP256, ttl: .seconds(60)), idleTimeout: .seconds(60),
@@ -102,5 +102,12 @@ import Testing
     #expect(self.value(of: #"sds_agent_crl_entries{trust_domain="cluster.local"}"#, in: served) == 2, "\(served)")
     let gone = metrics.render(counters: AgentCounters(), identities: [], now: Date())
     #expect(!gone.contains("sds_agent_crl_entries{"), "\(gone)")
+
+    let root = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: Date())
+    let routes = TrustRoutes(
+      rotation: nil, ca: EmbeddedCA(EmbeddedCA.Roots(signing: root)), trustDomain: "cluster.local",
+      notRotatable: "operator CA files")
+    let document = String(decoding: try AdminAPI.encoder.encode(routes.describe()), as: UTF8.self)
+    #expect(routes.describe().revocationLists == nil && !document.contains("revocation_lists"), "\(document)")
   }
 }

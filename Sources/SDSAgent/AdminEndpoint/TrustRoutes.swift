@@ -104,7 +104,8 @@ package struct TrustRoutes: Sendable {
       phase: AdminAPI.Trust.Phase(current),
       rotatable: self.rotation != nil)
     let roots = self.ownBundle?.roots ?? []
-    trust.revocationLists = self.revocationLists().map { AdminAPI.RevocationList($0, roots: roots) }
+    let lists = self.revocationLists().map { AdminAPI.RevocationList($0, roots: roots) }
+    trust.revocationLists = lists.isEmpty ? nil : lists
     if let current {
       let awaited = self.rotation?.streamsAwaited ?? []
       trust.rotation = AdminAPI.Trust.Rotation(
