@@ -461,3 +461,15 @@ def test_a_file_validation_context_enforces_its_own_crl_file(start, processes, t
     assert stat(envoy, verify_errors) >= before + 2
     assert mtls_get(port, c_cert, c_key, ca.cert) == "ok", "client C, never listed, is refused"
     print(f"\na client newly listed in the CRL file was refused {refused_after * 1000:.0f} ms after the file changed")
+
+
+def test_ca_serve_shows_its_list_in_debug_trust(start_ca_serve, free_port):
+    admin_address = f"127.0.0.1:{free_port()}"
+    ca = start_ca_serve(extra_args=["--admin", admin_address])
+    admin = AdminClient(admin_address)
+    trust = poll(lambda: (t := admin.json("/debug/trust")).get("revocation_lists") and t, 10,
+                 what="ca serve's list in /debug/trust")
+    (listed,) = trust["revocation_lists"]
+    (root,) = trust["roots"]
+    assert listed["issuer_root"] == root["serial"] and listed["entries"] == 0, listed
+    assert "BEGIN X509 CRL" in admin.get("/ca/crl") and ca.alive()
