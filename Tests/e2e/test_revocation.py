@@ -460,7 +460,20 @@ def test_a_file_validation_context_enforces_its_own_crl_file(start, processes, t
     refused_after = time.monotonic() - t0
     assert stat(envoy, verify_errors) >= before + 2
     assert mtls_get(port, c_cert, c_key, ca.cert) == "ok", "client C, never listed, is refused"
+    assert not any("Envoy refuses every client" in line for line in agent.log_lines()), agent.tail()
     print(f"\na client newly listed in the CRL file was refused {refused_after * 1000:.0f} ms after the file changed")
+
+
+def test_a_crl_file_whose_ca_may_not_sign_lists_is_served_with_a_warning(start, tmp_path):
+    ca = CA(tmp_path)  # keyUsage keyCertSign only
+    _, _, serial = client_cert(ca, "client", tmp_path)
+    crl = tmp_path / "clients.crl"
+    write_crl(ca, crl, 1, [serial])
+    agent = start("agent", "--secret", f"name=clients,ca={ca.cert},crl={crl}")
+    _, line = agent.wait_log("Envoy refuses every client", 10, what="the CRL file's warning")
+    assert " warning " in line and "clients" in line and "lacks cRLSign" in line, line
+    secrets, _ = agent.fetch("clients")
+    assert secrets and secrets[0]["name"] == "clients", secrets
 
 
 def test_ca_serve_shows_its_list_in_debug_trust(start_ca_serve, free_port):
