@@ -148,7 +148,8 @@ package struct CAServer: Sendable {
         routes: CAServerAdminRoutes(
           trust: TrustRoutes(
             rotation: rotation, ca: ca, trustDomain: configuration.trustDomain,
-            notRotatable: rotation == nil ? Self.operatorFilesNotRotatable : nil),
+            notRotatable: rotation == nil ? Self.operatorFilesNotRotatable : nil,
+            revocationLists: { revocationHost.servedRevocationLists }),
           revocation: RevocationRoutes(service: revocation, host: revocationHost, notRevocable: nil)),
         listening: Milestone(), logger: logger)
     }

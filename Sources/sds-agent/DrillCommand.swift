@@ -11,6 +11,10 @@ struct DrillCommand: AsyncParsableCommand {
       With --root, a root drill: start a staged rotation of the agent's embedded CA root and follow it \
       to the end (prepare, switch, retire: one certificate lifetime after the switch), printing each \
       phase's time and the pushes seen on the drill's own streams.
+
+      With --revoke, a revocation drill: revoke the certificate the drill's own stream holds through the \
+      agent's embedded CA and check, within --timeout, that a new certificate with a new key replaces it \
+      and that ROOTCA's revocation lists name the revoked serial; prints the times.
       """
   )
 
@@ -23,7 +27,8 @@ struct DrillCommand: AsyncParsableCommand {
   @Option(help: "The agent's YAML config file, for its socket and admin endpoint (also SDS_AGENT_CONFIG).")
   var config: String?
 
-  @Option(help: "How long to wait for the new certificate on the open stream (default 10s).")
+  @Option(
+    help: "How long to wait for the new certificate (and, with --revoke, the lists) on the open streams (default 10s).")
   var timeout = "10s"
 
   @Flag(help: "Drill a staged root rotation of the agent's embedded CA instead of a certificate rotation.")
@@ -31,6 +36,9 @@ struct DrillCommand: AsyncParsableCommand {
 
   @Option(help: "With --root: how long both roots are trusted before the switch, for this rotation only.")
   var overlap: String?
+
+  @Flag(help: "Drill a revocation: revoke the drill's own certificate and check the new one and the lists arrive.")
+  var revoke = false
 
   func run() async throws {
     let endpoints = try AdminEndpoint.endpoints(socket: self.socket, admin: self.admin, config: self.config)
@@ -47,10 +55,16 @@ struct DrillCommand: AsyncParsableCommand {
       }
       overlap = parsed
     }
+    if self.root && self.revoke {
+      throw ValidationError("--root and --revoke are two different drills: choose one")
+    }
     let text: String
     let passed: Bool
     do {
-      if self.root {
+      if self.revoke {
+        let report = try await RevocationDrill(socketPath: socket, admin: admin, timeout: timeout).run()
+        (text, passed) = (report.text, report.passed)
+      } else if self.root {
         let report = try await RootRotationDrill(socketPath: socket, admin: admin, overlap: overlap).run()
         (text, passed) = (report.text, report.passed)
       } else {
@@ -58,7 +72,8 @@ struct DrillCommand: AsyncParsableCommand {
         (text, passed) = (report.text, report.passed)
       }
     } catch {
-      FileHandle.standardError.write(Data("\(self.root ? "root" : "rotation") drill: FAILED\n  \(error)\n".utf8))
+      let drill = self.revoke ? "revocation" : self.root ? "root" : "rotation"
+      FileHandle.standardError.write(Data("\(drill) drill: FAILED\n  \(error)\n".utf8))
       throw ExitCode(1)
     }
     print(text)

@@ -6,7 +6,8 @@ import SDSAgentCore
 struct StatusCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "status",
-    abstract: "The node's view from a live agent's admin endpoint: identities, trust bundle, connected Envoys.",
+    abstract:
+      "The node's view from a live agent's admin endpoint: identities, trust bundle, revocation lists, connected Envoys.",
     discussion:
       "Exits 0 when every identity has a valid certificate, 1 when one has not, 2 when the agent cannot be asked."
   )

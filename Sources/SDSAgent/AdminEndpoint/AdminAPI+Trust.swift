@@ -3,7 +3,8 @@ import SDSAgentCore
 
 extension AdminAPI {
   /// `GET /debug/trust` (and `POST /ca/rotate-root`'s 202): each root of the own trust domain
-  /// with its role, the federated domains, and the root rotation under way, if one is.
+  /// with its role, the federated domains, the root rotation under way, if one is, and the
+  /// revocation lists served with the own bundle (the key is absent while none is served).
   package struct Trust: Codable, Sendable, Equatable {
     /// The rotation's phase: `idle` outside a rotation.
     package enum Phase: String, Codable, Sendable {
@@ -72,11 +73,14 @@ extension AdminAPI {
     package var rotation: Rotation?
     /// Why the root cannot be rotated, when idle and it cannot.
     package var notRotatable: String?
+    /// The revocation lists served; `nil` (absent) while none is.
+    package var revocationLists: [AdminAPI.RevocationList]?
 
     enum CodingKeys: String, CodingKey {
       case roots, federated, phase, rotatable, rotation
       case trustDomain = "trust_domain"
       case notRotatable = "not_rotatable"
+      case revocationLists = "revocation_lists"
     }
   }
 }

@@ -33,7 +33,7 @@ struct AdminRoutes: AdminResponder {
     case ("GET", "/metrics"):
       let text = self.metrics.render(
         counters: self.counters, identities: self.identities.snapshot(), trustBundleRoots: self.trust.rootCounts,
-        now: Date())
+        revocationListEntries: self.trust.revocationListEntries, now: Date())
       return Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
     case ("GET", "/healthz"):
       return Response(status: 200, contentType: "text/plain", body: "ok\n")

@@ -10,10 +10,12 @@ package final class PrometheusMetrics: IssuanceRecorder {
   private let issuance: DurationHistogram
   private let issuanceFailures: DurationHistogram
   private let streamsOpen: Gauge
-  /// The gauges of things that come and go: each identity's expiry, each trust domain's roots.
+  /// The gauges of things that come and go: each identity's expiry, each trust domain's roots
+  /// and revoked certificates.
   private struct LabelledGauges {
     var expiry: [String: Gauge] = [:]
     var roots: [String: Gauge] = [:]
+    var crlEntries: [String: Gauge] = [:]
   }
 
   /// Serializes scrapes, which set the registry's counters from the counts.
@@ -52,9 +54,10 @@ package final class PrometheusMetrics: IssuanceRecorder {
   }
 
   /// The text exposition, with the gauges brought up to date; `trustBundleRoots` counts the roots
-  /// of each trust domain's bundle.
+  /// of each trust domain's bundle, `revocationListEntries` the certificates its lists revoke.
   package func render(
-    counters: AgentCounters, identities: [IdentitySnapshot], trustBundleRoots: [String: Int] = [:], now: Date
+    counters: AgentCounters, identities: [IdentitySnapshot], trustBundleRoots: [String: Int] = [:],
+    revocationListEntries: [String: Int] = [:], now: Date
   ) -> String {
     self.scrape.withLock { gauges in
       self.copyCounts(from: counters)
@@ -67,6 +70,9 @@ package final class PrometheusMetrics: IssuanceRecorder {
       self.set(&gauges.expiry, to: expiry, descriptor: Self.expiry, label: "identity")
       self.set(
         &gauges.roots, to: trustBundleRoots.mapValues(Double.init), descriptor: Self.roots, label: "trust_domain")
+      self.set(
+        &gauges.crlEntries, to: revocationListEntries.mapValues(Double.init), descriptor: Self.crlEntries,
+        label: "trust_domain")
       var buffer: [UInt8] = []
       self.registry.emit(into: &buffer)
       return String(decoding: buffer, as: UTF8.self)
@@ -91,6 +97,11 @@ package final class PrometheusMetrics: IssuanceRecorder {
 
   static var roots: MetricNameDescriptor {
     self.descriptor("trust_bundle_roots", unit: "", help: "Roots in the trust bundle served for a trust domain")
+  }
+
+  static var crlEntries: MetricNameDescriptor {
+    self.descriptor(
+      "crl_entries", unit: "", help: "Certificates revoked by the revocation lists served for a trust domain")
   }
 
   static var expiry: MetricNameDescriptor {

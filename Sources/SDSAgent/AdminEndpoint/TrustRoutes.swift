@@ -12,6 +12,8 @@ package struct TrustRoutes: Sendable {
   private let servedBundle: @Sendable () -> TrustBundle?
   /// The federated trust domains, as configured, with their bundles.
   private let federated: @Sendable () -> [FederatedBundleWatcher.Entry]
+  /// The revocation lists served with the own bundle.
+  private let revocationLists: @Sendable () -> [CertificateRevocationList]
 
   /// The agent's: the bundle its identities are served, and its federated domains.
   init(
@@ -23,17 +25,21 @@ package struct TrustRoutes: Sendable {
     self.notRotatable = notRotatable
     self.servedBundle = { identities.installedTrustBundle ?? identities.pinnedCache.current.trustBundle }
     self.federated = { federation.current }
+    self.revocationLists = { identities.servedRevocationLists }
   }
 
-  /// `ca serve`'s: the bundle of its CA, which every answer carries.
+  /// `ca serve`'s: the bundle of its CA, which every answer carries, and the lists its
+  /// revocation host answers `GET /ca/crl` with.
   package init(
-    rotation: RootRotationSupervisor<ContinuousClock>?, ca: EmbeddedCA, trustDomain: String, notRotatable: String?
+    rotation: RootRotationSupervisor<ContinuousClock>?, ca: EmbeddedCA, trustDomain: String, notRotatable: String?,
+    revocationLists: @escaping @Sendable () -> [CertificateRevocationList] = { [] }
   ) {
     self.rotation = rotation
     self.trustDomain = trustDomain
     self.notRotatable = notRotatable
     self.servedBundle = { ca.trustBundle }
     self.federated = { [] }
+    self.revocationLists = revocationLists
   }
 
   /// The bundle of the own trust domain, as served.
@@ -47,6 +53,15 @@ package struct TrustRoutes: Sendable {
       })
     counts[self.trustDomain] = self.ownBundle?.roots.count
     return counts
+  }
+
+  /// Certificates revoked by the lists served, per trust domain, for `sds_agent_crl_entries`: the
+  /// own domain's (from the configuration), while lists are served. Every list names every
+  /// revoked serial of its CA, so a serial listed by two roots counts once.
+  var revocationListEntries: [String: Int] {
+    let lists = self.revocationLists()
+    guard !lists.isEmpty else { return [:] }
+    return [self.trustDomain: Set(lists.flatMap { $0.entries.map(\.serial) }).count]
   }
 
   /// Starts a staged root rotation; `overlap` (a duration) overrides the configured one for it.
@@ -88,6 +103,9 @@ package struct TrustRoutes: Sendable {
       federated: self.federated().map(Self.describe),
       phase: AdminAPI.Trust.Phase(current),
       rotatable: self.rotation != nil)
+    let roots = self.ownBundle?.roots ?? []
+    let lists = self.revocationLists().map { AdminAPI.RevocationList($0, roots: roots) }
+    trust.revocationLists = lists.isEmpty ? nil : lists
     if let current {
       let awaited = self.rotation?.streamsAwaited ?? []
       trust.rotation = AdminAPI.Trust.Rotation(

@@ -31,7 +31,9 @@ extension FileSecretWatcher {
         let caPEM = Self.text(try file(0, ca))
         var list: Data?
         if let crl { list = try file(1, crl).data }
-        return .success((try FileSecretContent.validationContext(caPEM: caPEM, crl: list, now: now), nil))
+        let content = try FileSecretContent.validationContext(caPEM: caPEM, crl: list, now: now)
+        let warning = list.flatMap { FileSecretContent.crlWarning(caPEM: caPEM, crl: $0, now: now) }
+        return .success((content, warning.map { "secret \(entry.shownName): \($0)" }))
       }
     } catch {
       return .failure(error)

@@ -32,6 +32,13 @@ extension NodeStatus {
     lines += self.trustBundle.map {
       "  \($0.subject) serial \($0.serial.prefix(16)) expires \(Self.relative($0.notAfter, now: now))"
     }
+    lines.append(
+      self.revocationLists.isEmpty ? "revocation lists: none served" : "revocation lists: \(self.revocationLists.count)"
+    )
+    lines += self.revocationLists.map {
+      "  \($0.issuer) (root \($0.issuerRoot.map { String($0.prefix(16)) } ?? "-")) number \($0.number), "
+        + "\($0.entries) revoked, next update \(Self.relative($0.nextUpdate, now: now))"
+    }
     lines += [
       "", "connected Envoys: \(Set(self.streams.compactMap(\.nodeID)).count) node(s), \(self.streams.count) stream(s)",
     ]

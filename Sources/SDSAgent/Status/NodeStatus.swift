@@ -2,8 +2,8 @@ import Foundation
 import SDSAgentCore
 
 /// The node's view in one document, as the admin endpoint's `GET /status` answers it and
-/// `sds-agent status` shows it: every identity with its phase, the trust bundle, where
-/// certificates come from, and the connected Envoys. Never key material, and no control
+/// `sds-agent status` shows it: every identity with its phase, the trust bundle and the
+/// revocation lists served with it, where certificates come from, and the connected Envoys. Never key material, and no control
 /// character: what clients and CAs sent is escaped (`escaped()`) when the status is made and
 /// again when `sds-agent status` reads it, since it is shown on an operator's terminal.
 package struct NodeStatus: Codable, Sendable {
@@ -27,6 +27,17 @@ package struct NodeStatus: Codable, Sendable {
     package let notAfter: Date
   }
 
+  /// A revocation list served with the trust bundle; `issuerRoot` is the serial of the bundle's
+  /// root that signed it.
+  package struct RevocationList: Codable, Sendable {
+    package internal(set) var issuer: String
+    package internal(set) var issuerRoot: String?
+    package let number: Int
+    package let entries: Int
+    package let thisUpdate: Date
+    package let nextUpdate: Date
+  }
+
   package struct Stream: Codable, Sendable {
     package let id: UInt64
     package internal(set) var nodeID: String?
@@ -46,7 +57,22 @@ package struct NodeStatus: Codable, Sendable {
   package internal(set) var certificateAuthority: String
   package internal(set) var identities: [Identity]
   package internal(set) var trustBundle: [Root]
+  package internal(set) var revocationLists: [RevocationList]
   package internal(set) var streams: [Stream]
+
+  enum CodingKeys: String, CodingKey {
+    case certificateAuthority, identities, trustBundle, revocationLists, streams
+  }
+
+  /// Reads a status; one from an agent that predates revocation lists has none.
+  package init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    self.certificateAuthority = try container.decode(String.self, forKey: .certificateAuthority)
+    self.identities = try container.decode([Identity].self, forKey: .identities)
+    self.trustBundle = try container.decode([Root].self, forKey: .trustBundle)
+    self.revocationLists = try container.decodeIfPresent([RevocationList].self, forKey: .revocationLists) ?? []
+    self.streams = try container.decode([Stream].self, forKey: .streams)
+  }
 
   /// Healthy when every identity has a valid certificate.
   package var isHealthy: Bool { self.identities.allSatisfy(\.healthy) }
@@ -63,8 +89,14 @@ package struct NodeStatus: Codable, Sendable {
         notAfter: row.served.svid?.notAfter, nextRotation: row.renewAt, lastError: lastError,
         retryAt: row.retryAt, streams: row.streams)
     }
-    self.trustBundle = (rows.first?.served.trustBundle?.roots ?? []).map {
+    let roots = rows.first?.served.trustBundle?.roots ?? []
+    self.trustBundle = roots.map {
       Root(subject: "\($0.subject)", serial: $0.serialHex, notAfter: $0.notValidAfter)
+    }
+    self.revocationLists = table.servedRevocationLists.map { list in
+      RevocationList(
+        issuer: "\(list.issuer)", issuerRoot: roots.first { list.isSigned(by: $0) }?.serialHex, number: list.number,
+        entries: list.entries.count, thisUpdate: list.thisUpdate, nextUpdate: list.nextUpdate)
     }
     self.streams = streams.streams.map {
       Stream(
@@ -89,6 +121,10 @@ package struct NodeStatus: Codable, Sendable {
     for index in status.trustBundle.indices {
       status.trustBundle[index].subject = escape(status.trustBundle[index].subject)
       status.trustBundle[index].serial = escape(status.trustBundle[index].serial)
+    }
+    for index in status.revocationLists.indices {
+      status.revocationLists[index].issuer = escape(status.revocationLists[index].issuer)
+      status.revocationLists[index].issuerRoot = status.revocationLists[index].issuerRoot.map(escape)
     }
     for index in status.streams.indices {
       status.streams[index].nodeID = status.streams[index].nodeID.map(escape)
