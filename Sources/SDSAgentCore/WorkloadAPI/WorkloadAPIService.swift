@@ -1,0 +1,82 @@
+import EnvoySDSProtos
+import Foundation
+import GRPCCore
+import Logging
+
+/// The SPIFFE Workload API's X.509 profile (`SpiffeWorkloadAPI`), served from the same identity
+/// table as SDS: a leased caller's `FetchX509SVID` stream carries the certificate and key its
+/// identity serves Envoy at that moment, its `FetchX509Bundles` stream every trust domain's
+/// roots; each is pushed whole on every rotation, root change and federation change.
+/// Transport-agnostic like `SecretDiscoveryService`: a transport opens a `SecretStream` per call
+/// and feeds it events.
+package struct WorkloadAPIService: Sendable {
+  package typealias X509SVIDCall = SecretStream<SpiffeWorkload_X509SVIDRequest, SpiffeWorkload_X509SVIDResponse>
+  package typealias X509BundlesCall = SecretStream<
+    SpiffeWorkload_X509BundlesRequest, SpiffeWorkload_X509BundlesResponse
+  >
+
+  let logger: Logger
+  let now: @Sendable () -> Date
+
+  package init(logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+    self.logger = logger
+    self.now = now
+  }
+
+  /// A `FetchX509SVID` stream for a leased caller; the lease is released when it closes.
+  package func openFetchX509SVID(_ lease: SecretLease) -> X509SVIDCall {
+    self.open(lease, content: .x509SVID) { served throws(WorkloadAPIFailure) in
+      guard let svid = served.svid, let trust = served.trust else {
+        throw WorkloadAPIFailure(.notReady, "no valid X.509-SVID is available for the caller yet")
+      }
+      return try SpiffeWorkload_X509SVIDResponse(svid: svid, trust: trust)
+    }
+  }
+
+  /// A `FetchX509Bundles` stream for a leased caller; the lease is released when it closes.
+  package func openFetchX509Bundles(_ lease: SecretLease) -> X509BundlesCall {
+    self.open(lease, content: .x509Bundles) { served throws(WorkloadAPIFailure) in
+      guard let trust = served.trust else {
+        throw WorkloadAPIFailure(.notReady, "no trust bundle is available for the caller yet")
+      }
+      return try SpiffeWorkload_X509BundlesResponse(trust: trust)
+    }
+  }
+
+  private func open<Request: Sendable, Response: Sendable>(
+    _ lease: SecretLease, content: WorkloadAPIStreamState.Content,
+    response: @escaping (ServedSecrets) throws(WorkloadAPIFailure) -> Response
+  ) -> SecretStream<Request, Response> {
+    var state = WorkloadAPIStreamState(content)
+    var logger = self.logger
+    logger[metadataKey: "rpc"] = "\(content.rawValue)"
+    logger[metadataKey: "identity"] = "\(lease.caller.identity)"
+    let now = self.now
+    return SecretStream(
+      cache: lease.cache, logger: logger,
+      handle: { event throws(WorkloadAPIFailure) -> SecretDiscoveryService.Step<Response> in
+        let served = Self.servable(lease, at: now())
+        let action: WorkloadAPIStreamState.Action
+        switch event {
+        case .request: action = try state.requestReceived(served)
+        case .requestFailed(let error): throw WorkloadAPIFailure(.invalidRequest, error.message)
+        case .secretsChanged: action = try state.secretsChanged(served)
+        case .requestsEnded: action = try state.requestsEnded()
+        }
+        guard action == .send else { return .wait }
+        logger.debug(
+          "sending a Workload API response",
+          metadata: ["serial": "\(served.svid?.leaf.serialHex ?? "-")", "revision": "\(served.svidRevision)"])
+        return .send(try response(served))
+      },
+      close: { lease.release() })
+  }
+
+  /// The caller's secrets without an SVID that has expired; an expired one is renewed at once.
+  private static func servable(_ lease: SecretLease, at date: Date) -> ServedSecrets {
+    let current = lease.cache.current
+    let servable = current.servable(at: date)
+    if current.svid != nil, servable.svid == nil { lease.noticeExpired() }
+    return servable
+  }
+}
