@@ -86,7 +86,7 @@ import X509
     }
   }
 
-  @Test func aRequestWithoutTheSecurityHeaderIsInvalidAndJWTIsUnimplemented() async throws {
+  @Test func aRequestWithoutTheSecurityHeaderIsInvalid() async throws {
     try await RunningAgent.with { running in
       try await self.withClient(running.socketPath) { client in
         let missing = await #expect(throws: RPCError.self) {
@@ -98,11 +98,59 @@ import X509
         }
         #expect(wrong?.code == .invalidArgument)
         let jwt = await #expect(throws: RPCError.self) {
-          var request = SpiffeWorkload_JWTSVIDRequest()
-          request.audience = ["backend"]
+          _ = try await client.fetchJWTBundles(
+            request: ClientRequest(message: SpiffeWorkload_JWTBundlesRequest())
+          ) { response in for try await _ in response.messages {} }
+        }
+        #expect(jwt?.code == .invalidArgument)
+      }
+    }
+  }
+
+  @Test func aJWTSVIDValidatesForItsAudienceAndItsKeyIsInTheBundle() async throws {
+    try await RunningAgent.with { running in
+      let identity = running.agent.configuration.identity.description
+      try await self.withClient(running.socketPath) { client in
+        var request = SpiffeWorkload_JWTSVIDRequest()
+        request.audience = ["backend"]
+        let fetched = try await client.fetchJWTSVID(request: ClientRequest(message: request, metadata: Self.header))
+        let svid = try #require(fetched.svids.first)
+        #expect(svid.spiffeID == identity)
+        let again = try await client.fetchJWTSVID(request: ClientRequest(message: request, metadata: Self.header))
+        #expect(again.svids.first?.svid == svid.svid, "a token is kept for half its life")
+
+        var validate = SpiffeWorkload_ValidateJWTSVIDRequest()
+        validate.svid = svid.svid
+        validate.audience = "backend"
+        let validated = try await client.validateJWTSVID(
+          request: ClientRequest(message: validate, metadata: Self.header))
+        #expect(validated.spiffeID == identity)
+        #expect(validated.claims.fields["sub"]?.stringValue == identity)
+        validate.audience = "frontend"
+        let wrongAudience = await #expect(throws: RPCError.self) {
+          _ = try await client.validateJWTSVID(request: ClientRequest(message: validate, metadata: Self.header))
+        }
+        #expect(wrongAudience?.code == .invalidArgument)
+
+        let noAudience = await #expect(throws: RPCError.self) {
+          _ = try await client.fetchJWTSVID(
+            request: ClientRequest(message: SpiffeWorkload_JWTSVIDRequest(), metadata: Self.header))
+        }
+        #expect(noAudience?.code == .invalidArgument)
+        request.spiffeID = "spiffe://cluster.local/ns/web/sa/other"
+        let other = await #expect(throws: RPCError.self) {
           _ = try await client.fetchJWTSVID(request: ClientRequest(message: request, metadata: Self.header))
         }
-        #expect(jwt?.code == .unimplemented)
+        #expect(other?.code == .permissionDenied)
+
+        let bundles = try await client.fetchJWTBundles(
+          request: ClientRequest(message: SpiffeWorkload_JWTBundlesRequest(), metadata: Self.header)
+        ) { response -> SpiffeWorkload_JWTBundlesResponse? in
+          for try await message in response.messages { return message }
+          return nil
+        }
+        let jwks = try #require(bundles?.bundles["spiffe://cluster.local"])
+        #expect(String(decoding: jwks, as: UTF8.self).contains("\"use\":\"jwt-svid\""))
       }
     }
   }

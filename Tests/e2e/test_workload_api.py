@@ -11,13 +11,17 @@
    handshake still succeeds. (spiffe-tls 0.4.0's `listen` cannot follow a rotation with
    pyOpenSSL 26: it reloads the certificate into a context that already made a connection,
    which pyOpenSSL refuses, "Context has already been used to create a Connection".)
-3. test_protocol_rules: grpcio without the `workload.spiffe.io` header gets INVALID_ARGUMENT,
-   the JWT methods UNIMPLEMENTED, FetchX509Bundles every trust domain's roots.
+3. test_protocol_rules: grpcio without the `workload.spiffe.io` header gets INVALID_ARGUMENT
+   (X.509 and JWT methods), FetchX509Bundles every trust domain's roots.
    test_workload_api_off: `--workload-api=false` answers UNIMPLEMENTED and prints no
    SPIFFE_ENDPOINT_SOCKET line.
    test_own_socket: `--workload-api-socket` with `--workload-api-socket-mode 0600` has that mode,
    serves X509Source and refuses SDS (UNIMPLEMENTED); the banner names it.
-4. test_node_agent_callers_get_only_their_own_svid: `--caller-identity peer` with rules for uids
+4. test_jwt_svid_fetch_validate_and_bundle: py-spiffe's WorkloadApiClient fetches a JWT-SVID for
+   an audience, validates it with the agent (ValidateJWTSVID) and on its own with the JWT bundle
+   from FetchJWTBundles (PyJWT underneath); the wrong audience, a token of another key and
+   another identity's JWT-SVID are refused with INVALID_ARGUMENT / PERMISSION_DENIED.
+5. test_node_agent_callers_get_only_their_own_svid: `--caller-identity peer` with rules for uids
    1001 and 1002: each uid (a child that drops to it before connecting) gets exactly its own
    SPIFFE ID and never the other's; uid 1003, mapped nowhere, gets PERMISSION_DENIED. Needs root.
 
@@ -294,8 +298,8 @@ def test_protocol_rules(wapi_agent):
     channel, stub = workload_stub(agent.socket_path)
     try:
         with pytest.raises(grpc.RpcError) as jwt:
-            stub.FetchJWTSVID(workload_pb2.JWTSVIDRequest(audience=["backend"]), metadata=HEADER, timeout=10)
-        assert jwt.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            stub.FetchJWTSVID(workload_pb2.JWTSVIDRequest(audience=["backend"]), timeout=10)
+        assert jwt.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         call = stub.FetchX509Bundles(workload_pb2.X509BundlesRequest(), metadata=HEADER, timeout=10)
         bundles = next(call)
         call.cancel()
@@ -343,6 +347,62 @@ def test_own_socket(wapi_agent, tmp_path_factory):
     assert sds.value.code() == grpc.StatusCode.UNIMPLEMENTED
     # The SDS socket serves the Workload API too.
     assert first_svid_or_status(agent.socket_path)["ids"] == [SPIFFE_ID]
+
+
+# --------------------------------------------------------------------------- JWT-SVIDs
+
+
+def test_jwt_svid_fetch_validate_and_bundle(wapi_agent):
+    import grpc
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from spiffe import JwtSvid, TrustDomain, WorkloadApiClient
+    from spiffe._proto import workload_pb2
+
+    agent, _ = wapi_agent()
+    client = WorkloadApiClient(socket_path=f"unix://{agent.socket_path}", default_timeout=10)
+    try:
+        t0 = time.monotonic()
+        svid = client.fetch_jwt_svid(audience={"backend"})
+        print(f"FetchJWTSVID answered in {time.monotonic() - t0:.3f}s")
+        assert str(svid.spiffe_id) == SPIFFE_ID
+        assert svid.audience == {"backend"}
+        assert 290 <= svid.expiry - time.time() <= 301, svid.expiry
+        header = pyjwt.get_unverified_header(svid.token)
+        assert header["alg"] == "ES256" and header["kid"], header
+
+        bundle = client.fetch_jwt_bundles().get_bundle_for_trust_domain(TrustDomain("cluster.local"))
+        assert bundle is not None and bundle.get_jwt_authority(header["kid"]) is not None
+        independent = JwtSvid.parse_and_validate(svid.token, bundle, {"backend"})
+        assert str(independent.spiffe_id) == SPIFFE_ID
+
+        assert str(client.validate_jwt_svid(svid.token, "backend").spiffe_id) == SPIFFE_ID
+
+        # Throughput, printed: each audience is new, so each call signs a token.
+        count, t1 = 200, time.monotonic()
+        for i in range(count):
+            client.fetch_jwt_svid(audience={f"audience-{i}"})
+        elapsed = time.monotonic() - t1
+        print(f"FetchJWTSVID: {count} new tokens in {elapsed:.2f}s ({count / elapsed:.0f}/s, one client in turn)")
+    finally:
+        client.close()
+
+    forged = pyjwt.encode({"sub": SPIFFE_ID, "aud": ["backend"], "exp": int(time.time()) + 60},
+                          ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": header["kid"]})
+    channel, stub = workload_stub(agent.socket_path)
+    try:
+        for token, audience, needle in ((svid.token, "frontend", "audience"), (forged, "backend", "signature")):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ValidateJWTSVID(workload_pb2.ValidateJWTSVIDRequest(svid=token, audience=audience),
+                                     metadata=HEADER, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert needle in refused.value.details(), refused.value.details()
+        with pytest.raises(grpc.RpcError) as other:
+            stub.FetchJWTSVID(workload_pb2.JWTSVIDRequest(audience=["backend"], spiffe_id=ID_A), metadata=HEADER,
+                              timeout=10)
+        assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        channel.close()
 
 
 # --------------------------------------------------------------------------- node agent

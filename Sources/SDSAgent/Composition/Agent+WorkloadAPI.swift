@@ -11,10 +11,19 @@ extension Agent {
     let listening: Milestone
   }
 
-  /// The Workload API service, unless `workload-api` is false.
-  static func workloadAPI(_ context: AgentContext) -> WorkloadAPIService? {
-    guard context.configuration.workloadAPI.enabled else { return nil }
-    return WorkloadAPIService(logger: context.logger, now: context.now)
+  /// The Workload API service, unless `workload-api` is false; it signs JWT-SVIDs with a key
+  /// of its own beside the CA's, except in fetch mode, whose CA signs no JWTs.
+  static func workloadAPI(_ context: AgentContext) throws -> WorkloadAPIService? {
+    let configuration = context.configuration
+    guard configuration.workloadAPI.enabled else { return nil }
+    var jwt: JWTSVIDIssuer?
+    if configuration.istioCA == nil {
+      let key = try JWTKeyStore.loadOrGenerate(stateDirectory: configuration.stateDirectory)
+      jwt = JWTSVIDIssuer(
+        signer: JWTSVIDSigner(key: key), trustDomain: TrustDomainName(of: configuration.identity),
+        ttl: configuration.workloadAPI.jwtSVIDTTL)
+    }
+    return WorkloadAPIService(logger: context.logger, jwt: jwt, now: context.now)
   }
 
   /// The socket services that serve `service`: none when it is off.

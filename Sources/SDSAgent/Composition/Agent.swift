@@ -103,7 +103,7 @@ package struct Agent: Sendable {
     let sdsService = SecretDiscoveryService(
       leases: admission, counters: context.counters, registry: streams, logger: logger,
       spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files)
-    let workloadAPI = Self.workloadAPI(context)
+    let workloadAPI = try Self.workloadAPI(context)
     let socket = try Self.sdsSocket(context, service: sdsService, workloadAPI: workloadAPI, environment: environment)
     let workloadAPISocket = try Self.workloadAPISocket(context, service: workloadAPI, callers: admission)
     let adminListening = Milestone()

@@ -28,6 +28,13 @@ extension AgentSettings {
     parse: { WorkloadAPIConfiguration.groupID($0) },
     effective: { $0.workloadAPI.socketGroup.map { "\($0)" } ?? "" })
 
+  package static let jwtSVIDTTL = Setting<Duration>(
+    "jwt-svid-ttl", "DURATION",
+    help: "Lifetime of the JWT-SVIDs the Workload API signs (FetchJWTSVID); a token is signed again at half of it.",
+    allowed: "a duration from 10s to 24h, such as 5m", default: .seconds(300), shownDefault: "5m", reload: .restart,
+    parse: { DurationParser.parse($0, in: .seconds(10) ... .seconds(86400)) },
+    effective: { DurationParser.format($0.workloadAPI.jwtSVIDTTL) })
+
   /// The Workload API's place, from its settings.
   static func workloadAPIConfiguration(_ settings: SettingsSource) throws(ConfigurationError)
     -> WorkloadAPIConfiguration
@@ -36,6 +43,7 @@ extension AgentSettings {
       enabled: try settings.require(workloadAPI),
       socketPath: try settings.read(workloadAPISocket),
       socketMode: try settings.require(workloadAPISocketMode),
-      socketGroup: try settings.read(workloadAPISocketGroup))
+      socketGroup: try settings.read(workloadAPISocketGroup),
+      jwtSVIDTTL: try settings.require(jwtSVIDTTL))
   }
 }

@@ -290,7 +290,7 @@ package enum AgentSettings {
     config.declaration,
     onDemandCallers.declaration,
     workloadAPI.declaration, workloadAPISocket.declaration, workloadAPISocketMode.declaration,
-    workloadAPISocketGroup.declaration,
+    workloadAPISocketGroup.declaration, jwtSVIDTTL.declaration,
   ]
 
   /// The settings a config file may set; `check-config` shows each one.

@@ -18,12 +18,18 @@ package struct WorkloadAPIConfiguration: Sendable, Equatable {
   package var socketMode: UInt32
   /// The group that owns that socket file, if not the agent's.
   package var socketGroup: gid_t?
+  /// The lifetime of the JWT-SVIDs the agent signs.
+  package var jwtSVIDTTL: Duration
 
-  package init(enabled: Bool = true, socketPath: String? = nil, socketMode: UInt32 = 0o660, socketGroup: gid_t? = nil) {
+  package init(
+    enabled: Bool = true, socketPath: String? = nil, socketMode: UInt32 = 0o660, socketGroup: gid_t? = nil,
+    jwtSVIDTTL: Duration = .seconds(300)
+  ) {
     self.enabled = enabled
     self.socketPath = socketPath
     self.socketMode = socketMode
     self.socketGroup = socketGroup
+    self.jwtSVIDTTL = jwtSVIDTTL
   }
 
   /// Refuses a socket that cannot serve, or that is the SDS socket itself.

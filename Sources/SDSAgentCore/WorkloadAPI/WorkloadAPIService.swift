@@ -3,12 +3,12 @@ import Foundation
 import GRPCCore
 import Logging
 
-/// The SPIFFE Workload API's X.509 profile (`SpiffeWorkloadAPI`), served from the same identity
-/// table as SDS: a leased caller's `FetchX509SVID` stream carries the certificate and key its
-/// identity serves Envoy at that moment, its `FetchX509Bundles` stream every trust domain's
-/// roots; each is pushed whole on every rotation, root change and federation change.
-/// Transport-agnostic like `SecretDiscoveryService`: a transport opens a `SecretStream` per call
-/// and feeds it events.
+/// The SPIFFE Workload API (`SpiffeWorkloadAPI`), served from the same identity table as SDS:
+/// a leased caller's `FetchX509SVID` stream carries the certificate and key its identity serves
+/// Envoy at that moment, its `FetchX509Bundles` stream every trust domain's roots; each is
+/// pushed whole on every rotation, root change and federation change. The JWT profile is in
+/// `WorkloadAPIService+JWT.swift`. Transport-agnostic like `SecretDiscoveryService`: a
+/// transport opens a `SecretStream` per call and feeds it events.
 package struct WorkloadAPIService: Sendable {
   package typealias X509SVIDCall = SecretStream<SpiffeWorkload_X509SVIDRequest, SpiffeWorkload_X509SVIDResponse>
   package typealias X509BundlesCall = SecretStream<
@@ -17,9 +17,12 @@ package struct WorkloadAPIService: Sendable {
 
   let logger: Logger
   let now: @Sendable () -> Date
+  /// Signs and validates JWT-SVIDs; nil where the agent has no key to sign with (fetch mode).
+  package let jwt: JWTSVIDIssuer?
 
-  package init(logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+  package init(logger: Logger, jwt: JWTSVIDIssuer? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
     self.logger = logger
+    self.jwt = jwt
     self.now = now
   }
 

@@ -106,4 +106,21 @@ import Testing
     #expect(JWTSigningKey(raw).kid == JWTSigningKey(raw).kid)
     #expect(!self.key.description.contains("BEGIN"))
   }
+
+  @Test func theIssuerKeepsATokenForHalfItsLifePerAudienceSet() throws {
+    let issuer = JWTSVIDIssuer(signer: JWTSVIDSigner(key: self.key), trustDomain: self.domain, ttl: .seconds(300))
+    let first = try issuer.svid(for: Fixtures.identity, audience: ["b", "a"], now: self.now)
+    #expect(first.audience == ["a", "b"])
+    let kept = try issuer.svid(
+      for: Fixtures.identity, audience: ["a", "b", "a"], now: self.now.addingTimeInterval(149))
+    #expect(kept.token == first.token)
+    let other = try issuer.svid(for: Fixtures.identity, audience: ["a"], now: self.now.addingTimeInterval(149))
+    #expect(other.token != first.token)
+    let renewed = try issuer.svid(for: Fixtures.identity, audience: ["a", "b"], now: self.now.addingTimeInterval(150))
+    #expect(renewed.token != first.token)
+    #expect(renewed.expiresAt == self.now.addingTimeInterval(450))
+    #expect(
+      try issuer.validator.validate(renewed.token, audience: "a", now: self.now.addingTimeInterval(151)).spiffeID
+        == Fixtures.identity)
+  }
 }

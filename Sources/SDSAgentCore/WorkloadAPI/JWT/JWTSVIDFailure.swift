@@ -15,6 +15,8 @@ package struct JWTSVIDFailure: AgentFailure, RPCErrorConvertible {
     case wrongAudience = "wrong_audience"
     /// The request lacks what it needs (an audience).
     case invalidRequest = "invalid_request"
+    /// The caller asked for another identity's JWT-SVID: PERMISSION_DENIED.
+    case notEntitled = "not_entitled"
     /// The agent could not sign.
     case signing
   }
@@ -29,7 +31,13 @@ package struct JWTSVIDFailure: AgentFailure, RPCErrorConvertible {
 
   package var description: String { self.failureText }
 
-  package var rpcErrorCode: RPCError.Code { self.code == .signing ? .internalError : .invalidArgument }
+  package var rpcErrorCode: RPCError.Code {
+    switch self.code {
+    case .signing: .internalError
+    case .notEntitled: .permissionDenied
+    default: .invalidArgument
+    }
+  }
   package var rpcErrorMessage: String { self.failureText }
 
   /// A value from a token, as a refusal quotes it.
