@@ -46,6 +46,14 @@ import X509
     }
   }
 
+  /// The count of `method`'s calls that ended with `outcome`.
+  func calls(_ agent: Agent, _ method: String, _ outcome: String) -> Int {
+    agent.counters.series.first { entry in
+      entry.series.name == .workloadAPICalls
+        && entry.series.labels.map { [$0.name, $0.value] } == [["method", method], ["outcome", outcome]]
+    }?.value ?? 0
+  }
+
   func serial(_ message: SpiffeWorkload_X509SVIDResponse) throws -> String {
     let chain = try #require(message.svids.first).x509Svid
     return try Certificate(derEncoded: Array(chain)).serialNumber.description
@@ -67,6 +75,7 @@ import X509
         pemDocument: .init(type: "PRIVATE KEY", derBytes: Array(svid.x509SvidKey)))
       #expect(key.publicKey == served.leaf.publicKey)
       #expect(!svid.bundle.isEmpty)
+      #expect(self.calls(agent, "FetchX509SVID", "ok") == 1, "a call counts once, not per push")
     }
   }
 
@@ -131,6 +140,8 @@ import X509
           _ = try await client.validateJWTSVID(request: ClientRequest(message: validate, metadata: Self.header))
         }
         #expect(wrongAudience?.code == .invalidArgument)
+        #expect(self.calls(running.agent, "ValidateJWTSVID", "wrong_audience") == 1)
+        #expect(self.calls(running.agent, "ValidateJWTSVID", "ok") == 1)
 
         let noAudience = await #expect(throws: RPCError.self) {
           _ = try await client.fetchJWTSVID(

@@ -20,7 +20,8 @@
 4. test_jwt_svid_fetch_validate_and_bundle: py-spiffe's WorkloadApiClient fetches a JWT-SVID for
    an audience, validates it with the agent (ValidateJWTSVID) and on its own with the JWT bundle
    from FetchJWTBundles (PyJWT underneath); the wrong audience, a token of another key and
-   another identity's JWT-SVID are refused with INVALID_ARGUMENT / PERMISSION_DENIED.
+   another identity's JWT-SVID are refused with INVALID_ARGUMENT / PERMISSION_DENIED, each counted
+   in /metrics by method and outcome.
 5. test_node_agent_callers_get_only_their_own_svid: `--caller-identity peer` with rules for uids
    1001 and 1002: each uid (a child that drops to it before connecting) gets exactly its own
    SPIFFE ID and never the other's; uid 1003, mapped nowhere, gets PERMISSION_DENIED. Needs root.
@@ -359,7 +360,7 @@ def test_jwt_svid_fetch_validate_and_bundle(wapi_agent):
     from spiffe import JwtSvid, TrustDomain, WorkloadApiClient
     from spiffe._proto import workload_pb2
 
-    agent, _ = wapi_agent()
+    agent, admin = wapi_agent()
     client = WorkloadApiClient(socket_path=f"unix://{agent.socket_path}", default_timeout=10)
     try:
         t0 = time.monotonic()
@@ -403,6 +404,12 @@ def test_jwt_svid_fetch_validate_and_bundle(wapi_agent):
         assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
     finally:
         channel.close()
+    metrics = admin.metrics()
+    calls = "sds_agent_workload_api_calls_total"
+    assert metrics.value(calls, method="ValidateJWTSVID", outcome="wrong_audience") == 1
+    assert metrics.value(calls, method="ValidateJWTSVID", outcome="bad_signature") == 1
+    assert metrics.value(calls, method="FetchJWTSVID", outcome="not_entitled") == 1
+    assert metrics.value(calls, method="FetchJWTSVID", outcome="ok") == 201
 
 
 # --------------------------------------------------------------------------- node agent

@@ -23,7 +23,7 @@ extension Agent {
         signer: JWTSVIDSigner(key: key), trustDomain: TrustDomainName(of: configuration.identity),
         ttl: configuration.workloadAPI.jwtSVIDTTL)
     }
-    return WorkloadAPIService(logger: context.logger, jwt: jwt, now: context.now)
+    return WorkloadAPIService(logger: context.logger, counters: context.counters, jwt: jwt, now: context.now)
   }
 
   /// The socket services that serve `service`: none when it is off.

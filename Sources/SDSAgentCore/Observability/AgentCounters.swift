@@ -24,6 +24,9 @@ package final class AgentCounters: Sendable {
     case onDemandRefused = "on_demand_refused"
     /// Files of a configured secret that could not be served; labels `secret` (configured) and `reason`.
     case fileSecretErrors = "file_secret_errors"
+    /// SPIFFE Workload API calls by how they went; labels `method` and `outcome` (`ok` once the
+    /// first answer is sent, else the refusal's code).
+    case workloadAPICalls = "workload_api_calls"
   }
 
   /// One counted series: a name and its labels, in a stable order.

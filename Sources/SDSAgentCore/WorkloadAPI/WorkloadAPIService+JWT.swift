@@ -63,6 +63,7 @@ extension WorkloadAPIService {
             throw JWTSVIDFailure(.invalidRequest, "FetchJWTBundles takes exactly one request message")
           }
           requested = true
+          self.count("FetchJWTBundles", "ok")
           let bundle = issuer.bundle
           var response = SpiffeWorkload_JWTBundlesResponse()
           response.bundles = [bundle.trustDomain.spiffeID: bundle.jwks()]
@@ -99,9 +100,11 @@ extension WorkloadAPIService {
           do throws(JWTSVIDFailure) {
             let response = try answer(request)
             logger.debug("answered a Workload API request")
+            self.count(rpc, "ok")
             return .sendAndEnd(response)
           } catch {
             logger.debug("refused a Workload API request", metadata: ["reason": "\(error.message)"])
+            self.count(rpc, error.code.rawValue)
             throw error
           }
         }

@@ -19,11 +19,21 @@ package struct WorkloadAPIService: Sendable {
   let now: @Sendable () -> Date
   /// Signs and validates JWT-SVIDs; nil where the agent has no key to sign with (fetch mode).
   package let jwt: JWTSVIDIssuer?
+  let counters: AgentCounters
 
-  package init(logger: Logger, jwt: JWTSVIDIssuer? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+  package init(
+    logger: Logger, counters: AgentCounters = AgentCounters(), jwt: JWTSVIDIssuer? = nil,
+    now: @escaping @Sendable () -> Date = { Date() }
+  ) {
     self.logger = logger
+    self.counters = counters
     self.jwt = jwt
     self.now = now
+  }
+
+  /// Counts a call's outcome: `ok` at its first answer, else the code it was refused with.
+  func count(_ rpc: String, _ outcome: String) {
+    self.counters.increment(.workloadAPICalls, labels: [("method", rpc), ("outcome", outcome)])
   }
 
   /// A `FetchX509SVID` stream for a leased caller; the lease is released when it closes.
@@ -51,6 +61,7 @@ package struct WorkloadAPIService: Sendable {
     response: @escaping (ServedSecrets) throws(WorkloadAPIFailure) -> Response
   ) -> SecretStream<Request, Response> {
     var state = WorkloadAPIStreamState(content)
+    var answered = false
     var logger = self.logger
     logger[metadataKey: "rpc"] = "\(content.rawValue)"
     logger[metadataKey: "identity"] = "\(lease.caller.identity)"
@@ -58,19 +69,28 @@ package struct WorkloadAPIService: Sendable {
     return SecretStream(
       cache: lease.cache, logger: logger,
       handle: { event throws(WorkloadAPIFailure) -> SecretDiscoveryService.Step<Response> in
-        let served = Self.servable(lease, at: now())
-        let action: WorkloadAPIStreamState.Action
-        switch event {
-        case .request: action = try state.requestReceived(served)
-        case .requestFailed(let error): throw WorkloadAPIFailure(.invalidRequest, error.message)
-        case .secretsChanged: action = try state.secretsChanged(served)
-        case .requestsEnded: action = try state.requestsEnded()
+        do throws(WorkloadAPIFailure) {
+          let served = Self.servable(lease, at: now())
+          let action: WorkloadAPIStreamState.Action
+          switch event {
+          case .request: action = try state.requestReceived(served)
+          case .requestFailed(let error): throw WorkloadAPIFailure(.invalidRequest, error.message)
+          case .secretsChanged: action = try state.secretsChanged(served)
+          case .requestsEnded: action = try state.requestsEnded()
+          }
+          guard action == .send else { return .wait }
+          logger.debug(
+            "sending a Workload API response",
+            metadata: ["serial": "\(served.svid?.leaf.serialHex ?? "-")", "revision": "\(served.svidRevision)"])
+          let message = try response(served)
+          if !answered { self.count(content.rawValue, "ok") }
+          answered = true
+          return .send(message)
+        } catch {
+          if !answered { self.count(content.rawValue, error.code.rawValue) }
+          answered = true
+          throw error
         }
-        guard action == .send else { return .wait }
-        logger.debug(
-          "sending a Workload API response",
-          metadata: ["serial": "\(served.svid?.leaf.serialHex ?? "-")", "revision": "\(served.svidRevision)"])
-        return .send(try response(served))
       },
       close: { lease.release() })
   }
