@@ -2,11 +2,13 @@ import EnvoySDSProtos
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
-import SDSAgent
+import Logging
 import SDSAgentCore
 import SDSAgentTestSupport
 import Testing
 import X509
+
+@testable import SDSAgent
 
 #if canImport(Glibc)
   import Glibc
@@ -213,6 +215,15 @@ import X509
         }
       }
       #expect(sds?.code == .unimplemented)
+    }
+  }
+
+  @Test func withoutASignerTheJWTMethodsAreUnimplemented() {
+    let table = GRPCServiceTable([WorkloadAPISocketService(service: WorkloadAPIService(logger: Logger(label: "test")))])
+    #expect(table.route("/SpiffeWorkloadAPI/FetchX509SVID") != nil)
+    #expect(table.route("/SpiffeWorkloadAPI/FetchX509Bundles") != nil)
+    for method in ["FetchJWTSVID", "FetchJWTBundles", "ValidateJWTSVID"] {
+      #expect(table.route("/SpiffeWorkloadAPI/\(method)") == nil, "\(method) is served without a signer")
     }
   }
 
