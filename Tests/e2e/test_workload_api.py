@@ -5,6 +5,8 @@
    SDS serves as `default` (same serial, a key that matches it) and the ROOTCA roots as its
    bundle; a forced rotation (admin POST /rotate) arrives on its open stream with the serial SDS
    serves at that moment. The banner prints the SPIFFE_ENDPOINT_SOCKET line.
+   test_a_root_rotation_reaches_both_streams: `ca rotate-root` publishes the prepared root; an
+   open X509Source and an open FetchX509Bundles stream get both roots, as SDS's ROOTCA has them.
 2. test_two_processes_keep_mtls_through_a_rotation: a server process and this process, each with
    its own X509Source and plain `ssl` contexts made from it, do mTLS with SVIDs from the agent,
    checking the peer's SPIFFE ID; after a rotation both present the new certificate and the
@@ -166,6 +168,37 @@ def _spki():
     from cryptography.hazmat.primitives.serialization import PublicFormat
 
     return PublicFormat.SubjectPublicKeyInfo
+
+
+def test_a_root_rotation_reaches_both_streams(wapi_agent):
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from spiffe import TrustDomain, X509Source
+    from spiffe._proto import workload_pb2
+
+    from conftest import agent_bin
+
+    agent, admin = wapi_agent()
+    source = X509Source(socket_path=f"unix://{agent.socket_path}", timeout_in_seconds=UPDATE_TIMEOUT)
+    channel, stub = workload_stub(agent.socket_path)
+    bundles = stub.FetchX509Bundles(workload_pb2.X509BundlesRequest(), metadata=HEADER, timeout=60)
+    try:
+        first = next(bundles)
+        updated = threading.Event()
+        source.subscribe_for_updates(updated.set)
+        res = subprocess.run([str(agent_bin()), "ca", "rotate-root", "--admin", admin.address, "--overlap", "1h"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert updated.wait(UPDATE_TIMEOUT), "the prepared root did not reach the open X509Source"
+        second = next(bundles)
+        _, roots = sds_default(agent.socket_path)
+        assert len(der_roots(roots)) == 2
+        authorities = source.get_bundle_for_trust_domain(TrustDomain("cluster.local")).x509_authorities
+        assert {c.public_bytes(Encoding.DER) for c in authorities} == der_roots(roots)
+        assert len(first.bundles["spiffe://cluster.local"]) < len(second.bundles["spiffe://cluster.local"])
+    finally:
+        bundles.cancel()
+        channel.close()
+        source.close()
 
 
 # --------------------------------------------------------------------------- mTLS between processes
