@@ -7,6 +7,8 @@
    serves at that moment. The banner prints the SPIFFE_ENDPOINT_SOCKET line.
    test_a_root_rotation_reaches_both_streams: `ca rotate-root` publishes the prepared root; an
    open X509Source and an open FetchX509Bundles stream get both roots, as SDS's ROOTCA has them.
+   test_a_federation_change_reaches_the_svid_stream: a `--trust-bundle` domain is in
+   `federated_bundles`, and a new root in its file reaches the open X509Source.
 2. test_two_processes_keep_mtls_through_a_rotation: a server process and this process, each with
    its own X509Source and plain `ssl` contexts made from it, do mTLS with SVIDs from the agent,
    checking the peer's SPIFFE ID; after a rotation both present the new certificate and the
@@ -198,6 +200,43 @@ def test_a_root_rotation_reaches_both_streams(wapi_agent):
     finally:
         bundles.cancel()
         channel.close()
+        source.close()
+
+
+def make_root(directory: Path, name: str) -> bytes:
+    """A throwaway root of another trust domain, as PEM (its key is discarded)."""
+    cert = directory / f"{name}.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", directory / f"{name}.key", "-out", cert, "-days", "2", "-subj", f"/O=example.org/CN={name}",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+                   check=True, capture_output=True)
+    (directory / f"{name}.key").unlink()
+    return cert.read_bytes()
+
+
+def test_a_federation_change_reaches_the_svid_stream(wapi_agent, tmp_path):
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from spiffe import TrustDomain, X509Source
+
+    first, second = make_root(tmp_path, "first"), make_root(tmp_path, "second")
+    bundle = tmp_path / "example.org.pem"
+    bundle.write_bytes(first)
+    agent, _ = wapi_agent(["--trust-bundle", f"spiffe://example.org={bundle}"])
+    source = X509Source(socket_path=f"unix://{agent.socket_path}", timeout_in_seconds=UPDATE_TIMEOUT)
+    try:
+        def federated() -> set[bytes]:
+            found = source.get_bundle_for_trust_domain(TrustDomain("example.org"))
+            return {c.public_bytes(Encoding.DER) for c in found.x509_authorities} if found else set()
+
+        assert federated() == der_roots(first.decode())
+        updated = threading.Event()
+        source.subscribe_for_updates(updated.set)
+        staged = tmp_path / "staged.pem"
+        staged.write_bytes(second)
+        os.replace(staged, bundle)
+        assert updated.wait(UPDATE_TIMEOUT), "the federated bundle's change did not reach the open X509Source"
+        assert federated() == der_roots(second.decode())
+    finally:
         source.close()
 
 
