@@ -197,11 +197,15 @@ import X509
     let directory = TemporaryDirectory.make()
     var builder = AgentConfigurationBuilder(directory: directory)
     builder.workloadAPI.socketPath = directory + "/workload.sock"
-    builder.workloadAPI.socketMode = 0o600
+    builder.workloadAPI.socketMode = 0o640
+    // Root may give the socket any group; anyone else, its own.
+    let group: gid_t = getuid() == 0 ? 4242 : getgid()
+    builder.workloadAPI.socketGroup = group
     try await RunningAgent.with(try builder.build()) { running in
       #expect(running.agent.workloadAPISocketPath == directory + "/workload.sock")
       let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/workload.sock")
-      #expect((attributes[.posixPermissions] as? Int) == 0o600)
+      #expect((attributes[.posixPermissions] as? Int) == 0o640)
+      #expect((attributes[.groupOwnerAccountID] as? NSNumber)?.uint32Value == group)
       let messages = try await self.withClient(directory + "/workload.sock") { client in
         try await self.svidMessages(client, count: 1)
       }

@@ -21,7 +21,8 @@
    (X.509 and JWT methods), FetchX509Bundles every trust domain's roots.
    test_workload_api_off: `--workload-api=false` answers UNIMPLEMENTED and prints no
    SPIFFE_ENDPOINT_SOCKET line.
-   test_own_socket: `--workload-api-socket` with `--workload-api-socket-mode 0600` has that mode,
+   test_own_socket: `--workload-api-socket` with `--workload-api-socket-mode 0640` and
+   `--workload-api-socket-group` (4242 as root) has that mode and group,
    serves X509Source and refuses SDS (UNIMPLEMENTED); the banner names it.
 4. test_jwt_svid_fetch_validate_and_bundle: py-spiffe's WorkloadApiClient fetches a JWT-SVID for
    an audience, validates it with the agent (ValidateJWTSVID) and on its own with the JWT bundle
@@ -451,9 +452,12 @@ def test_own_socket(wapi_agent, tmp_path_factory):
 
     base = tmp_path_factory.mktemp("wapi")
     own = base / "workload.sock"
-    agent, _ = wapi_agent(["--workload-api-socket", own, "--workload-api-socket-mode", "0600"], base=base)
+    group = 4242 if os.geteuid() == 0 else os.getgid()  # root may give it any group, others their own
+    agent, _ = wapi_agent(["--workload-api-socket", own, "--workload-api-socket-mode", "0640",
+                           "--workload-api-socket-group", group], base=base)
     agent.wait_for_line(lambda line: line == BANNER + str(own), 10)
-    assert stat.S_IMODE(own.stat().st_mode) == 0o600
+    assert stat.S_IMODE(own.stat().st_mode) == 0o640
+    assert own.stat().st_gid == group
     assert stat.S_ISSOCK(own.stat().st_mode)
     source = X509Source(socket_path=f"unix://{own}", timeout_in_seconds=UPDATE_TIMEOUT)
     try:
