@@ -31,6 +31,7 @@ package struct AgentConfigurationBuilder: Sendable {
   package var rules: [WorkloadRule] = []
   package var jwtKeysFile: String?
   package var limits = CallerLimits()
+  package var workloadAPI = WorkloadAPIConfiguration()
 
   /// A socket and state directory in `directory`.
   package init(directory: String = TemporaryDirectory.make()) {
@@ -64,6 +65,7 @@ package struct AgentConfigurationBuilder: Sendable {
     self.rules = configuration.nodeAgent.rules
     self.jwtKeysFile = configuration.nodeAgent.jwtKeysFile
     self.limits = configuration.nodeAgent.limits
+    self.workloadAPI = configuration.workloadAPI
   }
 
   package func build() throws(ConfigurationError) -> AgentConfiguration {
@@ -90,7 +92,8 @@ package struct AgentConfigurationBuilder: Sendable {
       logFormat: self.logFormat,
       admin: self.admin,
       nodeAgent: NodeAgentConfiguration(
-        identification: self.identification, rules: self.rules, jwtKeysFile: self.jwtKeysFile, limits: self.limits)
+        identification: self.identification, rules: self.rules, jwtKeysFile: self.jwtKeysFile, limits: self.limits),
+      workloadAPI: self.workloadAPI
     )
   }
 }

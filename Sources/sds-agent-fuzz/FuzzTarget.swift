@@ -10,7 +10,7 @@ struct FuzzTarget: Sendable {
 
   static let all: [FuzzTarget] = [
     .configFile, .duration, .spiffeID, .caResponse, .jwt, .sdsStream, .grpcFraming, .deltaStream, .bundleDocument,
-    .onDemandName, .adminRouter, .crl,
+    .onDemandName, .adminRouter, .crl, .jwtSVID,
   ]
 
   static func named(_ name: String) -> FuzzTarget? {

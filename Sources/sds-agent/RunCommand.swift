@@ -41,11 +41,14 @@ struct RunCommand: AsyncParsableCommand {
       node.identification == .agent
       ? "identity \(configuration.identity)"
       : "callers identified by \(node.identification.rawValue), \(node.rules.count) workload rule(s)"
+    let workloadAPI = agent.workloadAPISocketPath.map {
+      "sds-agent: serving the SPIFFE Workload API: \(WorkloadAPIConfiguration.endpointVariable($0))\n"
+    }
     let banner = """
       sds-agent: serving SDS on \(agent.socketPath) (\(callers))
       --- envoy bootstrap snippet ---
       \(EnvoyBootstrapSnippet.yaml(socketPath: agent.socketPath, identification: node.identification))--- end ---
-
+      \(workloadAPI ?? "")
       """
     // Unbuffered, so a supervisor or test reading a pipe sees it at once.
     FileHandle.standardOutput.write(Data(banner.utf8))

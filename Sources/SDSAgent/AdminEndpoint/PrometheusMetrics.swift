@@ -129,5 +129,6 @@ package final class PrometheusMetrics: IssuanceRecorder {
   static let labelled: Set<AgentCounters.Name> = [
     .nacks, .issuanceFailures, .callersRefused, .trustBundleErrors, .onDemandRefused, .fileSecretErrors,
     .operatorCAErrors,
+    .workloadAPICalls,
   ]
 }

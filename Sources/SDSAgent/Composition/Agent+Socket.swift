@@ -12,7 +12,8 @@ extension Agent {
   }
 
   static func sdsSocket(
-    _ context: AgentContext, service: SecretDiscoveryService, environment: [String: String]
+    _ context: AgentContext, service: SecretDiscoveryService, workloadAPI: WorkloadAPIService?,
+    environment: [String: String]
   ) throws -> SDSSocket {
     let configuration = context.configuration
     let logger = context.logger
@@ -33,7 +34,9 @@ extension Agent {
       ownsSocketFile = listener
     }
     let server = SDSSocketServer(
-      descriptor: descriptor, service: service, peerCredentials: configuration.nodeAgent.identification.usesPeer,
+      descriptor: descriptor,
+      services: [SDSSocketService(service: service)] + Self.workloadAPISocketServices(workloadAPI),
+      callers: service.callers, peerCredentials: configuration.nodeAgent.identification.usesPeer,
       limits: SDSServerLimits(), logger: logger,
       onListening: {
         UnixSocketListener.restoreBacklog(of: descriptor, logger: logger)

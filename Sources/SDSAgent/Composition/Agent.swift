@@ -28,6 +28,9 @@ package struct Agent: Sendable {
   package let logger: Logger
   private let adminListening: Milestone
   private let sdsListening: Milestone
+  /// Where workloads find the SPIFFE Workload API (`SPIFFE_ENDPOINT_SOCKET`): its own socket if
+  /// configured, else the SDS socket; nil when it is off.
+  package let workloadAPISocketPath: String?
 
   /// The agent's own identity's secrets.
   package var cache: SecretCache { self.identities.pinnedCache }
@@ -100,7 +103,9 @@ package struct Agent: Sendable {
     let sdsService = SecretDiscoveryService(
       leases: admission, counters: context.counters, registry: streams, logger: logger,
       spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files)
-    let socket = try Self.sdsSocket(context, service: sdsService, environment: environment)
+    let workloadAPI = try Self.workloadAPI(context)
+    let socket = try Self.sdsSocket(context, service: sdsService, workloadAPI: workloadAPI, environment: environment)
+    let workloadAPISocket = try Self.workloadAPISocket(context, service: workloadAPI, callers: admission)
     let adminListening = Milestone()
     let admin = Self.adminServer(
       context, metrics: metrics, identities: identities, streams: streams, ca: ca, federation: federation,
@@ -128,6 +133,7 @@ package struct Agent: Sendable {
       onDemand.map { .essential($0) },
       .auxiliary(files),
       .essential(socket.server),
+      workloadAPISocket.map { .essential($0.server) },
       admin.map { .auxiliary($0) },
       .auxiliary(systemd),
       reload.map { .auxiliary($0) },
@@ -144,7 +150,8 @@ package struct Agent: Sendable {
       appliers: appliers,
       logger: logger,
       adminListening: adminListening,
-      sdsListening: socket.listening
+      sdsListening: socket.listening,
+      workloadAPISocketPath: workloadAPI == nil ? nil : workloadAPISocket?.path ?? socket.path
     )
   }
 

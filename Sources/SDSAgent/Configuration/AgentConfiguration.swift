@@ -47,6 +47,8 @@ package struct AgentConfiguration: Sendable {
   package let admin: AdminAddress?
   /// Who callers are: the agent's identity for all, or each workload its own.
   package let nodeAgent: NodeAgentConfiguration
+  /// Where the SPIFFE Workload API is served.
+  package let workloadAPI: WorkloadAPIConfiguration
 
   /// The rule for `file-cert:` and `file-root:` names.
   package var onTheFlyFiles: OnTheFlyFilePolicy {
@@ -116,7 +118,8 @@ package struct AgentConfiguration: Sendable {
     logLevel: Logger.Level = .info,
     logFormat: LogFormat = .plain,
     admin: AdminAddress? = nil,
-    nodeAgent: NodeAgentConfiguration = NodeAgentConfiguration()
+    nodeAgent: NodeAgentConfiguration = NodeAgentConfiguration(),
+    workloadAPI: WorkloadAPIConfiguration = WorkloadAPIConfiguration()
   ) throws(ConfigurationError) {
     guard certificateTTL >= .seconds(2) else {
       throw ConfigurationError(key: "cert-ttl", value: DurationParser.format(certificateTTL), allowed: "at least 2s")
@@ -175,6 +178,8 @@ package struct AgentConfiguration: Sendable {
       throw ConfigurationError(
         key: "workload", value: foreign.description, allowed: "a SPIFFE ID in the trust domain \"\(trustDomain)\"")
     }
+    try workloadAPI.validate(sdsSocketPath: socketPath)
+    self.workloadAPI = workloadAPI
     self.nodeAgent = nodeAgent
     self.socketPath = socketPath
     self.socketMode = socketMode

@@ -289,6 +289,8 @@ package enum AgentSettings {
     workloadIdleTimeout.declaration, callerStreamRate.declaration, callerCertificateRate.declaration,
     config.declaration,
     onDemandCallers.declaration,
+    workloadAPI.declaration, workloadAPISocket.declaration, workloadAPISocketMode.declaration,
+    workloadAPISocketGroup.declaration, jwtSVIDTTL.declaration,
   ]
 
   /// The settings a config file may set; `check-config` shows each one.

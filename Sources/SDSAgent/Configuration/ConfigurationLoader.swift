@@ -114,7 +114,8 @@ package struct ConfigurationLoader: Sendable {
           certificateRate: try settings.require(s.callerCertificateRate),
           idleTimeout: try settings.require(s.workloadIdleTimeout)
         )
-      )
+      ),
+      workloadAPI: try AgentSettings.workloadAPIConfiguration(settings)
     )
   }
 

@@ -26,6 +26,9 @@ package final class AgentCounters: Sendable {
     case fileSecretErrors = "file_secret_errors"
     /// The operator's changed CA files that could not be used; label `reason` (`OperatorCAFilesWatcher.Reason`).
     case operatorCAErrors = "operator_ca_errors"
+    /// SPIFFE Workload API calls by how they went; labels `method` and `outcome` (`ok` once the
+    /// first answer is sent, else the refusal's code).
+    case workloadAPICalls = "workload_api_calls"
   }
 
   /// One counted series: a name and its labels, in a stable order.

@@ -1,0 +1,114 @@
+import EnvoySDSProtos
+import Foundation
+import GRPCCore
+import SwiftProtobuf
+
+/// The JWT profile: `FetchJWTSVID` and `ValidateJWTSVID` (one request, one answer) and
+/// `FetchJWTBundles` (a stream), for a leased caller. Tokens are never logged.
+extension WorkloadAPIService {
+  package typealias JWTSVIDCall = SecretStream<SpiffeWorkload_JWTSVIDRequest, SpiffeWorkload_JWTSVIDResponse>
+  package typealias JWTBundlesCall = SecretStream<SpiffeWorkload_JWTBundlesRequest, SpiffeWorkload_JWTBundlesResponse>
+  package typealias ValidateJWTSVIDCall = SecretStream<
+    SpiffeWorkload_ValidateJWTSVIDRequest, SpiffeWorkload_ValidateJWTSVIDResponse
+  >
+
+  /// `FetchJWTSVID`: a JWT-SVID of the caller's identity for the audience asked; another
+  /// identity's is PERMISSION_DENIED.
+  package func openFetchJWTSVID(_ lease: SecretLease, issuer: JWTSVIDIssuer) -> JWTSVIDCall {
+    let identity = lease.caller.identity
+    return self.unary(lease, rpc: "FetchJWTSVID") { request throws(JWTSVIDFailure) in
+      guard !request.audience.isEmpty else {
+        throw JWTSVIDFailure(.invalidRequest, "audience must be specified")
+      }
+      guard request.spiffeID.isEmpty || request.spiffeID == identity.description else {
+        throw JWTSVIDFailure(
+          .notEntitled,
+          "the caller is \(identity), not \(JWTSVIDFailure.quoted(request.spiffeID)): a caller gets only its own SVID")
+      }
+      let svid = try issuer.svid(for: identity, audience: request.audience, now: self.now())
+      var message = SpiffeWorkload_JWTSVID()
+      message.spiffeID = identity.description
+      message.svid = svid.token
+      var response = SpiffeWorkload_JWTSVIDResponse()
+      response.svids = [message]
+      return response
+    }
+  }
+
+  /// `ValidateJWTSVID`: the token's SPIFFE ID and claims, or INVALID_ARGUMENT with the reason.
+  package func openValidateJWTSVID(_ lease: SecretLease, issuer: JWTSVIDIssuer) -> ValidateJWTSVIDCall {
+    self.unary(lease, rpc: "ValidateJWTSVID") { request throws(JWTSVIDFailure) in
+      let validated = try issuer.validator.validate(request.svid, audience: request.audience, now: self.now())
+      var response = SpiffeWorkload_ValidateJWTSVIDResponse()
+      response.spiffeID = validated.spiffeID.description
+      do {
+        response.claims = try Google_Protobuf_Struct(jsonUTF8Data: validated.claimsJSON)
+      } catch {
+        throw JWTSVIDFailure(.malformed, "the token's claims are not a JSON object")
+      }
+      return response
+    }
+  }
+
+  /// `FetchJWTBundles`: the JWK set of each trust domain the agent has one for, keyed by its
+  /// SPIFFE ID; sent at the request (the key does not change while the agent runs).
+  package func openFetchJWTBundles(_ lease: SecretLease, issuer: JWTSVIDIssuer) -> JWTBundlesCall {
+    var requested = false
+    return SecretStream(
+      cache: nil, logger: self.logger,
+      handle: { event throws(JWTSVIDFailure) -> SecretDiscoveryService.Step<SpiffeWorkload_JWTBundlesResponse> in
+        switch event {
+        case .request:
+          guard !requested else {
+            throw JWTSVIDFailure(.invalidRequest, "FetchJWTBundles takes exactly one request message")
+          }
+          requested = true
+          self.count("FetchJWTBundles", "ok")
+          let bundle = issuer.bundle
+          var response = SpiffeWorkload_JWTBundlesResponse()
+          response.bundles = [bundle.trustDomain.spiffeID: bundle.jwks()]
+          return .send(response)
+        case .requestFailed(let error): throw JWTSVIDFailure(.invalidRequest, error.message)
+        case .secretsChanged, .requestsEnded: return .wait
+        }
+      },
+      close: { lease.release() })
+  }
+
+  /// A call of one request and one answer, made once the client half-closed.
+  private func unary<Request: Sendable, Response: Sendable>(
+    _ lease: SecretLease, rpc: String, answer: @escaping (Request) throws(JWTSVIDFailure) -> Response
+  ) -> SecretStream<Request, Response> {
+    var request: Request?
+    var messages = 0
+    var logger = self.logger
+    logger[metadataKey: "rpc"] = "\(rpc)"
+    logger[metadataKey: "identity"] = "\(lease.caller.identity)"
+    return SecretStream(
+      cache: nil, logger: logger,
+      handle: { event throws(JWTSVIDFailure) -> SecretDiscoveryService.Step<Response> in
+        switch event {
+        case .request(let message):
+          messages += 1
+          guard messages == 1 else { throw JWTSVIDFailure(.invalidRequest, "\(rpc) takes exactly one request message") }
+          request = message
+          return .wait
+        case .requestFailed(let error): throw JWTSVIDFailure(.invalidRequest, error.message)
+        case .secretsChanged: return .wait
+        case .requestsEnded:
+          guard let request else { throw JWTSVIDFailure(.invalidRequest, "\(rpc) takes exactly one request message") }
+          do throws(JWTSVIDFailure) {
+            let response = try answer(request)
+            logger.debug("answered a Workload API request")
+            self.count(rpc, "ok")
+            return .sendAndEnd(response)
+          } catch {
+            logger.debug("refused a Workload API request", metadata: ["reason": "\(error.message)"])
+            self.count(rpc, error.code.rawValue)
+            throw error
+          }
+        }
+      },
+      close: { lease.release() })
+  }
+}
