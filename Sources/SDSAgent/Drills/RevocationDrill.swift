@@ -63,36 +63,22 @@ package struct RevocationDrill: Sendable {
   }
 
   private enum Event: Sendable {
-    case certificate(SDSStream.Response)
-    case bundle(SDSStream.Response)
+    case push(EnvoyStreams.Push)
     case answered(AdminClient.Response)
     case failed(String)
     case deadline
   }
 
   package func run() async throws -> Report {
-    try await SDSClient.withConnection(socketPath: self.socketPath) { client in
-      try await SDSStream.with(client: client, closing: .abrupt) { certificates in
-        try await SDSStream.with(client: client, closing: .abrupt) { bundles in
-          try await self.drill(certificates: certificates, bundles: bundles)
-        }
-      }
-    }
+    try await EnvoyStreams.with(socketPath: self.socketPath) { try await self.drill($0) }
   }
 
-  private func drill(certificates: SDSStream, bundles: SDSStream) async throws -> Report {
-    certificates.request([SecretResource.tlsCertificate.name])
-    bundles.request([SecretResource.validationContext.name])
-    guard let firstCertificate = try await certificates.next(), let firstBundle = try await bundles.next() else {
-      throw AgentError(.connection, "the agent closed the stream before sending the secrets")
-    }
-    certificates.request([SecretResource.tlsCertificate.name], acknowledging: firstCertificate)
-    bundles.request([SecretResource.validationContext.name], acknowledging: firstBundle)
-    let old = try RotationDrill.summary(firstCertificate)
+  private func drill(_ streams: EnvoyStreams) async throws -> Report {
+    let old = try RotationDrill.summary(streams.firstCertificate)
     guard let oldLeaf = old.certificates.first else {
       throw AgentError(.connection, "the agent's first default secret holds no certificate")
     }
-    var roots = try RotationDrill.summary(firstBundle).certificates
+    var roots = try RotationDrill.summary(streams.firstBundle).certificates
     let revoked = CertificateSerial(oldLeaf.serialNumber)
     var report = Report(identity: old.spiffeID?.description ?? "-", oldSerial: revoked.description)
     var newLeaf: Certificate?
@@ -101,16 +87,7 @@ package struct RevocationDrill: Sendable {
     let started = ContinuousClock.now
     let (events, sink) = AsyncStream.makeStream(of: Event.self)
     return await withTaskGroup(of: Void.self) { group in
-      for (stream, wrap) in [(certificates, Event.certificate), (bundles, Event.bundle)] {
-        group.addTask {
-          do {
-            while let response = try await stream.next() { sink.yield(wrap(response)) }
-            sink.yield(.failed("the agent ended a stream"))
-          } catch {
-            sink.yield(.failed("a stream failed: \(error)"))
-          }
-        }
-      }
+      group.addTask { await streams.forward { sink.yield(.push($0)) } }
       group.addTask {
         let body = #"{"serial": "\#(revoked)", "reason": "\#(self.reason.rawValue)"}"#
         do {
@@ -141,8 +118,10 @@ package struct RevocationDrill: Sendable {
             report.failures.append(failure)
             return report
           }
-        case .certificate(let response):
-          certificates.request([SecretResource.tlsCertificate.name], acknowledging: response)
+        case .push(.ended(let error)):
+          report.failures.append(error.map { "a stream failed: \($0)" } ?? "the agent ended a stream")
+          return report
+        case .push(.certificate(let response)):
           guard report.certificateArrived == nil, let summary = try? RotationDrill.summary(response),
             let leaf = summary.certificates.first, leaf.serialNumber != oldLeaf.serialNumber
           else { continue }
@@ -150,8 +129,7 @@ package struct RevocationDrill: Sendable {
           report.newSerial = CertificateSerial(leaf.serialNumber).description
           newLeaf = leaf
           report.failures += await Self.check(summary, replacing: old, roots: roots)
-        case .bundle(let response):
-          bundles.request([SecretResource.validationContext.name], acknowledging: response)
+        case .push(.bundle(let response)):
           guard let summary = try? RotationDrill.summary(response) else {
             report.failures.append("the agent pushed a ROOTCA the drill cannot read")
             return report

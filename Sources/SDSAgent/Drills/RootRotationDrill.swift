@@ -53,32 +53,17 @@ package struct RootRotationDrill: Sendable {
   }
 
   private enum Event: Sendable {
-    case certificate(SDSStream.Response)
-    case bundle(SDSStream.Response)
+    case push(EnvoyStreams.Push)
     /// The time limit set for the rotation's next step passed.
     case timedOut(Date)
-    case failed(any Error)
   }
 
   package func run() async throws -> Report {
-    try await SDSClient.withConnection(socketPath: self.socketPath) { client in
-      try await SDSStream.with(client: client, closing: .abrupt) { certificates in
-        try await SDSStream.with(client: client, closing: .abrupt) { bundles in
-          try await self.drill(certificates: certificates, bundles: bundles)
-        }
-      }
-    }
+    try await EnvoyStreams.with(socketPath: self.socketPath) { try await self.drill($0) }
   }
 
-  private func drill(certificates: SDSStream, bundles: SDSStream) async throws -> Report {
-    certificates.request([SecretResource.tlsCertificate.name])
-    bundles.request([SecretResource.validationContext.name])
-    guard let firstCertificate = try await certificates.next(), let firstBundle = try await bundles.next() else {
-      throw AgentError(.connection, "the agent closed the stream before sending the secrets")
-    }
-    certificates.request([SecretResource.tlsCertificate.name], acknowledging: firstCertificate)
-    bundles.request([SecretResource.validationContext.name], acknowledging: firstBundle)
-    var held = try RotationDrill.summary(firstBundle).certificates
+  private func drill(_ streams: EnvoyStreams) async throws -> Report {
+    var held = try RotationDrill.summary(streams.firstBundle).certificates
     var report = Report()
     guard held.count == 1 else {
       report.failures.append("the bundle holds \(held.count) roots before the drill; is a rotation running?")
@@ -106,34 +91,23 @@ package struct RootRotationDrill: Sendable {
 
     let (events, sink) = AsyncStream.makeStream(of: Event.self)
     return try await withThrowingTaskGroup(of: Void.self) { group in
-      for (stream, wrap) in [(certificates, Event.certificate), (bundles, Event.bundle)] {
-        group.addTask {
-          do {
-            while let response = try await stream.next() { sink.yield(wrap(response)) }
-            sink.yield(.failed(AgentError(.connection, "the agent ended a stream")))
-          } catch {
-            sink.yield(.failed(error))
-          }
-        }
-      }
+      group.addTask { await streams.forward { sink.yield(.push($0)) } }
       group.addTask { [deadline] in await Self.timeLimit(deadline, sink) }
       defer { group.cancelAll() }
       for await event in events {
         let at = ContinuousClock.now - started
         switch event {
-        case .failed(let error):
-          report.failures.append("a stream failed: \(error)")
+        case .push(.ended(let error)):
+          report.failures.append(error.map { "a stream failed: \($0)" } ?? "the agent ended a stream")
           return report
-        case .bundle(let response):
-          bundles.request([SecretResource.validationContext.name], acknowledging: response)
+        case .push(.bundle(let response)):
           held = try RotationDrill.summary(response).certificates
           report.pushes.append(("ROOTCA roots=\(held.map(\.serialHex))", at))
           if phase == "prepared", held.contains(where: { $0.serialHex == newSerial }) {
             newRootArrivedBeforeSwitch = true
           }
           if !held.contains(oldRoot) { retiredBundleSeen = true }
-        case .certificate(let response):
-          certificates.request([SecretResource.tlsCertificate.name], acknowledging: response)
+        case .push(.certificate(let response)):
           let summary = try RotationDrill.summary(response)
           let leaf = summary.certificates.first
           let root = await Self.root(of: summary, in: held)

@@ -41,78 +41,67 @@ package struct RotationDrill: Sendable {
   }
 
   package func run() async throws -> Report {
-    try await SDSClient.withConnection(socketPath: self.socketPath) { client in
-      try await SDSStream.with(client: client, closing: .abrupt) { certificates in
-        try await SDSStream.with(client: client, closing: .abrupt) { bundles in
-          certificates.request([SecretResource.tlsCertificate.name])
-          bundles.request([SecretResource.validationContext.name])
-          guard let firstCertificate = try await certificates.next(), let firstBundle = try await bundles.next() else {
-            throw AgentError(.connection, "the agent closed the stream before sending the secrets")
-          }
-          certificates.request([SecretResource.tlsCertificate.name], acknowledging: firstCertificate)
-          bundles.request([SecretResource.validationContext.name], acknowledging: firstBundle)
-          let old = try Self.summary(firstCertificate)
-          let bundle = try Self.summary(firstBundle)
-          let identity = old.spiffeID
-          var report = Report(
-            oldSerial: old.certificates.first?.serialHex ?? "",
-            identity: identity?.description ?? "-",
-            failures: []
-          )
+    try await EnvoyStreams.with(socketPath: self.socketPath) { streams in
+      let old = try Self.summary(streams.firstCertificate)
+      let bundle = try Self.summary(streams.firstBundle)
+      let identity = old.spiffeID
+      var report = Report(
+        oldSerial: old.certificates.first?.serialHex ?? "",
+        identity: identity?.description ?? "-",
+        failures: []
+      )
 
-          let started = ContinuousClock.now
-          let rotation = try await AdminClient.request("POST", "/rotate", at: self.admin)
-          guard rotation.status == 200 else {
-            report.failures.append(
-              "POST /rotate answered \(rotation.status): \(rotation.body.trimmingCharacters(in: .whitespacesAndNewlines))"
-            )
-            return report
-          }
-          guard let pushed = try await self.nextResponse(from: certificates) else {
-            report.failures.append(
-              "no new certificate arrived on the open stream within \(DurationParser.format(self.timeout))")
-            return report
-          }
-          report.pushLatency = ContinuousClock.now - started
-          let new = try Self.summary(pushed)
-          guard let newLeaf = new.certificates.first, let oldLeaf = old.certificates.first else {
-            report.failures.append("the pushed secret holds no certificate")
-            return report
-          }
-          report.newSerial = newLeaf.serialHex
-          if newLeaf.serialNumber == oldLeaf.serialNumber {
-            report.failures.append("the pushed certificate has the old serial")
-          }
-          if new.spiffeID != identity {
-            report.failures.append(
-              "the identity changed from \(identity?.description ?? "-") to \(new.spiffeID?.description ?? "-")")
-          }
-          // Certificate times have one-second resolution: a rotation within the same second as
-          // the previous issuance expires in the same second, not later.
-          if newLeaf.notValidAfter < oldLeaf.notValidAfter {
-            report.failures.append("the new certificate expires before the old one")
-          }
-          if let key = new.privateKeyPEM, let parsed = try? Certificate.PrivateKey(pemEncoded: key) {
-            if parsed.publicKey != newLeaf.publicKey {
-              report.failures.append("the pushed key does not match the certificate")
-            }
-          } else {
-            report.failures.append("the pushed secret has no readable private key")
-          }
-          var verifier = Verifier(rootCertificates: CertificateStore(bundle.certificates)) {
-            RFC5280Policy(fixedExpiryValidationTime: Date())
-            SPIFFELeafPolicy(expectedIdentity: identity)
-          }
-          let result = await verifier.validate(
-            leaf: newLeaf, intermediates: CertificateStore(Array(new.certificates.dropFirst())))
-          if case .couldNotValidate(let failures) = result {
-            report.failures.append(
-              "the new chain does not verify against the served bundle: \(failures.map { "\($0.policyFailureReason)" }.joined(separator: "; "))"
-            )
-          }
-          return report
-        }
+      let started = ContinuousClock.now
+      let rotation = try await AdminClient.request("POST", "/rotate", at: self.admin)
+      guard rotation.status == 200 else {
+        report.failures.append(
+          "POST /rotate answered \(rotation.status): \(rotation.body.trimmingCharacters(in: .whitespacesAndNewlines))"
+        )
+        return report
       }
+      guard let pushed = try await self.nextResponse(from: streams.certificates) else {
+        report.failures.append(
+          "no new certificate arrived on the open stream within \(DurationParser.format(self.timeout))")
+        return report
+      }
+      report.pushLatency = ContinuousClock.now - started
+      let new = try Self.summary(pushed)
+      guard let newLeaf = new.certificates.first, let oldLeaf = old.certificates.first else {
+        report.failures.append("the pushed secret holds no certificate")
+        return report
+      }
+      report.newSerial = newLeaf.serialHex
+      if newLeaf.serialNumber == oldLeaf.serialNumber {
+        report.failures.append("the pushed certificate has the old serial")
+      }
+      if new.spiffeID != identity {
+        report.failures.append(
+          "the identity changed from \(identity?.description ?? "-") to \(new.spiffeID?.description ?? "-")")
+      }
+      // Certificate times have one-second resolution: a rotation within the same second as
+      // the previous issuance expires in the same second, not later.
+      if newLeaf.notValidAfter < oldLeaf.notValidAfter {
+        report.failures.append("the new certificate expires before the old one")
+      }
+      if let key = new.privateKeyPEM, let parsed = try? Certificate.PrivateKey(pemEncoded: key) {
+        if parsed.publicKey != newLeaf.publicKey {
+          report.failures.append("the pushed key does not match the certificate")
+        }
+      } else {
+        report.failures.append("the pushed secret has no readable private key")
+      }
+      var verifier = Verifier(rootCertificates: CertificateStore(bundle.certificates)) {
+        RFC5280Policy(fixedExpiryValidationTime: Date())
+        SPIFFELeafPolicy(expectedIdentity: identity)
+      }
+      let result = await verifier.validate(
+        leaf: newLeaf, intermediates: CertificateStore(Array(new.certificates.dropFirst())))
+      if case .couldNotValidate(let failures) = result {
+        report.failures.append(
+          "the new chain does not verify against the served bundle: \(failures.map { "\($0.policyFailureReason)" }.joined(separator: "; "))"
+        )
+      }
+      return report
     }
   }
 
