@@ -117,5 +117,6 @@ package final class PrometheusMetrics: IssuanceRecorder {
   /// Counters that only exist with labels.
   static let labelled: Set<AgentCounters.Name> = [
     .nacks, .issuanceFailures, .callersRefused, .trustBundleErrors, .onDemandRefused, .fileSecretErrors,
+    .crlFetchErrors,
   ]
 }

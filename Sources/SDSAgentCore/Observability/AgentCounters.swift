@@ -24,6 +24,8 @@ package final class AgentCounters: Sendable {
     case onDemandRefused = "on_demand_refused"
     /// Files of a configured secret that could not be served; labels `secret` (configured) and `reason`.
     case fileSecretErrors = "file_secret_errors"
+    /// Followed CRLs not taken (fetch mode); labels `source` and `reason` (`CRLFetchFailure`).
+    case crlFetchErrors = "crl_fetch_errors"
   }
 
   /// One counted series: a name and its labels, in a stable order.

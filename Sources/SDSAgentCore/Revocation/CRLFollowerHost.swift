@@ -1,0 +1,44 @@
+import X509
+
+/// What the CRL follower needs of the agent: who may sign a CRL, the certificates it serves (to
+/// find the distribution point and the serials to check), where the lists go, and a renewal.
+package protocol CRLFollowerHost: Sendable {
+  /// The certificates that may sign a followed CRL: the own trust bundle's roots and the own
+  /// certificate's intermediates.
+  var crlIssuers: [Certificate] { get }
+  /// The leaf each identity serves now, the agent's own first.
+  var servedLeaves: [(identity: SPIFFEID, leaf: Certificate)] { get }
+  /// Serves `lists` in every own validation context from now on.
+  func installRevocationLists(_ lists: [CertificateRevocationList]) throws
+  /// Issues `identity` a new certificate with a new key now; false when it is not held.
+  func renew(_ identity: SPIFFEID) async throws -> Bool
+  /// Yields when the own certificate or the trust changes.
+  func changes() -> AsyncStream<Void>
+}
+
+/// Reads the CRL at a distribution point: its bytes, bounded in size and in time.
+package protocol CRLFetcher: Sendable {
+  func fetch(_ point: CRLDistributionPoint) async throws(CRLFetchFailure) -> [UInt8]
+}
+
+extension IdentityTable: CRLFollowerHost {
+  package var crlIssuers: [Certificate] {
+    let current = self.pinnedCache.current
+    let roots = self.installedTrustBundle?.roots ?? current.trust?.own.roots ?? []
+    return roots + (current.svid?.chain.dropFirst() ?? [])
+  }
+
+  package var servedLeaves: [(identity: SPIFFEID, leaf: Certificate)] {
+    self.identities.compactMap { identity in
+      self.cache(for: identity)?.current.svid.map { (identity, $0.leaf) }
+    }
+  }
+
+  package func renew(_ identity: SPIFFEID) async throws -> Bool {
+    try await self.rotate(identity)
+  }
+
+  package func changes() -> AsyncStream<Void> {
+    self.pinnedCache.changes()
+  }
+}
