@@ -126,7 +126,8 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
     let origin = BoundedText(point.url).description
     var held: CertificateRevocationList?
     do {
-      let lists = try await self.read(try await self.fetcher.fetch(point))
+      let bytes = try await self.fetcher.fetch(point)
+      let lists = try self.read(bytes)
       for list in lists where self.offer(list, from: .distributionPoint, origin: origin) {
         held = list
       }
@@ -186,7 +187,7 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
     let outcome = self.state.withLock { state -> FollowedCRL.Outcome? in
       guard !issuers.isEmpty else {
         state.pending = Array(
-          (state.pending + [(crl, source, origin)]).suffix(CertificateRevocationList.maximumPerDocument))
+          (state.pending + [(crl: crl, source: source, origin: origin)]).suffix(CertificateRevocationList.maximumPerDocument))
         return nil
       }
       return state.followed.offer(crl, issuers: issuers, now: self.now())

@@ -30,7 +30,7 @@ extension IdentityTable: CRLFollowerHost {
 
   package var servedLeaves: [(identity: SPIFFEID, leaf: Certificate)] {
     self.identities.compactMap { identity in
-      self.cache(for: identity)?.current.svid.map { (identity, $0.leaf) }
+      self.cache(for: identity)?.current.svid.map { (identity: identity, leaf: $0.leaf) }
     }
   }
 
