@@ -21,6 +21,8 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
   private let random: @Sendable () -> Double
   /// The longest time between two fetches of the distribution point.
   private let refresh: Duration
+  /// How long new lists wait for the renewal of a certificate served that they revoke.
+  private let renewalGrace: Duration
   private let counters: AgentCounters
   private let logger: Logger
   private let wake = WakeSignal()
@@ -36,6 +38,8 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
     var installed: [CertificateRevocationList] = []
     /// Serials whose holder is being renewed.
     var renewing: Set<CertificateSerial> = []
+    /// While a certificate served is revoked and being renewed: until when the lists wait for it.
+    var holdUntil: Date?
     /// CRLs offered before any certificate could verify them (before the first issuance).
     var pending: [(crl: CertificateRevocationList, source: CRLFetchFailure.Source, origin: String)] = []
   }
@@ -43,7 +47,7 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
   package init(
     host: any CRLFollowerHost, fetcher: any CRLFetcher, clock: C, now: @escaping @Sendable () -> Date,
     random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }, refresh: Duration,
-    counters: AgentCounters, logger: Logger
+    renewalGrace: Duration = .seconds(2), counters: AgentCounters, logger: Logger
   ) {
     self.host = host
     self.fetcher = fetcher
@@ -51,6 +55,7 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
     self.now = now
     self.random = random
     self.refresh = refresh
+    self.renewalGrace = renewalGrace
     self.counters = counters
     self.logger = logger
     self.state = Mutex(State(backoff: Backoff(initial: .seconds(1), maximum: max(.seconds(1), refresh))))
@@ -94,7 +99,9 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
   private var nextDeadline: Date? {
     self.state.withLock { state in
       let fetch = state.point == nil ? nil : state.fetchDue
-      return [fetch, state.followed.nextExpiry(after: self.now())].compactMap { $0 }.min()
+      let now = self.now()
+      let hold = state.holdUntil.flatMap { $0 > now ? $0 : nil }
+      return [fetch, state.followed.nextExpiry(after: now), hold].compactMap { $0 }.min()
     }
   }
 
@@ -187,7 +194,8 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
     let outcome = self.state.withLock { state -> FollowedCRL.Outcome? in
       guard !issuers.isEmpty else {
         state.pending = Array(
-          (state.pending + [(crl: crl, source: source, origin: origin)]).suffix(CertificateRevocationList.maximumPerDocument))
+          (state.pending + [(crl: crl, source: source, origin: origin)]).suffix(
+            CertificateRevocationList.maximumPerDocument))
         return nil
       }
       return state.followed.offer(crl, issuers: issuers, now: self.now())
@@ -221,13 +229,30 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
   }
 
   /// Serves the CRLs valid now, says so loudly when one expired, and renews each certificate
-  /// served whose serial is listed.
+  /// served whose serial is listed: first, for at most `renewalGrace`, so that the agent's Envoys
+  /// are not refused with the old certificate before the new one reaches them.
   package func publish() {
     let issuers = self.host.crlIssuers
     let leaves = self.host.servedLeaves
     self.state.withLock { state in
       let now = self.now()
       if !issuers.isEmpty { state.followed.keep(issuers: issuers) }
+      state.renewing.formIntersection(leaves.map { CertificateSerial($0.leaf.serialNumber) })
+      let revoked = leaves.filter { state.followed.revokes(CertificateSerial($0.leaf.serialNumber), at: now) }
+      for (identity, leaf) in revoked {
+        let serial = CertificateSerial(leaf.serialNumber)
+        guard state.renewing.insert(serial).inserted else { continue }
+        self.logger.notice(
+          "a followed CRL lists a certificate this agent serves; renewing it now",
+          metadata: ["identity": "\(identity)", "serial": "\(serial)"])
+        self.renewalRequests.yield((identity, serial))
+      }
+      if revoked.isEmpty {
+        state.holdUntil = nil
+      } else if state.holdUntil == nil {
+        state.holdUntil = now.addingTimeInterval(self.renewalGrace.seconds)
+      }
+      if let holdUntil = state.holdUntil, now < holdUntil { return }
       let lists = state.followed.servable(at: now)
       if lists != state.installed {
         do {
@@ -243,20 +268,13 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
           self.logger.error("cannot serve the followed CRLs", metadata: ["error": "\(error)"])
         }
       }
-      for (identity, leaf) in leaves {
-        let serial = CertificateSerial(leaf.serialNumber)
-        guard state.followed.revokes(serial, at: now), state.renewing.insert(serial).inserted else { continue }
-        self.logger.notice(
-          "a followed CRL lists a certificate this agent serves; renewing it now",
-          metadata: ["identity": "\(identity)", "serial": "\(serial)"])
-        self.renewalRequests.yield((identity, serial))
-      }
     }
   }
 
   private func renew(_ identity: SPIFFEID, serial: CertificateSerial) async {
     do {
       _ = try await self.host.renew(identity)
+      self.wake.signal()
     } catch {
       self.logger.error(
         "cannot renew a revoked certificate; trying again at the next CRL check",

@@ -19,17 +19,20 @@ import X509
   let follower: CRLFollower<ManualClock>
 
   init() throws {
-    let leaf = try LocalCA(
-      material: Fixtures.material, crlDistributionPoint: CRLDistributionPoint(url: "http://ca.test:8081/crl")
-    ).sign(
-      publicKey: try WorkloadKeyType.ecdsaP256.generate().publicKey, identity: Fixtures.identity,
-      ttl: .seconds(86400), now: Fixtures.now)[0]
-    self.host = FakeHost(issuers: [Fixtures.material.certificate], leaf: leaf)
+    self.host = FakeHost(issuers: [Fixtures.material.certificate], leaf: try Self.leaf())
     self.point = FakeDistributionPoint()
     let clock = self.clock
     self.follower = CRLFollower(
       host: self.host, fetcher: self.point, clock: clock, now: { clock.date }, random: { 0.5 },
       refresh: .seconds(86400), counters: self.counters, logger: Logger(label: "test"))
+  }
+
+  static func leaf() throws -> Certificate {
+    try LocalCA(
+      material: Fixtures.material, crlDistributionPoint: CRLDistributionPoint(url: "http://ca.test:8081/crl")
+    ).sign(
+      publicKey: try WorkloadKeyType.ecdsaP256.generate().publicKey, identity: Fixtures.identity,
+      ttl: .seconds(86400), now: Fixtures.now)[0]
   }
 
   func crl(
@@ -126,12 +129,30 @@ import X509
     }
   }
 
-  @Test func aCRLListingTheAgentsOwnSerialRenewsItAtOnce() async throws {
+  @Test func aCRLListingTheAgentsOwnSerialRenewsItAtOnceAndIsServedAfterTheNewCertificate() async throws {
     let serial = CertificateSerial(self.host.servedLeaves[0].leaf.serialNumber)
+    self.host.renewWith { try Self.leaf() }
     self.point.answer(try self.crl(3, revoking: [serial]).derBytes)
     try await self.running {
       #expect(await self.host.nextRenewal() == Fixtures.identity)
-      #expect(self.host.installed.first?.revokes(serial) == true)
+      let installed = await self.host.nextInstall()
+      #expect(installed.first?.revokes(serial) == true)
+      #expect(CertificateSerial(self.host.servedLeaves[0].leaf.serialNumber) != serial)
+      #expect(self.clock.now.offset == .zero, "the list waited for more than the renewal")
+    }
+  }
+
+  @Test func whenTheRenewalFailsTheListIsServedAfterTheGrace() async throws {
+    let serial = CertificateSerial(self.host.servedLeaves[0].leaf.serialNumber)
+    self.host.renewWith { throw CRLFetchFailure(.unreachable, "the CA is down") }
+    self.point.answer(try self.crl(3, revoking: [serial]).derBytes)
+    try await self.running {
+      #expect(await self.host.nextRenewal() == Fixtures.identity)
+      await self.clock.sleepers(atLeast: 1)
+      #expect(self.host.installed.isEmpty, "served before its holder was renewed or the grace was over")
+      #expect(self.clock.nextDeadline == .seconds(2))
+      self.clock.advance(by: .seconds(2))
+      #expect(await self.host.nextInstall().first?.revokes(serial) == true)
     }
   }
 
@@ -151,7 +172,8 @@ import X509
 /// The identity table's place: fixed issuers and one leaf; records what is installed and renewed.
 final class FakeHost: CRLFollowerHost {
   let crlIssuers: [Certificate]
-  let leaf: Certificate
+  private let leaf: Mutex<Certificate>
+  private let renewal = Mutex<@Sendable () throws -> Certificate>({ throw CRLFetchFailure(.unreachable, "no CA") })
   private let lists = Mutex<[CertificateRevocationList]>([])
   private let installs: AsyncStream<[CertificateRevocationList]>
   private let installContinuation: AsyncStream<[CertificateRevocationList]>.Continuation
@@ -162,13 +184,20 @@ final class FakeHost: CRLFollowerHost {
 
   init(issuers: [Certificate], leaf: Certificate) {
     self.crlIssuers = issuers
-    self.leaf = leaf
+    self.leaf = Mutex(leaf)
     (self.installs, self.installContinuation) = AsyncStream.makeStream()
     (self.renewals, self.renewed) = AsyncStream.makeStream()
     (self.changeStream, self.changed) = AsyncStream.makeStream()
   }
 
-  var servedLeaves: [(identity: SPIFFEID, leaf: Certificate)] { [(Fixtures.identity, self.leaf)] }
+  var servedLeaves: [(identity: SPIFFEID, leaf: Certificate)] {
+    [(Fixtures.identity, self.leaf.withLock { $0 })]
+  }
+
+  /// What a renewal does: the new leaf, or an error.
+  func renewWith(_ renewal: @escaping @Sendable () throws -> Certificate) {
+    self.renewal.withLock { $0 = renewal }
+  }
 
   var installed: [CertificateRevocationList] { self.lists.withLock { $0 } }
 
@@ -177,8 +206,10 @@ final class FakeHost: CRLFollowerHost {
     self.installContinuation.yield(lists)
   }
 
-  func renew(_ identity: SPIFFEID) async -> Bool {
-    self.renewed.yield(identity)
+  func renew(_ identity: SPIFFEID) async throws -> Bool {
+    defer { self.renewed.yield(identity) }
+    let next = try self.renewal.withLock { $0 }()
+    self.leaf.withLock { $0 = next }
     return true
   }
 
