@@ -259,8 +259,7 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
           try self.host.installRevocationLists(lists)
           for expired in state.installed where expired.nextUpdate <= now {
             self.logger.error(
-              "a followed CRL passed its nextUpdate and no newer one could be had: no CRL of its issuer is served, "
-                + "and revoked certificates are accepted again until one arrives",
+              "\(Self.expiredMessage)",
               metadata: ["number": "\(expired.number)", "next_update": "\(expired.nextUpdate.formatted(.iso8601))"])
           }
           state.installed = lists
@@ -269,6 +268,11 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
         }
       }
     }
+  }
+
+  static var expiredMessage: String {
+    "a followed CRL passed its nextUpdate and no newer one could be had: no CRL of its issuer is served, "
+      + "and revoked certificates are accepted again until one arrives"
   }
 
   private func renew(_ identity: SPIFFEID, serial: CertificateSerial) async {
