@@ -75,13 +75,16 @@ def revoke_and_measure(admin, agent, backend, gateway, serial, old, on_revoked=N
     if on_revoked is not None:
         on_revoked()
         times["CRL file written"] = time.monotonic() - t0
-    accepted = 0
+    accepted, through_gateway = 0, []
     while (outcome := mtls_get(backend.listen_port, *old)) == "ok":
         accepted += 1
+        through_gateway.append(get(gateway.listen_port))
         assert time.monotonic() - t0 < WINDOW, f"the revoked certificate is still accepted after {WINDOW}s"
         time.sleep(0.05)
     times["backend refused the old certificate"] = time.monotonic() - t0
-    print(f"\nrefused with {outcome}; accepted {accepted} times in the window")
+    failed_in_window = [status for status in through_gateway if status != 200]
+    print(f"\nrefused with {outcome}; accepted {accepted} times in the window; requests through the gateway "
+          f"meanwhile: {len(through_gateway)}, failed: {failed_in_window}")
     failures = stat(backend, f"listener.127.0.0.1_{backend.listen_port}.ssl.fail_verify_error")
     assert failures >= 1, f"ssl.fail_verify_error is {failures}: refused for another reason"
     new_serial = wait_envoys_hold((gateway, backend), lambda: served(agent)["default"]["serial"], timeout=WINDOW)

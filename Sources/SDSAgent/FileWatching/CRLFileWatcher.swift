@@ -62,10 +62,17 @@ package final class CRLFileWatcher<C: Clock>: Service, Sendable where C.Duration
     guard signature.size <= maximum else {
       return .failure(CRLFetchFailure(.tooLarge, "it is \(signature.size) bytes; a CRL file is read up to \(maximum)"))
     }
-    guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.read(upToCount: maximum + 1) else {
-      return .failure(CRLFetchFailure(.unreadable, "it cannot be read: \(Errno.current)"))
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+      return .failure(CRLFetchFailure(.unreadable, "it cannot be opened: \(Errno.current)"))
     }
-    try? handle.close()
+    defer { try? handle.close() }
+    let data: Data
+    do {
+      // nil at the end of the file: an empty file.
+      data = try handle.read(upToCount: maximum + 1) ?? Data()
+    } catch {
+      return .failure(CRLFetchFailure(.unreadable, "it cannot be read", cause: error))
+    }
     guard data.count <= maximum else {
       return .failure(CRLFetchFailure(.tooLarge, "it grew past \(maximum) bytes as it was read"))
     }
