@@ -6,13 +6,15 @@ import NIOPosix
 import SDSAgent
 import SDSAgentCore
 import ServiceLifecycle
+import Synchronization
 
 /// `ca serve --crl-listen`: its current CRL over plain HTTP at the path of `--crl-url`, the
 /// distribution point written into every leaf it signs. CRLs are signed, so plain HTTP is what
 /// RFC 5280 §4.2.1.13 expects. `GET` (or `HEAD`) of that path answers the signing root's CRL in
 /// DER (`application/pkix-crl`); a client that accepts `application/x-pem-file` (the agent) gets
 /// every root's CRL in PEM, so that during a root rotation it holds one for each root it trusts.
-/// Anything else is 404 or 405; a connection gets one answer and at most `timeLimit`.
+/// Anything else is 404 or 405; a connection gets one answer and at most `timeLimit`, and at most
+/// `maximumConnections` are served at once (more are closed unanswered).
 package struct CRLDistributionServer: Service, CustomStringConvertible {
   typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
@@ -22,6 +24,7 @@ package struct CRLDistributionServer: Service, CustomStringConvertible {
   /// Every root's CRL now, and the one of the root that signs.
   let lists: @Sendable () -> (all: [CertificateRevocationList], signing: CertificateRevocationList?)
   let timeLimit: Duration
+  static let maximumConnections = 256
   let logger: Logger
   /// The address bound, once it accepts connections.
   package let listening: AsyncStream<SocketAddress>.Continuation
@@ -56,11 +59,17 @@ package struct CRLDistributionServer: Service, CustomStringConvertible {
     self.logger.info(
       "serving the CRL",
       metadata: ["address": "\(server.channel.localAddress.map { "\($0)" } ?? "")", "path": "\(self.path)"])
+    let open = OpenConnections()
     try await withGracefulShutdownHandler {
       try await withThrowingDiscardingTaskGroup { group in
         try await server.executeThenClose { connections in
           for try await connection in connections {
+            guard open.admit(below: Self.maximumConnections) else {
+              connection.channel.close(promise: nil)
+              continue
+            }
             group.addTask {
+              defer { open.release() }
               _ = try? await withTimeLimit(self.timeLimit, on: ContinuousClock()) { await self.serve(connection) }
             }
           }
@@ -114,5 +123,22 @@ package struct CRLDistributionServer: Service, CustomStringConvertible {
       return (.serviceUnavailable, "text/plain", Array("no CRL is signed now; see ca serve's log\n".utf8))
     }
     return (.ok, "application/pkix-crl", signing.derBytes)
+  }
+}
+
+/// How many connections the CRL server serves now.
+private final class OpenConnections: Sendable {
+  private let count = Mutex(0)
+
+  func admit(below limit: Int) -> Bool {
+    self.count.withLock { count in
+      guard count < limit else { return false }
+      count += 1
+      return true
+    }
+  }
+
+  func release() {
+    self.count.withLock { $0 -= 1 }
   }
 }
