@@ -108,9 +108,11 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
   /// Takes the distribution point of the own certificate, fetches it if due, serves what holds.
   func step() async {
     if !self.host.crlIssuers.isEmpty {
-      for waiting in self.state.withLock({ state in
-        defer { state.pending = [] }; return state.pending
-      }) {
+      let pending = self.state.withLock { state in
+        defer { state.pending = [] }
+        return state.pending
+      }
+      for waiting in pending {
         self.offer(waiting.crl, from: waiting.source, origin: waiting.origin)
       }
     }

@@ -156,6 +156,18 @@ import X509
     }
   }
 
+  @Test func aFileReadBeforeAnyTrustIsOfferedAgainOnceTheBundleArrives() async throws {
+    self.host.trust([])
+    self.point.fail(CRLFetchFailure(.unreachable, "down"))
+    try await self.running {
+      self.follower.offer(Array(try self.crl(4).pemString.utf8), from: .file, origin: "/etc/ca-crl.pem")
+      #expect(self.host.installed.isEmpty)
+      #expect(self.errors(.unverified) == 0, "refused before anything could verify it")
+      self.host.trust([Fixtures.material.certificate])
+      #expect(await self.host.nextInstall().map(\.number) == [4])
+    }
+  }
+
   @Test func aFileCRLIsVerifiedLikeAFetchedOneAndANewerOneFromEitherSourceWins() async throws {
     self.point.answer(try self.crl(1).derBytes)
     try await self.running {
@@ -171,7 +183,7 @@ import X509
 
 /// The identity table's place: fixed issuers and one leaf; records what is installed and renewed.
 final class FakeHost: CRLFollowerHost {
-  let crlIssuers: [Certificate]
+  private let issuers: Mutex<[Certificate]>
   private let leaf: Mutex<Certificate>
   private let renewal = Mutex<@Sendable () throws -> Certificate>({ throw CRLFetchFailure(.unreachable, "no CA") })
   private let lists = Mutex<[CertificateRevocationList]>([])
@@ -183,11 +195,19 @@ final class FakeHost: CRLFollowerHost {
   private let changed: AsyncStream<Void>.Continuation
 
   init(issuers: [Certificate], leaf: Certificate) {
-    self.crlIssuers = issuers
+    self.issuers = Mutex(issuers)
     self.leaf = Mutex(leaf)
     (self.installs, self.installContinuation) = AsyncStream.makeStream()
     (self.renewals, self.renewed) = AsyncStream.makeStream()
     (self.changeStream, self.changed) = AsyncStream.makeStream()
+  }
+
+  var crlIssuers: [Certificate] { self.issuers.withLock { $0 } }
+
+  /// Trusts `issuers` from now on, as a first issuance or a new bundle does, and says so.
+  func trust(_ issuers: [Certificate]) {
+    self.issuers.withLock { $0 = issuers }
+    self.changed.yield()
   }
 
   var servedLeaves: [(identity: SPIFFEID, leaf: Certificate)] {
