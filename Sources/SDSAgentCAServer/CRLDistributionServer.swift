@@ -6,7 +6,6 @@ import NIOPosix
 import SDSAgent
 import SDSAgentCore
 import ServiceLifecycle
-import Synchronization
 
 /// `ca serve --crl-listen`: its current CRL over plain HTTP at the path of `--crl-url`, the
 /// distribution point written into every leaf it signs. CRLs are signed, so plain HTTP is what
@@ -123,22 +122,5 @@ package struct CRLDistributionServer: Service, CustomStringConvertible {
       return (.serviceUnavailable, "text/plain", Array("no CRL is signed now; see ca serve's log\n".utf8))
     }
     return (.ok, "application/pkix-crl", signing.derBytes)
-  }
-}
-
-/// How many connections the CRL server serves now.
-private final class OpenConnections: Sendable {
-  private let count = Mutex(0)
-
-  func admit(below limit: Int) -> Bool {
-    self.count.withLock { count in
-      guard count < limit else { return false }
-      count += 1
-      return true
-    }
-  }
-
-  func release() {
-    self.count.withLock { $0 -= 1 }
   }
 }

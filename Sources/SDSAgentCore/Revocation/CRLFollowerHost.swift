@@ -16,11 +16,6 @@ package protocol CRLFollowerHost: Sendable {
   func changes() -> AsyncStream<Void>
 }
 
-/// Reads the CRL at a distribution point: its bytes, bounded in size and in time.
-package protocol CRLFetcher: Sendable {
-  func fetch(_ point: CRLDistributionPoint) async throws(CRLFetchFailure) -> [UInt8]
-}
-
 extension IdentityTable: CRLFollowerHost {
   package var crlIssuers: [Certificate] {
     let current = self.pinnedCache.current
