@@ -125,10 +125,10 @@ package struct Agent: Sendable {
       // Always: a reload may add trust bundles to watch.
       .auxiliary(federation),
       ca.caRoots.map { .auxiliary($0) },
-      crl.map { .essential($0.follower) },
-      crl?.file.map { .auxiliary($0) },
       ca.operatorCA.map { .essential($0) },
       onDemand.map { .essential($0) },
+      crl.map { .essential($0.follower) },
+      crl?.file.map { .auxiliary($0) },
       .auxiliary(files),
       .essential(socket.server),
       admin.map { .auxiliary($0) },
