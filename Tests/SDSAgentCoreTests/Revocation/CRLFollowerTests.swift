@@ -156,6 +156,19 @@ import X509
     }
   }
 
+  @Test func duringARootRotationItHoldsOneCRLPerRootFromOneAnswer() async throws {
+    let next = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: Fixtures.now, commonName: "next")
+    self.host.trust([Fixtures.material.certificate, next.certificate])
+    let both = try self.crl(7).pemString + "\n" + self.crl(7, signedBy: next).pemString
+    self.point.answer(Array(both.utf8))
+    try await self.running {
+      let installed = await self.host.nextInstall()
+      #expect(installed.count == 2)
+      #expect(installed.contains { $0.isSigned(by: Fixtures.material.certificate) })
+      #expect(installed.contains { $0.isSigned(by: next.certificate) })
+    }
+  }
+
   @Test func aFileReadBeforeAnyTrustIsOfferedAgainOnceTheBundleArrives() async throws {
     self.host.trust([])
     self.point.fail(CRLFetchFailure(.unreachable, "down"))
