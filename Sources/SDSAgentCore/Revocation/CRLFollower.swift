@@ -38,6 +38,8 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
     var installed: [CertificateRevocationList] = []
     /// Serials whose holder is being renewed.
     var renewing: Set<CertificateSerial> = []
+    /// Whether the lists installed are not served for want of a CRL of every own root.
+    var uncovered = false
     /// While a certificate served is revoked and being renewed: until when the lists wait for it.
     var holdUntil: Date?
     /// CRLs offered before any certificate could verify them (before the first issuance).
@@ -265,11 +267,23 @@ package final class CRLFollower<C: Clock>: Service, CustomStringConvertible, Sen
               metadata: ["number": "\(expired.number)", "next_update": "\(expired.nextUpdate.formatted(.iso8601))"])
           }
           state.installed = lists
+          let uncovered = !lists.isEmpty && self.host.servedRevocationLists.isEmpty
+          if uncovered && !state.uncovered {
+            self.logger.warning(
+              "\(Self.uncoveredMessage)",
+              metadata: ["issuers": "\(lists.map { BoundedText($0.issuer.description).description })"])
+          }
+          state.uncovered = uncovered
         } catch {
           self.logger.error("cannot serve the followed CRLs", metadata: ["error": "\(error)"])
         }
       }
     }
+  }
+
+  static var uncoveredMessage: String {
+    "the followed CRLs are not served: a root of the own trust bundle has none (Envoy wants one for every root "
+      + "once one is served); revoked certificates are accepted until each root's CRL is followed"
   }
 
   static var expiredMessage: String {

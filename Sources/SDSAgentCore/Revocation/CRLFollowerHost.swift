@@ -8,8 +8,10 @@ package protocol CRLFollowerHost: Sendable {
   var crlIssuers: [Certificate] { get }
   /// The leaf each identity serves now, the agent's own first.
   var servedLeaves: [(identity: SPIFFEID, leaf: Certificate)] { get }
-  /// Serves `lists` in every own validation context from now on.
+  /// Serves `lists` in every own validation context from now on, when each own root has one.
   func installRevocationLists(_ lists: [CertificateRevocationList]) throws
+  /// The lists served now: none while a root of the own bundle has no list.
+  var servedRevocationLists: [CertificateRevocationList] { get }
   /// Issues `identity` a new certificate with a new key now; false when it is not held.
   func renew(_ identity: SPIFFEID) async throws -> Bool
   /// Yields when the own certificate or the trust changes.

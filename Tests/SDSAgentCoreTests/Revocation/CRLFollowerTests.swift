@@ -234,6 +234,8 @@ final class FakeHost: CRLFollowerHost {
 
   var installed: [CertificateRevocationList] { self.lists.withLock { $0 } }
 
+  var servedRevocationLists: [CertificateRevocationList] { self.installed }
+
   func installRevocationLists(_ lists: [CertificateRevocationList]) {
     self.lists.withLock { $0 = lists }
     self.installContinuation.yield(lists)
