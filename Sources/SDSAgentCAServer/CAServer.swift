@@ -107,6 +107,7 @@ package struct CAServer: Sendable {
           key: "root-overlap", value: DurationParser.format(configuration.rootOverlap), allowed: minimum.requirement)
       }
     }
+    let crlListener = try Self.crlListener(configuration)
     let (roots, resuming, store) = try RootRotationFiles.roots(
       of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain)
     // Every leaf it signs is recorded before it is answered, so it can be revoked.
@@ -161,7 +162,7 @@ package struct CAServer: Sendable {
     return CAServer(
       ca: ca, rotation: rotation, revocation: revocation, servingCertificate: servingCertificate,
       server: GRPCServer(transport: transport, services: [signer]), admin: admin,
-      crlServer: try Self.crlServer(configuration, ca: ca, host: revocationHost, logger: logger), logger: logger)
+      crlServer: Self.crlServer(crlListener, ca: ca, host: revocationHost, logger: logger), logger: logger)
   }
 
   /// Why `rotate-root` is refused with the operator's CA files.

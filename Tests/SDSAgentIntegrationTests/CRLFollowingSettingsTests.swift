@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SDSAgent
 import SDSAgentCAServer
 import SDSAgentCore
@@ -44,5 +45,18 @@ import Testing
     } throws: { error in
       (error as? ConfigurationError).map { $0.key == "crl-url" && $0.allowed.contains("http://") } ?? false
     }
+  }
+
+  @Test func caServeRefusesAListenerWithoutAURLBeforeItMakesAnything() async throws {
+    let directory = TemporaryDirectory.make() + "/state"
+    var configuration = CAServerConfiguration(
+      host: "127.0.0.1", port: 0, stateDirectory: directory, jwtKeysFile: "/nonexistent")
+    configuration.crlListen = ("127.0.0.1", 0)
+    await #expect {
+      try await CAServer.build(configuration: configuration, logger: Logger(label: "test"))
+    } throws: { error in
+      (error as? ConfigurationError).map { $0.key == "crl-listen" && $0.allowed.contains("--crl-url") } ?? false
+    }
+    #expect(!FileManager.default.fileExists(atPath: directory), "the CA was made before the refusal")
   }
 }
