@@ -9,6 +9,8 @@ reaches the agent
   b. through a `--ca-crl` file the test rewrites with `GET /ca/crl`, as an operator's sync would;
 within 5 s a TLS client presenting the revoked certificate and key is refused by the backend,
 the agent has renewed (its own serial is listed), and traffic through the gateway flows.
+A third test revokes in the overlap of a `ca serve` root rotation, when the agent trusts two
+roots and must serve a CRL of each (it gets both from the distribution point, in PEM).
 
 Run: SDS_AGENT_BIN=.build/debug/sds-agent .venv/bin/python -m pytest Tests/e2e/test_revocation_fleet.py -q -s
 """
@@ -20,10 +22,11 @@ import os
 import subprocess
 import time
 import urllib.request
+from datetime import datetime, timezone
 
 from conftest import agent_bin, norm_serial, wait_envoys_hold
 from daemon_support import AdminClient
-from test_fetch_mode import fetch_mode_args
+from test_fetch_mode import fetch_mode_args, leaf_of
 from test_revocation import get, mtls_get, stat
 
 WINDOW = 5.0
@@ -34,15 +37,23 @@ def served(agent) -> dict:
     return {s["name"]: s for s in secrets}
 
 
-def start_fleet(start_ca_serve, start_agent, start_envoy, jwt_keys, tmp_path, ca_args=(), agent_args=()):
+def start_fleet(start_ca_serve, start_agent, start_envoy, jwt_keys, tmp_path, ca_args=(), agent_args=(),
+                max_ttl="1h"):
     """`ca serve`, a fetch-mode agent, a backend (ROOTCA) and a gateway; returns them once the
     Envoys hold the agent's certificate, with that certificate and key saved to files."""
     admin = f"127.0.0.1:{free_tcp_port()}"
-    ca = start_ca_serve(extra_args=["--max-ttl", "1h", "--admin", admin, *ca_args])
+    ca = start_ca_serve(extra_args=["--max-ttl", max_ttl, "--admin", admin, *ca_args])
     token = jwt_keys.write_token(tmp_path / "token")
     agent = start_agent("600s", extra_args=fetch_mode_args(ca, token, *agent_args))
     backend = start_envoy("backend", agent.socket_path)
     gateway = start_envoy("gateway", agent.socket_path, BACKEND_PORT=backend.listen_port)
+    serial, old = save_served(agent, gateway, backend, tmp_path)
+    return ca, admin, agent, backend, gateway, serial, old
+
+
+def save_served(agent, gateway, backend, tmp_path):
+    """The agent's certificate once the Envoys hold it, saved with its key and ROOTCA to files
+    the test's TLS client presents and trusts."""
     by_name = served(agent)
     serial = norm_serial(by_name["default"]["serial"])
     wait_envoys_hold((gateway, backend), serial, timeout=30)
@@ -52,7 +63,7 @@ def start_fleet(start_ca_serve, start_agent, start_envoy, jwt_keys, tmp_path, ca
     (tmp_path / "root.pem").write_text(by_name["ROOTCA"]["pem"])
     old = (tmp_path / "old.pem", tmp_path / "old.key", tmp_path / "root.pem")
     assert mtls_get(backend.listen_port, *old) == "ok", "the backend refuses the certificate before revocation"
-    return ca, admin, agent, backend, gateway, serial, old
+    return serial, old
 
 
 def free_tcp_port() -> int:
@@ -142,3 +153,36 @@ def test_fetch_mode_follows_a_ca_crl_file(start_ca_serve, start_agent, start_env
     metrics = AdminClient(agent_admin).get("/metrics")
     assert any(line.startswith("sds_agent_crl_fetch_errors_total{") and 'source="file"' in line
                and 'reason="unparsable"' in line for line in metrics.splitlines()), metrics
+
+
+def test_fetch_mode_follows_both_roots_crls_through_a_root_rotation(start_ca_serve, start_agent, start_envoy,
+                                                                   jwt_keys, tmp_path):
+    """In the overlap of a `ca serve` root rotation the agent trusts two roots, and Envoy wants a
+    CRL of each once one is served: the agent's fetch gets both from the distribution point, so a
+    revocation is still enforced."""
+    crl_port = free_tcp_port()
+    url = f"http://127.0.0.1:{crl_port}/crl"
+    ca, admin, agent, backend, gateway, _, _ = start_fleet(
+        start_ca_serve, start_agent, start_envoy, jwt_keys, tmp_path, max_ttl="30s",
+        ca_args=["--crl-url", url, "--crl-listen", f"127.0.0.1:{crl_port}", "--root-overlap", "60s"],
+        agent_args=["--crl-refresh", "1s"])
+    t0 = time.monotonic()
+    res = subprocess.run([str(agent_bin()), "ca", "rotate-root", "--admin", admin], capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode == 0, res.stderr
+    # The agent learns the second root with its next certificate (at most half of --max-ttl).
+    deadline = time.monotonic() + 30
+    while served(agent)["ROOTCA"]["pem"].count("BEGIN CERTIFICATE") < 2:
+        assert time.monotonic() < deadline, "the agent does not trust both roots 30 s after the prepare"
+        time.sleep(0.2)
+    both_roots = time.monotonic() - t0
+    serial, old = save_served(agent, gateway, backend, tmp_path)
+    # Refused for its revocation, not its expiry: it has more than the window left to live.
+    left = leaf_of(old[0].read_text()).not_valid_after_utc - datetime.now(timezone.utc)
+    assert left.total_seconds() > 2 * WINDOW, f"the certificate expires in {left}; the test would not tell"
+    times = revoke_and_measure(admin, agent, backend, gateway, serial, old)
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/x-pem-file"}),
+                                timeout=5) as answer:
+        assert answer.read().decode().count("BEGIN X509 CRL") == 2, "ca serve does not answer both roots' CRLs"
+    print(f"both roots trusted by the agent {both_roots:.1f}s after the prepare; refused "
+          f"{times['backend refused the old certificate']:.2f}s after the revoke, in the overlap")
