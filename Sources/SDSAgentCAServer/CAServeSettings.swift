@@ -66,6 +66,18 @@ package enum CAServeSettings {
     allowed: AgentSettings.rootOverlap.allowed, reload: .restart,
     parse: { DurationParser.parse($0, in: .seconds(1) ... .seconds(365 * 86400)) })
 
+  package static let crlURL = Setting<CRLDistributionPoint>(
+    "crl-url", "URL",
+    help: "http:// URL written as the CRL distribution point into every leaf signed; fetch-mode agents follow "
+      + "the CRL there (serve it with --crl-listen).",
+    allowed: "an http:// URL with a host, of at most 2048 characters", reload: .restart,
+    parse: { CRLDistributionPoint(url: $0) })
+
+  package static let crlListen = Setting<(host: String, port: Int)>(
+    "crl-listen", "HOST:PORT",
+    help: "HOST:PORT to serve the current CRL on over plain HTTP, at --crl-url's path (e.g. 0.0.0.0:8081).",
+    allowed: "HOST:PORT", reload: .restart, parse: IstioCAConfiguration.parseAddress)
+
   /// Every option of `ca serve`, in the order help shows them.
   package static let all: [SettingDeclaration] = [
     listen.declaration, stateDirectory.declaration, jwtKeys.declaration, jwtIssuer.declaration,
@@ -73,5 +85,6 @@ package enum CAServeSettings {
     trustedNodeIdentity.declaration, AgentSettings.caCertificate.declaration, AgentSettings.caKey.declaration,
     AgentSettings.caChain.declaration, AgentSettings.logLevel.declaration, admin.declaration,
     rootOverlap.declaration, AgentSettings.crlValidity.declaration,
+    crlURL.declaration, crlListen.declaration,
   ]
 }

@@ -28,6 +28,10 @@ package struct CAServerConfiguration: Sendable {
   package var rootOverlap: Duration
   /// How long its revocation lists are valid.
   package var crlValidity: Duration
+  /// Written into every leaf it signs as the CRL distribution point (`--crl-url`).
+  package var crlURL: CRLDistributionPoint?
+  /// Where it serves its CRL over plain HTTP, at `crlURL`'s path (`--crl-listen`).
+  package var crlListen: (host: String, port: Int)?
 
   /// The overlap when none is set: an hour, or one `maximumTTL` if that is longer.
   package static func defaultRootOverlap(maximumTTL: Duration) -> Duration {
@@ -80,6 +84,8 @@ package struct CAServer: Sendable {
   let servingCertificate: ServingCertificate
   let server: GRPCServer<HTTP2ServerTransport.Posix>
   let admin: AdminServer?
+  /// Serves its CRL at the distribution point, with `--crl-listen`.
+  package let crlServer: CRLDistributionServer?
   let logger: Logger
 
   /// The root that signs now.
@@ -101,12 +107,13 @@ package struct CAServer: Sendable {
           key: "root-overlap", value: DurationParser.format(configuration.rootOverlap), allowed: minimum.requirement)
       }
     }
+    let crlListener = try Self.crlListener(configuration)
     let (roots, resuming, store) = try RootRotationFiles.roots(
       of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain)
     // Every leaf it signs is recorded before it is answered, so it can be revoked.
     let record = try RevocationStore.open(
       stateDirectory: configuration.stateDirectory, validity: configuration.crlValidity)
-    let ca = EmbeddedCA(roots, record: record)
+    let ca = EmbeddedCA(roots, record: record, crlDistributionPoint: configuration.crlURL)
     let revocationHost = CAServerRevocationHost()
     let revocation = RevocationService(
       ca: ca, record: record, host: revocationHost, clock: ContinuousClock(), now: { Date() }, logger: logger)
@@ -155,7 +162,8 @@ package struct CAServer: Sendable {
     }
     return CAServer(
       ca: ca, rotation: rotation, revocation: revocation, servingCertificate: servingCertificate,
-      server: GRPCServer(transport: transport, services: [signer]), admin: admin, logger: logger)
+      server: GRPCServer(transport: transport, services: [signer]), admin: admin,
+      crlServer: Self.crlServer(crlListener, ca: ca, host: revocationHost, logger: logger), logger: logger)
   }
 
   /// Why `rotate-root` is refused with the operator's CA files.
@@ -194,6 +202,7 @@ package struct CAServer: Sendable {
     if let rotation { services.append(.essential(rotation)) }
     services.append(.essential(self.revocation))
     if let admin { services.append(.auxiliary(admin)) }
+    if let crlServer { services.append(.essential(crlServer)) }
     var configuration = ServiceGroupConfiguration(
       services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)
     configuration.maximumGracefulShutdownDuration = Agent.shutdownLimit

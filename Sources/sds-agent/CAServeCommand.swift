@@ -63,6 +63,12 @@ struct CAServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("crl-validity"), help: help(AgentSettings.crlValidity))
   var crlValidity: String?
 
+  @Option(name: .customLong("crl-url"), help: help(CAServeSettings.crlURL))
+  var crlURL: String?
+
+  @Option(name: .customLong("crl-listen"), help: help(CAServeSettings.crlListen))
+  var crlListen: String?
+
   /// The options given, over `SDS_AGENT_CA_SERVE_<KEY>`, read through `CAServeSettings`' declarations.
   var settings: SettingsSource {
     var flags: [String: [String]] = [:]
@@ -73,6 +79,7 @@ struct CAServeCommand: AsyncParsableCommand {
       (AgentSettings.caKey.key, self.caKey), (AgentSettings.caChain.key, self.caChain),
       (AgentSettings.logLevel.key, self.logLevel), (CAServeSettings.admin.key, self.admin),
       (CAServeSettings.rootOverlap.key, self.rootOverlap), (AgentSettings.crlValidity.key, self.crlValidity),
+      (CAServeSettings.crlURL.key, self.crlURL), (CAServeSettings.crlListen.key, self.crlListen),
     ] {
       flags[key] = value.map { [$0] }
     }
@@ -96,7 +103,7 @@ struct CAServeCommand: AsyncParsableCommand {
       level = try settings.require(AgentSettings.logLevel)
       let address = try settings.require(s.listen)
       let issuers = try settings.readAll(s.jwtIssuer)
-      configuration = CAServerConfiguration(
+      var serve = CAServerConfiguration(
         host: address.host,
         port: address.port,
         stateDirectory: try settings.require(s.stateDirectory),
@@ -111,6 +118,9 @@ struct CAServeCommand: AsyncParsableCommand {
         rootOverlap: try settings.read(s.rootOverlap),
         crlValidity: try settings.require(AgentSettings.crlValidity)
       )
+      serve.crlURL = try settings.read(s.crlURL)
+      serve.crlListen = try settings.read(s.crlListen)
+      configuration = serve
     } catch {
       throw ValidationError(error.description)
     }

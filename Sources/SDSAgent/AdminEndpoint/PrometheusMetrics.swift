@@ -130,5 +130,6 @@ package final class PrometheusMetrics: IssuanceRecorder {
     .nacks, .issuanceFailures, .callersRefused, .trustBundleErrors, .onDemandRefused, .fileSecretErrors,
     .operatorCAErrors,
     .workloadAPICalls,
+    .crlFetchErrors,
   ]
 }

@@ -90,6 +90,7 @@ package struct Agent: Sendable {
     let onDemand = Self.onDemand(context, authority: authority, table: identities)
     let ca = try Self.caServices(
       context, authority: authority, table: identities, streams: streams, onDemand: onDemand)
+    let crl = Self.crlFollowing(context, ca: ca, table: identities)
     let files = Self.fileSecrets(context, table: identities)
     let federation = try Self.federation(context, table: identities)
     let supervisor = Self.supervisor(context, table: identities, issuer: ca.issuer)
@@ -131,6 +132,8 @@ package struct Agent: Sendable {
       ca.caRoots.map { .auxiliary($0) },
       ca.operatorCAFiles.map { .auxiliary($0) },
       onDemand.map { .essential($0) },
+      crl.map { .essential($0.follower) },
+      crl?.file.map { .auxiliary($0) },
       .auxiliary(files),
       .essential(socket.server),
       workloadAPISocket.map { .essential($0.server) },

@@ -291,6 +291,7 @@ package enum AgentSettings {
     onDemandCallers.declaration,
     workloadAPI.declaration, workloadAPISocket.declaration, workloadAPISocketMode.declaration,
     workloadAPISocketGroup.declaration, jwtSVIDTTL.declaration,
+    caCRL.declaration, crlRefresh.declaration,
   ]
 
   /// The settings a config file may set; `check-config` shows each one.

@@ -170,7 +170,7 @@ package struct ConfigurationLoader: Sendable {
     let defaultToken = AgentSettings.defaultTokenFile
     let tokenFile =
       try settings.read(s.tokenFile) ?? (FileManager.default.fileExists(atPath: defaultToken) ? defaultToken : nil)
-    return try IstioCAConfiguration(
+    var configuration = try IstioCAConfiguration(
       host: address.host,
       port: address.port,
       rootsFile: try settings.read(s.caRoot),
@@ -180,6 +180,9 @@ package struct ConfigurationLoader: Sendable {
       clusterID: try settings.require(s.clusterID),
       extraHeaders: headers
     )
+    configuration.crlFile = try settings.read(s.caCRL)
+    configuration.crlRefresh = try settings.require(s.crlRefresh)
+    return configuration
   }
 
   /// The identity a token names, as Istio derives it from `system:serviceaccount:<ns>:<sa>`.

@@ -15,6 +15,10 @@ package struct IstioCAConfiguration: Sendable, Equatable {
   package let clusterID: String
   package let extraHeaders: [String: String]
   package let requestTimeout: Duration
+  /// The CA's CRLs as a file (`--ca-crl`), watched and followed.
+  package var crlFile: String?
+  /// The longest time between two fetches of the CRL distribution point.
+  package var crlRefresh: Duration = .seconds(60)
 
   package init(
     host: String,

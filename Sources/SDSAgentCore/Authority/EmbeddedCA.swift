@@ -38,14 +38,20 @@ package final class EmbeddedCA: CertificateAuthority {
   private let state: Mutex<Roots>
   package let backdate: Duration
   package let record: (any IssuanceRecord)?
+  /// Written into every leaf it signs, so that fetch-mode agents find its CRL.
+  package let crlDistributionPoint: CRLDistributionPoint?
   /// Signalled at every `install`, for the one service that follows the roots (the revocation
   /// service, which signs a list for each).
   package let rootsInstalled = WakeSignal()
 
-  package init(_ roots: Roots, backdate: Duration = .seconds(10), record: (any IssuanceRecord)? = nil) {
+  package init(
+    _ roots: Roots, backdate: Duration = .seconds(10), record: (any IssuanceRecord)? = nil,
+    crlDistributionPoint: CRLDistributionPoint? = nil
+  ) {
     self.state = Mutex(roots)
     self.backdate = backdate
     self.record = record
+    self.crlDistributionPoint = crlDistributionPoint
   }
 
   package var roots: Roots { self.state.withLock { $0 } }
@@ -80,7 +86,8 @@ package final class EmbeddedCA: CertificateAuthority {
     now: Date
   ) throws(CertificateAuthorityError) -> (chain: [Certificate], trustBundle: TrustBundle) {
     let roots = self.roots
-    let signer = LocalCA(material: roots.signing, backdate: self.backdate)
+    let signer = LocalCA(
+      material: roots.signing, backdate: self.backdate, crlDistributionPoint: self.crlDistributionPoint)
     let chain = try signer.sign(publicKey: publicKey, identity: identity, ttl: ttl, now: now)
     try self.record?.record(
       IssuedCertificate(

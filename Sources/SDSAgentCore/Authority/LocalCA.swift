@@ -7,10 +7,15 @@ package struct LocalCA: CertificateAuthority {
   package let material: CAMaterial
   /// How far `notBefore` is set before the moment of issuance, for peers with skewed clocks.
   package let backdate: Duration
+  /// Written into every leaf it signs (`ca serve --crl-url`).
+  package let crlDistributionPoint: CRLDistributionPoint?
 
-  package init(material: CAMaterial, backdate: Duration = .seconds(10)) {
+  package init(
+    material: CAMaterial, backdate: Duration = .seconds(10), crlDistributionPoint: CRLDistributionPoint? = nil
+  ) {
     self.material = material
     self.backdate = backdate
+    self.crlDistributionPoint = crlDistributionPoint
   }
 
   package func certify(
@@ -91,6 +96,7 @@ package struct LocalCA: CertificateAuthority {
             keyIdentifier: try? self.material.certificate.extensions.subjectKeyIdentifier?.keyIdentifier
           )
           Critical(SubjectAlternativeNames([name]))
+          if let crlDistributionPoint { crlDistributionPoint }
         },
         issuerPrivateKey: self.material.privateKey
       )

@@ -29,6 +29,8 @@ package final class AgentCounters: Sendable {
     /// SPIFFE Workload API calls by how they went; labels `method` and `outcome` (`ok` once the
     /// first answer is sent, else the refusal's code).
     case workloadAPICalls = "workload_api_calls"
+    /// Followed CRLs not taken (fetch mode); labels `source` and `reason` (`CRLFetchFailure`).
+    case crlFetchErrors = "crl_fetch_errors"
   }
 
   /// One counted series: a name and its labels, in a stable order.
