@@ -622,7 +622,9 @@ def test_jwt_key_rotates_with_the_root(wapi_agent):
             validate(before.token)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "kid" in refused.value.details() or "expired" in refused.value.details(), refused.value.details()
-        assert str(client.validate_jwt_svid(after.token, "backend").spiffe_id) == SPIFFE_ID
+        fresh = client.fetch_jwt_svid(audience={"backend", "fresh"})
+        assert pyjwt.get_unverified_header(fresh.token)["kid"] == new_kid
+        assert str(client.validate_jwt_svid(fresh.token, "backend").spiffe_id) == SPIFFE_ID
     finally:
         stream.cancel()
         channel.close()

@@ -66,14 +66,16 @@ package final class JWTKeyRing: RootRotationFollower, Sendable {
   }
 
   package func rootSwitched(at now: Date) {
-    let (switched, keys) = self.update { $0.switchToNext(at: now, ttl: self.ttl) }
-    guard switched else { return }
+    // Recorded before it takes effect; only the supervisor's task changes the keys after a prepare.
+    var keys = self.current
+    guard keys.switchToNext(at: now, ttl: self.ttl) else { return }
     do {
       try self.store?.switched(keys)
     } catch {
-      // Resumed from the root's record at restart.
+      // Made again from the root's record at restart.
       self.logger.error("JWT signing key rotation: could not record the switch", metadata: ["error": "\(error)"])
     }
+    self.update { $0.switchToNext(at: now, ttl: self.ttl) }
     self.logger.notice(
       "JWT signing key rotation: the new key signs from now on; the old one stays in the JWT bundle until its last token expires",
       metadata: [
@@ -84,7 +86,8 @@ package final class JWTKeyRing: RootRotationFollower, Sendable {
   package var nextDeadline: Date? { self.current.nextRetirement }
 
   package func performDueSteps(at now: Date) {
-    let (retired, keys) = self.update { $0.retire(now: now) }
+    var keys = self.current
+    let retired = keys.retire(now: now)
     guard !retired.isEmpty else { return }
     do {
       try self.store?.retired(keys)
@@ -95,6 +98,7 @@ package final class JWTKeyRing: RootRotationFollower, Sendable {
     self.logger.notice(
       "JWT signing key rotation: retired a key whose last token has expired",
       metadata: ["kid": "\(retired.map(\.key.kid).joined(separator: ","))"])
+    self.update { _ = $0.retire(now: now) }
   }
 
   // MARK: - Publishing
