@@ -34,6 +34,9 @@
    signs; after the switch new tokens carry the new kid and a token fetched before the rotation
    still validates; one token lifetime after the switch the bundle holds only the new key and the
    old token is refused.
+   test_federated_jwt_bundle: a --trust-bundle SPIFFE bundle's jwt-svid key is in py-spiffe's JWT
+   bundles under its domain and verifies that domain's tokens; a federated domain without JWT
+   keys has no JWT bundle and its tokens are refused.
 5. test_node_agent_callers_get_only_their_own_svid: `--caller-identity peer` with rules for uids
    1001 and 1002: each uid (a child that drops to it before connecting) gets exactly its own
    SPIFFE ID and never the other's; uid 1003, mapped nowhere, gets PERMISSION_DENIED. Needs root.
@@ -627,6 +630,61 @@ def test_jwt_key_rotates_with_the_root(wapi_agent):
         assert str(client.validate_jwt_svid(fresh.token, "backend").spiffe_id) == SPIFFE_ID
     finally:
         stream.cancel()
+        channel.close()
+        client.close()
+
+
+def test_federated_jwt_bundle(wapi_agent, tmp_path):
+    """A --trust-bundle SPIFFE bundle with a jwt-svid key: py-spiffe's FetchJWTBundles has it under
+    its trust domain, ValidateJWTSVID accepts that domain's token signed by it, and refuses a token
+    of a federated domain whose bundle has no JWT keys."""
+    import base64
+
+    import grpc
+    import jwt as pyjwt
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from spiffe import TrustDomain, WorkloadApiClient
+    from spiffe._proto import workload_pb2
+
+    def b64url(number: int) -> str:
+        return base64.urlsafe_b64encode(number.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    root = x509.load_pem_x509_certificate(make_root(tmp_path, "other"))
+    document = {"keys": [
+        {"use": "x509-svid", "kty": "EC", "crv": "P-256",
+         "x5c": [base64.b64encode(root.public_bytes(Encoding.DER)).decode()]},
+        {"use": "jwt-svid", "kty": "EC", "crv": "P-256", "kid": "other-key-1",
+         "x": b64url(numbers.x), "y": b64url(numbers.y)},
+    ]}
+    (tmp_path / "example.org.json").write_text(json.dumps(document))
+    (tmp_path / "plain.example.pem").write_bytes(make_root(tmp_path, "plain"))
+    agent, _ = wapi_agent(["--trust-bundle", f"spiffe://example.org={tmp_path / 'example.org.json'}",
+                           "--trust-bundle", f"spiffe://plain.example={tmp_path / 'plain.example.pem'}"])
+    client = WorkloadApiClient(socket_path=f"unix://{agent.socket_path}", default_timeout=10)
+    channel, stub = workload_stub(agent.socket_path)
+    try:
+        bundles = client.fetch_jwt_bundles()
+        federated = bundles.get_bundle_for_trust_domain(TrustDomain("example.org"))
+        assert federated is not None and federated.get_jwt_authority("other-key-1") is not None
+        assert bundles.get_bundle_for_trust_domain(TrustDomain("plain.example")) is None
+        assert bundles.get_bundle_for_trust_domain(TrustDomain("cluster.local")) is not None
+
+        claims = {"sub": "spiffe://example.org/payments", "aud": ["backend"], "exp": int(time.time()) + 60}
+        token = pyjwt.encode(claims, key, algorithm="ES256", headers={"kid": "other-key-1"})
+        assert str(client.validate_jwt_svid(token, "backend").spiffe_id) == "spiffe://example.org/payments"
+
+        plain = pyjwt.encode({**claims, "sub": "spiffe://plain.example/x"}, key, algorithm="ES256",
+                             headers={"kid": "other-key-1"})
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ValidateJWTSVID(workload_pb2.ValidateJWTSVIDRequest(svid=plain, audience="backend"),
+                                 metadata=HEADER, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "no JWT bundle for the trust domain plain.example" in refused.value.details()
+    finally:
         channel.close()
         client.close()
 
