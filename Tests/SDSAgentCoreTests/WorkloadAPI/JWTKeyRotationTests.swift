@@ -153,4 +153,30 @@ import X509
     #expect(keys.published.map(\.kid) == [third.kid, second.kid])
     #expect(keys.retiring.first?.replacedBy == third.kid)
   }
+
+  @Test func aRetirementResumedAfterTheRotationEndedIsTakenOnTheSupervisorsTimer() async throws {
+    let clock = self.clock
+    var keys = JWTSigningKeys(signing: self.old)
+    let next = JWTSigningKey()
+    keys.prepare(next)
+    keys.switchToNext(at: Fixtures.now, ttl: .seconds(30))
+    let ring = JWTKeyRing(
+      keys, trustDomain: TrustDomainName(of: Fixtures.identity), ttl: .seconds(30), publishingTo: self.table.node)
+    let roots = RootRotationSupervisor(
+      ca: self.ca, host: SDSRootRotationHost(table: self.table, streams: StreamRegistry()), store: Memory(),
+      resuming: nil, overlap: .seconds(10),
+      makeRoot: { try CAMaterial.generateRoot(trustDomain: "cluster.local", now: $0, commonName: "next") },
+      clock: clock, now: { clock.date }, logger: Logger(label: "test"), follower: ring)
+    #expect(self.published == [next.kid, self.old.kid])
+    try await withThrowingDiscardingTaskGroup { group in
+      group.addTask { await roots.run() }
+      await clock.sleeper(until: .seconds(30))
+      #expect(self.published == [next.kid, self.old.kid])
+      clock.advance(by: .seconds(30))
+      await self.cache.waitUntil { $0.jwtBundles.own?.keys.count == 1 }
+      #expect(self.published == [next.kid])
+      #expect(roots.current == nil)
+      group.cancelAll()
+    }
+  }
 }
