@@ -29,6 +29,14 @@
    from FetchJWTBundles (PyJWT underneath); the wrong audience, a token of another key and
    another identity's JWT-SVID are refused with INVALID_ARGUMENT / PERMISSION_DENIED, each counted
    in /metrics by method and outcome.
+   test_jwt_key_rotates_with_the_root: across `ca rotate-root --overlap 2s` (--jwt-svid-ttl 10s)
+   an open FetchJWTBundles stream is pushed the prepared key (both kids) while the old key still
+   signs; after the switch new tokens carry the new kid and a token fetched before the rotation
+   still validates; one token lifetime after the switch the bundle holds only the new key and the
+   old token is refused.
+   test_federated_jwt_bundle: a --trust-bundle SPIFFE bundle's jwt-svid key is in py-spiffe's JWT
+   bundles under its domain and verifies that domain's tokens; a federated domain without JWT
+   keys has no JWT bundle and its tokens are refused.
 5. test_node_agent_callers_get_only_their_own_svid: `--caller-identity peer` with rules for uids
    1001 and 1002: each uid (a child that drops to it before connecting) gets exactly its own
    SPIFFE ID and never the other's; uid 1003, mapped nowhere, gets PERMISSION_DENIED. Needs root.
@@ -532,6 +540,153 @@ def test_jwt_svid_fetch_validate_and_bundle(wapi_agent):
     assert metrics.value(calls, method="ValidateJWTSVID", outcome="bad_signature") == 1
     assert metrics.value(calls, method="FetchJWTSVID", outcome="not_entitled") == 1
     assert metrics.value(calls, method="FetchJWTSVID", outcome="ok") == 201
+
+
+def _kids(message, domain: str = "spiffe://cluster.local") -> list[str]:
+    return [key["kid"] for key in json.loads(message.bundles[domain])["keys"]]
+
+
+def test_jwt_key_rotates_with_the_root(wapi_agent):
+    """Across `ca rotate-root --overlap 2s` with --jwt-svid-ttl 10s: the prepared key is published
+    at once (an open FetchJWTBundles stream is pushed both kids) while the old key still signs; at
+    the switch new tokens carry the new kid and a token of the old key still validates; the old
+    key leaves the bundle one token lifetime after the switch, and its tokens are then refused."""
+    import queue
+
+    import grpc
+    import jwt as pyjwt
+    from spiffe import WorkloadApiClient
+    from spiffe._proto import workload_pb2
+
+    from conftest import agent_bin
+
+    agent, admin = wapi_agent(["--jwt-svid-ttl", "10s"])
+    state = Path(agent.state_dir)
+    client = WorkloadApiClient(socket_path=f"unix://{agent.socket_path}", default_timeout=10)
+    channel, stub = workload_stub(agent.socket_path)
+    stream = stub.FetchJWTBundles(workload_pb2.JWTBundlesRequest(), metadata=HEADER, timeout=120)
+    pushes: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        try:
+            for message in stream:
+                pushes.put((time.monotonic(), _kids(message)))
+        except grpc.RpcError:
+            pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def next_push(predicate, what: str) -> tuple[float, list[str]]:
+        deadline = time.monotonic() + 30
+        while True:
+            at, kids = pushes.get(timeout=max(0.1, deadline - time.monotonic()))
+            if predicate(kids):
+                return at, kids
+            assert time.monotonic() < deadline, f"no push with {what}"
+
+    def validate(token: str):
+        return stub.ValidateJWTSVID(workload_pb2.ValidateJWTSVIDRequest(svid=token, audience="backend"),
+                                    metadata=HEADER, timeout=10)
+
+    try:
+        _, first = next_push(lambda kids: True, "the first bundle")
+        assert len(first) == 1, first
+        old_kid = first[0]
+        before = client.fetch_jwt_svid(audience={"backend"})
+        assert pyjwt.get_unverified_header(before.token)["kid"] == old_kid
+
+        started = time.monotonic()
+        res = subprocess.run([str(agent_bin()), "ca", "rotate-root", "--admin", admin.address, "--overlap", "2s"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+        prepared_at, prepared = next_push(lambda kids: len(kids) == 2, "the prepared key")
+        assert prepared[0] == old_kid, prepared
+        new_kid = prepared[1]
+        print(f"JWT key prepared: pushed {prepared_at - started:.2f}s after rotate-root")
+        assert (state / "jwt-next-signing-key.pem").stat().st_mode & 0o777 == 0o600
+        # Published before it signs: the old key still signs.
+        assert pyjwt.get_unverified_header(client.fetch_jwt_svid(audience={"prepared"}).token)["kid"] == old_kid
+
+        switched_at, switched = next_push(lambda kids: kids[:1] == [new_kid], "the new key signing")
+        print(f"JWT key switched: pushed {switched_at - started:.2f}s after rotate-root, bundle {len(switched)} keys")
+        assert set(switched) == {old_kid, new_kid}
+        after = client.fetch_jwt_svid(audience={"backend"})
+        assert pyjwt.get_unverified_header(after.token)["kid"] == new_kid, "a kept token of the old key was handed out"
+        assert str(client.validate_jwt_svid(before.token, "backend").spiffe_id) == SPIFFE_ID
+        assert validate(before.token).spiffe_id == SPIFFE_ID
+        assert (state / "jwt-retiring-keys.json").exists()
+        assert not (state / "jwt-next-signing-key.pem").exists()
+
+        retired_at, retired = next_push(lambda kids: kids == [new_kid], "only the new key")
+        print(f"JWT old key retired: pushed {retired_at - switched_at:.2f}s after the switch (--jwt-svid-ttl 10s)")
+        assert not (state / "jwt-retiring-keys.json").exists()
+        with pytest.raises(grpc.RpcError) as refused:
+            validate(before.token)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "kid" in refused.value.details() or "expired" in refused.value.details(), refused.value.details()
+        fresh = client.fetch_jwt_svid(audience={"backend", "fresh"})
+        assert pyjwt.get_unverified_header(fresh.token)["kid"] == new_kid
+        assert str(client.validate_jwt_svid(fresh.token, "backend").spiffe_id) == SPIFFE_ID
+    finally:
+        stream.cancel()
+        channel.close()
+        client.close()
+
+
+def test_federated_jwt_bundle(wapi_agent, tmp_path):
+    """A --trust-bundle SPIFFE bundle with a jwt-svid key: py-spiffe's FetchJWTBundles has it under
+    its trust domain, ValidateJWTSVID accepts that domain's token signed by it, and refuses a token
+    of a federated domain whose bundle has no JWT keys."""
+    import base64
+
+    import grpc
+    import jwt as pyjwt
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from spiffe import TrustDomain, WorkloadApiClient
+    from spiffe._proto import workload_pb2
+
+    def b64url(number: int) -> str:
+        return base64.urlsafe_b64encode(number.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    root = x509.load_pem_x509_certificate(make_root(tmp_path, "other"))
+    document = {"keys": [
+        {"use": "x509-svid", "kty": "EC", "crv": "P-256",
+         "x5c": [base64.b64encode(root.public_bytes(Encoding.DER)).decode()]},
+        {"use": "jwt-svid", "kty": "EC", "crv": "P-256", "kid": "other-key-1",
+         "x": b64url(numbers.x), "y": b64url(numbers.y)},
+    ]}
+    (tmp_path / "example.org.json").write_text(json.dumps(document))
+    (tmp_path / "plain.example.pem").write_bytes(make_root(tmp_path, "plain"))
+    agent, _ = wapi_agent(["--trust-bundle", f"spiffe://example.org={tmp_path / 'example.org.json'}",
+                           "--trust-bundle", f"spiffe://plain.example={tmp_path / 'plain.example.pem'}"])
+    client = WorkloadApiClient(socket_path=f"unix://{agent.socket_path}", default_timeout=10)
+    channel, stub = workload_stub(agent.socket_path)
+    try:
+        bundles = client.fetch_jwt_bundles()
+        federated = bundles.get_bundle_for_trust_domain(TrustDomain("example.org"))
+        assert federated is not None and federated.get_jwt_authority("other-key-1") is not None
+        assert bundles.get_bundle_for_trust_domain(TrustDomain("plain.example")) is None
+        assert bundles.get_bundle_for_trust_domain(TrustDomain("cluster.local")) is not None
+
+        claims = {"sub": "spiffe://example.org/payments", "aud": ["backend"], "exp": int(time.time()) + 60}
+        token = pyjwt.encode(claims, key, algorithm="ES256", headers={"kid": "other-key-1"})
+        assert str(client.validate_jwt_svid(token, "backend").spiffe_id) == "spiffe://example.org/payments"
+
+        plain = pyjwt.encode({**claims, "sub": "spiffe://plain.example/x"}, key, algorithm="ES256",
+                             headers={"kid": "other-key-1"})
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ValidateJWTSVID(workload_pb2.ValidateJWTSVIDRequest(svid=plain, audience="backend"),
+                                 metadata=HEADER, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "no JWT bundle for the trust domain plain.example" in refused.value.details()
+    finally:
+        channel.close()
+        client.close()
 
 
 # --------------------------------------------------------------------------- node agent

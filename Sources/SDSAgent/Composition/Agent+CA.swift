@@ -26,12 +26,12 @@ extension Agent {
 
   static func caServices(
     _ context: AgentContext, authority: Authority, table: IdentityTable, streams: StreamRegistry,
-    onDemand: OnDemandCertificates<ContinuousClock>?
+    onDemand: OnDemandCertificates<ContinuousClock>?, jwtKeys: JWTKeyRing? = nil
   ) throws -> CAServices {
     let configuration = context.configuration
     let logger = context.logger
     let rootRotation = try Self.rootRotation(
-      context, authority: authority, identities: table, streams: streams, onDemand: onDemand)
+      context, authority: authority, identities: table, streams: streams, onDemand: onDemand, jwtKeys: jwtKeys)
     let following = try authority.remote.map { client in
       try FollowingCA(
         upstream: client, table: table,
@@ -66,7 +66,7 @@ extension Agent {
   /// the supervisor of its rotations (resuming one in progress).
   static func rootRotation(
     _ context: AgentContext, authority: Authority, identities: IdentityTable, streams: StreamRegistry,
-    onDemand: OnDemandCertificates<ContinuousClock>?
+    onDemand: OnDemandCertificates<ContinuousClock>?, jwtKeys: JWTKeyRing? = nil
   ) throws -> RootRotationSupervisor<ContinuousClock>? {
     guard case .embedded(let ca, let rotation, let store) = authority else { return nil }
     try identities.installTrustBundle(ca.trustBundle)
@@ -88,6 +88,6 @@ extension Agent {
         try CAMaterial.generateRoot(
           trustDomain: trustDomain, now: now, commonName: "sds-agent local CA \(now.formatted(.iso8601))")
       },
-      clock: context.clock, now: context.now, logger: context.logger)
+      clock: context.clock, now: context.now, logger: context.logger, follower: jwtKeys)
   }
 }

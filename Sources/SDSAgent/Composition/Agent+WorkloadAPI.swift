@@ -11,19 +11,25 @@ extension Agent {
     let listening: Milestone
   }
 
-  /// The Workload API service, unless `workload-api` is false; it signs JWT-SVIDs with a key
-  /// of its own beside the CA's, except in fetch mode, whose CA signs no JWTs.
-  static func workloadAPI(_ context: AgentContext) throws -> WorkloadAPIService? {
+  /// The Workload API service, unless `workload-api` is false; it signs JWT-SVIDs with `jwtKeys`.
+  static func workloadAPI(_ context: AgentContext, jwtKeys: JWTKeyRing?) -> WorkloadAPIService? {
+    guard context.configuration.workloadAPI.enabled else { return nil }
+    return WorkloadAPIService(
+      logger: context.logger, counters: context.counters, jwt: jwtKeys.map(JWTSVIDIssuer.init(keys:)), now: context.now)
+  }
+
+  /// The keys that sign JWT-SVIDs, beside the CA's, published in the node's JWT bundles and
+  /// rotating with the embedded CA's own root; none when the Workload API is off or in fetch
+  /// mode, whose CA signs no JWTs.
+  static func jwtKeys(_ context: AgentContext, authority: Authority, table: IdentityTable) throws -> JWTKeyRing? {
     let configuration = context.configuration
-    guard configuration.workloadAPI.enabled else { return nil }
-    var jwt: JWTSVIDIssuer?
-    if configuration.istioCA == nil {
-      let key = try JWTKeyStore.loadOrGenerate(stateDirectory: configuration.stateDirectory)
-      jwt = JWTSVIDIssuer(
-        signer: JWTSVIDSigner(key: key), trustDomain: TrustDomainName(of: configuration.identity),
-        ttl: configuration.workloadAPI.jwtSVIDTTL)
-    }
-    return WorkloadAPIService(logger: context.logger, counters: context.counters, jwt: jwt, now: context.now)
+    guard configuration.workloadAPI.enabled, case .embedded(_, let rotation, _) = authority else { return nil }
+    let files = JWTKeyFiles(stateDirectory: configuration.stateDirectory)
+    let ttl = configuration.workloadAPI.jwtSVIDTTL
+    let keys = try files.load(rootPhase: rotation?.phase, ttl: ttl, now: context.now())
+    return JWTKeyRing(
+      keys, trustDomain: TrustDomainName(of: configuration.identity), ttl: ttl, store: files,
+      publishingTo: table.node, logger: context.logger)
   }
 
   /// The socket services that serve `service`: none when it is off.

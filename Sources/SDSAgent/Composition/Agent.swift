@@ -88,8 +88,9 @@ package struct Agent: Sendable {
     let streams = StreamRegistry()
     let identities = Self.identityTable(context)
     let onDemand = Self.onDemand(context, authority: authority, table: identities)
+    let jwtKeys = try Self.jwtKeys(context, authority: authority, table: identities)
     let ca = try Self.caServices(
-      context, authority: authority, table: identities, streams: streams, onDemand: onDemand)
+      context, authority: authority, table: identities, streams: streams, onDemand: onDemand, jwtKeys: jwtKeys)
     let crl = Self.crlFollowing(context, ca: ca, table: identities)
     let files = Self.fileSecrets(context, table: identities)
     let federation = try Self.federation(context, table: identities)
@@ -104,7 +105,7 @@ package struct Agent: Sendable {
     let sdsService = SecretDiscoveryService(
       leases: admission, counters: context.counters, registry: streams, logger: logger,
       spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files)
-    let workloadAPI = try Self.workloadAPI(context)
+    let workloadAPI = Self.workloadAPI(context, jwtKeys: jwtKeys)
     let socket = try Self.sdsSocket(context, service: sdsService, workloadAPI: workloadAPI, environment: environment)
     let workloadAPISocket = try Self.workloadAPISocket(context, service: workloadAPI, callers: admission)
     let adminListening = Milestone()

@@ -61,6 +61,11 @@ enum BundleFile {
 
   /// The valid roots the file at `path` holds now.
   static func read(_ path: String, now: Date) -> Result<TrustBundle, Failure> {
+    Self.readDocument(path, now: now).map(\.trustBundle)
+  }
+
+  /// The file at `path` as it is now: its valid roots and, for a SPIFFE bundle, its JWT keys.
+  static func readDocument(_ path: String, now: Date) -> Result<BundleDocument, Failure> {
     guard let signature = FileSignature(path: path) else {
       return .failure(Failure(.missing, "it does not exist or cannot be looked at: \(Errno.current)"))
     }
@@ -72,7 +77,7 @@ enum BundleFile {
       return .failure(Failure(.unreadable, "it cannot be read: \(Errno.current)"))
     }
     do throws(BundleDocumentError) {
-      return .success(try BundleDocument(parsing: data, now: now).trustBundle)
+      return .success(try BundleDocument(parsing: data, now: now))
     } catch {
       return .failure(Failure(error))
     }

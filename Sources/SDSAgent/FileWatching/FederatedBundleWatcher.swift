@@ -16,6 +16,8 @@ package final class FederatedBundleWatcher: Service, Sendable {
     package let source: FederatedBundleSource
     fileprivate var signature: FileSignature?
     package fileprivate(set) var bundle: TrustBundle?
+    /// The JWT keys of the last good file (a SPIFFE bundle's `jwt-svid` keys), if it had any.
+    package fileprivate(set) var jwtKeys: [JWTPublicKey] = []
     /// Why the file's current content is not served, if it is not.
     package fileprivate(set) var lastError: String?
   }
@@ -89,17 +91,17 @@ package final class FederatedBundleWatcher: Service, Sendable {
       var changed = false
       var failures: [(Entry, BundleFile.Failure)] = []
       for index in entries.indices {
-        let before = entries[index].bundle
+        let before = (entries[index].bundle, entries[index].jwtKeys)
         if !force, FileSignature(path: entries[index].source.path) == entries[index].signature { continue }
         if let failure = Self.refresh(&entries[index], now: now) {
           failures.append((entries[index], failure))
-        } else if entries[index].bundle != before {
+        } else if entries[index].bundle != before.0 || entries[index].jwtKeys != before.1 {
           changed = true
           self.logger.info(
             "trust bundle updated",
             metadata: [
               "trust_domain": "\(entries[index].source.trustDomain)", "file": "\(entries[index].source.path)",
-              "roots": "\(entries[index].bundle?.roots.count ?? 0)",
+              "roots": "\(entries[index].bundle?.roots.count ?? 0)", "jwt_keys": "\(entries[index].jwtKeys.count)",
             ])
         }
       }
@@ -133,14 +135,24 @@ package final class FederatedBundleWatcher: Service, Sendable {
         uniquingKeysWith: { first, _ in first })
     }
     try self.table.installFederatedBundles(bundles)
+    let jwtBundles = self.entries.withLock { entries in
+      Dictionary(
+        entries.compactMap { entry in
+          entry.bundle == nil || entry.jwtKeys.isEmpty
+            ? nil : (entry.source.trustDomain, JWTBundle(trustDomain: entry.source.trustDomain, keys: entry.jwtKeys))
+        },
+        uniquingKeysWith: { first, _ in first })
+    }
+    self.table.node.updateJWTBundles { $0.federated = jwtBundles }
   }
 
   /// Reads `entry`'s file into it; on failure keeps its bundle and returns why.
   private static func refresh(_ entry: inout Entry, now: Date) -> BundleFile.Failure? {
     entry.signature = FileSignature(path: entry.source.path)
-    switch BundleFile.read(entry.source.path, now: now) {
-    case .success(let bundle):
-      entry.bundle = bundle
+    switch BundleFile.readDocument(entry.source.path, now: now) {
+    case .success(let document):
+      entry.bundle = document.trustBundle
+      entry.jwtKeys = document.jwtKeys
       entry.lastError = nil
       return nil
     case .failure(let failure):

@@ -48,6 +48,11 @@ package final class NodeSecrets: Sendable {
     self.mutate { $0.setOnDemand(certificates, revision: $1) }
   }
 
+  /// Serves the JWT bundles `change` makes of the current ones to every identity from now on.
+  package func updateJWTBundles(_ change: (inout JWTBundleSet) -> Void) {
+    self.mutate { $0.updateJWTBundles(change, revision: $1) }
+  }
+
   /// The last revision handed out, to a change of a shared row or of an identity's cache.
   package var revision: UInt64 {
     self.state.withLock { $0.nextRevision - 1 }

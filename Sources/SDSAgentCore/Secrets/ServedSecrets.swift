@@ -44,6 +44,11 @@ package struct ServedSecrets: Sendable {
   /// Server certificates minted on demand, by name, each with the revision it was served at.
   package var onDemand: [DNSName: (certificate: ServerCertificate, revision: UInt64)] { self.shared.onDemand }
 
+  /// The JWT bundles: the own domain's and the federated ones with JWT keys.
+  package var jwtBundles: JWTBundleSet { self.shared.jwtBundles }
+  /// Changes with any JWT bundle.
+  package var jwtBundlesRevision: UInt64 { self.shared.jwtBundlesRevision }
+
   /// The own trust domain's bundle (`ROOTCA`).
   package var trustBundle: TrustBundle? { self.trust?.own }
 

@@ -10,6 +10,8 @@ struct SharedSecrets: Sendable {
     var filesRevision: UInt64 = 0
     var onDemand: [DNSName: (certificate: ServerCertificate, revision: UInt64)] = [:]
     var onDemandRevision: UInt64 = 0
+    var jwtBundles = JWTBundleSet()
+    var jwtBundlesRevision: UInt64 = 0
   }
 
   private final class Storage: Sendable {
@@ -35,11 +37,14 @@ struct SharedSecrets: Sendable {
   var filesRevision: UInt64 { self.storage.fields.filesRevision }
   var onDemand: [DNSName: (certificate: ServerCertificate, revision: UInt64)] { self.storage.fields.onDemand }
   var onDemandRevision: UInt64 { self.storage.fields.onDemandRevision }
+  var jwtBundles: JWTBundleSet { self.storage.fields.jwtBundles }
+  var jwtBundlesRevision: UInt64 { self.storage.fields.jwtBundlesRevision }
 
   var revisions: [UInt64] {
     let fields = self.storage.fields
     return [
       fields.trust.bundleRevision, fields.trust.federationRevision, fields.filesRevision, fields.onDemandRevision,
+      fields.jwtBundlesRevision,
     ]
   }
 
@@ -83,6 +88,17 @@ struct SharedSecrets: Sendable {
     var fields = self.fields
     fields.onDemand = next
     fields.onDemandRevision = revision
+    self.fields = fields
+  }
+
+  /// Serves the JWT bundles `change` makes of the current ones; `revision` if they changed.
+  mutating func updateJWTBundles(_ change: (inout JWTBundleSet) -> Void, revision: UInt64) {
+    var bundles = self.jwtBundles
+    change(&bundles)
+    guard bundles != self.jwtBundles else { return }
+    var fields = self.fields
+    fields.jwtBundles = bundles
+    fields.jwtBundlesRevision = revision
     self.fields = fields
   }
 }

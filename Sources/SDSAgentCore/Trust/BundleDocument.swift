@@ -9,6 +9,8 @@ import X509
 /// anything else PEM. Certificates that are not CAs are skipped and roots that expired are
 /// dropped; a file that leaves no root at all is refused with a `BundleDocumentError`. A root
 /// that is not valid yet is kept: a trust domain publishes its next root before it signs with it.
+/// A SPIFFE bundle's `jwt-svid` keys are its JWT authorities (EC P-256 keys only; keys of other
+/// types are skipped), at most `maximumJWTKeys`.
 package struct BundleDocument: Sendable {
   /// The largest file read, checked before anything is parsed; a bundle holds a few roots.
   package static let maximumSize = 1 << 20
@@ -25,6 +27,13 @@ package struct BundleDocument: Sendable {
   package let skippedNotCA: Int
   /// How many CA certificates were dropped because they had expired.
   package let droppedExpired: Int
+  /// The `jwt-svid` keys of a SPIFFE bundle that verify JWT-SVIDs here (EC P-256), each once.
+  package let jwtKeys: [JWTPublicKey]
+  /// How many `jwt-svid` keys were skipped because they are not EC P-256 keys.
+  package let skippedJWTKeys: Int
+
+  /// The most `jwt-svid` keys a bundle may carry; a domain publishes a few.
+  package static let maximumJWTKeys = 64
 
   /// Reads `data`, a trust bundle file's content, judging expiry at `now`.
   package init(parsing data: Data, now: Date) throws(BundleDocumentError) {
@@ -40,10 +49,13 @@ package struct BundleDocument: Sendable {
     let certificates: [Certificate]
     if Self.firstSignificantByte(of: text) == UInt8(ascii: "{") {
       self.format = .spiffeBundle
-      certificates = try Self.spiffeBundleCertificates(in: text)
+      let document = try Self.spiffeBundle(in: text)
+      certificates = try Self.spiffeBundleCertificates(in: document)
+      (self.jwtKeys, self.skippedJWTKeys) = try Self.spiffeBundleJWTKeys(in: document)
     } else {
       self.format = .pem
       certificates = try Self.pemCertificates(in: text)
+      (self.jwtKeys, self.skippedJWTKeys) = ([], 0)
     }
     guard !certificates.isEmpty else {
       throw BundleDocumentError(
@@ -136,18 +148,54 @@ package struct BundleDocument: Sendable {
     struct Key: Decodable {
       let use: String?
       let x5c: [String]?
+      let kty: String?
+      let crv: String?
+      let x: String?
+      let y: String?
+      let kid: String?
     }
     let keys: [Key]
   }
 
-  private static func spiffeBundleCertificates(in data: Data) throws(BundleDocumentError) -> [Certificate] {
-    let document: JWKS
+  private static func spiffeBundle(in data: Data) throws(BundleDocumentError) -> JWKS {
     do {
-      document = try JSONDecoder().decode(JWKS.self, from: data)
+      return try JSONDecoder().decode(JWKS.self, from: data)
     } catch {
       throw BundleDocumentError(
         .unparsable, "the SPIFFE bundle is not a JWKS (\(Self.summary(of: error))): \(Self.expected)")
     }
+  }
+
+  /// The JWT authorities: `jwt-svid` keys, EC P-256 ones kept, others counted as skipped.
+  private static func spiffeBundleJWTKeys(
+    in document: JWKS
+  ) throws(BundleDocumentError) -> (keys: [JWTPublicKey], skipped: Int) {
+    let candidates = document.keys.enumerated().filter { $0.element.use == "jwt-svid" }
+    guard candidates.count <= Self.maximumJWTKeys else {
+      throw BundleDocumentError(
+        .unparsable,
+        "the SPIFFE bundle has \(candidates.count) jwt-svid keys; at most \(Self.maximumJWTKeys) are read")
+    }
+    var keys: [JWTPublicKey] = []
+    var skipped = 0
+    for (index, key) in candidates {
+      do throws(JWTPublicKey.JWKRefusal) {
+        let jwk = JWK(kty: key.kty, crv: key.crv, x: key.x, y: key.y, kid: key.kid, use: key.use)
+        let parsed = try JWTPublicKey(jwk: jwk)
+        if !keys.contains(where: { $0.kid == parsed.kid }) { keys.append(parsed) }
+      } catch {
+        switch error {
+        case .unsupported: skipped += 1
+        case .malformed(let why):
+          throw BundleDocumentError(
+            .unparsable, "key \(index) of the SPIFFE bundle is a jwt-svid EC P-256 key, but \(why)")
+        }
+      }
+    }
+    return (keys, skipped)
+  }
+
+  private static func spiffeBundleCertificates(in document: JWKS) throws(BundleDocumentError) -> [Certificate] {
     var certificates: [Certificate] = []
     // Keys of other uses (jwt-svid, or one a later version of the format adds) are not roots.
     for (index, key) in document.keys.enumerated() where key.use == "x509-svid" {

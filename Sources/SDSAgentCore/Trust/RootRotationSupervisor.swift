@@ -19,6 +19,8 @@ where C.Duration == Duration {
   private let clock: C
   private let now: @Sendable () -> Date
   private let logger: Logger
+  /// What rotates with the root (the JWT signing keys), its own deadlines on this timer.
+  private let follower: (any RootRotationFollower)?
   private let rotation: Mutex<RootRotation?>
   private let overlap: Mutex<Duration>
   /// After a step failed to be recorded, when to try it again.
@@ -40,7 +42,8 @@ where C.Duration == Duration {
     makeRoot: @escaping @Sendable (Date) throws -> CAMaterial,
     clock: C,
     now: @escaping @Sendable () -> Date,
-    logger: Logger
+    logger: Logger,
+    follower: (any RootRotationFollower)? = nil
   ) {
     self.ca = ca
     self.host = host
@@ -51,6 +54,7 @@ where C.Duration == Duration {
     self.clock = clock
     self.now = now
     self.logger = logger
+    self.follower = follower
   }
 
   package var description: String { "RootRotationSupervisor" }
@@ -128,6 +132,7 @@ where C.Duration == Duration {
         "switch_deadline": "\(rotation.switchDeadline.formatted(.iso8601))",
       ])
     self.publish(bundle)
+    self.follower?.rootPrepared(at: now)
     self.wake.signal()
     self.phaseChanged()
     return rotation
@@ -135,10 +140,14 @@ where C.Duration == Duration {
 
   package func run() async {
     let timer = DeadlineTimer(clock: self.clock, wake: self.wake) { [self] in
-      guard let rotation = self.current else { return nil }
       let now = self.now()
-      let next = rotation.nextDeadline(now: now, acknowledged: self.streamsAwaited.isEmpty)
-      let due = self.retryAt.withLock { $0 }.map { max($0, next) } ?? next
+      var due = self.follower?.nextDeadline
+      if let rotation = self.current {
+        let next = rotation.nextDeadline(now: now, acknowledged: self.streamsAwaited.isEmpty)
+        let step = self.retryAt.withLock { $0 }.map { max($0, next) } ?? next
+        due = min(due ?? step, step)
+      }
+      guard let due else { return nil }
       return self.clock.now.advanced(by: .seconds(max(0, due.timeIntervalSince(now))))
     }
     await cancelWhenGracefulShutdown {
@@ -162,6 +171,7 @@ where C.Duration == Duration {
 
   /// Takes the step due now, if any.
   func performDueStep() async {
+    self.follower?.performDueSteps(at: self.now())
     guard let rotation = self.current else { return }
     let now = self.now()
     if let retryAt = self.retryAt.withLock({ $0 }), now < retryAt { return }
@@ -198,6 +208,7 @@ where C.Duration == Duration {
     self.retryAt.withLock { $0 = nil }
     let previous = roots.signing.trustBundle.roots.first
     self.ca.install(EmbeddedCA.Roots(signing: next, previous: previous, previousKey: roots.signing.privateKey))
+    self.follower?.rootSwitched(at: now)
     self.rotation.withLock { $0 = switched }
     self.logger.notice(
       "root rotation: the new root signs from now on; re-issuing what the old root signed",

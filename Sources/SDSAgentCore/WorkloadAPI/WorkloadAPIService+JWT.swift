@@ -38,7 +38,8 @@ extension WorkloadAPIService {
   /// `ValidateJWTSVID`: the token's SPIFFE ID and claims, or INVALID_ARGUMENT with the reason.
   package func openValidateJWTSVID(_ lease: SecretLease, issuer: JWTSVIDIssuer) -> ValidateJWTSVIDCall {
     self.unary(lease, rpc: "ValidateJWTSVID") { request throws(JWTSVIDFailure) in
-      let validated = try issuer.validator.validate(request.svid, audience: request.audience, now: self.now())
+      let bundles = Self.jwtBundles(lease, issuer: issuer)
+      let validated = try bundles.validator.validate(request.svid, audience: request.audience, now: self.now())
       var response = SpiffeWorkload_ValidateJWTSVIDResponse()
       response.spiffeID = validated.spiffeID.description
       do {
@@ -50,29 +51,41 @@ extension WorkloadAPIService {
     }
   }
 
-  /// `FetchJWTBundles`: the JWK set of each trust domain the agent has one for, keyed by its
-  /// SPIFFE ID; sent at the request (the key does not change while the agent runs).
+  /// `FetchJWTBundles`: the JWK set of each trust domain the agent has one for (its own and the
+  /// federated ones with JWT keys), keyed by its SPIFFE ID; sent at the request and pushed
+  /// whenever one changes (a key prepared, switched to or retired; a federated file).
   package func openFetchJWTBundles(_ lease: SecretLease, issuer: JWTSVIDIssuer) -> JWTBundlesCall {
-    var requested = false
+    var sent: UInt64?
     return SecretStream(
-      cache: nil, logger: self.logger,
+      cache: lease.cache, logger: self.logger,
       handle: { event throws(JWTSVIDFailure) -> SecretDiscoveryService.Step<SpiffeWorkload_JWTBundlesResponse> in
+        let revision = lease.cache.current.jwtBundlesRevision
         switch event {
         case .request:
-          guard !requested else {
+          guard sent == nil else {
             throw JWTSVIDFailure(.invalidRequest, "FetchJWTBundles takes exactly one request message")
           }
-          requested = true
           self.count("FetchJWTBundles", "ok")
-          let bundle = issuer.bundle
-          var response = SpiffeWorkload_JWTBundlesResponse()
-          response.bundles = [bundle.trustDomain.spiffeID: bundle.jwks()]
-          return .send(response)
+        case .secretsChanged:
+          guard let last = sent, last != revision else { return .wait }
         case .requestFailed(let error): throw JWTSVIDFailure(.invalidRequest, error.message)
-        case .secretsChanged, .requestsEnded: return .wait
+        case .requestsEnded: return .wait
         }
+        sent = revision
+        var response = SpiffeWorkload_JWTBundlesResponse()
+        for bundle in Self.jwtBundles(lease, issuer: issuer).bundles {
+          response.bundles[bundle.trustDomain.spiffeID] = bundle.jwks()
+        }
+        return .send(response)
       },
       close: { lease.release() })
+  }
+
+  /// The JWT bundles the node serves, with the issuer's own keys as they are at this moment.
+  private static func jwtBundles(_ lease: SecretLease, issuer: JWTSVIDIssuer) -> JWTBundleSet {
+    var bundles = lease.cache.current.jwtBundles
+    bundles.own = issuer.bundle
+    return bundles
   }
 
   /// A call of one request and one answer, made once the client half-closed.

@@ -8,6 +8,8 @@ package struct JWTSVID: Sendable, CustomStringConvertible {
   package let audience: [String]
   package let issuedAt: Date
   package let expiresAt: Date
+  /// The `kid` of the key that signed it.
+  package let kid: String
 
   package var description: String {
     "JWTSVID(\(self.spiffeID), aud: \(self.audience), exp: \(self.expiresAt), <redacted>)"

@@ -1,50 +1,59 @@
 import Foundation
 import Synchronization
 
-/// The JWT profile of the agent's trust domain: signs a caller's JWT-SVIDs, each kept per
-/// identity and audience set and signed again at half its life, publishes the key as the
-/// domain's JWT bundle, and validates tokens against it.
+/// The JWT profile of the agent's trust domain: signs a caller's JWT-SVIDs with the key that
+/// signs now, each kept per identity and audience set and signed again at half its life (or at
+/// once, when another key signs since), publishes the keys as the domain's JWT bundle, and
+/// validates tokens against it.
 package final class JWTSVIDIssuer: Sendable {
   private struct Key: Hashable {
     let identity: SPIFFEID
     let audience: [String]
   }
 
-  package let signer: JWTSVIDSigner
-  package let ttl: Duration
-  package let trustDomain: TrustDomainName
+  /// The signing keys, which rotate with the root.
+  package let keys: JWTKeyRing
+  package var ttl: Duration { self.keys.ttl }
+  package var trustDomain: TrustDomainName { self.keys.trustDomain }
   private let issued = Mutex<[Key: JWTSVID]>([:])
 
   /// Tokens kept (identities × audience sets); past it, the cache starts over.
   static let maximumKept = 4096
 
-  package init(signer: JWTSVIDSigner, trustDomain: TrustDomainName, ttl: Duration) {
-    self.signer = signer
-    self.trustDomain = trustDomain
-    self.ttl = ttl
+  package init(keys: JWTKeyRing) {
+    self.keys = keys
   }
 
-  /// The own trust domain's JWT bundle.
-  package var bundle: JWTBundle {
-    JWTBundle(trustDomain: self.trustDomain, keys: [self.signer.key.publicKey])
+  /// An issuer whose one key never rotates.
+  package convenience init(signer: JWTSVIDSigner, trustDomain: TrustDomainName, ttl: Duration) {
+    self.init(keys: JWTKeyRing(JWTSigningKeys(signing: signer.key), trustDomain: trustDomain, ttl: ttl))
   }
+
+  /// Signs with the key that signs now.
+  package var signer: JWTSVIDSigner { JWTSVIDSigner(key: self.keys.current.signing) }
+
+  /// The own trust domain's JWT bundle: the signing key, a prepared one, retiring ones.
+  package var bundle: JWTBundle { self.keys.bundle }
 
   package var validator: JWTSVIDValidator { JWTSVIDValidator(bundles: [self.bundle]) }
 
-  /// A JWT-SVID of `identity` for `audience`: the one kept, until half its life has passed.
+  /// A JWT-SVID of `identity` for `audience`: the one kept, until half its life has passed or
+  /// another key signs.
   package func svid(for identity: SPIFFEID, audience: [String], now: Date) throws(JWTSVIDFailure) -> JWTSVID {
     let key = Key(identity: identity, audience: Array(Set(audience)).sorted())
-    if let kept = self.issued.withLock({ $0[key] }),
-      now < kept.issuedAt.addingTimeInterval(kept.expiresAt.timeIntervalSince(kept.issuedAt) / 2),
-      now >= kept.issuedAt
-    {
-      return kept
+    return try self.keys.withSigningKey { (signing: JWTSigningKey) throws(JWTSVIDFailure) -> JWTSVID in
+      if let kept = self.issued.withLock({ $0[key] }), kept.kid == signing.kid,
+        now < kept.issuedAt.addingTimeInterval(kept.expiresAt.timeIntervalSince(kept.issuedAt) / 2),
+        now >= kept.issuedAt
+      {
+        return kept
+      }
+      let svid = try JWTSVIDSigner(key: signing).sign(identity, audience: key.audience, issuedAt: now, ttl: self.ttl)
+      self.issued.withLock { issued in
+        if issued.count >= Self.maximumKept { issued.removeAll(keepingCapacity: true) }
+        issued[key] = svid
+      }
+      return svid
     }
-    let svid = try self.signer.sign(identity, audience: key.audience, issuedAt: now, ttl: self.ttl)
-    self.issued.withLock { issued in
-      if issued.count >= Self.maximumKept { issued.removeAll(keepingCapacity: true) }
-      issued[key] = svid
-    }
-    return svid
   }
 }

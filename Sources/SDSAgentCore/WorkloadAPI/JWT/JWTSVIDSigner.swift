@@ -34,7 +34,7 @@ package struct JWTSVIDSigner: Sendable {
     return JWTSVID(
       token: signingInput + "." + Base64URL.encode(signature), spiffeID: spiffeID, audience: audience,
       issuedAt: Date(timeIntervalSince1970: TimeInterval(iat)),
-      expiresAt: Date(timeIntervalSince1970: TimeInterval(exp)))
+      expiresAt: Date(timeIntervalSince1970: TimeInterval(exp)), kid: self.key.kid)
   }
 
   private struct Header: Encodable {
