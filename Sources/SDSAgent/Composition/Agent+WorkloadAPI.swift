@@ -12,8 +12,9 @@ extension Agent {
   }
 
   /// The Workload API service, unless `workload-api` is false; it signs JWT-SVIDs with a key
-  /// of its own beside the CA's, except in fetch mode, whose CA signs no JWTs.
-  static func workloadAPI(_ context: AgentContext) throws -> WorkloadAPIService? {
+  /// of its own beside the CA's, except in fetch mode, whose CA signs no JWTs. Its calls are
+  /// listed in `streams`.
+  static func workloadAPI(_ context: AgentContext, streams: StreamRegistry) throws -> WorkloadAPIService? {
     let configuration = context.configuration
     guard configuration.workloadAPI.enabled else { return nil }
     var jwt: JWTSVIDIssuer?
@@ -23,7 +24,17 @@ extension Agent {
         signer: JWTSVIDSigner(key: key), trustDomain: TrustDomainName(of: configuration.identity),
         ttl: configuration.workloadAPI.jwtSVIDTTL)
     }
-    return WorkloadAPIService(logger: context.logger, counters: context.counters, jwt: jwt, now: context.now)
+    return WorkloadAPIService(
+      logger: context.logger, counters: context.counters, jwt: jwt, registry: streams, now: context.now)
+  }
+
+  /// The `jwt-svid:<audience>` SDS secrets, where the agent signs JWT-SVIDs: the same signer as
+  /// the Workload API's.
+  static func jwtSVIDTokens(
+    _ context: AgentContext, workloadAPI: WorkloadAPIService?
+  ) -> JWTSVIDTokens<ContinuousClock>? {
+    guard let issuer = workloadAPI?.jwt else { return nil }
+    return JWTSVIDTokens(issuer: issuer, clock: context.clock, now: context.now, logger: context.logger)
   }
 
   /// The socket services that serve `service`: none when it is off.

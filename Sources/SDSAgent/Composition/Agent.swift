@@ -99,12 +99,13 @@ package struct Agent: Sendable {
       // The local CA answers at once: the first certificate exists before the socket does.
       try await supervisor.performDueWork(for: configuration.identity)
     }
+    let workloadAPI = try Self.workloadAPI(context, streams: streams)
+    let jwtSVIDs = Self.jwtSVIDTokens(context, workloadAPI: workloadAPI)
     // A remote CA is asked by the supervisor as soon as the services run (its connection is one
     // of them); the agent serves once it answers, and retries with backoff while it does not.
     let sdsService = SecretDiscoveryService(
       leases: admission, counters: context.counters, registry: streams, logger: logger,
-      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files)
-    let workloadAPI = try Self.workloadAPI(context)
+      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files, jwtSVIDs: jwtSVIDs)
     let socket = try Self.sdsSocket(context, service: sdsService, workloadAPI: workloadAPI, environment: environment)
     let workloadAPISocket = try Self.workloadAPISocket(context, service: workloadAPI, callers: admission)
     let adminListening = Milestone()
@@ -135,6 +136,7 @@ package struct Agent: Sendable {
       crl.map { .essential($0.follower) },
       crl?.file.map { .auxiliary($0) },
       .auxiliary(files),
+      jwtSVIDs.map { .essential($0) },
       .essential(socket.server),
       workloadAPISocket.map { .essential($0.server) },
       admin.map { .auxiliary($0) },
