@@ -9,7 +9,8 @@ front of a small Python HTTP backend that checks each request's `Authorization: 
 with the agent's Workload API (py-spiffe's WorkloadApiClient.validate_jwt_svid, audience
 `backend`). Requests pass from the first token on; over three token lifetimes the renewed tokens
 (each a later `iat` and `exp`) replace the old ones on the same Envoy process, no request fails,
-and the agent's /debug/streams lists Envoy's stream with the name. Printed: the time to the first
+and the agent's /debug/streams lists Envoy's stream with the name. Run with Envoy's SDS
+state-of-the-world (`GRPC`) and incremental (`DELTA_GRPC`). Printed: the time to the first
 passing request, and how long after its `iat` each token first reached the backend.
 
 Run: SDS_AGENT_BIN=.build/debug/sds-agent .venv/bin/python -m pytest Tests/e2e/test_jwt_svid_envoy.py -q -s
@@ -22,6 +23,8 @@ import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
 
 from conftest import SPIFFE_ID, _start_agent
 from daemon_support import AdminClient, poll, wait_admin
@@ -97,7 +100,8 @@ def get(port: int) -> int:
         return e.code
 
 
-def test_envoy_sends_a_fresh_jwt_svid_without_restart(processes, tmp_path_factory, free_port, start_envoy):
+@pytest.mark.parametrize("api_type", ["GRPC", "DELTA_GRPC"])
+def test_envoy_sends_a_fresh_jwt_svid_without_restart(processes, tmp_path_factory, free_port, start_envoy, api_type):
     admin_address = f"127.0.0.1:{free_port()}"
     agent = _start_agent(processes, tmp_path_factory.mktemp("jwtsds"), "10m",
                          ["--admin", admin_address, "--jwt-svid-ttl", f"{TTL_SECONDS}s"])
@@ -106,14 +110,16 @@ def test_envoy_sends_a_fresh_jwt_svid_without_restart(processes, tmp_path_factor
     backend = Backend(agent.socket_path)
     try:
         t0 = time.monotonic()
-        envoy = start_envoy("jwt-svid", agent.socket_path, UPSTREAM_PORT=backend.port, AUDIENCE=AUDIENCE)
+        envoy = start_envoy("jwt-svid", agent.socket_path, api_type=api_type, UPSTREAM_PORT=backend.port,
+                            AUDIENCE=AUDIENCE)
         pid = envoy.pid
         poll(lambda: get(envoy.listen_port) == 200, 15, what="a request through Envoy passing")
-        print(f"first passing request {time.monotonic() - t0:.2f}s after starting Envoy")
+        print(f"{api_type}: first passing request {time.monotonic() - t0:.2f}s after starting Envoy")
 
         streams = admin.json("/debug/streams")
         mine = [s for s in streams if s.get("node_id") == "jwt-svid"]
-        assert [s.get("method") for s in mine] == ["StreamSecrets"], streams
+        method = "StreamSecrets" if api_type == "GRPC" else "DeltaSecrets"
+        assert [s.get("method") for s in mine] == [method], streams
         assert mine[0]["resources"] == [f"jwt-svid:{AUDIENCE}"], mine
 
         # Three token lifetimes: at least five renewals reach the same Envoy.
