@@ -208,12 +208,13 @@ package struct SecretDiscoveryService: Sendable {
     return try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served, cache: lease.cache)
   }
 
-  /// What `cache` may serve now: never a certificate past its `notAfter` by the wall clock. One
-  /// that is found expired (the wall clock jumped) is renewed at once.
+  /// What `cache` may serve now: never a certificate past its `notAfter` by the wall clock, nor a
+  /// JWT-SVID past its `exp`. One found expired (the wall clock jumped) is renewed at once.
   func servable(_ cache: SecretCache, noticing expired: () -> Void) -> ServedSecrets {
     let current = cache.current
     let servable = current.servable(at: self.now())
     if current.svid != nil, servable.svid == nil { expired() }
+    if current.jwtSVIDs.count != servable.jwtSVIDs.count { self.jwtSVIDs?.noticeExpired() }
     return servable
   }
 

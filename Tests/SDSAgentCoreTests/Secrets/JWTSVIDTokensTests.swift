@@ -4,6 +4,7 @@ import GRPCCore
 import Logging
 import SDSAgentCore
 import SDSAgentTestSupport
+import Synchronization
 import Testing
 
 /// `jwt-svid:<audience>` on SDS streams, driven event by event under a manual clock: the secret
@@ -39,7 +40,9 @@ import Testing
     self.tokens = JWTSVIDTokens(issuer: issuer, clock: clock, now: { clock.date }, logger: Logger(label: "test"))
   }
 
-  func service(jwtSVIDs: Bool = true) async throws -> SecretDiscoveryService {
+  func service(
+    jwtSVIDs: Bool = true, tokens: JWTSVIDTokens<ManualClock>? = nil, now: (@Sendable () -> Date)? = nil
+  ) async throws -> SecretDiscoveryService {
     try await self.identities.performDueWork(for: Fixtures.identity)
     let admission = CallerAdmission(
       attestor: CallerAttestor(
@@ -49,7 +52,7 @@ import Testing
       logger: Logger(label: "test"), now: { [clock] in clock.date })
     return SecretDiscoveryService(
       leases: admission, counters: self.counters, registry: self.streams, logger: Logger(label: "test"),
-      jwtSVIDs: jwtSVIDs ? self.tokens : nil, now: { [clock] in clock.date })
+      jwtSVIDs: jwtSVIDs ? tokens ?? self.tokens : nil, now: now ?? { [clock] in clock.date })
   }
 
   func running(_ body: () async throws -> Void) async throws {
@@ -199,5 +202,30 @@ import Testing
       return error.code == .notFound && error.message.contains("signs no JWT-SVIDs")
     }
     #expect(self.tokens.entries.isEmpty)
+  }
+
+  @Test func aTokenFoundExpiredByTheWallClockIsRenewedAtOnce() async throws {
+    let clock = self.clock
+    let step = Mutex<TimeInterval>(0)
+    let wallClock: @Sendable () -> Date = { clock.date.addingTimeInterval(step.withLock { $0 }) }
+    let tokens = JWTSVIDTokens(issuer: self.tokens.issuer, clock: clock, now: wallClock, logger: Logger(label: "test"))
+    let service = try await self.service(tokens: tokens, now: wallClock)
+    let stream = service.openStreamSecrets(try await service.lease(for: nil))
+    try await withThrowingDiscardingTaskGroup { group in
+      group.addTask { await tokens.run() }
+      _ = try stream.handle(.request(self.request(["jwt-svid:backend"])))
+      let first = try #require(self.cache.current.jwtSVIDs[self.backend]?.svid.token)
+      _ = try #require(self.sent(try stream.handle(.secretsChanged)))
+      await clock.sleeper(until: .seconds(30))
+      // The wall clock jumps two minutes ahead (a suspend, a clock step); the monotonic one does not.
+      step.withLock { $0 = 120 }
+      #expect(self.sent(try stream.handle(.secretsChanged)) == nil, "an expired token is not sent")
+      await self.cache.waitUntil { $0.jwtSVIDs[self.backend]?.svid.token != first }
+      let renewed = try #require(self.sent(try stream.handle(.secretsChanged)))
+      #expect(try self.token(renewed) != first)
+      #expect(self.cache.current.jwtSVIDs[self.backend]?.svid.issuedAt == Fixtures.now.addingTimeInterval(120))
+      #expect(clock.now.offset == .zero)
+      group.cancelAll()
+    }
   }
 }

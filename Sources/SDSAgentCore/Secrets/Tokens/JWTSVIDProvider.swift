@@ -10,4 +10,7 @@ package protocol JWTSVIDProvider: Sendable {
   ) -> [JWTAudience]
   /// The stream `holder` ended.
   func release(_ holder: UInt64)
+  /// A token was found expired by the wall clock (after a suspend or a clock step): what is due
+  /// is signed now, not at the next timer.
+  func noticeExpired()
 }

@@ -115,6 +115,10 @@ where C.Duration == Duration {
     }
   }
 
+  package func noticeExpired() {
+    self.wake.signal()
+  }
+
   package func run() async {
     let timer = DeadlineTimer(clock: self.clock, wake: self.wake) { [self] in
       let next = self.state.withLock { $0.entries.values.map(\.dueAt).min() }
