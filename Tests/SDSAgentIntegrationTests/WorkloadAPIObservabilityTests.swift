@@ -95,7 +95,11 @@ import Testing
   }
 
   @Test func aJWTSVIDSecretOverTheSocketValidatesAtTheWorkloadAPI() async throws {
-    try await RunningAgent.with { running in
+    let admin = AgentConfiguration.AdminAddress.unixSocket(path: TemporaryDirectory.make() + "/admin.sock")
+    var builder = AgentConfigurationBuilder(directory: TemporaryDirectory.make())
+    builder.admin = admin
+    try await RunningAgent.with(try builder.build()) { running in
+      await running.agent.waitForAdminEndpoint()
       let token = try await running.withClient(over: .unixSocket) { client in
         try await client.withStream { stream -> String in
           stream.request(["jwt-svid:backend"], nodeID: "gateway-1")
@@ -105,7 +109,20 @@ import Testing
           #expect(secret.name == "jwt-svid:backend")
           let value = secret.genericSecret.secret.inlineString
           #expect(value.hasPrefix("Bearer "))
-          return String(value.dropFirst("Bearer ".count))
+          let token = String(value.dropFirst("Bearer ".count))
+          // Listed while held, without the token.
+          let listed = try await AdminClient.request("GET", "/debug/secrets", at: admin)
+          #expect(!listed.body.contains(token) && listed.body.contains(#""kind" : "jwt_svid""#))
+          let secrets = try listed.decode([AdminAPI.Secret].self)
+          guard case .jwtSVID(let entry) = secrets.last else {
+            Issue.record("no JWT-SVID listed: \(secrets)")
+            return token
+          }
+          #expect(entry.name == "jwt-svid:backend")
+          #expect(entry.identity == running.agent.configuration.identity.description)
+          #expect(entry.expiresAt.timeIntervalSince(entry.issuedAt) == 300)
+          #expect(entry.nextRenewal == entry.issuedAt.addingTimeInterval(150))
+          return token
         }
       }
       let validated = try await self.withClient(running.socketPath) { client in
