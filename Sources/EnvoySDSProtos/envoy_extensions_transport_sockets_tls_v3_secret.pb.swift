@@ -131,15 +131,46 @@ public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_Secret: Senda
     set {type = .validationContext(newValue)}
   }
 
+  public var genericSecret: Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret {
+    get {
+      if case .genericSecret(let v)? = type {return v}
+      return Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret()
+    }
+    set {type = .genericSecret(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Type: Equatable, Sendable {
     case tlsCertificate(Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate)
     case validationContext(Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext)
+    case genericSecret(Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret)
 
   }
 
   public init() {}
+}
+
+/// An opaque secret (here: a JWT-SVID as `Bearer <JWT>` for Envoy's credential injector).
+public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var secret: Envoy_Config_Core_V3_DataSource {
+    get {_secret ?? Envoy_Config_Core_V3_DataSource()}
+    set {_secret = newValue}
+  }
+  /// Returns true if `secret` has been explicitly set.
+  public var hasSecret: Bool {self._secret != nil}
+  /// Clears the value of `secret`. Subsequent reads from it will return its default value.
+  public mutating func clearSecret() {self._secret = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _secret: Envoy_Config_Core_V3_DataSource? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -236,7 +267,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValida
 
 nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_Secret: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Secret"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}tls_certificate\0\u{4}\u{2}validation_context\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}tls_certificate\0\u{4}\u{2}validation_context\0\u{3}generic_secret\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -271,6 +302,19 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_Secret: SwiftProt
           self.type = .validationContext(v)
         }
       }()
+      case 5: try {
+        var v: Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret?
+        var hadOneofValue = false
+        if let current = self.type {
+          hadOneofValue = true
+          if case .genericSecret(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.type = .genericSecret(v)
+        }
+      }()
       default: break
       }
     }
@@ -293,6 +337,10 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_Secret: SwiftProt
       guard case .validationContext(let v)? = self.type else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
+    case .genericSecret?: try {
+      guard case .genericSecret(let v)? = self.type else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -301,6 +349,40 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_Secret: SwiftProt
   public static func ==(lhs: Envoy_Extensions_TransportSockets_Tls_V3_Secret, rhs: Envoy_Extensions_TransportSockets_Tls_V3_Secret) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.type != rhs.type {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GenericSecret"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}secret\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._secret) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._secret {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret, rhs: Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret) -> Bool {
+    if lhs._secret != rhs._secret {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -16,7 +16,7 @@ struct EchoSocketService: GRPCSocketService {
 
   func serves(_ method: Substring) -> Bool { method == "Echo" }
 
-  func admits(_ headers: HPACKHeaders) -> GRPCStatus? {
+  func admits(_ headers: HPACKHeaders, method: Substring) -> GRPCStatus? {
     headers.first(name: "x-echo") == "on" ? nil : GRPCStatus(code: .invalidArgument, message: "x-echo: on is required")
   }
 

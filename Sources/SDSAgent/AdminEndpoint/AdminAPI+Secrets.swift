@@ -2,12 +2,14 @@ import Foundation
 import SDSAgentCore
 
 extension AdminAPI {
-  /// One entry of `GET /debug/secrets`: an identity's certificate, a trust bundle, or an
-  /// on-demand server certificate (`"kind": "on_demand"`). Metadata only, never key material.
+  /// One entry of `GET /debug/secrets`: an identity's certificate, a trust bundle, an
+  /// on-demand server certificate (`"kind": "on_demand"`) or a JWT-SVID an SDS stream holds
+  /// (`"kind": "jwt_svid"`). Metadata only, never key material or a token.
   package enum Secret: Codable, Sendable, Equatable {
     case certificate(Certificate)
     case validationContext(ValidationContext)
     case onDemand(OnDemand)
+    case jwtSVID(JWTSVID)
 
     private enum Shape: String, CodingKey {
       case kind, roots
@@ -15,8 +17,11 @@ extension AdminAPI {
 
     package init(from decoder: any Decoder) throws {
       let shape = try decoder.container(keyedBy: Shape.self)
-      if try shape.decodeIfPresent(String.self, forKey: .kind) == OnDemand.kind {
+      let kind = try shape.decodeIfPresent(String.self, forKey: .kind)
+      if kind == OnDemand.kind {
         self = .onDemand(try OnDemand(from: decoder))
+      } else if kind == JWTSVID.kind {
+        self = .jwtSVID(try JWTSVID(from: decoder))
       } else if shape.contains(.roots) {
         self = .validationContext(try ValidationContext(from: decoder))
       } else {
@@ -29,6 +34,7 @@ extension AdminAPI {
       case .certificate(let certificate): try certificate.encode(to: encoder)
       case .validationContext(let bundle): try bundle.encode(to: encoder)
       case .onDemand(let onDemand): try onDemand.encode(to: encoder)
+      case .jwtSVID(let token): try token.encode(to: encoder)
       }
     }
 
@@ -38,6 +44,7 @@ extension AdminAPI {
       case .certificate(let certificate): certificate.name
       case .validationContext(let bundle): bundle.name
       case .onDemand(let onDemand): onDemand.name
+      case .jwtSVID(let token): token.name
       }
     }
   }

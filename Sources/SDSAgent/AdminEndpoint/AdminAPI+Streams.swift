@@ -2,9 +2,12 @@ import Foundation
 import SDSAgentCore
 
 extension AdminAPI {
-  /// A stream as `GET /debug/streams` lists it; what the client sent is shown escaped.
+  /// A stream as `GET /debug/streams` lists it; what the client sent is shown escaped. `method`
+  /// is the RPC (`StreamSecrets`, `DeltaSecrets`, or a Workload API method such as
+  /// `FetchX509SVID`); absent from agents that listed SDS streams only.
   package struct Stream: Codable, Sendable, Equatable {
     package var id: UInt64
+    package var method: String?
     package var nodeID: String?
     package var identity: String?
     package var resources: [String]
@@ -15,7 +18,7 @@ extension AdminAPI {
     package var lastNackMessage: String?
 
     enum CodingKeys: String, CodingKey {
-      case id, identity, resources
+      case id, identity, resources, method
       case nodeID = "node_id"
       case openedAt = "opened_at"
       case lastSentVersion = "last_sent_version"
@@ -26,6 +29,7 @@ extension AdminAPI {
 
     package init(_ stream: StreamRegistry.Stream) {
       self.id = stream.id
+      self.method = stream.method.rawValue
       self.nodeID = stream.nodeID.map(BoundedText.escaped)
       self.identity = stream.identity.map(BoundedText.escaped)
       self.resources = stream.resources.map(BoundedText.escaped)
@@ -39,6 +43,7 @@ extension AdminAPI {
     package func encode(to encoder: any Encoder) throws {
       var container = encoder.container(keyedBy: CodingKeys.self)
       try container.encode(self.id, forKey: .id)
+      try container.encodeIfPresent(self.method, forKey: .method)
       try container.encode(self.nodeID, forKey: .nodeID)
       try container.encode(self.identity, forKey: .identity)
       try container.encode(self.resources, forKey: .resources)

@@ -97,7 +97,8 @@ struct AdminRoutes: AdminResponder {
   static let listedIdentities = 20
 
   /// `GET /debug/secrets`: each identity's certificate, the own identity's bundle and any
-  /// other identity's that differs, then the on-demand certificates by name.
+  /// other identity's that differs, its JWT-SVIDs held by SDS streams, then the on-demand
+  /// certificates by name.
   private func secrets() -> [AdminAPI.Secret] {
     let rows = self.identities.snapshot()
     let pinnedBundle = rows.first?.served.trustBundle
@@ -141,5 +142,11 @@ struct AdminRoutes: AdminResponder {
             version: served.trustBundleRevision)))
     }
     return secrets
+      + served.jwtSVIDs.sorted { $0.key < $1.key }.map { audience, token in
+        .jwtSVID(
+          .init(
+            name: audience.secretName, identity: row.identity.description, issuedAt: token.svid.issuedAt,
+            expiresAt: token.svid.expiresAt, version: token.revision))
+      }
   }
 }

@@ -50,6 +50,10 @@ package struct SecretSummary: Sendable {
       }
       self.certificates = try PEMDocument.parseMultiple(pemString: self.pem).map(Certificate.init(pemDocument:))
       return
+    case .genericSecret:
+      // A bearer token (jwt-svid:<audience>): a credential, never shown.
+      throw AgentError(
+        .connection, "secret \(BoundedText(secret.name)) is a generic secret (a bearer token), which is not shown")
     case nil:
       throw AgentError(.connection, "secret \(secret.name) has neither a certificate nor a validation context")
     }

@@ -12,10 +12,14 @@ extension Agent {
   }
 
   /// The Workload API service, unless `workload-api` is false; it signs JWT-SVIDs with `jwtKeys`.
-  static func workloadAPI(_ context: AgentContext, jwtKeys: JWTKeyRing?) -> WorkloadAPIService? {
+  /// Its calls are listed in `streams`.
+  static func workloadAPI(
+    _ context: AgentContext, jwtKeys: JWTKeyRing?, streams: StreamRegistry
+  ) -> WorkloadAPIService? {
     guard context.configuration.workloadAPI.enabled else { return nil }
     return WorkloadAPIService(
-      logger: context.logger, counters: context.counters, jwt: jwtKeys.map(JWTSVIDIssuer.init(keys:)), now: context.now)
+      logger: context.logger, counters: context.counters, jwt: jwtKeys.map(JWTSVIDIssuer.init(keys:)), registry: streams,
+      now: context.now)
   }
 
   /// The keys that sign JWT-SVIDs, beside the CA's, published in the node's JWT bundles and
@@ -30,6 +34,15 @@ extension Agent {
     return JWTKeyRing(
       keys, trustDomain: TrustDomainName(of: configuration.identity), ttl: ttl, store: files,
       publishingTo: table.node, logger: context.logger)
+  }
+
+  /// The `jwt-svid:<audience>` SDS secrets, where the agent signs JWT-SVIDs: the same signer as
+  /// the Workload API's.
+  static func jwtSVIDTokens(
+    _ context: AgentContext, workloadAPI: WorkloadAPIService?
+  ) -> JWTSVIDTokens<ContinuousClock>? {
+    guard let issuer = workloadAPI?.jwt else { return nil }
+    return JWTSVIDTokens(issuer: issuer, clock: context.clock, now: context.now, logger: context.logger)
   }
 
   /// The socket services that serve `service`: none when it is off.

@@ -100,12 +100,13 @@ package struct Agent: Sendable {
       // The local CA answers at once: the first certificate exists before the socket does.
       try await supervisor.performDueWork(for: configuration.identity)
     }
+    let workloadAPI = Self.workloadAPI(context, jwtKeys: jwtKeys, streams: streams)
+    let jwtSVIDs = Self.jwtSVIDTokens(context, workloadAPI: workloadAPI)
     // A remote CA is asked by the supervisor as soon as the services run (its connection is one
     // of them); the agent serves once it answers, and retries with backoff while it does not.
     let sdsService = SecretDiscoveryService(
       leases: admission, counters: context.counters, registry: streams, logger: logger,
-      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files)
-    let workloadAPI = Self.workloadAPI(context, jwtKeys: jwtKeys)
+      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files, jwtSVIDs: jwtSVIDs)
     let socket = try Self.sdsSocket(context, service: sdsService, workloadAPI: workloadAPI, environment: environment)
     let workloadAPISocket = try Self.workloadAPISocket(context, service: workloadAPI, callers: admission)
     let adminListening = Milestone()
@@ -136,6 +137,7 @@ package struct Agent: Sendable {
       crl.map { .essential($0.follower) },
       crl?.file.map { .auxiliary($0) },
       .auxiliary(files),
+      jwtSVIDs.map { .essential($0) },
       .essential(socket.server),
       workloadAPISocket.map { .essential($0.server) },
       admin.map { .auxiliary($0) },

@@ -58,7 +58,9 @@ package struct GRPCRequestHead: Sendable {
         status: GRPCStatus(
           code: .unimplemented, message: "unknown method \(BoundedText(path)); this socket serves \(services.names)"))
     }
-    if let status = route.service.admits(headers) { throw Refusal(code: .refusedByService, status: status) }
+    if let status = route.service.admits(headers, method: route.method) {
+      throw Refusal(code: .refusedByService, status: status)
+    }
     if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
       throw Refusal(
         code: .compression,

@@ -9,9 +9,9 @@ protocol GRPCSocketService: Sendable {
   var name: String { get }
   /// Whether the service has `method`; a request for another is unimplemented.
   func serves(_ method: Substring) -> Bool
-  /// The status a request with these headers ends with before its caller is admitted (a
-  /// header the service requires is missing, say); nil to admit it.
-  func admits(_ headers: HPACKHeaders) -> GRPCStatus?
+  /// The status a request of `method` with these headers ends with before its caller is
+  /// admitted (a header the service requires is missing, say); nil to admit it.
+  func admits(_ headers: HPACKHeaders, method: Substring) -> GRPCStatus?
   /// The call of `method` for an admitted caller; nil if the service has no such method.
   func open(_ method: Substring, lease: SecretLease) -> (any GRPCSocketCall)?
 }

@@ -19,7 +19,7 @@ struct SDSSocketService: GRPCSocketService {
 
   func serves(_ method: Substring) -> Bool { Method(rawValue: String(method)) != nil }
 
-  func admits(_ headers: HPACKHeaders) -> GRPCStatus? { nil }
+  func admits(_ headers: HPACKHeaders, method: Substring) -> GRPCStatus? { nil }
 
   func open(_ method: Substring, lease: SecretLease) -> (any GRPCSocketCall)? {
     switch Method(rawValue: String(method)) {

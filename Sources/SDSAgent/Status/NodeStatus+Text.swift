@@ -39,19 +39,21 @@ extension NodeStatus {
       "  \($0.issuer) (root \($0.issuerRoot.map { String($0.prefix(16)) } ?? "-")) number \($0.number), "
         + "\($0.entries) revoked, next update \(Self.relative($0.nextUpdate, now: now))"
     }
+    let envoyStreams = self.streams.filter { !$0.isWorkloadAPI }
     lines += [
-      "", "connected Envoys: \(Set(self.streams.compactMap(\.nodeID)).count) node(s), \(self.streams.count) stream(s)",
+      "", "connected Envoys: \(Set(envoyStreams.compactMap(\.nodeID)).count) node(s), \(envoyStreams.count) stream(s)",
     ]
-    if !self.streams.isEmpty {
+    if !envoyStreams.isEmpty {
       lines += Self.table(
         header: ["NODE", "IDENTITY", "RESOURCES", "ACKED", "LAST NACK"],
-        rows: self.streams.map { stream in
+        rows: envoyStreams.map { stream in
           [
             stream.nodeID ?? "-", stream.identity ?? "-", stream.resources.joined(separator: ","),
             stream.lastAckedVersion ?? "-", stream.lastNackMessage.map { String($0.prefix(60)) } ?? "-",
           ]
         })
     }
+    lines += self.workloadAPILines()
     lines += ["", self.isHealthy ? "healthy" : "UNHEALTHY: an identity has no valid certificate"]
     return lines.joined(separator: "\n") + "\n"
   }

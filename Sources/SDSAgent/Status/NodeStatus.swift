@@ -45,11 +45,18 @@ package struct NodeStatus: Codable, Sendable {
     package internal(set) var resources: [String]
     package internal(set) var lastAckedVersion: String?
     package internal(set) var lastNackMessage: String?
+    /// The RPC; nil from an agent that listed SDS streams only.
+    package internal(set) var method: String?
 
     /// `nodeID` would not survive the snake-case conversion both ways as `node_id`.
     enum CodingKeys: String, CodingKey {
-      case id, identity, resources, lastAckedVersion, lastNackMessage
+      case id, identity, resources, lastAckedVersion, lastNackMessage, method
       case nodeID = "nodeId"
+    }
+
+    /// A call of the SPIFFE Workload API rather than an Envoy's SDS stream.
+    package var isWorkloadAPI: Bool {
+      self.method.flatMap(StreamRegistry.Method.init(rawValue:))?.isWorkloadAPI ?? false
     }
   }
 
@@ -101,7 +108,7 @@ package struct NodeStatus: Codable, Sendable {
     self.streams = streams.streams.map {
       Stream(
         id: $0.id, nodeID: $0.nodeID, identity: $0.identity, resources: $0.resources,
-        lastAckedVersion: $0.lastAckedVersion, lastNackMessage: $0.lastNackMessage)
+        lastAckedVersion: $0.lastAckedVersion, lastNackMessage: $0.lastNackMessage, method: $0.method.rawValue)
     }
     self = self.escaped()
   }
@@ -132,6 +139,7 @@ package struct NodeStatus: Codable, Sendable {
       status.streams[index].resources = status.streams[index].resources.map(escape)
       status.streams[index].lastAckedVersion = status.streams[index].lastAckedVersion.map(escape)
       status.streams[index].lastNackMessage = status.streams[index].lastNackMessage.map(escape)
+      status.streams[index].method = status.streams[index].method.map(escape)
     }
     return status
   }

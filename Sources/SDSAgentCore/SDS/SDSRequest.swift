@@ -72,6 +72,8 @@ package struct SDSRequestError: AgentFailure, Equatable {
     case validatorDisabled
     /// The caller holds as many `file-cert:`/`file-root:` names as it may: RESOURCE_EXHAUSTED.
     case tooManyFileNames
+    /// The caller's streams hold as many `jwt-svid:` audiences as they may: RESOURCE_EXHAUSTED.
+    case tooManyAudiences
   }
 
   package let code: Code
@@ -166,7 +168,7 @@ extension SDSRequestError: RPCErrorConvertible {
     case .unsupportedType, .invalidName, .tooManyNames: return .invalidArgument
     case .forbiddenName: return .permissionDenied
     case .validatorDisabled: return .failedPrecondition
-    case .tooManyFileNames: return .resourceExhausted
+    case .tooManyFileNames, .tooManyAudiences: return .resourceExhausted
     }
   }
 

@@ -14,6 +14,9 @@ extension Envoy_Extensions_TransportSockets_Tls_V3_Secret {
     case .onDemand(let name):
       guard let entry = served.onDemand[name] else { return nil }
       self.tlsCertificate = entry.certificate.message
+    case .jwtSVID(let audience):
+      guard let token = served.jwtSVIDs[audience] else { return nil }
+      self.genericSecret = Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret(bearer: token.svid)
     case .refused:
       return nil
     case .file(let name):

@@ -13,7 +13,7 @@ extension SecretDiscoveryService {
     Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, Envoy_Service_Discovery_V3_DeltaDiscoveryResponse
   > {
     self.openStream(
-      lease, machine: DeltaStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: "DeltaSecrets"
+      lease, machine: DeltaStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: .deltaSecrets
     ) { try self.handle($0, in: &$1) }
   }
 
@@ -78,6 +78,7 @@ extension SecretDiscoveryService {
     do {
       _ = try self.holdOnTheFly(
         session.machine.subscribed.map(\.name), naming: session.machine.naming, holder: streamID)
+      try self.holdJWTSVIDs(session.machine.subscribed, in: session)
     } catch {
       throw self.reject(error, caller: session.caller, logger: logger)
     }

@@ -21,6 +21,8 @@ package struct SecretDiscoveryService: Sendable {
   let onDemand: (any OnDemandAdmission)?
   /// Secrets read from files, if any are configured.
   let files: (any FileSecretProvider)?
+  /// Signs and renews `jwt-svid:<audience>` tokens, where the agent signs JWT-SVIDs.
+  let jwtSVIDs: (any JWTSVIDProvider)?
 
   package init(
     leases: any SecretLeaseProvider,
@@ -30,9 +32,11 @@ package struct SecretDiscoveryService: Sendable {
     spiffeValidator: Bool = true,
     onDemand: (any OnDemandAdmission)? = nil,
     files: (any FileSecretProvider)? = nil,
+    jwtSVIDs: (any JWTSVIDProvider)? = nil,
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
     self.files = files
+    self.jwtSVIDs = jwtSVIDs
     self.spiffeValidator = spiffeValidator
     self.onDemand = onDemand
     self.leases = leases
@@ -83,13 +87,13 @@ package struct SecretDiscoveryService: Sendable {
     _ lease: SecretLease
   ) -> SecretStream<Envoy_Service_Discovery_V3_DiscoveryRequest, Envoy_Service_Discovery_V3_DiscoveryResponse> {
     self.openStream(
-      lease, machine: SDSStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: "StreamSecrets"
+      lease, machine: SDSStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: .streamSecrets
     ) { try self.handle($0, in: &$1) }
   }
 
   /// A stream of `rpc` for a leased caller, registered until it is closed.
   func openStream<Machine, Request, Response>(
-    _ lease: SecretLease, machine: Machine, rpc: String,
+    _ lease: SecretLease, machine: Machine, rpc: StreamRegistry.Method,
     handle: @escaping (StreamEvent<Request>, inout Session<Machine>) throws -> Step<Response>
   ) -> SecretStream<Request, Response> {
     var session = self.open(lease, machine: machine, rpc: rpc)
@@ -101,12 +105,12 @@ package struct SecretDiscoveryService: Sendable {
       })
   }
 
-  func open<Machine>(_ lease: SecretLease, machine: Machine, rpc: String) -> Session<Machine> {
+  func open<Machine>(_ lease: SecretLease, machine: Machine, rpc: StreamRegistry.Method) -> Session<Machine> {
     self.counters.increment(.streamsOpened)
-    let streamID = self.registry.open(at: self.now())
+    let streamID = self.registry.open(at: self.now(), method: rpc)
     self.registry.update(streamID) { $0.identity = lease.caller.identity.description }
     var logger = self.logger
-    logger[metadataKey: "rpc"] = "\(rpc)"
+    logger[metadataKey: "rpc"] = "\(rpc.rawValue)"
     logger[metadataKey: "stream"] = "\(streamID)"
     logger[metadataKey: "identity"] = "\(lease.caller.identity)"
     return Session(
@@ -117,6 +121,7 @@ package struct SecretDiscoveryService: Sendable {
   func close<Machine>(_ session: Session<Machine>) {
     if let onDemand = self.onDemand { session.onDemand.releaseAll(by: onDemand) }
     self.files?.release(session.streamID)
+    self.jwtSVIDs?.release(session.streamID)
     self.registry.close(session.streamID)
     self.counters.increment(.streamsClosed)
   }
@@ -203,12 +208,13 @@ package struct SecretDiscoveryService: Sendable {
     return try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served, cache: lease.cache)
   }
 
-  /// What `cache` may serve now: never a certificate past its `notAfter` by the wall clock. One
-  /// that is found expired (the wall clock jumped) is renewed at once.
+  /// What `cache` may serve now: never a certificate past its `notAfter` by the wall clock, nor a
+  /// JWT-SVID past its `exp`. One found expired (the wall clock jumped) is renewed at once.
   func servable(_ cache: SecretCache, noticing expired: () -> Void) -> ServedSecrets {
     let current = cache.current
     let servable = current.servable(at: self.now())
     if current.svid != nil, servable.svid == nil { expired() }
+    if current.jwtSVIDs.count != servable.jwtSVIDs.count { self.jwtSVIDs?.noticeExpired() }
     return servable
   }
 
@@ -221,6 +227,7 @@ package struct SecretDiscoveryService: Sendable {
       onDemand: onDemand && onDemandAllowed == true, files: access.allowed, withheldFiles: access.withheld,
       onTheFlyFiles: access.onTheFly)
     naming.onDemandWithheld = onDemand && onDemandAllowed == false
+    naming.jwtSVIDs = self.jwtSVIDNames(onStream: onDemand)
     return naming
   }
 
@@ -282,6 +289,7 @@ package struct SecretDiscoveryService: Sendable {
     do {
       _ = try self.holdOnTheFly(
         session.machine.subscribedResources.map(\.name), naming: session.machine.naming, holder: streamID)
+      try self.holdJWTSVIDs(session.machine.subscribedResources, in: session)
     } catch {
       throw self.reject(error, caller: session.caller, logger: logger)
     }

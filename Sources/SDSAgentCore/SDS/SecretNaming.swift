@@ -34,6 +34,8 @@ package struct SecretNaming: Sendable, Equatable {
   package var withheldFiles: Set<String>
   /// Where `file-cert:` and `file-root:` names may point, and who may have them.
   package var onTheFlyFiles: OnTheFlyFilePolicy
+  /// Whether `jwt-svid:<audience>` names are served, and if not, why.
+  package var jwtSVIDs = JWTSVIDNames.notSigned
 
   package init(
     identity: SPIFFEID, spiffeValidator: Bool = true, onDemand: Bool = false, files: Set<String> = [],
@@ -79,6 +81,12 @@ package struct SecretNaming: Sendable, Equatable {
         resource = .file(name)
       } else if self.withheldFiles.contains(name) {
         throw .secretWithheld([name], caller: self.identity)
+      } else if JWTAudience.isJWTSVIDName(name) {
+        guard let audience = try self.jwtSVIDAudience(name) else {
+          unknown.append(name)
+          continue
+        }
+        resource = .jwtSVID(audience)
       } else if OnTheFlyFileSecret.isOnTheFly(name) {
         _ = try self.onTheFlyFiles.admit(name, for: self.identity)
         resource = .file(name)

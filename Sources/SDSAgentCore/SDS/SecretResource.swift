@@ -18,6 +18,9 @@ package enum SecretResource: Sendable, Hashable {
   case refused(String)
   /// A secret the operator named, read from files (`secret` in the configuration).
   case file(String)
+  /// `jwt-svid:<audience>`: a JWT-SVID of the caller's identity for the audience, as
+  /// `Bearer <JWT>` (`generic_secret`), for Envoy's credential injector; renewed at half its life.
+  case jwtSVID(JWTAudience)
 
   /// The fixed names; a trust domain's bundle is named `spiffe://<trust-domain>`.
   package var name: String {
@@ -29,6 +32,7 @@ package enum SecretResource: Sendable, Hashable {
     case .onDemand(let name): return name.name
     case .refused(let name): return name
     case .file(let name): return name
+    case .jwtSVID(let audience): return audience.secretName
     }
   }
 
@@ -48,7 +52,7 @@ package enum SecretResource: Sendable, Hashable {
   /// Whether the resource carries the bundle of `ownDomain`, the agent's own trust domain.
   package func carriesBundle(of ownDomain: TrustDomainName) -> Bool {
     switch self {
-    case .tlsCertificate, .onDemand, .refused, .file: return false
+    case .tlsCertificate, .onDemand, .refused, .file, .jwtSVID: return false
     case .validationContext, .allTrustDomains: return true
     case .trustDomain(let domain, _): return domain == ownDomain
     }

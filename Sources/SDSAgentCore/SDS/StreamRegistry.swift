@@ -3,11 +3,13 @@ import Synchronization
 import X509
 
 /// The SDS streams open right now, for `/debug/streams`: who is connected, what it asked for,
-/// and what it last accepted or rejected.
+/// and what it last accepted or rejected; and the Workload API's calls, by method.
 package final class StreamRegistry: Sendable {
   package struct Stream: Sendable {
     package let id: UInt64
     package let openedAt: Date
+    /// The RPC the stream is a call of.
+    package var method = Method.streamSecrets
     package var nodeID: String?
     /// Whose secrets the stream gets.
     package var identity: String?
@@ -33,11 +35,11 @@ package final class StreamRegistry: Sendable {
 
   package init() {}
 
-  package func open(at date: Date) -> UInt64 {
+  package func open(at date: Date, method: Method = .streamSecrets) -> UInt64 {
     self.state.withLock { state in
       let id = state.nextID
       state.nextID += 1
-      state.streams[id] = Stream(id: id, openedAt: date)
+      state.streams[id] = Stream(id: id, openedAt: date, method: method)
       return id
     }
   }
@@ -63,11 +65,13 @@ package final class StreamRegistry: Sendable {
     if heldBundle { self.trustBundleAcknowledged.signal() }
   }
 
-  /// The open streams that hold a trust bundle but have not acknowledged one with `root`.
+  /// The open SDS streams that hold a trust bundle but have not acknowledged one with `root`
+  /// (Workload API calls acknowledge nothing).
   package func streamsNotAcknowledging(_ root: Certificate) -> [Stream] {
     self.state.withLock { state in
       state.streams.values.filter { stream in
-        stream.sentTrustBundle != nil && !(stream.acknowledgedTrustBundle?.roots.contains(root) ?? false)
+        !stream.method.isWorkloadAPI && stream.sentTrustBundle != nil
+          && !(stream.acknowledgedTrustBundle?.roots.contains(root) ?? false)
       }.sorted { $0.id < $1.id }
     }
   }

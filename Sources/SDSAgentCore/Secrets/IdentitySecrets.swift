@@ -12,6 +12,7 @@ struct IdentitySecrets: Sendable {
     var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate?
     var svidRevision: UInt64 = 0
     var trust = TrustRow()
+    var jwtSVIDs = JWTSVIDRow()
   }
 
   private final class Storage: Sendable {
@@ -36,10 +37,14 @@ struct IdentitySecrets: Sendable {
   var svidRevision: UInt64 { self.storage.fields.svidRevision }
   /// The trust served with the identity's own issuances, for when the node has none installed.
   var trust: TrustRow { self.storage.fields.trust }
+  /// The JWT-SVIDs its SDS streams hold (`jwt-svid:<audience>`).
+  var jwtSVIDs: JWTSVIDRow { self.storage.fields.jwtSVIDs }
 
   var revisions: [UInt64] {
     let fields = self.storage.fields
-    return [fields.svidRevision, fields.trust.bundleRevision, fields.trust.federationRevision]
+    return [
+      fields.svidRevision, fields.trust.bundleRevision, fields.trust.federationRevision, fields.jwtSVIDs.revision,
+    ]
   }
 
   /// `svid` with its certificate already encoded as Envoy's `TlsCertificate`.
@@ -79,5 +84,19 @@ struct IdentitySecrets: Sendable {
     fields.tlsCertificate = nil
     if let revision { fields.svidRevision = revision }
     self.fields = fields
+  }
+
+  /// Serves exactly these JWT-SVIDs from now on; an audience whose token changed gets `revision`.
+  mutating func setJWTSVIDs(_ svids: [JWTAudience: JWTSVID], revision: UInt64) {
+    var row = self.jwtSVIDs
+    row.set(svids, revision: revision)
+    guard row.revision != self.jwtSVIDs.revision else { return }
+    self.fields.jwtSVIDs = row
+  }
+
+  /// Stops serving the JWT-SVIDs expired by `date`, in one stream's view only (what is served,
+  /// and its revision, do not change).
+  mutating func dropJWTSVIDs(expiredAt date: Date) {
+    self.fields.jwtSVIDs = self.jwtSVIDs.unexpired(at: date)
   }
 }

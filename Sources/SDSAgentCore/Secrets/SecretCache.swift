@@ -101,6 +101,14 @@ package final class SecretCache: Sendable {
     }
   }
 
+  /// Serves exactly these JWT-SVIDs (`jwt-svid:<audience>`) from now on; pushed only where a
+  /// token changed.
+  package func updateJWTSVIDs(_ svids: [JWTAudience: JWTSVID]) {
+    self.mutate { own, revision in
+      own.setJWTSVIDs(svids, revision: revision)
+    }
+  }
+
   /// Calls `onChange` whenever the served secrets change, until the subscription is cancelled.
   /// `onChange` runs on the task that changed them and must not block.
   package func subscribe(_ onChange: @escaping @Sendable () -> Void) -> Subscription {

@@ -48,15 +48,22 @@ package struct ServedSecrets: Sendable {
   package var jwtBundles: JWTBundleSet { self.shared.jwtBundles }
   /// Changes with any JWT bundle.
   package var jwtBundlesRevision: UInt64 { self.shared.jwtBundlesRevision }
+  /// The identity's JWT-SVIDs by audience (`jwt-svid:<audience>`), each with the revision it was
+  /// served at.
+  package var jwtSVIDs: [JWTAudience: (svid: JWTSVID, revision: UInt64)] { self.identity.jwtSVIDs.tokens }
 
   /// The own trust domain's bundle (`ROOTCA`).
   package var trustBundle: TrustBundle? { self.trust?.own }
 
-  /// These secrets without an SVID that is no longer valid at `date`.
+  /// These secrets without an SVID that is no longer valid at `date`, nor a JWT-SVID expired by
+  /// then.
   package func servable(at date: Date) -> ServedSecrets {
-    guard let svid = self.svid, !svid.isValid(at: date) else { return self }
+    let svidExpired = self.svid.map { !$0.isValid(at: date) } ?? false
+    let tokenExpired = self.identity.jwtSVIDs.hasExpired(at: date)
+    guard svidExpired || tokenExpired else { return self }
     var served = self
-    served.identity.clearSVID(revision: nil)
+    if svidExpired { served.identity.clearSVID(revision: nil) }
+    if tokenExpired { served.identity.dropJWTSVIDs(expiredAt: date) }
     return served
   }
 
@@ -73,6 +80,7 @@ package struct ServedSecrets: Sendable {
     case .onDemand(let name): return self.onDemand[name]?.revision ?? 0
     case .refused: return 0
     case .file(let name): return self.files[name]?.revision ?? 0
+    case .jwtSVID(let audience): return self.jwtSVIDs[audience]?.revision ?? 0
     }
   }
 
@@ -82,6 +90,7 @@ package struct ServedSecrets: Sendable {
     case .onDemand(let name): return self.onDemand[name] != nil
     case .refused: return true
     case .file(let name): return self.files[name] != nil
+    case .jwtSVID(let audience): return self.jwtSVIDs[audience] != nil
     default: return self.trust?.context(for: resource) != nil
     }
   }

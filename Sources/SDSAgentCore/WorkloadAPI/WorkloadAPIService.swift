@@ -20,11 +20,14 @@ package struct WorkloadAPIService: Sendable {
   /// Signs and validates JWT-SVIDs; nil where the agent has no key to sign with (fetch mode).
   package let jwt: JWTSVIDIssuer?
   let counters: AgentCounters
+  /// Where its calls are listed while open (`/debug/streams`), if anywhere.
+  let registry: StreamRegistry?
 
   package init(
     logger: Logger, counters: AgentCounters = AgentCounters(), jwt: JWTSVIDIssuer? = nil,
-    now: @escaping @Sendable () -> Date = { Date() }
+    registry: StreamRegistry? = nil, now: @escaping @Sendable () -> Date = { Date() }
   ) {
+    self.registry = registry
     self.logger = logger
     self.counters = counters
     self.jwt = jwt

@@ -102,5 +102,6 @@ package struct OnDemandHold: Sendable {
   static func mayBeOnDemand(_ name: String) -> Bool {
     SecretResource(name: name) == nil && name != SecretResource.allTrustDomainsName && !name.hasPrefix("spiffe://")
       && name.utf8.count <= SDSRequest.maximumNameLength
+      && !JWTAudience.isJWTSVIDName(name)
   }
 }
