@@ -17,15 +17,18 @@ extension Agent {
     return service
   }
 
+  static let revocationGapMessage =
+    "the CA signs through an intermediate and ca-root-crl is not set: ROOTCA and plain contexts check "
+    + "leaves against the intermediate's list, but the SPIFFE validator's contexts (ALL, spiffe://<td>) "
+    + "carry no revocation list and accept revoked certificates"
+
   /// Says once, at start, what an operator intermediate without the root's list leaves unchecked.
   private static func warnOfRevocationGap(_ context: AgentContext, ca: EmbeddedCA) {
     let signsThroughIntermediate = !ca.roots.intermediates.isEmpty
     switch (signsThroughIntermediate, context.configuration.caRootCRL) {
     case (true, nil):
       context.logger.warning(
-        "the CA signs through an intermediate and ca-root-crl is not set: ROOTCA and plain contexts check "
-          + "leaves against the intermediate's list, but the SPIFFE validator's contexts (ALL, spiffe://<td>) "
-          + "carry no revocation list and accept revoked certificates")
+        "\(Self.revocationGapMessage)")
     case (false, let path?):
       context.logger.warning(
         "ca-root-crl is not used: the CA signs leaves with its root, whose own list is served",

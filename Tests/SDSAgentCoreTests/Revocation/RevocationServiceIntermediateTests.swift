@@ -48,7 +48,7 @@ import X509
 
     let leaf = try #require(self.table.pinnedCache.current.svid?.leaf)
     let revoked = CertificateSerial(leaf.serialNumber)
-    _ = try await self.record.revoke(.serial(revoked), reason: .keyCompromise, at: self.clock.date)
+    _ = try self.record.revoke(.serial(revoked), reason: .keyCompromise, at: self.clock.date)
     self.service.publish()
     let list = try #require(self.table.servedRevocationLists.first)
     #expect(list.revokes(revoked) && list.number > first.number)
