@@ -581,6 +581,10 @@ def test_an_operator_intermediates_revocation_reaches_envoy(start_agent, start_e
     revoke(admin, "--serial", old_serial)
     enforcing = backends if root_crl else (backend,)
     refused = wait_refused(enforcing, old, t0)
+    for envoy in enforcing:
+        # Refused by certificate verification (the CRL), not by anything else.
+        failures = stat(envoy, f"listener.127.0.0.1_{envoy.listen_port}.ssl.fail_verify_error")
+        assert failures >= 1, f"{envoy.name}: ssl.fail_verify_error is {failures}"
     new_serial = wait_envoys_hold(envoys, lambda: AdminClient(admin).current_serial(), timeout=WINDOW)
     held_after = time.monotonic() - t0
     assert new_serial != old_serial
