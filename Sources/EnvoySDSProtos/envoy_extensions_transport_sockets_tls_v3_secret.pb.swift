@@ -97,6 +97,10 @@ public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_CertificateVa
   /// Clears the value of `customValidatorConfig`. Subsequent reads from it will return its default value.
   public mutating func clearCustomValidatorConfig() {self._customValidatorConfig = nil}
 
+  /// Checks only the leaf against its issuer's crl, not every CA of the chain (an intermediate
+  /// whose root-signed list is not held).
+  public var onlyVerifyLeafCertCrl: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -223,7 +227,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate: S
 
 nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CertificateValidationContext"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}trusted_ca\0\u{2}\u{6}crl\0\u{4}\u{5}custom_validator_config\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}trusted_ca\0\u{2}\u{6}crl\0\u{4}\u{5}custom_validator_config\0\u{4}\u{2}only_verify_leaf_cert_crl\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -234,6 +238,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValida
       case 1: try { try decoder.decodeSingularMessageField(value: &self._trustedCa) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._crl) }()
       case 12: try { try decoder.decodeSingularMessageField(value: &self._customValidatorConfig) }()
+      case 14: try { try decoder.decodeSingularBoolField(value: &self.onlyVerifyLeafCertCrl) }()
       default: break
       }
     }
@@ -253,6 +258,9 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValida
     try { if let v = self._customValidatorConfig {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
     } }()
+    if self.onlyVerifyLeafCertCrl != false {
+      try visitor.visitSingularBoolField(value: self.onlyVerifyLeafCertCrl, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -260,6 +268,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValida
     if lhs._trustedCa != rhs._trustedCa {return false}
     if lhs._crl != rhs._crl {return false}
     if lhs._customValidatorConfig != rhs._customValidatorConfig {return false}
+    if lhs.onlyVerifyLeafCertCrl != rhs.onlyVerifyLeafCertCrl {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -3,10 +3,12 @@ import SDSAgent
 import SDSAgentCore
 import SDSAgentTestSupport
 import Testing
+import X509
 
 /// `sds-agent drill --revoke` against live agents: it passes against an agent with an embedded CA
 /// (new serial, new key, the list naming the old serial, all on its open streams), and fails,
-/// saying why, when the admin endpoint is another agent's or when no list arrives in time.
+/// saying why, when the admin endpoint is another agent's or when no list arrives in time; with an
+/// operator intermediate it passes on the list the intermediate signs.
 @Suite(.timeLimit(.minutes(1))) struct RevocationDrillTests {
   func configuration(
     admin: AgentConfiguration.AdminAddress, caSource: AgentConfiguration.CASource = .generated
@@ -49,19 +51,33 @@ import Testing
     }
   }
 
-  @Test func theDrillFailsWhenNoListArrivesInTime() async throws {
-    // An operator CA signing through an intermediate: revocations are recorded and the holder is
-    // re-issued, but no list is served (Envoy's SPIFFE validator would need the root's list of
-    // the intermediate).
-    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-      .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("certs-testdata").path
+  /// The operator's CA files for `operatorCA`'s intermediate, in a new directory.
+  func files(_ operatorCA: OperatorIntermediate) throws -> (AgentConfiguration.CASource, directory: String) {
     let directory = TemporaryDirectory.make()
-    let key = try String(contentsOfFile: fixtures + "/intermediate-key.pem", encoding: .utf8)
-    try key.write(toFile: directory + "/intermediate-key.pem", atomically: false, encoding: .utf8)
-    try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory + "/intermediate-key.pem")
-    let source = AgentConfiguration.CASource.files(
-      certificate: fixtures + "/intermediate.pem", key: directory + "/intermediate-key.pem",
-      chain: fixtures + "/root.pem")
+    let (certificate, key, chain) = (directory + "/ca-cert.pem", directory + "/ca-key.pem", directory + "/ca-chain.pem")
+    try operatorCA.material.certificate.serializeAsPEM().pemString.write(
+      toFile: certificate, atomically: false, encoding: .utf8)
+    try operatorCA.material.privateKey.serializeAsPEM().pemString.write(toFile: key, atomically: false, encoding: .utf8)
+    try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: key)
+    try operatorCA.root.certificate.serializeAsPEM().pemString.write(toFile: chain, atomically: false, encoding: .utf8)
+    return (.files(certificate: certificate, key: key, chain: chain), directory)
+  }
+
+  @Test func theDrillPassesWithAnOperatorIntermediate() async throws {
+    // The intermediate signs the leaves' list, served in ROOTCA.
+    let (source, directory) = try self.files(try OperatorIntermediate(now: Date()))
+    let admin = AgentConfiguration.AdminAddress.unixSocket(path: directory + "/admin.sock")
+    try await RunningAgent.with(try self.configuration(admin: admin, caSource: source)) { running in
+      await running.agent.waitForAdminEndpoint()
+      let report = try await RevocationDrill(socketPath: running.socketPath, admin: admin).run()
+      #expect(report.passed, "\(report.text)")
+    }
+  }
+
+  @Test func theDrillFailsWhenNoListArrivesInTime() async throws {
+    // An operator intermediate that may not sign lists (no cRLSign): revocations are recorded and
+    // the holder is re-issued, but no list is served (Envoy would refuse every certificate).
+    let (source, directory) = try self.files(try OperatorIntermediate(now: Date(), crlSign: false))
     let admin = AgentConfiguration.AdminAddress.unixSocket(path: directory + "/admin.sock")
     try await RunningAgent.with(try self.configuration(admin: admin, caSource: source)) { running in
       await running.agent.waitForAdminEndpoint()

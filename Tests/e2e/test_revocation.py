@@ -22,6 +22,8 @@ import ssl
 import subprocess
 import time
 
+import pytest
+
 from conftest import SPIFFE_ID, Envoy, agent_bin, envoy_bin, norm_serial, wait_envoys_hold
 from daemon_support import AdminClient, poll
 from test_daemon import run_cli, start  # noqa: F401 - `start` is a fixture
@@ -486,3 +488,113 @@ def test_ca_serve_shows_its_list_in_debug_trust(start_ca_serve, free_port):
     (root,) = trust["roots"]
     assert listed["issuer_root"] == root["serial"] and listed["entries"] == 0, listed
     assert "BEGIN X509 CRL" in admin.get("/ca/crl") and ca.alive()
+
+
+# --------------------------------------------------------------------------- an operator CA with an intermediate
+
+
+def operator_intermediate(directory):
+    """The operator's CA files for an intermediate under an operator root, minted here: (ca-cert,
+    ca-key, ca-chain, write_root_crl(number, serials=())). The root's list is written by a rename."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    import istio_ca
+
+    root_key, root = istio_ca.make_root("operator root")
+    key = istio_ca.new_key()
+    now = dt.datetime.now(dt.timezone.utc)
+    usage = x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                          encipher_only=False, decipher_only=False)
+    intermediate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sds-agent e2e"),
+                                 x509.NameAttribute(NameOID.COMMON_NAME, "operator intermediate")]))
+        .issuer_name(root.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256()))
+    cert, key_path, chain = directory / "ca-cert.pem", directory / "ca-key.pem", directory / "ca-chain.pem"
+    cert.write_text(istio_ca.pem_cert(intermediate))
+    key_path.write_bytes(istio_ca.pem_key(key))
+    key_path.chmod(0o600)
+    chain.write_text(istio_ca.pem_cert(root))
+
+    def write_root_crl(path, number: int, serials=()):
+        moment = dt.datetime.now(dt.timezone.utc)
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(root.subject).last_update(moment)
+                   .next_update(moment + dt.timedelta(hours=1)).add_extension(x509.CRLNumber(number), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+                                  critical=False))
+        for serial in serials:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(moment).build())
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(builder.sign(root_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+        os.rename(tmp, path)
+
+    return cert, key_path, chain, write_root_crl
+
+
+def intermediate_agent(start_agent, free_port, tmp_path, root_crl: bool):
+    cert, key, chain, write_root_crl = operator_intermediate(tmp_path)
+    args = ["--ca-cert", cert, "--ca-key", key, "--ca-chain", chain]
+    if root_crl:
+        write_root_crl(tmp_path / "root.crl", 1)
+        args += ["--ca-root-crl", tmp_path / "root.crl"]
+    admin = f"127.0.0.1:{free_port()}"
+    return start_agent(cert_ttl="600s", extra_args=[*args, "--admin", admin]), admin
+
+
+@pytest.mark.parametrize("root_crl", [True, False], ids=["with-ca-root-crl", "without-ca-root-crl"])
+def test_an_operator_intermediates_revocation_reaches_envoy(start_agent, start_envoy, free_port, tmp_path, root_crl):
+    """ROOTCA carries the intermediate's list (leaf only) and refuses the revoked certificate; ALL
+    does too with the operator root's list (--ca-root-crl), and without it still accepts good
+    certificates (no outage), the gap logged and shown in /debug/trust."""
+    agent, admin = intermediate_agent(start_agent, free_port, tmp_path, root_crl)
+    backend = start_envoy("backend", agent.socket_path)
+    spiffe_backend = start_envoy("backend-spiffe", agent.socket_path)
+    gateway = start_envoy("gateway", agent.socket_path, BACKEND_PORT=backend.listen_port)
+    backends, envoys = (backend, spiffe_backend), (gateway, backend, spiffe_backend)
+    old_serial, old = hold(agent, tmp_path, "old")
+    wait_envoys_hold(envoys, old_serial, timeout=30)
+    assert get(gateway.listen_port) == 200
+    for envoy in backends:
+        assert mtls_get(envoy.listen_port, *old) == "ok", f"{envoy.name} refuses a good certificate"
+    trust = AdminClient(admin).json("/debug/trust")
+    assert len(trust["revocation_lists"]) == (2 if root_crl else 1), trust
+    if root_crl:
+        assert "revocation_gap" not in trust, trust
+    else:
+        assert "--ca-root-crl" in trust["revocation_gap"], trust
+        assert any(" warning " in line and "ca-root-crl is not set" in line for line in agent.log_lines()), \
+            agent.tail()
+
+    t0 = time.monotonic()
+    revoke(admin, "--serial", old_serial)
+    enforcing = backends if root_crl else (backend,)
+    refused = wait_refused(enforcing, old, t0)
+    for envoy in enforcing:
+        # Refused by certificate verification (the CRL), not by anything else.
+        failures = stat(envoy, f"listener.127.0.0.1_{envoy.listen_port}.ssl.fail_verify_error")
+        assert failures >= 1, f"{envoy.name}: ssl.fail_verify_error is {failures}"
+    new_serial = wait_envoys_hold(envoys, lambda: AdminClient(admin).current_serial(), timeout=WINDOW)
+    held_after = time.monotonic() - t0
+    assert new_serial != old_serial
+    _, new = hold(agent, tmp_path, "new")
+    for envoy in backends:
+        assert mtls_get(envoy.listen_port, *new) == "ok", f"{envoy.name} refuses the fresh certificate"
+    if not root_crl:
+        assert mtls_get(spiffe_backend.listen_port, *old) == "ok", "ALL refuses without a root-signed list"
+    failures = [status for status in (get(gateway.listen_port) for _ in range(20)) if status != 200]
+    assert not failures, f"requests through the gateway failed after the re-issue: {failures}"
+    print(f"\n{'with' if root_crl else 'without'} --ca-root-crl: the revoked certificate was refused by "
+          + ", ".join(f"{name} {t:.2f}s" for name, t in refused.items())
+          + f" after ca revoke; every Envoy held the new serial after {held_after:.2f}s")

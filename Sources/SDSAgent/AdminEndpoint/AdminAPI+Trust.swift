@@ -75,12 +75,15 @@ extension AdminAPI {
     package var notRotatable: String?
     /// The revocation lists served; `nil` (absent) while none is.
     package var revocationLists: [AdminAPI.RevocationList]?
+    /// Which contexts carry no revocation list though others do, and why; absent when none.
+    package var revocationGap: String?
 
     enum CodingKeys: String, CodingKey {
       case roots, federated, phase, rotatable, rotation
       case trustDomain = "trust_domain"
       case notRotatable = "not_rotatable"
       case revocationLists = "revocation_lists"
+      case revocationGap = "revocation_gap"
     }
   }
 }

@@ -14,6 +14,8 @@ package struct TrustRoutes: Sendable {
   private let federated: @Sendable () -> [FederatedBundleWatcher.Entry]
   /// The revocation lists served with the own bundle.
   private let revocationLists: @Sendable () -> [CertificateRevocationList]
+  /// Why some own contexts carry no revocation list while others do, if so.
+  private var revocationGap: @Sendable () -> String? = { nil }
 
   /// The agent's: the bundle its identities are served, and its federated domains.
   init(
@@ -26,6 +28,7 @@ package struct TrustRoutes: Sendable {
     self.servedBundle = { identities.installedTrustBundle ?? identities.pinnedCache.current.trustBundle }
     self.federated = { federation.current }
     self.revocationLists = { identities.servedRevocationLists }
+    self.revocationGap = { identities.revocationGap }
   }
 
   /// `ca serve`'s: the bundle of its CA, which every answer carries, and the lists its
@@ -106,6 +109,7 @@ package struct TrustRoutes: Sendable {
     let roots = self.ownBundle?.roots ?? []
     let lists = self.revocationLists().map { AdminAPI.RevocationList($0, roots: roots) }
     trust.revocationLists = lists.isEmpty ? nil : lists
+    trust.revocationGap = self.revocationGap()
     if let current {
       let awaited = self.rotation?.streamsAwaited ?? []
       trust.rotation = AdminAPI.Trust.Rotation(

@@ -49,6 +49,8 @@ package struct AgentConfiguration: Sendable {
   package let nodeAgent: NodeAgentConfiguration
   /// Where the SPIFFE Workload API is served.
   package let workloadAPI: WorkloadAPIConfiguration
+  /// The operator root's CRL, when the operator's CA signs through an intermediate.
+  package var caRootCRL: String?
 
   /// The rule for `file-cert:` and `file-root:` names.
   package var onTheFlyFiles: OnTheFlyFilePolicy {

@@ -83,7 +83,7 @@ package struct ConfigurationLoader: Sendable {
     if identity == nil, let istioCA, let tokenFile = istioCA.tokenFile {
       identity = try self.identity(fromTokenFile: tokenFile, trustDomain: trustDomain)
     }
-    return try AgentConfiguration(
+    var configuration = try AgentConfiguration(
       socketPath: try settings.read(s.socket) ?? defaults.socketPath,
       socketMode: try settings.require(s.socketMode),
       stateDirectory: try settings.read(s.stateDirectory) ?? defaults.stateDirectory,
@@ -117,6 +117,8 @@ package struct ConfigurationLoader: Sendable {
       ),
       workloadAPI: try AgentSettings.workloadAPIConfiguration(settings)
     )
+    configuration.caRootCRL = try AgentSettings.rootCRLFile(settings, caSource: caSource)
+    return configuration
   }
 
   /// On-demand certificates, when names are allowed.

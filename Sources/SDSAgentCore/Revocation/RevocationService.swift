@@ -22,6 +22,8 @@ where C.Duration == Duration {
   private let retryAfter: Duration
   /// How long a revocation waits for its holder's new certificate before the list goes out.
   private let reissueGrace: Duration
+  /// Whether a CA that signs through an intermediate signs the intermediate's list (the agent).
+  private let throughIntermediates: Bool
 
   private struct State {
     var nextSigning: Date?
@@ -31,8 +33,9 @@ where C.Duration == Duration {
   package init(
     ca: EmbeddedCA, record: any RevocationRecord, host: any RevocationHost, clock: C,
     now: @escaping @Sendable () -> Date, logger: Logger, retryAfter: Duration = .seconds(60),
-    reissueGrace: Duration = .seconds(2)
+    reissueGrace: Duration = .seconds(2), throughIntermediates: Bool = false
   ) {
+    self.throughIntermediates = throughIntermediates
     self.ca = ca
     self.record = record
     self.host = host
@@ -129,15 +132,21 @@ where C.Duration == Duration {
       // Read under the lock, so that a publication never installs older roots' lists.
       let now = self.now()
       let roots = self.ca.roots
-      if roots.notRevocable != state.notRevocable, let reason = roots.notRevocable {
+      let notRevocable = roots.notRevocable(throughIntermediates: self.throughIntermediates)
+      if notRevocable != state.notRevocable, let reason = notRevocable {
         self.logger.warning(
           "revocation lists are not served: revoked certificates are accepted until they expire",
           metadata: ["reason": "\(reason)"])
       }
-      state.notRevocable = roots.notRevocable
+      state.notRevocable = notRevocable
       do {
-        let signed = try self.record.lists(of: roots.crlIssuers, at: now)
-        try self.host.installRevocationLists(signed.lists)
+        let signed = try self.record.lists(
+          of: roots.crlIssuers(throughIntermediates: self.throughIntermediates), at: now)
+        if self.throughIntermediates {
+          try self.host.installRevocationLists(signed.lists, intermediates: roots.intermediates)
+        } else {
+          try self.host.installRevocationLists(signed.lists)
+        }
         state.nextSigning = signed.nextSigning == .distantFuture ? nil : signed.nextSigning
       } catch {
         state.nextSigning = now.addingTimeInterval(self.retryAfter.seconds)

@@ -14,10 +14,17 @@ package struct ServedTrust: Sendable {
   /// Federated domains that were removed while the agent runs: served as trusting nothing, since
   /// Envoy keeps an SDS secret it was once given until it is replaced.
   package let removed: Set<TrustDomainName>
-  /// The own roots' revocation lists, served in `ROOTCA`, the own domain's plain context and
-  /// inside its SPIFFE validator bundle: one per own root, or none at all (Envoy then checks every
-  /// CA of a chain, so a root without a list would fail all its leaves).
-  package let revocationLists: [CertificateRevocationList]
+  /// The own revocation lists served, in `ROOTCA`, the own domain's plain context and inside its
+  /// SPIFFE validator bundle: one per own root, or none at all (Envoy then checks every CA of a
+  /// chain, so a root without a list would fail all its leaves); through an intermediate, see
+  /// `revocationCoverage`.
+  package var revocationLists: [CertificateRevocationList] { self.revocationCoverage.all }
+  /// Which lists each kind of own context carries.
+  package let revocationCoverage: RevocationCoverage
+  /// The lists of the CAs that sign leaves, as installed.
+  private let issuerLists: [CertificateRevocationList]
+  /// The intermediates and the operator's lists for them, when the CA signs through one.
+  package let revocationChain: RevocationChain
 
   let rootCA: Context
   let plain: [TrustDomainName: Context]
@@ -26,11 +33,15 @@ package struct ServedTrust: Sendable {
 
   package init(
     ownDomain: TrustDomainName, own: TrustBundle, federated: [TrustDomainName: TrustBundle] = [:],
-    removed: Set<TrustDomainName> = [], revocationLists: [CertificateRevocationList] = []
+    removed: Set<TrustDomainName> = [], revocationLists: [CertificateRevocationList] = [],
+    revocationChain: RevocationChain = RevocationChain()
   ) throws(CertificateAuthorityError) {
     self.ownDomain = ownDomain
     self.own = own
-    self.revocationLists = Self.covering(own, from: revocationLists)
+    self.issuerLists = revocationLists
+    self.revocationChain = revocationChain
+    let coverage = RevocationCoverage(roots: own.roots, issuerLists: revocationLists, chain: revocationChain)
+    self.revocationCoverage = coverage
     self.federated = federated.filter { $0.key != ownDomain }
     self.removed = removed.subtracting(self.federated.keys).subtracting([ownDomain])
     do {
@@ -40,12 +51,17 @@ package struct ServedTrust: Sendable {
       for domain in self.removed {
         served[domain] = try Self.trustingNothing()
       }
-      let crls = self.revocationLists.map { $0.pemString + "\n" }.joined()
-      let ownCRLs = crls.isEmpty ? [:] : [ownDomain: crls]
-      self.rootCA = try Self.plainContext(own, crls: crls)
+      let crls = coverage.plain.map { $0.pemString + "\n" }.joined()
+      let spiffeCRLs = coverage.spiffe.map { $0.pemString + "\n" }.joined()
+      let ownCRLs = spiffeCRLs.isEmpty ? [:] : [ownDomain: spiffeCRLs]
+      self.rootCA = try Self.plainContext(own, crls: crls, onlyLeaf: coverage.onlyVerifiesLeaf)
       self.plain = try Dictionary(
         uniqueKeysWithValues: served.map { domain, bundle in
-          (domain, try Self.plainContext(bundle, crls: ownCRLs[domain] ?? ""))
+          let isOwn = domain == ownDomain
+          return (
+            domain,
+            try Self.plainContext(bundle, crls: isOwn ? crls : "", onlyLeaf: isOwn && coverage.onlyVerifiesLeaf)
+          )
         })
       self.spiffe = try Dictionary(
         uniqueKeysWithValues: served.map { domain, bundle in
@@ -66,19 +82,7 @@ package struct ServedTrust: Sendable {
   package func replacingOwn(with own: TrustBundle) throws(CertificateAuthorityError) -> ServedTrust {
     try ServedTrust(
       ownDomain: self.ownDomain, own: own, federated: self.federated, removed: self.removed,
-      revocationLists: self.revocationLists)
-  }
-
-  /// The lists of `own`'s roots, one per root, if every root has one; otherwise none.
-  private static func covering(
-    _ own: TrustBundle, from lists: [CertificateRevocationList]
-  ) -> [CertificateRevocationList] {
-    var covering: [CertificateRevocationList] = []
-    for root in own.roots {
-      guard let list = lists.first(where: { $0.isSigned(by: root) }) else { return [] }
-      covering.append(list)
-    }
-    return covering
+      revocationLists: self.issuerLists, revocationChain: self.revocationChain)
   }
 
   /// Every trust domain a `spiffe://` name may ask for.
@@ -97,10 +101,13 @@ package struct ServedTrust: Sendable {
     }
   }
 
-  private static func plainContext(_ bundle: TrustBundle, crls: String = "") throws -> Context {
+  private static func plainContext(_ bundle: TrustBundle, crls: String = "", onlyLeaf: Bool = false) throws -> Context {
     var context = Context()
     context.trustedCa.inlineBytes = Data(try bundle.pemString().utf8)
-    if !crls.isEmpty { context.crl.inlineBytes = Data(crls.utf8) }
+    if !crls.isEmpty {
+      context.crl.inlineBytes = Data(crls.utf8)
+      context.onlyVerifyLeafCertCrl = onlyLeaf
+    }
     return context
   }
 
@@ -119,6 +126,6 @@ package struct ServedTrust: Sendable {
 extension ServedTrust: Equatable {
   package static func == (lhs: Self, rhs: Self) -> Bool {
     lhs.ownDomain == rhs.ownDomain && lhs.own == rhs.own && lhs.federated == rhs.federated
-      && lhs.removed == rhs.removed && lhs.revocationLists == rhs.revocationLists
+      && lhs.removed == rhs.removed && lhs.revocationCoverage == rhs.revocationCoverage
   }
 }

@@ -11,6 +11,8 @@ struct TrustInstallation: Sendable {
   var removed: Set<TrustDomainName> = []
   /// The own roots' revocation lists; served only with an installed own bundle.
   var revocationLists: [CertificateRevocationList] = []
+  /// When the CA signs through an intermediate: the intermediates and the operator's lists for them.
+  var revocationChain = RevocationChain()
   /// A change of the own bundle the supervisor makes when it is due.
   var scheduled: ScheduledTrustChange?
 }
@@ -69,7 +71,7 @@ extension IdentityTable {
       self.node.updateTrust(
         try ServedTrust(
           ownDomain: self.ownTrustDomain, own: own, federated: installation.federated, removed: installation.removed,
-          revocationLists: installation.revocationLists))
+          revocationLists: installation.revocationLists, revocationChain: installation.revocationChain))
       return
     }
     var built: [ServedTrust] = []
