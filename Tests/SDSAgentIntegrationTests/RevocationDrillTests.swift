@@ -81,11 +81,27 @@ import X509
     let admin = AgentConfiguration.AdminAddress.unixSocket(path: directory + "/admin.sock")
     try await RunningAgent.with(try self.configuration(admin: admin, caSource: source)) { running in
       await running.agent.waitForAdminEndpoint()
-      let report = try await RevocationDrill(socketPath: running.socketPath, admin: admin, timeout: .seconds(1)).run()
+      let report = try await RevocationDrill(socketPath: running.socketPath, admin: admin, timeout: .seconds(3)).run()
       #expect(!report.passed)
       #expect(report.answered != nil && report.certificateArrived != nil && report.listsArrived == nil)
       #expect(report.failures.count == 1, "\(report.text)")
       #expect(report.failures.first?.contains("no ROOTCA whose revocation lists name") == true, "\(report.text)")
+    }
+  }
+
+  @Test func noListIsServedThroughAnIntermediateWhenTheOperatorSaysSo() async throws {
+    // intermediate-crl false (one intermediate per node): revocations are recorded and the holder
+    // re-issued, but the intermediate's list is neither served nor listed.
+    let (source, directory) = try self.files(try OperatorIntermediate(now: Date()))
+    let admin = AgentConfiguration.AdminAddress.unixSocket(path: directory + "/admin.sock")
+    var configuration = try self.configuration(admin: admin, caSource: source)
+    configuration.intermediateCRL = false
+    try await RunningAgent.with(configuration) { running in
+      await running.agent.waitForAdminEndpoint()
+      let report = try await RevocationDrill(socketPath: running.socketPath, admin: admin, timeout: .seconds(3)).run()
+      #expect(!report.passed)
+      #expect(report.answered != nil && report.certificateArrived != nil && report.listsArrived == nil)
+      #expect(running.agent.identities.servedRevocationLists.isEmpty)
     }
   }
 }

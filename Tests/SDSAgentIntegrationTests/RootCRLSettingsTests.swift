@@ -21,4 +21,11 @@ import Testing
         ?? false
     }
   }
+
+  @Test func theIntermediatesListIsServedUnlessTurnedOff() throws {
+    let files = ["ca-cert": ["/etc/ca/intermediate.pem"], "ca-key": ["/etc/ca/key.pem"]]
+    #expect(try self.load(files).intermediateCRL)
+    #expect(try !self.load(files.merging(["intermediate-crl": ["false"]]) { $1 }).intermediateCRL)
+    #expect(throws: ConfigurationError.self) { try self.load(files.merging(["intermediate-crl": ["maybe"]]) { $1 }) }
+  }
 }

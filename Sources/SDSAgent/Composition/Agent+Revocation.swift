@@ -11,7 +11,7 @@ extension Agent {
     guard let ca = authority.embedded, let record = authority.revocations else { return nil }
     let service = RevocationService(
       ca: ca, record: record, host: table, clock: context.clock, now: context.now, logger: context.logger,
-      throughIntermediates: true)
+      throughIntermediates: context.configuration.intermediateCRL)
     service.publish()
     Self.warnOfRevocationGap(context, ca: ca)
     return service
@@ -26,6 +26,9 @@ extension Agent {
   private static func warnOfRevocationGap(_ context: AgentContext, ca: EmbeddedCA) {
     let signsThroughIntermediate = !ca.roots.intermediates.isEmpty
     switch (signsThroughIntermediate, context.configuration.caRootCRL) {
+    case (true, _) where !context.configuration.intermediateCRL:
+      context.logger.warning(
+        "intermediate-crl is false: the CA signs through an intermediate and no revocation list is served")
     case (true, nil):
       context.logger.warning(
         "\(Self.revocationGapMessage)")

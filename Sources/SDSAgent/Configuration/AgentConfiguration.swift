@@ -51,6 +51,8 @@ package struct AgentConfiguration: Sendable {
   package let workloadAPI: WorkloadAPIConfiguration
   /// The operator root's CRL, when the operator's CA signs through an intermediate.
   package var caRootCRL: String?
+  /// Whether an operator intermediate's own revocation list is served.
+  package var intermediateCRL = true
 
   /// The rule for `file-cert:` and `file-root:` names.
   package var onTheFlyFiles: OnTheFlyFilePolicy {

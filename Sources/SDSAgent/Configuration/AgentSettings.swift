@@ -292,7 +292,7 @@ package enum AgentSettings {
     workloadAPI.declaration, workloadAPISocket.declaration, workloadAPISocketMode.declaration,
     workloadAPISocketGroup.declaration, jwtSVIDTTL.declaration,
     caCRL.declaration, crlRefresh.declaration,
-    caRootCRL.declaration,
+    caRootCRL.declaration, intermediateCRL.declaration,
   ]
 
   /// The settings a config file may set; `check-config` shows each one.

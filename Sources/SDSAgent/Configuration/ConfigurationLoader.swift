@@ -118,6 +118,7 @@ package struct ConfigurationLoader: Sendable {
       workloadAPI: try AgentSettings.workloadAPIConfiguration(settings)
     )
     configuration.caRootCRL = try AgentSettings.rootCRLFile(settings, caSource: caSource)
+    configuration.intermediateCRL = try settings.require(AgentSettings.intermediateCRL)
     return configuration
   }
 
