@@ -18,7 +18,8 @@ extension Agent {
   ) -> WorkloadAPIService? {
     guard context.configuration.workloadAPI.enabled else { return nil }
     return WorkloadAPIService(
-      logger: context.logger, counters: context.counters, jwt: jwtKeys.map(JWTSVIDIssuer.init(keys:)), registry: streams,
+      logger: context.logger, counters: context.counters, jwt: jwtKeys.map(JWTSVIDIssuer.init(keys:)),
+      registry: streams,
       now: context.now)
   }
 
