@@ -127,6 +127,14 @@ public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_Secret: Senda
     set {type = .tlsCertificate(newValue)}
   }
 
+  public var sessionTicketKeys: Envoy_Extensions_TransportSockets_Tls_V3_TlsSessionTicketKeys {
+    get {
+      if case .sessionTicketKeys(let v)? = type {return v}
+      return Envoy_Extensions_TransportSockets_Tls_V3_TlsSessionTicketKeys()
+    }
+    set {type = .sessionTicketKeys(newValue)}
+  }
+
   public var validationContext: Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext {
     get {
       if case .validationContext(let v)? = type {return v}
@@ -147,6 +155,7 @@ public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_Secret: Senda
 
   public nonisolated enum OneOf_Type: Equatable, Sendable {
     case tlsCertificate(Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate)
+    case sessionTicketKeys(Envoy_Extensions_TransportSockets_Tls_V3_TlsSessionTicketKeys)
     case validationContext(Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext)
     case genericSecret(Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret)
 
@@ -170,11 +179,27 @@ public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret
   /// Clears the value of `secret`. Subsequent reads from it will return its default value.
   public mutating func clearSecret() {self._secret = nil}
 
+  /// Several named values in one secret (Envoy's multi-key generic secret).
+  public var secrets: Dictionary<String,Envoy_Config_Core_V3_DataSource> = [:]
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _secret: Envoy_Config_Core_V3_DataSource? = nil
+}
+
+/// Keys for TLS session tickets: the first encrypts, all decrypt (upstream: common.proto).
+public nonisolated struct Envoy_Extensions_TransportSockets_Tls_V3_TlsSessionTicketKeys: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keys: [Envoy_Config_Core_V3_DataSource] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -276,7 +301,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_CertificateValida
 
 nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_Secret: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Secret"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}tls_certificate\0\u{4}\u{2}validation_context\0\u{3}generic_secret\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}tls_certificate\0\u{3}session_ticket_keys\0\u{3}validation_context\0\u{3}generic_secret\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -296,6 +321,19 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_Secret: SwiftProt
         if let v = v {
           if hadOneofValue {try decoder.handleConflictingOneOf()}
           self.type = .tlsCertificate(v)
+        }
+      }()
+      case 3: try {
+        var v: Envoy_Extensions_TransportSockets_Tls_V3_TlsSessionTicketKeys?
+        var hadOneofValue = false
+        if let current = self.type {
+          hadOneofValue = true
+          if case .sessionTicketKeys(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.type = .sessionTicketKeys(v)
         }
       }()
       case 4: try {
@@ -342,6 +380,10 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_Secret: SwiftProt
       guard case .tlsCertificate(let v)? = self.type else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     }()
+    case .sessionTicketKeys?: try {
+      guard case .sessionTicketKeys(let v)? = self.type else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
     case .validationContext?: try {
       guard case .validationContext(let v)? = self.type else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
@@ -365,7 +407,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_Secret: SwiftProt
 
 nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GenericSecret"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}secret\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}secret\0\u{1}secrets\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -374,6 +416,7 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret: Sw
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._secret) }()
+      case 2: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Envoy_Config_Core_V3_DataSource>.self, value: &self.secrets) }()
       default: break
       }
     }
@@ -387,11 +430,45 @@ nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret: Sw
     try { if let v = self._secret {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    if !self.secrets.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Envoy_Config_Core_V3_DataSource>.self, value: self.secrets, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret, rhs: Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret) -> Bool {
     if lhs._secret != rhs._secret {return false}
+    if lhs.secrets != rhs.secrets {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Extensions_TransportSockets_Tls_V3_TlsSessionTicketKeys: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TlsSessionTicketKeys"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Envoy_Extensions_TransportSockets_Tls_V3_TlsSessionTicketKeys, rhs: Envoy_Extensions_TransportSockets_Tls_V3_TlsSessionTicketKeys) -> Bool {
+    if lhs.keys != rhs.keys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -54,6 +54,9 @@ package struct SecretSummary: Sendable {
       // A bearer token (jwt-svid:<audience>): a credential, never shown.
       throw AgentError(
         .connection, "secret \(BoundedText(secret.name)) is a generic secret (a bearer token), which is not shown")
+    case .sessionTicketKeys:
+      throw AgentError(
+        .connection, "secret \(BoundedText(secret.name)) holds session ticket keys, which are not shown")
     case nil:
       throw AgentError(.connection, "secret \(secret.name) has neither a certificate nor a validation context")
     }
