@@ -9,7 +9,8 @@ import Testing
     let notBefore = self.start.addingTimeInterval(TimeInterval(index) * 60)
     return LedgerChain.Issuance(
       serial: String(format: "%02x", 0x10 + index), spiffeID: "spiffe://example.org/ns/a/sa/w\(index)",
-      caller: "system:serviceaccount:a:w\(index)", impersonatedBy: index.isMultiple(of: 2) ? "spiffe://example.org/node" : nil,
+      caller: "system:serviceaccount:a:w\(index)",
+      impersonatedBy: index.isMultiple(of: 2) ? "spiffe://example.org/node" : nil,
       replica: "ca-\(index % 2)", notBefore: notBefore, notAfter: notBefore.addingTimeInterval(lifetime))
   }
 
