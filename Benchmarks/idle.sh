@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Startup to READY (exec → READY=1 on NOTIFY_SOCKET, warm state directory) and an idle agent's
+# RSS, CPU, threads and descriptors over N minutes.
+#   Benchmarks/idle.sh [--agent PATH] [--runs N] [--minutes M] [--every SECONDS]
+# The agent is --agent, else $SDS_AGENT_BIN, else a release build made here (.build-release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+agent=${SDS_AGENT_BIN:-}
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --agent) agent=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+if [ -z "$agent" ]; then
+  swift build -c release --scratch-path .build-release --product sds-agent
+  agent=.build-release/release/sds-agent
+fi
+exec python3 Benchmarks/idle.py --agent "$agent" "${args[@]}"
