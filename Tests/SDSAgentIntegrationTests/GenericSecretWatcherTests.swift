@@ -94,4 +94,19 @@ import Testing
       #expect(self.served() == "first\n")
     }
   }
+
+  @Test func inNodeAgentModeOnlyTheCallersNamedHaveIt() throws {
+    let gateway = try SPIFFEID(parsing: "spiffe://cluster.local/ns/edge/sa/gateway")
+    let other = try SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend")
+    let watcher = FileSecretWatcher(
+      sources: [
+        try FileSecretSource(parsing: "name=token,generic=\(self.files.path("token")),callers=\(gateway)")
+      ],
+      policy: OnTheFlyFilePolicy(checksCallers: true),
+      keyMaterial: AgentKeyMaterial(stateDirectory: self.files.path("state"), caKey: nil), table: self.files.table,
+      counters: self.files.counters, watching: self.files.service, clock: self.files.clock, logger: self.files.logger)
+    #expect(watcher.access(for: gateway).allowed == ["token"])
+    #expect(watcher.access(for: other).allowed.isEmpty)
+    #expect(watcher.access(for: other).withheld == ["token"])
+  }
 }
