@@ -2,7 +2,8 @@
 and Envoy 1.40's credential injector (`envoy.http.injected_credentials.generic`,
 examples/envoy-generic-secret.yaml) sends it upstream as a header value.
 
-test_a_generic_secret_reaches_the_backend_and_follows_its_file: the backend sees the file's value
+test_a_generic_secret_reaches_the_backend_and_follows_its_file (SDS over GRPC, then DELTA_GRPC):
+the backend sees the file's value
 (Envoy drops the trailing line break itself); a rewrite in place and a rename over the file are
 seen within 2 s on the same Envoy (printed: how long each took); an empty file and a vanished
 file keep the last good value, logged and counted; the file reappearing is served again.
@@ -25,6 +26,8 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import pytest
 
 from conftest import agent_bin
 from daemon_support import SdsStream, poll, secrets_of
@@ -82,14 +85,15 @@ def write(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def test_a_generic_secret_reaches_the_backend_and_follows_its_file(start, start_envoy, tmp_path):
+@pytest.mark.parametrize("api_type", ["GRPC", "DELTA_GRPC"])
+def test_a_generic_secret_reaches_the_backend_and_follows_its_file(start, start_envoy, tmp_path, api_type):
     token = tmp_path / "token"
     write(token, "first-token\n")
     agent = start("agent", "--secret", f"name={NAME},generic={token}")
     backend = Backend()
     try:
-        envoy = start_envoy("generic-secret", agent.socket_path, UPSTREAM_PORT=backend.port, SECRET_NAME=NAME,
-                            HEADER=HEADER)
+        envoy = start_envoy("generic-secret", agent.socket_path, api_type=api_type, UPSTREAM_PORT=backend.port,
+                            SECRET_NAME=NAME, HEADER=HEADER)
         pid = envoy.pid
         poll(lambda: seen_by_backend(envoy.listen_port, backend) == "first-token", 15,
              what="the file's value at the backend")
@@ -121,7 +125,7 @@ def test_a_generic_secret_reaches_the_backend_and_follows_its_file(start, start_
              what="the file's value once it reappears")
         took["reappeared"] = time.monotonic() - t0
         assert envoy.alive() and envoy.pid == pid, "Envoy restarted"
-        print("\nthe backend saw the new value after " + ", ".join(f"{k}: {v * 1000:.0f} ms" for k, v in took.items()))
+        print(f"\n{api_type}: the backend saw the new value after " + ", ".join(f"{k}: {v * 1000:.0f} ms" for k, v in took.items()))
 
         shown = subprocess.run([str(agent_bin()), "fetch", "--socket", str(agent.socket_path), "--resource", NAME],
                                capture_output=True, text=True, timeout=30, env=agent.env)
