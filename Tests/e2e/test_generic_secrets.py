@@ -9,6 +9,9 @@ seen within 2 s on the same Envoy (printed: how long each took); an empty file a
 file keep the last good value, logged and counted; the file reappearing is served again.
 `sds-agent fetch` never prints the value.
 
+test_a_generic_secret_follows_kubernetes_data_swaps: three `..data` swaps, each pushed on the open
+stream (printed: how long after the swap).
+
 test_a_multi_key_generic_secret_is_served_and_envoy_accepts_it: `generic.KEY=FILE` fills
 `GenericSecret.secrets`; Envoy takes the push (no NACK), and its credential injector, which reads
 only `secret`, refuses requests with it (401): the map is for filters that read it.
@@ -169,3 +172,38 @@ def test_a_multi_key_generic_secret_is_served_and_envoy_accepts_it(start, start_
     mixed.write_text(f"secret:\n  - {{name: web, cert: /a.pem, generic: {tmp_path / 'client-id'}}}\n")
     refused = run_cli("check-config", "--config", mixed)
     assert refused.returncode != 0 and "a generic secret has no cert" in refused.stderr, refused.stderr
+
+
+def test_a_generic_secret_follows_kubernetes_data_swaps(start, tmp_path):
+    """A Secret volume as kubelet writes it: `token` -> `..data/token`, `..data` swapped by rename
+    to a new timestamped directory. Each swap is pushed on the open stream."""
+    mount = tmp_path / "mount"
+    mount.mkdir()
+
+    def swap(generation: int, value: str) -> None:
+        data = mount / f"..2026_12_06_{generation}"
+        data.mkdir()
+        write(data / "token", value)
+        os.symlink(data.name, mount / "..data_tmp")
+        old = os.readlink(mount / "..data") if (mount / "..data").is_symlink() else None
+        os.rename(mount / "..data_tmp", mount / "..data")
+        if not (mount / "token").is_symlink():
+            os.symlink("..data/token", mount / "token")
+        if old:
+            (mount / old / "token").unlink()
+            (mount / old).rmdir()
+
+    swap(1, "k8s-1\n")
+    agent = start("agent", "--secret", f"name=k8s,generic={mount / 'token'}")
+    stream = SdsStream(agent.socket_path, names=("k8s",))
+    first = stream.next_response(5)
+    assert secrets_of(first)["k8s"].generic_secret.secret.inline_bytes == b"k8s-1\n"
+    stream.ack(first)
+    for generation in (2, 3, 4):
+        t0 = time.monotonic()
+        swap(generation, f"k8s-{generation}\n")
+        response = stream.next_response(2)
+        assert secrets_of(response)["k8s"].generic_secret.secret.inline_bytes == f"k8s-{generation}\n".encode()
+        print(f"..data swap {generation - 1}: pushed after {(time.monotonic() - t0) * 1000:.0f} ms")
+        stream.ack(response)
+    stream.send(None)
