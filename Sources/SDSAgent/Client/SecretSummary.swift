@@ -50,10 +50,14 @@ package struct SecretSummary: Sendable {
       }
       self.certificates = try PEMDocument.parseMultiple(pemString: self.pem).map(Certificate.init(pemDocument:))
       return
-    case .genericSecret:
-      // A bearer token (jwt-svid:<audience>): a credential, never shown.
+    case .genericSecret(let generic):
+      // A bearer token (jwt-svid:<audience>) or a secret from files: a credential, never shown.
+      let values = generic.secrets.isEmpty ? [generic.secret] : Array(generic.secrets.values)
+      let bytes = values.reduce(0) { $0 + $1.inlineBytes.count + $1.inlineString.utf8.count }
       throw AgentError(
-        .connection, "secret \(BoundedText(secret.name)) is a generic secret (a bearer token), which is not shown")
+        .connection,
+        "secret \(BoundedText(secret.name)) is a generic secret (a credential: \(bytes) bytes in \(values.count) "
+          + "value(s)), which is not shown")
     case .sessionTicketKeys:
       throw AgentError(
         .connection, "secret \(BoundedText(secret.name)) holds session ticket keys, which are not shown")

@@ -109,6 +109,7 @@ package struct Agent: Sendable {
       spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files, jwtSVIDs: jwtSVIDs)
     let socket = try Self.sdsSocket(context, service: sdsService, workloadAPI: workloadAPI, environment: environment)
     let workloadAPISocket = try Self.workloadAPISocket(context, service: workloadAPI, callers: admission)
+    let credentialSockets = try Self.credentialSockets(context, service: sdsService)
     let adminListening = Milestone()
     let admin = Self.adminServer(
       context, metrics: metrics, identities: identities, streams: streams, ca: ca, federation: federation,
@@ -140,6 +141,7 @@ package struct Agent: Sendable {
       jwtSVIDs.map { .essential($0) },
       .essential(socket.server),
       workloadAPISocket.map { .essential($0.server) },
+      credentialSockets.map { .essential($0) },
       admin.map { .auxiliary($0) },
       .auxiliary(systemd),
       reload.map { .auxiliary($0) },

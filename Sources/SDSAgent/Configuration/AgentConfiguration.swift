@@ -53,6 +53,8 @@ package struct AgentConfiguration: Sendable {
   package var caRootCRL: String?
   /// Whether an operator intermediate's own revocation list is served.
   package var intermediateCRL = true
+  /// Where Istio's credential sockets are served (`socket` and `files-socket`), if anywhere.
+  package var istioCredentialSockets: String?
 
   /// The rule for `file-cert:` and `file-root:` names.
   package var onTheFlyFiles: OnTheFlyFilePolicy {

@@ -109,7 +109,8 @@ package enum AgentSettings {
   package static let secret = Setting<FileSecretSource>(
     "secret", "FIELDS",
     help: "A secret served under its name from files (repeatable): name=web,cert=FILE,key=FILE"
-      + "[,ocsp-staple=FILE] or name=clients,ca=FILE[,crl=FILE]; watched, checked, pushed on change.",
+      + "[,ocsp-staple=FILE] or name=clients,ca=FILE[,crl=FILE] or name=token,generic=FILE (generic.KEY=FILE per "
+      + "key); watched, checked, pushed on change.",
     kind: .repeatable(separator: ";", yaml: .fields), allowed: FileSecretSource.syntax, reload: .live([.fileSecrets]),
     parse: { text throws(ConfigurationError) in try FileSecretSource(parsing: text) },
     effective: { $0.fileSecrets.map(\.description).joined(separator: "; ") })
@@ -293,6 +294,7 @@ package enum AgentSettings {
     workloadAPISocketGroup.declaration, jwtSVIDTTL.declaration,
     caCRL.declaration, crlRefresh.declaration,
     caRootCRL.declaration, intermediateCRL.declaration,
+    istioCredentialSockets.declaration,
   ]
 
   /// The settings a config file may set; `check-config` shows each one.

@@ -111,6 +111,13 @@ package enum ConfigFile {
   static func pairs(_ mapping: Node.Mapping, key: String) throws(ConfigurationError) -> [String] {
     var pairs: [String] = []
     for (name, value) in mapping {
+      if let name = name.scalar?.string, let nested = value.mapping,
+        nested.allSatisfy({ $0.key.scalar != nil && $0.value.scalar != nil })
+      {
+        // `generic: {token: /etc/a}` is read as `generic.token=/etc/a`.
+        pairs += try Self.pairs(nested, key: key).map { "\(name).\($0)" }
+        continue
+      }
       guard let name = name.scalar?.string, let value = value.scalar?.string else {
         throw ConfigurationError(
           key: key, value: "a nested mapping", allowed: "a mapping of plain names to plain values")

@@ -119,6 +119,8 @@ package struct ConfigurationLoader: Sendable {
     )
     configuration.caRootCRL = try AgentSettings.rootCRLFile(settings, caSource: caSource)
     configuration.intermediateCRL = try settings.require(AgentSettings.intermediateCRL)
+    configuration.istioCredentialSockets = try AgentSettings.credentialSocketsDirectory(
+      settings, socketPath: configuration.socketPath, workloadAPISocket: configuration.workloadAPI.socketPath)
     return configuration
   }
 

@@ -1,11 +1,14 @@
 import SDSAgentCore
 
 /// A secret the operator names, read from files: a TLS certificate `name=web,cert=…,key=…`
-/// (optionally `ocsp-staple=…`), or a validation context `name=clients,ca=…` (optionally `crl=…`).
+/// (optionally `ocsp-staple=…`), a validation context `name=clients,ca=…` (optionally `crl=…`), or a
+/// generic secret `name=token,generic=…` (or `generic.KEY=…` for each key of a multi-key one).
 package struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
   package enum Files: Sendable, Hashable {
     case tlsCertificate(cert: String, key: String, ocspStaple: String?)
     case validationContext(ca: String, crl: String?)
+    /// One file (`generic=FILE`), or one per key (`generic.KEY=FILE`), served as `generic_secret`.
+    case generic(GenericSecretFiles)
   }
 
   package let name: String
@@ -14,7 +17,8 @@ package struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
   package let callers: [SPIFFEID]
 
   package static let syntax =
-    "name=NAME,cert=FILE,key=FILE[,ocsp-staple=FILE] or name=NAME,ca=FILE[,crl=FILE], and in node-agent "
+    "name=NAME,cert=FILE,key=FILE[,ocsp-staple=FILE] or name=NAME,ca=FILE[,crl=FILE] or name=NAME,generic=FILE "
+    + "or name=NAME,generic.KEY=FILE[,generic.KEY=FILE…] (generic: {KEY: FILE} in YAML), and in node-agent "
     + "mode callers=SPIFFE-ID[+SPIFFE-ID…] (a mapping in YAML)"
 
   package init(name: String, files: Files, callers: [SPIFFEID] = []) {
@@ -37,6 +41,7 @@ package struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
     switch self.files {
     case .tlsCertificate(let cert, let key, let ocsp): [cert, key] + (ocsp.map { [$0] } ?? [])
     case .validationContext(let ca, let crl): [ca] + (crl.map { [$0] } ?? [])
+    case .generic(let files): files.paths
     }
   }
 
@@ -46,6 +51,7 @@ package struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
       case .tlsCertificate(let cert, let key, let ocsp):
         "name=\(self.name),cert=\(cert),key=\(key)" + (ocsp.map { ",ocsp-staple=\($0)" } ?? "")
       case .validationContext(let ca, let crl): "name=\(self.name),ca=\(ca)" + (crl.map { ",crl=\($0)" } ?? "")
+      case .generic(let files): "name=\(self.name)," + files.description
       }
     return files + (self.callers.isEmpty ? "" : ",callers=" + self.callers.map(\.description).joined(separator: "+"))
   }
@@ -57,10 +63,10 @@ package struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
         throw ConfigurationError(key: "secret", value: text, allowed: Self.syntax)
       }
       let key = String(part[..<equals])
-      guard Self.keys.contains(key) else {
+      guard Self.keys.contains(key) || key.hasPrefix(GenericSecretFiles.keyPrefix) else {
         throw ConfigurationError(
           key: "secret", value: "\(BoundedText(key, limit: 40))",
-          allowed: "the keys name, cert, key, ocsp-staple, ca, crl and callers (unknown key)")
+          allowed: "the keys name, cert, key, ocsp-staple, ca, crl, generic, generic.KEY and callers (unknown key)")
       }
       guard fields[key] == nil else {
         throw ConfigurationError(key: "secret", value: key, allowed: "each key once per secret")
@@ -89,6 +95,10 @@ package struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
           key: "secret", value: "callers of \(name)", allowed: "SPIFFE IDs joined by + (\(error.reason))")
       }
     }
+    if let generic = try GenericSecretFiles(fields: fields, secret: name) {
+      self.init(name: name, files: .generic(generic), callers: callers)
+      return
+    }
     switch (fields["cert"], fields["key"], fields["ca"]) {
     case (let cert?, let key?, nil) where fields["crl"] == nil:
       self.init(
@@ -100,5 +110,5 @@ package struct FileSecretSource: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
-  private static let keys: Set<String> = ["name", "cert", "key", "ocsp-staple", "ca", "crl", "callers"]
+  private static let keys: Set<String> = ["name", "cert", "key", "ocsp-staple", "ca", "crl", "generic", "callers"]
 }

@@ -34,10 +34,34 @@ extension FileSecretWatcher {
         let content = try FileSecretContent.validationContext(caPEM: caPEM, crl: list, now: now)
         let warning = list.flatMap { FileSecretContent.crlWarning(caPEM: caPEM, crl: $0, now: now) }
         return .success((content, warning.map { "secret \(entry.shownName): \($0)" }))
+      case .generic(let files):
+        return try Self.readGeneric(files, entry: entry, file: file)
       }
     } catch {
       return .failure(error)
     }
+  }
+
+  /// A generic secret's files, each held to the key files' permission rules.
+  private static func readGeneric(
+    _ files: GenericSecretFiles, entry: Entry,
+    file: (Int, String) throws(FileSecretError) -> SecretFileReader.Read
+  ) throws(FileSecretError) -> Result<(FileSecretContent, String?), FileSecretError> {
+    let named: [(key: String?, path: String)] =
+      switch files {
+      case .single(let path): [(nil, path)]
+      case .keyed(let keyed): keyed.map { ($0.key, $0.path) }
+      }
+    var values: [FileSecretContent.GenericValue] = []
+    var warnings: [String] = []
+    for (index, (key, path)) in named.enumerated() {
+      let read = try file(index, path)
+      if let warning = try Self.checkKeyPermissions(path, mode: read.mode) { warnings.append(warning) }
+      values.append(.init(key: key, value: read.data, shown: BoundedText(path).description))
+    }
+    let content = try FileSecretContent.generic(values)
+    let warning = warnings.isEmpty ? nil : "secret \(entry.shownName): " + warnings.joined(separator: "; ")
+    return .success((content, warning))
   }
 
   /// Refuses a key others may write; warns about one others may read.

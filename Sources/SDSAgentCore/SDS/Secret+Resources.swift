@@ -25,6 +25,8 @@ extension Envoy_Extensions_TransportSockets_Tls_V3_Secret {
         self.tlsCertificate = certificate
       } else if let context = content.validationContext {
         self.validationContext = context
+      } else if let generic = content.genericSecret {
+        self.genericSecret = generic
       }
     case .validationContext, .trustDomain, .allTrustDomains:
       guard let context = served.trust?.context(for: requested.resource) else { return nil }

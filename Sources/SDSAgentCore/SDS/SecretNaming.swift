@@ -81,6 +81,10 @@ package struct SecretNaming: Sendable, Equatable {
         resource = .file(name)
       } else if self.withheldFiles.contains(name) {
         throw .secretWithheld([name], caller: self.identity)
+      } else if let named = Self.credentialName(name), self.files.contains(named) {
+        resource = .file(named)
+      } else if let named = Self.credentialName(name), self.withheldFiles.contains(named) {
+        throw .secretWithheld([name], caller: self.identity)
       } else if JWTAudience.isJWTSVIDName(name) {
         guard let audience = try self.jwtSVIDAudience(name) else {
           unknown.append(name)

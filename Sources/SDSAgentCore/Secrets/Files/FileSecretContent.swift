@@ -11,6 +11,7 @@ package struct FileSecretContent: Sendable, Equatable {
   package enum Kind: String, Sendable {
     case tlsCertificate = "tls_certificate"
     case validationContext = "validation_context"
+    case genericSecret = "generic_secret"
   }
 
   package let kind: Kind
@@ -21,6 +22,8 @@ package struct FileSecretContent: Sendable, Equatable {
   package let digest: Data
   let tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate?
   let validationContext: Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext?
+  /// What a generic secret serves; nil for the other kinds.
+  package let genericSecret: Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret?
 
   package static func == (lhs: Self, rhs: Self) -> Bool { lhs.kind == rhs.kind && lhs.digest == rhs.digest }
 
@@ -56,7 +59,7 @@ package struct FileSecretContent: Sendable, Equatable {
     return FileSecretContent(
       kind: .tlsCertificate, serial: leaf.serialHex, notAfter: leaf.notValidAfter,
       digest: Self.digest([Data(chainPEM.utf8), Data(keyPEM.utf8), ocspStaple ?? Data()]),
-      tlsCertificate: message, validationContext: nil)
+      tlsCertificate: message, validationContext: nil, genericSecret: nil)
   }
 
   /// A validation context from CA certificates, with an optional CRL (PEM or DER, passed on).
@@ -79,7 +82,8 @@ package struct FileSecretContent: Sendable, Equatable {
     if let crl { context.crl.inlineBytes = crl }
     return FileSecretContent(
       kind: .validationContext, serial: first.serialHex, notAfter: first.notValidAfter,
-      digest: Self.digest([Data(caPEM.utf8), crl ?? Data()]), tlsCertificate: nil, validationContext: context)
+      digest: Self.digest([Data(caPEM.utf8), crl ?? Data()]), tlsCertificate: nil, validationContext: context,
+      genericSecret: nil)
   }
 
   private static func certificates(_ pem: String, what: String) throws(FileSecretError) -> [Certificate] {
@@ -93,7 +97,7 @@ package struct FileSecretContent: Sendable, Equatable {
     return certificates
   }
 
-  private static func digest(_ parts: [Data]) -> Data {
+  static func digest(_ parts: [Data]) -> Data {
     var hasher = Crypto.SHA256()
     for part in parts {
       hasher.update(data: withUnsafeBytes(of: UInt64(part.count).bigEndian) { Data($0) })
@@ -114,6 +118,8 @@ package struct FileSecretError: AgentFailure, Equatable {
     case noCA = "no_ca"
     case keyPermissions = "key_permissions"
     case tooLarge = "too_large"
+    /// A generic secret's file holds nothing (or only a line break): Envoy would refuse every request.
+    case empty
     /// The file is the agent's own key material (its state directory, its CA key).
     case agentKeyMaterial = "agent_key_material"
     /// An on-the-fly name's file resolves outside the directories the name may read.
