@@ -18,6 +18,8 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
   private let trustedNodeIdentities: Set<SPIFFEID>
   private let logger: Logger
   private let now: @Sendable () -> Date
+  /// Caps signings in flight and per caller (`ca serve --max-inflight`, `--caller-rate`).
+  private let admission: (any SigningAdmission)?
 
   package init(
     ca: EmbeddedCA,
@@ -25,7 +27,8 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     maximumTTL: Duration,
     trustedNodeIdentities: Set<SPIFFEID> = [],
     logger: Logger,
-    now: @escaping @Sendable () -> Date = { Date() }
+    now: @escaping @Sendable () -> Date = { Date() },
+    admission: (any SigningAdmission)? = nil
   ) {
     self.ca = ca
     self.authenticator = authenticator
@@ -33,6 +36,7 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     self.trustedNodeIdentities = trustedNodeIdentities
     self.logger = logger
     self.now = now
+    self.admission = admission
   }
 
   package func createCertificate(
@@ -47,16 +51,31 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     case .authenticated(let identity): caller = identity
     case .refused(let reason): throw self.refuse(.unauthenticated, reason)
     }
+    let authenticated = caller
     if let impersonated = request.message.metadata.fields[Self.impersonatedIdentityKey] {
       caller = try self.impersonate(impersonated, by: caller)
     }
+    guard let admission = self.admission else {
+      return try self.sign(request.message, for: caller)
+    }
+    if case .refused(let refusal) = admission.admit(caller: authenticated) {
+      throw Self.overCapacity(refusal)
+    }
+    defer { admission.finished() }
+    return try self.sign(request.message, for: caller)
+  }
+
+  /// Verifies the CSR and signs it: the work admission control caps.
+  private func sign(
+    _ message: Istio_V1_Auth_IstioCertificateRequest, for caller: SPIFFEID
+  ) throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
     let publicKey: Certificate.PublicKey
-    switch CSRPolicy.evaluate(pem: request.message.csr, caller: caller) {
+    switch CSRPolicy.evaluate(pem: message.csr, caller: caller) {
     case .sign(let key): publicKey = key
     case .malformed(let reason): throw self.refuse(.invalidArgument, reason, caller: caller)
     case .forbidden(let reason): throw self.refuse(.permissionDenied, reason, caller: caller)
     }
-    let requested = request.message.validityDuration
+    let requested = message.validityDuration
     let ttl = requested > 0 ? min(Duration.seconds(requested), self.maximumTTL) : self.maximumTTL
     let chain: [Certificate]
     let bundle: TrustBundle
