@@ -67,11 +67,6 @@ package enum ConfigFile {
           key: key, value: Self.shape(valueNode),
           allowed: CommandLineSettings.known(key, among: declarations.map(\.key)))
       }
-      guard settings[key] == nil else {
-        throw ConfigurationError(
-          key: key + " (from the config file)", value: "given twice",
-          allowed: "each key once; a repeatable key takes a list")
-      }
       settings[key] = try Self.values(valueNode, for: declaration)
     }
     return settings
