@@ -3,15 +3,15 @@ import SDSAgent
 import SDSAgentCore
 
 extension CAServeSettings {
-  /// Signing is CPU work on Swift's cooperative pool, one thread a core: four per core keeps
-  /// every core busy while others write their answers, and bounds the wait of an admitted
-  /// call to about four signings.
+  /// A call's work (token verification, CSR verification, signing) is CPU work on Swift's
+  /// cooperative pool, one thread a core: four calls per core keep every core busy while others
+  /// wait on their connections, and bound an admitted call's wait to about four calls' work.
   package static var defaultMaximumInFlight: Int { 4 * ProcessInfo.processInfo.activeProcessorCount }
 
   package static let maximumInFlight = Setting<Int>(
     "max-inflight", "N",
-    help: "Signings in flight at most; more are answered UNAVAILABLE with a grpc-retry-pushback-ms hint "
-      + "(0: no cap).",
+    help: "Certificate requests in flight at most; more are answered UNAVAILABLE at once with a "
+      + "grpc-retry-pushback-ms hint (0: no cap).",
     allowed: "a whole number from 0 to 100000", default: defaultMaximumInFlight,
     shownDefault: "4 per CPU core, \(defaultMaximumInFlight) here", reload: .restart,
     parse: { Int($0).flatMap { (0...100_000).contains($0) ? $0 : nil } })

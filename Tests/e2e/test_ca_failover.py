@@ -139,7 +139,7 @@ def test_over_capacity_answers_unavailable_with_a_retry_hint(start_ca_serve, jwt
     assert all("retry after grpc-retry-pushback-ms" in r[2] for r in refused), refused[0]
     line = 'sds_agent_ca_admission_refusals_total{reason="in_flight"}'
     assert metric(admin, line) == len(refused)
-    assert metric(admin, "sds_agent_ca_signings_in_flight_limit") == 1
+    assert metric(admin, "sds_agent_ca_calls_in_flight_limit") == 1
 
 
 def test_an_agent_refused_by_the_caller_rate_retries_no_earlier_than_the_hint(start_ca_serve, start_agent, jwt_keys,

@@ -29,10 +29,10 @@ package struct AdmissionMetricsRoutes: AdminResponder {
   ) -> String {
     let figures = figures ?? .init(admitted: 0, refused: [:], inFlight: 0, callers: 0)
     var lines = [
-      "# HELP sds_agent_ca_signings_admitted_total Signings admission control let start.",
-      "# TYPE sds_agent_ca_signings_admitted_total counter",
-      "sds_agent_ca_signings_admitted_total \(figures.admitted)",
-      "# HELP sds_agent_ca_admission_refusals_total Signings refused with UNAVAILABLE and a retry hint.",
+      "# HELP sds_agent_ca_calls_admitted_total Certificate requests admission control let start.",
+      "# TYPE sds_agent_ca_calls_admitted_total counter",
+      "sds_agent_ca_calls_admitted_total \(figures.admitted)",
+      "# HELP sds_agent_ca_admission_refusals_total Certificate requests refused with UNAVAILABLE and a retry hint.",
       "# TYPE sds_agent_ca_admission_refusals_total counter",
     ]
     for reason in AdmissionRefusal.Reason.allCases {
@@ -40,12 +40,12 @@ package struct AdmissionMetricsRoutes: AdminResponder {
         "sds_agent_ca_admission_refusals_total{reason=\"\(reason.rawValue)\"} \(figures.refused[reason] ?? 0)")
     }
     lines += [
-      "# HELP sds_agent_ca_signings_in_flight Signings in flight now.",
-      "# TYPE sds_agent_ca_signings_in_flight gauge",
-      "sds_agent_ca_signings_in_flight \(figures.inFlight)",
-      "# HELP sds_agent_ca_signings_in_flight_limit --max-inflight (0: no cap).",
-      "# TYPE sds_agent_ca_signings_in_flight_limit gauge",
-      "sds_agent_ca_signings_in_flight_limit \(limits?.maximumInFlight ?? 0)",
+      "# HELP sds_agent_ca_calls_in_flight Certificate requests in flight now.",
+      "# TYPE sds_agent_ca_calls_in_flight gauge",
+      "sds_agent_ca_calls_in_flight \(figures.inFlight)",
+      "# HELP sds_agent_ca_calls_in_flight_limit --max-inflight (0: no cap).",
+      "# TYPE sds_agent_ca_calls_in_flight_limit gauge",
+      "sds_agent_ca_calls_in_flight_limit \(limits?.maximumInFlight ?? 0)",
       "# HELP sds_agent_ca_admission_callers Callers whose rate is tracked.",
       "# TYPE sds_agent_ca_admission_callers gauge",
       "sds_agent_ca_admission_callers \(figures.callers)",

@@ -1,12 +1,12 @@
 import SDSAgentCore
 
-/// `ca serve`'s admission control as a value: signings in flight up to `maximumInFlight`, and a
+/// `ca serve`'s admission control as a value: calls in flight up to `maximumInFlight`, and a
 /// token bucket per caller refilled at `callerRate` a second (burst: one second's worth, at
 /// least one). Its table of callers is bounded: callers whose bucket has refilled are idle and
 /// go first, then the least recently seen. Times are arguments.
 package struct AdmissionState<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
   package struct Limits: Sendable, Equatable {
-    /// Signings in flight at most; 0 for no cap.
+    /// Calls in flight at most (from their start to their answer); 0 for no cap.
     package var maximumInFlight: Int
     /// Signings a second per caller; 0 for no cap.
     package var callerRate: Double
@@ -34,7 +34,7 @@ package struct AdmissionState<Instant: InstantProtocol>: Sendable where Instant.
   /// Refusals for lack of a slot since `windowStart`, which sizes the retry hint.
   private var refusedInWindow = 0
   private var windowStart: Instant?
-  /// How long one signing takes, averaged; seeds the retry hint.
+  /// How long one call takes, averaged; seeds the retry hint.
   private var signingTime: Duration
 
   package init(limits: Limits, signingTime: Duration = .milliseconds(5)) {
@@ -44,10 +44,8 @@ package struct AdmissionState<Instant: InstantProtocol>: Sendable where Instant.
 
   package var callers: Int { self.buckets.count }
 
-  package mutating func admit(caller: SPIFFEID, now: Instant) -> AdmissionDecision {
-    if self.limits.callerRate > 0, let wait = self.takeToken(caller, now: now) {
-      return .refused(AdmissionRefusal(.callerRate, retryAfter: wait))
-    }
+  /// A call starts: admitted while fewer than `maximumInFlight` are in flight.
+  package mutating func start(now: Instant) -> AdmissionDecision {
     if self.limits.maximumInFlight > 0, self.inFlight >= self.limits.maximumInFlight {
       return .refused(AdmissionRefusal(.inFlight, retryAfter: self.inFlightHint(now: now)))
     }
@@ -55,7 +53,13 @@ package struct AdmissionState<Instant: InstantProtocol>: Sendable where Instant.
     return .admitted
   }
 
-  /// An admitted signing ended after `took`.
+  /// Charges one signing to `caller`'s bucket.
+  package mutating func charge(caller: SPIFFEID, now: Instant) -> AdmissionDecision {
+    guard self.limits.callerRate > 0, let wait = self.takeToken(caller, now: now) else { return .admitted }
+    return .refused(AdmissionRefusal(.callerRate, retryAfter: wait))
+  }
+
+  /// An admitted call ended after `took`.
   package mutating func finished(took: Duration) {
     self.inFlight = max(0, self.inFlight - 1)
     // An exponentially weighted mean, 1/8 per sample.
@@ -94,7 +98,7 @@ package struct AdmissionState<Instant: InstantProtocol>: Sendable where Instant.
     }
   }
 
-  /// How long the callers refused in the current second take to sign, `maximumInFlight` at a
+  /// How long the callers refused in the current second take to answer, `maximumInFlight` at a
   /// time: coming back spread over that (the client adds jitter), they find slots.
   private mutating func inFlightHint(now: Instant) -> Duration {
     if let start = self.windowStart, start.duration(to: now) < .seconds(1) {

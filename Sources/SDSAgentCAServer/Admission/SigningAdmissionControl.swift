@@ -8,7 +8,7 @@ package final class SigningAdmissionControl<C: Clock>: SigningAdmission, Sendabl
     var state: AdmissionState<C.Instant>
     var admitted = 0
     var refused: [AdmissionRefusal.Reason: Int] = [:]
-    /// When each signing in flight started, oldest first.
+    /// When each call in flight started, oldest first.
     var started: [C.Instant] = []
   }
 
@@ -22,10 +22,10 @@ package final class SigningAdmissionControl<C: Clock>: SigningAdmission, Sendabl
 
   package var limits: AdmissionState<C.Instant>.Limits { self.guarded.withLock { $0.state.limits } }
 
-  package func admit(caller: SPIFFEID) -> AdmissionDecision {
+  package func start() -> AdmissionDecision {
     let now = self.clock.now
     return self.guarded.withLock { guarded in
-      let decision = guarded.state.admit(caller: caller, now: now)
+      let decision = guarded.state.start(now: now)
       switch decision {
       case .admitted:
         guarded.admitted += 1
@@ -37,10 +37,19 @@ package final class SigningAdmissionControl<C: Clock>: SigningAdmission, Sendabl
     }
   }
 
+  package func charge(caller: SPIFFEID) -> AdmissionDecision {
+    let now = self.clock.now
+    return self.guarded.withLock { guarded in
+      let decision = guarded.state.charge(caller: caller, now: now)
+      if case .refused(let refusal) = decision { guarded.refused[refusal.reason, default: 0] += 1 }
+      return decision
+    }
+  }
+
   package func finished() {
     let now = self.clock.now
     self.guarded.withLock { guarded in
-      // Signings take about as long as one another: the oldest start stands for the one that ended.
+      // Calls take about as long as one another: the oldest start stands for the one that ended.
       let started = guarded.started.isEmpty ? now : guarded.started.removeFirst()
       guarded.state.finished(took: started.duration(to: now))
     }

@@ -7,8 +7,8 @@ import SDSAgentCore
 import Synchronization
 import Testing
 
-/// The signer asks admission control once the caller is known, and answers a refusal with
-/// `UNAVAILABLE` and gRPC's `grpc-retry-pushback-ms` trailer.
+/// The signer asks admission control when a call starts and once its caller is known, and
+/// answers a refusal with `UNAVAILABLE` and gRPC's `grpc-retry-pushback-ms` trailer.
 @Suite struct IstioCertificateSignerAdmissionTests {
   final class Gate: SigningAdmission {
     let refusal: AdmissionRefusal?
@@ -17,9 +17,15 @@ import Testing
 
     init(refusal: AdmissionRefusal?) { self.refusal = refusal }
 
-    func admit(caller: SPIFFEID) -> AdmissionDecision {
+    func start() -> AdmissionDecision {
+      guard let refusal, refusal.reason == .inFlight else { return .admitted }
+      return .refused(refusal)
+    }
+
+    func charge(caller: SPIFFEID) -> AdmissionDecision {
       self.asked.withLock { $0.append(caller) }
-      return self.refusal.map { .refused($0) } ?? .admitted
+      guard let refusal, refusal.reason == .callerRate else { return .admitted }
+      return .refused(refusal)
     }
 
     func finished() { self.ended.withLock { $0 += 1 } }
@@ -65,6 +71,9 @@ import Testing
     #expect(error.code == .unavailable)
     #expect(Array(error.metadata[stringValues: "grpc-retry-pushback-ms"]) == ["1500"])
     #expect(error.message.contains("retry after grpc-retry-pushback-ms"))
-    #expect(gate.ended.withLock { $0 } == 0)
+    // Refused at its start, a call neither reaches the caller's rate nor ends an admission.
+    let started = reason == .callerRate
+    #expect(gate.asked.withLock { $0.count } == (started ? 1 : 0))
+    #expect(gate.ended.withLock { $0 } == (started ? 1 : 0))
   }
 }

@@ -43,7 +43,18 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     request: ServerRequest<Istio_V1_Auth_IstioCertificateRequest>,
     context: ServerContext
   ) async throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
-    guard let token = request.metadata.bearerToken else {
+    guard let admission = self.admission else { return try await self.answer(request.metadata, request.message) }
+    // Counted from the start: a call waiting for a thread to verify its token is in flight too,
+    // and a refusal costs no token verification.
+    if case .refused(let refusal) = admission.start() { throw Self.overCapacity(refusal) }
+    defer { admission.finished() }
+    return try await self.answer(request.metadata, request.message, admission: admission)
+  }
+
+  private func answer(
+    _ metadata: Metadata, _ message: Istio_V1_Auth_IstioCertificateRequest, admission: (any SigningAdmission)? = nil
+  ) async throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
+    guard let token = metadata.bearerToken else {
       throw self.refuse(.unauthenticated, "no bearer token: send `authorization: Bearer <JWT>`")
     }
     var caller: SPIFFEID
@@ -51,18 +62,13 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     case .authenticated(let identity): caller = identity
     case .refused(let reason): throw self.refuse(.unauthenticated, reason)
     }
-    let authenticated = caller
-    if let impersonated = request.message.metadata.fields[Self.impersonatedIdentityKey] {
-      caller = try self.impersonate(impersonated, by: caller)
-    }
-    guard let admission = self.admission else {
-      return try self.sign(request.message, for: caller)
-    }
-    if case .refused(let refusal) = admission.admit(caller: authenticated) {
+    if let admission, case .refused(let refusal) = admission.charge(caller: caller) {
       throw Self.overCapacity(refusal)
     }
-    defer { admission.finished() }
-    return try self.sign(request.message, for: caller)
+    if let impersonated = message.metadata.fields[Self.impersonatedIdentityKey] {
+      caller = try self.impersonate(impersonated, by: caller)
+    }
+    return try self.sign(message, for: caller)
   }
 
   /// Verifies the CSR and signs it: the work admission control caps.

@@ -1,10 +1,13 @@
-/// Whether a signing may start now: `ca serve`'s admission control, asked by the signer once the
-/// caller is authenticated and before the CSR is verified and signed.
+/// Whether a certificate request may go on: `ca serve`'s admission control, asked by the signer
+/// when a call starts (the in-flight cap) and once its caller is authenticated (the caller's rate).
 package protocol SigningAdmission: Sendable {
-  /// Admits a signing for `caller` (the token's identity: a node agent, not the workload it asks
-  /// for), or refuses it with a time to come back. An admitted signing ends with `finished()`.
-  func admit(caller: SPIFFEID) -> AdmissionDecision
-  /// An admitted signing ended, signed or not.
+  /// Admits a call while fewer than the cap are in flight, or refuses it with a time to come
+  /// back. An admitted call ends with `finished()`, signed or not.
+  func start() -> AdmissionDecision
+  /// Charges the call to `caller` (the token's identity: a node agent, not the workload it asks
+  /// for), or refuses it with the time until the caller's next turn.
+  func charge(caller: SPIFFEID) -> AdmissionDecision
+  /// An admitted call ended.
   func finished()
 }
 
@@ -16,7 +19,7 @@ package enum AdmissionDecision: Sendable, Equatable {
 /// Why a signing was refused, and how long the caller should wait before it tries again.
 package struct AdmissionRefusal: Sendable, Equatable {
   package enum Reason: String, Sendable, CaseIterable {
-    /// As many signings as `--max-inflight` are in flight.
+    /// As many calls as `--max-inflight` are in flight.
     case inFlight = "in_flight"
     /// The caller used its `--caller-rate`.
     case callerRate = "caller_rate"
