@@ -10,8 +10,8 @@ import X509
   import Musl
 #endif
 
-/// A renewal storm: `agents` simulated node agents renew at once against two `ca serve`
-/// replicas that share one CA (the same `--ca-cert`/`--ca-key`). Each simulated agent is the
+/// A renewal storm: `agents` simulated node agents, connected and holding a certificate, renew
+/// at once against two `ca serve` replicas that share one CA (the same `--ca-cert`/`--ca-key`). Each simulated agent is the
 /// agent's own `IstioCAClient` with both addresses (its own connections, its turn taking and
 /// failover) and retries as `IdentityLifecycle` does: after a CA's retry hint with jitter on
 /// top, else after its backoff.
@@ -25,21 +25,20 @@ extension Bench {
     let directory = try AgentProcess.temporaryDirectory()
     let fleet = try await CABurstFleet(directory: directory, agents: agents)
     var rows: [[String]] = []
-    let modes: [(name: String, arguments: [String])] = [("off", ["--max-inflight", "0"]), ("on (default)", [])]
+    let modes: [(name: String, arguments: [String])] = [
+      ("off", ["--max-inflight", "0"]), ("on, default cap (\(4 * ProcessInfo.processInfo.activeProcessorCount))", []),
+      ("on, --max-inflight 1", ["--max-inflight", "1"]),
+    ]
     for (name, arguments) in modes {
       for run in 1...runs {
         let replicas = try await fleet.startReplicas(self.agentBinary, arguments: arguments, in: self.children)
-        let cpuBefore = replicas.map(\.child.processorTime)
-        let clientBefore = ProcessorTime.used()
-        let outcome = try await fleet.burst(addresses: replicas.map(\.address))
-        let cpu = zip(replicas, cpuBefore).map { $0.child.processorTime - $1 }
-        let client = ProcessorTime.used() - clientBefore
+        let outcome = try await fleet.burst(replicas: replicas)
         for replica in replicas { await replica.child.stop() }
         let times = outcome.times.sorted()
         rows.append([
           name, "\(agents)", "\(run)", Self.ms(Self.percentile(times, 0.5)), Self.ms(Self.percentile(times, 0.99)),
           Self.ms(times.last ?? .zero), "\(outcome.refusals)", "\(outcome.failures)",
-          cpu.map(Self.ms).joined(separator: " + "), Self.ms(client),
+          outcome.replicaCPU.map(Self.ms).joined(separator: " + "), Self.ms(outcome.clientCPU),
         ])
         FileHandle.standardError.write(Data("ca-burst: admission \(name), run \(run) done\n".utf8))
       }
@@ -125,11 +124,31 @@ struct CABurstFleet {
     var times: [Duration] = []
     var refusals = 0
     var failures = 0
+    var replicaCPU: [Duration] = []
+    var clientCPU = Duration.zero
   }
 
-  /// Every agent renews at once; returns each one's time to a certificate.
-  func burst(addresses: [CAAddress]) async throws -> Outcome {
+  /// Every agent connects and gets a first certificate (not timed), then all renew at once:
+  /// each one's time to a certificate, and the CPU the replicas and the client spent meanwhile.
+  func burst(replicas: [Replica]) async throws -> Outcome {
+    let addresses = replicas.map(\.address)
     let agents = try self.tokens.indices.map { try CABurstAgent(index: $0, fleet: self, addresses: addresses) }
+    return await withTaskGroup(of: Void.self) { connections in
+      for agent in agents {
+        connections.addTask { try? await agent.client.run() }
+      }
+      defer { connections.cancelAll() }
+      _ = await Self.renewAll(agents)
+      let cpuBefore = replicas.map(\.child.processorTime)
+      let clientBefore = ProcessorTime.used()
+      var outcome = await Self.renewAll(agents)
+      outcome.replicaCPU = zip(replicas, cpuBefore).map { $0.child.processorTime - $1 }
+      outcome.clientCPU = ProcessorTime.used() - clientBefore
+      return outcome
+    }
+  }
+
+  private static func renewAll(_ agents: [CABurstAgent]) async -> Outcome {
     let started = ContinuousClock.now
     return await withTaskGroup(of: (Duration, Int, Int).self) { group in
       for agent in agents {

@@ -41,33 +41,27 @@ struct CABurstAgent: Sendable {
   }
 
   /// Renews until it has a certificate: (time since `started`, calls refused, other failures).
+  /// The client's connections run elsewhere (`client.run()`).
   func renew(since started: ContinuousClock.Instant) async -> (Duration, Int, Int) {
-    await withTaskGroup(of: (Duration, Int, Int)?.self) { group in
-      group.addTask {
-        try? await self.client.run()
-        return nil
-      }
-      defer { group.cancelAll() }
-      var backoff = Backoff()
-      var refusals = 0
-      var failures = 0
-      while true {
-        do throws(CertificateAuthorityError) {
-          _ = try await self.client.certify(
-            identity: self.identity, privateKey: self.key, ttl: .seconds(3600), now: Date(),
-            credential: .forwardedToken(self.token))
-          return (ContinuousClock.now - started, refusals, failures)
-        } catch {
-          let delay: Duration
-          if let hint = error.retryAfter {
-            refusals += 1
-            delay = IdentityLifecycle.delay(after: hint, maximum: backoff.maximum, sample: .random(in: 0...1))
-          } else {
-            failures += 1
-            delay = backoff.nextDelay(sample: .random(in: 0...1))
-          }
-          try? await Task.sleep(for: delay)
+    var backoff = Backoff()
+    var refusals = 0
+    var failures = 0
+    while true {
+      do throws(CertificateAuthorityError) {
+        _ = try await self.client.certify(
+          identity: self.identity, privateKey: self.key, ttl: .seconds(3600), now: Date(),
+          credential: .forwardedToken(self.token))
+        return (ContinuousClock.now - started, refusals, failures)
+      } catch {
+        let delay: Duration
+        if let hint = error.retryAfter {
+          refusals += 1
+          delay = IdentityLifecycle.delay(after: hint, maximum: backoff.maximum, sample: .random(in: 0...1))
+        } else {
+          failures += 1
+          delay = backoff.nextDelay(sample: .random(in: 0...1))
         }
+        try? await Task.sleep(for: delay)
       }
     }
   }
