@@ -32,7 +32,7 @@ package struct CAServerConfiguration: Sendable {
   package var crlURL: CRLDistributionPoint?
   /// Where it serves its CRL over plain HTTP, at `crlURL`'s path (`--crl-listen`).
   package var crlListen: (host: String, port: Int)?
-  /// Signings in flight at most (`--max-inflight`; 0: no cap).
+  /// Certificate requests in flight at most (`--max-inflight`; 0: no cap).
   package var maximumInFlight = CAServeSettings.defaultMaximumInFlight
   /// Signings a second per caller (`--caller-rate`; 0: no cap).
   package var callerRate: Double = 0

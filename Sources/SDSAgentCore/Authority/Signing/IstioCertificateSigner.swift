@@ -18,7 +18,7 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
   private let trustedNodeIdentities: Set<SPIFFEID>
   private let logger: Logger
   private let now: @Sendable () -> Date
-  /// Caps signings in flight and per caller (`ca serve --max-inflight`, `--caller-rate`).
+  /// Caps calls in flight and each caller's rate (`ca serve --max-inflight`, `--caller-rate`).
   private let admission: (any SigningAdmission)?
 
   package init(
@@ -71,7 +71,7 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     return try self.sign(message, for: caller)
   }
 
-  /// Verifies the CSR and signs it: the work admission control caps.
+  /// Verifies the CSR and signs it.
   private func sign(
     _ message: Istio_V1_Auth_IstioCertificateRequest, for caller: SPIFFEID
   ) throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
