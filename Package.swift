@@ -129,6 +129,7 @@ let package = Package(
         .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "X509", package: "swift-certificates"),
+        .product(name: "JWTKit", package: "jwt-kit"),
       ],
       swiftSettings: strictSettings
     ),

@@ -32,6 +32,10 @@ package struct CAServerConfiguration: Sendable {
   package var crlURL: CRLDistributionPoint?
   /// Where it serves its CRL over plain HTTP, at `crlURL`'s path (`--crl-listen`).
   package var crlListen: (host: String, port: Int)?
+  /// Certificate requests in flight at most (`--max-inflight`; 0: no cap).
+  package var maximumInFlight = CAServeSettings.defaultMaximumInFlight
+  /// Signings a second per caller (`--caller-rate`; 0: no cap).
+  package var callerRate: Double = 0
 
   /// The overlap when none is set: an hour, or one `maximumTTL` if that is longer.
   package static func defaultRootOverlap(maximumTTL: Duration) -> Duration {
@@ -135,12 +139,14 @@ package struct CAServer: Sendable {
       address: address,
       transportSecurity: try .tls(certificateReloader: servingCertificate)
     )
+    let admission = Self.admission(configuration)
     let signer = IstioCertificateSigner(
       ca: ca,
       authenticator: authenticator,
       maximumTTL: configuration.maximumTTL,
       trustedNodeIdentities: Set(configuration.trustedNodeIdentities),
-      logger: logger
+      logger: logger,
+      admission: admission
     )
     let rotation = store.map { store in
       Self.rotation(
@@ -152,12 +158,14 @@ package struct CAServer: Sendable {
     let admin = configuration.admin.map { address in
       AdminServer(
         address: address,
-        routes: CAServerAdminRoutes(
-          trust: TrustRoutes(
-            rotation: rotation, ca: ca, trustDomain: configuration.trustDomain,
-            notRotatable: rotation == nil ? Self.operatorFilesNotRotatable : nil,
-            revocationLists: { revocationHost.servedRevocationLists }),
-          revocation: RevocationRoutes(service: revocation, host: revocationHost, notRevocable: nil)),
+        routes: AdmissionMetricsRoutes(
+          routes: CAServerAdminRoutes(
+            trust: TrustRoutes(
+              rotation: rotation, ca: ca, trustDomain: configuration.trustDomain,
+              notRotatable: rotation == nil ? Self.operatorFilesNotRotatable : nil,
+              revocationLists: { revocationHost.servedRevocationLists }),
+            revocation: RevocationRoutes(service: revocation, host: revocationHost, notRevocable: nil)),
+          admission: admission),
         listening: Milestone(), logger: logger)
     }
     return CAServer(

@@ -31,8 +31,16 @@ struct BenchCommand: AsyncParsableCommand {
   @Option(help: "How many times to start the agent for the startup figure.")
   var startups = 5
 
-  @Option(help: "Which measurements to run, comma-separated: startup, streams, issuance, fetch (default: all).")
+  @Option(
+    help:
+      "Which measurements to run, comma-separated: startup, streams, issuance, fetch (the default) and ca-burst.")
   var phases = "startup,streams,issuance,fetch"
+
+  @Option(help: "Simulated agents renewing at once against two ca serve replicas (ca-burst).")
+  var caAgents = 500
+
+  @Option(help: "Runs of the ca-burst storm with admission control off and on.")
+  var caRuns = 3
 
   @Flag(help: "A small, quick run (N=200, short measurements) so the tool cannot rot; numbers are not meaningful.")
   var smoke = false
@@ -59,8 +67,8 @@ struct BenchCommand: AsyncParsableCommand {
     var report = Report()
     report.section("Machine", Bench.machineDescription() + ", open-file limit \(openFileLimit)")
     let phases = Set(self.phases.split(separator: ",").map(String.init))
-    if let unknown = phases.subtracting(["startup", "streams", "issuance", "fetch"]).first {
-      throw ValidationError("unknown phase \(unknown): expected startup, streams, issuance or fetch")
+    if let unknown = phases.subtracting(["startup", "streams", "issuance", "fetch", "ca-burst"]).first {
+      throw ValidationError("unknown phase \(unknown): expected startup, streams, issuance, fetch or ca-burst")
     }
 
     if phases.contains("startup") {
@@ -113,6 +121,13 @@ struct BenchCommand: AsyncParsableCommand {
         "FetchSecrets throughput (cached, over the Unix socket; bench client CPU in % of one core)",
         Bench.fetchHeader,
         try await bench.fetchThroughput(concurrency: concurrency)
+      )
+    }
+    if phases.contains("ca-burst") {
+      report.table(
+        "A renewal storm: simulated agents at once against two ca serve replicas of one CA",
+        Bench.caBurstHeader,
+        try await bench.caBurst(agents: self.smoke ? 50 : self.caAgents, runs: self.smoke ? 1 : self.caRuns)
       )
     }
     print(report.markdown)

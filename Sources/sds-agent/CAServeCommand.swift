@@ -9,88 +9,28 @@ struct CAServeCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "serve",
     abstract: "Serve istio.v1.auth.IstioCertificateService over TLS, authenticating callers by service-account JWTs.",
+    usage: "sds-agent ca serve --listen HOST:PORT --state-dir DIR --jwt-keys FILE [--<key> <value>] ...",
     discussion: """
       A root generated in --state-dir can be rotated in stages with `sds-agent ca rotate-root --admin ADDRESS`: \
       the new root joins every answer's bundle at once; after --root-overlap it signs, and the TLS serving \
       certificate is minted anew from it; one --max-ttl later the old root leaves the bundle. The overlap is \
       at least --max-ttl, since agents learn the new root only when they renew or when their --ca-root changes. \
       Every option can also be set as SDS_AGENT_CA_SERVE_<KEY> (SDS_AGENT_CA_SERVE_MAX_TTL=1h); the command line wins.
+
+      \(CAServeSettings.help())
       """
   )
 
-  @Option(help: help(CAServeSettings.listen))
-  var listen: String?
-
-  @Option(name: .customLong("state-dir"), help: help(CAServeSettings.stateDirectory))
-  var stateDir: String?
-
-  @Option(name: .customLong("jwt-keys"), help: help(CAServeSettings.jwtKeys))
-  var jwtKeys: String?
-
-  @Option(name: .customLong("jwt-issuer"), help: help(CAServeSettings.jwtIssuer))
-  var jwtIssuers: [String] = []
-
-  @Option(name: .customLong("trust-domain"), help: help(AgentSettings.trustDomain))
-  var trustDomain: String?
-
-  @Option(name: .customLong("max-ttl"), help: help(CAServeSettings.maximumTTL))
-  var maxTTL: String?
-
-  @Option(name: .customLong("tls-san"), help: help(CAServeSettings.tlsSAN))
-  var tlsSANs: [String] = []
-
-  @Option(name: .customLong("trusted-node-identity"), help: help(CAServeSettings.trustedNodeIdentity))
-  var trustedNodeIdentities: [String] = []
-
-  @Option(name: .customLong("ca-cert"), help: help(AgentSettings.caCertificate))
-  var caCert: String?
-
-  @Option(name: .customLong("ca-key"), help: help(AgentSettings.caKey))
-  var caKey: String?
-
-  @Option(name: .customLong("ca-chain"), help: help(AgentSettings.caChain))
-  var caChain: String?
-
-  @Option(name: .customLong("log-level"), help: help(AgentSettings.logLevel))
-  var logLevel: String?
-
-  @Option(name: .customLong("admin"), help: help(CAServeSettings.admin))
-  var admin: String?
-
-  @Option(name: .customLong("root-overlap"), help: help(CAServeSettings.rootOverlap))
-  var rootOverlap: String?
-
-  @Option(name: .customLong("crl-validity"), help: help(AgentSettings.crlValidity))
-  var crlValidity: String?
-
-  @Option(name: .customLong("crl-url"), help: help(CAServeSettings.crlURL))
-  var crlURL: String?
-
-  @Option(name: .customLong("crl-listen"), help: help(CAServeSettings.crlListen))
-  var crlListen: String?
+  /// Read against `CAServeSettings.all`, not by ArgumentParser: the declarations say which
+  /// options are repeatable, and a single-value option given twice is refused, not overridden.
+  @Argument(parsing: .allUnrecognized, help: .hidden)
+  var arguments: [String] = []
 
   /// The options given, over `SDS_AGENT_CA_SERVE_<KEY>`, read through `CAServeSettings`' declarations.
-  var settings: SettingsSource {
-    var flags: [String: [String]] = [:]
-    for (key, value) in [
-      (CAServeSettings.listen.key, self.listen), (CAServeSettings.stateDirectory.key, self.stateDir),
-      (CAServeSettings.jwtKeys.key, self.jwtKeys), (AgentSettings.trustDomain.key, self.trustDomain),
-      (CAServeSettings.maximumTTL.key, self.maxTTL), (AgentSettings.caCertificate.key, self.caCert),
-      (AgentSettings.caKey.key, self.caKey), (AgentSettings.caChain.key, self.caChain),
-      (AgentSettings.logLevel.key, self.logLevel), (CAServeSettings.admin.key, self.admin),
-      (CAServeSettings.rootOverlap.key, self.rootOverlap), (AgentSettings.crlValidity.key, self.crlValidity),
-      (CAServeSettings.crlURL.key, self.crlURL), (CAServeSettings.crlListen.key, self.crlListen),
-    ] {
-      flags[key] = value.map { [$0] }
-    }
-    for (key, values) in [
-      (CAServeSettings.jwtIssuer.key, self.jwtIssuers), (CAServeSettings.tlsSAN.key, self.tlsSANs),
-      (CAServeSettings.trustedNodeIdentity.key, self.trustedNodeIdentities),
-    ] where !values.isEmpty {
-      flags[key] = values
-    }
-    return SettingsSource(
-      flags: flags, environment: ProcessInfo.processInfo.environment,
+  func settings() throws(ConfigurationError) -> SettingsSource {
+    SettingsSource(
+      flags: try CommandLineSettings.parse(self.arguments, declarations: CAServeSettings.all),
+      environment: ProcessInfo.processInfo.environment,
       environmentPrefix: CAServeSettings.environmentPrefix)
   }
 
@@ -99,7 +39,7 @@ struct CAServeCommand: AsyncParsableCommand {
     let level: Logger.Level
     let configuration: CAServerConfiguration
     do {
-      let settings = self.settings
+      let settings = try self.settings()
       level = try settings.require(AgentSettings.logLevel)
       let address = try settings.require(s.listen)
       let issuers = try settings.readAll(s.jwtIssuer)
@@ -120,6 +60,8 @@ struct CAServeCommand: AsyncParsableCommand {
       )
       serve.crlURL = try settings.read(s.crlURL)
       serve.crlListen = try settings.read(s.crlListen)
+      serve.maximumInFlight = try settings.require(s.maximumInFlight)
+      serve.callerRate = try settings.require(s.callerRate)
       configuration = serve
     } catch {
       throw ValidationError(error.description)
@@ -144,11 +86,4 @@ struct CAServeCommand: AsyncParsableCommand {
       FileHandle.standardOutput.write(Data("sds-agent ca: serving IstioCertificateService on \(address)\n".utf8))
     }
   }
-}
-
-/// A setting's help, with its default and its value's name, as `run --help` gives them.
-private func help<Value>(_ setting: Setting<Value>) -> ArgumentHelp {
-  ArgumentHelp(
-    setting.help + (setting.declaration.shownDefault.map { " (default \($0))" } ?? ""),
-    valueName: setting.declaration.valueName.lowercased())
 }

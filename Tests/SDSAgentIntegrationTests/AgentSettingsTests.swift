@@ -34,7 +34,7 @@ import Testing
   @Test func optionsAreReadTheWayRunAlwaysTookThem() throws {
     let loader = try ConfigurationLoader(
       arguments: [
-        "--cert-ttl", "30s", "--key-type=rsa-2048", "--socket", "/tmp/a.sock", "--socket=/tmp/b.sock",
+        "--cert-ttl", "30s", "--key-type=rsa-2048", "--socket=/tmp/b.sock",
         "--caller-identity", "peer", "--workload", "uid=1,spiffe-id=spiffe://cluster.local/a",
         "--workload=gid=2,spiffe-id=spiffe://cluster.local/b", "--ca", "istio", "--ca-address", "127.0.0.1:15010",
         "--ca-insecure-plaintext", "--ca-header", "X-A=1", "--ca-header=X-B=2", "--token-file", "/nonexistent",

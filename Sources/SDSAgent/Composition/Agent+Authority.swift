@@ -51,7 +51,8 @@ extension Agent {
   static func authority(for configuration: AgentConfiguration, logger: Logger) throws -> Authority {
     if let istioCA = configuration.istioCA {
       logger.info(
-        "fetching certificates from an Istio-compatible CA", metadata: ["address": "\(istioCA.host):\(istioCA.port)"])
+        "fetching certificates from an Istio-compatible CA",
+        metadata: ["address": "\(istioCA.addresses.map(\.description).joined(separator: ","))"])
       return .remote(try IstioCAClient(configuration: istioCA, logger: logger))
     }
     let (roots, rotation, store) = try RootRotationFiles.roots(

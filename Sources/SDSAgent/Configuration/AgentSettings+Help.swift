@@ -22,7 +22,7 @@ extension AgentSettings {
     return lines.joined(separator: "\n")
   }
 
-  static func wrap(_ text: String, width: Int) -> [String] {
+  package static func wrap(_ text: String, width: Int) -> [String] {
     var lines: [String] = []
     var line = ""
     for word in text.split(separator: " ") {

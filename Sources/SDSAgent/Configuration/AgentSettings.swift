@@ -155,11 +155,13 @@ package enum AgentSettings {
     reload: .restart, parse: { ["local", "istio"].contains($0) ? $0 : nil },
     effective: { $0.istioCA == nil ? "local" : "istio" })
 
-  package static let caAddress = Setting<(host: String, port: Int)>(
+  package static let caAddress = Setting<CAAddress>(
     "ca-address", "HOST:PORT",
-    help: "The Istio-compatible CA, e.g. istiod.istio-system.svc:15012.",
-    allowed: "HOST:PORT, e.g. istiod.istio-system.svc:15012", reload: .restart,
-    parse: IstioCAConfiguration.parseAddress, effective: { $0.istioCA.map { "\($0.host):\($0.port)" } ?? "" })
+    help: "The Istio-compatible CA, e.g. istiod.istio-system.svc:15012 (repeatable: replicas, spread over and "
+      + "failed over between; a name's addresses are tried in turn).",
+    kind: .repeatable(), allowed: "HOST:PORT, e.g. istiod.istio-system.svc:15012", reload: .restart,
+    parse: { IstioCAConfiguration.parseAddress($0).map { CAAddress(host: $0.host, port: $0.port) } },
+    effective: { $0.istioCA?.addresses.map(\.description).joined(separator: ",") ?? "" })
 
   package static let caRoot = Setting<String>(
     "ca-root", "FILE",

@@ -37,13 +37,19 @@ package enum CommandLineSettings {
         throw ConfigurationError(
           key: name, value: "", allowed: "a value after --\(name): \(declaration.allowed)")
       }
-      if declaration.kind.isRepeatable {
-        flags[name, default: []].append(value)
-      } else {
-        flags[name] = [value]
+      if !declaration.kind.isRepeatable, let first = flags[name]?.first {
+        throw Self.repeated(name, first: first, again: value)
       }
+      flags[name, default: []].append(value)
     }
     return flags
+  }
+
+  /// A single-value option given twice: which one was meant is the operator's call, not ours.
+  package static func repeated(_ name: String, first: String, again: String) -> ConfigurationError {
+    ConfigurationError(
+      key: name, value: "\(BoundedText(first, limit: 128)) and again \(BoundedText(again, limit: 128))",
+      allowed: "--\(name) once: it takes one value and is not repeatable")
   }
 
   /// "a known key: …", and the known key a typo most likely meant.

@@ -165,7 +165,8 @@ package struct ConfigurationLoader: Sendable {
   static func istioCAConfiguration(_ settings: SettingsSource) throws(ConfigurationError) -> IstioCAConfiguration? {
     let s = AgentSettings.self
     guard try settings.read(s.ca) == "istio" else { return nil }
-    guard let address = try settings.read(s.caAddress) else {
+    let addresses = try settings.readAll(s.caAddress)
+    guard let address = addresses.first else {
       throw ConfigurationError(key: s.caAddress.key, value: "", allowed: "HOST:PORT of the CA, because ca is istio")
     }
     var headers: [String: String] = [:]
@@ -185,6 +186,7 @@ package struct ConfigurationLoader: Sendable {
       clusterID: try settings.require(s.clusterID),
       extraHeaders: headers
     )
+    configuration.addresses = addresses
     configuration.crlFile = try settings.read(s.caCRL)
     configuration.crlRefresh = try settings.require(s.crlRefresh)
     return configuration

@@ -3,8 +3,12 @@ import SDSAgentCore
 /// Where and how to reach an Istio-compatible CA (istiod, cert-manager's istio-csr, or
 /// `sds-agent ca serve`).
 package struct IstioCAConfiguration: Sendable, Equatable {
+  /// The first address; `addresses` holds it and the others.
   package let host: String
   package let port: Int
+  /// Every `--ca-address` in the order given, the first being `host:port`: replicas of one CA
+  /// that the client spreads its calls over and fails over between.
+  package var addresses: [CAAddress]
   /// PEM roots that verify the CA's TLS certificate; `nil` only with `insecurePlaintext`.
   package let rootsFile: String?
   /// The name expected in the CA's certificate and sent as SNI, like Istio's `ISTIOD_SAN`.
@@ -50,6 +54,7 @@ package struct IstioCAConfiguration: Sendable, Equatable {
     }
     self.host = host
     self.port = port
+    self.addresses = [CAAddress(host: host, port: port)]
     self.rootsFile = rootsFile
     self.serverName = serverName
     self.insecurePlaintext = insecurePlaintext && rootsFile == nil

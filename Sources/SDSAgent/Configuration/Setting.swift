@@ -65,11 +65,12 @@ package struct SettingDeclaration: Sendable {
 
 /// How a setting is written.
 package enum SettingKind: Sendable, Equatable {
-  /// One value; the highest layer wins, and on the command line the last one given.
+  /// One value; the highest layer wins. Given twice on the command line or in the config file,
+  /// it is an error naming the key, never a silent choice of one.
   case single
   /// Any number of values from the highest layer that has any: the flag given again, a YAML
-  /// list, or the environment variable split at `separator`.
-  case repeatable(separator: Character, yaml: RepeatableYAML)
+  /// list, or the environment variable split at `separator`. `kind: .repeatable()` declares one.
+  case repeatable(separator: Character = ",", yaml: RepeatableYAML = .values)
   /// A boolean: `--key` alone on the command line, `true`/`false` elsewhere.
   case flag
 

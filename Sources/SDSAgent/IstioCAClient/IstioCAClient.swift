@@ -13,22 +13,41 @@ import Synchronization
 /// verified before anything of it is served.
 package final class IstioCAClient: CertificateAuthority, Service, CustomStringConvertible {
   package let configuration: IstioCAConfiguration
-  private let logger: Logger
-  /// One long-lived connection to the CA, reused by every request, as Istio's agent does. Its
-  /// trust roots are read when it is made; `reloadRoots()` replaces it.
-  private let client: Mutex<GRPCClient<HTTP2ClientTransport.Posix>>
+  let logger: Logger
+  /// One long-lived connection per CA address, reused by every request, as Istio's agent does.
+  /// Their trust roots are read when they are made; `reloadRoots()` replaces them.
+  let clients: Mutex<[GRPCClient<HTTP2ClientTransport.Posix>]>
   /// Connections made by `reloadRoots()`, for `run()` to run.
   private let replacements: AsyncStream<GRPCClient<HTTP2ClientTransport.Posix>>.Continuation
   private let replaced: AsyncStream<GRPCClient<HTTP2ClientTransport.Posix>>
+  /// Which address each call tries first, and which rest after a failure.
+  let rotation: Mutex<CAAddressRotation>
+  /// A sample in `0...1` for the rotation's backoff.
+  let random: @Sendable () -> Double
 
-  package init(configuration: IstioCAConfiguration, logger: Logger) throws {
+  /// - Parameter node: a name that places this agent's first call among the addresses (the
+  ///   host's name), so that a fleet spreads over the CA's replicas.
+  package init(
+    configuration: IstioCAConfiguration, logger: Logger, node: String = ProcessInfo.processInfo.hostName,
+    random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }
+  ) throws {
     self.configuration = configuration
     self.logger = logger
-    self.client = Mutex(try Self.makeClient(configuration))
+    self.clients = Mutex(try Self.makeClients(configuration))
     (self.replaced, self.replacements) = AsyncStream.makeStream()
+    let count = configuration.addresses.count
+    self.rotation = Mutex(
+      CAAddressRotation(count: count, start: CAAddressRotation.startIndex(for: node, count: count)))
+    self.random = random
   }
 
-  private static func makeClient(_ configuration: IstioCAConfiguration) throws -> GRPCClient<
+  private static func makeClients(_ configuration: IstioCAConfiguration) throws -> [GRPCClient<
+    HTTP2ClientTransport.Posix
+  >] {
+    try configuration.addresses.map { try Self.makeClient(configuration, address: $0) }
+  }
+
+  private static func makeClient(_ configuration: IstioCAConfiguration, address: CAAddress) throws -> GRPCClient<
     HTTP2ClientTransport.Posix
   > {
     let security: HTTP2ClientTransport.Posix.TransportSecurity
@@ -49,7 +68,7 @@ package final class IstioCAClient: CertificateAuthority, Service, CustomStringCo
     // (for at most `reconnectWindow`), so the window must hold several reconnect attempts.
     transportConfiguration.backoff = .init(initial: .milliseconds(250), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
     let transport = try HTTP2ClientTransport.Posix(
-      target: CATarget(host: configuration.host, port: configuration.port, serverName: configuration.serverName),
+      target: CATarget(host: address.host, port: address.port, serverName: configuration.serverName),
       transportSecurity: security,
       config: transportConfiguration,
       resolverRegistry: registry
@@ -57,35 +76,38 @@ package final class IstioCAClient: CertificateAuthority, Service, CustomStringCo
     return GRPCClient(transport: transport)
   }
 
-  package var description: String { "IstioCAClient(\(self.configuration.host):\(self.configuration.port))" }
+  package var description: String {
+    "IstioCAClient(\(self.configuration.addresses.map(\.description).joined(separator: ",")))"
+  }
 
   /// Keeps the connection to the CA until graceful shutdown; a replaced connection finishes the
   /// requests it carries and closes.
   package func run() async throws {
     try await withGracefulShutdownHandler {
       try await withThrowingDiscardingTaskGroup { group in
-        let first = self.client.withLock { $0 }
-        group.addTask { try await first.runConnections() }
+        for client in self.clients.withLock({ $0 }) {
+          group.addTask { try await client.runConnections() }
+        }
         for await next in self.replaced {
           group.addTask { try await next.runConnections() }
         }
       }
     } onGracefulShutdown: {
       self.replacements.finish()
-      self.client.withLock { $0 }.beginGracefulShutdown()
+      for client in self.clients.withLock({ $0 }) { client.beginGracefulShutdown() }
     }
   }
 
   /// Connects to the CA again with the roots the `ca-root` file holds now; requests in flight
   /// finish on the old connection. The certificates served are not touched.
   package func reloadRoots() throws {
-    let next = try Self.makeClient(self.configuration)
-    let old = self.client.withLock { current in
+    let next = try Self.makeClients(self.configuration)
+    let old = self.clients.withLock { current in
       defer { current = next }
       return current
     }
-    self.replacements.yield(next)
-    old.beginGracefulShutdown()
+    for client in next { self.replacements.yield(client) }
+    for client in old { client.beginGracefulShutdown() }
     self.logger.info(
       "reconnecting to the CA with the new roots", metadata: ["file": "\(self.configuration.rootsFile ?? "")"])
   }
@@ -108,18 +130,7 @@ package final class IstioCAClient: CertificateAuthority, Service, CustomStringCo
       request.metadata.fields[Self.impersonatedIdentityKey] = Google_Protobuf_Value(stringValue: identity.description)
     }
     let metadata = try self.metadata(credential: credential)
-    let response: Istio_V1_Auth_IstioCertificateResponse
-    do {
-      response = try await self.call(request, metadata: metadata)
-    } catch let error as RPCError {
-      throw Self.classify(error, address: "\(self.configuration.host):\(self.configuration.port)")
-    } catch let error as CertificateAuthorityError {
-      throw error
-    } catch {
-      throw CertificateAuthorityError(
-        .unavailable,
-        "cannot reach the CA at \(self.configuration.host):\(self.configuration.port)", cause: error)
-    }
+    let response = try await self.callInTurn(request, metadata: metadata)
     do {
       return try await response.validatedSVID(identity: identity, privateKey: privateKey, now: Date())
     } catch {
@@ -152,44 +163,10 @@ package final class IstioCAClient: CertificateAuthority, Service, CustomStringCo
     return metadata
   }
 
-  private func call(
-    _ request: Istio_V1_Auth_IstioCertificateRequest,
-    metadata: Metadata
-  ) async throws -> Istio_V1_Auth_IstioCertificateResponse {
-    do {
-      // Fail fast while the CA is unreachable: the supervisor's backoff decides when to retry.
-      return try await self.call(
-        request, metadata: metadata, waitForReady: false, timeout: self.configuration.requestTimeout)
-    } catch let error as RPCError where error.code == .unavailable {
-      // The connection may be between two reconnect attempts (at most about 1 s apart): a CA that has
-      // just come back gets one reconnect window before the attempt counts as failed.
-      return try await self.call(
-        request, metadata: metadata, waitForReady: true,
-        timeout: min(self.configuration.requestTimeout, Self.reconnectWindow))
-    }
-  }
-
-  private func call(
-    _ request: Istio_V1_Auth_IstioCertificateRequest,
-    metadata: Metadata,
-    waitForReady: Bool,
-    timeout: Duration
-  ) async throws -> Istio_V1_Auth_IstioCertificateResponse {
-    var options = CallOptions.defaults
-    options.timeout = timeout
-    options.waitForReady = waitForReady
-    let client = self.client.withLock { $0 }
-    return try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client).createCertificate(
-      request,
-      metadata: metadata,
-      options: options
-    )
-  }
-
   /// Three times the connection's longest reconnect backoff.
   static let reconnectWindow = Duration.seconds(3)
 
-  static func classify(_ error: RPCError, address: String) -> CertificateAuthorityError {
+  static func classify(_ error: RPCError, address: String, retryAfter: Duration? = nil) -> CertificateAuthorityError {
     switch error.code {
     case .unauthenticated, .permissionDenied:
       return CertificateAuthorityError(
@@ -199,7 +176,8 @@ package final class IstioCAClient: CertificateAuthority, Service, CustomStringCo
       )
     case .unavailable, .deadlineExceeded, .resourceExhausted, .internalError, .aborted, .cancelled, .unknown:
       return CertificateAuthorityError(
-        .unavailable, "the CA at \(address) failed (\(error.code)): \(error.message)", cause: error)
+        .unavailable, "the CA at \(address) failed (\(error.code)): \(error.message)", cause: error,
+        retryAfter: retryAfter)
     default:
       return CertificateAuthorityError(
         .refused, "the CA at \(address) answered \(error.code): \(error.message)", cause: error)

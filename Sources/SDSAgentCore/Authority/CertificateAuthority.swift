@@ -43,11 +43,15 @@ package struct CertificateAuthorityError: AgentFailure {
   package let message: String
   /// The error underneath, if there is one (a TLS failure, a file error, a parse error).
   package let cause: (any Error)?
+  /// How long the CA asked to wait before the next attempt (gRPC's `grpc-retry-pushback-ms`):
+  /// the retry comes no earlier, in place of the agent's own backoff.
+  package let retryAfter: Duration?
 
-  package init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+  package init(_ code: Code, _ message: String, cause: (any Error)? = nil, retryAfter: Duration? = nil) {
     self.code = code
     self.message = message
     self.cause = cause
+    self.retryAfter = retryAfter
   }
 
   package var description: String {

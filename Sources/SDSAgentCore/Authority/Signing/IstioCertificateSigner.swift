@@ -18,6 +18,8 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
   private let trustedNodeIdentities: Set<SPIFFEID>
   private let logger: Logger
   private let now: @Sendable () -> Date
+  /// Caps calls in flight and each caller's rate (`ca serve --max-inflight`, `--caller-rate`).
+  private let admission: (any SigningAdmission)?
 
   package init(
     ca: EmbeddedCA,
@@ -25,7 +27,8 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     maximumTTL: Duration,
     trustedNodeIdentities: Set<SPIFFEID> = [],
     logger: Logger,
-    now: @escaping @Sendable () -> Date = { Date() }
+    now: @escaping @Sendable () -> Date = { Date() },
+    admission: (any SigningAdmission)? = nil
   ) {
     self.ca = ca
     self.authenticator = authenticator
@@ -33,13 +36,25 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     self.trustedNodeIdentities = trustedNodeIdentities
     self.logger = logger
     self.now = now
+    self.admission = admission
   }
 
   package func createCertificate(
     request: ServerRequest<Istio_V1_Auth_IstioCertificateRequest>,
     context: ServerContext
   ) async throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
-    guard let token = request.metadata.bearerToken else {
+    guard let admission = self.admission else { return try await self.answer(request.metadata, request.message) }
+    // Counted from the start: a call waiting for a thread to verify its token is in flight too,
+    // and a refusal costs no token verification.
+    if case .refused(let refusal) = admission.start() { throw Self.overCapacity(refusal) }
+    defer { admission.finished() }
+    return try await self.answer(request.metadata, request.message, admission: admission)
+  }
+
+  private func answer(
+    _ metadata: Metadata, _ message: Istio_V1_Auth_IstioCertificateRequest, admission: (any SigningAdmission)? = nil
+  ) async throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
+    guard let token = metadata.bearerToken else {
       throw self.refuse(.unauthenticated, "no bearer token: send `authorization: Bearer <JWT>`")
     }
     var caller: SPIFFEID
@@ -47,16 +62,26 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     case .authenticated(let identity): caller = identity
     case .refused(let reason): throw self.refuse(.unauthenticated, reason)
     }
-    if let impersonated = request.message.metadata.fields[Self.impersonatedIdentityKey] {
+    if let admission, case .refused(let refusal) = admission.charge(caller: caller) {
+      throw Self.overCapacity(refusal)
+    }
+    if let impersonated = message.metadata.fields[Self.impersonatedIdentityKey] {
       caller = try self.impersonate(impersonated, by: caller)
     }
+    return try self.sign(message, for: caller)
+  }
+
+  /// Verifies the CSR and signs it.
+  private func sign(
+    _ message: Istio_V1_Auth_IstioCertificateRequest, for caller: SPIFFEID
+  ) throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
     let publicKey: Certificate.PublicKey
-    switch CSRPolicy.evaluate(pem: request.message.csr, caller: caller) {
+    switch CSRPolicy.evaluate(pem: message.csr, caller: caller) {
     case .sign(let key): publicKey = key
     case .malformed(let reason): throw self.refuse(.invalidArgument, reason, caller: caller)
     case .forbidden(let reason): throw self.refuse(.permissionDenied, reason, caller: caller)
     }
-    let requested = request.message.validityDuration
+    let requested = message.validityDuration
     let ttl = requested > 0 ? min(Duration.seconds(requested), self.maximumTTL) : self.maximumTTL
     let chain: [Certificate]
     let bundle: TrustBundle

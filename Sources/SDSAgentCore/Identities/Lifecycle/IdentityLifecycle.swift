@@ -158,11 +158,22 @@ package struct IdentityLifecycle: Sendable {
       return
     }
     self.isScheduled = true
+    if let hint = error.retryAfter {
+      self.retryAt = now.addingTimeInterval(
+        Self.delay(after: hint, maximum: self.backoff.maximum, sample: sample).seconds)
+      return
+    }
     var delay = self.backoff.nextDelay(sample: sample)
     if let certificate = self.certificate {
       delay = min(delay, .seconds(max(0, certificate.notAfter.timeIntervalSince(now))))
     }
     self.retryAt = now.addingTimeInterval(delay.seconds)
+  }
+
+  /// The wait after a CA's retry hint: never less than the hint, with full jitter on top (up to
+  /// the hint again, at most the backoff's `maximum`) so a fleet refused at once comes back spread.
+  package static func delay(after hint: Duration, maximum: Duration, sample: Double) -> Duration {
+    hint + min(hint, maximum) * max(0, min(1, sample))
   }
 
   // MARK: - Derived
