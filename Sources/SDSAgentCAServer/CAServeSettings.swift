@@ -86,5 +86,6 @@ package enum CAServeSettings {
     AgentSettings.caChain.declaration, AgentSettings.logLevel.declaration, admin.declaration,
     rootOverlap.declaration, AgentSettings.crlValidity.declaration,
     crlURL.declaration, crlListen.declaration,
+    datastore.declaration, datastorePasswordFile.declaration, keyEncryptionKey.declaration, replicaName.declaration,
   ]
 }

@@ -32,6 +32,8 @@ package struct CAServerConfiguration: Sendable {
   package var crlURL: CRLDistributionPoint?
   /// Where it serves its CRL over plain HTTP, at `crlURL`'s path (`--crl-listen`).
   package var crlListen: (host: String, port: Int)?
+  /// The PostgreSQL datastore replicas share (`--datastore`); `nil`: the state directory.
+  package var datastore: DatastoreConfiguration?
 
   /// The overlap when none is set: an hour, or one `maximumTTL` if that is longer.
   package static func defaultRootOverlap(maximumTTL: Duration) -> Duration {
@@ -87,6 +89,8 @@ package struct CAServer: Sendable {
   /// Serves its CRL at the distribution point, with `--crl-listen`.
   package let crlServer: CRLDistributionServer?
   let logger: Logger
+  /// Follows the shared CA's changes, with `--datastore` and a rotatable root.
+  var datastoreFollower: DatastoreFollower<ContinuousClock>? = nil
 
   /// The root that signs now.
   package var material: CAMaterial { self.ca.roots.signing }
@@ -108,8 +112,18 @@ package struct CAServer: Sendable {
       }
     }
     let crlListener = try Self.crlListener(configuration)
-    let (roots, resuming, store) = try RootRotationFiles.roots(
-      of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain)
+    let (roots, resuming, store): (EmbeddedCA.Roots, RootRotation?, (any RootRotationStore)?)
+    var shared: (store: CADatastore, state: SharedCAState)?
+    if let datastore = configuration.datastore {
+      let loaded = try await Self.sharedRoots(datastore, configuration: configuration, logger: logger)
+      shared = loaded
+      (roots, resuming) = (loaded.state.roots, try loaded.state.rotation())
+      store = configuration.caSource == .generated ? DatastoreRotationStore(datastore: loaded.store) : nil
+    } else {
+      (roots, resuming, store) = try RootRotationFiles.roots(
+        of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain
+      )
+    }
     // Every leaf it signs is recorded before it is answered, so it can be revoked.
     let record = try RevocationStore.open(
       stateDirectory: configuration.stateDirectory, validity: configuration.crlValidity)
@@ -157,13 +171,21 @@ package struct CAServer: Sendable {
             rotation: rotation, ca: ca, trustDomain: configuration.trustDomain,
             notRotatable: rotation == nil ? Self.operatorFilesNotRotatable : nil,
             revocationLists: { revocationHost.servedRevocationLists }),
-          revocation: RevocationRoutes(service: revocation, host: revocationHost, notRevocable: nil)),
+          revocation: RevocationRoutes(service: revocation, host: revocationHost, notRevocable: nil),
+          roots: { ca.trustBundle }),
         listening: Milestone(), logger: logger)
+    }
+    var follower: DatastoreFollower<ContinuousClock>?
+    if let shared, let rotation {
+      follower = DatastoreFollower(
+        datastore: shared.store, supervisor: rotation, ca: ca,
+        stateDirectory: configuration.stateDirectory, clock: ContinuousClock(), logger: logger)
     }
     return CAServer(
       ca: ca, rotation: rotation, revocation: revocation, servingCertificate: servingCertificate,
       server: GRPCServer(transport: transport, services: [signer]), admin: admin,
-      crlServer: Self.crlServer(crlListener, ca: ca, host: revocationHost, logger: logger), logger: logger)
+      crlServer: Self.crlServer(crlListener, ca: ca, host: revocationHost, logger: logger), logger: logger,
+      datastoreFollower: follower)
   }
 
   /// Why `rotate-root` is refused with the operator's CA files.
@@ -173,7 +195,7 @@ package struct CAServer: Sendable {
     + "and restart"
 
   private static func rotation(
-    ca: EmbeddedCA, host: CAServerRootRotationHost, store: RootRotationFiles, resuming: RootRotation?,
+    ca: EmbeddedCA, host: CAServerRootRotationHost, store: any RootRotationStore, resuming: RootRotation?,
     configuration: CAServerConfiguration, logger: Logger
   ) -> RootRotationSupervisor<ContinuousClock> {
     if let resuming {
@@ -203,6 +225,7 @@ package struct CAServer: Sendable {
     services.append(.essential(self.revocation))
     if let admin { services.append(.auxiliary(admin)) }
     if let crlServer { services.append(.essential(crlServer)) }
+    if let datastoreFollower { services.append(.essential(datastoreFollower)) }
     var configuration = ServiceGroupConfiguration(
       services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)
     configuration.maximumGracefulShutdownDuration = Agent.shutdownLimit

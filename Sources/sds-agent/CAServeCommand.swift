@@ -69,6 +69,18 @@ struct CAServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("crl-listen"), help: help(CAServeSettings.crlListen))
   var crlListen: String?
 
+  @Option(name: .customLong("datastore"), help: help(CAServeSettings.datastore))
+  var datastore: String?
+
+  @Option(name: .customLong("datastore-password-file"), help: help(CAServeSettings.datastorePasswordFile))
+  var datastorePasswordFile: String?
+
+  @Option(name: .customLong("key-encryption-key"), help: help(CAServeSettings.keyEncryptionKey))
+  var keyEncryptionKey: String?
+
+  @Option(name: .customLong("replica-name"), help: help(CAServeSettings.replicaName))
+  var replicaName: String?
+
   /// The options given, over `SDS_AGENT_CA_SERVE_<KEY>`, read through `CAServeSettings`' declarations.
   var settings: SettingsSource {
     var flags: [String: [String]] = [:]
@@ -80,6 +92,14 @@ struct CAServeCommand: AsyncParsableCommand {
       (AgentSettings.logLevel.key, self.logLevel), (CAServeSettings.admin.key, self.admin),
       (CAServeSettings.rootOverlap.key, self.rootOverlap), (AgentSettings.crlValidity.key, self.crlValidity),
       (CAServeSettings.crlURL.key, self.crlURL), (CAServeSettings.crlListen.key, self.crlListen),
+    ] {
+      flags[key] = value.map { [$0] }
+    }
+    for (key, value) in [
+      (CAServeSettings.datastore.key, self.datastore),
+      (CAServeSettings.datastorePasswordFile.key, self.datastorePasswordFile),
+      (CAServeSettings.keyEncryptionKey.key, self.keyEncryptionKey),
+      (CAServeSettings.replicaName.key, self.replicaName),
     ] {
       flags[key] = value.map { [$0] }
     }
@@ -120,6 +140,7 @@ struct CAServeCommand: AsyncParsableCommand {
       )
       serve.crlURL = try settings.read(s.crlURL)
       serve.crlListen = try settings.read(s.crlListen)
+      serve.datastore = try Self.datastore(settings)
       configuration = serve
     } catch {
       throw ValidationError(error.description)
@@ -143,6 +164,27 @@ struct CAServeCommand: AsyncParsableCommand {
     try await server.run { address in
       FileHandle.standardOutput.write(Data("sds-agent ca: serving IstioCertificateService on \(address)\n".utf8))
     }
+  }
+}
+
+extension CAServeCommand {
+  /// `--datastore` and its companions; the key-encryption key is required with a datastore.
+  static func datastore(_ settings: SettingsSource) throws(ConfigurationError) -> DatastoreConfiguration? {
+    let s = CAServeSettings.self
+    guard let url = try settings.read(s.datastore) else {
+      for setting in [s.datastorePasswordFile, s.keyEncryptionKey, s.replicaName]
+      where settings.value(setting.key) != nil {
+        throw settings.invalid(setting.key, allowed: "nothing without --datastore")
+      }
+      return nil
+    }
+    guard let key = try settings.read(s.keyEncryptionKey) else {
+      throw ConfigurationError(
+        key: "key-encryption-key", value: "", allowed: "a file of 32 random bytes (0600), required with --datastore")
+    }
+    return DatastoreConfiguration(
+      url: url, passwordFile: try settings.read(s.datastorePasswordFile), keyEncryptionKeyFile: key,
+      replicaName: try settings.read(s.replicaName))
   }
 }
 
