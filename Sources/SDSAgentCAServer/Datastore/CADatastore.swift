@@ -46,7 +46,11 @@ package struct CADatastore: Sendable {
       try await self.migrate(connection)
       try await self.checkKeyEncryptionKey(connection)
       if let state = try await self.state(connection) { return state }
-      let signing = try CAStore.load(source, stateDirectory: stateDirectory, trustDomain: trustDomain, now: now)
+      // A generated root's key goes nowhere but into the datastore, sealed.
+      let signing =
+        source == .generated
+        ? try CAMaterial.generateRoot(trustDomain: trustDomain, now: now)
+        : try CAStore.load(source, stateDirectory: stateDirectory, trustDomain: trustDomain, now: now)
       try await self.insert(signing, role: "signing", imported: source != .generated, connection)
       self.logger.notice(
         "datastore: CA stored",
