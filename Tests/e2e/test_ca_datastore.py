@@ -273,3 +273,28 @@ def test_a_killed_replica_leaves_the_time_driven_steps_to_the_other(
         "SELECT certificate_pem FROM sds_agent_ca_roots WHERE role = 'signing'", database).split()[2]
     leaf, _, _ = request(b, new_root, jwt_keys)
     assert verifies(leaf, new_root, tmp_path, "sslclient")
+
+
+def test_replicas_sign_on_while_the_datastore_is_down_and_follow_it_again(
+        postgres, database, start_ca_serve, free_port, jwt_keys, tmp_path):
+    from daemon_support import poll
+
+    (a, _, address_a), (b, admin_b, _) = two_replicas(postgres, database, start_ca_serve, free_port, tmp_path)
+    root = tmp_path / "root.pem"
+    root.write_text(a.root_path.read_text())
+    postgres.stop()
+    try:
+        t0 = time.monotonic()
+        for ca in (a, b):
+            leaf, _, _ = request(ca, root, jwt_keys)
+            assert verifies(leaf, root, tmp_path, "sslclient"), f"{ca.name} stopped signing without its datastore"
+        print(f"datastore down: both replicas signed in {time.monotonic() - t0:.3f}s")
+        b.wait_log(lambda line: "datastore: cannot be read" in line, 5, what="b noticing the datastore is down")
+    finally:
+        postgres.start()
+    b.wait_log(lambda line: "datastore: reachable again" in line, 10, what="b reading the datastore again")
+    t0 = time.time()
+    start_rotation(address_a)
+    poll(lambda: len(pems(admin_b.get("/ca/roots"))) == 2, FOLLOW_LIMIT, interval=0.05,
+         what="both roots on b after the datastore came back")
+    print(f"datastore back: a rotation on a reached b after {time.time() - t0:.3f}s")
