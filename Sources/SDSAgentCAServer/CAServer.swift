@@ -125,8 +125,12 @@ package struct CAServer: Sendable {
       )
     }
     // Every leaf it signs is recorded before it is answered, so it can be revoked.
-    let record = try RevocationStore.open(
-      stateDirectory: configuration.stateDirectory, validity: configuration.crlValidity)
+    let record: any RevocationRecord =
+      if let shared {
+        try await DatastoreRevocationRecord.load(shared.store, validity: configuration.crlValidity)
+      } else {
+        try RevocationStore.open(stateDirectory: configuration.stateDirectory, validity: configuration.crlValidity)
+      }
     let ca = EmbeddedCA(roots, record: record, crlDistributionPoint: configuration.crlURL)
     let revocationHost = CAServerRevocationHost()
     let revocation = RevocationService(
@@ -176,9 +180,10 @@ package struct CAServer: Sendable {
         listening: Milestone(), logger: logger)
     }
     var follower: DatastoreFollower<ContinuousClock>?
-    if let shared, let rotation {
+    if let shared {
       follower = DatastoreFollower(
-        datastore: shared.store, supervisor: rotation, ca: ca,
+        datastore: shared.store, supervisor: rotation,
+        revocations: (record as? DatastoreRevocationRecord).map { ($0, revocation) }, ca: ca,
         stateDirectory: configuration.stateDirectory, clock: ContinuousClock(), logger: logger)
     }
     return CAServer(

@@ -49,6 +49,22 @@ def write_kek(path: Path, data: bytes | None = None, mode: int = 0o600) -> Path:
     return path
 
 
+def admin_ready(address: str) -> AdminClient:
+    """The replica's admin endpoint once it answers: it starts beside the gRPC listener, not before it."""
+    from daemon_support import poll
+
+    admin = AdminClient(address)
+
+    def answers() -> bool:
+        try:
+            return admin.request("GET", "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    poll(answers, 10, interval=0.05, what=f"admin {address}")
+    return admin
+
+
 def replica_args(url: str, kek: Path, *extra) -> list[str]:
     return ["--datastore", url, "--key-encryption-key", str(kek), *extra]
 
@@ -75,7 +91,7 @@ def test_two_replicas_on_one_datastore_sign_under_one_root(
     root = a.root_path.read_text()
     assert root.count("BEGIN CERTIFICATE") == 1
     assert b.root_path.read_text() == root, "the second replica does not serve the first one's root"
-    assert AdminClient(admin_a).get("/ca/roots") == root and AdminClient(admin_b).get("/ca/roots") == root
+    assert admin_ready(admin_a).get("/ca/roots") == root and admin_ready(admin_b).get("/ca/roots") == root
     assert not (a.state_dir / "ca-key.pem").exists() and not (b.state_dir / "ca-key.pem").exists()
 
     for ca in (a, b):
@@ -190,7 +206,7 @@ def two_replicas(postgres, database, start_ca_serve, free_port, tmp_path):
         ca = start_ca_serve(extra_args=replica_args(
             postgres.url(database), kek, "--admin", admin, "--replica-name", f"replica-{name}",
             "--max-ttl", MAX_TTL, "--root-overlap", OVERLAP))
-        replicas.append((ca, AdminClient(admin), admin))
+        replicas.append((ca, admin_ready(admin), admin))
     return replicas
 
 
@@ -298,3 +314,35 @@ def test_replicas_sign_on_while_the_datastore_is_down_and_follow_it_again(
     poll(lambda: len(pems(admin_b.get("/ca/roots"))) == 2, FOLLOW_LIMIT, interval=0.05,
          what="both roots on b after the datastore came back")
     print(f"datastore back: a rotation on a reached b after {time.time() - t0:.3f}s")
+
+
+def crl_serials(pem_text: str) -> set[int]:
+    from cryptography import x509
+
+    blocks = ["-----BEGIN X509 CRL-----" + b for b in pem_text.split("-----BEGIN X509 CRL-----")[1:]]
+    return {entry.serial_number for block in blocks for entry in x509.load_pem_x509_crl(block.encode())}
+
+
+def test_a_revocation_on_one_replica_reaches_the_others_crl(
+        postgres, database, start_ca_serve, free_port, jwt_keys, tmp_path):
+    from cryptography import x509
+
+    from daemon_support import poll
+    from test_daemon import run_cli
+
+    (a, admin_a, address_a), (b, admin_b, _) = two_replicas(postgres, database, start_ca_serve, free_port, tmp_path)
+    leaf, _, _ = request(b, b.root_path, jwt_keys)
+    serial = x509.load_pem_x509_certificate(leaf.encode()).serial_number
+    hex_serial = format(serial, "x")
+    poll(lambda: postgres.psql(f"SELECT replica FROM sds_agent_issued WHERE serial = '{hex_serial}'",
+                               database).strip() == "replica-b", 5, interval=0.05, what="b's leaf uploaded")
+    assert serial not in crl_serials(admin_b.get("/ca/crl"))
+    t0 = time.monotonic()
+    res = run_cli("ca", "revoke", "--serial", hex_serial, "--reason", "keyCompromise", "--admin", address_a)
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    assert serial in crl_serials(admin_a.get("/ca/crl")), "a's own CRL lacks the revocation"
+    poll(lambda: serial in crl_serials(admin_b.get("/ca/crl")), FOLLOW_LIMIT, interval=0.05,
+         what="the revocation in b's CRL")
+    print(f"revoked on a: in b's CRL after {time.monotonic() - t0:.3f}s")
+    again = run_cli("ca", "revoke", "--serial", hex_serial, "--admin", address_a)
+    assert "already" in (again.stdout + again.stderr).lower(), (again.returncode, again.stdout, again.stderr)

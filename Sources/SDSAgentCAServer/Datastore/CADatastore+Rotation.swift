@@ -84,31 +84,46 @@ extension CADatastore {
   static let uniqueViolation = "23505"
 
   /// Runs `queries` in one transaction holding `DatastoreSchema.advisoryLockKey`, on a connection
-  /// of its own, entirely on an event loop, and waits for it: the rotation supervisor's store is
-  /// synchronous. Refused on an event loop, where waiting would stall it. A failure closes the
-  /// connection, which rolls the transaction back.
-  func lockedWaiting(_ queries: [PostgresQuery]) throws {
+  /// of its own, entirely on an event loop, and waits for it: the rotation supervisor's store and
+  /// the revocation record are synchronous. Refused on an event loop, where waiting would stall it.
+  /// A failure closes the connection, which rolls the transaction back.
+  @discardableResult
+  func lockedWaiting(_ queries: [PostgresQuery]) throws -> [PostgresQueryResult] {
+    try self.lockedWaiting(queries) { results in ([], results) }
+  }
+
+  /// The same, with a second round decided from the first one's results inside the transaction.
+  func lockedWaiting<Value: Sendable>(
+    _ queries: [PostgresQuery],
+    then decide: @escaping @Sendable ([PostgresQueryResult]) throws -> (queries: [PostgresQuery], value: Value)
+  ) throws -> Value {
     guard MultiThreadedEventLoopGroup.currentEventLoop == nil else {
       throw DatastoreError(.query, "the datastore cannot be waited for on an event loop")
     }
     let eventLoop = PostgresConnection.defaultEventLoopGroup.any()
     let logger = self.logger
-    let all: [PostgresQuery] =
-      ["BEGIN", "SELECT pg_advisory_xact_lock(\(DatastoreSchema.advisoryLockKey))"] + queries + ["COMMIT"]
+    let begin: [PostgresQuery] = ["BEGIN", "SELECT pg_advisory_xact_lock(\(DatastoreSchema.advisoryLockKey))"]
     let done = PostgresConnection.connect(
       on: eventLoop, configuration: try self.address.configuration(), id: 2, logger: logger
     ).flatMap { connection in
-      var chain = eventLoop.makeSucceededVoidFuture()
-      for query in all {
-        chain = chain.flatMap { connection.query(query, logger: logger).map { _ in } }
+      @Sendable func run(_ queries: [PostgresQuery]) -> EventLoopFuture<[PostgresQueryResult]> {
+        var chain = eventLoop.makeSucceededFuture([PostgresQueryResult]())
+        for query in queries {
+          chain = chain.flatMap { results in connection.query(query, logger: logger).map { results + [$0] } }
+        }
+        return chain
       }
-      return chain.flatMap {
-        connection.close().recover { _ in }
+      return run(begin + queries).flatMapThrowing { results in
+        try decide(Array(results.dropFirst(begin.count)))
+      }.flatMap { decided in
+        run(decided.queries + ["COMMIT"]).map { _ in decided.value }
+      }.flatMap { value in
+        connection.close().recover { _ in }.map { value }
       }.flatMapError { error in
         connection.close().recover { _ in }.flatMapThrowing { throw error }
       }
     }
-    try done.wait()
+    return try done.wait()
   }
 
   /// Tells every replica listening to re-read; delivered when the transaction commits.

@@ -8,10 +8,13 @@ import Synchronization
 /// Keeps a replica on the datastore's CA: on every notification (`LISTEN`) and, as the safety net
 /// for a notification missed while disconnected, every `rereadInterval`, it reads the roots and
 /// the rotation record and hands any change to the rotation supervisor, then rewrites
-/// `<state-dir>/ca-cert.pem`. A datastore that is down leaves the replica signing with what it holds.
+/// `<state-dir>/ca-cert.pem`; it uploads what this replica signed and has the revocation lists
+/// signed again when the shared revocations changed. A datastore that is down leaves the replica
+/// signing with what it holds.
 package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Duration == Duration {
   let datastore: CADatastore
-  let supervisor: RootRotationSupervisor<C>
+  let supervisor: RootRotationSupervisor<C>?
+  let revocations: (record: DatastoreRevocationRecord, service: RevocationService<C>)?
   let ca: EmbeddedCA
   let stateDirectory: String
   let clock: C
@@ -20,13 +23,17 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
   private let wake = WakeSignal()
   /// The bundle last written to `ca-cert.pem`, and whether the last read failed (logged once per outage).
   private let seen: Mutex<(written: TrustBundle?, failing: Bool)>
+  /// The revocation document last adopted.
+  private let revocationDocument = Mutex<String?>(nil)
 
   package init(
-    datastore: CADatastore, supervisor: RootRotationSupervisor<C>, ca: EmbeddedCA,
+    datastore: CADatastore, supervisor: RootRotationSupervisor<C>?,
+    revocations: (record: DatastoreRevocationRecord, service: RevocationService<C>)?, ca: EmbeddedCA,
     stateDirectory: String, clock: C, rereadInterval: Duration = .seconds(1), logger: Logger
   ) {
     self.datastore = datastore
     self.supervisor = supervisor
+    self.revocations = revocations
     self.ca = ca
     self.stateDirectory = stateDirectory
     self.clock = clock
@@ -55,6 +62,7 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
     let state: SharedCAState?
     do {
       state = try await self.datastore.currentState()
+      try await self.followRevocations()
     } catch {
       let first = self.seen.withLock { seen in
         defer { seen.failing = true }
@@ -66,6 +74,11 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
       }
       return
     }
+    let recovered = self.seen.withLock { seen in
+      defer { seen.failing = false }
+      return seen.failing
+    }
+    if recovered { self.logger.notice("datastore: reachable again") }
     if let state { await self.adopt(state) }
     let bundle = self.ca.trustBundle
     guard self.seen.withLock({ $0.written }) != bundle else { return }
@@ -77,19 +90,28 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
     }
   }
 
-  private func adopt(_ state: SharedCAState) async {
-    let recovered = self.seen.withLock { seen in
-      defer { seen.failing = false }
-      return seen.failing
+  private func followRevocations() async throws {
+    guard let (record, service) = self.revocations else { return }
+    try await record.upload()
+    guard let document = try await self.datastore.revocationDocument(),
+      document != self.revocationDocument.withLock({ $0 })
+    else { return }
+    if record.adopt(try CADatastore.revocations(from: document)) {
+      service.publish()
+      self.logger.notice("datastore: followed a change of the shared revocations")
     }
-    if recovered { self.logger.notice("datastore: reachable again") }
+    self.revocationDocument.withLock { $0 = document }
+  }
+
+  private func adopt(_ state: SharedCAState) async {
+    guard let supervisor = self.supervisor else { return }
     let local = self.ca.roots
     let localSerials = SharedCAState(roots: local, rotationRecord: nil).rootSerials
-    let localRecord = try? self.supervisor.current.map(SharedCAState.encoded)
+    let localRecord = try? supervisor.current.map(SharedCAState.encoded)
     guard state.rootSerials != localSerials || state.rotationRecord != localRecord else { return }
     do {
       let rotation = try state.rotation()
-      await self.supervisor.adopt(rotation, roots: state.roots)
+      await supervisor.adopt(rotation, roots: state.roots)
       self.logger.notice(
         "datastore: followed a change of the shared CA",
         metadata: [

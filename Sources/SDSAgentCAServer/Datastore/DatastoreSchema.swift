@@ -60,7 +60,28 @@ package enum DatastoreSchema {
           updated_by TEXT NOT NULL,
           updated_at TIMESTAMPTZ NOT NULL DEFAULT now())
         """,
-      ])
+      ]),
+    // Revocations shared by the replicas: what each signed (to resolve a revocation by identity or
+    // serial on any replica) and the one revocation document (`Revocations` as JSON).
+    Migration(
+      version: 2,
+      statements: [
+        """
+        CREATE TABLE sds_agent_issued (
+          serial TEXT PRIMARY KEY,
+          identity TEXT NOT NULL,
+          not_after TIMESTAMPTZ NOT NULL,
+          replica TEXT NOT NULL)
+        """,
+        "CREATE INDEX sds_agent_issued_identity ON sds_agent_issued (identity, not_after)",
+        """
+        CREATE TABLE sds_agent_revocations (
+          id INT PRIMARY KEY CHECK (id = 1),
+          document TEXT NOT NULL,
+          updated_by TEXT NOT NULL,
+          updated_at TIMESTAMPTZ NOT NULL DEFAULT now())
+        """,
+      ]),
   ]
 
   package static var latestVersion: Int { self.migrations.last?.version ?? 0 }
