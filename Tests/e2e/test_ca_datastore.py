@@ -101,7 +101,7 @@ def test_two_replicas_on_one_datastore_sign_under_one_root(
     rows = postgres.psql("SELECT role, created_by FROM sds_agent_ca_roots", database).split()
     assert rows == ["signing|replica-a"], rows
     versions = postgres.psql("SELECT version, applied_by FROM sds_agent_schema", database).split()
-    assert versions == ["1|replica-a"], versions
+    assert versions == ["1|replica-a", "2|replica-a"], versions
 
     # A restarted replica loads the same root.
     a.stop()
@@ -160,9 +160,16 @@ def test_an_unreachable_datastore_stops_the_replica_naming_it(free_port, jwt_key
     assert code != 0 and seconds < START_LIMIT and "--datastore" in stderr and "cannot be reached" in stderr, stderr
 
 
-def test_a_datastore_of_a_newer_schema_is_refused(postgres, database, start_ca_serve, free_port, jwt_keys, tmp_path):
+def test_an_older_schema_is_migrated_and_a_newer_one_refused(
+        postgres, database, start_ca_serve, free_port, jwt_keys, tmp_path):
     url, kek = postgres.url(database), write_kek(tmp_path / "kek")
     start_ca_serve(extra_args=replica_args(url, kek)).stop()
+    # Back to version 1, as a datastore of the first release: the next start applies version 2 only.
+    postgres.psql("DROP TABLE sds_agent_issued, sds_agent_revocations; DELETE FROM sds_agent_schema WHERE version = 2",
+                  database)
+    start_ca_serve(extra_args=replica_args(url, kek, "--replica-name", "upgrader")).stop()
+    versions = postgres.psql("SELECT version, applied_by FROM sds_agent_schema ORDER BY version", database).split()
+    assert versions[1:] == ["2|upgrader"] and not versions[0].endswith("upgrader"), versions
     postgres.psql("INSERT INTO sds_agent_schema (version, applied_by) VALUES (99, 'a newer sds-agent')", database)
     code, seconds, stderr = refused(tmp_path, jwt_keys, free_port, *replica_args(url, kek))
     assert code != 0 and seconds < START_LIMIT, (code, stderr)
