@@ -69,17 +69,18 @@ struct CAServeCommand: AsyncParsableCommand {
   @Option(name: .customLong("crl-listen"), help: help(CAServeSettings.crlListen))
   var crlListen: String?
 
+  // Arrays, so that one given twice is refused rather than the first silently dropped.
   @Option(name: .customLong("datastore"), help: help(CAServeSettings.datastore))
-  var datastore: String?
+  var datastore: [String] = []
 
   @Option(name: .customLong("datastore-password-file"), help: help(CAServeSettings.datastorePasswordFile))
-  var datastorePasswordFile: String?
+  var datastorePasswordFile: [String] = []
 
   @Option(name: .customLong("key-encryption-key"), help: help(CAServeSettings.keyEncryptionKey))
-  var keyEncryptionKey: String?
+  var keyEncryptionKey: [String] = []
 
   @Option(name: .customLong("replica-name"), help: help(CAServeSettings.replicaName))
-  var replicaName: String?
+  var replicaName: [String] = []
 
   /// The options given, over `SDS_AGENT_CA_SERVE_<KEY>`, read through `CAServeSettings`' declarations.
   var settings: SettingsSource {
@@ -95,13 +96,8 @@ struct CAServeCommand: AsyncParsableCommand {
     ] {
       flags[key] = value.map { [$0] }
     }
-    for (key, value) in [
-      (CAServeSettings.datastore.key, self.datastore),
-      (CAServeSettings.datastorePasswordFile.key, self.datastorePasswordFile),
-      (CAServeSettings.keyEncryptionKey.key, self.keyEncryptionKey),
-      (CAServeSettings.replicaName.key, self.replicaName),
-    ] {
-      flags[key] = value.map { [$0] }
+    for (key, values) in self.datastoreFlags where !values.isEmpty {
+      flags[key] = values
     }
     for (key, values) in [
       (CAServeSettings.jwtIssuer.key, self.jwtIssuers), (CAServeSettings.tlsSAN.key, self.tlsSANs),
@@ -119,6 +115,7 @@ struct CAServeCommand: AsyncParsableCommand {
     let level: Logger.Level
     let configuration: CAServerConfiguration
     do {
+      try self.refuseRepeatedDatastoreFlags()
       let settings = self.settings
       level = try settings.require(AgentSettings.logLevel)
       let address = try settings.require(s.listen)
@@ -168,6 +165,26 @@ struct CAServeCommand: AsyncParsableCommand {
 }
 
 extension CAServeCommand {
+  /// One of them given twice is an error: neither value is dropped silently.
+  func refuseRepeatedDatastoreFlags() throws(ConfigurationError) {
+    for (key, values) in self.datastoreFlags where values.count > 1 {
+      throw ConfigurationError(
+        key: key, value: values.map(DatastoreAddress.redacting).joined(separator: ", "),
+        allowed: "one value (--\(key) was given \(values.count) times)"
+      )
+    }
+  }
+
+  /// The datastore options as given, each possibly repeated.
+  var datastoreFlags: [(String, [String])] {
+    [
+      (CAServeSettings.datastore.key, self.datastore),
+      (CAServeSettings.datastorePasswordFile.key, self.datastorePasswordFile),
+      (CAServeSettings.keyEncryptionKey.key, self.keyEncryptionKey),
+      (CAServeSettings.replicaName.key, self.replicaName),
+    ]
+  }
+
   /// `--datastore` and its companions; the key-encryption key is required with a datastore.
   static func datastore(_ settings: SettingsSource) throws(ConfigurationError) -> DatastoreConfiguration? {
     let s = CAServeSettings.self

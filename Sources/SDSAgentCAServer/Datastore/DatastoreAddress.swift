@@ -102,7 +102,7 @@ package struct DatastoreAddress: Sendable, CustomStringConvertible {
   }
 
   /// `text` with any password in it replaced, for error messages.
-  static func redacting(_ text: String) -> String {
+  package static func redacting(_ text: String) -> String {
     guard var components = URLComponents(string: text), components.password != nil else { return text }
     components.password = "REDACTED"
     return components.string ?? "a URL with a password"
