@@ -118,7 +118,8 @@ package struct CAServer: Sendable {
       let loaded = try await Self.sharedRoots(datastore, configuration: configuration, logger: logger)
       shared = loaded
       (roots, resuming) = (loaded.state.roots, try loaded.state.rotation())
-      store = configuration.caSource == .generated ? DatastoreRotationStore(datastore: loaded.store) : nil
+      let rotatable = configuration.caSource == .generated && !loaded.state.imported
+      store = rotatable ? DatastoreRotationStore(datastore: loaded.store) : nil
     } else {
       (roots, resuming, store) = try RootRotationFiles.roots(
         of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain

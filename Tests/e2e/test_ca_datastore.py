@@ -109,7 +109,7 @@ def test_two_replicas_on_one_datastore_sign_under_one_root(
     assert again.root_path.read_text() == root
 
 
-def test_a_dump_holds_no_private_key_in_clear(postgres, database, start_ca_serve, jwt_keys, tmp_path):
+def test_a_dump_holds_no_private_key_in_clear(postgres, database, start_ca_serve, free_port, jwt_keys, tmp_path):
     from cryptography.hazmat.primitives import serialization
 
     key, cert = istio_ca.make_root("imported e2e root")
@@ -123,6 +123,21 @@ def test_a_dump_holds_no_private_key_in_clear(postgres, database, start_ca_serve
     leaf, _, _ = request(ca, cert_path, jwt_keys)
     assert verifies(leaf, cert_path, tmp_path, "sslclient")
     assert postgres.psql("SELECT imported FROM sds_agent_ca_roots", database).strip() == "t"
+    # A replica given other CA files on this datastore refuses to start rather than ignore them.
+    other_key, other_cert = istio_ca.make_root("another root")
+    other_cert_path, other_key_path = tmp_path / "other.pem", tmp_path / "other-key.pem"
+    other_cert_path.write_text(istio_ca.pem_cert(other_cert))
+    other_key_path.write_bytes(istio_ca.pem_key(other_key))
+    os.chmod(other_key_path, 0o600)
+    code, seconds, stderr = refused(tmp_path, jwt_keys, free_port, *replica_args(
+        postgres.url(database), kek, "--ca-cert", other_cert_path, "--ca-key", other_key_path))
+    assert code != 0 and seconds < START_LIMIT and "--ca-cert is not the CA of --datastore" in stderr, stderr
+    # Without files, a replica loads the imported CA and does not rotate it.
+    admin = f"127.0.0.1:{free_port()}"
+    loader = start_ca_serve(extra_args=replica_args(postgres.url(database), kek, "--admin", admin))
+    assert loader.root_path.read_text() == istio_ca.pem_cert(cert)
+    status, body, _ = admin_ready(admin).request("POST", "/ca/rotate-root")
+    assert status == 409, (status, body)
 
     dump = postgres.dump(database)
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,

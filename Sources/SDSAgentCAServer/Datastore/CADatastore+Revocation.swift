@@ -49,32 +49,17 @@ extension CADatastore {
   }
 
   /// Writes this replica's signed certificates; rows already there are kept.
-  func upload(_ rows: [IssuedCertificate]) async throws {
-    guard !rows.isEmpty else { return }
-    let connection = try await self.connect()
-    do {
-      for row in rows { try await connection.query(self.issuedInsertion(row), logger: self.logger) }
-      try? await connection.close()
-    } catch {
-      try? await connection.close()
-      throw DatastoreError(.query, "signed certificates cannot be written", cause: PostgresFailure(error))
-    }
+  func upload(_ rows: [IssuedCertificate], _ connection: PostgresConnection) async throws {
+    for row in rows { try await connection.query(self.issuedInsertion(row), logger: self.logger) }
   }
 
   /// The shared revocation document, if any.
-  func revocationDocument() async throws -> String? {
-    let connection = try await self.connect()
-    do {
-      let rows = try await connection.query(
-        "SELECT document FROM sds_agent_revocations WHERE id = 1", logger: self.logger)
-      var document: String?
-      for try await (text) in rows.decode(String.self) { document = text }
-      try? await connection.close()
-      return document
-    } catch {
-      try? await connection.close()
-      throw DatastoreError(.query, "the revocations cannot be read", cause: PostgresFailure(error))
-    }
+  func revocationDocument(_ connection: PostgresConnection) async throws -> String? {
+    let rows = try await connection.query(
+      "SELECT document FROM sds_agent_revocations WHERE id = 1", logger: self.logger)
+    var document: String?
+    for try await (text) in rows.decode(String.self) { document = text }
+    return document
   }
 
   func issuedInsertion(_ row: IssuedCertificate) -> PostgresQuery {

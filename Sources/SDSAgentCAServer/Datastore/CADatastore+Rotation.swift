@@ -7,13 +7,15 @@ import SDSAgentCore
 /// done (each statement is conditional on the phase it leaves), so a replica that dies mid-step
 /// leaves the whole step to the next one.
 extension CADatastore {
-  /// The shared CA of the moment (a plain read, no lock).
-  package func currentState() async throws -> SharedCAState? {
+  /// Runs `body` on a connection of its own, closed after it (reads, no transaction).
+  func reading<Result: Sendable>(
+    _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+  ) async throws -> Result {
     let connection = try await self.connect()
     do {
-      let state = try await self.state(connection)
+      let result = try await body(connection)
       try? await connection.close()
-      return state
+      return result
     } catch {
       try? await connection.close()
       throw DatastoreError(.query, "the datastore \(self.address) cannot be read", cause: PostgresFailure(error))
@@ -102,7 +104,7 @@ extension CADatastore {
     }
     let eventLoop = PostgresConnection.defaultEventLoopGroup.any()
     let logger = self.logger
-    let begin: [PostgresQuery] = ["BEGIN", "SELECT pg_advisory_xact_lock(\(DatastoreSchema.advisoryLockKey))"]
+    let begin: [PostgresQuery] = ["BEGIN"] + DatastoreSchema.transactionStart
     let done = PostgresConnection.connect(
       on: eventLoop, configuration: try self.address.configuration(), id: 2, logger: logger
     ).flatMap { connection in

@@ -45,7 +45,10 @@ package struct CADatastore: Sendable {
     try await self.locked("start-up") { connection in
       try await self.migrate(connection)
       try await self.checkKeyEncryptionKey(connection)
-      if let state = try await self.state(connection) { return state }
+      if let state = try await self.state(connection) {
+        try self.check(source, against: state, stateDirectory: stateDirectory, trustDomain: trustDomain)
+        return state
+      }
       // A generated root's key goes nowhere but into the datastore, sealed.
       let signing =
         source == .generated
@@ -55,7 +58,23 @@ package struct CADatastore: Sendable {
       self.logger.notice(
         "datastore: CA stored",
         metadata: ["root": "\(signing.certificate.serialHex)", "imported": "\(source != .generated)"])
-      return SharedCAState(roots: EmbeddedCA.Roots(signing: signing), rotationRecord: nil)
+      return SharedCAState(
+        roots: EmbeddedCA.Roots(signing: signing), rotationRecord: nil, imported: source != .generated)
+    }
+  }
+
+  /// The operator's files, when given, must be the datastore's CA: they are never silently ignored.
+  private func check(
+    _ source: AgentConfiguration.CASource, against state: SharedCAState, stateDirectory: String, trustDomain: String
+  ) throws {
+    guard source != .generated else { return }
+    let given = try CAStore.load(source, stateDirectory: stateDirectory, trustDomain: trustDomain)
+    guard given.certificate == state.roots.signing.certificate else {
+      throw DatastoreError(
+        .conflict,
+        "--ca-cert is not the CA of \(DatastoreAddress.setting) \(self.address) (it signs with root "
+          + "\(state.roots.signing.certificate.serialHex))",
+        remedy: "start this replica without --ca-cert/--ca-key to use the datastore's CA, or use another database")
     }
   }
 
@@ -67,8 +86,9 @@ package struct CADatastore: Sendable {
     let connection = try await self.connect()
     do {
       let result = try await connection.withTransaction(logger: self.logger) { connection in
-        try await connection.query(
-          "SELECT pg_advisory_xact_lock(\(DatastoreSchema.advisoryLockKey))", logger: self.logger)
+        for statement in DatastoreSchema.transactionStart {
+          try await connection.query(statement, logger: self.logger)
+        }
         return try await body(connection)
       }
       try? await connection.close()
@@ -140,12 +160,14 @@ package struct CADatastore: Sendable {
   /// The roots and the rotation record as the datastore holds them; nil before the first root.
   func state(_ connection: PostgresConnection) async throws -> SharedCAState? {
     let rows = try await connection.query(
-      "SELECT serial, role, certificate_pem, chain_pem, key_sealed FROM sds_agent_ca_roots",
+      "SELECT serial, role, certificate_pem, chain_pem, key_sealed, imported FROM sds_agent_ca_roots",
       logger: self.logger)
     var byRole: [String: CAMaterial] = [:]
-    for try await (serial, role, certificatePEM, chainPEM, sealed) in rows.decode(
-      (String, String, String, String, ByteBuffer?).self)
+    var imported = false
+    for try await (serial, role, certificatePEM, chainPEM, sealed, isImported) in rows.decode(
+      (String, String, String, String, ByteBuffer?, Bool).self)
     {
+      if role == "signing" { imported = isImported }
       byRole[role] = try self.material(
         serial: serial, certificatePEM: certificatePEM, chainPEM: chainPEM, sealed: sealed)
     }
@@ -157,7 +179,7 @@ package struct CADatastore: Sendable {
     let roots = EmbeddedCA.Roots(
       signing: signing, next: byRole["next"], previous: byRole["previous"]?.certificate,
       previousKey: byRole["previous"]?.privateKey)
-    return SharedCAState(roots: roots, rotationRecord: record)
+    return SharedCAState(roots: roots, rotationRecord: record, imported: imported)
   }
 
   func material(serial: String, certificatePEM: String, chainPEM: String, sealed: ByteBuffer?) throws -> CAMaterial {

@@ -13,6 +13,8 @@ package struct DatastoreError: AgentFailure {
     case keyRowTampered = "key_row_tampered"
     /// The datastore's schema is newer than this binary knows.
     case newerSchema = "newer_schema"
+    /// The operator's CA files are not the datastore's CA.
+    case conflict
     /// A query failed or a row could not be read.
     case query
   }

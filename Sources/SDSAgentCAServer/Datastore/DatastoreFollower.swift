@@ -61,8 +61,11 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
   package func refresh() async {
     let state: SharedCAState?
     do {
-      state = try await self.datastore.currentState()
-      try await self.followRevocations()
+      state = try await self.datastore.reading { connection in
+        let state = try await self.datastore.state(connection)
+        try await self.followRevocations(connection)
+        return state
+      }
     } catch {
       let first = self.seen.withLock { seen in
         defer { seen.failing = true }
@@ -90,10 +93,10 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
     }
   }
 
-  private func followRevocations() async throws {
+  private func followRevocations(_ connection: PostgresConnection) async throws {
     guard let (record, service) = self.revocations else { return }
-    try await record.upload()
-    guard let document = try await self.datastore.revocationDocument(),
+    try await record.upload(connection)
+    guard let document = try await self.datastore.revocationDocument(connection),
       document != self.revocationDocument.withLock({ $0 })
     else { return }
     if record.adopt(try CADatastore.revocations(from: document)) {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PostgresNIO
 import SDSAgentCore
 import Synchronization
 
@@ -23,7 +24,8 @@ package final class DatastoreRevocationRecord: RevocationRecord {
 
   /// The record of `datastore`, with the shared revocations of the moment.
   static func load(_ datastore: CADatastore, validity: Duration) async throws -> DatastoreRevocationRecord {
-    let revocations = try await datastore.revocationDocument().map(CADatastore.revocations(from:)) ?? Revocations()
+    let document = try await datastore.reading { try await datastore.revocationDocument($0) }
+    let revocations = try document.map(CADatastore.revocations(from:)) ?? Revocations()
     return DatastoreRevocationRecord(
       datastore: datastore, revocations: revocations, schedule: CRLSchedule(validity: validity))
   }
@@ -68,9 +70,9 @@ package final class DatastoreRevocationRecord: RevocationRecord {
   }
 
   /// Uploads what was signed here since the last upload; kept for the next one if it fails.
-  func upload() async throws {
+  func upload(_ connection: PostgresConnection) async throws {
     let rows = self.pending.withLock { $0 }
-    try await self.datastore.upload(rows)
+    try await self.datastore.upload(rows, connection)
     self.uploaded(rows.count)
   }
 

@@ -1,3 +1,5 @@
+import PostgresNIO
+
 /// The datastore's tables, as numbered migrations applied in order, each recorded in
 /// `sds_agent_schema` in the transaction that applies it. A later feature (the issuance ledger)
 /// is one more migration at the end; a migration is never edited once released.
@@ -24,6 +26,14 @@ package enum DatastoreSchema {
   /// Serialises changes to the shared CA: replicas that start together (one migrates and creates
   /// the CA, the others then load it) and the steps of a root rotation (one replica at a time).
   package static let advisoryLockKey: Int64 = 0x5344_5341_4745_4E54  // "SDSAGENT"
+
+  /// The first statements of every transaction on the shared CA: bounded waits, then the lock.
+  static var transactionStart: [PostgresQuery] {
+    [
+      "SET LOCAL lock_timeout = '10s'", "SET LOCAL statement_timeout = '10s'",
+      "SELECT pg_advisory_xact_lock(\(Self.advisoryLockKey))",
+    ]
+  }
 
   /// Where every change to the shared CA is announced; replicas re-read on each notification.
   package static let notificationChannel = "sds_agent_ca"

@@ -7,6 +7,14 @@ package struct SharedCAState: Sendable {
   package let roots: EmbeddedCA.Roots
   /// `sds_agent_root_rotation.record`; nil without a rotation.
   package let rotationRecord: String?
+  /// The signing root came from the operator's files: it is not rotated.
+  package let imported: Bool
+
+  package init(roots: EmbeddedCA.Roots, rotationRecord: String?, imported: Bool = false) {
+    self.roots = roots
+    self.rotationRecord = rotationRecord
+    self.imported = imported
+  }
 
   /// The rotation in progress; a record this binary cannot read is an error naming the datastore.
   package func rotation() throws(DatastoreError) -> RootRotation? {
