@@ -8,7 +8,7 @@ extension CADatastore {
   /// Revokes what `request` names against every replica's certificates, in one transaction under
   /// the advisory lock, this replica's not-yet-uploaded rows (`pending`) written first; returns the
   /// outcome and the shared revocations after it. Waits on an event loop (the record is synchronous).
-  func revoke(
+  package func revoke(
     _ request: Revocations.Request, reason: RevocationReason, at now: Date, pending: [IssuedCertificate]
   ) throws -> (outcome: Revocations.Outcome, revocations: Revocations) {
     let selection: PostgresQuery
@@ -49,7 +49,7 @@ extension CADatastore {
   }
 
   /// Writes this replica's signed certificates; rows already there are kept.
-  func upload(_ rows: [IssuedCertificate], _ connection: PostgresConnection) async throws {
+  package func upload(_ rows: [IssuedCertificate], _ connection: PostgresConnection) async throws {
     for row in rows { try await connection.query(self.issuedInsertion(row), logger: self.logger) }
   }
 

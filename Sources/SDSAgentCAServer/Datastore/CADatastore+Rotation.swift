@@ -8,7 +8,7 @@ import SDSAgentCore
 /// leaves the whole step to the next one.
 extension CADatastore {
   /// Runs `body` on a connection of its own, closed after it (reads, no transaction).
-  func reading<Result: Sendable>(
+  package func reading<Result: Sendable>(
     _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
   ) async throws -> Result {
     let connection = try await self.connect()
@@ -23,7 +23,7 @@ extension CADatastore {
   }
 
   /// Records a prepared root and its rotation, unless one is in progress (another replica's).
-  func prepare(_ rotation: RootRotation, next: CAMaterial) throws(RootRotationError) {
+  package func prepare(_ rotation: RootRotation, next: CAMaterial) throws(RootRotationError) {
     do {
       let record = try SharedCAState.encoded(rotation)
       try self.lockedWaiting([
@@ -44,7 +44,7 @@ extension CADatastore {
   }
 
   /// The prepared root signs; nothing is done if another replica switched already.
-  func switchRoot(_ rotation: RootRotation) throws(RootRotationError) {
+  package func switchRoot(_ rotation: RootRotation) throws(RootRotationError) {
     let serial = rotation.nextRootSerial
     do {
       let record = try SharedCAState.encoded(rotation)
@@ -70,7 +70,7 @@ extension CADatastore {
   }
 
   /// The old root leaves; nothing is done if another replica retired it already.
-  func retire() throws(RootRotationError) {
+  package func retire() throws(RootRotationError) {
     do {
       try self.lockedWaiting([
         "DELETE FROM sds_agent_ca_roots WHERE role = 'previous'",

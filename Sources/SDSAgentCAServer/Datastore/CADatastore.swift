@@ -158,7 +158,7 @@ package struct CADatastore: Sendable {
   // MARK: - Roots
 
   /// The roots and the rotation record as the datastore holds them; nil before the first root.
-  func state(_ connection: PostgresConnection) async throws -> SharedCAState? {
+  package func state(_ connection: PostgresConnection) async throws -> SharedCAState? {
     let rows = try await connection.query(
       "SELECT serial, role, certificate_pem, chain_pem, key_sealed, imported FROM sds_agent_ca_roots",
       logger: self.logger)
