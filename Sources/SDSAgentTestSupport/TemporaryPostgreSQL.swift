@@ -35,6 +35,8 @@ package final class TemporaryPostgreSQL: Sendable {
     self.binDirectory = binDirectory
     self.directory = TemporaryDirectory.make()
     self.port = try Self.freePort()
+    // Its mode set here: a test binding a Unix socket narrows the process's umask for a moment.
+    guard chmod(self.directory, 0o700) == 0 else { throw TestPostgreSQLError("cannot chmod \(self.directory)") }
     if geteuid() == 0, let nobody = getpwnam("nobody") {
       guard chown(self.directory, nobody.pointee.pw_uid, nobody.pointee.pw_gid) == 0 else {
         throw TestPostgreSQLError("cannot give \(self.directory) to nobody")
