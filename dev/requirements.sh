@@ -29,6 +29,7 @@ requirements=(
   "mmdebstrap mmdebstrap boot"
   "nsenter util-linux boot"
   "zstd zstd boot"
+  "initdb postgresql e2e"
 )
 
 # What each part is, for the message that names what a missing package stops.
@@ -45,6 +46,7 @@ describe() {
 present() {
   case "$1" in
   python3-venv) python3 -c 'import venv, ensurepip' 2>/dev/null ;;
+  initdb) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ;;
   *) command -v "$1" >/dev/null ;;
   esac
 }

@@ -87,5 +87,6 @@ package enum CAServeSettings {
     rootOverlap.declaration, AgentSettings.crlValidity.declaration,
     crlURL.declaration, crlListen.declaration,
     maximumInFlight.declaration, callerRate.declaration,
+    datastore.declaration, datastorePasswordFile.declaration, keyEncryptionKey.declaration, replicaName.declaration,
   ]
 }

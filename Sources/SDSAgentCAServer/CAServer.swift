@@ -36,6 +36,8 @@ package struct CAServerConfiguration: Sendable {
   package var maximumInFlight = CAServeSettings.defaultMaximumInFlight
   /// Signings a second per caller (`--caller-rate`; 0: no cap).
   package var callerRate: Double = 0
+  /// The PostgreSQL datastore replicas share (`--datastore`); `nil`: the state directory.
+  package var datastore: DatastoreConfiguration?
 
   /// The overlap when none is set: an hour, or one `maximumTTL` if that is longer.
   package static func defaultRootOverlap(maximumTTL: Duration) -> Duration {
@@ -91,6 +93,8 @@ package struct CAServer: Sendable {
   /// Serves its CRL at the distribution point, with `--crl-listen`.
   package let crlServer: CRLDistributionServer?
   let logger: Logger
+  /// Follows the shared CA's changes, with `--datastore` and a rotatable root.
+  var datastoreFollower: DatastoreFollower<ContinuousClock>? = nil
 
   /// The root that signs now.
   package var material: CAMaterial { self.ca.roots.signing }
@@ -112,11 +116,26 @@ package struct CAServer: Sendable {
       }
     }
     let crlListener = try Self.crlListener(configuration)
-    let (roots, resuming, store) = try RootRotationFiles.roots(
-      of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain)
+    let (roots, resuming, store): (EmbeddedCA.Roots, RootRotation?, (any RootRotationStore)?)
+    var shared: (store: CADatastore, state: SharedCAState)?
+    if let datastore = configuration.datastore {
+      let loaded = try await Self.sharedRoots(datastore, configuration: configuration, logger: logger)
+      shared = loaded
+      (roots, resuming) = (loaded.state.roots, try loaded.state.rotation())
+      let rotatable = configuration.caSource == .generated && !loaded.state.imported
+      store = rotatable ? DatastoreRotationStore(datastore: loaded.store) : nil
+    } else {
+      (roots, resuming, store) = try RootRotationFiles.roots(
+        of: configuration.caSource, stateDirectory: configuration.stateDirectory, trustDomain: configuration.trustDomain
+      )
+    }
     // Every leaf it signs is recorded before it is answered, so it can be revoked.
-    let record = try RevocationStore.open(
-      stateDirectory: configuration.stateDirectory, validity: configuration.crlValidity)
+    let record: any RevocationRecord =
+      if let shared {
+        try await DatastoreRevocationRecord.load(shared.store, validity: configuration.crlValidity)
+      } else {
+        try RevocationStore.open(stateDirectory: configuration.stateDirectory, validity: configuration.crlValidity)
+      }
     let ca = EmbeddedCA(roots, record: record, crlDistributionPoint: configuration.crlURL)
     let revocationHost = CAServerRevocationHost()
     let revocation = RevocationService(
@@ -164,14 +183,23 @@ package struct CAServer: Sendable {
               rotation: rotation, ca: ca, trustDomain: configuration.trustDomain,
               notRotatable: rotation == nil ? Self.operatorFilesNotRotatable : nil,
               revocationLists: { revocationHost.servedRevocationLists }),
-            revocation: RevocationRoutes(service: revocation, host: revocationHost, notRevocable: nil)),
+            revocation: RevocationRoutes(service: revocation, host: revocationHost, notRevocable: nil),
+            roots: { ca.trustBundle }),
           admission: admission),
         listening: Milestone(), logger: logger)
+    }
+    var follower: DatastoreFollower<ContinuousClock>?
+    if let shared {
+      follower = DatastoreFollower(
+        datastore: shared.store, supervisor: rotation,
+        revocations: (record as? DatastoreRevocationRecord).map { ($0, revocation) }, ca: ca,
+        stateDirectory: configuration.stateDirectory, clock: ContinuousClock(), logger: logger)
     }
     return CAServer(
       ca: ca, rotation: rotation, revocation: revocation, servingCertificate: servingCertificate,
       server: GRPCServer(transport: transport, services: [signer]), admin: admin,
-      crlServer: Self.crlServer(crlListener, ca: ca, host: revocationHost, logger: logger), logger: logger)
+      crlServer: Self.crlServer(crlListener, ca: ca, host: revocationHost, logger: logger), logger: logger,
+      datastoreFollower: follower)
   }
 
   /// Why `rotate-root` is refused with the operator's CA files.
@@ -181,7 +209,7 @@ package struct CAServer: Sendable {
     + "and restart"
 
   private static func rotation(
-    ca: EmbeddedCA, host: CAServerRootRotationHost, store: RootRotationFiles, resuming: RootRotation?,
+    ca: EmbeddedCA, host: CAServerRootRotationHost, store: any RootRotationStore, resuming: RootRotation?,
     configuration: CAServerConfiguration, logger: Logger
   ) -> RootRotationSupervisor<ContinuousClock> {
     if let resuming {
@@ -211,6 +239,7 @@ package struct CAServer: Sendable {
     services.append(.essential(self.revocation))
     if let admin { services.append(.auxiliary(admin)) }
     if let crlServer { services.append(.essential(crlServer)) }
+    if let datastoreFollower { services.append(.essential(datastoreFollower)) }
     var configuration = ServiceGroupConfiguration(
       services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)
     configuration.maximumGracefulShutdownDuration = Agent.shutdownLimit

@@ -7,10 +7,15 @@ import SDSAgentCore
 package struct CAServerAdminRoutes: AdminResponder {
   let trust: TrustRoutes
   let revocation: RevocationRoutes?
+  /// The trust bundle of the moment, for `GET /ca/roots`.
+  let roots: (@Sendable () -> TrustBundle)?
 
-  package init(trust: TrustRoutes, revocation: RevocationRoutes? = nil) {
+  package init(
+    trust: TrustRoutes, revocation: RevocationRoutes? = nil, roots: (@Sendable () -> TrustBundle)? = nil
+  ) {
     self.trust = trust
     self.revocation = revocation
+    self.roots = roots
   }
 
   package func respond(method: String, target: String) async -> AdminResponse {
@@ -30,6 +35,8 @@ package struct CAServerAdminRoutes: AdminResponder {
       return self.trust.rotateRoot(overlap: overlap)
     case ("POST", "/ca/revoke") where self.revocation != nil:
       return await self.revocation?.revoke(body: body) ?? .text(500, "no revocation\n")
+    case ("GET", "/ca/roots") where self.roots != nil:
+      return Self.pem(self.roots?())
     case ("GET", "/ca/crl") where self.revocation != nil:
       return self.revocation?.crl() ?? .text(500, "no revocation\n")
     case (_, "/healthz"), (_, "/debug/trust"), (_, "/ca/rotate-root"):
@@ -37,5 +44,11 @@ package struct CAServerAdminRoutes: AdminResponder {
     default:
       return .text(404, "not found: \(BoundedText(path)); try /healthz, /debug/trust or POST /ca/rotate-root\n")
     }
+  }
+
+  /// The bundle as PEM, as `<state-dir>/ca-cert.pem` holds it.
+  static func pem(_ bundle: TrustBundle?) -> AdminResponse {
+    guard let bundle, let pem = try? bundle.pemString() else { return .text(500, "no trust bundle\n") }
+    return .text(200, pem)
   }
 }

@@ -62,6 +62,7 @@ struct CAServeCommand: AsyncParsableCommand {
       serve.crlListen = try settings.read(s.crlListen)
       serve.maximumInFlight = try settings.require(s.maximumInFlight)
       serve.callerRate = try settings.require(s.callerRate)
+      serve.datastore = try Self.datastore(settings)
       configuration = serve
     } catch {
       throw ValidationError(error.description)
@@ -85,5 +86,26 @@ struct CAServeCommand: AsyncParsableCommand {
     try await server.run { address in
       FileHandle.standardOutput.write(Data("sds-agent ca: serving IstioCertificateService on \(address)\n".utf8))
     }
+  }
+}
+
+extension CAServeCommand {
+  /// `--datastore` and its companions; the key-encryption key is required with a datastore.
+  static func datastore(_ settings: SettingsSource) throws(ConfigurationError) -> DatastoreConfiguration? {
+    let s = CAServeSettings.self
+    guard let url = try settings.read(s.datastore) else {
+      for setting in [s.datastorePasswordFile, s.keyEncryptionKey, s.replicaName]
+      where settings.value(setting.key) != nil {
+        throw settings.invalid(setting.key, allowed: "nothing without --datastore")
+      }
+      return nil
+    }
+    guard let key = try settings.read(s.keyEncryptionKey) else {
+      throw ConfigurationError(
+        key: "key-encryption-key", value: "", allowed: "a file of 32 random bytes (0600), required with --datastore")
+    }
+    return DatastoreConfiguration(
+      url: url, passwordFile: try settings.read(s.datastorePasswordFile), keyEncryptionKeyFile: key,
+      replicaName: try settings.read(s.replicaName))
   }
 }

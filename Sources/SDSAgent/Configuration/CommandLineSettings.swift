@@ -48,8 +48,18 @@ package enum CommandLineSettings {
   /// A single-value option given twice: which one was meant is the operator's call, not ours.
   package static func repeated(_ name: String, first: String, again: String) -> ConfigurationError {
     ConfigurationError(
-      key: name, value: "\(BoundedText(first, limit: 128)) and again \(BoundedText(again, limit: 128))",
+      key: name,
+      value: "\(BoundedText(Self.withoutPassword(first), limit: 128)) and again "
+        + "\(BoundedText(Self.withoutPassword(again), limit: 128))",
       allowed: "--\(name) once: it takes one value and is not repeatable")
+  }
+
+  /// A URL's password (`scheme://user:password@host`) masked, so a refusal never echoes it.
+  static func withoutPassword(_ value: String) -> String {
+    guard let scheme = value.range(of: "://"), let at = value[scheme.upperBound...].firstIndex(of: "@"),
+      let colon = value[scheme.upperBound..<at].firstIndex(of: ":")
+    else { return value }
+    return String(value[..<value.index(after: colon)]) + "***" + String(value[at...])
   }
 
   /// "a known key: …", and the known key a typo most likely meant.

@@ -30,6 +30,15 @@ package struct RevocationLedger: Sendable {
     self.issued.record(row, at: now)
   }
 
+  /// Takes the revocations another writer recorded (a `ca serve` replica sharing its datastore):
+  /// every issuer's list is signed again if they differ; CRL numbers keep increasing here.
+  package mutating func adopt(_ shared: Revocations) {
+    guard shared.entries != self.revocations.entries else { return }
+    self.revocations = Revocations(
+      entries: shared.entries, crlNumber: max(shared.crlNumber, self.revocations.crlNumber))
+    self.stale = Set(self.lists.keys)
+  }
+
   /// Revokes what `request` names; on `.revoked`, every issuer's list is signed again.
   package mutating func revoke(
     _ request: Revocations.Request, reason: RevocationReason, at now: Date

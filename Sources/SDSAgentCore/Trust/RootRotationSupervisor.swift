@@ -138,6 +138,25 @@ where C.Duration == Duration {
     return rotation
   }
 
+  /// Takes the roots and the rotation another writer recorded (a replica of `ca serve` sharing
+  /// its datastore): installs them, re-issues if the signing root changed, and re-plans its steps.
+  package func adopt(_ rotation: RootRotation?, roots: EmbeddedCA.Roots) async {
+    let signedBefore = self.ca.roots.signing.certificate
+    self.rotation.withLock { $0 = rotation }
+    self.retryAt.withLock { $0 = nil }
+    let bundle = self.ca.install(roots)
+    if roots.signing.certificate != signedBefore {
+      for (subject, error) in await self.host.reissueAll() {
+        self.logger.error(
+          "root rotation: re-issuing from the new root failed",
+          metadata: ["identity": "\(subject)", "error": "\(error)"])
+      }
+    }
+    self.publish(bundle)
+    self.wake.signal()
+    self.phaseChanged()
+  }
+
   package func run() async {
     let timer = DeadlineTimer(clock: self.clock, wake: self.wake) { [self] in
       let now = self.now()
