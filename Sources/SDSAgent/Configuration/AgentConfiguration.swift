@@ -53,6 +53,8 @@ package struct AgentConfiguration: Sendable {
   package var caRootCRL: String?
   /// Whether an operator intermediate's own revocation list is served.
   package var intermediateCRL = true
+  /// Session ticket keys derived from seeds (`session-ticket-keys`).
+  package var sessionTicketKeys: [SessionTicketKeySource] = []
 
   /// The rule for `file-cert:` and `file-root:` names.
   package var onTheFlyFiles: OnTheFlyFilePolicy {

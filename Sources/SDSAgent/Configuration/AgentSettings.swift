@@ -293,6 +293,7 @@ package enum AgentSettings {
     workloadAPISocketGroup.declaration, jwtSVIDTTL.declaration,
     caCRL.declaration, crlRefresh.declaration,
     caRootCRL.declaration, intermediateCRL.declaration,
+    sessionTicketKeys.declaration,
   ]
 
   /// The settings a config file may set; `check-config` shows each one.

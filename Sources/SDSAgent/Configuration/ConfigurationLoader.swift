@@ -119,6 +119,8 @@ package struct ConfigurationLoader: Sendable {
     )
     configuration.caRootCRL = try AgentSettings.rootCRLFile(settings, caSource: caSource)
     configuration.intermediateCRL = try settings.require(AgentSettings.intermediateCRL)
+    configuration.sessionTicketKeys = try AgentSettings.sessionTicketKeySources(
+      settings, fileSecrets: configuration.fileSecrets)
     return configuration
   }
 
