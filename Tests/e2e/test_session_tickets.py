@@ -100,24 +100,27 @@ class Client:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             with self.context.wrap_socket(raw, server_hostname=HOST, session=session) as tls:
                 tls.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+                # Read to the end of the answer, not of the connection: Envoy waits a second
+                # (its delayed close) for the client to close first.
                 answer = b""
-                while chunk := tls.recv(4096):
+                while not answer.endswith(b"\r\n\r\nok") and (chunk := tls.recv(4096)):
                     answer += chunk
-                assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+                assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok"), answer[:100]
                 return tls.session, tls.session_reused
 
 
 VERSIONS = {"TLSv1.3": ssl.TLSVersion.TLSv1_3, "TLSv1.2": ssl.TLSVersion.TLSv1_2}
 
 
-def into_epoch(seconds: float) -> None:
-    """Waits until `seconds` into the current epoch (or the next one's, if past it): tickets taken
-    then are not at the edge of an epoch."""
-    now = time.time()
-    target = now - now % PERIOD + seconds
-    if target <= now:
-        target += PERIOD
-    time.sleep(target - now)
+def epoch() -> int:
+    return int(time.time()) // PERIOD
+
+
+def wait_until(epoch_number: int, seconds: float) -> None:
+    """Waits for wall-clock time, the thing under test: `seconds` into epoch `epoch_number`."""
+    delay = epoch_number * PERIOD + seconds - time.time()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def test_a_fleet_sharing_a_seed_resumes_sessions_across_gateways(start, processes, tmp_path, free_port):
@@ -173,16 +176,19 @@ def test_a_fleet_sharing_a_seed_resumes_sessions_across_gateways(start, processe
 
     # Across one epoch boundary: the ticket's key is the previous one, still decrypted with.
     client = Client(ca, ssl.TLSVersion.TLSv1_3)
-    into_epoch(1)
+    issued = epoch() + 1
+    wait_until(issued, 1)
     session, _ = client.connect(ports["a"])
-    into_epoch(3)
+    assert epoch() == issued
+    wait_until(issued + 1, 3)
     _, reused = client.connect(ports["b"], session)
     assert reused, "a ticket from the previous epoch did not resume on the other gateway"
-    # Older than two periods: its key is no longer among the three served.
-    into_epoch(1)
+    # Two epochs later: its key is no longer among the three served.
+    issued = epoch() + 1
+    wait_until(issued, 1)
     session, _ = client.connect(ports["a"])
-    into_epoch(1)
-    into_epoch(3)
+    assert epoch() == issued
+    wait_until(issued + 2, 3)
     _, reused = client.connect(ports["b"], session)
     assert not reused, "a ticket two epochs old resumed"
     print("a ticket from the previous epoch resumed on the other gateway; one from two epochs before did not")
