@@ -5,8 +5,9 @@ boundary; a ticket older than two periods does not; a gateway with another seed 
 one; a new seed takes effect without a restart. The resumption rate across gateways is measured
 with and without shared keys and printed.
 
-Every gateway serves the same certificate (a file secret): Envoy only resumes a session whose
-certificate names match its own.
+Gateways a, b and c serve the same certificate (a file secret); d, with the shared seed, one for
+another name, and never resumes a's sessions; e, with the shared seed, the same name certified
+again with another key, does: Envoy resumes only where the certificate's names are the same.
 """
 
 from __future__ import annotations
@@ -133,14 +134,22 @@ def test_a_fleet_sharing_a_seed_resumes_sessions_across_gateways(start, processe
     write_seed(shared, os.urandom(32))
     write_seed(other, os.urandom(48))
 
+    # d: the shared seed, a certificate for another name; e: the shared seed, the same name
+    # certified again with another key.
+    for name, host in (("d", "other.example"), ("e", HOST)):
+        cert, key, _ = ca.issue(host)
+        (tmp_path / f"{name}.pem").write_text(cert)
+        (tmp_path / f"{name}.key").write_text(key)
+        os.chmod(tmp_path / f"{name}.key", 0o600)
     ports = {}
     seeds = {}
-    for name, seed in (("a", shared), ("b", shared), ("c", other)):
+    for name, seed in (("a", shared), ("b", shared), ("c", other), ("d", shared), ("e", shared)):
         # Each gateway its own copy of the seed, as each host would have.
         own = tmp_path / f"{name}.seed"
         write_seed(own, seed.read_bytes())
         seeds[name] = own
-        agent = start(f"agent-{name}", "--secret", f"name=web,cert={tmp_path / 'web.pem'},key={tmp_path / 'web.key'}",
+        pair = "web" if name in "abc" else name
+        agent = start(f"agent-{name}", "--secret", f"name=web,cert={tmp_path / pair}.pem,key={tmp_path / pair}.key",
                       "--session-ticket-keys", f"name=tickets,seed={own},period={PERIOD}s")
         admin_port, port = free_port(), free_port()
         config = tmp_path / f"envoy-{name}.yaml"
@@ -173,6 +182,17 @@ def test_a_fleet_sharing_a_seed_resumes_sessions_across_gateways(start, processe
         _, reused = client.connect(ports["a"], session)
         assert not reused, f"{label}: gateway a resumed a session from gateway c"
         print(f"{label}: a → b and b → a resumed; b → c and c → a did not")
+
+    # Envoy resumes only where the certificate's names are the same: the key alone does not matter.
+    client = Client(ca, ssl.TLSVersion.TLSv1_3)
+    session, _ = client.connect(ports["a"])
+    client.context.check_hostname = False
+    _, reused = client.connect(ports["d"], session)
+    assert not reused, "gateway d, whose certificate names another host, resumed a session from gateway a"
+    _, reused = client.connect(ports["e"], session)
+    assert reused, "gateway e, whose certificate has the same names and another key, did not resume"
+    client.context.check_hostname = True
+    print("a session from gateway a resumed on e (same names, another key), not on d (another name)")
 
     # Across one epoch boundary: the ticket's key is the previous one, still decrypted with.
     client = Client(ca, ssl.TLSVersion.TLSv1_3)
