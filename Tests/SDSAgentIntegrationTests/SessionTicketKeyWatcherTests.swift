@@ -128,4 +128,24 @@ import Testing
       #expect(throws: ConfigurationError.self, "\(bad)") { try SessionTicketKeySource(parsing: bad) }
     }
   }
+
+  @Test func aYAMLListIsReadAndANameTakenBySecretRefused() throws {
+    let config = self.files.path("config.yaml")
+    let yaml = """
+      state-dir: \(self.files.path("state"))
+      session-ticket-keys:
+        - {name: tickets, seed: /etc/seed, period: 12h}
+        - {name: web, seed: /etc/other, period: 10s, callers: spiffe://cluster.local/ns/edge/sa/gateway}
+      """
+    try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+    let configuration = try ConfigurationLoader(flags: [:], environment: [:], configFile: config).load()
+    #expect(configuration.sessionTicketKeys.map(\.description) == [
+      "name=tickets,seed=/etc/seed,period=12h",
+      "name=web,seed=/etc/other,period=10s,callers=spiffe://cluster.local/ns/edge/sa/gateway",
+    ])
+    let clash = ConfigurationLoader(
+      flags: ["secret": ["name=web,ca=/etc/ca.pem"]], environment: [:], configFile: config)
+    let error = #expect(throws: ConfigurationError.self) { try clash.load() }
+    #expect(error?.key == "session-ticket-keys")
+  }
 }
