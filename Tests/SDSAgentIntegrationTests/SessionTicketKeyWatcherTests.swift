@@ -139,10 +139,11 @@ import Testing
       """
     try yaml.write(toFile: config, atomically: true, encoding: .utf8)
     let configuration = try ConfigurationLoader(flags: [:], environment: [:], configFile: config).load()
-    #expect(configuration.sessionTicketKeys.map(\.description) == [
-      "name=tickets,seed=/etc/seed,period=12h",
-      "name=web,seed=/etc/other,period=10s,callers=spiffe://cluster.local/ns/edge/sa/gateway",
-    ])
+    #expect(
+      configuration.sessionTicketKeys.map(\.description) == [
+        "name=tickets,seed=/etc/seed,period=12h",
+        "name=web,seed=/etc/other,period=10s,callers=spiffe://cluster.local/ns/edge/sa/gateway",
+      ])
     let clash = ConfigurationLoader(
       flags: ["secret": ["name=web,ca=/etc/ca.pem"]], environment: [:], configFile: config)
     let error = #expect(throws: ConfigurationError.self) { try clash.load() }
