@@ -90,6 +90,12 @@ import Testing
     watcher.readSeeds()
     #expect(self.served == replaced)
     #expect(self.files.counters[.sessionTicketSeedErrors] == 3)
+    // The periodic re-check does not read, log or count an unchanged seed again.
+    watcher.readSeeds(onlyChanged: true)
+    #expect(self.files.counters[.sessionTicketSeedErrors] == 3)
+    try self.writeSeed(Self.seedA)
+    watcher.readSeeds(onlyChanged: true)
+    #expect(self.served == SessionTicketKeys(seed: try SessionTicketSeed(Self.seedA), epoch: 176_500_000))
   }
 
   @Test(arguments: [(31, 0o600, "too_short"), (32, 0o644, "permissive_mode"), (32, 0o620, "permissive_mode")])

@@ -20,6 +20,8 @@ where C.Duration == Duration {
   private let rows: Mutex<[Row]>
   /// Held across a change and its install, so that two changes reach the node in order.
   private let installing = Mutex(())
+  /// Each seed file as last looked at: an unchanged file is not read (nor its error logged) again.
+  private let seen = Mutex<[String: FileSignature?]>([:])
   private let node: NodeSecrets
   private let checksCallers: Bool
   private let counters: AgentCounters
@@ -84,7 +86,9 @@ where C.Duration == Duration {
       await withDiscardingTaskGroup { group in
         group.addTask {
           await self.watch.run(settle: self.settle, recheck: self.recheck, clock: self.clock) {
-            self.readSeeds()
+            self.readSeeds(onlyChanged: true)
+            // Also after the wall clock jumped ahead of the timer's monotonic wait.
+            self.advance()
           }
         }
         group.addTask {
@@ -118,11 +122,21 @@ where C.Duration == Duration {
     }
   }
 
-  /// Reads each seed file; a new seed replaces its keys at once.
-  package func readSeeds() {
+  /// Reads each seed file (with `onlyChanged`, each one changed since it was last looked at); a
+  /// new seed replaces its keys at once.
+  package func readSeeds(onlyChanged: Bool = false) {
     let date = self.now()
     let sources = self.rows.withLock { $0.map(\.source) }
-    let seeds = sources.map { SessionTicketSeedFile.read($0.seed) }
+    let changed = self.seen.withLock { seen in
+      sources.map { source in
+        let signature = FileSignature(path: source.seed)
+        defer { seen[source.seed] = signature }
+        return !onlyChanged || seen[source.seed] != .some(signature)
+      }
+    }
+    let seeds = zip(sources, changed).map { source, changed in
+      changed ? SessionTicketSeedFile.read(source.seed) : nil
+    }
     for (source, seed) in zip(sources, seeds) {
       guard case .failure(let error) = seed else { continue }
       self.counters.increment(.sessionTicketSeedErrors, labels: [("keys", source.name), ("reason", error.reason)])
@@ -134,7 +148,7 @@ where C.Duration == Duration {
         ])
     }
     self.update { row in
-      guard let index = sources.firstIndex(of: row.source), case .success(let seed) = seeds[index], seed != row.seed
+      guard let index = sources.firstIndex(of: row.source), case .success(let seed)? = seeds[index], seed != row.seed
       else { return false }
       row.seed = seed
       row.keys = SessionTicketKeys(seed: seed, epoch: row.source.schedule.epoch(at: date))
