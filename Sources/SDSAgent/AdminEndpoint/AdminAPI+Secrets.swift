@@ -10,6 +10,7 @@ extension AdminAPI {
     case validationContext(ValidationContext)
     case onDemand(OnDemand)
     case jwtSVID(JWTSVID)
+    case sessionTicketKeys(SessionTicketKeys)
 
     private enum Shape: String, CodingKey {
       case kind, roots
@@ -22,6 +23,8 @@ extension AdminAPI {
         self = .onDemand(try OnDemand(from: decoder))
       } else if kind == JWTSVID.kind {
         self = .jwtSVID(try JWTSVID(from: decoder))
+      } else if kind == SessionTicketKeys.kind {
+        self = .sessionTicketKeys(try SessionTicketKeys(from: decoder))
       } else if shape.contains(.roots) {
         self = .validationContext(try ValidationContext(from: decoder))
       } else {
@@ -35,6 +38,7 @@ extension AdminAPI {
       case .validationContext(let bundle): try bundle.encode(to: encoder)
       case .onDemand(let onDemand): try onDemand.encode(to: encoder)
       case .jwtSVID(let token): try token.encode(to: encoder)
+      case .sessionTicketKeys(let keys): try keys.encode(to: encoder)
       }
     }
 
@@ -45,6 +49,7 @@ extension AdminAPI {
       case .validationContext(let bundle): bundle.name
       case .onDemand(let onDemand): onDemand.name
       case .jwtSVID(let token): token.name
+      case .sessionTicketKeys(let keys): keys.name
       }
     }
   }

@@ -111,7 +111,7 @@ struct AdminRoutes: AdminResponder {
     }
     return rows.flatMap { row in
       self.secrets(of: row, withBundle: row.isPinned || row.served.trustBundle != pinnedBundle)
-    } + onDemand
+    } + onDemand + Self.sessionTicketKeys(rows.first?.served)
   }
 
   /// An identity's certificate (or its phase, without one) and, if asked, its trust bundle.

@@ -131,5 +131,6 @@ package final class PrometheusMetrics: IssuanceRecorder {
     .operatorCAErrors,
     .workloadAPICalls,
     .crlFetchErrors,
+    .sessionTicketSeedErrors,
   ]
 }

@@ -94,6 +94,7 @@ package struct Agent: Sendable {
     let crl = Self.crlFollowing(context, ca: ca, table: identities)
     let files = Self.fileSecrets(context, table: identities)
     let federation = try Self.federation(context, table: identities)
+    let sessionTicketKeys = try Self.sessionTicketKeys(context, table: identities)
     let supervisor = Self.supervisor(context, table: identities, issuer: ca.issuer)
     let admission = try await Self.admission(context, table: identities, remoteCA: ca.isRemote)
     if !ca.isRemote {
@@ -106,7 +107,8 @@ package struct Agent: Sendable {
     // of them); the agent serves once it answers, and retries with backoff while it does not.
     let sdsService = SecretDiscoveryService(
       leases: admission, counters: context.counters, registry: streams, logger: logger,
-      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files, jwtSVIDs: jwtSVIDs)
+      spiffeValidator: configuration.spiffeValidator, onDemand: onDemand, files: files, jwtSVIDs: jwtSVIDs
+    ).serving(sessionTicketKeys: sessionTicketKeys)
     let socket = try Self.sdsSocket(context, service: sdsService, workloadAPI: workloadAPI, environment: environment)
     let workloadAPISocket = try Self.workloadAPISocket(context, service: workloadAPI, callers: admission)
     let credentialSockets = try Self.credentialSockets(context, service: sdsService)
@@ -138,6 +140,7 @@ package struct Agent: Sendable {
       crl.map { .essential($0.follower) },
       crl?.file.map { .auxiliary($0) },
       .auxiliary(files),
+      sessionTicketKeys.map { .auxiliary($0) },
       jwtSVIDs.map { .essential($0) },
       .essential(socket.server),
       workloadAPISocket.map { .essential($0.server) },

@@ -55,6 +55,8 @@ package struct AgentConfiguration: Sendable {
   package var intermediateCRL = true
   /// Where Istio's credential sockets are served (`socket` and `files-socket`), if anywhere.
   package var istioCredentialSockets: String?
+  /// Session ticket keys derived from seeds (`session-ticket-keys`).
+  package var sessionTicketKeys: [SessionTicketKeySource] = []
 
   /// The rule for `file-cert:` and `file-root:` names.
   package var onTheFlyFiles: OnTheFlyFilePolicy {

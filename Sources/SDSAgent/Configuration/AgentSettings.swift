@@ -297,6 +297,7 @@ package enum AgentSettings {
     caCRL.declaration, crlRefresh.declaration,
     caRootCRL.declaration, intermediateCRL.declaration,
     istioCredentialSockets.declaration,
+    sessionTicketKeys.declaration,
   ]
 
   /// The settings a config file may set; `check-config` shows each one.

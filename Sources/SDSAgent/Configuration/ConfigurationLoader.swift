@@ -121,6 +121,8 @@ package struct ConfigurationLoader: Sendable {
     configuration.intermediateCRL = try settings.require(AgentSettings.intermediateCRL)
     configuration.istioCredentialSockets = try AgentSettings.credentialSocketsDirectory(
       settings, socketPath: configuration.socketPath, workloadAPISocket: configuration.workloadAPI.socketPath)
+    configuration.sessionTicketKeys = try AgentSettings.sessionTicketKeySources(
+      settings, fileSecrets: configuration.fileSecrets)
     return configuration
   }
 

@@ -31,6 +31,9 @@ package final class AgentCounters: Sendable {
     case workloadAPICalls = "workload_api_calls"
     /// Followed CRLs not taken (fetch mode); labels `source` and `reason` (`CRLFetchFailure`).
     case crlFetchErrors = "crl_fetch_errors"
+    /// New session ticket seeds not taken (the last good keys stay); labels `keys` (configured)
+    /// and `reason` (`SessionTicketSeedError.reason`).
+    case sessionTicketSeedErrors = "session_ticket_seed_errors"
   }
 
   /// One counted series: a name and its labels, in a stable order.

@@ -19,6 +19,9 @@ extension Envoy_Extensions_TransportSockets_Tls_V3_Secret {
       self.genericSecret = Envoy_Extensions_TransportSockets_Tls_V3_GenericSecret(bearer: token.svid)
     case .refused:
       return nil
+    case .sessionTicketKeys(let name):
+      guard let entry = served.sessionTicketKeys[name] else { return nil }
+      self.sessionTicketKeys = Envoy_Extensions_TransportSockets_Tls_V3_TlsSessionTicketKeys(entry.keys)
     case .file(let name):
       guard let content = served.files[name]?.content else { return nil }
       if let certificate = content.tlsCertificate {

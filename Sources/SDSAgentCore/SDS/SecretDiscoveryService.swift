@@ -23,6 +23,8 @@ package struct SecretDiscoveryService: Sendable {
   let files: (any FileSecretProvider)?
   /// Signs and renews `jwt-svid:<audience>` tokens, where the agent signs JWT-SVIDs.
   let jwtSVIDs: (any JWTSVIDProvider)?
+  /// Session ticket keys derived from seeds, if any are configured.
+  var sessionTicketKeys: (any SessionTicketKeyProvider)?
 
   package init(
     leases: any SecretLeaseProvider,
@@ -228,6 +230,7 @@ package struct SecretDiscoveryService: Sendable {
       onTheFlyFiles: access.onTheFly)
     naming.onDemandWithheld = onDemand && onDemandAllowed == false
     naming.jwtSVIDs = self.jwtSVIDNames(onStream: onDemand)
+    naming.sessionTicketKeys = self.sessionTicketKeys?.access(for: lease.caller.identity) ?? SessionTicketKeyAccess()
     return naming
   }
 

@@ -36,6 +36,8 @@ package struct SecretNaming: Sendable, Equatable {
   package var onTheFlyFiles: OnTheFlyFilePolicy
   /// Whether `jwt-svid:<audience>` names are served, and if not, why.
   package var jwtSVIDs = JWTSVIDNames.notSigned
+  /// Names of session ticket keys this caller may have, and those only other callers may.
+  package var sessionTicketKeys = SessionTicketKeyAccess()
 
   package init(
     identity: SPIFFEID, spiffeValidator: Bool = true, onDemand: Bool = false, files: Set<String> = [],
@@ -51,7 +53,8 @@ package struct SecretNaming: Sendable, Equatable {
 
   /// The names served, given the trust domains whose bundles are held.
   package func knownNames(trustDomains: Set<TrustDomainName>) -> [String] {
-    SecretResource.knownNames + self.files.sorted() + [self.identity.description]
+    let named: [String] = self.files.sorted() + self.sessionTicketKeys.allowed.sorted()
+    return SecretResource.knownNames + named + [self.identity.description]
       + trustDomains.sorted().map { "spiffe://\($0)" }
       + (self.spiffeValidator ? [SecretResource.allTrustDomainsName] : [])
   }
@@ -84,6 +87,10 @@ package struct SecretNaming: Sendable, Equatable {
       } else if let named = Self.credentialName(name), self.files.contains(named) {
         resource = .file(named)
       } else if let named = Self.credentialName(name), self.withheldFiles.contains(named) {
+        throw .secretWithheld([name], caller: self.identity)
+      } else if self.sessionTicketKeys.allowed.contains(name) {
+        resource = .sessionTicketKeys(name)
+      } else if self.sessionTicketKeys.withheld.contains(name) {
         throw .secretWithheld([name], caller: self.identity)
       } else if JWTAudience.isJWTSVIDName(name) {
         guard let audience = try self.jwtSVIDAudience(name) else {

@@ -21,6 +21,9 @@ package enum SecretResource: Sendable, Hashable {
   /// `jwt-svid:<audience>`: a JWT-SVID of the caller's identity for the audience, as
   /// `Bearer <JWT>` (`generic_secret`), for Envoy's credential injector; renewed at half its life.
   case jwtSVID(JWTAudience)
+  /// Session ticket keys the operator named (`session-ticket-keys`), derived from a seed each
+  /// epoch (`session_ticket_keys`).
+  case sessionTicketKeys(String)
 
   /// The fixed names; a trust domain's bundle is named `spiffe://<trust-domain>`.
   package var name: String {
@@ -33,6 +36,7 @@ package enum SecretResource: Sendable, Hashable {
     case .refused(let name): return name
     case .file(let name): return name
     case .jwtSVID(let audience): return audience.secretName
+    case .sessionTicketKeys(let name): return name
     }
   }
 
@@ -52,7 +56,7 @@ package enum SecretResource: Sendable, Hashable {
   /// Whether the resource carries the bundle of `ownDomain`, the agent's own trust domain.
   package func carriesBundle(of ownDomain: TrustDomainName) -> Bool {
     switch self {
-    case .tlsCertificate, .onDemand, .refused, .file, .jwtSVID: return false
+    case .tlsCertificate, .onDemand, .refused, .file, .jwtSVID, .sessionTicketKeys: return false
     case .validationContext, .allTrustDomains: return true
     case .trustDomain(let domain, _): return domain == ownDomain
     }

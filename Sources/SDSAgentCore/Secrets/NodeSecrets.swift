@@ -53,6 +53,12 @@ package final class NodeSecrets: Sendable {
     self.mutate { $0.updateJWTBundles(change, revision: $1) }
   }
 
+  /// Serves `keys` as the session ticket keys `name` to every identity from now on (nil: no
+  /// longer).
+  package func updateSessionTicketKeys(_ keys: SessionTicketKeys?, named name: String) {
+    self.mutate { $0.setSessionTicketKeys(keys, named: name, revision: $1) }
+  }
+
   /// The last revision handed out, to a change of a shared row or of an identity's cache.
   package var revision: UInt64 {
     self.state.withLock { $0.nextRevision - 1 }

@@ -52,6 +52,11 @@ package struct ServedSecrets: Sendable {
   /// served at.
   package var jwtSVIDs: [JWTAudience: (svid: JWTSVID, revision: UInt64)] { self.identity.jwtSVIDs.tokens }
 
+  /// Session ticket keys by name, each with the revision it was served at.
+  package var sessionTicketKeys: [String: (keys: SessionTicketKeys, revision: UInt64)] {
+    self.shared.sessionTicketKeys
+  }
+
   /// The own trust domain's bundle (`ROOTCA`).
   package var trustBundle: TrustBundle? { self.trust?.own }
 
@@ -81,6 +86,7 @@ package struct ServedSecrets: Sendable {
     case .refused: return 0
     case .file(let name): return self.files[name]?.revision ?? 0
     case .jwtSVID(let audience): return self.jwtSVIDs[audience]?.revision ?? 0
+    case .sessionTicketKeys(let name): return self.sessionTicketKeys[name]?.revision ?? 0
     }
   }
 
@@ -91,6 +97,7 @@ package struct ServedSecrets: Sendable {
     case .refused: return true
     case .file(let name): return self.files[name] != nil
     case .jwtSVID(let audience): return self.jwtSVIDs[audience] != nil
+    case .sessionTicketKeys(let name): return self.sessionTicketKeys[name] != nil
     default: return self.trust?.context(for: resource) != nil
     }
   }

@@ -93,7 +93,7 @@ package struct ServedTrust: Sendable {
   /// The validation context for `resource`, if it is a bundle this trust holds.
   package func context(for resource: SecretResource) -> Context? {
     switch resource {
-    case .tlsCertificate, .onDemand, .refused, .file, .jwtSVID: return nil
+    case .tlsCertificate, .onDemand, .refused, .file, .jwtSVID, .sessionTicketKeys: return nil
     case .validationContext: return self.rootCA
     case .allTrustDomains: return self.all
     case .trustDomain(let domain, let spiffeValidator):

@@ -12,6 +12,8 @@ struct SharedSecrets: Sendable {
     var onDemandRevision: UInt64 = 0
     var jwtBundles = JWTBundleSet()
     var jwtBundlesRevision: UInt64 = 0
+    var sessionTicketKeys: [String: (keys: SessionTicketKeys, revision: UInt64)] = [:]
+    var sessionTicketKeysRevision: UInt64 = 0
   }
 
   private final class Storage: Sendable {
@@ -39,12 +41,16 @@ struct SharedSecrets: Sendable {
   var onDemandRevision: UInt64 { self.storage.fields.onDemandRevision }
   var jwtBundles: JWTBundleSet { self.storage.fields.jwtBundles }
   var jwtBundlesRevision: UInt64 { self.storage.fields.jwtBundlesRevision }
+  var sessionTicketKeys: [String: (keys: SessionTicketKeys, revision: UInt64)] {
+    self.storage.fields.sessionTicketKeys
+  }
+  var sessionTicketKeysRevision: UInt64 { self.storage.fields.sessionTicketKeysRevision }
 
   var revisions: [UInt64] {
     let fields = self.storage.fields
     return [
       fields.trust.bundleRevision, fields.trust.federationRevision, fields.filesRevision, fields.onDemandRevision,
-      fields.jwtBundlesRevision,
+      fields.jwtBundlesRevision, fields.sessionTicketKeysRevision,
     ]
   }
 
@@ -99,6 +105,15 @@ struct SharedSecrets: Sendable {
     var fields = self.fields
     fields.jwtBundles = bundles
     fields.jwtBundlesRevision = revision
+    self.fields = fields
+  }
+
+  /// Serves `keys` under `name` from now on (nil: no longer); `revision` if they changed.
+  mutating func setSessionTicketKeys(_ keys: SessionTicketKeys?, named name: String, revision: UInt64) {
+    guard self.sessionTicketKeys[name]?.keys != keys else { return }
+    var fields = self.fields
+    fields.sessionTicketKeys[name] = keys.map { ($0, revision) }
+    fields.sessionTicketKeysRevision = revision
     self.fields = fields
   }
 }
