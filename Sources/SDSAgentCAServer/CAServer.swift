@@ -95,6 +95,8 @@ package struct CAServer: Sendable {
   let logger: Logger
   /// Follows the shared CA's changes, with `--datastore` and a rotatable root.
   var datastoreFollower: DatastoreFollower<ContinuousClock>? = nil
+  /// Writes what it signs to the issuance ledger, with `--datastore`.
+  var ledger: IssuanceLedgerService? = nil
 
   /// The root that signs now.
   package var material: CAMaterial { self.ca.roots.signing }
@@ -159,13 +161,16 @@ package struct CAServer: Sendable {
       transportSecurity: try .tls(certificateReloader: servingCertificate)
     )
     let admission = Self.admission(configuration)
+    let ledger = shared.map { Self.ledger($0.store, logger: logger) }
     let signer = IstioCertificateSigner(
       ca: ca,
       authenticator: authenticator,
       maximumTTL: configuration.maximumTTL,
       trustedNodeIdentities: Set(configuration.trustedNodeIdentities),
       logger: logger,
-      admission: admission
+      admission: admission,
+      ledger: ledger?.ledger,
+      replica: shared?.store.replicaName ?? ""
     )
     let rotation = store.map { store in
       Self.rotation(
@@ -199,7 +204,7 @@ package struct CAServer: Sendable {
       ca: ca, rotation: rotation, revocation: revocation, servingCertificate: servingCertificate,
       server: GRPCServer(transport: transport, services: [signer]), admin: admin,
       crlServer: Self.crlServer(crlListener, ca: ca, host: revocationHost, logger: logger), logger: logger,
-      datastoreFollower: follower)
+      datastoreFollower: follower, ledger: ledger)
   }
 
   /// Why `rotate-root` is refused with the operator's CA files.
@@ -240,6 +245,7 @@ package struct CAServer: Sendable {
     if let admin { services.append(.auxiliary(admin)) }
     if let crlServer { services.append(.essential(crlServer)) }
     if let datastoreFollower { services.append(.essential(datastoreFollower)) }
+    if let ledger { services.append(.essential(ledger)) }
     var configuration = ServiceGroupConfiguration(
       services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger)
     configuration.maximumGracefulShutdownDuration = Agent.shutdownLimit

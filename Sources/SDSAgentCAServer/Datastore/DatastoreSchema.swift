@@ -92,6 +92,8 @@ package enum DatastoreSchema {
           updated_at TIMESTAMPTZ NOT NULL DEFAULT now())
         """,
       ]),
+    // The issuance ledger: every certificate signed, hash-chained (`LedgerChain`).
+    Migration(version: 3, statements: [LedgerRows.createTable, LedgerRows.createIdentityIndex]),
   ]
 
   package static var latestVersion: Int { self.migrations.last?.version ?? 0 }

@@ -28,6 +28,26 @@ package struct LedgerEntry: Sendable, Equatable {
   package var previousHash: [UInt8]
   package var hash: [UInt8]
 
+  package init(
+    sequence: Int64, kind: Kind, serial: String, spiffeID: String, caller: String, impersonatedBy: String?,
+    replica: String, notBefore: Date, notAfter: Date, prunedThrough: Int64?, prunedHash: [UInt8]?,
+    previousHash: [UInt8], hash: [UInt8]
+  ) {
+    self.sequence = sequence
+    self.kind = kind
+    self.serial = serial
+    self.spiffeID = spiffeID
+    self.caller = caller
+    self.impersonatedBy = impersonatedBy
+    self.replica = replica
+    self.notBefore = notBefore
+    self.notAfter = notAfter
+    self.prunedThrough = prunedThrough
+    self.prunedHash = prunedHash
+    self.previousHash = previousHash
+    self.hash = hash
+  }
+
   /// The hash the first row of a ledger follows.
   package static let genesisHash = [UInt8](repeating: 0, count: SHA256.byteCount)
 

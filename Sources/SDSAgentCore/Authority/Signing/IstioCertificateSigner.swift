@@ -20,6 +20,10 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
   private let now: @Sendable () -> Date
   /// Caps calls in flight and each caller's rate (`ca serve --max-inflight`, `--caller-rate`).
   private let admission: (any SigningAdmission)?
+  /// Where every certificate signed is written before its answer leaves (`ca serve --datastore`).
+  let ledger: (any LedgerRecorder)?
+  /// This replica's name in the ledger.
+  let replica: String
 
   package init(
     ca: EmbeddedCA,
@@ -28,8 +32,12 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     trustedNodeIdentities: Set<SPIFFEID> = [],
     logger: Logger,
     now: @escaping @Sendable () -> Date = { Date() },
-    admission: (any SigningAdmission)? = nil
+    admission: (any SigningAdmission)? = nil,
+    ledger: (any LedgerRecorder)? = nil,
+    replica: String = ""
   ) {
+    self.ledger = ledger
+    self.replica = replica
     self.ca = ca
     self.authenticator = authenticator
     self.maximumTTL = maximumTTL
@@ -65,16 +73,19 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     if let admission, case .refused(let refusal) = admission.charge(caller: caller) {
       throw Self.overCapacity(refusal)
     }
+    let authenticated = caller
     if let impersonated = message.metadata.fields[Self.impersonatedIdentityKey] {
       caller = try self.impersonate(impersonated, by: caller)
     }
-    return try self.sign(message, for: caller)
+    let (response, leaf) = try self.sign(message, for: caller)
+    try await self.record(leaf, identity: caller, caller: authenticated)
+    return response
   }
 
   /// Verifies the CSR and signs it.
   private func sign(
     _ message: Istio_V1_Auth_IstioCertificateRequest, for caller: SPIFFEID
-  ) throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
+  ) throws -> (ServerResponse<Istio_V1_Auth_IstioCertificateResponse>, leaf: Certificate) {
     let publicKey: Certificate.PublicKey
     switch CSRPolicy.evaluate(pem: message.csr, caller: caller) {
     case .sign(let key): publicKey = key
@@ -100,7 +111,7 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
       "signed certificate",
       metadata: ["identity": "\(caller)", "serial": "\(chain[0].serialHex)", "ttl": "\(DurationParser.format(ttl))"]
     )
-    return ServerResponse(message: response)
+    return (ServerResponse(message: response), chain[0])
   }
 
   package static let impersonatedIdentityKey = "ImpersonatedIdentity"

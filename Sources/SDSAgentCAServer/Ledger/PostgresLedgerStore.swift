@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import SDSAgentCore
+
+/// The issuance ledger in the datastore (`sds_agent_issuance_ledger`): rows are appended under a
+/// transaction-scoped advisory lock, so every replica extends the one chain, each row sealed
+/// after the head it read in the same transaction. One connection, opened again after a failure.
+package actor PostgresLedgerStore: IssuanceLedgerStore {
+  /// Serialises appends (and pruning) across replicas; distinct from the CA's own lock.
+  package static let appendLockKey: Int64 = 0x5344_5341_4C45_4447  // "SDSALEDG"
+
+  private let connect: @Sendable () async throws -> PostgresConnection
+  private let logger: Logger
+  private var connection: PostgresConnection?
+
+  package init(logger: Logger, connect: @escaping @Sendable () async throws -> PostgresConnection) {
+    self.connect = connect
+    self.logger = logger
+  }
+
+  package func append(_ issuances: [LedgerChain.Issuance]) async throws {
+    try await self.withConnection { connection, logger in
+      try await connection.withTransaction(logger: logger) { transaction in
+        try await transaction.query("SELECT pg_advisory_xact_lock(\(Self.appendLockKey))", logger: logger)
+        var head = try await LedgerRows.head(transaction, logger: logger)
+        for issuance in issuances {
+          let row = LedgerChain.sealing(issuance, after: head)
+          try await LedgerRows.insert(row, transaction, logger: logger)
+          head = row
+        }
+      }
+    }
+  }
+
+  /// Removes the rows whose certificates expired `retention` ago, behind a checkpoint row.
+  /// Returns how many rows went.
+  package func prune(now: Date, retention: TimeInterval, replica: String) async throws -> Int {
+    try await self.withConnection { connection, logger in
+      try await connection.withTransaction(logger: logger) { transaction in
+        try await transaction.query("SELECT pg_advisory_xact_lock(\(Self.appendLockKey))", logger: logger)
+        let rows = try await LedgerRows.prunable(transaction, cutoff: now.addingTimeInterval(-retention), logger: logger)
+        guard let pruned = LedgerChain.pruning(rows, now: now, retention: retention, replica: replica) else { return 0 }
+        try await LedgerRows.insert(pruned.checkpoint, transaction, logger: logger)
+        try await transaction.query(
+          "DELETE FROM sds_agent_issuance_ledger WHERE sequence <= \(pruned.removedThrough)", logger: logger)
+        return rows.filter { $0.sequence <= pruned.removedThrough }.count
+      }
+    }
+  }
+
+  private func withConnection<Result: Sendable>(
+    _ body: (PostgresConnection, Logger) async throws -> sending Result
+  ) async throws -> Result {
+    let connection: PostgresConnection
+    if let open = self.connection, !open.isClosed {
+      connection = open
+    } else {
+      connection = try await self.connect()
+      self.connection = connection
+    }
+    do {
+      return try await body(connection, self.logger)
+    } catch {
+      self.connection = nil
+      try? await connection.close()
+      throw error
+    }
+  }
+}
