@@ -9,6 +9,10 @@ PASSWORD_ROLE, which must give its password (scram-sha-256).
     def postgres():
         with PostgresServer() as server:
             yield server
+
+`PostgresServer(wrap=host.argv)` runs every command (initdb, postgres, pg_isready, psql, pg_dump)
+through `wrap`, e.g. inside a network namespace of netns.py: it then listens on 127.0.0.1 of that
+namespace, reachable only by the processes there.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from daemon_support import poll
 
@@ -44,8 +49,9 @@ def free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self):
+    def __init__(self, wrap: Callable[..., list[str]] | None = None):
         self.bin = bin_dir()
+        self.wrap = wrap
         # Under /tmp itself: nobody cannot enter pytest's 0700 directories.
         self.dir = Path(tempfile.mkdtemp(prefix="sds-agent-pg-"))
         self.data = self.dir / "data"
@@ -56,10 +62,15 @@ class PostgresServer:
         self.gid = grp.getgrnam("nogroup").gr_gid
         os.chown(self.dir, self.uid, self.gid)
 
+    def _wrapped(self, *argv) -> list[str]:
+        """argv through `wrap` (e.g. into a network namespace), as given without one."""
+        argv = [str(a) for a in argv]
+        return [str(a) for a in self.wrap(*argv)] if self.wrap else argv
+
     def _as_nobody(self, *argv) -> list[str]:
         if os.geteuid() != 0:
-            return [str(a) for a in argv]
-        return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *[str(a) for a in argv]]
+            return self._wrapped(*argv)
+        return self._wrapped("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv)
 
     def __enter__(self) -> "PostgresServer":
         t0 = time.monotonic()
@@ -83,7 +94,8 @@ class PostgresServer:
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, cwd=self.dir)
         def ready() -> bool:
             assert self.proc.poll() is None, f"postgres exited: {self.log.read_text()[-2000:]}"
-            return subprocess.run([self.bin / "pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-q"]).returncode == 0
+            return subprocess.run(self._wrapped(self.bin / "pg_isready", "-h", "127.0.0.1", "-p", self.port,
+                                                 "-q")).returncode == 0
 
         poll(ready, START_TIMEOUT, what="postgres accepting connections")
 
@@ -105,8 +117,8 @@ class PostgresServer:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}?sslmode=disable"
 
     def psql(self, sql: str, database: str = "postgres") -> str:
-        res = subprocess.run([self.bin / "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                              "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+        res = subprocess.run(self._wrapped(self.bin / "psql", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres",
+                                           "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql),
                              capture_output=True, text=True, timeout=30)
         assert res.returncode == 0, res.stderr
         return res.stdout
@@ -116,7 +128,7 @@ class PostgresServer:
         return name
 
     def dump(self, database: str) -> bytes:
-        res = subprocess.run([self.bin / "pg_dump", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                              database], capture_output=True, timeout=60)
+        res = subprocess.run(self._wrapped(self.bin / "pg_dump", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres",
+                                           database), capture_output=True, timeout=60)
         assert res.returncode == 0, res.stderr
         return res.stdout

@@ -32,7 +32,8 @@ package enum LedgerRows {
 
   static func head(_ connection: PostgresConnection, logger: Logger) async throws -> LedgerEntry? {
     try await self.select(
-      connection, PostgresQuery(unsafeSQL: "SELECT \(Self.columns) FROM sds_agent_issuance_ledger ORDER BY sequence DESC LIMIT 1"),
+      connection,
+      PostgresQuery(unsafeSQL: "SELECT \(Self.columns) FROM sds_agent_issuance_ledger ORDER BY sequence DESC LIMIT 1"),
       logger: logger
     ).first
   }

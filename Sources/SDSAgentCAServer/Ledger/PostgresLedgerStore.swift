@@ -40,7 +40,8 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
     try await self.withConnection { connection, logger in
       try await connection.withTransaction(logger: logger) { transaction in
         try await transaction.query("SELECT pg_advisory_xact_lock(\(Self.appendLockKey))", logger: logger)
-        let rows = try await LedgerRows.prunable(transaction, cutoff: now.addingTimeInterval(-retention), logger: logger)
+        let rows = try await LedgerRows.prunable(
+          transaction, cutoff: now.addingTimeInterval(-retention), logger: logger)
         guard let pruned = LedgerChain.pruning(rows, now: now, retention: retention, replica: replica) else { return 0 }
         try await LedgerRows.insert(pruned.checkpoint, transaction, logger: logger)
         try await transaction.query(
