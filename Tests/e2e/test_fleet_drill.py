@@ -170,6 +170,21 @@ def all_renewed(agents: dict[str, Agent], before: dict[str, str]) -> dict[str, s
     return now if all(now[n] != before[n] for n in now) else None
 
 
+def ledger_verifies(host, url: str, serials) -> str | None:
+    """`ca ledger --verify` inside the CA host (PostgreSQL listens there only) once the ledger
+    lists every one of `serials`; its verdict line."""
+    listed = subprocess.run(host.argv(agent_bin(), "ca", "ledger", "--datastore", url, "--json"),
+                            capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    rows = {norm_serial(r["serial"]) for r in json.loads(listed.stdout)["rows"]}
+    if not {norm_serial(s) for s in serials} <= rows:
+        return None
+    verdict = subprocess.run(host.argv(agent_bin(), "ca", "ledger", "--datastore", url, "--verify"),
+                             capture_output=True, text=True, timeout=30)
+    assert verdict.returncode == 0, f"the drill's ledger does not verify: {verdict.stdout}{verdict.stderr}"
+    return verdict.stdout.strip()
+
+
 def signed_by(postgres: PostgresServer, database: str, serial: str) -> str:
     """The replica that signed `serial` (norm_serial's form), from the issued rows; '' until uploaded.
     Compared without leading zeros whichever way the row writes them."""
@@ -299,6 +314,10 @@ def test_a_fleet_rides_out_a_killed_replica_a_rotation_a_revocation_and_a_datast
               for name, serial in during.items()}
         assert set(by.values()) == {SURVIVOR}, by
         figures.append(f"signed while postgres was down, uploaded after: {by}")
+        # The issuance ledger holds every certificate of the drill, both replicas', in one chain.
+        verified = poll(lambda: ledger_verifies(ca_host, postgres.url(database), during.values()), 10,
+                        interval=0.2, what="the ledger holding the certificates signed while PostgreSQL was down")
+        figures.append(f"ca ledger --verify: {verified}")
         sent = traffic.total_sent()
         poll(lambda: traffic.total_sent() >= sent + 30, 15, what="traffic after the drill")
         mark("drill over")
