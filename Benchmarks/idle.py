@@ -16,6 +16,7 @@ import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -59,6 +60,14 @@ def sample(pid: int) -> dict:
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
+def drain(listener: socket.socket) -> None:
+    try:
+        while listener.recv(4096):
+            pass
+    except OSError:
+        pass
+
+
 def idle(agent: str, base: Path, minutes: float, every: float) -> list[tuple[float, dict]]:
     notify = base / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
@@ -69,6 +78,9 @@ def idle(agent: str, base: Path, minutes: float, every: float) -> list[tuple[flo
         try:
             while b"READY=1" not in listener.recv(4096):
                 pass
+            # Read every later notification, as systemd does: the agent sends STATUS= every 10 s.
+            listener.settimeout(None)
+            threading.Thread(target=drain, args=(listener,), daemon=True).start()
             t0 = time.monotonic()
             samples = [(0.0, sample(proc.pid))]
             while (elapsed := time.monotonic() - t0) < minutes * 60:
@@ -76,8 +88,10 @@ def idle(agent: str, base: Path, minutes: float, every: float) -> list[tuple[flo
                 samples.append((time.monotonic() - t0, sample(proc.pid)))
             return samples
         finally:
+            stopped = time.monotonic()
             proc.terminate()
             proc.wait(30)
+            print(f"(the agent exited {time.monotonic() - stopped:.2f} s after SIGTERM)\n")
 
 
 def main() -> None:

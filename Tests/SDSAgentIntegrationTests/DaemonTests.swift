@@ -87,4 +87,24 @@ import Testing
     #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "30000000"]) == .seconds(15))
     #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"]) == nil)
   }
+
+  @Test func aNotifySocketNobodyReadsNeverBlocksTheAgent() throws {
+    let path = TemporaryDirectory.make() + "/notify.sock"
+    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { close(fd) }
+    #expect(try UnixSocketAddress(path: path).bind(fd) == 0)
+    let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": path])
+    // Far more than the queue holds (net.unix.max_dgram_qlen, 10 by default): each call returns.
+    for index in 0..<200 { notifier.status("status \(index)") }
+    notifier.stopping()
+    var buffer = [UInt8](repeating: 0, count: 512)
+    var received: [String] = []
+    while true {
+      let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+      guard count > 0 else { break }
+      received.append(String(decoding: buffer[0..<count], as: UTF8.self))
+    }
+    #expect(received.first == "STATUS=status 0")
+    #expect(received.count < 201, "the queue held every datagram: this test no longer fills it")
+  }
 }

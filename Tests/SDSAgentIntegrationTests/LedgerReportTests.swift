@@ -24,7 +24,8 @@ import Testing
         replica: "ca-b", notBefore: self.now, notAfter: self.now.addingTimeInterval(60)), after: first)
     let lines = LedgerReport.lines([first, second]).split(separator: "\n")
     #expect(lines.count == 2)
-    #expect(lines[0].hasPrefix("1 serial=1f identity=spiffe://td/ns/a/sa/w caller=spiffe://td/node via=spiffe://td/node"))
+    #expect(
+      lines[0].hasPrefix("1 serial=1f identity=spiffe://td/ns/a/sa/w caller=spiffe://td/node via=spiffe://td/node"))
     #expect(lines[1].contains("replica=ca-b") && !lines[1].contains("via="))
   }
 

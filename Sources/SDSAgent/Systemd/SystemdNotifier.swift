@@ -34,7 +34,10 @@ package struct SystemdNotifier: Sendable {
 
   package func send(_ assignments: [String]) {
     guard let address = self.address else { return }
-    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    // Non-blocking: a supervisor that stops reading (its queue holds `net.unix.max_dgram_qlen`
+    // datagrams, 10 by default) costs a lost status line, never a thread stuck in sendto.
+    let fd = socket(
+      AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
     guard fd >= 0 else { return }
     defer { close(fd) }
     _ = address.send(Array(assignments.joined(separator: "\n").utf8), from: fd)
