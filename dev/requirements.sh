@@ -30,6 +30,7 @@ requirements=(
   "nsenter util-linux boot"
   "zstd zstd boot"
   "initdb postgresql e2e"
+  "ip iproute2 e2e"
 )
 
 # What each part is, for the message that names what a missing package stops.
