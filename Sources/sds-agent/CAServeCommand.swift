@@ -28,9 +28,14 @@ struct CAServeCommand: AsyncParsableCommand {
 
   /// The options given, over `SDS_AGENT_CA_SERVE_<KEY>`, read through `CAServeSettings`' declarations.
   func settings() throws(ConfigurationError) -> SettingsSource {
-    SettingsSource(
+    var environment = ProcessInfo.processInfo.environment
+    // The datastore's URL is also read as SDS_AGENT_CA_DATASTORE, the name fleets know it by.
+    if environment["SDS_AGENT_CA_SERVE_DATASTORE"] == nil, let url = environment["SDS_AGENT_CA_DATASTORE"] {
+      environment["SDS_AGENT_CA_SERVE_DATASTORE"] = url
+    }
+    return SettingsSource(
       flags: try CommandLineSettings.parse(self.arguments, declarations: CAServeSettings.all),
-      environment: ProcessInfo.processInfo.environment,
+      environment: environment,
       environmentPrefix: CAServeSettings.environmentPrefix)
   }
 

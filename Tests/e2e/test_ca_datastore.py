@@ -173,6 +173,10 @@ def test_an_unreachable_datastore_stops_the_replica_naming_it(free_port, jwt_key
     code, seconds, stderr = refused(tmp_path, jwt_keys, free_port, *replica_args(url, write_kek(tmp_path / "kek")))
     print(f"unreachable datastore: exit {code} after {seconds:.2f}s")
     assert code != 0 and seconds < START_LIMIT and "--datastore" in stderr and "cannot be reached" in stderr, stderr
+    # The URL from the environment, under the name the issue gives it, is read the same way.
+    code, _, stderr = refused(tmp_path, jwt_keys, free_port, "--key-encryption-key", write_kek(tmp_path / "kek2"),
+                              env={**os.environ, "SDS_AGENT_CA_DATASTORE": url})
+    assert code != 0 and "--datastore" in stderr and "cannot be reached" in stderr, stderr
     # Given twice, neither value is dropped silently; a password in it is not shown.
     code, _, stderr = refused(tmp_path, jwt_keys, free_port, *replica_args(url, tmp_path / "kek"),
                               "--datastore", url.replace("postgres@", "postgres:hunter2@"))
