@@ -3,13 +3,17 @@ import SDSAgentCAServer
 import SDSAgentCore
 import SDSAgentTestSupport
 import Testing
+import X509
 
 /// The key-encryption key seals each CA key to its row: the right key opens it, a wrong key or a
 /// row moved under another certificate does not, and the key file must be 32 private bytes.
 @Suite struct KeyEncryptionKeyTests {
   let key = try! KeyEncryptionKey(bytes: Array(repeating: 7, count: 32))
   let other = try! KeyEncryptionKey(bytes: Array(repeating: 8, count: 32))
-  let plaintext = Array("-----BEGIN PRIVATE KEY-----\nnot a real key\n".utf8)
+  /// A CA key as the datastore stores it: its PEM, minted here.
+  let plaintext = Array(
+    try! CAMaterial.generateRoot(trustDomain: "example.org", now: Date(), commonName: "kek test")
+      .privateKey.serializeAsPEM().pemString.utf8)
 
   @Test func aSealedKeyOpensWithTheSameKeyAndRowOnly() throws {
     let context = KeyEncryptionKey.context(ofRootKey: [1, 2, 3])
