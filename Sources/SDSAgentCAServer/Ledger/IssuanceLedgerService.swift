@@ -24,6 +24,7 @@ package struct IssuanceLedgerService: Service {
       try? await gracefulShutdown()
       tasks.cancelAll()
     }
+    await self.store.close()
   }
 
   private func pruneEveryHour() async {

@@ -14,6 +14,10 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
   private let connect: @Sendable () async throws -> PostgresConnection
   private let logger: Logger
   private var connection: PostgresConnection?
+  /// One transaction at a time on the one connection: the actor lets a second call in at every
+  /// `await`, and two transactions interleaved on one connection would be one.
+  private var isBusy = false
+  private var waiting: [CheckedContinuation<Void, Never>] = []
 
   package init(logger: Logger, connect: @escaping @Sendable () async throws -> PostgresConnection) {
     self.connect = connect
@@ -54,6 +58,8 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
   private func withConnection<Result: Sendable>(
     _ body: (PostgresConnection, Logger) async throws -> sending Result
   ) async throws -> Result {
+    await self.takeTurn()
+    defer { self.endTurn() }
     let connection: PostgresConnection
     if let open = self.connection, !open.isClosed {
       connection = open
@@ -67,6 +73,32 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
       self.connection = nil
       try? await connection.close()
       throw error
+    }
+  }
+
+  /// Closes its connection, after the transaction in progress; the next append opens another.
+  package func close() async {
+    await self.takeTurn()
+    defer { self.endTurn() }
+    if let connection = self.connection {
+      self.connection = nil
+      try? await connection.close()
+    }
+  }
+
+  private func takeTurn() async {
+    guard self.isBusy else {
+      self.isBusy = true
+      return
+    }
+    await withCheckedContinuation { self.waiting.append($0) }
+  }
+
+  private func endTurn() {
+    if self.waiting.isEmpty {
+      self.isBusy = false
+    } else {
+      self.waiting.removeFirst().resume()
     }
   }
 }
