@@ -27,7 +27,8 @@ struct PostgresLedgerStoreTests {
     var ledgers: [IssuanceLedger] = []
     var stores: [PostgresLedgerStore] = []
     for name in ["a", "b"] {
-      let datastore = CADatastore(address: address, keyEncryptionKey: self.key, replicaName: name, logger: Logger(label: "test"))
+      let datastore = CADatastore(
+        address: address, keyEncryptionKey: self.key, replicaName: name, logger: Logger(label: "test"))
       _ = try await datastore.bootstrap(
         source: .generated, stateDirectory: TemporaryDirectory.make(), trustDomain: "cluster.local", now: Date())
       let store = PostgresLedgerStore(logger: Logger(label: "test")) { try await datastore.connect() }
