@@ -83,4 +83,28 @@ private final class MemoryLedgerStore: IssuanceLedgerStore {
     retry.cancel()
     await retry.value
   }
+
+  @Test func aStoreThatNeverAnswersCostsASigningItsLimitNotItsAnswer() async throws {
+    let store = StallingLedgerStore()
+    let clock = ManualClock()
+    let ledger = IssuanceLedger(store: store, appendLimit: .seconds(3), clock: clock, logger: Logger(label: "test"))
+    let signing = Task { try await ledger.record(self.issuance("01")) }
+    await clock.sleepers(atLeast: 1)
+    clock.advance(by: .seconds(3))
+    try await signing.value
+    #expect(await ledger.heldCount == 1, "the stalled row is held, to be written when the store answers")
+    store.release()
+  }
+}
+
+/// A store whose appends wait until the test releases them, then fail.
+private final class StallingLedgerStore: IssuanceLedgerStore {
+  private let released = WakeSignal()
+
+  func release() { self.released.signal() }
+
+  func append(_ issuances: [LedgerChain.Issuance]) async throws {
+    await self.released.wait()
+    throw MemoryLedgerStore.Unreachable()
+  }
 }

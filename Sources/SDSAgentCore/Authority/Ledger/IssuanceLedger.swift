@@ -11,11 +11,26 @@ package actor IssuanceLedger: LedgerRecorder {
   private let logger: Logger
   private var held: [LedgerChain.Issuance] = []
   private var isFlushing = false
+  /// How long a signing waits for the store before holding its row.
+  private let appendLimit: Duration
+  private let sleep: @Sendable (Duration) async throws -> Void
 
-  package init(store: any IssuanceLedgerStore, capacity: Int = 100_000, logger: Logger) {
+  package init<C: Clock<Duration>>(
+    store: any IssuanceLedgerStore, capacity: Int = 100_000, appendLimit: Duration = .seconds(3),
+    clock: C = ContinuousClock(), logger: Logger
+  ) {
     self.store = store
     self.capacity = capacity
+    self.appendLimit = appendLimit
+    self.sleep = { try await clock.sleep(for: $0) }
     self.logger = logger
+  }
+
+  /// `store.append`, abandoned as stalled after `appendLimit`.
+  private func append(_ issuances: [LedgerChain.Issuance]) async throws {
+    let store = self.store
+    let sleep = self.sleep
+    try await Self.within(self.appendLimit, sleeping: sleep) { try await store.append(issuances) }
   }
 
   /// Rows signed but not yet written.
@@ -25,7 +40,7 @@ package actor IssuanceLedger: LedgerRecorder {
     let caughtUp = self.held.isEmpty ? true : await self.flush()
     if caughtUp {
       do {
-        try await self.store.append([issuance])
+        try await self.append([issuance])
         return
       } catch {
         self.logger.warning(
@@ -46,7 +61,7 @@ package actor IssuanceLedger: LedgerRecorder {
     defer { self.isFlushing = false }
     let batch = self.held
     do {
-      try await self.store.append(batch)
+      try await self.append(batch)
     } catch {
       return false
     }
