@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import SDSAgentCore
+import Synchronization
 
 /// The issuance ledger in the datastore (`sds_agent_issuance_ledger`): rows are appended under a
 /// transaction-scoped advisory lock, so every replica extends the one chain, each row sealed
@@ -10,6 +11,9 @@ import SDSAgentCore
 package actor PostgresLedgerStore: IssuanceLedgerStore {
   /// Serialises appends (and pruning) across replicas; distinct from the CA's own lock.
   package static let appendLockKey: Int64 = 0x5344_5341_4C45_4447  // "SDSALEDG"
+
+  /// How long one transaction may take before the connection is given up and the rows held.
+  static let operationLimit = Duration.seconds(3)
 
   private let connect: @Sendable () async throws -> PostgresConnection
   private let logger: Logger
@@ -56,7 +60,7 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
   }
 
   private func withConnection<Result: Sendable>(
-    _ body: (PostgresConnection, Logger) async throws -> sending Result
+    _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> Result
   ) async throws -> Result {
     await self.takeTurn()
     defer { self.endTurn() }
@@ -64,11 +68,31 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
     if let open = self.connection, !open.isClosed {
       connection = open
     } else {
-      connection = try await self.connect()
+      // Bounded too: a server shutting down may accept the connection and never answer it.
+      let connect = self.connect
+      let opened = ResultBox<PostgresConnection>()
+      do {
+        try await IssuanceLedger.within(Self.operationLimit, sleeping: { try await Task.sleep(for: $0) }) {
+          let connection = try await connect()
+          // One opened after it was given up is closed here: nobody else holds it.
+          if !opened.set(connection) { try? await connection.close() }
+        }
+      } catch {
+        if let late = opened.abandon() { try? await late.close() }
+        throw error
+      }
+      connection = try opened.take()
       self.connection = connection
     }
     do {
-      return try await body(connection, self.logger)
+      // Only the datastore's own time counts (not the wait for this store's turn): a datastore
+      // that accepts a connection but never answers (PostgreSQL shutting down) is given up on.
+      let logger = self.logger
+      let outcome = ResultBox<Result>()
+      try await IssuanceLedger.within(Self.operationLimit, sleeping: { try await Task.sleep(for: $0) }) {
+        outcome.set(try await body(connection, logger))
+      }
+      return try outcome.take()
     } catch {
       self.connection = nil
       try? await connection.close()
@@ -100,5 +124,34 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
     } else {
       self.waiting.removeFirst().resume()
     }
+  }
+}
+
+/// The value an operation run elsewhere produced.
+private final class ResultBox<Value: Sendable>: Sendable {
+  private let state = Mutex<(value: Value?, abandoned: Bool)>((nil, false))
+
+  /// Keeps `value`; false when the box was abandoned first.
+  @discardableResult
+  func set(_ value: Value) -> Bool {
+    self.state.withLock { state in
+      guard !state.abandoned else { return false }
+      state.value = value
+      return true
+    }
+  }
+
+  /// Gives the box up; the value already in it, if any.
+  func abandon() -> Value? {
+    self.state.withLock { state in
+      state.abandoned = true
+      defer { state.value = nil }
+      return state.value
+    }
+  }
+
+  func take() throws -> Value {
+    guard let value = self.state.withLock({ $0.value }) else { throw LedgerStoreStalled() }
+    return value
   }
 }

@@ -83,28 +83,31 @@ private final class MemoryLedgerStore: IssuanceLedgerStore {
     retry.cancel()
     await retry.value
   }
+}
 
-  @Test func aStoreThatNeverAnswersCostsASigningItsLimitNotItsAnswer() async throws {
-    let store = StallingLedgerStore()
+@Suite struct LedgerDeadlineTests {
+  @Test func anOperationThatNeverAnswersIsGivenUpAfterItsLimit() async throws {
     let clock = ManualClock()
-    let ledger = IssuanceLedger(store: store, appendLimit: .seconds(3), clock: clock, logger: Logger(label: "test"))
-    let signing = Task { try await ledger.record(self.issuance("01")) }
+    let released = WakeSignal()
+    let waiting = Task {
+      try await IssuanceLedger.within(.seconds(3), sleeping: { try await clock.sleep(for: $0) }) {
+        await released.wait()
+      }
+    }
     await clock.sleepers(atLeast: 1)
     clock.advance(by: .seconds(3))
-    try await signing.value
-    #expect(await ledger.heldCount == 1, "the stalled row is held, to be written when the store answers")
-    store.release()
+    await #expect(throws: LedgerStoreStalled.self) { try await waiting.value }
+    released.signal()
+  }
+
+  @Test func anOperationThatAnswersInTimeGivesItsOutcome() async throws {
+    try await IssuanceLedger.within(.seconds(3), sleeping: { try await Task.sleep(for: $0) }) {}
+    await #expect(throws: MemoryLedgerStoreFailure.self) {
+      try await IssuanceLedger.within(.seconds(3), sleeping: { try await Task.sleep(for: $0) }) {
+        throw MemoryLedgerStoreFailure()
+      }
+    }
   }
 }
 
-/// A store whose appends wait until the test releases them, then fail.
-private final class StallingLedgerStore: IssuanceLedgerStore {
-  private let released = WakeSignal()
-
-  func release() { self.released.signal() }
-
-  func append(_ issuances: [LedgerChain.Issuance]) async throws {
-    await self.released.wait()
-    throw MemoryLedgerStore.Unreachable()
-  }
-}
+private struct MemoryLedgerStoreFailure: Error {}

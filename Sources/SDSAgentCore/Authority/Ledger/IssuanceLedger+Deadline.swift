@@ -3,6 +3,8 @@ import Synchronization
 /// A store that has not answered within its limit (a datastore that accepts connections but
 /// never replies): the row is held as if the store were down, and the answer leaves.
 package struct LedgerStoreStalled: Error, CustomStringConvertible {
+  package init() {}
+
   package var description: String { "the issuance ledger's datastore did not answer in time" }
 }
 
@@ -26,7 +28,7 @@ private final class FirstResult: Sendable {
 extension IssuanceLedger {
   /// `operation`'s outcome, or `LedgerStoreStalled` once `limit` has passed; the operation is
   /// left to finish on its own (the store drops a connection that stalled).
-  static func within(
+  package static func within(
     _ limit: Duration, sleeping sleep: @escaping @Sendable (Duration) async throws -> Void,
     _ operation: @escaping @Sendable () async throws -> Void
   ) async throws {

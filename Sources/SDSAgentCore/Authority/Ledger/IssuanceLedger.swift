@@ -11,26 +11,11 @@ package actor IssuanceLedger: LedgerRecorder {
   private let logger: Logger
   private var held: [LedgerChain.Issuance] = []
   private var isFlushing = false
-  /// How long a signing waits for the store before holding its row.
-  private let appendLimit: Duration
-  private let sleep: @Sendable (Duration) async throws -> Void
 
-  package init<C: Clock<Duration>>(
-    store: any IssuanceLedgerStore, capacity: Int = 100_000, appendLimit: Duration = .seconds(3),
-    clock: C = ContinuousClock(), logger: Logger
-  ) {
+  package init(store: any IssuanceLedgerStore, capacity: Int = 100_000, logger: Logger) {
     self.store = store
     self.capacity = capacity
-    self.appendLimit = appendLimit
-    self.sleep = { try await clock.sleep(for: $0) }
     self.logger = logger
-  }
-
-  /// `store.append`, abandoned as stalled after `appendLimit`.
-  private func append(_ issuances: [LedgerChain.Issuance]) async throws {
-    let store = self.store
-    let sleep = self.sleep
-    try await Self.within(self.appendLimit, sleeping: sleep) { try await store.append(issuances) }
   }
 
   /// Rows signed but not yet written.
@@ -40,7 +25,7 @@ package actor IssuanceLedger: LedgerRecorder {
     let caughtUp = self.held.isEmpty ? true : await self.flush()
     if caughtUp {
       do {
-        try await self.append([issuance])
+        try await self.store.append([issuance])
         return
       } catch {
         self.logger.warning(
@@ -61,7 +46,7 @@ package actor IssuanceLedger: LedgerRecorder {
     defer { self.isFlushing = false }
     let batch = self.held
     do {
-      try await self.append(batch)
+      try await self.store.append(batch)
     } catch {
       return false
     }
