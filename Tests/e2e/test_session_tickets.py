@@ -117,11 +117,31 @@ def epoch() -> int:
     return int(time.time()) // PERIOD
 
 
-def wait_until(epoch_number: int, seconds: float) -> None:
-    """Waits for wall-clock time, the thing under test: `seconds` into epoch `epoch_number`."""
-    delay = epoch_number * PERIOD + seconds - time.time()
-    if delay > 0:
-        time.sleep(delay)
+def served_epoch(agent) -> tuple[int, str]:
+    """The epoch of the keys the agent serves now, and their SDS version."""
+    listed = [s for s in json.loads(agent.admin.get("/debug/secrets")) if s.get("kind") == "session_ticket_keys"]
+    return listed[0]["epoch"], str(listed[0]["version"])
+
+
+def envoy_secret_version(envoy) -> str | None:
+    dump = json.loads(envoy.admin("/config_dump?resource=dynamic_active_secrets"))
+    for config in dump.get("configs", []):
+        if config.get("name") == "tickets":
+            return str(config.get("version_info"))
+    return None
+
+
+def wait_until(epoch_number: int, gateways) -> None:
+    """Awaits the push of epoch `epoch_number`'s keys: every agent serving them, and every Envoy
+    holding that version of the secret."""
+    def pushed() -> bool:
+        for agent, envoy in gateways:
+            served, version = served_epoch(agent)
+            if served < epoch_number or envoy_secret_version(envoy) != version:
+                return False
+        return True
+
+    poll(pushed, 2 * PERIOD + 5, interval=0.1, what=f"the keys of epoch {epoch_number} pushed to every gateway")
 
 
 def test_a_fleet_sharing_a_seed_resumes_sessions_across_gateways(start, processes, tmp_path, free_port):
@@ -143,6 +163,7 @@ def test_a_fleet_sharing_a_seed_resumes_sessions_across_gateways(start, processe
         os.chmod(tmp_path / f"{name}.key", 0o600)
     ports = {}
     seeds = {}
+    gateways = {}
     for name, seed in (("a", shared), ("b", shared), ("c", other), ("d", shared), ("e", shared)):
         # Each gateway its own copy of the seed, as each host would have.
         own = tmp_path / f"{name}.seed"
@@ -158,6 +179,7 @@ def test_a_fleet_sharing_a_seed_resumes_sessions_across_gateways(start, processe
                                                       "--disable-hot-restart", "-l", "info"], tmp_path, admin_port, port))
         envoy.wait_live()
         ports[name] = port
+        gateways[name] = (agent, envoy)
         # /debug/secrets shows the epoch and the fingerprint the README's derivation gives, never a key.
         listed = [s for s in json.loads(agent.admin.get("/debug/secrets")) if s.get("kind") == "session_ticket_keys"]
         assert [s["name"] for s in listed] == ["tickets"], listed
@@ -197,18 +219,18 @@ def test_a_fleet_sharing_a_seed_resumes_sessions_across_gateways(start, processe
     # Across one epoch boundary: the ticket's key is the previous one, still decrypted with.
     client = Client(ca, ssl.TLSVersion.TLSv1_3)
     issued = epoch() + 1
-    wait_until(issued, 1)
+    wait_until(issued, [gateways[n] for n in "ab"])
     session, _ = client.connect(ports["a"])
     assert epoch() == issued
-    wait_until(issued + 1, 3)
+    wait_until(issued + 1, [gateways[n] for n in "ab"])
     _, reused = client.connect(ports["b"], session)
     assert reused, "a ticket from the previous epoch did not resume on the other gateway"
     # Two epochs later: its key is no longer among the three served.
     issued = epoch() + 1
-    wait_until(issued, 1)
+    wait_until(issued, [gateways[n] for n in "ab"])
     session, _ = client.connect(ports["a"])
     assert epoch() == issued
-    wait_until(issued + 2, 3)
+    wait_until(issued + 2, [gateways[n] for n in "ab"])
     _, reused = client.connect(ports["b"], session)
     assert not reused, "a ticket two epochs old resumed"
     print("a ticket from the previous epoch resumed on the other gateway; one from two epochs before did not")

@@ -101,9 +101,11 @@ private final class MemoryLedgerStore: IssuanceLedgerStore {
   }
 
   @Test func anOperationThatAnswersInTimeGivesItsOutcome() async throws {
-    try await IssuanceLedger.within(.seconds(3), sleeping: { try await Task.sleep(for: $0) }) {}
+    // The clock never moves: only the operation can settle the call.
+    let clock = ManualClock()
+    try await IssuanceLedger.within(.seconds(3), sleeping: { try await clock.sleep(for: $0) }) {}
     await #expect(throws: MemoryLedgerStoreFailure.self) {
-      try await IssuanceLedger.within(.seconds(3), sleeping: { try await Task.sleep(for: $0) }) {
+      try await IssuanceLedger.within(.seconds(3), sleeping: { try await clock.sleep(for: $0) }) {
         throw MemoryLedgerStoreFailure()
       }
     }
