@@ -72,7 +72,7 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
       let connect = self.connect
       let opened = ResultBox<PostgresConnection>()
       do {
-        try await IssuanceLedger.within(Self.operationLimit, sleeping: { try await Task.sleep(for: $0) }) {
+        try await IssuanceLedger.within(Self.operationLimit, on: ContinuousClock()) {
           let connection = try await connect()
           // One opened after it was given up is closed here: nobody else holds it.
           if !opened.set(connection) { try? await connection.close() }
@@ -89,7 +89,7 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
       // that accepts a connection but never answers (PostgreSQL shutting down) is given up on.
       let logger = self.logger
       let outcome = ResultBox<Result>()
-      try await IssuanceLedger.within(Self.operationLimit, sleeping: { try await Task.sleep(for: $0) }) {
+      try await IssuanceLedger.within(Self.operationLimit, on: ContinuousClock()) {
         outcome.set(try await body(connection, logger))
       }
       return try outcome.take()

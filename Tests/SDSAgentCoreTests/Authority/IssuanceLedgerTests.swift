@@ -90,7 +90,7 @@ private final class MemoryLedgerStore: IssuanceLedgerStore {
     let clock = ManualClock()
     let released = WakeSignal()
     let waiting = Task {
-      try await IssuanceLedger.within(.seconds(3), sleeping: { try await clock.sleep(for: $0) }) {
+      try await IssuanceLedger.within(.seconds(3), on: clock) {
         await released.wait()
       }
     }
@@ -103,9 +103,9 @@ private final class MemoryLedgerStore: IssuanceLedgerStore {
   @Test func anOperationThatAnswersInTimeGivesItsOutcome() async throws {
     // The clock never moves: only the operation can settle the call.
     let clock = ManualClock()
-    try await IssuanceLedger.within(.seconds(3), sleeping: { try await clock.sleep(for: $0) }) {}
+    try await IssuanceLedger.within(.seconds(3), on: clock) {}
     await #expect(throws: MemoryLedgerStoreFailure.self) {
-      try await IssuanceLedger.within(.seconds(3), sleeping: { try await clock.sleep(for: $0) }) {
+      try await IssuanceLedger.within(.seconds(3), on: clock) {
         throw MemoryLedgerStoreFailure()
       }
     }

@@ -28,9 +28,8 @@ private final class FirstResult: Sendable {
 extension IssuanceLedger {
   /// `operation`'s outcome, or `LedgerStoreStalled` once `limit` has passed; the operation is
   /// left to finish on its own (the store drops a connection that stalled).
-  package static func within(
-    _ limit: Duration, sleeping sleep: @escaping @Sendable (Duration) async throws -> Void,
-    _ operation: @escaping @Sendable () async throws -> Void
+  package static func within<C: Clock<Duration>>(
+    _ limit: Duration, on clock: C, _ operation: @escaping @Sendable () async throws -> Void
   ) async throws {
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
       let first = FirstResult(continuation)
@@ -43,7 +42,7 @@ extension IssuanceLedger {
         }
       }
       Task {
-        try? await sleep(limit)
+        try? await clock.sleep(for: limit)
         first.offer(.failure(LedgerStoreStalled()))
       }
     }
