@@ -5,16 +5,5 @@
 # The agent is --agent, else $SDS_AGENT_BIN, else a release build made here (.build-release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-agent=${SDS_AGENT_BIN:-}
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --agent) agent=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
-if [ -z "$agent" ]; then
-  swift build -c release --scratch-path .build-release --product sds-agent
-  agent=.build-release/release/sds-agent
-fi
+. Benchmarks/agent-binary.sh "$@"
 exec python3 Benchmarks/idle.py --agent "$agent" "${args[@]}"

@@ -11,16 +11,5 @@ if ! "$venv/bin/python" -c 'import grpc, jwt, envoy.service.secret.v3.sds_pb2_gr
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet -r Tests/e2e/requirements.txt
 fi
-agent=${SDS_AGENT_BIN:-}
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --agent) agent=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
-if [ -z "$agent" ]; then
-  swift build -c release --scratch-path .build-release --product sds-agent
-  agent=.build-release/release/sds-agent
-fi
+. Benchmarks/agent-binary.sh "$@"
 exec "$venv/bin/python" Benchmarks/soak.py --agent "$agent" "${args[@]}"

@@ -33,7 +33,7 @@ struct BenchCommand: AsyncParsableCommand {
 
   @Option(
     help:
-      "Which measurements to run, comma-separated: startup, streams, issuance, fetch (the default) and ca-burst.")
+      "Which measurements to run, comma-separated: startup, streams, issuance, fetch (the default), ca-burst and soak.")
   var phases = "startup,streams,issuance,fetch"
 
   @Option(help: "Simulated agents renewing at once against two ca serve replicas (ca-burst).")
@@ -41,6 +41,12 @@ struct BenchCommand: AsyncParsableCommand {
 
   @Option(help: "Runs of the ca-burst storm with admission control off and on.")
   var caRuns = 3
+
+  @Option(help: "Minutes the soak holds its streams open (soak).")
+  var soakMinutes = 10.0
+
+  @Option(help: "Seconds between the soak's forced rotations (soak).")
+  var rotateEvery = 30.0
 
   @Flag(help: "A small, quick run (N=200, short measurements) so the tool cannot rot; numbers are not meaningful.")
   var smoke = false
@@ -67,8 +73,8 @@ struct BenchCommand: AsyncParsableCommand {
     var report = Report()
     report.section("Machine", Bench.machineDescription() + ", open-file limit \(openFileLimit)")
     let phases = Set(self.phases.split(separator: ",").map(String.init))
-    if let unknown = phases.subtracting(["startup", "streams", "issuance", "fetch", "ca-burst"]).first {
-      throw ValidationError("unknown phase \(unknown): expected startup, streams, issuance, fetch or ca-burst")
+    if let unknown = phases.subtracting(["startup", "streams", "issuance", "fetch", "ca-burst", "soak"]).first {
+      throw ValidationError("unknown phase \(unknown): expected startup, streams, issuance, fetch, ca-burst or soak")
     }
 
     if phases.contains("startup") {
@@ -130,7 +136,19 @@ struct BenchCommand: AsyncParsableCommand {
         try await bench.caBurst(agents: self.smoke ? 50 : self.caAgents, runs: self.smoke ? 1 : self.caRuns)
       )
     }
+    var soakViolations: [String] = []
+    if phases.contains("soak") {
+      let soak = try await bench.soak(
+        count: streamCounts.max() ?? 1000, perConnection: self.streamsPerConnection,
+        duration: .seconds(self.smoke ? 2 : self.soakMinutes * 60), rotateEvery: .seconds(self.rotateEvery))
+      report.table(
+        "Soak: streams held open, a forced rotation every \(self.rotateEvery) s", Bench.soakHeader, soak.rows)
+      let verdict = soak.violations.isEmpty ? "within bounds" : soak.violations.joined(separator: "; ")
+      report.section("Soak verdict", verdict)
+      soakViolations = soak.violations
+    }
     print(report.markdown)
+    if !soakViolations.isEmpty { throw ExitCode.failure }
   }
 }
 

@@ -38,7 +38,15 @@ struct StreamLoad {
     _ body: (StreamTracker, Duration?) async throws -> Result
   ) async throws -> Result {
     let tracker = StreamTracker(streams: self.count, defaultStreams: self.defaultStreams)
-    return try await withThrowingTaskGroup(of: Void.self) { group in
+    return try await self.withStreamsOpen(on: socketPath, following: tracker, body)
+  }
+
+  /// The same, each stream's events reported to `tracker`.
+  func withStreamsOpen<Tracker: StreamObserver, Result: Sendable>(
+    on socketPath: String, following tracker: Tracker,
+    _ body: (Tracker, Duration?) async throws -> Result
+  ) async throws -> Result {
+    try await withThrowingTaskGroup(of: Void.self) { group in
       let started = ContinuousClock.now
       var firstStream = 0
       for size in self.connectionSizes {
@@ -60,7 +68,7 @@ struct StreamLoad {
 
   /// One HTTP/2 connection's streams, numbered from `firstStream` for the tracker.
   private static func openStreams(
-    _ count: Int, numberedFrom firstStream: Int, socketPath: String, tracker: StreamTracker
+    _ count: Int, numberedFrom firstStream: Int, socketPath: String, tracker: some StreamObserver
   ) async throws {
     let transport = try HTTP2ClientTransport.Posix(
       target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
