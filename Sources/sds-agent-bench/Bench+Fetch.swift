@@ -12,15 +12,19 @@ extension Bench {
   struct FetchRate {
     let callsPerSecond: Double
     let clientCores: Double
+    /// The server process's CPU time per call over the same interval (user + system, from
+    /// /proc: 10 ms ticks, so only a run of thousands of calls resolves it).
+    var serverPerCall: Duration = .zero
 
     var calls: String { String(format: "%.0f", self.callsPerSecond) }
     var clientCPU: String { String(format: "%.0f%%", self.clientCores * 100) }
+    var serverCPU: String { String(format: "%.1f µs", self.serverPerCall.seconds * 1e6) }
   }
 
   static let fetchHeader = [
-    "concurrency", "sds-agent calls/s", "client CPU, agent run", "grpcio (C-core) baseline calls/s",
-    "client CPU, grpcio run",
-    "ratio",
+    "concurrency", "sds-agent calls/s", "client CPU, agent run", "agent CPU per call",
+    "grpcio (C-core) baseline calls/s", "client CPU, grpcio run", "grpcio CPU per call",
+    "ratio (calls/s)", "ratio (server CPU per call)",
   ]
 
   func fetchThroughput(concurrency levels: [Int]) async throws -> [[String]] {
@@ -35,15 +39,20 @@ extension Bench {
     }
     var rows: [[String]] = []
     for level in levels {
-      let agentRate = try await self.fetchRate(socketPath: agent.socketPath, concurrency: level)
+      let agentRate = try await self.fetchRate(socketPath: agent.socketPath, concurrency: level, server: agent.child)
       if let baseline {
-        let baselineRate = try await self.fetchRate(socketPath: baseline.socketPath, concurrency: level)
+        let baselineRate = try await self.fetchRate(
+          socketPath: baseline.socketPath, concurrency: level, server: baseline.child)
         rows.append([
-          "\(level)", agentRate.calls, agentRate.clientCPU, baselineRate.calls, baselineRate.clientCPU,
+          "\(level)", agentRate.calls, agentRate.clientCPU, agentRate.serverCPU, baselineRate.calls,
+          baselineRate.clientCPU, baselineRate.serverCPU,
           String(format: "%.2f×", agentRate.callsPerSecond / baselineRate.callsPerSecond),
+          String(format: "%.2f×", baselineRate.serverPerCall / agentRate.serverPerCall),
         ])
       } else {
-        rows.append(["\(level)", agentRate.calls, agentRate.clientCPU, "(no --python)", "-", "-"])
+        rows.append([
+          "\(level)", agentRate.calls, agentRate.clientCPU, agentRate.serverCPU, "(no --python)", "-", "-", "-", "-",
+        ])
       }
     }
     await baseline?.stop()
@@ -51,7 +60,7 @@ extension Bench {
     return rows
   }
 
-  private func fetchRate(socketPath: String, concurrency: Int) async throws -> FetchRate {
+  private func fetchRate(socketPath: String, concurrency: Int, server: ChildProcess) async throws -> FetchRate {
     let transport = try HTTP2ClientTransport.Posix(
       target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
     return try await withGRPCClient(transport: transport) { client in
@@ -61,6 +70,7 @@ extension Bench {
       request.typeURL = SecretResource.typeURL
       _ = try await sds.fetchSecrets(request)
       let cpuBefore = ProcessorTime.used()
+      let serverBefore = server.processorTime
       let started = ContinuousClock.now
       let seconds = self.measureSeconds
       let calls = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -78,7 +88,10 @@ extension Bench {
       }
       let elapsed = (ContinuousClock.now - started).seconds
       let cpu = (ProcessorTime.used() - cpuBefore).seconds
-      return FetchRate(callsPerSecond: Double(calls) / elapsed, clientCores: cpu / elapsed)
+      let serverCPU = server.processorTime - serverBefore
+      return FetchRate(
+        callsPerSecond: Double(calls) / elapsed, clientCores: cpu / elapsed,
+        serverPerCall: serverCPU / max(calls, 1))
     }
   }
 }
