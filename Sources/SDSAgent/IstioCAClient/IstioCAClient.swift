@@ -145,7 +145,7 @@ package final class IstioCAClient: CertificateAuthority, Service, CustomStringCo
   /// Istio's request metadata key naming the workload a trusted node agent asks for.
   package static let impersonatedIdentityKey = "ImpersonatedIdentity"
 
-  private func metadata(credential: CACredential) throws(CertificateAuthorityError) -> Metadata {
+  func metadata(credential: CACredential) throws(CertificateAuthorityError) -> Metadata {
     var metadata = Metadata()
     metadata.addString(self.configuration.clusterID, forKey: "clusterid")
     for (key, value) in self.configuration.extraHeaders.sorted(by: { $0.key < $1.key }) {
