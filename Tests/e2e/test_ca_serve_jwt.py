@@ -179,6 +179,8 @@ def test_fetch_mode_agent_serves_jwt_svids_from_ca_serve(start_ca_serve, start_a
     finally:
         channel.close()
         client.close()
+    # Tokens (compact JWS, base64url of `{"`) are never logged, by the agent or by `ca serve`.
+    assert "eyJ" not in agent.stderr_path.read_text() + ca.stderr_path.read_text(), "a token in a log"
 
 
 def test_ca_serve_authorizes_jwt_svids_like_certificates(start_ca_serve, jwt_keys):

@@ -9,9 +9,9 @@ import SDSAgentCore
 /// agent's Workload API then.
 extension IstioCAClient: JWTSVIDAuthority {
   /// The largest JWT bundle taken from the CA, in bytes.
-  static let maximumJWKSBytes = 256 * 1024
+  package static let maximumJWKSBytes = 256 * 1024
   /// The most keys taken from the CA's JWT bundle.
-  static let maximumJWTKeys = 64
+  package static let maximumJWTKeys = 64
 
   package func signJWTSVID(
     for identity: SPIFFEID, audience: [String], credential: CACredential
@@ -53,7 +53,7 @@ extension IstioCAClient: JWTSVIDAuthority {
   }
 
   /// The CA's bundle: a trust domain name and a JWK set of at most `maximumJWTKeys` P-256 keys.
-  static func bundle(_ response: Sdsagent_Ca_V1_FetchJWTBundleResponse) throws(JWTSVIDFailure) -> JWTBundle {
+  package static func bundle(_ response: Sdsagent_Ca_V1_FetchJWTBundleResponse) throws(JWTSVIDFailure) -> JWTBundle {
     struct Document: Decodable { let keys: [JWK] }
     guard let domain = try? TrustDomainName(parsing: response.trustDomain) else {
       let named = BoundedText(response.trustDomain, limit: 64)
@@ -76,7 +76,7 @@ extension IstioCAClient: JWTSVIDAuthority {
 
   /// What a workload is answered when the CA did not sign: UNIMPLEMENTED from a CA without the
   /// service (istiod), PERMISSION_DENIED or INVALID_ARGUMENT as the CA refused, else UNAVAILABLE.
-  static func jwtFailure(_ error: CertificateAuthorityError) -> JWTSVIDFailure {
+  package static func jwtFailure(_ error: CertificateAuthorityError) -> JWTSVIDFailure {
     let code = (error.cause as? RPCError)?.code
     switch code {
     case .unimplemented?:

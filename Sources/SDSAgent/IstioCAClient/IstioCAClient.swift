@@ -166,7 +166,9 @@ package final class IstioCAClient: CertificateAuthority, Service, CustomStringCo
   /// Three times the connection's longest reconnect backoff.
   static let reconnectWindow = Duration.seconds(3)
 
-  static func classify(_ error: RPCError, address: String, retryAfter: Duration? = nil) -> CertificateAuthorityError {
+  package static func classify(_ error: RPCError, address: String, retryAfter: Duration? = nil)
+    -> CertificateAuthorityError
+  {
     switch error.code {
     case .unauthenticated, .permissionDenied:
       return CertificateAuthorityError(
