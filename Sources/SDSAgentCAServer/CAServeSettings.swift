@@ -88,5 +88,6 @@ package enum CAServeSettings {
     crlURL.declaration, crlListen.declaration,
     maximumInFlight.declaration, callerRate.declaration,
     datastore.declaration, datastorePasswordFile.declaration, keyEncryptionKey.declaration, replicaName.declaration,
+    jwtSVIDTTL.declaration,
   ]
 }

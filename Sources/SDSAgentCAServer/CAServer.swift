@@ -38,6 +38,8 @@ package struct CAServerConfiguration: Sendable {
   package var callerRate: Double = 0
   /// The PostgreSQL datastore replicas share (`--datastore`); `nil`: the state directory.
   package var datastore: DatastoreConfiguration?
+  /// The lifetime of the JWT-SVIDs it signs (`--jwt-svid-ttl`).
+  package var jwtSVIDTTL: Duration = .seconds(300)
 
   /// The overlap when none is set: an hour, or one `maximumTTL` if that is longer.
   package static func defaultRootOverlap(maximumTTL: Duration) -> Duration {
@@ -172,12 +174,13 @@ package struct CAServer: Sendable {
       ledger: ledger?.ledger,
       replica: shared?.store.replicaName ?? ""
     )
+    let jwtKeys = try Self.jwtKeys(configuration, resuming: resuming, logger: logger)
     let rotation = store.map { store in
       Self.rotation(
         ca: ca,
         host: CAServerRootRotationHost(
           ca: ca, servingCertificate: servingCertificate, maximumTTL: configuration.maximumTTL),
-        store: store, resuming: resuming, configuration: configuration, logger: logger)
+        store: store, resuming: resuming, configuration: configuration, logger: logger, follower: jwtKeys.ring)
     }
     let admin = configuration.admin.map { address in
       AdminServer(
@@ -202,7 +205,14 @@ package struct CAServer: Sendable {
     }
     return CAServer(
       ca: ca, rotation: rotation, revocation: revocation, servingCertificate: servingCertificate,
-      server: GRPCServer(transport: transport, services: [signer]), admin: admin,
+      server: GRPCServer(
+        transport: transport,
+        services: [
+          signer,
+          JWTSVIDSigningService(
+            keys: jwtKeys, authenticator: authenticator,
+            trustedNodeIdentities: Set(configuration.trustedNodeIdentities), admission: admission, logger: logger),
+        ]), admin: admin,
       crlServer: Self.crlServer(crlListener, ca: ca, host: revocationHost, logger: logger), logger: logger,
       datastoreFollower: follower, ledger: ledger)
   }
@@ -215,7 +225,7 @@ package struct CAServer: Sendable {
 
   private static func rotation(
     ca: EmbeddedCA, host: CAServerRootRotationHost, store: any RootRotationStore, resuming: RootRotation?,
-    configuration: CAServerConfiguration, logger: Logger
+    configuration: CAServerConfiguration, logger: Logger, follower: (any RootRotationFollower)?
   ) -> RootRotationSupervisor<ContinuousClock> {
     if let resuming {
       logger.notice(
@@ -232,7 +242,7 @@ package struct CAServer: Sendable {
         try CAMaterial.generateRoot(
           trustDomain: trustDomain, now: now, commonName: "sds-agent local CA \(now.formatted(.iso8601))")
       },
-      clock: ContinuousClock(), now: { Date() }, logger: logger)
+      clock: ContinuousClock(), now: { Date() }, logger: logger, follower: follower)
   }
 
   /// Serves until SIGTERM/SIGINT; calls `onListening` with the bound address once it accepts.

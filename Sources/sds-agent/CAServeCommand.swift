@@ -68,6 +68,7 @@ struct CAServeCommand: AsyncParsableCommand {
       serve.maximumInFlight = try settings.require(s.maximumInFlight)
       serve.callerRate = try settings.require(s.callerRate)
       serve.datastore = try Self.datastore(settings)
+      serve.jwtSVIDTTL = try settings.require(s.jwtSVIDTTL)
       configuration = serve
     } catch {
       throw ValidationError(error.description)

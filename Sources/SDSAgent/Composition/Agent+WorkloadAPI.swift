@@ -11,14 +11,16 @@ extension Agent {
     let listening: Milestone
   }
 
-  /// The Workload API service, unless `workload-api` is false; it signs JWT-SVIDs with `jwtKeys`.
-  /// Its calls are listed in `streams`.
+  /// The Workload API service, unless `workload-api` is false; it signs JWT-SVIDs with `jwtKeys`,
+  /// or gets them from the CA in fetch mode (`fetched`). Its calls are listed in `streams`.
   static func workloadAPI(
-    _ context: AgentContext, jwtKeys: JWTKeyRing?, streams: StreamRegistry
+    _ context: AgentContext, jwtKeys: JWTKeyRing?, fetched: FetchedJWTSVIDIssuer<ContinuousClock>? = nil,
+    streams: StreamRegistry
   ) -> WorkloadAPIService? {
     guard context.configuration.workloadAPI.enabled else { return nil }
+    let jwt: (any JWTSVIDSource)? = jwtKeys.map(JWTSVIDIssuer.init(keys:)) ?? fetched
     return WorkloadAPIService(
-      logger: context.logger, counters: context.counters, jwt: jwtKeys.map(JWTSVIDIssuer.init(keys:)),
+      logger: context.logger, counters: context.counters, jwt: jwt,
       registry: streams,
       now: context.now)
   }

@@ -89,6 +89,7 @@ package struct Agent: Sendable {
     let identities = Self.identityTable(context)
     let onDemand = Self.onDemand(context, authority: authority, table: identities)
     let jwtKeys = try Self.jwtKeys(context, authority: authority, table: identities)
+    let fetchedJWTSVIDs = Self.fetchedJWTSVIDs(context, authority: authority, table: identities)
     let ca = try Self.caServices(
       context, authority: authority, table: identities, streams: streams, onDemand: onDemand, jwtKeys: jwtKeys)
     let crl = Self.crlFollowing(context, ca: ca, table: identities)
@@ -101,7 +102,7 @@ package struct Agent: Sendable {
       // The local CA answers at once: the first certificate exists before the socket does.
       try await supervisor.performDueWork(for: configuration.identity)
     }
-    let workloadAPI = Self.workloadAPI(context, jwtKeys: jwtKeys, streams: streams)
+    let workloadAPI = Self.workloadAPI(context, jwtKeys: jwtKeys, fetched: fetchedJWTSVIDs, streams: streams)
     let jwtSVIDs = Self.jwtSVIDTokens(context, workloadAPI: workloadAPI)
     // A remote CA is asked by the supervisor as soon as the services run (its connection is one
     // of them); the agent serves once it answers, and retries with backoff while it does not.
@@ -128,6 +129,7 @@ package struct Agent: Sendable {
       // First, so that it stops last: every watcher below follows its files through it.
       .auxiliary(context.fileWatch),
       ca.authority.remote.map { .auxiliary($0) },
+      fetchedJWTSVIDs.map { .auxiliary($0) },
       ca.following.map { .auxiliary($0) },
       .essential(supervisor),
       ca.rootRotation.map { .essential($0) },

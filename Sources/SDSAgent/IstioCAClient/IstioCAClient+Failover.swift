@@ -12,6 +12,16 @@ extension IstioCAClient {
     _ request: Istio_V1_Auth_IstioCertificateRequest,
     metadata: Metadata
   ) async throws(CertificateAuthorityError) -> Istio_V1_Auth_IstioCertificateResponse {
+    try await self.callInTurn { client, options in
+      try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client).createCertificate(
+        request, metadata: metadata, options: options)
+    }
+  }
+
+  /// Any call of the CA's (`perform` on one address's connection, with the call's options), in turn.
+  func callInTurn<Response: Sendable>(
+    _ perform: (GRPCClient<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Response
+  ) async throws(CertificateAuthorityError) -> Response {
     let addresses = self.configuration.addresses
     let order = self.rotation.withLock { $0.order(now: Date()) }
     let clients = self.clients.withLock { $0 }
@@ -21,8 +31,7 @@ extension IstioCAClient {
       do {
         // Fail fast while an address is unreachable: the next one, or the supervisor's backoff, follows.
         let response = try await self.call(
-          request, metadata: metadata, client: clients[index], waitForReady: false,
-          timeout: self.configuration.requestTimeout)
+          perform, client: clients[index], waitForReady: false, timeout: self.configuration.requestTimeout)
         self.rotation.withLock { $0.succeeded(index) }
         return response
       } catch let error as RPCError where error.code == .unavailable {
@@ -53,7 +62,7 @@ extension IstioCAClient {
       // has just come back gets one reconnect window before the attempt counts as failed.
       do {
         let response = try await self.call(
-          request, metadata: metadata, client: clients[first], waitForReady: true,
+          perform, client: clients[first], waitForReady: true,
           timeout: min(self.configuration.requestTimeout, Self.reconnectWindow))
         self.rotation.withLock { $0.succeeded(first) }
         return response
@@ -66,21 +75,16 @@ extension IstioCAClient {
     throw Self.classify(last.error, address: "\(addresses[last.index])", retryAfter: hint)
   }
 
-  private func call(
-    _ request: Istio_V1_Auth_IstioCertificateRequest,
-    metadata: Metadata,
+  private func call<Response: Sendable>(
+    _ perform: (GRPCClient<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Response,
     client: GRPCClient<HTTP2ClientTransport.Posix>,
     waitForReady: Bool,
     timeout: Duration
-  ) async throws -> Istio_V1_Auth_IstioCertificateResponse {
+  ) async throws -> Response {
     var options = CallOptions.defaults
     options.timeout = timeout
     options.waitForReady = waitForReady
-    return try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client).createCertificate(
-      request,
-      metadata: metadata,
-      options: options
-    )
+    return try await perform(client, options)
   }
 
   /// gRPC's retry hint, `grpc-retry-pushback-ms`: a non-negative whole number of milliseconds,

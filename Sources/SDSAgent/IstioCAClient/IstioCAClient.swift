@@ -145,7 +145,7 @@ package final class IstioCAClient: CertificateAuthority, Service, CustomStringCo
   /// Istio's request metadata key naming the workload a trusted node agent asks for.
   package static let impersonatedIdentityKey = "ImpersonatedIdentity"
 
-  private func metadata(credential: CACredential) throws(CertificateAuthorityError) -> Metadata {
+  func metadata(credential: CACredential) throws(CertificateAuthorityError) -> Metadata {
     var metadata = Metadata()
     metadata.addString(self.configuration.clusterID, forKey: "clusterid")
     for (key, value) in self.configuration.extraHeaders.sorted(by: { $0.key < $1.key }) {
@@ -166,7 +166,9 @@ package final class IstioCAClient: CertificateAuthority, Service, CustomStringCo
   /// Three times the connection's longest reconnect backoff.
   static let reconnectWindow = Duration.seconds(3)
 
-  static func classify(_ error: RPCError, address: String, retryAfter: Duration? = nil) -> CertificateAuthorityError {
+  package static func classify(_ error: RPCError, address: String, retryAfter: Duration? = nil)
+    -> CertificateAuthorityError
+  {
     switch error.code {
     case .unauthenticated, .permissionDenied:
       return CertificateAuthorityError(

@@ -2,7 +2,7 @@
 package enum JWTSVIDNames: Sendable, Equatable {
   /// On a stream of an agent that signs JWT-SVIDs.
   case served
-  /// The agent signs no JWT-SVIDs: fetch mode, or the Workload API turned off.
+  /// The agent signs no JWT-SVIDs: the Workload API is turned off.
   case notSigned
   /// A `FetchSecrets`, which answers once: its token would never be renewed.
   case notOnFetch
@@ -24,8 +24,8 @@ extension SDSRequestError {
   static func jwtSVIDsNotSigned(_ name: String) -> Self {
     Self(
       code: .unknownResource,
-      message: "\(Self.quoted([name])) is not served: this agent signs no JWT-SVIDs (it fetches certificates from "
-        + "an Istio-compatible CA, or --workload-api is false); jwt-svid:<audience> needs a local CA and the Workload API"
+      message: "\(Self.quoted([name])) is not served: this agent signs no JWT-SVIDs (--workload-api is false); "
+        + "jwt-svid:<audience> needs the Workload API"
     )
   }
 

@@ -13,10 +13,13 @@ extension WorkloadAPIService {
   >
 
   /// `FetchJWTSVID`: a JWT-SVID of the caller's identity for the audience asked; another
-  /// identity's is PERMISSION_DENIED.
-  package func openFetchJWTSVID(_ lease: SecretLease, issuer: JWTSVIDIssuer) -> JWTSVIDCall {
+  /// identity's is PERMISSION_DENIED. One that must come from the CA is answered off the event
+  /// loop, once the CA signed it.
+  package func openFetchJWTSVID(_ lease: SecretLease, issuer: any JWTSVIDSource) -> JWTSVIDCall {
     let identity = lease.caller.identity
-    return self.unary(lease, rpc: "FetchJWTSVID") { request throws(JWTSVIDFailure) in
+    let credential = lease.caller.credential
+    return self.unary(lease, rpc: "FetchJWTSVID") {
+      request throws(JWTSVIDFailure) -> Answer<SpiffeWorkload_JWTSVIDResponse> in
       guard !request.audience.isEmpty else {
         throw JWTSVIDFailure(.invalidRequest, "audience must be specified")
       }
@@ -25,19 +28,28 @@ extension WorkloadAPIService {
           .notEntitled,
           "the caller is \(identity), not \(JWTSVIDFailure.quoted(request.spiffeID)): a caller gets only its own SVID")
       }
-      let svid = try issuer.svid(for: identity, audience: request.audience, now: self.now())
-      var message = SpiffeWorkload_JWTSVID()
-      message.spiffeID = identity.description
-      message.svid = svid.token
-      var response = SpiffeWorkload_JWTSVIDResponse()
-      response.svids = [message]
-      return response
+      let respond: @Sendable (JWTSVID) -> SpiffeWorkload_JWTSVIDResponse = { svid in
+        var message = SpiffeWorkload_JWTSVID()
+        message.spiffeID = identity.description
+        message.svid = svid.token
+        var response = SpiffeWorkload_JWTSVIDResponse()
+        response.svids = [message]
+        return response
+      }
+      if let ready = issuer.svidAtOnce(for: identity, audience: request.audience, now: self.now()) {
+        return .now(respond(try ready.get()))
+      }
+      let audience = request.audience
+      return .later { () async throws(JWTSVIDFailure) in
+        respond(try await issuer.svid(for: identity, audience: audience, credential: credential, now: self.now()))
+      }
     }
   }
 
   /// `ValidateJWTSVID`: the token's SPIFFE ID and claims, or INVALID_ARGUMENT with the reason.
-  package func openValidateJWTSVID(_ lease: SecretLease, issuer: JWTSVIDIssuer) -> ValidateJWTSVIDCall {
-    self.unary(lease, rpc: "ValidateJWTSVID") { request throws(JWTSVIDFailure) in
+  package func openValidateJWTSVID(_ lease: SecretLease, issuer: any JWTSVIDSource) -> ValidateJWTSVIDCall {
+    self.unary(lease, rpc: "ValidateJWTSVID") {
+      request throws(JWTSVIDFailure) -> Answer<SpiffeWorkload_ValidateJWTSVIDResponse> in
       let bundles = Self.jwtBundles(lease, issuer: issuer)
       let validated = try bundles.validator.validate(request.svid, audience: request.audience, now: self.now())
       var response = SpiffeWorkload_ValidateJWTSVIDResponse()
@@ -47,14 +59,14 @@ extension WorkloadAPIService {
       } catch {
         throw JWTSVIDFailure(.malformed, "the token's claims are not a JSON object")
       }
-      return response
+      return .now(response)
     }
   }
 
   /// `FetchJWTBundles`: the JWK set of each trust domain the agent has one for (its own and the
   /// federated ones with JWT keys), keyed by its SPIFFE ID; sent at the request and pushed
   /// whenever one changes (a key prepared, switched to or retired; a federated file).
-  package func openFetchJWTBundles(_ lease: SecretLease, issuer: JWTSVIDIssuer) -> JWTBundlesCall {
+  package func openFetchJWTBundles(_ lease: SecretLease, issuer: any JWTSVIDSource) -> JWTBundlesCall {
     var sent: UInt64?
     return SecretStream(
       cache: lease.cache, logger: self.logger,
@@ -82,15 +94,21 @@ extension WorkloadAPIService {
   }
 
   /// The JWT bundles the node serves, with the issuer's own keys as they are at this moment.
-  private static func jwtBundles(_ lease: SecretLease, issuer: JWTSVIDIssuer) -> JWTBundleSet {
+  private static func jwtBundles(_ lease: SecretLease, issuer: any JWTSVIDSource) -> JWTBundleSet {
     var bundles = lease.cache.current.jwtBundles
-    bundles.own = issuer.bundle
+    if let own = issuer.ownBundle { bundles.own = own }
     return bundles
+  }
+
+  /// A unary call's answer: made at once, or off the event loop.
+  enum Answer<Response: Sendable> {
+    case now(Response)
+    case later(@Sendable () async throws(JWTSVIDFailure) -> Response)
   }
 
   /// A call of one request and one answer, made once the client half-closed.
   private func unary<Request: Sendable, Response: Sendable>(
-    _ lease: SecretLease, rpc: String, answer: @escaping (Request) throws(JWTSVIDFailure) -> Response
+    _ lease: SecretLease, rpc: String, answer: @escaping (Request) throws(JWTSVIDFailure) -> Answer<Response>
   ) -> SecretStream<Request, Response> {
     var request: Request?
     var messages = 0
@@ -110,15 +128,37 @@ extension WorkloadAPIService {
         case .secretsChanged: return .wait
         case .requestsEnded:
           guard let request else { throw JWTSVIDFailure(.invalidRequest, "\(rpc) takes exactly one request message") }
-          do throws(JWTSVIDFailure) {
-            let response = try answer(request)
-            logger.debug("answered a Workload API request")
-            self.count(rpc, "ok")
-            return .sendAndEnd(response)
-          } catch {
-            logger.debug("refused a Workload API request", metadata: ["reason": "\(error.message)"])
-            self.count(rpc, error.code.rawValue)
-            throw error
+          let answered:
+            @Sendable (Result<Response, JWTSVIDFailure>) throws(JWTSVIDFailure) ->
+              SecretDiscoveryService.Step<
+                Response
+              > = { [logger] result throws(JWTSVIDFailure) in
+                switch result {
+                case .success(let response):
+                  logger.debug("answered a Workload API request")
+                  self.count(rpc, "ok")
+                  return .sendAndEnd(response)
+                case .failure(let error):
+                  logger.debug("refused a Workload API request", metadata: ["reason": "\(error.message)"])
+                  self.count(rpc, error.code.rawValue)
+                  throw error
+                }
+              }
+          switch Result(catching: { () throws(JWTSVIDFailure) in try answer(request) }) {
+          case .failure(let error): return try answered(.failure(error))
+          case .success(.now(let response)): return try answered(.success(response))
+          case .success(.later(let work)):
+            return .later { () async throws(RPCError) in
+              do throws(JWTSVIDFailure) {
+                return try answered(.success(try await work()))
+              } catch {
+                do throws(JWTSVIDFailure) {
+                  return try answered(.failure(error))
+                } catch {
+                  throw RPCError(error)
+                }
+              }
+            }
           }
         }
       },

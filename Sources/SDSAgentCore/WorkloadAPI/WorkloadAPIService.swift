@@ -17,14 +17,15 @@ package struct WorkloadAPIService: Sendable {
 
   let logger: Logger
   let now: @Sendable () -> Date
-  /// Signs and validates JWT-SVIDs; nil where the agent has no key to sign with (fetch mode).
-  package let jwt: JWTSVIDIssuer?
+  /// Signs and validates JWT-SVIDs: the agent's own keys, or the CA's in fetch mode; nil where
+  /// none sign.
+  package let jwt: (any JWTSVIDSource)?
   let counters: AgentCounters
   /// Where its calls are listed while open (`/debug/streams`), if anywhere.
   let registry: StreamRegistry?
 
   package init(
-    logger: Logger, counters: AgentCounters = AgentCounters(), jwt: JWTSVIDIssuer? = nil,
+    logger: Logger, counters: AgentCounters = AgentCounters(), jwt: (any JWTSVIDSource)? = nil,
     registry: StreamRegistry? = nil, now: @escaping @Sendable () -> Date = { Date() }
   ) {
     self.registry = registry

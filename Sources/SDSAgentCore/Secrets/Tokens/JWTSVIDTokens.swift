@@ -4,8 +4,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// The JWT-SVIDs Envoy asks for over SDS (`jwt-svid:<audience>`): one token per identity and
-/// audience that a stream holds, signed by the Workload API's `JWTSVIDIssuer` (so the same token
-/// its `FetchJWTSVID` answers), served in the identity's cache and signed again at half its
+/// audience that a stream holds, from the Workload API's `JWTSVIDSource` (so the same token its
+/// `FetchJWTSVID` answers; signed by the agent, or by the CA in fetch mode), served in the identity's cache and signed again at half its
 /// life, so that open streams are pushed a fresh token long before the old one expires. A token
 /// no stream holds is dropped at once. One service, one timer.
 package final class JWTSVIDTokens<C: Clock>: Service, JWTSVIDProvider, CustomStringConvertible, Sendable
@@ -43,15 +43,17 @@ where C.Duration == Duration {
   package var maximumAudiencesPerIdentity: Int { 64 }
   /// How long after a failed signing it is tried again.
   static var retryDelay: TimeInterval { 5 }
+  /// How long after the CA answered that it signs no JWT-SVIDs it is asked again.
+  static var unimplementedRetryDelay: TimeInterval { 60 }
 
-  package let issuer: JWTSVIDIssuer
+  package let issuer: any JWTSVIDSource
   private let clock: C
   private let now: @Sendable () -> Date
   private let logger: Logger
   private let state = Mutex(State())
   private let wake = WakeSignal()
 
-  package init(issuer: JWTSVIDIssuer, clock: C, now: @escaping @Sendable () -> Date, logger: Logger) {
+  package init(issuer: any JWTSVIDSource, clock: C, now: @escaping @Sendable () -> Date, logger: Logger) {
     self.issuer = issuer
     self.clock = clock
     self.now = now
@@ -99,7 +101,7 @@ where C.Duration == Duration {
       return (refused, added)
     }
     if added {
-      self.performDueWork()
+      self.signDueAtOnce()
       self.wake.signal()
     }
     return refused
@@ -126,22 +128,49 @@ where C.Duration == Duration {
     }
     await cancelWhenGracefulShutdown {
       for await _ in timer {
-        self.performDueWork()
+        await self.performDueWork()
       }
     }
   }
 
-  /// Signs what is due and serves it; a token is due at half its life.
-  func performDueWork() {
+  /// Signs what is due and serves it; a token is due at half its life. What only the CA can
+  /// sign is awaited, one token after another.
+  func performDueWork() async {
+    let now = self.now()
+    for subject in self.signDueAtOnce() {
+      let result: Result<JWTSVID, JWTSVIDFailure>
+      do throws(JWTSVIDFailure) {
+        result = .success(
+          try await self.issuer.svid(
+            for: subject.identity, audience: [subject.audience.value], credential: nil, now: now))
+      } catch {
+        result = .failure(error)
+      }
+      self.serve([subject: result], now: now)
+    }
+  }
+
+  /// Signs and serves what is due and can be signed at once; returns what must wait for the CA.
+  @discardableResult
+  func signDueAtOnce() -> [Subject] {
     let now = self.now()
     let due = self.state.withLock { $0.entries.filter { $0.value.dueAt <= now }.map(\.key) }
-    guard !due.isEmpty else { return }
+    guard !due.isEmpty else { return [] }
     var signed: [Subject: Result<JWTSVID, JWTSVIDFailure>] = [:]
+    var waiting: [Subject] = []
     for subject in due {
-      signed[subject] = Result { () throws(JWTSVIDFailure) in
-        try self.issuer.svid(for: subject.identity, audience: [subject.audience.value], now: now)
+      if let result = self.issuer.svidAtOnce(for: subject.identity, audience: [subject.audience.value], now: now) {
+        signed[subject] = result
+      } else {
+        waiting.append(subject)
       }
     }
+    self.serve(signed, now: now)
+    return waiting
+  }
+
+  private func serve(_ signed: [Subject: Result<JWTSVID, JWTSVIDFailure>], now: Date) {
+    guard !signed.isEmpty else { return }
     let renewed = self.state.withLock { state -> [(Subject, JWTSVID)] in
       var renewed: [(Subject, JWTSVID)] = []
       for (subject, result) in signed where state.entries[subject] != nil {
@@ -154,7 +183,9 @@ where C.Duration == Duration {
             svid.expiresAt.timeIntervalSince(svid.issuedAt) / 2)
         case .failure(let failure):
           state.entries[subject]!.lastError = failure.message
-          state.entries[subject]!.dueAt = now.addingTimeInterval(Self.retryDelay)
+          // A CA without JWT-SVIDs (istiod) is asked again every minute, not every 5 s.
+          state.entries[subject]!.dueAt = now.addingTimeInterval(
+            failure.code == .unimplemented ? Self.unimplementedRetryDelay : Self.retryDelay)
         }
       }
       for identity in Set(signed.keys.map(\.identity)) {
@@ -172,8 +203,11 @@ where C.Duration == Duration {
     }
     for case (let subject, .failure(let failure)) in signed {
       self.logger.error(
-        "could not sign a JWT-SVID for SDS; retrying in 5s",
-        metadata: ["identity": "\(subject.identity)", "audience": "\(subject.audience)", "error": "\(failure)"])
+        "could not sign a JWT-SVID for SDS; retrying",
+        metadata: [
+          "identity": "\(subject.identity)", "audience": "\(subject.audience)", "error": "\(failure)",
+          "retry_in": "\(failure.code == .unimplemented ? "60s" : "5s")",
+        ])
     }
   }
 

@@ -19,6 +19,10 @@ package struct JWTSVIDFailure: AgentFailure, RPCErrorConvertible {
     case notEntitled = "not_entitled"
     /// The agent could not sign.
     case signing
+    /// The CA that signs JWT-SVIDs cannot be reached (fetch mode): UNAVAILABLE.
+    case unavailable
+    /// The CA signs no JWT-SVIDs (fetch mode): UNIMPLEMENTED.
+    case unimplemented
   }
 
   package let code: Code
@@ -35,6 +39,8 @@ package struct JWTSVIDFailure: AgentFailure, RPCErrorConvertible {
     switch self.code {
     case .signing: .internalError
     case .notEntitled: .permissionDenied
+    case .unavailable: .unavailable
+    case .unimplemented: .unimplemented
     default: .invalidArgument
     }
   }

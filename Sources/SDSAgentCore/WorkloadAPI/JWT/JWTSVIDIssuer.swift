@@ -35,8 +35,6 @@ package final class JWTSVIDIssuer: Sendable {
   /// The own trust domain's JWT bundle: the signing key, a prepared one, retiring ones.
   package var bundle: JWTBundle { self.keys.bundle }
 
-  package var validator: JWTSVIDValidator { JWTSVIDValidator(bundles: [self.bundle]) }
-
   /// A JWT-SVID of `identity` for `audience`: the one kept, until half its life has passed or
   /// another key signs.
   package func svid(for identity: SPIFFEID, audience: [String], now: Date) throws(JWTSVIDFailure) -> JWTSVID {
