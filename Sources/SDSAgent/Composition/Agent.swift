@@ -128,7 +128,6 @@ package struct Agent: Sendable {
       // First, so that it stops last: every watcher below follows its files through it.
       .auxiliary(context.fileWatch),
       ca.authority.remote.map { .auxiliary($0) },
-      ca.following.map { .auxiliary($0) },
       .essential(supervisor),
       ca.rootRotation.map { .essential($0) },
       ca.revocation.map { .essential($0) },
