@@ -4,8 +4,8 @@ import Logging
 /// Replaces the operator's signing CA without breaking peers: the new CA signs at once and every
 /// identity and on-demand certificate is re-issued, while the old root stays in the trust bundle
 /// until no leaf it signed can still be valid, then leaves it (and that is pushed). The
-/// retirement is the identity table's scheduled trust change, made on the identity supervisor's
-/// timer.
+/// retirement is the `.operatorRetirement` change of the table's trust schedule, made on the
+/// identity supervisor's timer.
 package final class OperatorCAReplacement: Sendable {
   private let ca: EmbeddedCA
   private let table: IdentityTable
