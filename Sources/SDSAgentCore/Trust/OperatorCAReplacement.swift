@@ -50,10 +50,13 @@ package final class OperatorCAReplacement: Sendable {
     if keeps {
       self.table.cancelTrustChange()
     } else {
+      let retiring = oldRoots.first
       self.table.scheduleTrustChange(
         at: lastOldLeafExpiry, note: "the operator's previous root left the trust bundle"
       ) { [ca] in
-        ca.install(EmbeddedCA.Roots(signing: ca.roots.signing))
+        // Made outside the table's lock: a replacement since then retires its own previous root.
+        let roots = ca.roots
+        return roots.previous == retiring ? ca.install(EmbeddedCA.Roots(signing: roots.signing)) : roots.trustBundle
       }
     }
     self.logger.notice(
