@@ -39,9 +39,12 @@ import Testing
     #expect(self.files.cache.current.trust?.federated[self.other]?.roots.count == 2)
     #expect(self.deadline == self.short.certificate.notValidAfter.addingTimeInterval(1))
     try await self.files.supervising {
+      await self.files.cache.waitUntil { $0.svid != nil }
+      let revision = self.files.table.node.revision
       await self.files.clock.sleepers(atLeast: 1)
       self.files.clock.advance(by: .seconds(40))
       await self.files.cache.waitUntil { $0.trust?.federated[self.other] == self.long.trustBundle }
+      #expect(self.files.table.node.revision == revision + 1, "the expiry is not one revision for the node")
       #expect(self.deadline == self.long.certificate.notValidAfter.addingTimeInterval(1))
     }
     let entry = try #require(watcher.current.first)
