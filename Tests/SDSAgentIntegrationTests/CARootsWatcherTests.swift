@@ -26,8 +26,8 @@ import X509
     let clock = self.files.clock
     self.following = try FollowingCA(
       upstream: TestAuthority(material: self.first), table: self.files.table,
-      fileRoots: try CARootsWatcher.roots(in: path).roots, retention: { .seconds(100) }, clock: clock,
-      now: { clock.date }, logger: self.files.logger)
+      fileRoots: try CARootsWatcher.roots(in: path).roots, retention: { .seconds(100) },
+      logger: self.files.logger)
     let (reconnections, reconnected) = AsyncStream.makeStream(of: Void.self)
     self.reconnections = reconnections
     self.watcher = CARootsWatcher(

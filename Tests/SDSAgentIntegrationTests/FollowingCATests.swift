@@ -8,9 +8,10 @@ import X509
 
 @testable import SDSAgent
 
-/// `FollowingCA` under the manual clock: a root the CA stops sending stays in `ROOTCA` until
-/// every leaf chained to it has expired (one certificate lifetime), then leaves it; the
-/// `ca-root` file's roots join the bundle.
+/// `FollowingCA` under the manual clock, its deadlines made by the identity supervisor's timer: a
+/// root the CA stops sending stays in `ROOTCA` until every leaf chained to it has expired (one
+/// certificate lifetime), then leaves it; the `ca-root` file's roots join the bundle and leave it
+/// when they expire.
 @Suite(.timeLimit(.minutes(1))) struct FollowingCATests {
   /// A CA whose root the test replaces: each answer chains to the root serving then.
   final class SwitchingCA: CertificateAuthority {
@@ -48,7 +49,7 @@ import X509
     self.upstream = SwitchingCA(self.first)
     self.following = try FollowingCA(
       upstream: self.upstream, table: self.files.table, fileRoots: [], retention: { Self.retention },
-      clock: clock, now: { clock.date }, logger: self.files.logger)
+      counters: self.files.counters, logger: self.files.logger)
   }
 
   func issue() async throws -> IssuedSVID {
@@ -61,8 +62,7 @@ import X509
 
   @Test func aRootTheCAStopsSendingIsTrustedUntilItsLeavesHaveExpired() async throws {
     let (first, second) = (self.first.certificate, self.second.certificate)
-    try await withThrowingDiscardingTaskGroup { group in
-      group.addTask { await self.following.run() }
+    try await self.files.supervising {
       let issued = try await self.issue()
       #expect(Set(issued.trustBundle.roots) == [first])
       #expect(self.served == [first])
@@ -75,7 +75,7 @@ import X509
       self.files.clock.advance(by: .seconds(2))
       await self.files.cache.waitUntil { Set($0.trust?.own.roots ?? []) == [second] }
       #expect(self.following.current.retained.isEmpty)
-      group.cancelAll()
+      #expect(self.files.table.trustSchedule.deadline(of: .fetchedRetention) == nil)
     }
   }
 
@@ -86,5 +86,46 @@ import X509
     #expect(self.served == [self.first.certificate, file.certificate])
     try self.following.setFileRoots([])
     #expect(self.served == [self.first.certificate])
+  }
+
+  @Test func aFileRootLeavesTheBundleWhenItExpires() async throws {
+    let clock = self.files.clock
+    let short = try CAMaterial.generateRoot(
+      trustDomain: "cluster.local", now: clock.date, validity: .seconds(30), commonName: "short")
+    let long = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: clock.date, commonName: "long")
+    _ = try await self.issue()
+    try self.following.setFileRoots([short.certificate, long.certificate])
+    #expect(self.served == [self.first.certificate, short.certificate, long.certificate])
+    let expiry = try #require(self.files.table.trustSchedule.deadline(of: .caRootExpiry))
+    #expect(expiry == short.certificate.notValidAfter.addingTimeInterval(1))
+    try await self.files.supervising {
+      await clock.sleepers(atLeast: 1)
+      clock.advance(by: .seconds(40))
+      await self.files.cache.waitUntil {
+        Set($0.trust?.own.roots ?? []) == [self.first.certificate, long.certificate]
+      }
+      #expect(self.following.current.fileRoots == [long.certificate])
+      #expect(
+        self.files.table.trustSchedule.deadline(of: .caRootExpiry)
+          == long.certificate.notValidAfter.addingTimeInterval(1))
+    }
+    #expect(self.files.counters[.trustBundleErrors] == 0, "a file with a valid root left was counted")
+  }
+
+  @Test func aFileWhoseRootsAllExpiredLeavesTheCAsRootsAndIsCounted() async throws {
+    let clock = self.files.clock
+    let short = try CAMaterial.generateRoot(
+      trustDomain: "cluster.local", now: clock.date, validity: .seconds(30), commonName: "short")
+    _ = try await self.issue()
+    try self.following.setFileRoots([short.certificate])
+    #expect(self.served == [self.first.certificate, short.certificate])
+    try await self.files.supervising {
+      await clock.sleepers(atLeast: 1)
+      clock.advance(by: .seconds(40))
+      await self.files.counters.waitUntil { $0[.trustBundleErrors] == 1 }
+      #expect(self.served == [self.first.certificate])
+      #expect(self.following.current.fileRoots.isEmpty)
+      #expect(self.files.table.trustSchedule.deadline(of: .caRootExpiry) == nil)
+    }
   }
 }

@@ -54,4 +54,23 @@ import X509
       group.cancelAll()
     }
   }
+
+  @Test func aRetirementTakenBeforeAnotherReplacementLeavesThatReplacementsPreviousRoot() async throws {
+    try await self.supervisor.performDueWork(for: self.files.table.pinnedIdentity)
+    try await withThrowingDiscardingTaskGroup { group in
+      group.addTask { await self.supervisor.run() }
+      let now = self.files.clock.date
+      let second = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: now, commonName: "second")
+      let third = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: now, commonName: "third")
+      try await self.replacement.replace(with: second)
+      // The timer took the first root's retirement; before it is made, the CA is replaced again.
+      let taken = self.files.table.trustSchedule.takeDue(now: .distantFuture)
+      #expect(taken.map(\.key) == [.operatorRetirement])
+      try await self.replacement.replace(with: third)
+      for (_, change) in taken { _ = try change.perform(now) }
+      #expect(self.served == [second.certificate, third.certificate], "the second root retired early")
+      #expect(self.replacement.previousRootRetiresAt != nil)
+      group.cancelAll()
+    }
+  }
 }

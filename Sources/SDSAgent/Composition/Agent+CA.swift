@@ -36,7 +36,7 @@ extension Agent {
       try FollowingCA(
         upstream: client, table: table,
         fileRoots: try configuration.istioCA?.rootsFile.map(CARootsWatcher.roots(in:))?.roots ?? [],
-        retention: { table.template.ttl }, clock: context.clock, now: context.now, logger: logger)
+        retention: { table.template.ttl }, counters: context.counters, logger: logger)
     }
     let caRoots = following.flatMap { following in
       configuration.istioCA?.rootsFile.map { path in

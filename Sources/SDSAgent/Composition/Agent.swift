@@ -130,7 +130,6 @@ package struct Agent: Sendable {
       .auxiliary(context.fileWatch),
       ca.authority.remote.map { .auxiliary($0) },
       fetchedJWTSVIDs.map { .auxiliary($0) },
-      ca.following.map { .auxiliary($0) },
       .essential(supervisor),
       ca.rootRotation.map { .essential($0) },
       ca.revocation.map { .essential($0) },

@@ -9,27 +9,29 @@ import Synchronization
 /// `FileWatchService` says when to look (an edit in place, a rename over it, a Kubernetes
 /// `..data` symlink swap); a file is read `settle` after a change, and every file is looked at
 /// every `recheck` regardless, on the injected clock. A bad, empty or vanished file keeps the
-/// last good bundle, with a log line and `sds_agent_trust_bundle_errors_total`.
+/// last good bundle, with a log line and `sds_agent_trust_bundle_errors_total`. A root that expires
+/// while its file is unchanged leaves the bundle at its time, on the trust schedule (see
+/// `FederatedBundleWatcher+Expiry`).
 package final class FederatedBundleWatcher: Service, Sendable {
   /// One configured trust domain: its file, what `stat` last saw, its last good bundle.
   package struct Entry: Sendable {
     package let source: FederatedBundleSource
     fileprivate var signature: FileSignature?
-    package fileprivate(set) var bundle: TrustBundle?
+    package internal(set) var bundle: TrustBundle?
     /// The JWT keys of the last good file (a SPIFFE bundle's `jwt-svid` keys), if it had any.
-    package fileprivate(set) var jwtKeys: [JWTPublicKey] = []
+    package internal(set) var jwtKeys: [JWTPublicKey] = []
     /// Why the file's current content is not served, if it is not.
-    package fileprivate(set) var lastError: String?
+    package internal(set) var lastError: String?
   }
 
-  private let entries: Mutex<[Entry]>
-  private let table: IdentityTable
+  let entries: Mutex<[Entry]>
+  let table: IdentityTable
   private let counters: AgentCounters
   private let watch: FileWatch
   private let clock: any Clock<Duration>
   private let settle: Duration
   private let recheck: Duration
-  private let logger: Logger
+  let logger: Logger
 
   /// Reads every file; throws an error naming the first file that cannot be used.
   package init(
@@ -56,6 +58,7 @@ package final class FederatedBundleWatcher: Service, Sendable {
     self.recheck = recheck
     self.logger = logger
     try self.publish()
+    self.entries.withLock { self.scheduleExpiries(of: $0) }
   }
 
   /// Every configured trust domain, in the order configured.
@@ -76,6 +79,10 @@ package final class FederatedBundleWatcher: Service, Sendable {
   /// removed.
   package func reconfigure(_ sources: [FederatedBundleSource]) {
     self.entries.withLock { entries in
+      let kept = Set(sources.map(\.trustDomain))
+      for entry in entries where !kept.contains(entry.source.trustDomain) {
+        self.table.trustSchedule.cancel(.federatedExpiry(entry.source.trustDomain))
+      }
       entries = sources.map { source in
         entries.first { $0.source == source } ?? Entry(source: source)
       }
@@ -105,8 +112,21 @@ package final class FederatedBundleWatcher: Service, Sendable {
             ])
         }
       }
+      self.scheduleExpiries(of: entries)
       return (changed, failures)
     }
+    self.report(failures)
+    if changed || force {
+      do {
+        try self.publish()
+      } catch {
+        self.logger.error("cannot serve the federated trust bundles", metadata: ["error": "\(error)"])
+      }
+    }
+  }
+
+  /// Counts and logs files whose content is not served.
+  func report(_ failures: [(Entry, BundleFile.Failure)]) {
     for (entry, failure) in failures {
       self.counters.increment(
         .trustBundleErrors, labels: [("trust_domain", entry.source.trustDomain.name), ("reason", failure.reason)])
@@ -119,16 +139,9 @@ package final class FederatedBundleWatcher: Service, Sendable {
           "error": "\(failure.message)",
         ])
     }
-    if changed || force {
-      do {
-        try self.publish()
-      } catch {
-        self.logger.error("cannot serve the federated trust bundles", metadata: ["error": "\(error)"])
-      }
-    }
   }
 
-  private func publish() throws {
+  func publish() throws {
     let bundles = self.entries.withLock { entries in
       Dictionary(
         entries.compactMap { entry in entry.bundle.map { (entry.source.trustDomain, $0) } },

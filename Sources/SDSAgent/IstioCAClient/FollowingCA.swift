@@ -1,45 +1,41 @@
 import Foundation
 import Logging
 import SDSAgentCore
-import ServiceLifecycle
 import Synchronization
 import X509
 
 /// Fetch mode's CA: the Istio-compatible CA, whose responses' roots, with the `ca-root` file's
 /// roots and roots the CA stopped sending (until their leaves expire), make the own trust
-/// domain's bundle (`ROOTCA`), installed for every identity whenever it changes. Running, it
-/// drops each retained root when its time is over, on the injected clock.
-package final class FollowingCA: CertificateAuthority, Service, CustomStringConvertible {
+/// domain's bundle (`ROOTCA`), installed for every identity whenever it changes. Its deadlines
+/// are changes of the table's trust schedule, made on the identity supervisor's timer: a
+/// retained root leaves when its time is over (`.fetchedRetention`), a file root when it expires
+/// (`.caRootExpiry`).
+package final class FollowingCA: CertificateAuthority, CustomStringConvertible {
   private let upstream: any CertificateAuthority
   private let table: IdentityTable
   private let trust: Mutex<FetchedTrust>
   /// How long a root the CA stopped sending stays trusted: the longest certificate lifetime.
   private let retention: @Sendable () -> Duration
-  private let clock: any Clock<Duration>
-  private let now: @Sendable () -> Date
+  private let counters: AgentCounters
   private let logger: Logger
-  /// Signalled when the next retained root's time changes.
-  private let retainedChanged = WakeSignal()
 
   /// - Parameters:
   ///   - upstream: the CA asked (an `IstioCAClient`).
-  ///   - clock: the clock the retained roots' deadlines are waited on; `now` is the wall clock
-  ///     they are stated in.
+  ///   - counters: where a `ca-root` file whose roots all expired is counted.
   package init(
     upstream: any CertificateAuthority, table: IdentityTable, fileRoots: [Certificate],
-    retention: @escaping @Sendable () -> Duration, clock: any Clock<Duration> = ContinuousClock(),
-    now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+    retention: @escaping @Sendable () -> Duration, counters: AgentCounters = AgentCounters(), logger: Logger
   ) throws {
     self.upstream = upstream
     self.table = table
     self.trust = Mutex(FetchedTrust(fileRoots: fileRoots))
     self.retention = retention
-    self.clock = clock
-    self.now = now
+    self.counters = counters
     self.logger = logger
     if !fileRoots.isEmpty {
       try table.installTrustBundle(TrustBundle(roots: fileRoots))
     }
+    self.trust.withLock { self.scheduleDeadlines(of: $0) }
   }
 
   package var current: FetchedTrust { self.trust.withLock { $0 } }
@@ -67,37 +63,38 @@ package final class FollowingCA: CertificateAuthority, Service, CustomStringConv
     try self.update { $0.prune(now: now) }
   }
 
-  /// Drops each retained root when its time is over, until the task is cancelled.
-  package func run() async {
-    await cancelWhenGracefulShutdown {
-      await self.pruneOnTime(self.clock)
-    }
-  }
-
-  private func pruneOnTime<C: Clock<Duration>>(_ clock: C) async {
-    let timer = DeadlineTimer(clock: clock, wake: self.retainedChanged) { [self] in
-      self.trust.withLock { $0.nextExpiry }.map {
-        clock.now.advanced(by: .seconds(max(0, $0.timeIntervalSince(self.now()))))
-      }
-    }
-    for await _ in timer {
-      do {
-        try self.prune(now: self.now())
-      } catch {
-        self.logger.error("cannot serve the CA's trust bundle", metadata: ["error": "\(error)"])
-      }
+  /// Drops the `ca-root` file's roots that have expired; when none is left, that is counted and
+  /// logged as a file whose roots all expired (the CA's roots are still served).
+  package func expireFileRoots(now: Date) throws(CertificateAuthorityError) {
+    let before = self.current.fileRoots
+    var expired: [Certificate] = []
+    try self.update { expired = $0.dropExpiredFileRoots(now: now) }
+    guard !expired.isEmpty else { return }
+    let left = before.count - expired.count
+    if left == 0 {
+      let error = BundleDocument.allExpired(before, now: now)
+      let domain = self.table.ownTrustDomain.name
+      self.counters.increment(
+        .trustBundleErrors, labels: [("trust_domain", domain), ("reason", error.reason.rawValue)])
+      self.logger.warning(
+        "the CA roots file's roots all expired; serving the CA's roots only",
+        metadata: ["reason": "\(error.reason.rawValue)", "error": "\(error.message)"])
+    } else {
+      self.logger.notice(
+        "a root of the CA roots file expired; it left the trust bundle",
+        metadata: ["expired": "\(expired.count)", "roots": "\(left)"])
     }
   }
 
   /// Changes the trust and, if the bundle changed, installs it for every identity.
   @discardableResult
   private func update(_ change: (inout FetchedTrust) -> Void) throws(CertificateAuthorityError) -> TrustBundle {
-    let (before, after, retained, expiryMoved) = self.trust.withLock { trust in
-      let (before, expiry) = (trust.bundle, trust.nextExpiry)
+    let (before, after, retained) = self.trust.withLock { trust in
+      let before = trust.bundle
       change(&trust)
-      return (before, trust.bundle, trust.retained, trust.nextExpiry != expiry)
+      self.scheduleDeadlines(of: trust)
+      return (before, trust.bundle, trust.retained)
     }
-    if expiryMoved { self.retainedChanged.signal() }
     if after != before {
       try self.table.installTrustBundle(after)
       self.logger.notice(
@@ -108,5 +105,27 @@ package final class FollowingCA: CertificateAuthority, Service, CustomStringConv
         ])
     }
     return after
+  }
+
+  /// Schedules the retained roots' and the file roots' next deadlines, in place of those before.
+  /// Under the trust's lock, so a deadline of an older state never replaces a newer one's.
+  private func scheduleDeadlines(of trust: FetchedTrust) {
+    let schedule = self.table.trustSchedule
+    if let at = trust.nextExpiry {
+      schedule.schedule(.fetchedRetention, at: at) { [weak self] now throws(CertificateAuthorityError) in
+        try self?.prune(now: now)
+        return nil
+      }
+    } else {
+      schedule.cancel(.fetchedRetention)
+    }
+    if let at = trust.nextFileRootExpiry {
+      schedule.schedule(.caRootExpiry, at: at) { [weak self] now throws(CertificateAuthorityError) in
+        try self?.expireFileRoots(now: now)
+        return nil
+      }
+    } else {
+      schedule.cancel(.caRootExpiry)
+    }
   }
 }

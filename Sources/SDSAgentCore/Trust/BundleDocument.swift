@@ -73,19 +73,32 @@ package struct BundleDocument: Sendable {
           + " a CA (basicConstraints CA:TRUE): a trust bundle holds the trust domain's root certificates, not its SVIDs"
       )
     }
-    let current = authorities.filter { now <= $0.notValidAfter }
-    guard !current.isEmpty else {
-      let lastExpiry = authorities.map(\.notValidAfter).max() ?? now
-      throw BundleDocumentError(
-        .allExpired,
-        (authorities.count == 1
-          ? "its one root certificate expired" : "all of its \(authorities.count) roots expired, the last")
-          + " at \(lastExpiry.formatted(.iso8601)): replace the file with the trust domain's current bundle"
-      )
-    }
+    let current = Self.unexpired(authorities, at: now)
+    guard !current.isEmpty else { throw Self.allExpired(authorities, now: now) }
     self.trustBundle = TrustBundle(roots: current)
     self.skippedNotCA = certificates.count - authorities.count
     self.droppedExpired = authorities.count - current.count
+  }
+
+  /// The roots of `roots` that have not expired at `now` (a root is valid through its notAfter).
+  package static func unexpired(_ roots: [Certificate], at now: Date) -> [Certificate] {
+    roots.filter { now <= $0.notValidAfter }
+  }
+
+  /// Why a file whose roots all expired is refused; also said when its last root expires while
+  /// it is served.
+  package static func allExpired(_ roots: [Certificate], now: Date) -> BundleDocumentError {
+    let lastExpiry = roots.map(\.notValidAfter).max() ?? now
+    return BundleDocumentError(
+      .allExpired,
+      (roots.count == 1 ? "its one root certificate expired" : "all of its \(roots.count) roots expired, the last")
+        + " at \(lastExpiry.formatted(.iso8601)): replace the file with the trust domain's current bundle"
+    )
+  }
+
+  /// When the first of `roots` expires: the first second past its notAfter.
+  package static func firstExpiry(of roots: [Certificate]) -> Date? {
+    roots.map(\.notValidAfter).min().map { $0.addingTimeInterval(1) }
   }
 
   private static func firstSignificantByte(of data: Data) -> UInt8? {

@@ -46,4 +46,16 @@ package struct FetchedTrust: Sendable, Equatable {
 
   /// When the next retained root is dropped.
   package var nextExpiry: Date? { self.retained.values.min() }
+
+  /// Drops the `ca-root` file's roots that have expired at `now`, as reading the file then would;
+  /// returns the roots dropped.
+  package mutating func dropExpiredFileRoots(now: Date) -> [Certificate] {
+    let current = BundleDocument.unexpired(self.fileRoots, at: now)
+    let expired = self.fileRoots.filter { !current.contains($0) }
+    self.fileRoots = current
+    return expired
+  }
+
+  /// When the next of the `ca-root` file's roots expires.
+  package var nextFileRootExpiry: Date? { BundleDocument.firstExpiry(of: self.fileRoots) }
 }

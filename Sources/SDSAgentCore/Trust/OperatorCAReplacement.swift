@@ -4,8 +4,8 @@ import Logging
 /// Replaces the operator's signing CA without breaking peers: the new CA signs at once and every
 /// identity and on-demand certificate is re-issued, while the old root stays in the trust bundle
 /// until no leaf it signed can still be valid, then leaves it (and that is pushed). The
-/// retirement is the identity table's scheduled trust change, made on the identity supervisor's
-/// timer.
+/// retirement is the `.operatorRetirement` change of the table's trust schedule, made on the
+/// identity supervisor's timer.
 package final class OperatorCAReplacement: Sendable {
   private let ca: EmbeddedCA
   private let table: IdentityTable
@@ -50,10 +50,13 @@ package final class OperatorCAReplacement: Sendable {
     if keeps {
       self.table.cancelTrustChange()
     } else {
+      let retiring = oldRoots.first
       self.table.scheduleTrustChange(
         at: lastOldLeafExpiry, note: "the operator's previous root left the trust bundle"
       ) { [ca] in
-        ca.install(EmbeddedCA.Roots(signing: ca.roots.signing))
+        // Made outside the table's lock: a replacement since then retires its own previous root.
+        let roots = ca.roots
+        return roots.previous == retiring ? ca.install(EmbeddedCA.Roots(signing: roots.signing)) : roots.trustBundle
       }
     }
     self.logger.notice(

@@ -9,7 +9,9 @@ import X509
 /// bundle acknowledged it (at most two overlaps later), makes the new root sign and has the host
 /// re-issue everything; *retire*, once no leaf of the old root can be valid, drops the old root.
 /// Each phase is made durable by a `RootRotationStore` before it takes effect. The host is the
-/// agent (`SDSRootRotationHost`) or `ca serve`.
+/// agent (`SDSRootRotationHost`) or `ca serve`. It keeps its own timer rather than the identity
+/// table's `TrustSchedule`: `ca serve` has no identity table, the switch's deadline moves with
+/// the streams' ACKs, and the switch awaits re-issues that the identity supervisor performs.
 package final class RootRotationSupervisor<C: Clock>: Service, CustomStringConvertible, Sendable
 where C.Duration == Duration {
   private let ca: EmbeddedCA

@@ -5,8 +5,8 @@ import ServiceLifecycle
 /// Owns the issuance and rotation of every identity in the `IdentityTable`: one service, one
 /// task group, one timer. The timer wakes at the table's earliest deadline (a renewal, a retry,
 /// an expiry, an idle eviction) or when the table changes; each wake-up takes the work due and
-/// runs issuances as child tasks; it also makes a scheduled change of the trust bundle when it is
-/// due. The timer ends with graceful shutdown.
+/// runs issuances as child tasks; it also makes the changes of the table's `TrustSchedule` when
+/// they are due (a root retiring or expiring). The timer ends with graceful shutdown.
 package struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible where C.Duration == Duration {
   package let table: IdentityTable
   private let authority: any CertificateAuthority
@@ -59,7 +59,7 @@ package struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible wh
     await cancelWhenGracefulShutdown {
       await withDiscardingTaskGroup { group in
         for await _ in timer {
-          self.performDueTrustChange()
+          self.performDueTrustChanges()
           for assignment in self.table.takeWork(now: self.now()) {
             group.addTask { await self.perform(assignment) }
           }
@@ -81,14 +81,17 @@ package struct IdentitySupervisor<C: Clock>: Service, CustomStringConvertible wh
     }
   }
 
-  /// Serves the scheduled change of the trust bundle once it is due.
-  private func performDueTrustChange() {
-    do throws(CertificateAuthorityError) {
-      if let note = try self.table.performDueTrustChange(now: self.now()) {
-        self.logger.notice(Logger.Message(stringLiteral: note))
+  /// Makes the changes of the trust schedule that are due.
+  private func performDueTrustChanges() {
+    let now = self.now()
+    for (key, change) in self.table.trustSchedule.takeDue(now: now) {
+      do throws(CertificateAuthorityError) {
+        if let note = try change.perform(now) {
+          self.logger.notice(Logger.Message(stringLiteral: note), metadata: ["change": "\(key)"])
+        }
+      } catch {
+        self.logger.error("cannot serve the trust bundle", metadata: ["change": "\(key)", "error": "\(error)"])
       }
-    } catch {
-      self.logger.error("cannot serve the trust bundle", metadata: ["error": "\(error)"])
     }
   }
 

@@ -13,8 +13,6 @@ struct TrustInstallation: Sendable {
   var revocationLists: [CertificateRevocationList] = []
   /// When the CA signs through an intermediate: the intermediates and the operator's lists for them.
   var revocationChain = RevocationChain()
-  /// A change of the own bundle the supervisor makes when it is due.
-  var scheduled: ScheduledTrustChange?
 }
 
 extension IdentityTable {

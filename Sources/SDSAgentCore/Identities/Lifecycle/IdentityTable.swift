@@ -41,7 +41,9 @@ package final class IdentityTable: Sendable {
   /// The secrets every identity serves alike (trust, file secrets, on-demand certificates),
   /// stored once and joined with each identity's SVID by its cache.
   package let node: NodeSecrets
-  let wake = WakeSignal()
+  let wake: WakeSignal
+  /// The trust's deadlines, made on the supervisor's timer like the identities' own.
+  package let trustSchedule: TrustSchedule
   private let state: Mutex<State>
   /// The trust bundles installed for every identity (see `installTrustBundle` and
   /// `installFederatedBundles`). Also serializes issuances with them, so an issuance never puts
@@ -58,6 +60,9 @@ package final class IdentityTable: Sendable {
       cache: cache
     )
     self.state = Mutex(state)
+    let wake = WakeSignal()
+    self.wake = wake
+    self.trustSchedule = TrustSchedule(wake: wake)
     self.pinnedIdentity = identity
     self.pinnedCache = cache
     self.node = node
@@ -233,12 +238,12 @@ package final class IdentityTable: Sendable {
     return work
   }
 
-  /// The earliest time any identity, or the scheduled change of the trust bundle, needs attention.
+  /// The earliest time any identity, or a scheduled change of the trust, needs attention.
   func nextDeadline() -> Date? {
     let identities = self.state.withLock { state in
       state.entries.values.compactMap { $0.lifecycle.nextDeadline(idleTimeout: state.idleTimeout) }.min()
     }
-    return [identities, self.scheduledTrustChange].compactMap { $0 }.min()
+    return [identities, self.trustSchedule.nextDeadline].compactMap { $0 }.min()
   }
 
   /// Records the outcome of an issuance the supervisor started, wakes its waiters, and returns
