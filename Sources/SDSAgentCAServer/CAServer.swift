@@ -96,9 +96,11 @@ package struct CAServer: Sendable {
   package let crlServer: CRLDistributionServer?
   let logger: Logger
   /// Follows the shared CA's changes, with `--datastore` and a rotatable root.
-  var datastoreFollower: DatastoreFollower<ContinuousClock>? = nil
+  package var datastoreFollower: DatastoreFollower<ContinuousClock>? = nil
   /// Writes what it signs to the issuance ledger, with `--datastore`.
   var ledger: IssuanceLedgerService? = nil
+  /// The JWT signing keys of `JWTSVIDService`.
+  package var jwtKeys: JWTKeyRing? = nil
 
   /// The root that signs now.
   package var material: CAMaterial { self.ca.roots.signing }
@@ -174,7 +176,7 @@ package struct CAServer: Sendable {
       ledger: ledger?.ledger,
       replica: shared?.store.replicaName ?? ""
     )
-    let jwtKeys = try Self.jwtKeys(configuration, resuming: resuming, logger: logger)
+    let jwtKeys = try Self.jwtKeys(configuration, ca: ca, resuming: resuming, logger: logger)
     let rotation = store.map { store in
       Self.rotation(
         ca: ca,
@@ -201,7 +203,8 @@ package struct CAServer: Sendable {
       follower = DatastoreFollower(
         datastore: shared.store, supervisor: rotation,
         revocations: (record as? DatastoreRevocationRecord).map { ($0, revocation) }, ca: ca,
-        stateDirectory: configuration.stateDirectory, clock: ContinuousClock(), logger: logger)
+        stateDirectory: configuration.stateDirectory, clock: ContinuousClock(), logger: logger,
+        jwtKeys: jwtKeys.ring)
     }
     return CAServer(
       ca: ca, rotation: rotation, revocation: revocation, servingCertificate: servingCertificate,
@@ -214,7 +217,7 @@ package struct CAServer: Sendable {
             trustedNodeIdentities: Set(configuration.trustedNodeIdentities), admission: admission, logger: logger),
         ]), admin: admin,
       crlServer: Self.crlServer(crlListener, ca: ca, host: revocationHost, logger: logger), logger: logger,
-      datastoreFollower: follower, ledger: ledger)
+      datastoreFollower: follower, ledger: ledger, jwtKeys: jwtKeys.ring)
   }
 
   /// Why `rotate-root` is refused with the operator's CA files.
