@@ -7,19 +7,12 @@ extension CAServer {
   /// The JWT signing keys of `JWTSVIDService`: in the state directory beside the CA (0600), in
   /// step with the root rotation being resumed, and rotating with it. With `--datastore` they are
   /// derived from the shared roots' keys (`DatastoreJWTKeys`), so every replica signs with the
-  /// same key and publishes the same bundle; the previous root must then outlive the tokens its
-  /// key signed, so `--jwt-svid-ttl` may not exceed `--max-ttl`.
+  /// same key and publishes the same bundle (`checkJWTSVIDTTL` has bounded the tokens' lifetime).
   static func jwtKeys(
     _ configuration: CAServerConfiguration, ca: EmbeddedCA, resuming: RootRotation?, logger: Logger
   ) throws -> JWTSVIDSigningService.Keys {
     let trustDomain = try TrustDomainName(parsing: configuration.trustDomain)
     guard configuration.datastore == nil else {
-      guard configuration.jwtSVIDTTL <= configuration.maximumTTL else {
-        throw ConfigurationError(
-          key: CAServeSettings.jwtSVIDTTL.key, value: DurationParser.format(configuration.jwtSVIDTTL),
-          allowed: "with --datastore, at most --max-ttl (\(DurationParser.format(configuration.maximumTTL))): "
-            + "a JWT key is published while the root it is derived from is kept")
-      }
       let keys = try DatastoreJWTKeys.keys(
         of: ca.roots, rotation: resuming, trustDomain: trustDomain, ttl: configuration.jwtSVIDTTL, now: Date())
       return .ring(
@@ -31,6 +24,16 @@ extension CAServer {
     let keys = try files.load(rootPhase: resuming?.phase, ttl: configuration.jwtSVIDTTL, now: Date())
     return .ring(
       JWTKeyRing(keys, trustDomain: trustDomain, ttl: configuration.jwtSVIDTTL, store: files, logger: logger))
+  }
+
+  /// With `--datastore`, a JWT key is published while the root it is derived from is kept: one
+  /// `--max-ttl` after the switch at least, which must cover the tokens it signed.
+  static func checkJWTSVIDTTL(_ configuration: CAServerConfiguration) throws(ConfigurationError) {
+    guard configuration.datastore != nil, configuration.jwtSVIDTTL > configuration.maximumTTL else { return }
+    throw ConfigurationError(
+      key: CAServeSettings.jwtSVIDTTL.key, value: DurationParser.format(configuration.jwtSVIDTTL),
+      allowed: "with --datastore, at most --max-ttl (\(DurationParser.format(configuration.maximumTTL))): "
+        + "a JWT key is published while the root it is derived from is kept")
   }
 }
 

@@ -121,6 +121,7 @@ package struct CAServer: Sendable {
           key: "root-overlap", value: DurationParser.format(configuration.rootOverlap), allowed: minimum.requirement)
       }
     }
+    try Self.checkJWTSVIDTTL(configuration)
     let crlListener = try Self.crlListener(configuration)
     let (roots, resuming, store): (EmbeddedCA.Roots, RootRotation?, (any RootRotationStore)?)
     var shared: (store: CADatastore, state: SharedCAState)?

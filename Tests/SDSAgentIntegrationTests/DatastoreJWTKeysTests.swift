@@ -11,7 +11,8 @@ import Testing
 
 /// `ca serve --datastore` replicas on one PostgreSQL sign JWT-SVIDs with the same keys: a token
 /// of one validates against the other's `FetchJWTBundle`, through a root rotation prepared on one
-/// replica and followed by the other, which publishes the prepared key before it signs with it.
+/// replica and followed by the other, which publishes the prepared key before it signs with it;
+/// a replica started after the switch derives the same keys.
 @Suite(.serialized, .enabled(if: TemporaryPostgreSQL.isInstalled), .timeLimit(.minutes(2)))
 struct DatastoreJWTKeysTests {
   typealias Client = Sdsagent_Ca_V1_JWTSVIDService.Client<InProcessTransport.Client>
@@ -114,12 +115,17 @@ struct DatastoreJWTKeysTests {
     #expect(try await self.validatedKid(beforeA, by: b) == old)
     #expect(ringA.current.retiring.map(\.key.kid) == [old])
     #expect(ringB.current.retiring.map(\.key.kid) == [old])
+
+    // A replica started now derives the same keys, the old one retiring when the others retire it.
+    let c = try await self.replica("c", server, directory, issuer: issuer)
+    let ringC = try #require(c.jwtKeys)
+    #expect(ringC.current.signing.kid == next && ringC.current.next == nil)
+    #expect(ringC.current.retiring == ringB.current.retiring)
+    #expect(try await self.validatedKid(beforeA, by: c) == old)
   }
 
+  /// Refused before the datastore is reached: nothing listens at its address.
   @Test func aJWTSVIDLifetimeLongerThanTheMaximumTTLIsRefusedWithADatastore() async throws {
-    let server = try TemporaryPostgreSQL()
-    defer { server.stop() }
-    try server.psql("CREATE DATABASE ca")
     let directory = TemporaryDirectory.make()
     _ = FileManager.default.createFile(
       atPath: directory + "/kek", contents: Data(repeating: 7, count: 32), attributes: [.posixPermissions: 0o600])
@@ -129,7 +135,7 @@ struct DatastoreJWTKeysTests {
       maximumTTL: .seconds(60))
     configuration.jwtSVIDTTL = .seconds(300)
     configuration.datastore = DatastoreConfiguration(
-      url: server.url(database: "ca"), keyEncryptionKeyFile: directory + "/kek", replicaName: "a")
+      url: "postgresql://nobody@127.0.0.1:1/ca", keyEncryptionKeyFile: directory + "/kek", replicaName: "a")
     await #expect {
       _ = try await CAServer.build(configuration: configuration, logger: Logger(label: "ca"))
     } throws: { error in

@@ -105,7 +105,7 @@ package final class JWTKeyRing: RootRotationFollower, Sendable {
   /// datastore) and publishes them. A key this ring signed or kept stays published until the
   /// last token it signed has expired, even if the other writer retired it earlier.
   package func replace(_ keys: JWTSigningKeys, at now: Date) {
-    self.update { held in
+    let (before, after) = self.update { held in
       var retiring = keys.retiring
       let kept = keys.published.map(\.kid)
       if !kept.contains(held.signing.kid) {
@@ -121,8 +121,17 @@ package final class JWTKeyRing: RootRotationFollower, Sendable {
           retiring.append(old)
         }
       }
+      let before = held.published.map(\.kid)
       held = JWTSigningKeys(signing: keys.signing, next: keys.next, retiring: retiring)
+      return before
     }
+    guard before != after.published.map(\.kid) else { return }
+    self.logger.notice(
+      "JWT signing key rotation: followed the keys of the shared CA",
+      metadata: [
+        "kid": "\(after.signing.kid)", "next": "\(after.next?.kid ?? "-")",
+        "retiring": "\(after.retiring.map(\.key.kid).joined(separator: ","))",
+      ])
   }
 
   // MARK: - Publishing
