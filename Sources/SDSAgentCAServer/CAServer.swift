@@ -38,8 +38,8 @@ package struct CAServerConfiguration: Sendable {
   package var callerRate: Double = 0
   /// The PostgreSQL datastore replicas share (`--datastore`); `nil`: the state directory.
   package var datastore: DatastoreConfiguration?
-  /// The lifetime of the JWT-SVIDs it signs (`--jwt-svid-ttl`).
-  package var jwtSVIDTTL: Duration = .seconds(300)
+  /// The lifetime of the JWT-SVIDs it signs (`--jwt-svid-ttl`); `nil`: not set (`effectiveJWTSVIDTTL`).
+  package var jwtSVIDTTL: Duration? = nil
 
   /// The overlap when none is set: an hour, or one `maximumTTL` if that is longer.
   package static func defaultRootOverlap(maximumTTL: Duration) -> Duration {

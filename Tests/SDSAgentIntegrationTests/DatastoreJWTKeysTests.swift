@@ -124,6 +124,20 @@ struct DatastoreJWTKeysTests {
     #expect(try await self.validatedKid(beforeA, by: c) == old)
   }
 
+  @Test func theDefaultLifetimeIsBoundedByTheMaximumTTLWithADatastore() {
+    var configuration = CAServerConfiguration(
+      host: "127.0.0.1", port: 0, stateDirectory: "/nonexistent", jwtKeysFile: "/nonexistent",
+      maximumTTL: .seconds(60))
+    #expect(configuration.effectiveJWTSVIDTTL == .seconds(300))
+    configuration.datastore = DatastoreConfiguration(
+      url: "postgresql://nobody@127.0.0.1:1/ca", keyEncryptionKeyFile: "")
+    #expect(configuration.effectiveJWTSVIDTTL == .seconds(60))
+    configuration.maximumTTL = .seconds(5)
+    #expect(configuration.effectiveJWTSVIDTTL == .seconds(10))
+    configuration.jwtSVIDTTL = .seconds(30)
+    #expect(configuration.effectiveJWTSVIDTTL == .seconds(30))
+  }
+
   /// Refused before the datastore is reached: nothing listens at its address.
   @Test func aJWTSVIDLifetimeLongerThanTheMaximumTTLIsRefusedWithADatastore() async throws {
     let directory = TemporaryDirectory.make()
