@@ -38,8 +38,8 @@ package struct CAServerConfiguration: Sendable {
   package var callerRate: Double = 0
   /// The PostgreSQL datastore replicas share (`--datastore`); `nil`: the state directory.
   package var datastore: DatastoreConfiguration?
-  /// The lifetime of the JWT-SVIDs it signs (`--jwt-svid-ttl`).
-  package var jwtSVIDTTL: Duration = .seconds(300)
+  /// The lifetime of the JWT-SVIDs it signs (`--jwt-svid-ttl`); `nil`: not set (`effectiveJWTSVIDTTL`).
+  package var jwtSVIDTTL: Duration? = nil
 
   /// The overlap when none is set: an hour, or one `maximumTTL` if that is longer.
   package static func defaultRootOverlap(maximumTTL: Duration) -> Duration {
@@ -96,9 +96,11 @@ package struct CAServer: Sendable {
   package let crlServer: CRLDistributionServer?
   let logger: Logger
   /// Follows the shared CA's changes, with `--datastore` and a rotatable root.
-  var datastoreFollower: DatastoreFollower<ContinuousClock>? = nil
+  package var datastoreFollower: DatastoreFollower<ContinuousClock>? = nil
   /// Writes what it signs to the issuance ledger, with `--datastore`.
   var ledger: IssuanceLedgerService? = nil
+  /// The JWT signing keys of `JWTSVIDService`.
+  package var jwtKeys: JWTKeyRing? = nil
 
   /// The root that signs now.
   package var material: CAMaterial { self.ca.roots.signing }
@@ -119,6 +121,7 @@ package struct CAServer: Sendable {
           key: "root-overlap", value: DurationParser.format(configuration.rootOverlap), allowed: minimum.requirement)
       }
     }
+    try Self.checkJWTSVIDTTL(configuration)
     let crlListener = try Self.crlListener(configuration)
     let (roots, resuming, store): (EmbeddedCA.Roots, RootRotation?, (any RootRotationStore)?)
     var shared: (store: CADatastore, state: SharedCAState)?
@@ -174,7 +177,7 @@ package struct CAServer: Sendable {
       ledger: ledger?.ledger,
       replica: shared?.store.replicaName ?? ""
     )
-    let jwtKeys = try Self.jwtKeys(configuration, resuming: resuming, logger: logger)
+    let jwtKeys = try Self.jwtKeys(configuration, ca: ca, resuming: resuming, logger: logger)
     let rotation = store.map { store in
       Self.rotation(
         ca: ca,
@@ -201,7 +204,8 @@ package struct CAServer: Sendable {
       follower = DatastoreFollower(
         datastore: shared.store, supervisor: rotation,
         revocations: (record as? DatastoreRevocationRecord).map { ($0, revocation) }, ca: ca,
-        stateDirectory: configuration.stateDirectory, clock: ContinuousClock(), logger: logger)
+        stateDirectory: configuration.stateDirectory, clock: ContinuousClock(), logger: logger,
+        jwtKeys: jwtKeys.ring)
     }
     return CAServer(
       ca: ca, rotation: rotation, revocation: revocation, servingCertificate: servingCertificate,
@@ -214,7 +218,7 @@ package struct CAServer: Sendable {
             trustedNodeIdentities: Set(configuration.trustedNodeIdentities), admission: admission, logger: logger),
         ]), admin: admin,
       crlServer: Self.crlServer(crlListener, ca: ca, host: revocationHost, logger: logger), logger: logger,
-      datastoreFollower: follower, ledger: ledger)
+      datastoreFollower: follower, ledger: ledger, jwtKeys: jwtKeys.ring)
   }
 
   /// Why `rotate-root` is refused with the operator's CA files.

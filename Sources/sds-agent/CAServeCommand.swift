@@ -68,7 +68,8 @@ struct CAServeCommand: AsyncParsableCommand {
       serve.maximumInFlight = try settings.require(s.maximumInFlight)
       serve.callerRate = try settings.require(s.callerRate)
       serve.datastore = try Self.datastore(settings)
-      serve.jwtSVIDTTL = try settings.require(s.jwtSVIDTTL)
+      // Unset, its default depends on --datastore and --max-ttl (`effectiveJWTSVIDTTL`).
+      serve.jwtSVIDTTL = settings.value(s.jwtSVIDTTL.key) == nil ? nil : try settings.require(s.jwtSVIDTTL)
       configuration = serve
     } catch {
       throw ValidationError(error.description)

@@ -20,6 +20,8 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
   let clock: C
   let rereadInterval: Duration
   let logger: Logger
+  /// The JWT signing keys, derived from the roots (`DatastoreJWTKeys`) and following them.
+  let jwtKeys: JWTKeyRing?
   private let wake = WakeSignal()
   /// The bundle last written to `ca-cert.pem`, and whether the last read failed (logged once per outage).
   private let seen: Mutex<(written: TrustBundle?, failing: Bool)>
@@ -29,7 +31,8 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
   package init(
     datastore: CADatastore, supervisor: RootRotationSupervisor<C>?,
     revocations: (record: DatastoreRevocationRecord, service: RevocationService<C>)?, ca: EmbeddedCA,
-    stateDirectory: String, clock: C, rereadInterval: Duration = .seconds(1), logger: Logger
+    stateDirectory: String, clock: C, rereadInterval: Duration = .seconds(1), logger: Logger,
+    jwtKeys: JWTKeyRing? = nil
   ) {
     self.datastore = datastore
     self.supervisor = supervisor
@@ -39,6 +42,7 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
     self.clock = clock
     self.rereadInterval = rereadInterval
     self.logger = logger
+    self.jwtKeys = jwtKeys
     self.seen = Mutex((ca.trustBundle, false))
   }
 
@@ -114,6 +118,13 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
     guard state.rootSerials != localSerials || state.rotationRecord != localRecord else { return }
     do {
       let rotation = try state.rotation()
+      // Before the supervisor re-plans, so that its timer sees the keys' retirement.
+      if let ring = self.jwtKeys {
+        let now = Date()
+        ring.replace(
+          try DatastoreJWTKeys.keys(
+            of: state.roots, rotation: rotation, trustDomain: ring.trustDomain, ttl: ring.ttl, now: now), at: now)
+      }
       await supervisor.adopt(rotation, roots: state.roots)
       self.logger.notice(
         "datastore: followed a change of the shared CA",

@@ -101,6 +101,39 @@ package final class JWTKeyRing: RootRotationFollower, Sendable {
     self.update { _ = $0.retire(now: now) }
   }
 
+  /// Takes the keys another writer decided at `now` (a replica of `ca serve` sharing its
+  /// datastore) and publishes them. A key this ring signed or kept stays published until the
+  /// last token it signed has expired, even if the other writer retired it earlier.
+  package func replace(_ keys: JWTSigningKeys, at now: Date) {
+    let (before, after) = self.update { held in
+      var retiring = keys.retiring
+      let kept = keys.published.map(\.kid)
+      if !kept.contains(held.signing.kid) {
+        retiring.append(
+          .init(
+            key: held.signing.publicKey, retireAt: now.addingTimeInterval(self.ttl.seconds),
+            replacedBy: keys.signing.kid))
+      }
+      for old in held.retiring {
+        if let index = retiring.firstIndex(where: { $0.key.kid == old.key.kid }) {
+          if old.retireAt > retiring[index].retireAt { retiring[index] = old }
+        } else if !kept.contains(old.key.kid), old.retireAt > now {
+          retiring.append(old)
+        }
+      }
+      let before = held.published.map(\.kid)
+      held = JWTSigningKeys(signing: keys.signing, next: keys.next, retiring: retiring)
+      return before
+    }
+    guard before != after.published.map(\.kid) else { return }
+    self.logger.notice(
+      "JWT signing key rotation: followed the keys of the shared CA",
+      metadata: [
+        "kid": "\(after.signing.kid)", "next": "\(after.next?.kid ?? "-")",
+        "retiring": "\(after.retiring.map(\.key.kid).joined(separator: ","))",
+      ])
+  }
+
   // MARK: - Publishing
 
   private static func bundle(of keys: JWTSigningKeys, in domain: TrustDomainName) -> JWTBundle {
