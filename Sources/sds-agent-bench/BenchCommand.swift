@@ -33,14 +33,21 @@ struct BenchCommand: AsyncParsableCommand {
 
   @Option(
     help:
-      "Which measurements to run, comma-separated: startup, streams, issuance, fetch (the default) and ca-burst.")
-  var phases = "startup,streams,issuance,fetch"
+      "Which measurements to run, comma-separated: startup, streams, issuance, fetch, workload-api, ca-signing, revocation (the default) and ca-burst."
+  )
+  var phases = "startup,streams,issuance,fetch," + Self.apiPhases.joined(separator: ",")
 
   @Option(help: "Simulated agents renewing at once against two ca serve replicas (ca-burst).")
   var caAgents = 500
 
   @Option(help: "Runs of the ca-burst storm with admission control off and on.")
   var caRuns = 3
+
+  @Option(help: "Workload API FetchX509SVID stream counts to open (workload-api), comma-separated.")
+  var workloadStreams = "1000,10000"
+
+  @Option(help: "Revocations timed until Envoy refuses the certificate (revocation).")
+  var revocationRuns = 5
 
   @Flag(help: "A small, quick run (N=200, short measurements) so the tool cannot rot; numbers are not meaningful.")
   var smoke = false
@@ -67,8 +74,9 @@ struct BenchCommand: AsyncParsableCommand {
     var report = Report()
     report.section("Machine", Bench.machineDescription() + ", open-file limit \(openFileLimit)")
     let phases = Set(self.phases.split(separator: ",").map(String.init))
-    if let unknown = phases.subtracting(["startup", "streams", "issuance", "fetch", "ca-burst"]).first {
-      throw ValidationError("unknown phase \(unknown): expected startup, streams, issuance, fetch or ca-burst")
+    let known = ["startup", "streams", "issuance", "fetch", "ca-burst"] + Self.apiPhases
+    if let unknown = phases.subtracting(known).first {
+      throw ValidationError("unknown phase \(unknown): expected one of " + known.joined(separator: ", "))
     }
 
     if phases.contains("startup") {
@@ -130,6 +138,7 @@ struct BenchCommand: AsyncParsableCommand {
         try await bench.caBurst(agents: self.smoke ? 50 : self.caAgents, runs: self.smoke ? 1 : self.caRuns)
       )
     }
+    try await self.measureAPIs(bench, phases: phases, report: &report)
     print(report.markdown)
   }
 }
