@@ -9,11 +9,12 @@ import X509
 /// own client, node and token, as `ca-burst` makes them), without and with `--datastore` (a
 /// PostgreSQL started here; the ledger writes one row per signing). Per core is signings per
 /// second of `ca serve`'s own CPU time; the raw figure is a P-256 signature of a leaf's
-/// to-be-signed bytes plus the verification of a CSR's signature, on one core of this process.
+/// to-be-signed bytes plus the verification of a CSR's signature, per second of one thread's CPU
+/// time in this process.
 extension Bench {
   static let caSigningHeader = [
     "ledger", "concurrency", "signings/s", "ca serve CPU", "per ca serve core-second", "bench client CPU",
-    "raw P-256 sign + CSR verify/s (one core)", "ratio (per core / raw)",
+    "raw P-256 sign + CSR verify per core-second", "ratio (per core / raw)",
   ]
 
   func caSigning(concurrency levels: [Int], withDatastore: Bool) async throws -> [[String]] {
@@ -76,7 +77,7 @@ extension Bench {
   }
 
   /// A P-256 signature of a leaf's to-be-signed bytes and the verification of a CSR's signature,
-  /// per second on one core.
+  /// per second of CPU time on one thread.
   private static func rawSigningRate(_ fleet: CABurstFleet, seconds: Double) throws -> Double {
     let csr = try WorkloadCSR.make(identity: fleet.identities[0], privateKey: fleet.keys[0])
     let caKey = P256.Signing.PrivateKey()

@@ -5,12 +5,13 @@ import GRPCCore
 
 /// `FetchJWTSVID` over the agent's socket: a new audience on every call, so that every call
 /// signs, and one audience, so that every call is answered from the agent's kept token; next to
-/// the raw ES256 signature of the same signing input with swift-crypto, in this process on one
-/// core. The agent's figure per core is its calls per second of its own CPU time.
+/// the raw ES256 signature of the same signing input with swift-crypto in this process, per
+/// second of one thread's CPU time. The agent's figure per core is its calls per second of its
+/// own CPU time.
 extension Bench {
   static let jwtSVIDHeader = [
     "calls", "concurrency", "sds-agent tokens/s", "agent CPU", "per agent core-second", "bench client CPU",
-    "raw ES256 sign/s (one core)", "ratio (per agent core / raw)",
+    "raw ES256 signs per core-second", "ratio (per agent core / raw)",
   ]
 
   func jwtSVIDRate(concurrency levels: [Int]) async throws -> [[String]] {
@@ -49,7 +50,7 @@ extension Bench {
     return token
   }
 
-  /// ES256 signatures per second of `token`'s signing input (its header and claims), on one core.
+  /// ES256 signatures per second of `token`'s signing input (its header and claims), per second of CPU time on one thread.
   static func rawES256Rate(signingInputOf token: String, seconds: Double) -> Double {
     let signingInput = Data(token.split(separator: ".").prefix(2).joined(separator: ".").utf8)
     let key = P256.Signing.PrivateKey()

@@ -1,6 +1,12 @@
 import Foundation
 import SDSAgentCore
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
 /// Calls/s at one concurrency, with what the server process and the bench client spent meanwhile:
 /// their CPU time over the measured interval. Client and server share the machine, so the
 /// client's share says whether it, rather than the server, was the limit; the server's CPU per
@@ -49,15 +55,24 @@ struct CallRate {
       clientCPU: ProcessorTime.used() - clientBefore)
   }
 
-  /// Runs `body` on one thread for about `seconds` (at least three times): runs per second.
+  /// Runs `body` on one thread for about `seconds` (at least three times): runs per second of
+  /// that thread's own CPU time, which other processes on a shared machine do not inflate.
   static func inProcess(seconds: Double, _ body: () throws -> Void) rethrows -> Double {
     let started = ContinuousClock.now
+    let cpuBefore = Self.threadCPU()
     var count = 0
     while (ContinuousClock.now - started).seconds < seconds || count < 3 {
       try body()
       count += 1
     }
-    return Double(count) / (ContinuousClock.now - started).seconds
+    return Double(count) / max((Self.threadCPU() - cpuBefore).seconds, 1e-9)
+  }
+
+  /// CPU time the calling thread has used.
+  private static func threadCPU() -> Duration {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return .seconds(Int64(time.tv_sec)) + .nanoseconds(Int64(time.tv_nsec))
   }
 
   static func ratio(_ value: Double, to peer: Double) -> String {
