@@ -132,6 +132,8 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "X509", package: "swift-certificates"),
         .product(name: "JWTKit", package: "jwt-kit"),
+        // TemporaryPostgreSQL, for the ca-signing phase's datastore.
+        "SDSAgentTestSupport",
       ],
       swiftSettings: strictSettings
     ),

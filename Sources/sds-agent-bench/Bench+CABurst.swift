@@ -87,23 +87,38 @@ struct CABurstFleet {
   func startReplicas(_ binary: String, arguments: [String], in children: ChildProcesses) async throws -> [Replica] {
     var replicas: [Replica] = []
     for name in ["a", "b"] {
-      let state = self.directory + "/replica-\(name)-\(UInt32.random(in: 0...UInt32.max))"
-      try FileManager.default.createDirectory(
-        atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-      let port = try Self.freePort()
-      let child = try ChildProcess(
-        binary,
-        [
-          "ca", "serve", "--listen", "127.0.0.1:\(port)", "--state-dir", state, "--jwt-keys", self.jwtKeysFile,
-          "--ca-cert", self.directory + "/root.pem", "--ca-key", self.directory + "/root-key.pem",
-          "--log-level", "error",
-        ] + arguments, in: children)
-      replicas.append(Replica(child: child, address: CAAddress(host: "127.0.0.1", port: port)))
+      replicas.append(try self.launchReplica(binary, name: name, arguments: arguments, in: children))
     }
     for replica in replicas {
       try await self.waitUntilSigning(replica)
     }
     return replicas
+  }
+
+  /// One replica of the CA, once it signs.
+  func startReplica(
+    _ binary: String, name: String, arguments: [String], in children: ChildProcesses
+  ) async throws -> Replica {
+    let replica = try self.launchReplica(binary, name: name, arguments: arguments, in: children)
+    try await self.waitUntilSigning(replica)
+    return replica
+  }
+
+  private func launchReplica(
+    _ binary: String, name: String, arguments: [String], in children: ChildProcesses
+  ) throws -> Replica {
+    let state = self.directory + "/replica-\(name)-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(
+      atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    let port = try Self.freePort()
+    let child = try ChildProcess(
+      binary,
+      [
+        "ca", "serve", "--listen", "127.0.0.1:\(port)", "--state-dir", state, "--jwt-keys", self.jwtKeysFile,
+        "--ca-cert", self.directory + "/root.pem", "--ca-key", self.directory + "/root-key.pem",
+        "--log-level", "error",
+      ] + arguments, in: children)
+    return Replica(child: child, address: CAAddress(host: "127.0.0.1", port: port))
   }
 
   /// One call through the real client; the replica signs once it answers.

@@ -33,8 +33,9 @@ struct BenchCommand: AsyncParsableCommand {
 
   @Option(
     help:
-      "Which measurements to run, comma-separated: startup, streams, issuance, fetch (the default), ca-burst and soak.")
-  var phases = "startup,streams,issuance,fetch"
+      "Which measurements to run, comma-separated: startup, streams, issuance, fetch, workload-api, ca-signing, revocation (the default), ca-burst and soak."
+  )
+  var phases = "startup,streams,issuance,fetch," + Self.apiPhases.joined(separator: ",")
 
   @Option(help: "Simulated agents renewing at once against two ca serve replicas (ca-burst).")
   var caAgents = 500
@@ -47,6 +48,12 @@ struct BenchCommand: AsyncParsableCommand {
 
   @Option(help: "Seconds between the soak's forced rotations (soak).")
   var rotateEvery = 30.0
+
+  @Option(help: "Workload API FetchX509SVID stream counts to open (workload-api), comma-separated.")
+  var workloadStreams = "1000,10000"
+
+  @Option(help: "Revocations timed until Envoy refuses the certificate (revocation).")
+  var revocationRuns = 5
 
   @Flag(help: "A small, quick run (N=200, short measurements) so the tool cannot rot; numbers are not meaningful.")
   var smoke = false
@@ -72,9 +79,12 @@ struct BenchCommand: AsyncParsableCommand {
     let openFileLimit = OpenFileLimit.raiseToHardLimit()
     var report = Report()
     report.section("Machine", Bench.machineDescription() + ", open-file limit \(openFileLimit)")
-    let phases = Set(self.phases.split(separator: ",").map(String.init))
-    if let unknown = phases.subtracting(["startup", "streams", "issuance", "fetch", "ca-burst", "soak"]).first {
-      throw ValidationError("unknown phase \(unknown): expected startup, streams, issuance, fetch, ca-burst or soak")
+    var phases = Set(self.phases.split(separator: ",").map(String.init))
+    // The smoke run also holds its streams for one soak round, so that phase cannot rot either.
+    if self.smoke { phases.insert("soak") }
+    let known = ["startup", "streams", "issuance", "fetch", "ca-burst", "soak"] + Self.apiPhases
+    if let unknown = phases.subtracting(known).first {
+      throw ValidationError("unknown phase \(unknown): expected one of " + known.joined(separator: ", "))
     }
 
     if phases.contains("startup") {
@@ -136,6 +146,7 @@ struct BenchCommand: AsyncParsableCommand {
         try await bench.caBurst(agents: self.smoke ? 50 : self.caAgents, runs: self.smoke ? 1 : self.caRuns)
       )
     }
+    try await self.measureAPIs(bench, phases: phases, report: &report)
     var soakViolations: [String] = []
     if phases.contains("soak") {
       let soak = try await bench.soak(

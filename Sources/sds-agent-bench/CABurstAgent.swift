@@ -24,6 +24,13 @@ struct CABurstAgent: Sendable {
     self.token = fleet.tokens[index]
   }
 
+  /// One signing, through the client's connections (`client.run()` runs elsewhere).
+  func certify() async throws(CertificateAuthorityError) -> IssuedSVID {
+    try await self.client.certify(
+      identity: self.identity, privateKey: self.key, ttl: .seconds(3600), now: Date(),
+      credential: .forwardedToken(self.token))
+  }
+
   /// One attempt, for readiness.
   func renewOnce() async -> Bool {
     await withTaskGroup(of: Bool.self) { group in

@@ -23,6 +23,9 @@ package struct WorkloadAPIService: Sendable {
   let counters: AgentCounters
   /// Where its calls are listed while open (`/debug/streams`), if anywhere.
   let registry: StreamRegistry?
+  /// Each identity's messages, built once per revision for all its streams.
+  let x509SVIDs = WorkloadAPIMessages<SpiffeWorkload_X509SVIDResponse>()
+  let x509Bundles = WorkloadAPIMessages<SpiffeWorkload_X509BundlesResponse>()
 
   package init(
     logger: Logger, counters: AgentCounters = AgentCounters(), jwt: (any JWTSVIDSource)? = nil,
@@ -46,7 +49,10 @@ package struct WorkloadAPIService: Sendable {
       guard let svid = served.svid, let trust = served.trust else {
         throw WorkloadAPIFailure(.notReady, "no valid X.509-SVID is available for the caller yet")
       }
-      return try SpiffeWorkload_X509SVIDResponse(svid: svid, trust: trust)
+      let revisions = WorkloadAPIStreamState.Content.x509SVID.revisions(of: served)
+      return try self.x509SVIDs.message(for: lease.cache, at: revisions) { () throws(WorkloadAPIFailure) in
+        try SpiffeWorkload_X509SVIDResponse(svid: svid, trust: trust)
+      }
     }
   }
 
@@ -56,7 +62,10 @@ package struct WorkloadAPIService: Sendable {
       guard let trust = served.trust else {
         throw WorkloadAPIFailure(.notReady, "no trust bundle is available for the caller yet")
       }
-      return try SpiffeWorkload_X509BundlesResponse(trust: trust)
+      let revisions = WorkloadAPIStreamState.Content.x509Bundles.revisions(of: served)
+      return try self.x509Bundles.message(for: lease.cache, at: revisions) { () throws(WorkloadAPIFailure) in
+        try SpiffeWorkload_X509BundlesResponse(trust: trust)
+      }
     }
   }
 

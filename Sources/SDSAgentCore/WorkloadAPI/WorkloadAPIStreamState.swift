@@ -55,14 +55,18 @@ package struct WorkloadAPIStreamState: Sendable {
     guard served.trust != nil, self.content == .x509Bundles || served.svid != nil else {
       throw WorkloadAPIFailure(.notReady, "no valid X.509-SVID is available for the caller yet")
     }
-    let revisions = self.revisions(of: served)
+    let revisions = self.content.revisions(of: served)
     guard revisions != self.sentRevisions else { return .wait }
     self.sentRevisions = revisions
     return .send
   }
+}
 
-  private func revisions(of served: ServedSecrets) -> [UInt64] {
-    switch self.content {
+extension WorkloadAPIStreamState.Content {
+  /// The revisions of what a stream of this content carries: its message changes exactly when
+  /// one of them does.
+  package func revisions(of served: ServedSecrets) -> [UInt64] {
+    switch self {
     case .x509SVID: [served.svidRevision, served.trustBundleRevision, served.federationRevision]
     case .x509Bundles: [served.trustBundleRevision, served.federationRevision]
     }
