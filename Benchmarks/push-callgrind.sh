@@ -74,7 +74,7 @@ export SDS_AGENT_BENCH_STOP_SECONDS=300
 run() {
   RUN=$1 "$bench" --agent "$out/agent.sh" --phases streams --streams "$streams" --fan-outs "$2" > "$out/report.$1"
   local totals
-  totals=$(grep -h -E "^(summary|totals):" "$out"/callgrind."$1".* | awk '{s += $2} END {print s}')
+  totals=$(grep -h "^totals:" "$out"/callgrind."$1".* | awk '{s += $2} END {printf "%.0f", s}')
   [ -n "$totals" ] || { echo "no callgrind totals for run $1 (see $out/valgrind.log)" >&2; exit 1; }
   echo "$totals"
 }
