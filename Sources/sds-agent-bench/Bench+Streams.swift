@@ -6,13 +6,14 @@ extension Bench {
   struct StreamsResult {
     let agent: StreamFigures
     let baseline: StreamFigures?
-    let fanOut: [String]
+    let fanOut: [[String]]
   }
 
   /// Opens `count` streams on a fresh agent, reads its RSS once all have their first response,
-  /// then forces a rotation and times each `default` stream's push. With `python`, opens the same
-  /// streams the same way on a fresh baseline server, after the agent has stopped.
-  func streamsAndFanOut(count: Int, perConnection: Int) async throws -> StreamsResult {
+  /// then forces `fanOuts` rotations one after the other and times each `default` stream's push
+  /// (a fan-out row each). With `python`, opens the same streams the same way on a fresh
+  /// baseline server, after the agent has stopped.
+  func streamsAndFanOut(count: Int, perConnection: Int, fanOuts: Int = 1) async throws -> StreamsResult {
     let load = StreamLoad(count: count, perConnection: perConnection)
     let directory = try AgentProcess.temporaryDirectory()
     let agent = try AgentProcess(binary: self.agentBinary, directory: directory, in: self.children)
@@ -22,7 +23,8 @@ extension Bench {
     let before = agent.residentKiB
     let (agentFigures, fanOut) = try await load.withStreamsOpen(on: agent.socketPath) { tracker, elapsed in
       let after = agent.residentKiB
-      let fanOut = try await Self.fanOut(load, tracker: tracker, agent: agent)
+      var fanOut: [[String]] = []
+      for _ in 0..<fanOuts { fanOut.append(try await Self.fanOut(load, tracker: tracker, agent: agent)) }
       Self.logErrors(of: tracker, on: "sds-agent")
       return (
         StreamFigures(

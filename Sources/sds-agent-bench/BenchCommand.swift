@@ -55,6 +55,9 @@ struct BenchCommand: AsyncParsableCommand {
   @Option(help: "Revocations timed until Envoy refuses the certificate (revocation).")
   var revocationRuns = 5
 
+  @Option(help: "Rotations forced one after the other on each stream count's open streams (a fan-out row each).")
+  var fanOuts = 1
+
   @Flag(help: "A small, quick run (N=200, short measurements) so the tool cannot rot; numbers are not meaningful.")
   var smoke = false
 
@@ -99,11 +102,12 @@ struct BenchCommand: AsyncParsableCommand {
       var memoryRows: [[String]] = []
       var fanOutRows: [[String]] = []
       for count in streamCounts {
-        let result = try await bench.streamsAndFanOut(count: count, perConnection: self.streamsPerConnection)
+        let result = try await bench.streamsAndFanOut(
+          count: count, perConnection: self.streamsPerConnection, fanOuts: self.fanOuts)
         streamRows.append(result.agent.row)
         if let baseline = result.baseline { streamRows.append(baseline.row) }
         memoryRows.append(StreamFigures.comparisonRow(agent: result.agent, baseline: result.baseline))
-        fanOutRows.append(result.fanOut)
+        fanOutRows.append(contentsOf: result.fanOut)
       }
       report.table(
         "Streams (each subscribed to default or ROOTCA; RSS from /proc once all have their first response)",

@@ -11,7 +11,10 @@ import Synchronization
 /// A process the bench started. Stopping it sends SIGTERM, then SIGKILL if it is still running
 /// after `stopBound`, and returns only once it has exited and been reaped.
 final class ChildProcess: Sendable {
-  static let stopBound: Duration = .seconds(5)
+  /// 5 s, or `SDS_AGENT_BENCH_STOP_SECONDS`: an agent under valgrind needs longer to exit, and
+  /// writes its profile only if it does (`Benchmarks/push-callgrind.sh`).
+  static let stopBound: Duration = .seconds(
+    ProcessInfo.processInfo.environment["SDS_AGENT_BENCH_STOP_SECONDS"].flatMap { Int($0) } ?? 5)
 
   let process = Process()
   private let exited = Milestone()

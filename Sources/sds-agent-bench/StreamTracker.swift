@@ -19,14 +19,15 @@ final class StreamTracker: Sendable {
     var fanOutStart: ContinuousClock.Instant?
     var pushLatencies: [Duration] = []
     var defaultStreamsLost = 0
+    var allPushed = Milestone()
   }
 
   let streams: Int
   let defaultStreams: Int
   /// Reached once every stream has its first response or has failed.
   let allFirstResponses = Milestone()
-  /// Reached once every `default` stream has had its rotation push or has failed.
-  let allPushed = Milestone()
+  /// Reached once every `default` stream has had the push of the latest fan-out or has failed.
+  var allPushed: Milestone { self.state.withLock { $0.allPushed } }
   /// Reached when the measurement is over: the streams close.
   let finish = Milestone()
   private let state: Mutex<State>
@@ -47,27 +48,35 @@ final class StreamTracker: Sendable {
     if done { self.allFirstResponses.reach() }
   }
 
+  /// Starts timing a fan-out; a later one times every `default` stream's next push again.
   func startFanOut(at instant: ContinuousClock.Instant) {
-    self.state.withLock { $0.fanOutStart = instant }
+    self.state.withLock { state in
+      if state.fanOutStart != nil {
+        for stream in state.phases.indices where state.phases[stream] == .pushed { state.phases[stream] = .answered }
+        state.pushLatencies = []
+        state.allPushed = Milestone()
+      }
+      state.fanOutStart = instant
+    }
   }
 
   /// A `default` stream's push; only the first one after the fan-out started is timed.
   func pushed(stream: Int, at instant: ContinuousClock.Instant) {
-    let done = self.state.withLock { state -> Bool in
-      guard let start = state.fanOutStart, state.phases[stream] == .answered else { return false }
+    let done = self.state.withLock { state -> Milestone? in
+      guard let start = state.fanOutStart, state.phases[stream] == .answered else { return nil }
       state.phases[stream] = .pushed
       state.pushLatencies.append(instant - start)
-      return state.pushLatencies.count + state.defaultStreamsLost == self.defaultStreams
+      return state.pushLatencies.count + state.defaultStreamsLost == self.defaultStreams ? state.allPushed : nil
     }
-    if done { self.allPushed.reach() }
+    done?.reach()
   }
 
   /// A stream ended with `error` while the measurement still needed it; errors once the streams
   /// are being closed are the closing itself and are not counted.
   func failed(stream: Int, subscribedToDefault: Bool, _ error: any Error) {
-    let (answered, pushed) = self.state.withLock { state -> (Bool, Bool) in
+    let (answered, pushed) = self.state.withLock { state -> (Bool, Milestone?) in
       let phase = state.phases[stream]
-      guard !state.closing, phase != .failed else { return (false, false) }
+      guard !state.closing, phase != .failed else { return (false, nil) }
       state.phases[stream] = .failed
       state.errors += 1
       state.firstError = state.firstError ?? "\(error)"
@@ -76,11 +85,11 @@ final class StreamTracker: Sendable {
       return (
         phase == .opening && state.firstResponses + state.failedBeforeFirstResponse == self.streams,
         subscribedToDefault && phase != .pushed
-          && state.pushLatencies.count + state.defaultStreamsLost == self.defaultStreams
+          && state.pushLatencies.count + state.defaultStreamsLost == self.defaultStreams ? state.allPushed : nil
       )
     }
     if answered { self.allFirstResponses.reach() }
-    if pushed { self.allPushed.reach() }
+    pushed?.reach()
   }
 
   /// Ends the measurement: every stream's request side closes.

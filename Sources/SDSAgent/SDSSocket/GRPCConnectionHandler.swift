@@ -30,6 +30,8 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
   private var closing = false
   /// Nonzero while a stream flushes what it wrote (see `GRPCStreamHandler.flush`).
   var streamFlushes = 0
+  /// The caches the streams follow, by identity (`GRPCConnectionHandler+Followers.swift`).
+  var followed: [ObjectIdentifier: FollowedCache] = [:]
 
   init(credentials: PeerCredentials?, limits: SDSServerLimits, logger: Logger) {
     self.credentials = credentials
@@ -52,6 +54,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     self.keepalive?.cancel()
     self.idleTimer?.cancel()
     self.overUnsentCap?.cancel()
+    self.unfollowAll()
     self.context = nil
     context.fireChannelInactive()
   }

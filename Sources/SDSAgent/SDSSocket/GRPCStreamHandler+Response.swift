@@ -124,8 +124,10 @@ extension GRPCStreamHandler {
     self.deadline = nil
     self.admission?.cancel()
     self.admission = nil
-    self.subscription?.cancel()
-    self.subscription = nil
+    if let followed = self.followed {
+      self.connection.unfollow(followed, by: self)
+      self.followed = nil
+    }
     self.call?.close()
     self.call = nil
     self.machine.close()

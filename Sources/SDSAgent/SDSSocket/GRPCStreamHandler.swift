@@ -27,7 +27,8 @@ final class GRPCStreamHandler: ChannelInboundHandler {
   var machine: GRPCCallStateMachine
   /// The admitted call, while it is open.
   var call: (any GRPCSocketCall)?
-  var subscription: SecretCache.Subscription?
+  /// The cache whose changes the connection hands this stream, while the call is open.
+  var followed: ObjectIdentifier?
   var deadline: Scheduled<Void>?
   /// Admits a caller that must wait (a token to verify, a first certificate), or makes an
   /// answer off the event loop; cancelled if the stream ends first.
@@ -176,10 +177,8 @@ final class GRPCStreamHandler: ChannelInboundHandler {
     self.call = call
     self.incremental = call.incremental
     if let cache = call.followedCache, let eventLoop = self.context?.eventLoop {
-      let handler = NIOLoopBound(self, eventLoop: eventLoop)
-      self.subscription = cache.subscribe {
-        eventLoop.execute { handler.value.secretsChanged() }
-      }
+      self.connection.follow(cache, by: self, on: eventLoop)
+      self.followed = ObjectIdentifier(cache)
     }
   }
 

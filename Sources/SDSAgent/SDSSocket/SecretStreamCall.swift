@@ -5,7 +5,7 @@ import SwiftProtobuf
 
 /// Any of the service's calls (`StreamSecrets`, `DeltaSecrets`, `FetchSecrets`) on the socket:
 /// decodes each request message for its `SecretStream`, encodes each response.
-final class SecretStreamCall<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>: GRPCSocketCall {
+final class SecretStreamCall<Request: SwiftProtobuf.Message, Response: SocketResponse>: GRPCSocketCall {
   private let stream: SecretStream<Request, Response>
   let incremental: Bool
 
@@ -38,8 +38,8 @@ final class SecretStreamCall<Request: SwiftProtobuf.Message, Response: SwiftProt
   private static func encoded(_ step: SecretStream<Request, Response>.Step) throws(RPCError) -> Step {
     do {
       switch step {
-      case .send(let response): return .send(try response.serializedBytes())
-      case .sendAndEnd(let response): return .sendAndEnd(try response.serializedBytes())
+      case .send(let response): return .send(try response.socketBytes())
+      case .sendAndEnd(let response): return .sendAndEnd(try response.socketBytes())
       case .wait: return .wait
       case .end: return .end
       case .later(let answer):

@@ -13,8 +13,10 @@ package struct CertifiedKey: Sendable {
   package let issuedAt: Date
 
   package var leaf: Certificate { self.chain[0] }
-  package var notBefore: Date { self.leaf.notValidBefore }
-  package var notAfter: Date { self.leaf.notValidAfter }
+  /// The leaf's validity, kept apart: every stream checks it on every change of its secrets, and
+  /// reading it from the leaf copies the whole certificate.
+  package let notBefore: Date
+  package let notAfter: Date
 
   package init(
     identity: SPIFFEID,
@@ -40,6 +42,8 @@ package struct CertifiedKey: Sendable {
     }
     self.identity = identity
     self.chain = chain
+    self.notBefore = leaf.notValidBefore
+    self.notAfter = leaf.notValidAfter
     self.privateKey = privateKey
     self.issuedAt = issuedAt
   }

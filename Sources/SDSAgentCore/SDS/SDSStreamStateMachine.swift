@@ -100,6 +100,9 @@ package struct SDSStreamStateMachine: Sendable {
   }
 
   private func revision(in served: ServedSecrets) -> UInt64 {
-    self.resources.map { served.revision(of: $0.resource) }.max() ?? 0
+    // A loop, not map and max: every stream computes this on every change of its secrets.
+    var revision: UInt64 = 0
+    for resource in self.resources { revision = max(revision, served.revision(of: resource.resource)) }
+    return revision
   }
 }

@@ -14,7 +14,7 @@ extension SecretDiscoveryService {
   > {
     self.openStream(
       lease, machine: DeltaStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: .deltaSecrets
-    ) { try self.handle($0, in: &$1) }
+    ) { service, event, session in try service.handle(event, in: &session) }
   }
 
   @inline(never)
@@ -47,7 +47,7 @@ extension SecretDiscoveryService {
       if let sentBundle { $0.sentTrustBundle = sentBundle }
     }
     self.counters.increment(.responsesSent)
-    session.logger.debug(
+    session.debug(
       "sending SDS delta response",
       metadata: [
         "resources": "\(plan.resources.map { "\($0.secret.name)@\($0.version)" })", "removed": "\(plan.removed)",
@@ -74,13 +74,13 @@ extension SecretDiscoveryService {
     if let onDemand = self.onDemand {
       session.onDemand.keep(only: session.machine.subscribed, by: onDemand)
     }
-    let (logger, streamID) = (session.logger, session.streamID)
+    let streamID = session.streamID
     do {
       _ = try self.holdOnTheFly(
         session.machine.subscribed.map(\.name), naming: session.machine.naming, holder: streamID)
       try self.holdJWTSVIDs(session.machine.subscribed, in: session)
     } catch {
-      throw self.reject(error, caller: session.caller, logger: logger)
+      throw self.reject(error, caller: session.caller, logger: session.logger)
     }
     let names = session.machine.subscribed.map(\.name)
     self.registry.update(streamID) { $0.resources = names }
@@ -96,14 +96,14 @@ extension SecretDiscoveryService {
       }
       if bundle != nil { self.registry.trustBundleAcknowledged.signal() }
       self.counters.increment(.acks)
-      logger.debug("SDS delta response acknowledged", metadata: ["nonce": "\(BoundedText(nonce))"])
+      session.debug("SDS delta response acknowledged", metadata: ["nonce": "\(BoundedText(nonce))"])
     case .nack(let nonce, let message):
-      self.recordNack(nonce: nonce, message: message, keptVersion: nil, streamID: streamID, logger: logger)
+      self.recordNack(nonce: nonce, message: message, keptVersion: nil, streamID: streamID, logger: session.logger)
     case .stale(let nonce):
       self.counters.increment(.staleRequests)
-      logger.debug("ignoring a request with an unknown nonce", metadata: ["nonce": "\(BoundedText(nonce))"])
+      session.debug("ignoring a request with an unknown nonce", metadata: ["nonce": "\(BoundedText(nonce))"])
     case .initial:
-      logger.debug("SDS delta stream subscribed", metadata: ["resources": "\(names)"])
+      session.debug("SDS delta stream subscribed", metadata: ["resources": "\(names)"])
     case nil:
       break
     }

@@ -56,22 +56,6 @@ package struct SecretDiscoveryService: Sendable {
     case requestsEnded
   }
 
-  /// One stream's state between events. Events are handled by synchronous, non-inlined code so
-  /// that the stream's async frame, which lives as long as the stream, stays small.
-  struct Session<Machine: Sendable> {
-    var machine: Machine
-    let streamID: UInt64
-    var logger: Logger
-    let cache: SecretCache
-    let caller: Caller
-    /// Renews the identity at once: its certificate was found expired.
-    let noticeExpired: @Sendable () -> Void
-    /// The Envoy node the stream's first request named.
-    var nodeID: String?
-    /// The on-demand names it holds or was refused.
-    var onDemand = OnDemandHold()
-  }
-
   /// What a call does after an event: the one action type between a transport and the service.
   package enum Step<Response: Sendable>: Sendable {
     case send(Response)
@@ -90,34 +74,28 @@ package struct SecretDiscoveryService: Sendable {
   ) -> SecretStream<Envoy_Service_Discovery_V3_DiscoveryRequest, Envoy_Service_Discovery_V3_DiscoveryResponse> {
     self.openStream(
       lease, machine: SDSStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: .streamSecrets
-    ) { try self.handle($0, in: &$1) }
+    ) { service, event, session in try service.handle(event, in: &session) }
   }
 
-  /// A stream of `rpc` for a leased caller, registered until it is closed.
+  /// A stream of `rpc` for a leased caller, registered until it is closed. `handle` captures
+  /// nothing: the stream's one object holds the service and the session.
   func openStream<Machine, Request, Response>(
     _ lease: SecretLease, machine: Machine, rpc: StreamRegistry.Method,
-    handle: @escaping (StreamEvent<Request>, inout Session<Machine>) throws -> Step<Response>
+    handle: @escaping (SecretDiscoveryService, StreamEvent<Request>, inout Session<Machine>) throws -> Step<Response>
   ) -> SecretStream<Request, Response> {
-    var session = self.open(lease, machine: machine, rpc: rpc)
+    let open = OpenStream(service: self, session: self.open(lease, machine: machine, rpc: rpc), lease: lease)
     return SecretStream(
-      cache: lease.cache, logger: session.logger, handle: { try handle($0, &session) },
-      close: {
-        self.close(session)
-        lease.release()
-      })
+      cache: lease.cache, logger: self.logger, handle: { try handle(open.service, $0, &open.session) },
+      close: { open.close() })
   }
 
   func open<Machine>(_ lease: SecretLease, machine: Machine, rpc: StreamRegistry.Method) -> Session<Machine> {
     self.counters.increment(.streamsOpened)
     let streamID = self.registry.open(at: self.now(), method: rpc)
     self.registry.update(streamID) { $0.identity = lease.caller.identity.description }
-    var logger = self.logger
-    logger[metadataKey: "rpc"] = "\(rpc.rawValue)"
-    logger[metadataKey: "stream"] = "\(streamID)"
-    logger[metadataKey: "identity"] = "\(lease.caller.identity)"
     return Session(
-      machine: machine, streamID: streamID, logger: logger, cache: lease.cache, caller: lease.caller,
-      noticeExpired: lease.noticeExpired)
+      machine: machine, streamID: streamID, rpc: rpc, serviceLogger: self.logger, cache: lease.cache,
+      caller: lease.caller, noticeExpired: lease.noticeExpired)
   }
 
   func close<Machine>(_ session: Session<Machine>) {
@@ -133,7 +111,6 @@ package struct SecretDiscoveryService: Sendable {
     guard session.nodeID == nil, let node, !node.isEmpty else { return }
     let nodeID = BoundedText(node).description
     session.nodeID = nodeID
-    session.logger[metadataKey: "node"] = "\(nodeID)"
     self.registry.update(session.streamID) { $0.nodeID = nodeID }
   }
 
@@ -172,7 +149,7 @@ package struct SecretDiscoveryService: Sendable {
       $0.sentTrustBundle = sentBundle
     }
     self.counters.increment(.responsesSent)
-    session.logger.debug(
+    session.debug(
       "sending SDS response",
       metadata: [
         "resources": "\(plan.resources.map(\.name))", "version": "\(plan.versionInfo)", "nonce": "\(plan.nonce)",
@@ -274,7 +251,7 @@ package struct SecretDiscoveryService: Sendable {
     served: ServedSecrets
   ) throws -> SDSResponsePlan? {
     let outcome: SDSStreamStateMachine.Outcome
-    let (logger, streamID) = (session.logger, session.streamID)
+    let streamID = session.streamID
     var request = SDSRequest(message)
     if let onDemand = self.onDemand, session.machine.naming.onDemand {
       _ = session.onDemand.readmit(from: served, by: onDemand)
@@ -284,7 +261,7 @@ package struct SecretDiscoveryService: Sendable {
     do {
       outcome = try session.machine.receive(request, served: served)
     } catch {
-      throw self.reject(error, caller: session.caller, logger: logger)
+      throw self.reject(error, caller: session.caller, logger: session.logger)
     }
     if let onDemand = self.onDemand {
       session.onDemand.keep(only: session.machine.subscribedResources, by: onDemand)
@@ -294,7 +271,7 @@ package struct SecretDiscoveryService: Sendable {
         session.machine.subscribedResources.map(\.name), naming: session.machine.naming, holder: streamID)
       try self.holdJWTSVIDs(session.machine.subscribedResources, in: session)
     } catch {
-      throw self.reject(error, caller: session.caller, logger: logger)
+      throw self.reject(error, caller: session.caller, logger: session.logger)
     }
     let machine = session.machine
     self.registry.update(streamID) { $0.resources = machine.subscribedResources.map(\.name) }
@@ -303,14 +280,15 @@ package struct SecretDiscoveryService: Sendable {
       let version = BoundedText(version).description
       self.registry.acknowledged(streamID, version: version)
       self.counters.increment(.acks)
-      logger.debug("SDS response acknowledged", metadata: ["version": "\(version)"])
+      session.debug("SDS response acknowledged", metadata: ["version": "\(version)"])
     case .nack(let version, let nonce, let message):
-      self.recordNack(nonce: nonce, message: message, keptVersion: version, streamID: streamID, logger: logger)
+      self.recordNack(
+        nonce: nonce, message: message, keptVersion: version, streamID: streamID, logger: session.logger)
     case .stale(let nonce):
       self.counters.increment(.staleRequests)
-      logger.debug("ignoring a request with a stale nonce", metadata: ["nonce": "\(BoundedText(nonce))"])
+      session.debug("ignoring a request with a stale nonce", metadata: ["nonce": "\(BoundedText(nonce))"])
     case .initial:
-      logger.debug(
+      session.debug(
         "SDS stream subscribed",
         metadata: ["resources": "\(machine.subscribedResources.map(\.name))"]
       )

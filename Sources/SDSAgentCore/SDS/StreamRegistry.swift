@@ -46,10 +46,8 @@ package final class StreamRegistry: Sendable {
 
   package func update(_ id: UInt64, _ body: (inout Stream) -> Void) {
     self.state.withLock { state in
-      if var stream = state.streams[id] {
-        body(&stream)
-        state.streams[id] = stream
-      }
+      // In place: every response updates its stream's row.
+      if let index = state.streams.index(forKey: id) { body(&state.streams.values[index]) }
     }
   }
 

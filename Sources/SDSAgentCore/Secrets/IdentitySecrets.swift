@@ -32,13 +32,17 @@ struct IdentitySecrets: Sendable {
 
   static let empty = IdentitySecrets(storage: Storage(Fields()))
 
-  var svid: CertifiedKey? { self.storage.fields.svid }
-  var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate? { self.storage.fields.tlsCertificate }
+  // Read in place (`_read`), not copied: every stream reads these on every change of its
+  // secrets, and a copy of a certificate retains each of its parts.
+  var svid: CertifiedKey? { _read { yield self.storage.fields.svid } }
+  var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate? {
+    _read { yield self.storage.fields.tlsCertificate }
+  }
   var svidRevision: UInt64 { self.storage.fields.svidRevision }
   /// The trust served with the identity's own issuances, for when the node has none installed.
-  var trust: TrustRow { self.storage.fields.trust }
+  var trust: TrustRow { _read { yield self.storage.fields.trust } }
   /// The JWT-SVIDs its SDS streams hold (`jwt-svid:<audience>`).
-  var jwtSVIDs: JWTSVIDRow { self.storage.fields.jwtSVIDs }
+  var jwtSVIDs: JWTSVIDRow { _read { yield self.storage.fields.jwtSVIDs } }
 
   var revisions: [UInt64] {
     let fields = self.storage.fields

@@ -21,20 +21,28 @@ package struct ServedSecrets: Sendable {
 
   /// The trust installed for the node, or else the one the identity's issuance came with.
   private var trustRow: TrustRow {
-    let installed = self.shared.trust
-    return installed.trust != nil ? installed : self.identity.trust
+    // Read in place: every stream reads revisions on every change of its secrets.
+    _read {
+      if self.shared.trust.trust != nil {
+        yield self.shared.trust
+      } else {
+        yield self.identity.trust
+      }
+    }
   }
 
   /// The workload's SVID; `nil` before the first issuance or once it expired unrenewed.
-  package var svid: CertifiedKey? { self.identity.svid }
+  package var svid: CertifiedKey? { _read { yield self.identity.svid } }
   package var svidRevision: UInt64 { self.identity.svidRevision }
   /// The trust bundles: the own domain's and the federated ones.
-  package var trust: ServedTrust? { self.trustRow.trust }
+  package var trust: ServedTrust? { _read { yield self.trustRow.trust } }
   /// Changes with the own trust domain's bundle.
   package var trustBundleRevision: UInt64 { self.trustRow.bundleRevision }
   /// Changes with the federated bundles.
   package var federationRevision: UInt64 { self.trustRow.federationRevision }
-  var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate? { self.identity.tlsCertificate }
+  var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate? {
+    _read { yield self.identity.tlsCertificate }
+  }
   /// Secrets read from files, by name, each with the revision it was served at.
   package var files: [String: (content: FileSecretContent, revision: UInt64)] { self.shared.files }
   /// Changes with any file secret.

@@ -34,7 +34,7 @@ struct SharedSecrets: Sendable {
   static let empty = SharedSecrets(storage: Storage(Fields()))
 
   /// The trust installed for every identity; its `trust` is `nil` until one is.
-  var trust: TrustRow { self.storage.fields.trust }
+  var trust: TrustRow { _read { yield self.storage.fields.trust } }
   var files: [String: (content: FileSecretContent, revision: UInt64)] { self.storage.fields.files }
   var filesRevision: UInt64 { self.storage.fields.filesRevision }
   var onDemand: [DNSName: (certificate: ServerCertificate, revision: UInt64)] { self.storage.fields.onDemand }
