@@ -153,6 +153,12 @@ def main() -> int:
                     "upstream_rq_pending_total", "upstream_rq_pending_failure_eject", "upstream_rq_overflow"):
             print(f"envoy cluster.sds.{key}: {stats.get('cluster.sds.' + key, '-')}")
         print(f"envoy {ready.strip()}")
+        metrics = subprocess.run(
+            ["curl", "-s", "--unix-socket", admin_socket, "http://localhost/metrics"],
+            capture_output=True, text=True, timeout=30).stdout
+        for line in metrics.splitlines():
+            if not line.startswith("#") and ("stream" in line or "connection" in line or "reset" in line):
+                print(f"agent {line}")
         return 0
     finally:
         for proc in (envoy_proc, agent):
