@@ -5,16 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${SDS_AGENT_VENV:-.venv}
-agent=${SDS_AGENT_BIN:-}
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --agent) agent=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
-if [ -z "$agent" ]; then
-  swift build -c release --scratch-path .build-release --product sds-agent
-  agent=.build-release/release/sds-agent
-fi
+. Benchmarks/agent-binary.sh "$@"
 exec "$venv/bin/python" Benchmarks/revocation.py --agent "$agent" "${args[@]}"
