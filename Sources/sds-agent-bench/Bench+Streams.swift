@@ -29,7 +29,8 @@ extension Bench {
       return (
         StreamFigures(
           server: "sds-agent", load: load, answered: tracker.firstResponses, errors: tracker.errors,
-          timeToFirstResponses: elapsed, residentKiBBefore: before, residentKiBAfter: after),
+          timeToFirstResponses: elapsed, residentKiBBefore: before, residentKiBAfter: after,
+          firstResponseWaits: tracker.firstResponseWaits),
         fanOut
       )
     }
@@ -46,7 +47,8 @@ extension Bench {
       Self.logErrors(of: tracker, on: "grpcio")
       return StreamFigures(
         server: "grpcio (C-core)", load: load, answered: tracker.firstResponses, errors: tracker.errors,
-        timeToFirstResponses: elapsed, residentKiBBefore: baselineBefore, residentKiBAfter: after)
+        timeToFirstResponses: elapsed, residentKiBBefore: baselineBefore, residentKiBAfter: after,
+        firstResponseWaits: tracker.firstResponseWaits)
     }
     await baseline.stop()
     return StreamsResult(agent: agentFigures, baseline: baselineFigures, fanOut: fanOut)

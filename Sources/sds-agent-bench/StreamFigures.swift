@@ -10,23 +10,32 @@ struct StreamFigures {
   let timeToFirstResponses: Duration?
   let residentKiBBefore: Int
   let residentKiBAfter: Int
+  /// Each stream's wait from its request to its first response, where the load timed it.
+  var firstResponseWaits: [Duration] = []
 
   var perStreamKiB: Double {
     self.load.count > 0 ? Double(self.residentKiBAfter - self.residentKiBBefore) / Double(self.load.count) : 0
   }
 
   static let header = [
-    "server", "streams", "connections", "first responses", "errors", "time to all first responses", "RSS before",
-    "RSS after", "per stream",
+    "server", "streams", "connections", "first responses", "errors", "time to all first responses",
+    "each stream's request to first response: p99 / max", "RSS before", "RSS after", "per stream",
   ]
 
   var row: [String] {
     [
       self.server, "\(self.load.count)", "\(self.load.connections)", "\(self.answered)", "\(self.errors)",
       self.timeToFirstResponses.map(Bench.ms) ?? "over \(Bench.ms(self.load.firstResponseLimit))",
+      self.waits,
       "\(self.residentKiBBefore / 1024) MiB", "\(self.residentKiBAfter / 1024) MiB",
       String(format: "%.1f KiB", self.perStreamKiB),
     ]
+  }
+
+  private var waits: String {
+    let sorted = self.firstResponseWaits.sorted()
+    guard let slowest = sorted.last else { return "-" }
+    return "\(Bench.ms(Bench.percentile(sorted, 0.99))) / \(Bench.ms(slowest))"
   }
 
   static let comparisonHeader = [

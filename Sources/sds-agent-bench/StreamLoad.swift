@@ -87,6 +87,7 @@ struct StreamLoad {
             do {
               try await sds.streamSecrets(
                 request: StreamingClientRequest { [request] writer in
+                  tracker.requested(stream: stream, at: .now)
                   try await writer.write(request)
                   await tracker.finish.wait()
                 }

@@ -6,12 +6,18 @@ protocol StreamObserver: Sendable {
   var allFirstResponses: Milestone { get }
   /// Reached when the measurement is over: the streams close.
   var finish: Milestone { get }
+  /// A stream's request was written at `instant`.
+  func requested(stream: Int, at instant: ContinuousClock.Instant)
   func firstResponse(stream: Int)
   /// A response after the first on a `default` stream.
   func pushed(stream: Int, at instant: ContinuousClock.Instant)
   func failed(stream: Int, subscribedToDefault: Bool, _ error: any Error)
   /// Ends the measurement: every stream's request side closes.
   func close()
+}
+
+extension StreamObserver {
+  func requested(stream: Int, at instant: ContinuousClock.Instant) {}
 }
 
 extension StreamTracker: StreamObserver {}

@@ -11,6 +11,9 @@ final class StreamTracker: Sendable {
 
   private struct State {
     var phases: [Phase]
+    var requestedAt: [ContinuousClock.Instant?]
+    /// Each answered stream's wait from its request to its first response.
+    var firstResponseWaits: [Duration] = []
     var firstResponses = 0
     var failedBeforeFirstResponse = 0
     var errors = 0
@@ -35,14 +38,21 @@ final class StreamTracker: Sendable {
   init(streams: Int, defaultStreams: Int) {
     self.streams = streams
     self.defaultStreams = defaultStreams
-    self.state = Mutex(State(phases: Array(repeating: .opening, count: streams)))
+    self.state = Mutex(
+      State(phases: Array(repeating: .opening, count: streams), requestedAt: Array(repeating: nil, count: streams)))
+  }
+
+  func requested(stream: Int, at instant: ContinuousClock.Instant) {
+    self.state.withLock { $0.requestedAt[stream] = instant }
   }
 
   func firstResponse(stream: Int) {
+    let now = ContinuousClock.now
     let done = self.state.withLock { state -> Bool in
       guard state.phases[stream] == .opening else { return false }
       state.phases[stream] = .answered
       state.firstResponses += 1
+      if let requested = state.requestedAt[stream] { state.firstResponseWaits.append(now - requested) }
       return state.firstResponses + state.failedBeforeFirstResponse == self.streams
     }
     if done { self.allFirstResponses.reach() }
@@ -102,6 +112,7 @@ final class StreamTracker: Sendable {
   var errors: Int { self.state.withLock { $0.errors } }
   var firstError: String? { self.state.withLock { $0.firstError } }
   var pushLatencies: [Duration] { self.state.withLock { $0.pushLatencies } }
+  var firstResponseWaits: [Duration] { self.state.withLock { $0.firstResponseWaits } }
 
   /// Waits for `milestone` at most `limit`; returns whether it came first. At the limit it
   /// reaches the milestone itself, which releases the waiter (`Milestone.wait` ignores
