@@ -687,6 +687,12 @@ def _ca_serve_factory(registry, tmp_path_factory, free_port, jwt_keys):
         ca = registry.add(CaServer(f"ca-serve-{count[0]}", argv, log_dir, port, state_dir))
         t0 = time.monotonic()
         ca.wait_ready()
+        args = [str(a) for a in extra_args]
+        if "--admin" in args:
+            # The gRPC banner comes before the admin endpoint is bound.
+            from daemon_support import AdminClient, wait_admin
+
+            wait_admin(AdminClient(args[args.index("--admin") + 1]))
         print(f"{ca.name}: listening on {ca.address} after {time.monotonic() - t0:.2f}s (pid {ca.pid})")
         return ca
 

@@ -9,11 +9,11 @@ extension GRPCConnectionHandler {
   /// One cache the connection's streams follow.
   struct FollowedCache {
     let subscription: SecretCache.Subscription
-    var streams: [ObjectIdentifier: GRPCStreamHandler]
+    var streams: [ObjectIdentifier: GRPCStream]
   }
 
   /// `stream` gets `secretsChanged()` on every change of `cache` until it unfollows.
-  func follow(_ cache: SecretCache, by stream: GRPCStreamHandler, on eventLoop: any EventLoop) {
+  func follow(_ cache: SecretCache, by stream: GRPCStream, on eventLoop: any EventLoop) {
     let key = ObjectIdentifier(cache)
     if self.followed[key] != nil {
       self.followed[key]?.streams[ObjectIdentifier(stream)] = stream
@@ -27,7 +27,7 @@ extension GRPCConnectionHandler {
   }
 
   /// `stream` no longer follows the cache `key` names; the last one out cancels the subscription.
-  func unfollow(_ key: ObjectIdentifier, by stream: GRPCStreamHandler) {
+  func unfollow(_ key: ObjectIdentifier, by stream: GRPCStream) {
     guard self.followed[key]?.streams.removeValue(forKey: ObjectIdentifier(stream)) != nil else { return }
     if self.followed[key]?.streams.isEmpty == true {
       self.followed.removeValue(forKey: key)?.subscription.cancel()
@@ -44,6 +44,13 @@ extension GRPCConnectionHandler {
   private func secretsChanged(_ key: ObjectIdentifier) {
     // A stream may end as it answers (and unfollow): the streams are those of the moment.
     guard let streams = self.followed[key]?.streams else { return }
+    // One flush for every stream's push: the HTTP/2 handler then frames them in one pass.
+    self.flushesDeferred = true
     for stream in streams.values { stream.secretsChanged() }
+    self.flushesDeferred = false
+    if self.flushDeferred {
+      self.flushDeferred = false
+      self.flushStream()
+    }
   }
 }

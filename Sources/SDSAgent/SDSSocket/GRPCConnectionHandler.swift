@@ -3,19 +3,27 @@ import NIOCore
 import NIOHTTP2
 import SDSAgentCore
 
-/// The connection-level part of the SDS socket, after the HTTP/2 handler: keepalive pings,
-/// closing idle connections, the rapid-reset guard, the cap on responses held unsent, and the
-/// GOAWAY of a graceful stop. Its streams (`GRPCStreamHandler`) report to it on the same event
-/// loop.
+/// The connection-level part of the SDS socket, after the HTTP/2 handler: its streams
+/// (`GRPCStream`, one per HTTP/2 stream, with no channel of their own:
+/// `GRPCConnectionHandler+Streams.swift`), keepalive pings, closing idle connections, the
+/// rapid-reset guard, the cap on responses held unsent, and the GOAWAY of a graceful stop.
 final class GRPCConnectionHandler: ChannelInboundHandler {
   typealias InboundIn = HTTP2Frame
   typealias OutboundOut = HTTP2Frame
 
   /// The kernel's credentials of the connected process, if the agent identifies callers by them.
   let credentials: PeerCredentials?
-  private let limits: SDSServerLimits
+  let services: GRPCServiceTable
+  /// Admits each caller before its call opens, whichever service it asked for.
+  let callers: any SecretLeaseProvider
+  let limits: SDSServerLimits
   private let logger: Logger
-  private var context: ChannelHandlerContext?
+  var context: ChannelHandlerContext?
+  /// The open streams, by ID.
+  var streams: [HTTP2StreamID: GRPCStream] = [:]
+  /// Whether the socket takes writes (below its high watermark).
+  var isWritable = true
+  let allocator = ByteBufferAllocator()
   private var openStreams = 0
   private var highestStreamID = HTTP2StreamID.rootStream
   private var quiescing = false
@@ -28,19 +36,28 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
   private var unsentBytes = 0
   private var overUnsentCap: Scheduled<Void>?
   private var closing = false
-  /// Nonzero while a stream flushes what it wrote (see `GRPCStreamHandler.flush`).
+  /// Nonzero while a stream flushes what it wrote (see `flushStream`).
   var streamFlushes = 0
+  /// While a change is handed to the streams, their flushes wait for one at the end.
+  var flushesDeferred = false
+  var flushDeferred = false
   /// The caches the streams follow, by identity (`GRPCConnectionHandler+Followers.swift`).
   var followed: [ObjectIdentifier: FollowedCache] = [:]
 
-  init(credentials: PeerCredentials?, limits: SDSServerLimits, logger: Logger) {
+  init(
+    credentials: PeerCredentials?, services: GRPCServiceTable, callers: any SecretLeaseProvider,
+    limits: SDSServerLimits, logger: Logger
+  ) {
     self.credentials = credentials
+    self.services = services
+    self.callers = callers
     self.limits = limits
     self.logger = logger
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
     self.context = context
+    self.isWritable = context.channel.isWritable
     let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
     self.keepalive = context.eventLoop.scheduleRepeatedTask(
       initialDelay: self.limits.keepaliveTime, delay: self.limits.keepaliveTime
@@ -51,10 +68,11 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
   }
 
   func channelInactive(context: ChannelHandlerContext) {
+    self.closeAllStreams()
+    self.unfollowAll()
     self.keepalive?.cancel()
     self.idleTimer?.cancel()
     self.overUnsentCap?.cancel()
-    self.unfollowAll()
     self.context = nil
     context.fireChannelInactive()
   }
@@ -82,18 +100,24 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
   }
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-    if event is ChannelShouldQuiesceEvent {
+    switch event {
+    case let closed as StreamClosedEvent:
+      self.streams.removeValue(forKey: closed.streamID)?.closed()
+    case let window as NIOHTTP2WindowUpdatedEvent:
+      self.replenish(window)
+    case is ChannelShouldQuiesceEvent:
+      self.finishAllStreams()
       self.quiesce()
-      return
+    default:
+      context.fireUserInboundEventTriggered(event)
     }
-    context.fireUserInboundEventTriggered(event)
   }
 
   // MARK: - Streams
 
-  func streamOpened(_ streamID: HTTP2StreamID?) {
+  func streamOpened(_ streamID: HTTP2StreamID) {
     self.openStreams += 1
-    if let streamID, streamID > self.highestStreamID { self.highestStreamID = streamID }
+    if streamID > self.highestStreamID { self.highestStreamID = streamID }
     self.idleTimer?.cancel()
     self.idleTimer = nil
   }

@@ -14,7 +14,7 @@ import ServiceLifecycle
 
 /// Serves Envoy's `SecretDiscoveryService`, and any other `GRPCSocketService` in its table, on
 /// the agent's Unix socket: gRPC over HTTP/2 written directly on swift-nio-http2, one
-/// `GRPCStreamHandler` per stream and no task per stream. Stops gracefully: GOAWAY, every stream
+/// `GRPCStream` per stream on its connection's handler, and no task or channel per stream. Stops gracefully: GOAWAY, every stream
 /// ended with `OK`, connections closed once their streams are.
 package struct SDSSocketServer: Service, CustomStringConvertible {
   /// A bound, listening socket; the server takes ownership of it.
@@ -93,24 +93,16 @@ package struct SDSSocketServer: Service, CustomStringConvertible {
 
   private func initialize(_ channel: any Channel) -> EventLoopFuture<Void> {
     self.credentials(of: channel).flatMapThrowing { credentials in
-      let connection = GRPCConnectionHandler(credentials: credentials, limits: self.limits, logger: self.logger)
-      let boundConnection = NIOLoopBound(connection, eventLoop: channel.eventLoop)
-      let (services, callers, limits) = (self.services, self.callers, self.limits)
+      let connection = GRPCConnectionHandler(
+        credentials: credentials, services: self.services, callers: self.callers, limits: self.limits,
+        logger: self.logger)
       let pipeline = channel.pipeline.syncOperations
       try pipeline.addHandlers(
-        IdleStateHandler(readTimeout: limits.silentPeerTimeout), SilentPeerCloser(), FlushCoalescer())
-      _ = try pipeline.configureHTTP2Pipeline(
-        mode: .server, connectionConfiguration: Self.connectionConfiguration(limits),
-        streamConfiguration: Self.streamConfiguration(limits)
-      ) { stream in
-        stream.eventLoop.makeCompletedFuture {
-          let streamID = try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)
-          try stream.pipeline.syncOperations.addHandler(
-            GRPCStreamHandler(
-              connection: boundConnection.value, services: services, callers: callers, limits: limits,
-              streamID: streamID))
-        }
-      }
+        IdleStateHandler(readTimeout: self.limits.silentPeerTimeout), SilentPeerCloser(), FlushCoalescer(),
+        NIOHTTP2Handler(
+          mode: .server, frameDelegate: connection,
+          connectionConfiguration: Self.connectionConfiguration(self.limits),
+          streamConfiguration: Self.streamConfiguration(self.limits)))
       try pipeline.addHandler(connection)
     }
   }
@@ -148,10 +140,6 @@ package struct SDSSocketServer: Service, CustomStringConvertible {
     // the 30 s backstop (`maximumResets`) itself.
     configuration.streamResetFrameRateLimit.maximumCount = limits.maximumStreamsPerConnection
     configuration.streamResetFrameRateLimit.windowLength = .seconds(1)
-    // A stream is writable only while none of its response bytes wait in the HTTP/2 handler
-    // (for the client's flow-control window): `GRPCStreamHandler` holds the next one meanwhile.
-    configuration.outboundBufferSizeHighWatermark = 2
-    configuration.outboundBufferSizeLowWatermark = 1
     return configuration
   }
 }

@@ -4,23 +4,24 @@ import NIOHTTP2
 import SDSAgentCore
 
 /// Serves one HTTP/2 stream of the SDS socket as a gRPC call, on the connection's event loop
-/// with no task of its own: checks the request head, admits the caller, then feeds each request
-/// message and each change of the caller's secrets to the call and writes what it answers.
+/// with no task and no channel of its own: its connection (`GRPCConnectionHandler`) hands it the
+/// stream's frames and writes what it answers on the connection, tagged with its stream ID. It
+/// checks the request head, admits the caller, then feeds each request message and each change
+/// of the caller's secrets to the call and writes what it answers.
 ///
 /// A stream takes one response at a time: it is writable again once its last response has
-/// left for the socket (the watermarks `SDSSocketServer` sets). Until then a `StreamSecrets`
+/// left the HTTP/2 handler (which holds it while the client's flow-control window is closed)
+/// and while the connection is writable (the watermarks `SDSSocketServer` sets). Until then a `StreamSecrets`
 /// stream holds only its newest response (each is the whole state), a `DeltaSecrets` stream up
 /// to `maximumUnsentDeltaResponses` (each carries only changes); the connection counts what its
 /// streams hold unsent (`GRPCConnectionHandler.unsentChanged`).
 ///
-/// The request side is here, the response side in `GRPCStreamHandler+Response.swift`; both share
-/// the handler's fields. The call's protocol state is `GRPCCallStateMachine`; the handler holds
-/// what it does (the call, its subscription, deadline and admission) and the responses it holds.
-final class GRPCStreamHandler: ChannelInboundHandler {
-  typealias InboundIn = HTTP2Frame.FramePayload
-  typealias OutboundOut = HTTP2Frame.FramePayload
-
+/// The request side is here, the response side in `GRPCStream+Response.swift`; both share the
+/// stream's fields. The call's protocol state is `GRPCCallStateMachine`; the stream holds what it
+/// does (the call, its subscription, deadline and admission) and the responses it holds.
+final class GRPCStream {
   let connection: GRPCConnectionHandler
+  let eventLoop: any EventLoop
   /// Admits each caller before its call opens, whichever service it asked for.
   let callers: any SecretLeaseProvider
   let maximumUnsentDeltaResponses: Int
@@ -33,74 +34,57 @@ final class GRPCStreamHandler: ChannelInboundHandler {
   /// Admits a caller that must wait (a token to verify, a first certificate), or makes an
   /// answer off the event loop; cancelled if the stream ends first.
   var admission: Task<Void, Never>?
-  var context: ChannelHandlerContext?
-  /// Bytes of the last response written that have not yet left for the socket: the client's
-  /// flow-control window is closed, or the connection cannot write.
+  /// Whether the HTTP/2 stream is open: frames may be written to it.
+  var isOpen = true
+  /// Bytes of the last response written that have not yet left the HTTP/2 handler: the client's
+  /// flow-control window is closed.
   var inFlightBytes = 0
   /// Responses that wait for the stream to become writable, oldest first.
   var unsent: [[UInt8]] = []
   /// Whether responses carry changes only (`DeltaSecrets`), so that none may replace another.
   var incremental = false
 
-  /// The stream's ID, for the connection's GOAWAY; nil where the channel has none.
-  let streamID: HTTP2StreamID?
+  let streamID: HTTP2StreamID
 
   init(
-    connection: GRPCConnectionHandler, services: GRPCServiceTable, callers: any SecretLeaseProvider,
-    limits: SDSServerLimits, streamID: HTTP2StreamID?
+    connection: GRPCConnectionHandler, eventLoop: any EventLoop, services: GRPCServiceTable,
+    callers: any SecretLeaseProvider, limits: SDSServerLimits, streamID: HTTP2StreamID
   ) {
     self.connection = connection
+    self.eventLoop = eventLoop
     self.streamID = streamID
     self.callers = callers
     self.machine = GRPCCallStateMachine(maximumRequestBytes: limits.maximumRequestBytes, services: services)
     self.maximumUnsentDeltaResponses = limits.maximumUnsentDeltaResponses
   }
 
-  func handlerAdded(context: ChannelHandlerContext) {
-    self.context = context
-    self.connection.streamOpened(self.streamID)
-  }
-
-  func channelInactive(context: ChannelHandlerContext) {
-    // Closed before the call ended: the client reset the stream (or the connection went).
+  /// The HTTP/2 stream closed (the connection removed it): if the call had not ended, the client
+  /// reset the stream or the connection went.
+  func closed() {
     let reset = !self.machine.isClosed
     if reset { self.end() }
+    self.isOpen = false
     // Trailers and the responses written with them are no longer this connection's to send.
     self.connection.unsentChanged(by: -self.inFlightBytes)
     self.inFlightBytes = 0
     self.connection.streamClosed(reset: reset, unserved: reset && !self.machine.responded)
-    self.context = nil
-    context.fireChannelInactive()
   }
 
-  func channelWritabilityChanged(context: ChannelHandlerContext) {
-    // A change of the connection's writability reaches every stream: most have nothing to do.
-    if self.inFlightBytes + self.unsent.count > 0, context.channel.isWritable {
-      // What was written has left for the socket.
-      self.connection.unsentChanged(by: -self.inFlightBytes)
-      self.inFlightBytes = 0
-      self.writeUnsent()
-    }
-    context.fireChannelWritabilityChanged()
+  /// The HTTP/2 handler passed on `bytes` of this stream's responses.
+  func wrote(_ bytes: Int) {
+    guard self.inFlightBytes > 0 else { return }
+    let left = min(bytes, self.inFlightBytes)
+    self.inFlightBytes -= left
+    self.connection.unsentChanged(by: -left)
+    if self.inFlightBytes == 0 { self.writeUnsent() }
   }
 
-  func errorCaught(context: ChannelHandlerContext, error: any Error) {
-    // A reset by the client arrives as an error before the stream closes; nothing to answer.
-    context.close(promise: nil)
-  }
+  /// Whether a response written now would leave at once: nothing of the last one is held, and
+  /// the connection can write.
+  var isWritable: Bool { self.inFlightBytes == 0 && self.connection.isWritable }
 
-  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-    if event is ChannelShouldQuiesceEvent {
-      // The agent is stopping: the stream ends cleanly, and Envoy keeps its secrets and
-      // reconnects to the next agent.
-      self.finish(.ok)
-      return
-    }
-    context.fireUserInboundEventTriggered(event)
-  }
-
-  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    switch self.unwrapInboundIn(data) {
+  func receive(_ payload: HTTP2Frame.FramePayload) {
+    switch payload {
     case .headers(let headers):
       switch self.machine.receiveHeaders(headers.headers, endStream: headers.endStream) {
       case .none: break
@@ -120,9 +104,9 @@ final class GRPCStreamHandler: ChannelInboundHandler {
   // MARK: - Request
 
   func start(_ route: GRPCServiceTable.Route, timeout: TimeAmount?, token: String?) {
-    if let timeout, let context = self.context {
-      let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-      self.deadline = context.eventLoop.scheduleTask(in: timeout) {
+    if let timeout {
+      let handler = NIOLoopBound(self, eventLoop: self.eventLoop)
+      self.deadline = self.eventLoop.scheduleTask(in: timeout) {
         handler.value.finish(.init(code: .deadlineExceeded, message: "the call's deadline of \(timeout) passed"))
       }
     }
@@ -136,7 +120,7 @@ final class GRPCStreamHandler: ChannelInboundHandler {
       self.finish(GRPCStatus(error))
       return
     }
-    guard let eventLoop = self.context?.eventLoop else { return }
+    let eventLoop = self.eventLoop
     let handler = NIOLoopBound(self, eventLoop: eventLoop)
     let callers = self.callers
     self.admission = Task {
@@ -176,8 +160,8 @@ final class GRPCStreamHandler: ChannelInboundHandler {
     self.machine.admitted()
     self.call = call
     self.incremental = call.incremental
-    if let cache = call.followedCache, let eventLoop = self.context?.eventLoop {
-      self.connection.follow(cache, by: self, on: eventLoop)
+    if let cache = call.followedCache {
+      self.connection.follow(cache, by: self, on: self.eventLoop)
       self.followed = ObjectIdentifier(cache)
     }
   }

@@ -6,7 +6,7 @@ import SDSAgentCore
 
 /// Writing what the call answers: one response at a time, the newest held while the stream
 /// cannot be written, then the trailers.
-extension GRPCStreamHandler {
+extension GRPCStream {
   func perform(_ step: GRPCSocketCall.Step) {
     switch step {
     case .wait:
@@ -20,7 +20,7 @@ extension GRPCStreamHandler {
     case .end:
       self.finish(.ok)
     case .later(let answer):
-      guard let eventLoop = self.context?.eventLoop else { return }
+      let eventLoop = self.eventLoop
       let handler = NIOLoopBound(self, eventLoop: eventLoop)
       self.admission = Task {
         let result: Result<GRPCSocketCall.Step, RPCError>
@@ -42,8 +42,8 @@ extension GRPCStreamHandler {
 
   /// Writes a streaming call's response if the stream can take it; otherwise holds it.
   func send(_ message: [UInt8]) {
-    guard let context = self.context else { return }
-    guard context.channel.isWritable, self.unsent.isEmpty else {
+    guard self.isOpen else { return }
+    guard self.isWritable, self.unsent.isEmpty else {
       self.hold(message)
       return
     }
@@ -63,12 +63,12 @@ extension GRPCStreamHandler {
     if self.unsent.count > self.maximumUnsentDeltaResponses {
       // The client has not taken its responses for a long time; it resubscribes on a new stream.
       self.end()
-      self.context?.close(promise: nil)
+      self.reset()
     }
   }
 
   func writeUnsent() {
-    guard !self.unsent.isEmpty, case .open = self.machine.phase else { return }
+    guard !self.unsent.isEmpty, case .open = self.machine.phase, self.isWritable else { return }
     let unsent = self.unsent
     self.unsent.removeAll()
     for message in unsent {
@@ -79,26 +79,27 @@ extension GRPCStreamHandler {
   }
 
   func write(_ message: [UInt8]) {
-    guard let context = self.context else { return }
-    let (head, framed) = self.machine.frameResponse(message, allocator: context.channel.allocator)
+    guard self.isOpen else { return }
+    let (head, framed) = self.machine.frameResponse(message, allocator: self.connection.allocator)
     if let head {
-      context.write(self.wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
+      self.connection.write(.headers(.init(headers: head)), on: self.streamID)
     }
-    // Counted before the write: the stream reports it sent (writable again) within the flush.
+    // Counted before the write: the HTTP/2 handler reports it passed on within the flush.
     self.inFlightBytes += framed.readableBytes
     self.connection.unsentChanged(by: framed.readableBytes)
-    context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(framed)))), promise: nil)
+    self.connection.write(.data(.init(data: .byteBuffer(framed))), on: self.streamID)
   }
 
-  /// Flushes what this stream wrote. The client may have reset the stream in the same read
-  /// that carried the request being answered (the stream channel hands its last frames to the
-  /// handler as it closes): the HTTP/2 handler then refuses the write as a connection error
-  /// (`NoSuchStream`), which the connection ignores while a stream flushes.
+  /// Flushes what this stream wrote (also once the stream closed as it wrote its last frame).
   func flush() {
-    guard let context = self.context else { return }
-    self.connection.streamFlushes += 1
-    context.flush()
-    self.connection.streamFlushes -= 1
+    self.connection.flushStream()
+  }
+
+  /// Stops the stream with `RST_STREAM(CANCEL)`; the HTTP/2 handler then closes it.
+  func reset() {
+    guard self.isOpen else { return }
+    self.connection.write(.rstStream(.cancel), on: self.streamID)
+    self.connection.flushStream()
   }
 
   /// Ends the call with `status` in its trailers (trailers-only if nothing was sent, with
@@ -109,11 +110,11 @@ extension GRPCStreamHandler {
     let unsent = self.unsent
     self.end()
     for message in unsent { self.write(message) }
-    guard let context = self.context else { return }
+    guard self.isOpen else { return }
     let ending = self.machine.ending(status, httpStatus: httpStatus)
-    context.write(self.wrapOutboundOut(.headers(.init(headers: ending.trailers, endStream: true))), promise: nil)
-    if ending.resetsStream {
-      context.write(self.wrapOutboundOut(.rstStream(.noError)), promise: nil)
+    self.connection.write(.headers(.init(headers: ending.trailers, endStream: true)), on: self.streamID)
+    if ending.resetsStream, self.isOpen {
+      self.connection.write(.rstStream(.noError), on: self.streamID)
     }
     self.flush()
   }

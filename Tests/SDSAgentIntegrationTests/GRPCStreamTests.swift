@@ -10,29 +10,28 @@ import Testing
 
 @testable import SDSAgent
 
-/// The SDS socket's stream handler in-process: HTTP/2 frames of one stream in, frames out, on a
-/// `NIOAsyncTestingChannel` instead of a socket; the same handler the socket runs.
-@Suite(.timeLimit(.minutes(2))) struct GRPCStreamHandlerTests {
+/// The SDS socket's connection handler and its streams in-process: HTTP/2 frames in, frames out,
+/// on a `NIOAsyncTestingChannel` instead of the HTTP/2 handler and a socket; the same handlers
+/// the socket runs.
+@Suite(.timeLimit(.minutes(2))) struct GRPCStreamTests {
   typealias Payload = HTTP2Frame.FramePayload
 
-  /// One stream of a connection, its handler serving `running`'s agent: its SDS service and
-  /// any `others` the socket serves next to it.
+  /// One stream of a connection, served by `connection`'s handler.
   struct Stream {
-    let channel: NIOAsyncTestingChannel
+    let connection: Connection
+    let id: HTTP2StreamID
 
-    init(
-      _ running: RunningAgent, others: [any GRPCSocketService] = [], connection: Connection = Connection(),
-      id: Int = 1
-    ) async throws {
-      let service = running.agent.sdsService
-      let services = GRPCServiceTable([SDSSocketService(service: service)] + others)
-      self.channel = try await NIOAsyncTestingChannel(loop: connection.loop) { channel in
-        try channel.pipeline.syncOperations.addHandler(
-          GRPCStreamHandler(
-            connection: connection.handler, services: services, callers: service.callers,
-            limits: SDSServerLimits(), streamID: HTTP2StreamID(id)))
-      }
+    init(connection: Connection, id: Int = 1) {
+      self.connection = connection
+      self.id = HTTP2StreamID(id)
     }
+
+    /// A stream on a connection of its own, serving `running`'s agent.
+    init(_ running: RunningAgent, others: [any GRPCSocketService] = []) async throws {
+      self.init(connection: try await Connection(running, others: others))
+    }
+
+    var channel: NIOAsyncTestingChannel { self.connection.channel }
 
     func open(_ method: SDSSocketService.Method, endStream: Bool = false) async throws {
       try await self.open(path: "/\(SDSSocketService.name)/\(method.rawValue)", endStream: endStream)
@@ -43,16 +42,29 @@ import Testing
         ":method": "POST", ":scheme": "http", ":path": path, "content-type": "application/grpc", "te": "trailers",
       ]
       head.add(contentsOf: extra)
-      try await self.channel.writeInbound(Payload.headers(.init(headers: head, endStream: endStream)))
+      try await self.receive(.headers(.init(headers: head, endStream: endStream)))
+    }
+
+    /// A frame from the client on this stream.
+    func receive(_ payload: Payload) async throws {
+      try await self.channel.writeInbound(HTTP2Frame(streamID: self.id, payload: payload))
     }
 
     func send(_ message: some SwiftProtobuf.Message, endStream: Bool = false) async throws {
       let framed = GRPCMessageDeframer.frame(try message.serializedBytes(), allocator: .init())
-      try await self.channel.writeInbound(Payload.data(.init(data: .byteBuffer(framed), endStream: endStream)))
+      try await self.receive(.data(.init(data: .byteBuffer(framed), endStream: endStream)))
+    }
+
+    /// The HTTP/2 handler closes the stream (the client reset it, or both sides ended it).
+    func close() async throws {
+      let (channel, id) = (self.channel, self.id)
+      try await channel.testingEventLoop.executeInContext {
+        channel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: id, reason: .cancel))
+      }
     }
 
     func next() async throws -> Payload {
-      try await self.channel.waitForOutboundWrite(as: Payload.self)
+      try await self.connection.next(on: self.id)
     }
 
     /// The response head, which must be the next frame.
@@ -85,11 +97,74 @@ import Testing
     }
   }
 
-  /// The connection streams share, as on the socket: one handler, one event loop.
-  struct Connection: @unchecked Sendable {
-    let loop = NIOAsyncTestingEventLoop()
-    /// Used on `loop` only.
-    let handler = GRPCConnectionHandler(credentials: nil, limits: SDSServerLimits(), logger: .init(label: "test"))
+  /// One connection as on the socket: its handler on a testing channel, which stands in for the
+  /// HTTP/2 handler (`FrameRelay` reports each frame written as the HTTP/2 handler would).
+  final class Connection: @unchecked Sendable {
+    let channel: NIOAsyncTestingChannel
+    let relay: FrameRelay
+    /// Frames written for a stream other than the one being read, by stream; read on the test's task.
+    private var held: [HTTP2StreamID: [Payload]] = [:]
+
+    init(_ running: RunningAgent, others: [any GRPCSocketService] = []) async throws {
+      let service = running.agent.sdsService
+      let services = GRPCServiceTable([SDSSocketService(service: service)] + others)
+      let channel = NIOAsyncTestingChannel()
+      self.relay = try await channel.testingEventLoop.executeInContext {
+        let handler = GRPCConnectionHandler(
+          credentials: nil, services: services, callers: service.callers, limits: SDSServerLimits(),
+          logger: .init(label: "test"))
+        let relay = FrameRelay(delegate: handler)
+        try channel.pipeline.syncOperations.addHandlers(relay, handler)
+        return relay
+      }
+      self.channel = channel
+    }
+
+    /// The next frame written on `streamID`.
+    func next(on streamID: HTTP2StreamID) async throws -> Payload {
+      if let payload = self.held[streamID]?.first {
+        self.held[streamID]?.removeFirst()
+        return payload
+      }
+      while true {
+        let frame = try await self.channel.waitForOutboundWrite(as: HTTP2Frame.self)
+        if frame.streamID == streamID { return frame.payload }
+        self.held[frame.streamID, default: []].append(frame.payload)
+      }
+    }
+  }
+
+  /// Tells the connection each frame it wrote left, as the HTTP/2 handler does for frames the
+  /// client's flow-control window lets out; while `holding`, it keeps those reports back, as the
+  /// HTTP/2 handler does while the window is closed. Used on the channel's event loop only.
+  final class FrameRelay: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+    let delegate: any NIOHTTP2FrameDelegate
+    var holding = false
+    private var held: [HTTP2Frame] = []
+
+    init(delegate: any NIOHTTP2FrameDelegate) {
+      self.delegate = delegate
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+      let frame = self.unwrapOutboundIn(data)
+      context.write(data, promise: promise)
+      if self.holding {
+        self.held.append(frame)
+      } else {
+        self.delegate.wroteFrame(frame)
+      }
+    }
+
+    /// The window opened: what was held is reported.
+    func release() {
+      self.holding = false
+      let held = self.held
+      self.held = []
+      for frame in held { self.delegate.wroteFrame(frame) }
+    }
   }
 
   struct Unexpected: Error {}
@@ -116,7 +191,7 @@ import Testing
       try await running.agent.rotate()
       let pushed = try await stream.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
       #expect(pushed.nonce != first.nonce)
-      try await stream.channel.writeInbound(Payload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+      try await stream.receive(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
       let trailers = try await stream.trailers()
       #expect(trailers.first(name: "grpc-status") == "0")
       #expect(trailers.first(name: ":status") == nil)
@@ -162,7 +237,7 @@ import Testing
       let response = try await stream.response(Envoy_Service_Discovery_V3_DeltaDiscoveryResponse.self)
       #expect(Set(response.resources.map(\.name)) == ["default", "ROOTCA"])
       #expect(!response.nonce.isEmpty)
-      try await stream.channel.close()
+      try await stream.close()
     }
   }
 
@@ -172,7 +247,7 @@ import Testing
       let head: HPACKHeaders = [
         ":method": "POST", ":scheme": "http", ":path": "/other.Service/Call", "content-type": "application/grpc",
       ]
-      try await stream.channel.writeInbound(Payload.headers(.init(headers: head)))
+      try await stream.receive(.headers(.init(headers: head)))
       let trailers = try await stream.trailers()
       #expect(trailers.first(name: ":status") == "200")
       #expect(trailers.first(name: "grpc-status") == "12")
@@ -185,14 +260,13 @@ import Testing
 
   @Test func aSecondServiceAnswersNextToSDSOnOneConnection() async throws {
     try await RunningAgent.with { running in
-      let connection = Connection()
-      let sds = try await Stream(running, others: [EchoSocketService()], connection: connection, id: 1)
-      let echo = try await Stream(running, others: [EchoSocketService()], connection: connection, id: 3)
+      let connection = try await Connection(running, others: [EchoSocketService()])
+      let sds = Stream(connection: connection, id: 1)
+      let echo = Stream(connection: connection, id: 3)
       try await sds.open(.streamSecrets)
       try await sds.send(Self.request(["default"]))
       try await echo.open(path: EchoSocketService.path, extra: ["x-echo": "on"])
-      try await echo.channel.writeInbound(
-        Payload.data(.init(data: .byteBuffer(GRPCMessageDeframer.frame([7, 8, 9], allocator: .init())))))
+      try await echo.receive(.data(.init(data: .byteBuffer(GRPCMessageDeframer.frame([7, 8, 9], allocator: .init())))))
       try await sds.expectResponseHead()
       let secrets = try await sds.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
       #expect(try secrets.secrets().map(\.name) == ["default"])
@@ -201,9 +275,9 @@ import Testing
         throw Unexpected()
       }
       #expect(Array(echoed.readableBytesView) == [0, 0, 0, 0, 3, 7, 8, 9])
-      try await echo.channel.writeInbound(Payload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+      try await echo.receive(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
       #expect(try await echo.trailers().first(name: "grpc-status") == "0")
-      try await sds.channel.writeInbound(Payload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+      try await sds.receive(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
       #expect(try await sds.trailers().first(name: "grpc-status") == "0")
     }
   }
@@ -238,10 +312,65 @@ import Testing
       try await stream.expectResponseHead()
       _ = try await stream.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
       #expect(running.agent.counters.openStreams == 1)
-      // The HTTP/2 handler closes a stream's channel when the client resets it.
-      try await stream.channel.close()
+      try await stream.close()
       await running.agent.counters.waitUntil { $0.openStreams == 0 }
       #expect(running.agent.cache.subscriberCount == 0)
+    }
+  }
+
+  @Test func aPushWaitsUntilTheHTTP2HandlerLetsTheLastResponseOut() async throws {
+    try await RunningAgent.with { running in
+      let stream = try await Stream(running)
+      let (channel, relay) = (stream.channel, stream.connection.relay)
+      try await stream.open(.streamSecrets)
+      try await stream.send(Self.request(["default"]))
+      try await stream.expectResponseHead()
+      var acked = try await stream.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
+      try await channel.testingEventLoop.executeInContext { relay.holding = true }
+      for sent in 2...3 {
+        var ack = Self.request(["default"])
+        (ack.versionInfo, ack.responseNonce) = (acked.versionInfo, acked.nonce)
+        try await stream.send(ack)
+        try await running.agent.rotate()
+        await running.agent.counters.waitUntil { $0[.responsesSent] == sent }
+        try await channel.testingEventLoop.executeInContext {}
+        if sent == 2 {
+          // Written, but held by the HTTP/2 handler: the client's window is closed.
+          acked = try await stream.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
+        }
+      }
+      #expect(try await channel.readOutbound(as: HTTP2Frame.self) == nil)
+      try await channel.testingEventLoop.executeInContext { relay.release() }
+      let held = try await stream.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
+      #expect(held.nonce != acked.nonce)
+      #expect(held.versionInfo != acked.versionInfo)
+    }
+  }
+
+  @Test func theClientsWindowIsOpenedAgainOnceHalfUsed() async throws {
+    try await RunningAgent.with { running in
+      let stream = try await Stream(running)
+      let channel = stream.channel
+      try await stream.open(.streamSecrets)
+      try await stream.send(Self.request(["default"]))
+      try await stream.expectResponseHead()
+      _ = try await stream.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
+      for (id, size) in [(HTTP2StreamID.rootStream, 40_000), (stream.id, 20_000), (HTTP2StreamID(99), 100)] {
+        try await channel.testingEventLoop.executeInContext {
+          channel.pipeline.fireUserInboundEventTriggered(
+            NIOHTTP2WindowUpdatedEvent(streamID: id, inboundWindowSize: size, outboundWindowSize: nil))
+        }
+      }
+      // Only the half-used window of an open stream: not the connection's, at 40,000 of 65,535,
+      // nor a stream the connection does not have.
+      let update = try await channel.waitForOutboundWrite(as: HTTP2Frame.self)
+      #expect(update.streamID == stream.id)
+      guard case .windowUpdate(let increment) = update.payload else {
+        Issue.record("expected WINDOW_UPDATE, got \(update.payload)")
+        return
+      }
+      #expect(increment == 65_535 - 20_000)
+      #expect(try await channel.readOutbound(as: HTTP2Frame.self) == nil)
     }
   }
 }
