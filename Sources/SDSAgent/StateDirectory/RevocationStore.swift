@@ -1,13 +1,18 @@
 import Foundation
+import NIOPosix
 import SDSAgentCore
 import Synchronization
 
 /// The embedded CA's revocation ledger, kept in the state directory: a certificate is recorded on
 /// disk before it is served, a revocation is on disk before it is answered, and each CRL number
 /// is on disk before the list carrying it is handed out. A failed write changes nothing.
+///
+/// Certificates signed at the same time are recorded together: one write and one `fsync` for
+/// all the rows that arrived while the previous flush was in progress (`GroupCommitter`).
 package final class RevocationStore: RevocationRecord {
   private let files: RevocationFiles
   private let ledger: Mutex<RevocationLedger>
+  private let issuance = GroupCommitter<IssuedCertificate, AgentError>()
 
   /// Loads what the state directory holds; throws an error naming the file that cannot be read.
   package init(files: RevocationFiles, schedule: CRLSchedule, now: Date) throws(AgentError) {
@@ -28,15 +33,36 @@ package final class RevocationStore: RevocationRecord {
   package var revocations: Revocations { self.ledger.withLock { $0.revocations } }
   package var issued: IssuedCertificates { self.ledger.withLock { $0.issued } }
 
-  package func record(_ certificate: IssuedCertificate) throws(CertificateAuthorityError) {
-    try self.ledger.withLock { ledger throws(CertificateAuthorityError) in
-      do {
-        try self.files.append(certificate)
-      } catch {
-        throw CertificateAuthorityError(
-          .signingFailed, "the certificate \(certificate.serial) cannot be recorded, so it is not served", cause: error)
+  package func record(_ certificate: IssuedCertificate) async throws(CertificateAuthorityError) {
+    do throws(AgentError) {
+      try await self.issuance.commit(certificate) { rows in await self.write(rows) }
+    } catch {
+      throw CertificateAuthorityError(
+        .signingFailed, "the certificate \(certificate.serial) cannot be recorded, so it is not served", cause: error)
+    }
+  }
+
+  /// Appends `rows` to the file, flushes them and adds them to the ledger, on a thread of NIO's
+  /// blocking pool: the concurrency pool's threads go on serving calls meanwhile, whose rows make
+  /// the next batch. A flush once submitted runs even if the leading call is cancelled, since it
+  /// carries other calls' rows.
+  private func write(_ rows: [IssuedCertificate]) async -> Result<Void, AgentError> {
+    await withCheckedContinuation { continuation in
+      NIOThreadPool.singleton.submit { state in
+        guard case .active = state else {
+          continuation.resume(returning: .failure(AgentError(.stateDirectory, "the blocking thread pool is stopped")))
+          return
+        }
+        continuation.resume(returning: Result { () throws(AgentError) in try self.appendToLedger(rows) })
       }
-      ledger.record(certificate, at: Date())
+    }
+  }
+
+  private func appendToLedger(_ rows: [IssuedCertificate]) throws(AgentError) {
+    try self.ledger.withLock { ledger throws(AgentError) in
+      try self.files.append(rows)
+      let now = Date()
+      for row in rows { ledger.record(row, at: now) }
     }
   }
 
