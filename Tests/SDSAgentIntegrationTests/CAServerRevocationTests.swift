@@ -37,7 +37,7 @@ import X509
 
   @Test func aLeafItSignedIsRevokedAndListed() async throws {
     let identity = try SPIFFEID(parsing: "spiffe://cluster.local/ns/web/sa/frontend")
-    let (chain, _) = try self.ca.sign(
+    let (chain, _) = try await self.ca.sign(
       publicKey: try WorkloadKeyType.ecdsaP256.generate().publicKey, identity: identity, ttl: .seconds(600),
       now: Date())
     let serial = CertificateSerial(chain[0].serialNumber)

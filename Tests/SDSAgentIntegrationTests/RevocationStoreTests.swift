@@ -18,12 +18,12 @@ import X509
       files: RevocationFiles(stateDirectory: directory ?? self.directory), schedule: self.schedule, now: self.now)
   }
 
-  @Test func aRecordedCertificateRevokedAndListedSurvivesARestart() throws {
+  @Test func aRecordedCertificateRevokedAndListedSurvivesARestart() async throws {
     let material = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now)
     let issuer = CRLIssuer(certificate: material.certificate, key: material.privateKey)
     let store = try self.store()
     let ca = EmbeddedCA(EmbeddedCA.Roots(signing: material), record: store)
-    let issued = try ca.certify(
+    let issued = try await ca.certify(
       identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(600), now: self.now,
       credential: .agent)
     let serial = CertificateSerial(issued.certifiedKey.leaf.serialNumber)
@@ -42,12 +42,12 @@ import X509
     #expect(again.lists[0].number > first.lists[0].number)
   }
 
-  @Test func aRecordThatCannotBeWrittenIsRefusedAndNotKept() throws {
+  @Test func aRecordThatCannotBeWrittenIsRefusedAndNotKept() async throws {
     let material = try CAMaterial.generateRoot(trustDomain: "cluster.local", now: self.now)
     let store = try self.store(in: self.directory + "/missing")
     let ca = EmbeddedCA(EmbeddedCA.Roots(signing: material), record: store)
-    #expect(throws: CertificateAuthorityError.self) {
-      try ca.certify(
+    await #expect(throws: CertificateAuthorityError.self) {
+      try await ca.certify(
         identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(600),
         now: self.now, credential: .agent)
     }

@@ -30,11 +30,20 @@ package struct RevocationFiles: Sendable {
 
   /// Appends one row and flushes it to disk.
   package func append(_ row: IssuedCertificate) throws(AgentError) {
-    let line: [UInt8]
-    do {
-      line = Array(try JSONEncoder.sorted.encode(row)) + [UInt8(ascii: "\n")]
-    } catch {
-      throw AgentError(.stateDirectory, "cannot encode the record of certificate \(row.serial)", cause: error)
+    try self.append([row])
+  }
+
+  /// Appends `rows` in order with one write and flushes them to disk with one `fsync`. A write
+  /// that fails is cut off again where it can be, so the next append does not follow a torn line.
+  package func append(_ rows: [IssuedCertificate]) throws(AgentError) {
+    let encoder = JSONEncoder.sorted
+    var lines: [UInt8] = []
+    for row in rows {
+      do {
+        lines += Array(try encoder.encode(row)) + [UInt8(ascii: "\n")]
+      } catch {
+        throw AgentError(.stateDirectory, "cannot encode the record of certificate \(row.serial)", cause: error)
+      }
     }
     let fd = open(self.issuedPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
@@ -45,7 +54,13 @@ package struct RevocationFiles: Sendable {
     guard fchmod(fd, 0o600) == 0 else {
       throw AgentError(.stateDirectory, "cannot set mode 0600 on \(self.issuedPath): \(Errno.current)")
     }
-    try SecureFile.writeAll(line, to: fd, path: self.issuedPath)
+    let end = lseek(fd, 0, SEEK_END)
+    do throws(AgentError) {
+      try SecureFile.writeAll(lines, to: fd, path: self.issuedPath)
+    } catch {
+      if end >= 0 { _ = ftruncate(fd, end) }
+      throw error
+    }
     guard fsync(fd) == 0 else {
       throw AgentError(.stateDirectory, "cannot flush \(self.issuedPath) to disk: \(Errno.current)")
     }

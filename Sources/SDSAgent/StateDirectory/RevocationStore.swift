@@ -5,9 +5,13 @@ import Synchronization
 /// The embedded CA's revocation ledger, kept in the state directory: a certificate is recorded on
 /// disk before it is served, a revocation is on disk before it is answered, and each CRL number
 /// is on disk before the list carrying it is handed out. A failed write changes nothing.
+///
+/// Certificates signed at the same time are recorded together: one write and one `fsync` for
+/// all the rows that arrived while the previous flush was in progress (`GroupCommitter`).
 package final class RevocationStore: RevocationRecord {
   private let files: RevocationFiles
   private let ledger: Mutex<RevocationLedger>
+  private let issuance = GroupCommitter<IssuedCertificate, AgentError>()
 
   /// Loads what the state directory holds; throws an error naming the file that cannot be read.
   package init(files: RevocationFiles, schedule: CRLSchedule, now: Date) throws(AgentError) {
@@ -28,15 +32,27 @@ package final class RevocationStore: RevocationRecord {
   package var revocations: Revocations { self.ledger.withLock { $0.revocations } }
   package var issued: IssuedCertificates { self.ledger.withLock { $0.issued } }
 
-  package func record(_ certificate: IssuedCertificate) throws(CertificateAuthorityError) {
-    try self.ledger.withLock { ledger throws(CertificateAuthorityError) in
-      do {
-        try self.files.append(certificate)
-      } catch {
-        throw CertificateAuthorityError(
-          .signingFailed, "the certificate \(certificate.serial) cannot be recorded, so it is not served", cause: error)
+  package func record(_ certificate: IssuedCertificate) async throws(CertificateAuthorityError) {
+    do throws(AgentError) {
+      try await self.issuance.commit(certificate) { rows in self.write(rows) }
+    } catch {
+      throw CertificateAuthorityError(
+        .signingFailed, "the certificate \(certificate.serial) cannot be recorded, so it is not served", cause: error)
+    }
+  }
+
+  /// Appends `rows` to the file, flushes them and adds them to the ledger, on the leading
+  /// caller's thread. It blocks that one thread of the concurrency pool for the `fsync`; the
+  /// other callers of the batch are suspended, not blocked, so the pool goes on serving calls,
+  /// whose rows make the next batch. (Handing the flush to NIO's blocking thread pool was
+  /// measured: more futex wake-ups per signing and no larger batches on this machine.)
+  private func write(_ rows: [IssuedCertificate]) -> Result<Void, AgentError> {
+    Result { () throws(AgentError) in
+      try self.ledger.withLock { ledger throws(AgentError) in
+        try self.files.append(rows)
+        let now = Date()
+        for row in rows { ledger.record(row, at: now) }
       }
-      ledger.record(certificate, at: Date())
     }
   }
 

@@ -71,8 +71,9 @@ package final class EmbeddedCA: CertificateAuthority {
     ttl: Duration,
     now: Date,
     credential: CACredential
-  ) throws(CertificateAuthorityError) -> IssuedSVID {
-    let (chain, trustBundle) = try self.sign(publicKey: privateKey.publicKey, identity: identity, ttl: ttl, now: now)
+  ) async throws(CertificateAuthorityError) -> IssuedSVID {
+    let (chain, trustBundle) = try await self.sign(
+      publicKey: privateKey.publicKey, identity: identity, ttl: ttl, now: now)
     let certifiedKey = try CertifiedKey(identity: identity, chain: chain, privateKey: privateKey, issuedAt: now)
     return IssuedSVID(certifiedKey: certifiedKey, trustBundle: trustBundle)
   }
@@ -84,12 +85,12 @@ package final class EmbeddedCA: CertificateAuthority {
     identity: SPIFFEID,
     ttl: Duration,
     now: Date
-  ) throws(CertificateAuthorityError) -> (chain: [Certificate], trustBundle: TrustBundle) {
+  ) async throws(CertificateAuthorityError) -> (chain: [Certificate], trustBundle: TrustBundle) {
     let roots = self.roots
     let signer = LocalCA(
       material: roots.signing, backdate: self.backdate, crlDistributionPoint: self.crlDistributionPoint)
     let chain = try signer.sign(publicKey: publicKey, identity: identity, ttl: ttl, now: now)
-    try self.record?.record(
+    try await self.record?.record(
       IssuedCertificate(
         serial: CertificateSerial(chain[0].serialNumber), identity: identity, notAfter: chain[0].notValidAfter))
     return (chain, roots.trustBundle)

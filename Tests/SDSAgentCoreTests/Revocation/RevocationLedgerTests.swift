@@ -82,11 +82,11 @@ import X509
     #expect(pruned.lists[0].entries.isEmpty)
   }
 
-  @Test func theEmbeddedCAServesOnlyWhatItsRecordKept() throws {
+  @Test func theEmbeddedCAServesOnlyWhatItsRecordKept() async throws {
     let (material, _) = try self.issuer()
     let record = MemoryIssuanceRecord()
     let ca = EmbeddedCA(EmbeddedCA.Roots(signing: material), record: record)
-    let issued = try ca.certify(
+    let issued = try await ca.certify(
       identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(600), now: self.now,
       credential: .agent)
     #expect(
@@ -96,8 +96,8 @@ import X509
           notAfter: issued.certifiedKey.leaf.notValidAfter)
       ])
     record.fails = true
-    #expect(throws: CertificateAuthorityError.self) {
-      try ca.certify(
+    await #expect(throws: CertificateAuthorityError.self) {
+      try await ca.certify(
         identity: self.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(600),
         now: self.now, credential: .agent)
     }

@@ -65,7 +65,7 @@ import Testing
       ca: ca, record: record, host: Host(), clock: clock, now: { clock.date }, logger: logger)
     var serials: [CertificateSerial] = []
     for _ in 0..<2 {
-      let issued = try ca.certify(
+      let issued = try await ca.certify(
         identity: Fixtures.identity, privateKey: try WorkloadKeyType.ecdsaP256.generate(), ttl: .seconds(3600),
         now: Fixtures.now, credential: .agent)
       serials.append(CertificateSerial(issued.certifiedKey.leaf.serialNumber))

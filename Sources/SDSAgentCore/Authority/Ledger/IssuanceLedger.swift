@@ -1,16 +1,19 @@
 import Logging
 
 /// The issuance ledger as the signer sees it: each certificate is written to the store before
-/// its answer leaves. While the store cannot be written (the datastore is down), records are held
-/// in memory in signing order, at most `capacity`, and written ahead of any new one when it is
-/// back (at the next record, or at `flush()` from the retry loop); past the capacity signing is
-/// refused. Held records are lost if the process dies before they are written.
+/// its answer leaves. Certificates signed while a write is in progress are written together by
+/// the next one, in one transaction (`GroupCommitter`). While the store cannot be written (the
+/// datastore is down), records are held in memory in signing order, at most `capacity`, and
+/// written ahead of any new one when it is back (at the next record, or at `flush()` from the
+/// retry loop); past the capacity signing is refused (a batch that does not fit is refused
+/// whole). Held records are lost if the process dies before they are written.
 package actor IssuanceLedger: LedgerRecorder {
   private let store: any IssuanceLedgerStore
   private let capacity: Int
   private let logger: Logger
   private var held: [LedgerChain.Issuance] = []
   private var isFlushing = false
+  private let batches = GroupCommitter<LedgerChain.Issuance, LedgerUnavailable>()
 
   package init(store: any IssuanceLedgerStore, capacity: Int = 100_000, logger: Logger) {
     self.store = store
@@ -21,20 +24,30 @@ package actor IssuanceLedger: LedgerRecorder {
   /// Rows signed but not yet written.
   package var heldCount: Int { self.held.count }
 
-  package func record(_ issuance: LedgerChain.Issuance) async throws(LedgerUnavailable) {
+  package nonisolated func record(_ issuance: LedgerChain.Issuance) async throws(LedgerUnavailable) {
+    try await self.batches.commit(issuance) { issuances in await self.write(issuances) }
+  }
+
+  private func write(_ issuances: [LedgerChain.Issuance]) async -> Result<Void, LedgerUnavailable> {
     let caughtUp = self.held.isEmpty ? true : await self.flush()
     if caughtUp {
       do {
-        try await self.store.append([issuance])
-        return
+        try await self.store.append(issuances)
+        return .success(())
       } catch {
         self.logger.warning(
           "issuance ledger: cannot write; holding the row until the datastore is back",
-          metadata: ["serial": "\(issuance.serial)", "held": "\(self.held.count + 1)", "error": "\(error)"])
+          metadata: [
+            "serial": "\(issuances.map(\.serial).joined(separator: ","))",
+            "held": "\(self.held.count + issuances.count)", "error": "\(error)",
+          ])
       }
     }
-    guard self.held.count < self.capacity else { throw LedgerUnavailable(held: self.held.count) }
-    self.held.append(issuance)
+    guard self.held.count + issuances.count <= self.capacity else {
+      return .failure(LedgerUnavailable(held: self.held.count))
+    }
+    self.held += issuances
+    return .success(())
   }
 
   /// Writes the held rows, oldest first; true when none is left.

@@ -77,7 +77,7 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     if let impersonated = message.metadata.fields[Self.impersonatedIdentityKey] {
       caller = try self.impersonate(impersonated, by: caller)
     }
-    let (response, leaf) = try self.sign(message, for: caller)
+    let (response, leaf) = try await self.sign(message, for: caller)
     try await self.record(leaf, identity: caller, caller: authenticated)
     return response
   }
@@ -85,7 +85,7 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
   /// Verifies the CSR and signs it.
   private func sign(
     _ message: Istio_V1_Auth_IstioCertificateRequest, for caller: SPIFFEID
-  ) throws -> (ServerResponse<Istio_V1_Auth_IstioCertificateResponse>, leaf: Certificate) {
+  ) async throws -> (ServerResponse<Istio_V1_Auth_IstioCertificateResponse>, leaf: Certificate) {
     let publicKey: Certificate.PublicKey
     switch CSRPolicy.evaluate(pem: message.csr, caller: caller) {
     case .sign(let key): publicKey = key
@@ -97,7 +97,7 @@ package struct IstioCertificateSigner: Istio_V1_Auth_IstioCertificateService.Ser
     let chain: [Certificate]
     let bundle: TrustBundle
     do {
-      (chain, bundle) = try self.ca.sign(publicKey: publicKey, identity: caller, ttl: ttl, now: self.now())
+      (chain, bundle) = try await self.ca.sign(publicKey: publicKey, identity: caller, ttl: ttl, now: self.now())
     } catch {
       self.logger.error("signing failed", metadata: ["identity": "\(caller)", "error": "\(error)"])
       throw RPCError(code: .internalError, message: error.message)
