@@ -112,7 +112,7 @@ def main() -> int:
     sds_socket, admin_socket = str(work / "sds.sock"), str(work / "admin.sock")
     agent = subprocess.Popen(
         [args.agent, "run", "--socket", sds_socket, "--state-dir", str(work / "state"), "--admin",
-         "unix:" + admin_socket, "--log-level", "warning"],
+         "unix:" + admin_socket, "--log-level", os.environ.get("SDS_AGENT_LOG_LEVEL", "warning")],
         stdout=open(work / "agent.log", "wb"), stderr=subprocess.STDOUT)
     envoy_proc = None
     try:
@@ -150,7 +150,9 @@ def main() -> int:
         print(f"agent: {seen} streams open, {socket_count(agent.pid)} sockets held")
         for key in ("upstream_cx_active", "upstream_cx_total", "upstream_rq_active", "upstream_rq_total",
                     "upstream_rq_pending_active", "upstream_rq_pending_overflow", "upstream_cx_overflow",
-                    "upstream_rq_pending_total", "upstream_rq_pending_failure_eject", "upstream_rq_overflow"):
+                    "upstream_rq_pending_total", "upstream_rq_pending_failure_eject", "upstream_rq_overflow",
+                    "upstream_cx_destroy_local", "upstream_cx_destroy_remote", "upstream_cx_destroy_with_active_rq",
+                    "upstream_cx_protocol_error", "upstream_rq_rx_reset", "upstream_rq_tx_reset"):
             print(f"envoy cluster.sds.{key}: {stats.get('cluster.sds.' + key, '-')}")
         print(f"envoy {ready.strip()}")
         metrics = subprocess.run(
