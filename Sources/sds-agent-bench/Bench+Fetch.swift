@@ -27,7 +27,14 @@ extension Bench {
     "ratio (calls/s)", "ratio (server CPU per call)",
   ]
 
-  func fetchThroughput(concurrency levels: [Int]) async throws -> [[String]] {
+  /// The client a fetch table is measured with: grpc-swift's, or raw HTTP/2 frames with no task
+  /// per call (`LeanFetchClient`), so that the servers' own costs decide the ratio.
+  enum FetchClient: Sendable {
+    case grpcSwift
+    case lean
+  }
+
+  func fetchThroughput(concurrency levels: [Int], client: FetchClient = .grpcSwift) async throws -> [[String]] {
     let directory = try AgentProcess.temporaryDirectory()
     let agent = try AgentProcess(binary: self.agentBinary, directory: directory, in: self.children)
     _ = try await agent.waitUntilServing(since: .now)
@@ -39,10 +46,11 @@ extension Bench {
     }
     var rows: [[String]] = []
     for level in levels {
-      let agentRate = try await self.fetchRate(socketPath: agent.socketPath, concurrency: level, server: agent.child)
+      let agentRate = try await self.fetchRate(
+        socketPath: agent.socketPath, concurrency: level, server: agent.child, client: client)
       if let baseline {
         let baselineRate = try await self.fetchRate(
-          socketPath: baseline.socketPath, concurrency: level, server: baseline.child)
+          socketPath: baseline.socketPath, concurrency: level, server: baseline.child, client: client)
         rows.append([
           "\(level)", agentRate.calls, agentRate.clientCPU, agentRate.serverCPU, baselineRate.calls,
           baselineRate.clientCPU, baselineRate.serverCPU,
@@ -60,7 +68,9 @@ extension Bench {
     return rows
   }
 
-  private func fetchRate(socketPath: String, concurrency: Int, server: ChildProcess) async throws -> FetchRate {
+  private func fetchRate(
+    socketPath: String, concurrency: Int, server: ChildProcess, client kind: FetchClient
+  ) async throws -> FetchRate {
     let transport = try HTTP2ClientTransport.Posix(
       target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
     return try await withGRPCClient(transport: transport) { client in
@@ -73,18 +83,29 @@ extension Bench {
       let serverBefore = server.processorTime
       let started = ContinuousClock.now
       let seconds = self.measureSeconds
-      let calls = try await withThrowingTaskGroup(of: Int.self) { group in
-        for _ in 0..<concurrency {
-          group.addTask { [request] in
-            var count = 0
-            while (ContinuousClock.now - started).seconds < seconds {
-              _ = try await sds.fetchSecrets(request)
-              count += 1
+      let calls: Int
+      switch kind {
+      case .grpcSwift:
+        calls = try await withThrowingTaskGroup(of: Int.self) { group in
+          for _ in 0..<concurrency {
+            group.addTask { [request] in
+              var count = 0
+              while (ContinuousClock.now - started).seconds < seconds {
+                _ = try await sds.fetchSecrets(request)
+                count += 1
+              }
+              return count
             }
-            return count
           }
+          return try await group.reduce(0, +)
         }
-        return try await group.reduce(0, +)
+      case .lean:
+        let service = Envoy_Service_Secret_V3_SecretDiscoveryService.descriptor.fullyQualifiedService
+        let outcome = try await LeanFetchClient.run(
+          socketPath: socketPath, path: "/\(service)/FetchSecrets", message: try request.serializedBytes(),
+          concurrency: concurrency, seconds: seconds)
+        guard outcome.failures == 0 else { throw LeanFetchClient.CallsFailed(failures: outcome.failures) }
+        calls = outcome.calls
       }
       let elapsed = (ContinuousClock.now - started).seconds
       let cpu = (ProcessorTime.used() - cpuBefore).seconds

@@ -142,6 +142,11 @@ struct BenchCommand: AsyncParsableCommand {
         Bench.fetchHeader,
         try await bench.fetchThroughput(concurrency: concurrency)
       )
+      report.table(
+        "FetchSecrets throughput with a lean client (raw HTTP/2 frames, no task per call; both servers, same client)",
+        Bench.fetchHeader,
+        try await bench.fetchThroughput(concurrency: concurrency, client: .lean)
+      )
     }
     if phases.contains("ca-burst") {
       report.table(
