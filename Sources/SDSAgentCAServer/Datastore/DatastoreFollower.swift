@@ -25,6 +25,8 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
   private let wake = WakeSignal()
   /// The bundle last written to `ca-cert.pem`, and whether the last read failed (logged once per outage).
   private let seen: Mutex<(written: TrustBundle?, failing: Bool)>
+  /// How long one re-read may take: the connect timeout, and a little for the queries.
+  var readLimit: Duration { self.datastore.address.connectTimeout + .seconds(2) }
   /// The revocation document last adopted.
   private let revocationDocument = Mutex<String?>(nil)
 
@@ -65,19 +67,25 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
   package func refresh() async {
     let state: SharedCAState?
     do {
-      state = try await self.datastore.reading { connection in
-        let state = try await self.datastore.state(connection)
-        try await self.followRevocations(connection)
-        return state
+      // A read can hang when PostgreSQL stops in the middle of it; bounded, the next re-read
+      // goes on and the outage is noticed (the hung read is left to end with its connection).
+      let read = Task {
+        try await self.datastore.reading { connection in
+          let state = try await self.datastore.state(connection)
+          try await self.followRevocations(connection)
+          return state
+        }
       }
+      try await IssuanceLedger.within(self.readLimit, on: ContinuousClock()) { _ = try await read.value }
+      state = try await read.value
     } catch {
       let first = self.seen.withLock { seen in
         defer { seen.failing = true }
         return !seen.failing
       }
       if first {
-        self.logger.warning(
-          "datastore: cannot be read; signing on with the CA held", metadata: ["error": "\(error)"])
+        let reason = error is LedgerStoreStalled ? "no answer within \(self.readLimit)" : "\(error)"
+        self.logger.warning("datastore: cannot be read; signing on with the CA held", metadata: ["error": "\(reason)"])
       }
       return
     }
