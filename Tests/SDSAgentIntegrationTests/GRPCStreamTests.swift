@@ -90,6 +90,14 @@ import Testing
       return try Response(serializedBytes: Array(bytes.readableBytesView))
     }
 
+    /// Opens a `StreamSecrets` call for `names` and returns its first response.
+    func subscribe(_ names: [String]) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
+      try await self.open(.streamSecrets)
+      try await self.send(GRPCStreamTests.request(names))
+      try await self.expectResponseHead()
+      return try await self.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
+    }
+
     /// The trailers, which must be the next frame and end the stream.
     func trailers() async throws -> HPACKHeaders {
       guard case .headers(let trailers) = try await self.next(), trailers.endStream else { throw Unexpected() }
@@ -179,10 +187,7 @@ import Testing
   @Test func aStreamSecretsStreamIsAnsweredPushedToAndEndedWhenTheClientHalfCloses() async throws {
     try await RunningAgent.with { running in
       let stream = try await Stream(running)
-      try await stream.open(.streamSecrets)
-      try await stream.send(Self.request(["default", "ROOTCA"]))
-      try await stream.expectResponseHead()
-      let first = try await stream.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
+      let first = try await stream.subscribe(["default", "ROOTCA"])
       #expect(try first.secrets().map(\.name) == ["default", "ROOTCA"])
       var ack = Self.request(["default", "ROOTCA"])
       (ack.versionInfo, ack.responseNonce) = (first.versionInfo, first.nonce)
@@ -307,10 +312,7 @@ import Testing
   @Test func aStreamTheClientResetsLeavesNothingBehind() async throws {
     try await RunningAgent.with { running in
       let stream = try await Stream(running)
-      try await stream.open(.streamSecrets)
-      try await stream.send(Self.request(["default", "ROOTCA"]))
-      try await stream.expectResponseHead()
-      _ = try await stream.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
+      _ = try await stream.subscribe(["default", "ROOTCA"])
       #expect(running.agent.counters.openStreams == 1)
       try await stream.close()
       await running.agent.counters.waitUntil { $0.openStreams == 0 }
@@ -322,10 +324,7 @@ import Testing
     try await RunningAgent.with { running in
       let stream = try await Stream(running)
       let (channel, relay) = (stream.channel, stream.connection.relay)
-      try await stream.open(.streamSecrets)
-      try await stream.send(Self.request(["default"]))
-      try await stream.expectResponseHead()
-      var acked = try await stream.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
+      var acked = try await stream.subscribe(["default"])
       try await channel.testingEventLoop.executeInContext { relay.holding = true }
       for sent in 2...3 {
         var ack = Self.request(["default"])
@@ -351,10 +350,7 @@ import Testing
     try await RunningAgent.with { running in
       let stream = try await Stream(running)
       let channel = stream.channel
-      try await stream.open(.streamSecrets)
-      try await stream.send(Self.request(["default"]))
-      try await stream.expectResponseHead()
-      _ = try await stream.response(Envoy_Service_Discovery_V3_DiscoveryResponse.self)
+      _ = try await stream.subscribe(["default"])
       for (id, size) in [(HTTP2StreamID.rootStream, 40_000), (stream.id, 20_000), (HTTP2StreamID(99), 100)] {
         try await channel.testingEventLoop.executeInContext {
           channel.pipeline.fireUserInboundEventTriggered(

@@ -29,12 +29,7 @@ import Testing
     }
   }
 
-  func issuance(_ serial: String) -> LedgerChain.Issuance {
-    let start = Date(timeIntervalSince1970: 1_800_000_000)
-    return LedgerChain.Issuance(
-      serial: serial, spiffeID: "spiffe://example.org/ns/a/sa/w", caller: "spiffe://example.org/ns/a/sa/w",
-      impersonatedBy: nil, replica: "ca-1", notBefore: start, notAfter: start.addingTimeInterval(3600))
-  }
+  func issuance(_ serial: String) -> LedgerChain.Issuance { IssuanceLedgerTests.issuance(serial) }
 
   @Test func recordsArrivingDuringAnAppendAreOneAppendInOrder() async throws {
     let store = GatedStore()

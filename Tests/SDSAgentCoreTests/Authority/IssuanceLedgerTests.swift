@@ -22,12 +22,15 @@ private final class MemoryLedgerStore: IssuanceLedgerStore {
 }
 
 @Suite struct IssuanceLedgerTests {
-  private func issuance(_ serial: String) -> LedgerChain.Issuance {
+  /// A row of the ledger suites, by serial.
+  static func issuance(_ serial: String) -> LedgerChain.Issuance {
     let start = Date(timeIntervalSince1970: 1_800_000_000)
     return LedgerChain.Issuance(
       serial: serial, spiffeID: "spiffe://example.org/ns/a/sa/w", caller: "spiffe://example.org/ns/a/sa/w",
       impersonatedBy: nil, replica: "ca-1", notBefore: start, notAfter: start.addingTimeInterval(3600))
   }
+
+  private func issuance(_ serial: String) -> LedgerChain.Issuance { Self.issuance(serial) }
 
   @Test func eachRecordIsWrittenBeforeItReturns() async throws {
     let store = MemoryLedgerStore()
