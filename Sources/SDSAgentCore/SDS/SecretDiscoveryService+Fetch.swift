@@ -2,7 +2,7 @@ import EnvoySDSProtos
 import GRPCCore
 
 /// `FetchSecrets` as a call like the streams: one request, then, once the client half-closed,
-/// one answer made off the transport's event loop (it may read files).
+/// one answer: at once, or made off the transport's event loop when it reads files first.
 extension SecretDiscoveryService {
   package typealias FetchCall = SecretStream<
     Envoy_Service_Discovery_V3_DiscoveryRequest, Envoy_Service_Discovery_V3_DiscoveryResponse
@@ -42,9 +42,23 @@ extension SecretDiscoveryService {
     case .requestsEnded:
       guard let request = state.request, let lease = state.lease else { throw exactlyOne }
       state.lease = nil
+      let fetch: PendingFetch
+      do {
+        fetch = try self.startFetch(request, lease: lease)
+      } catch {
+        lease.release()
+        throw error
+      }
+      // Without files to read, the answer is made at once, on the transport's event loop.
+      guard !fetch.filesToRead.isEmpty else {
+        defer { lease.release() }
+        return .sendAndEnd(try self.answer(fetch, lease: lease))
+      }
       return .later { () async throws(RPCError) -> FetchCall.Step in
+        defer { lease.release() }
         do {
-          return .sendAndEnd(try await self.fetch(request, lease: lease))
+          try await self.readFiles(of: fetch)
+          return .sendAndEnd(try self.answer(fetch, lease: lease))
         } catch {
           throw RPCError(ending: error)
         }
