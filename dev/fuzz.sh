@@ -2,6 +2,7 @@
 # Fuzzes the parsers and the SDS stream state machine with libFuzzer and AddressSanitizer.
 #   dev/fuzz.sh [SECONDS] [TARGET…]   each target (default: all) for SECONDS (default 20)
 #   dev/fuzz.sh --smoke               each target for 10 s (dev/test runs this)
+# Targets run as many at once as there are cores (each fuzzer is one thread).
 # Targets are Sources/sds-agent-fuzz/FuzzTarget+*.swift; their seeds are Tests/fuzz-corpus/<target>/.
 # The instrumented build lives in .build-fuzz (every dependency is compiled with the sanitizers).
 # New coverage goes to .build-fuzz/corpus/<target>/, never into the committed seeds; crashes go to
@@ -33,22 +34,41 @@ bin="$(swift build "${fuzz_flags[@]}" --show-bin-path)/sds-agent-fuzz"
 
 crashes=$scratch/crashes
 mkdir -p "$crashes"
-failed=()
 for target in "${targets[@]}"; do
   [ -d "Tests/fuzz-corpus/$target" ] || { echo "no target $target (no Tests/fuzz-corpus/$target)" >&2; exit 2; }
-  echo "== fuzzing $target for ${seconds}s"
+done
+
+# One target: its log in $scratch/<target>.log, exit status 1 if libFuzzer found something.
+fuzz_one() {
+  local target=$1
   mkdir -p "$scratch/corpus/$target"
   # Swift's backtracer would wait on a crashing process; libFuzzer reports crashes itself.
   # Leak checks are off: the Swift runtime's caches look like leaks to LeakSanitizer.
-  if ! SWIFT_BACKTRACE=enable=no FUZZ_TARGET=$target ASAN_OPTIONS=detect_leaks=0 "$bin" \
+  SWIFT_BACKTRACE=enable=no FUZZ_TARGET=$target ASAN_OPTIONS=detect_leaks=0 "$bin" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$crashes/$target-" "$scratch/corpus/$target" "Tests/fuzz-corpus/$target" \
-    >"$scratch/$target.log" 2>&1; then
-    failed+=("$target")
-    grep -E "ERROR|Fatal error|invariant violated|SUMMARY|Test unit written" "$scratch/$target.log" >&2 || true
-  fi
-  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$scratch/$target.log" | tr '\n' ' '
-  echo
+    >"$scratch/$target.log" 2>&1
+}
+
+# As many targets at once as there are cores: each fuzzer is one thread.
+parallel=$(nproc)
+failed=()
+for ((first = 0; first < ${#targets[@]}; first += parallel)); do
+  batch=("${targets[@]:first:parallel}")
+  pids=()
+  for target in "${batch[@]}"; do
+    echo "== fuzzing $target for ${seconds}s"
+    fuzz_one "$target" &
+    pids+=($!)
+  done
+  for i in "${!batch[@]}"; do
+    target=${batch[$i]}
+    if ! wait "${pids[$i]}"; then
+      failed+=("$target")
+      grep -E "ERROR|Fatal error|invariant violated|SUMMARY|Test unit written" "$scratch/$target.log" >&2 || true
+    fi
+    echo "$target: $(grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$scratch/$target.log" | tr '\n' ' ')"
+  done
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
