@@ -50,7 +50,8 @@ import Testing
       Issue.record("the answer was not made at once")
       return
     }
-    let secret = try Envoy_Extensions_TransportSockets_Tls_V3_Secret(unpackingAny: try #require(response.resources.first))
+    let secret = try Envoy_Extensions_TransportSockets_Tls_V3_Secret(
+      unpackingAny: try #require(response.resources.first))
     #expect(secret.name == "default" && !secret.tlsCertificate.certificateChain.inlineBytes.isEmpty)
     call.close()
     #expect(self.releases.count.withLock { $0 } == 1)
