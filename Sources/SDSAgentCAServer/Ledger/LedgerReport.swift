@@ -18,50 +18,103 @@ package enum LedgerReport {
   }
 
   package static func json(_ rows: [LedgerEntry]) -> String {
-    self.encode(["rows": rows.map(self.object)]) + "\n"
+    self.encode(Rows(rows: rows.map(Row.init))) + "\n"
   }
 
   package static func verified(count: Int, head: LedgerEntry?, json: Bool) -> String {
     let hash = head.map { self.hex($0.hash) } ?? ""
     if json {
-      return self.encode(["verified": true, "rows": count, "head_sequence": head?.sequence ?? 0, "head_hash": hash])
+      return self.encode(Verified(rows: count, headSequence: head?.sequence ?? 0, headHash: hash))
     }
     return "ledger verified: \(count) rows" + (head.map { ", head \($0.sequence) \(hash)" } ?? "")
   }
 
   package static func broken(_ failure: LedgerBreak, json: Bool) -> String {
     if json {
-      return self.encode([
-        "verified": false, "sequence": failure.sequence, "reason": failure.code.rawValue, "message": failure.message,
-      ])
+      return self.encode(Broken(sequence: failure.sequence, reason: failure.code.rawValue, message: failure.message))
     }
     return "ledger does not verify: \(failure.message)"
   }
 
-  private static func object(_ row: LedgerEntry) -> [String: Any] {
-    var object: [String: Any] = [
-      "sequence": row.sequence, "kind": row.kind.rawValue, "replica": row.replica,
-      "previous_hash": self.hex(row.previousHash), "hash": self.hex(row.hash),
-    ]
-    switch row.kind {
-    case .issuance:
-      object["serial"] = row.serial
-      object["spiffe_id"] = row.spiffeID
-      object["caller"] = row.caller
-      object["impersonated_by"] = row.impersonatedBy
-      object["not_before"] = self.time(row.notBefore)
-      object["not_after"] = self.time(row.notAfter)
-    case .checkpoint:
-      object["pruned_through"] = row.prunedThrough
-      object["pruned_hash"] = row.prunedHash.map(self.hex)
-      object["at"] = self.time(row.notBefore)
-    }
-    return object
+  private static func encode(_ value: some Encodable) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    guard let data = try? encoder.encode(value) else { return "{}" }
+    return String(decoding: data, as: UTF8.self)
   }
 
-  private static func encode(_ value: [String: Any]) -> String {
-    guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]) else { return "{}" }
-    return String(decoding: data, as: UTF8.self)
+  private struct Rows: Encodable {
+    let rows: [Row]
+  }
+
+  /// A row as `--json` prints it: an issuance's fields or a checkpoint's, never both.
+  private struct Row: Encodable {
+    let sequence: Int64
+    let kind: String
+    let replica: String
+    let previousHash: String
+    let hash: String
+    var serial: String?
+    var spiffeID: String?
+    var caller: String?
+    var impersonatedBy: String?
+    var notBefore: String?
+    var notAfter: String?
+    var prunedThrough: Int64?
+    var prunedHash: String?
+    var at: String?
+
+    enum CodingKeys: String, CodingKey {
+      case sequence, kind, replica, hash, serial, caller, at
+      case previousHash = "previous_hash"
+      case spiffeID = "spiffe_id"
+      case impersonatedBy = "impersonated_by"
+      case notBefore = "not_before"
+      case notAfter = "not_after"
+      case prunedThrough = "pruned_through"
+      case prunedHash = "pruned_hash"
+    }
+
+    init(_ row: LedgerEntry) {
+      self.sequence = row.sequence
+      self.kind = row.kind.rawValue
+      self.replica = row.replica
+      self.previousHash = LedgerReport.hex(row.previousHash)
+      self.hash = LedgerReport.hex(row.hash)
+      switch row.kind {
+      case .issuance:
+        self.serial = row.serial
+        self.spiffeID = row.spiffeID
+        self.caller = row.caller
+        self.impersonatedBy = row.impersonatedBy
+        self.notBefore = LedgerReport.time(row.notBefore)
+        self.notAfter = LedgerReport.time(row.notAfter)
+      case .checkpoint:
+        self.prunedThrough = row.prunedThrough
+        self.prunedHash = row.prunedHash.map(LedgerReport.hex)
+        self.at = LedgerReport.time(row.notBefore)
+      }
+    }
+  }
+
+  private struct Verified: Encodable {
+    let verified = true
+    let rows: Int
+    let headSequence: Int64
+    let headHash: String
+
+    enum CodingKeys: String, CodingKey {
+      case verified, rows
+      case headSequence = "head_sequence"
+      case headHash = "head_hash"
+    }
+  }
+
+  private struct Broken: Encodable {
+    let verified = false
+    let sequence: Int64
+    let reason: String
+    let message: String
   }
 
   private static func hex(_ bytes: [UInt8]) -> String {
