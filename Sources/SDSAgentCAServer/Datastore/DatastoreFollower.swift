@@ -76,7 +76,7 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
           return state
         }
       }
-      try await IssuanceLedger.within(self.readLimit, on: ContinuousClock()) { _ = try await read.value }
+      try await withAbandoningTimeLimit(self.readLimit, on: ContinuousClock()) { _ = try await read.value }
       state = try await read.value
     } catch {
       let first = self.seen.withLock { seen in
@@ -84,7 +84,7 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
         return !seen.failing
       }
       if first {
-        let reason = error is LedgerStoreStalled ? "no answer within \(self.readLimit)" : "\(error)"
+        let reason = error is TimeLimitPassed ? "no answer within \(self.readLimit)" : "\(error)"
         self.logger.warning("datastore: cannot be read; signing on with the CA held", metadata: ["error": "\(reason)"])
       }
       return

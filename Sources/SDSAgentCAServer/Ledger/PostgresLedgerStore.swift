@@ -72,7 +72,7 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
       let connect = self.connect
       let opened = ResultBox<PostgresConnection>()
       do {
-        try await IssuanceLedger.within(Self.operationLimit, on: ContinuousClock()) {
+        try await Self.answered(within: Self.operationLimit) {
           let connection = try await connect()
           // One opened after it was given up is closed here: nobody else holds it.
           if !opened.set(connection) { try? await connection.close() }
@@ -89,7 +89,7 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
       // that accepts a connection but never answers (PostgreSQL shutting down) is given up on.
       let logger = self.logger
       let outcome = ResultBox<Result>()
-      try await IssuanceLedger.within(Self.operationLimit, on: ContinuousClock()) {
+      try await Self.answered(within: Self.operationLimit) {
         outcome.set(try await body(connection, logger))
       }
       return try outcome.take()
@@ -107,6 +107,18 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
     if let connection = self.connection {
       self.connection = nil
       try? await connection.close()
+    }
+  }
+
+  /// `operation` within `limit`, or `LedgerStoreStalled`: the stalled operation is left to end
+  /// with its connection.
+  private static func answered(
+    within limit: Duration, _ operation: @escaping @Sendable () async throws -> Void
+  ) async throws {
+    do {
+      try await withAbandoningTimeLimit(limit, on: ContinuousClock(), operation)
+    } catch is TimeLimitPassed {
+      throw LedgerStoreStalled()
     }
   }
 

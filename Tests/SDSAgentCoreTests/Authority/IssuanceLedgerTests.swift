@@ -87,32 +87,3 @@ private final class MemoryLedgerStore: IssuanceLedgerStore {
     await retry.value
   }
 }
-
-@Suite struct LedgerDeadlineTests {
-  @Test func anOperationThatNeverAnswersIsGivenUpAfterItsLimit() async throws {
-    let clock = ManualClock()
-    let released = WakeSignal()
-    let waiting = Task {
-      try await IssuanceLedger.within(.seconds(3), on: clock) {
-        await released.wait()
-      }
-    }
-    await clock.sleepers(atLeast: 1)
-    clock.advance(by: .seconds(3))
-    await #expect(throws: LedgerStoreStalled.self) { try await waiting.value }
-    released.signal()
-  }
-
-  @Test func anOperationThatAnswersInTimeGivesItsOutcome() async throws {
-    // The clock never moves: only the operation can settle the call.
-    let clock = ManualClock()
-    try await IssuanceLedger.within(.seconds(3), on: clock) {}
-    await #expect(throws: MemoryLedgerStoreFailure.self) {
-      try await IssuanceLedger.within(.seconds(3), on: clock) {
-        throw MemoryLedgerStoreFailure()
-      }
-    }
-  }
-}
-
-private struct MemoryLedgerStoreFailure: Error {}
