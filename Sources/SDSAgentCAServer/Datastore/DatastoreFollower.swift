@@ -76,8 +76,13 @@ package final class DatastoreFollower<C: Clock>: Service, Sendable where C.Durat
           return state
         }
       }
-      try await withAbandoningTimeLimit(self.readLimit, on: ContinuousClock()) { _ = try await read.value }
-      state = try await read.value
+      // Stopping `ca serve` cancels the read too, hung or not.
+      state = try await withTaskCancellationHandler {
+        try await withAbandoningTimeLimit(self.readLimit, on: ContinuousClock()) { _ = try await read.value }
+        return try await read.value
+      } onCancel: {
+        read.cancel()
+      }
     } catch {
       let first = self.seen.withLock { seen in
         defer { seen.failing = true }
