@@ -14,7 +14,8 @@ extension Bench {
   /// (a fan-out row each). With `python`, opens the same streams the same way on a fresh
   /// baseline server, after the agent has stopped.
   func streamsAndFanOut(count: Int, perConnection: Int, fanOuts: Int = 1) async throws -> StreamsResult {
-    let load = StreamLoad(count: count, perConnection: perConnection)
+    let load = StreamLoad(
+      count: count, perConnection: perConnection, client: self.streamClient, openRate: self.openRate)
     let directory = try AgentProcess.temporaryDirectory()
     let agent = try AgentProcess(binary: self.agentBinary, directory: directory, in: self.children)
     _ = try await agent.waitUntilServing(since: .now)

@@ -19,7 +19,7 @@ struct StreamFigures {
 
   static let header = [
     "server", "streams", "connections", "first responses", "errors", "time to all first responses",
-    "each stream's request to first response: p99 / max", "RSS before", "RSS after", "per stream",
+    "each stream's request to first response: p50 / p99 / max", "RSS before", "RSS after", "per stream",
   ]
 
   var row: [String] {
@@ -35,7 +35,8 @@ struct StreamFigures {
   private var waits: String {
     let sorted = self.firstResponseWaits.sorted()
     guard let slowest = sorted.last else { return "-" }
-    return "\(Bench.ms(Bench.percentile(sorted, 0.99))) / \(Bench.ms(slowest))"
+    return [0.5, 0.99].map { Bench.ms(Bench.percentile(sorted, $0)) }.joined(separator: " / ")
+      + " / \(Bench.ms(slowest))"
   }
 
   static let comparisonHeader = [
