@@ -214,5 +214,16 @@ let package = Package(
       dependencies: ["sds-agent-fuzz", "SDSAgentCore"],
       swiftSettings: strictSettings
     ),
+    .testTarget(
+      name: "SDSAgentBenchTests",
+      dependencies: [
+        "sds-agent-bench", "SDSAgentCore",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+        .product(name: "NIOHPACK", package: "swift-nio-http2"),
+      ],
+      swiftSettings: strictSettings
+    ),
   ]
 )
