@@ -89,14 +89,16 @@ final class LeanStreamHandler: ChannelInboundHandler {
     context.fireUserInboundEventTriggered(event)
   }
 
-  /// A stream error names its stream, which is reported failed; a connection error closes the
-  /// connection, and `channelInactive` reports every stream with the error kept here.
+  /// A stream error names its stream, which is reported failed. Any other error closes the
+  /// connection (swift-nio-http2 leaves that to its user, as for a connection error it has sent
+  /// GOAWAY for), and `channelInactive` reports every stream still open with it.
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
-    self.lastError = error
     if let streamError = error as? NIOHTTP2Errors.StreamError {
       self.end(streamError.streamID, BenchError(.server, "the stream failed", cause: streamError.baseError))
+    } else {
+      self.lastError = error
+      context.close(promise: nil)
     }
-    context.fireErrorCaught(error)
   }
 
   func channelInactive(context: ChannelHandlerContext) {

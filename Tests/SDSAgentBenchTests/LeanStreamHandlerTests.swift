@@ -97,6 +97,16 @@ import Testing
     #expect(events.take() == ["failed 10 true"])
   }
 
+  @Test func aConnectionErrorClosesTheConnectionAndFailsItsStreams() throws {
+    let events = Events()
+    let channel = Self.channel(streams: 2, events: events)
+    try channel.writeInbound(HTTP2Frame(streamID: .rootStream, payload: .settings(.settings([]))))
+    _ = events.take()
+    channel.pipeline.fireErrorCaught(NIOHTTP2Errors.unableToParseFrame())
+    #expect(!channel.isActive)
+    #expect(events.take() == ["failed 10 true", "failed 11 false"])
+  }
+
   @Test func refillsAnInboundWindowOnceHalfIsUsed() throws {
     let events = Events()
     let channel = Self.channel(streams: 1, events: events)
