@@ -129,7 +129,7 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-        // LeanFetchClient: raw HTTP/2 frames.
+        // LeanFetchClient and LeanStreamClient: raw HTTP/2 frames.
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -212,6 +212,17 @@ let package = Package(
     .testTarget(
       name: "SDSAgentFuzzTests",
       dependencies: ["sds-agent-fuzz", "SDSAgentCore"],
+      swiftSettings: strictSettings
+    ),
+    .testTarget(
+      name: "SDSAgentBenchTests",
+      dependencies: [
+        "sds-agent-bench", "SDSAgentCore",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+        .product(name: "NIOHPACK", package: "swift-nio-http2"),
+      ],
       swiftSettings: strictSettings
     ),
   ]

@@ -25,7 +25,8 @@ extension Bench {
   /// A round that does not reach every open `default` stream, a stream that fails, or growth
   /// beyond `SoakBounds` after the warm-up is a violation.
   func soak(count: Int, perConnection: Int, duration: Duration, rotateEvery: Duration) async throws -> SoakResult {
-    let load = StreamLoad(count: count, perConnection: perConnection)
+    let load = StreamLoad(
+      count: count, perConnection: perConnection, client: self.streamClient, openRate: self.openRate)
     let tracker = SoakTracker(streams: count, defaultStreams: load.defaultStreams) {
       ($0 % perConnection) % 2 == 0
     }

@@ -14,15 +14,18 @@ extension Bench {
   /// (a fan-out row each). With `python`, opens the same streams the same way on a fresh
   /// baseline server, after the agent has stopped.
   func streamsAndFanOut(count: Int, perConnection: Int, fanOuts: Int = 1) async throws -> StreamsResult {
-    let load = StreamLoad(count: count, perConnection: perConnection)
+    let load = StreamLoad(
+      count: count, perConnection: perConnection, client: self.streamClient, openRate: self.openRate)
     let directory = try AgentProcess.temporaryDirectory()
     let agent = try AgentProcess(binary: self.agentBinary, directory: directory, in: self.children)
     _ = try await agent.waitUntilServing(since: .now)
     let responses =
       self.python == nil ? nil : try await BaselineServer.copyResponses(from: agent.socketPath, into: directory)
     let before = agent.residentKiB
+    let cpuBefore = (agent.processorTime, ProcessorTime.used())
     let (agentFigures, fanOut) = try await load.withStreamsOpen(on: agent.socketPath) { tracker, elapsed in
       let after = agent.residentKiB
+      let openingCPU = (server: agent.processorTime - cpuBefore.0, client: ProcessorTime.used() - cpuBefore.1)
       var fanOut: [[String]] = []
       for _ in 0..<fanOuts { fanOut.append(try await Self.fanOut(load, tracker: tracker, agent: agent)) }
       Self.logErrors(of: tracker, on: "sds-agent")
@@ -30,7 +33,7 @@ extension Bench {
         StreamFigures(
           server: "sds-agent", load: load, answered: tracker.firstResponses, errors: tracker.errors,
           timeToFirstResponses: elapsed, residentKiBBefore: before, residentKiBAfter: after,
-          firstResponseWaits: tracker.firstResponseWaits),
+          firstResponseWaits: tracker.firstResponseWaits, openingCPU: openingCPU),
         fanOut
       )
     }
@@ -42,13 +45,17 @@ extension Bench {
     let baseline = try await BaselineServer.start(
       .asyncio, python: python, responses: responses, in: directory, children: self.children)
     let baselineBefore = baseline.residentKiB
+    let baselineCPUBefore = (baseline.child.processorTime, ProcessorTime.used())
     let baselineFigures = try await load.withStreamsOpen(on: baseline.socketPath) { tracker, elapsed in
       let after = baseline.residentKiB
+      let openingCPU = (
+        server: baseline.child.processorTime - baselineCPUBefore.0, client: ProcessorTime.used() - baselineCPUBefore.1
+      )
       Self.logErrors(of: tracker, on: "grpcio")
       return StreamFigures(
         server: "grpcio (C-core)", load: load, answered: tracker.firstResponses, errors: tracker.errors,
         timeToFirstResponses: elapsed, residentKiBBefore: baselineBefore, residentKiBAfter: after,
-        firstResponseWaits: tracker.firstResponseWaits)
+        firstResponseWaits: tracker.firstResponseWaits, openingCPU: openingCPU)
     }
     await baseline.stop()
     return StreamsResult(agent: agentFigures, baseline: baselineFigures, fanOut: fanOut)

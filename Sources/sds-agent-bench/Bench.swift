@@ -15,6 +15,9 @@ struct Bench {
   let python: String?
   let measureSeconds: Double
   let children: ChildProcesses
+  /// The client and the pace of the SDS streams phases (streams, soak).
+  var streamClient = StreamLoad.Client.lean
+  var openRate: Double?
 
   static func machineDescription() -> String {
     let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""

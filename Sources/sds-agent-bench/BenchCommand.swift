@@ -58,6 +58,12 @@ struct BenchCommand: AsyncParsableCommand {
   @Option(help: "Rotations forced one after the other on each stream count's open streams (a fan-out row each).")
   var fanOuts = 1
 
+  @Option(help: "The client of the SDS streams phases (streams, soak): lean (raw HTTP/2 frames) or grpc-swift.")
+  var streamClient = StreamLoad.Client.lean
+
+  @Option(help: "Streams opened per second across all connections (lean client); all at once if absent.")
+  var openRate: Double?
+
   @Flag(help: "A small, quick run (N=200, short measurements) so the tool cannot rot; numbers are not meaningful.")
   var smoke = false
 
@@ -78,7 +84,12 @@ struct BenchCommand: AsyncParsableCommand {
     let streamCounts = self.smoke ? [200] : self.streams.split(separator: ",").compactMap { Int($0) }
     let concurrency = self.smoke ? [1, 8] : self.fetchConcurrency.split(separator: ",").compactMap { Int($0) }
     let seconds = self.smoke ? 0.5 : self.seconds
-    let bench = Bench(agentBinary: self.agent, python: self.python, measureSeconds: seconds, children: children)
+    if let rate = self.openRate, rate <= 0 || self.streamClient != .lean {
+      throw ValidationError("--open-rate takes a positive rate and paces the lean stream client only")
+    }
+    let bench = Bench(
+      agentBinary: self.agent, python: self.python, measureSeconds: seconds, children: children,
+      streamClient: self.streamClient, openRate: self.openRate)
     let openFileLimit = OpenFileLimit.raiseToHardLimit()
     var report = Report()
     report.section("Machine", Bench.machineDescription() + ", open-file limit \(openFileLimit)")
@@ -110,7 +121,8 @@ struct BenchCommand: AsyncParsableCommand {
         fanOutRows.append(contentsOf: result.fanOut)
       }
       report.table(
-        "Streams (each subscribed to default or ROOTCA; RSS from /proc once all have their first response)",
+        "Streams (each subscribed to default or ROOTCA; RSS from /proc once all have their first response; "
+          + "\(self.streamClient.rawValue) client\(self.openRate.map { String(format: ", opened at %.0f/s", $0) } ?? ""))",
         StreamFigures.header,
         streamRows
       )
@@ -120,7 +132,8 @@ struct BenchCommand: AsyncParsableCommand {
         memoryRows
       )
       report.table(
-        "Fan-out (forced rotation to the last default stream holding the new certificate)",
+        "Fan-out (forced rotation to the last default stream holding the new certificate; "
+          + "\(self.streamClient.rawValue) client)",
         Bench.fanOutHeader,
         fanOutRows
       )
@@ -171,6 +184,8 @@ struct BenchCommand: AsyncParsableCommand {
     if !soakViolations.isEmpty { throw ExitCode.failure }
   }
 }
+
+extension StreamLoad.Client: ExpressibleByArgument {}
 
 struct Report {
   private(set) var markdown = ""

@@ -12,6 +12,9 @@ struct StreamFigures {
   let residentKiBAfter: Int
   /// Each stream's wait from its request to its first response, where the load timed it.
   var firstResponseWaits: [Duration] = []
+  /// CPU time the server and the bench client spent from the first stream's opening until all
+  /// were answered, where the phase measured it.
+  var openingCPU: (server: Duration, client: Duration)?
 
   var perStreamKiB: Double {
     self.load.count > 0 ? Double(self.residentKiBAfter - self.residentKiBBefore) / Double(self.load.count) : 0
@@ -19,14 +22,15 @@ struct StreamFigures {
 
   static let header = [
     "server", "streams", "connections", "first responses", "errors", "time to all first responses",
-    "each stream's request to first response: p99 / max", "RSS before", "RSS after", "per stream",
+    "each stream's request to first response: p50 / p99 / max", "server CPU / bench client CPU until then",
+    "RSS before", "RSS after", "per stream",
   ]
 
   var row: [String] {
     [
       self.server, "\(self.load.count)", "\(self.load.connections)", "\(self.answered)", "\(self.errors)",
       self.timeToFirstResponses.map(Bench.ms) ?? "over \(Bench.ms(self.load.firstResponseLimit))",
-      self.waits,
+      self.waits, self.openingCPU.map { "\(Bench.ms($0.server)) / \(Bench.ms($0.client))" } ?? "-",
       "\(self.residentKiBBefore / 1024) MiB", "\(self.residentKiBAfter / 1024) MiB",
       String(format: "%.1f KiB", self.perStreamKiB),
     ]
@@ -35,7 +39,8 @@ struct StreamFigures {
   private var waits: String {
     let sorted = self.firstResponseWaits.sorted()
     guard let slowest = sorted.last else { return "-" }
-    return "\(Bench.ms(Bench.percentile(sorted, 0.99))) / \(Bench.ms(slowest))"
+    return [0.5, 0.99].map { Bench.ms(Bench.percentile(sorted, $0)) }.joined(separator: " / ")
+      + " / \(Bench.ms(slowest))"
   }
 
   static let comparisonHeader = [

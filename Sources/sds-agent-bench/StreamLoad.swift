@@ -2,6 +2,7 @@ import EnvoySDSProtos
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOCore
 import SDSAgentCore
 
 /// `count` StreamSecrets streams held open on one server, opened the same way whichever server
@@ -9,8 +10,19 @@ import SDSAgentCore
 /// `ROOTCA` (Envoy opens one stream per secret). The client neither ACKs nor sends anything after
 /// a stream's first request.
 struct StreamLoad {
+  /// Which client opens the streams.
+  enum Client: String, Sendable, CaseIterable {
+    /// `LeanStreamClient`: raw HTTP/2 frames, one channel per connection.
+    case lean
+    /// grpc-swift's client: a task per stream, as the figures before the lean client were measured.
+    case grpcSwift = "grpc-swift"
+  }
+
   let count: Int
   let perConnection: Int
+  var client = Client.lean
+  /// Streams opened per second across all connections (lean client only); nil opens all at once.
+  var openRate: Double?
 
   var connectionSizes: [Int] {
     let connections = (self.count + self.perConnection - 1) / self.perConnection
@@ -25,7 +37,10 @@ struct StreamLoad {
   /// How long all first responses may take before the streams that have none are reported missing:
   /// far above what a debug build needs (20,000 streams: 51 s on 2 shared cores), so only a stall
   /// hits it.
-  var firstResponseLimit: Duration { .seconds(60) + .milliseconds(10 * self.count) }
+  var firstResponseLimit: Duration { .seconds(60) + .milliseconds(10 * self.count) + self.openingTime }
+
+  /// How long a paced opening takes to open the last stream.
+  var openingTime: Duration { self.openRate.map { .seconds(Double(self.count) / $0) } ?? .zero }
 
   /// How long the rotation may take to reach every `default` stream, on the same terms.
   var pushLimit: Duration { .seconds(30) + .milliseconds(5 * self.defaultStreams) }
@@ -48,10 +63,21 @@ struct StreamLoad {
   ) async throws -> Result {
     try await withThrowingTaskGroup(of: Void.self) { group in
       let started = ContinuousClock.now
+      let start = NIODeadline.now()
+      let sizes = self.connectionSizes
       var firstStream = 0
-      for size in self.connectionSizes {
-        group.addTask { [firstStream] in
-          try await Self.openStreams(size, numberedFrom: firstStream, socketPath: socketPath, tracker: tracker)
+      for (number, size) in sizes.enumerated() {
+        switch self.client {
+        case .lean:
+          let pace = self.openRate.map {
+            LeanStreamClient.Pace(start: start, rate: $0, connection: number, of: sizes.count)
+          }
+          let connection = LeanStreamClient.Connection(firstStream: firstStream, count: size, pace: pace)
+          group.addTask { await LeanStreamClient.hold(connection, on: socketPath, tracker: tracker) }
+        case .grpcSwift:
+          group.addTask { [firstStream] in
+            try await Self.openStreams(size, numberedFrom: firstStream, socketPath: socketPath, tracker: tracker)
+          }
         }
         firstStream += size
       }
