@@ -17,12 +17,14 @@ struct GRPCServiceTable: Sendable {
   }
 
   /// The service and method `path` names (`/<service>/<method>`); nil if no service here has it.
+  /// Split by bytes, not characters: every call is routed, and `/` is one byte.
   func route(_ path: String) -> Route? {
-    guard path.hasPrefix("/") else { return nil }
-    let rest = path.dropFirst()
-    guard let slash = rest.firstIndex(of: "/") else { return nil }
-    let method = rest[rest.index(after: slash)...]
-    guard let service = self.services[String(rest[..<slash])], service.serves(method) else { return nil }
+    let bytes = path.utf8
+    guard bytes.first == UInt8(ascii: "/") else { return nil }
+    let nameStart = bytes.index(after: bytes.startIndex)
+    guard let slash = bytes[nameStart...].firstIndex(of: UInt8(ascii: "/")) else { return nil }
+    let method = path[bytes.index(after: slash)...]
+    guard let service = self.services[String(path[nameStart..<slash])], service.serves(method) else { return nil }
     return Route(service: service, method: method)
   }
 
