@@ -65,4 +65,65 @@ extension SecretDiscoveryService {
       }
     }
   }
+
+  /// `FetchSecrets` for a leased caller; releases the lease.
+  package func fetch(
+    _ request: Envoy_Service_Discovery_V3_DiscoveryRequest, lease: SecretLease
+  ) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
+    defer { lease.release() }
+    let fetch = try self.startFetch(request, lease: lease)
+    try await self.readFiles(of: fetch)
+    return try self.answer(fetch, lease: lease)
+  }
+
+  /// A `FetchSecrets` request, checked, with the `file-cert:` and `file-root:` names it holds: a
+  /// `FetchSecrets` answers at once, so those files are read before it is answered.
+  struct PendingFetch {
+    let request: SDSRequest
+    let naming: SecretNaming
+    let filesToRead: [OnTheFlyFileSecret]
+  }
+
+  func startFetch(
+    _ request: Envoy_Service_Discovery_V3_DiscoveryRequest, lease: SecretLease
+  ) throws(SDSRequestError) -> PendingFetch {
+    self.counters.increment(.fetches)
+    let naming = self.naming(lease)
+    let request = SDSRequest(request)
+    // Too many names is refused when they are resolved, without holding any.
+    guard request.resourceNames.count <= SDSRequest.maximumResourceNames else {
+      return PendingFetch(request: request, naming: naming, filesToRead: [])
+    }
+    do {
+      let files = try self.holdOnTheFly(request.resourceNames, naming: naming, holder: nil)
+      return PendingFetch(request: request, naming: naming, filesToRead: files)
+    } catch {
+      throw self.reject(error, caller: lease.caller, logger: self.logger)
+    }
+  }
+
+  func readFiles(of fetch: PendingFetch) async throws(FileSecretsUnavailable) {
+    guard !fetch.filesToRead.isEmpty, let files = self.files else { return }
+    let failures = await files.readNow(fetch.filesToRead)
+    if !failures.isEmpty { throw FileSecretsUnavailable(failures) }
+  }
+
+  /// The answer to `fetch` from the caller's secrets as they are now (its files already read).
+  func answer(
+    _ fetch: PendingFetch, lease: SecretLease
+  ) throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
+    var machine = SDSStreamStateMachine(naming: fetch.naming)
+    let served = self.servable(lease.cache, noticing: lease.noticeExpired)
+    let outcome: SDSStreamStateMachine.Outcome
+    do {
+      outcome = try machine.receive(fetch.request, served: served)
+    } catch {
+      throw self.reject(error, caller: lease.caller, logger: self.logger)
+    }
+    guard let plan = outcome.response else {
+      throw SecretsNotReady(names: machine.subscribedResources.map(\.name))
+    }
+    self.counters.increment(.responsesSent)
+    return try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served, cache: lease.cache)
+  }
 }
