@@ -71,15 +71,8 @@ final class LeanFetchHandler: ChannelInboundHandler {
     path: String, message: [UInt8], concurrency: Int, deadline: NIODeadline,
     done: EventLoopPromise<LeanFetchClient.Outcome>
   ) {
-    self.head = [
-      ":method": "POST", ":scheme": "http", ":path": path, ":authority": "localhost",
-      "content-type": "application/grpc", "te": "trailers",
-    ]
-    var body = ByteBuffer()
-    body.writeInteger(UInt8(0))
-    body.writeInteger(UInt32(message.count))
-    body.writeBytes(message)
-    self.body = body
+    self.head = LeanGRPCRequest.head(path: path)
+    self.body = LeanGRPCRequest.body(message)
     self.concurrency = concurrency
     self.deadline = deadline
     self.done = done

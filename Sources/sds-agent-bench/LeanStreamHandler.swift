@@ -39,17 +39,8 @@ final class LeanStreamHandler: ChannelInboundHandler {
   init(_ connection: LeanStreamClient.Connection, requests: [[UInt8]], tracker: any StreamObserver) {
     self.connection = connection
     self.tracker = tracker
-    self.head = [
-      ":method": "POST", ":scheme": "http", ":path": LeanStreamClient.path, ":authority": "localhost",
-      "content-type": "application/grpc", "te": "trailers",
-    ]
-    self.requests = requests.map { message in
-      var body = ByteBuffer()
-      body.writeInteger(UInt8(0))
-      body.writeInteger(UInt32(message.count))
-      body.writeBytes(message)
-      return body
-    }
+    self.head = LeanGRPCRequest.head(path: LeanStreamClient.path)
+    self.requests = requests.map(LeanGRPCRequest.body)
     self.streams = Array(repeating: Stream(), count: connection.count)
   }
 

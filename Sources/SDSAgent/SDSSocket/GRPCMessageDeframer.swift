@@ -48,7 +48,7 @@ package struct GRPCMessageDeframer {
   package var hasPartialMessage: Bool { self.buffer.readableBytes > 0 }
 
   /// A message with gRPC's prefix, uncompressed.
-  static func frame(_ bytes: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
+  package static func frame(_ bytes: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
     var buffer = allocator.buffer(capacity: 5 + bytes.count)
     buffer.writeInteger(UInt8(0))
     buffer.writeInteger(UInt32(bytes.count))

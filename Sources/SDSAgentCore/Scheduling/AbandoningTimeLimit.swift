@@ -1,6 +1,6 @@
 import Synchronization
 
-/// `withTimeLimit`'s limit passed while the operation had not answered.
+/// `withAbandoningTimeLimit`'s limit passed while the operation had not answered.
 package struct TimeLimitPassed: Error, CustomStringConvertible {
   package init() {}
 
