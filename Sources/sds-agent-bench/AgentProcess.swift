@@ -23,6 +23,7 @@ final class AgentProcess {
 
   var pid: Int32 { self.child.pid }
   var processorTime: Duration { self.child.processorTime }
+  var processorTimes: (user: Duration, system: Duration) { self.child.processorTimes }
 
   /// Resident set size in KiB, from /proc.
   var residentKiB: Int { self.child.residentKiB }

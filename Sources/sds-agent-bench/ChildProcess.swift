@@ -58,12 +58,19 @@ final class ChildProcess: Sendable {
   /// CPU time the process has used, user and system (`utime` and `stime` of /proc/PID/stat, in
   /// clock ticks: 10 ms at the usual 100 Hz).
   var processorTime: Duration {
+    let times = self.processorTimes
+    return times.user + times.system
+  }
+
+  /// CPU time in user space and in the kernel (the socket writes), from /proc, in clock ticks
+  /// (10 ms).
+  var processorTimes: (user: Duration, system: Duration) {
     let stat = (try? String(contentsOfFile: "/proc/\(self.pid)/stat", encoding: .utf8)) ?? ""
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields = stat.split(separator: ")", maxSplits: 1).last?.split(separator: " ") ?? []
-    guard fields.count > 13, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return .zero }
-    let ticks = Int64(sysconf(Int32(_SC_CLK_TCK)))
-    return .milliseconds((user + system) * 1000 / max(ticks, 1))
+    guard fields.count > 13, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return (.zero, .zero) }
+    let ticks = max(Int64(sysconf(Int32(_SC_CLK_TCK))), 1)
+    return (.milliseconds(user * 1000 / ticks), .milliseconds(system * 1000 / ticks))
   }
 
   func stop() async {

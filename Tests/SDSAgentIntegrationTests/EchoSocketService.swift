@@ -32,9 +32,12 @@ struct EchoSocketService: GRPCSocketService {
     var followedCache: SecretCache? { nil }
     var incremental: Bool { false }
 
+    func isAffected(by changes: SecretChanges) -> Bool { true }
+
     func handle(_ event: Event) throws(RPCError) -> Step {
       switch event {
-      case .request(let message): return .send(Array(message.readableBytesView))
+      case .request(let message):
+        return .send(GRPCMessageDeframer.frame(Array(message.readableBytesView), allocator: .init()))
       case .requestFailed(let error): throw error
       case .secretsChanged: return .wait
       case .requestsEnded: return .end

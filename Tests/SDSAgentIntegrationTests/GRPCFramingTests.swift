@@ -71,6 +71,29 @@ import Testing
     #expect(head.token == "token")
   }
 
+  @Test(
+    arguments: [
+      ("application/grpc", true), ("application/grpc+proto", true), ("Application/GRPC;charset=x", true),
+      ("application/grpcx", false), ("application/grp", false), ("", false), ("application\u{0F}grpc", false),
+      ("text/grpc", false),
+    ])
+  func contentTypesOfGRPC(contentType: String, isGRPC: Bool) {
+    #expect(GRPCRequestHead.isGRPC(contentType) == isGRPC)
+  }
+
+  @Test func theFirstOfEachHeaderCountsAndATokenMayComeAsAuthorization() throws {
+    let path = "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
+    let headers: HPACKHeaders = [
+      ":method": "POST", ":path": path, "content-type": "application/grpc", "grpc-timeout": "2M",
+      "grpc-timeout": "1x", ":path": "/x/y", "authorization": "Bearer abc",
+    ]
+    let head = try GRPCRequestHead.parse(headers, services: EchoSocketService.servicesWithSDS)
+    #expect(head.route.method == "StreamSecrets" && head.timeout == .minutes(2))
+    #expect(head.token == "abc")
+    let plain: HPACKHeaders = [":method": "POST", ":path": path, "content-type": "application/grpc"]
+    #expect(try GRPCRequestHead.parse(plain, services: EchoSocketService.servicesWithSDS).token == nil)
+  }
+
   @Test func refusalsSayWhy() {
     func refusal(_ headers: HPACKHeaders) -> GRPCRequestHead.Refusal? {
       do {

@@ -145,17 +145,12 @@ struct GRPCCallStateMachine {
     }
   }
 
-  /// The frames of one response message: the response head before the first.
-  mutating func frameResponse(
-    _ message: [UInt8], allocator: ByteBufferAllocator
-  ) -> (head: HPACKHeaders?, data: ByteBuffer) {
-    var head: HPACKHeaders?
-    if !self.responseHeadersSent {
-      self.responseHeadersSent = true
-      head = Self.responseHeaders
-    }
+  /// The response head, before the first response message only; marks the call responded.
+  mutating func responseHead() -> HPACKHeaders? {
     self.responded = true
-    return (head, GRPCMessageDeframer.frame(message, allocator: allocator))
+    guard !self.responseHeadersSent else { return nil }
+    self.responseHeadersSent = true
+    return Self.responseHeaders
   }
 
   /// Closes the call: nothing more is read or delivered. Responses already framed may still

@@ -12,7 +12,7 @@ extension GRPCConnectionHandler {
     var streams: [ObjectIdentifier: GRPCStream]
   }
 
-  /// `stream` gets `secretsChanged()` on every change of `cache` until it unfollows.
+  /// `stream` gets `secretsChanged(_:)` on every change of `cache` until it unfollows.
   func follow(_ cache: SecretCache, by stream: GRPCStream, on eventLoop: any EventLoop) {
     let key = ObjectIdentifier(cache)
     if self.followed[key] != nil {
@@ -20,8 +20,8 @@ extension GRPCConnectionHandler {
       return
     }
     let connection = NIOLoopBound(self, eventLoop: eventLoop)
-    let subscription = cache.subscribe {
-      eventLoop.execute { connection.value.secretsChanged(key) }
+    let subscription = cache.subscribe { changes in
+      eventLoop.execute { connection.value.secretsChanged(key, changes) }
     }
     self.followed[key] = FollowedCache(subscription: subscription, streams: [ObjectIdentifier(stream): stream])
   }
@@ -41,12 +41,12 @@ extension GRPCConnectionHandler {
     for cache in followed.values { cache.subscription.cancel() }
   }
 
-  private func secretsChanged(_ key: ObjectIdentifier) {
+  private func secretsChanged(_ key: ObjectIdentifier, _ changes: SecretChanges) {
     // A stream may end as it answers (and unfollow): the streams are those of the moment.
     guard let streams = self.followed[key]?.streams else { return }
     // One flush for every stream's push: the HTTP/2 handler then frames them in one pass.
     self.flushesDeferred = true
-    for stream in streams.values { stream.secretsChanged() }
+    for stream in streams.values { stream.secretsChanged(changes) }
     self.flushesDeferred = false
     if self.flushDeferred {
       self.flushDeferred = false

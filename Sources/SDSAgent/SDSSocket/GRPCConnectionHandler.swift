@@ -23,7 +23,6 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
   var streams: [HTTP2StreamID: GRPCStream] = [:]
   /// Whether the socket takes writes (below its high watermark).
   var isWritable = true
-  let allocator = ByteBufferAllocator()
   private var openStreams = 0
   private var highestStreamID = HTTP2StreamID.rootStream
   private var quiescing = false
@@ -100,11 +99,13 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
   }
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    // The most frequent first: each `as` is a dynamic cast, and a window changes with every
+    // frame sent or received.
     switch event {
-    case let closed as StreamClosedEvent:
-      self.streams.removeValue(forKey: closed.streamID)?.closed()
     case let window as NIOHTTP2WindowUpdatedEvent:
       self.replenish(window)
+    case let closed as StreamClosedEvent:
+      self.streams.removeValue(forKey: closed.streamID)?.closed()
     case is ChannelShouldQuiesceEvent:
       self.finishAllStreams()
       self.quiesce()

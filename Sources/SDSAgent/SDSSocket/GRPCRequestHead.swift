@@ -38,12 +38,13 @@ package struct GRPCRequestHead: Sendable {
   }
 
   static func parse(_ headers: HPACKHeaders, services: GRPCServiceTable) throws(Refusal) -> GRPCRequestHead {
-    guard headers.first(name: ":method") == "POST" else {
+    let fields = Fields(headers)
+    guard fields.method == "POST" else {
       throw Refusal(
         code: .notPost, httpStatus: 405, status: GRPCStatus(code: .internalError, message: "gRPC requests must be POST")
       )
     }
-    let contentType = headers.first(name: "content-type") ?? ""
+    let contentType = fields.contentType ?? ""
     guard Self.isGRPC(contentType) else {
       throw Refusal(
         code: .notGRPC, httpStatus: 415,
@@ -51,7 +52,7 @@ package struct GRPCRequestHead: Sendable {
           code: .internalError,
           message: "content-type \"\(BoundedText(contentType))\" is not gRPC; use application/grpc"))
     }
-    let path = headers.first(name: ":path") ?? ""
+    let path = fields.path ?? ""
     guard let route = services.route(path) else {
       throw Refusal(
         code: .unknownMethod,
@@ -61,7 +62,7 @@ package struct GRPCRequestHead: Sendable {
     if let status = route.service.admits(headers, method: route.method) {
       throw Refusal(code: .refusedByService, status: status)
     }
-    if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
+    if let encoding = fields.encoding, encoding != "identity" {
       throw Refusal(
         code: .compression,
         status: GRPCStatus(
@@ -69,7 +70,7 @@ package struct GRPCRequestHead: Sendable {
           message: "message compression \"\(BoundedText(encoding))\" is not supported; send identity"))
     }
     var timeout: TimeAmount?
-    if let text = headers.first(name: "grpc-timeout") {
+    if let text = fields.timeout {
       guard let parsed = Self.timeout(text) else {
         throw Refusal(
           code: .malformedTimeout,
@@ -77,15 +78,51 @@ package struct GRPCRequestHead: Sendable {
       }
       timeout = parsed
     }
-    return GRPCRequestHead(route: route, timeout: timeout, token: Self.token(in: headers))
+    return GRPCRequestHead(route: route, timeout: timeout, token: fields.token)
   }
 
-  /// `application/grpc`, optionally `+codec` or `;parameters`.
+  /// The headers a request head is read from, each the first of its name, in one pass over the
+  /// block: every stream opens with one, and a lookup by name scans the whole block. Names are
+  /// compared as they are: HTTP/2 allows only lowercase names, and the HTTP/2 handler refuses a
+  /// block with any other.
+  private struct Fields {
+    var method: String?
+    var contentType: String?
+    var path: String?
+    var encoding: String?
+    var timeout: String?
+    /// The forwarded token under Istio's binary headers (base64 on the wire) or `authorization`.
+    var token: String?
+
+    init(_ headers: HPACKHeaders) {
+      var metadata: Metadata?
+      for (name, value, _) in headers {
+        switch name {
+        case ":method": self.method = self.method ?? value
+        case "content-type": self.contentType = self.contentType ?? value
+        case ":path": self.path = self.path ?? value
+        case "grpc-encoding": self.encoding = self.encoding ?? value
+        case "grpc-timeout": self.timeout = self.timeout ?? value
+        case "authorization": metadata.append(string: value, forKey: name)
+        case _ where CallerEvidence.tokenKeys.contains(name):
+          if let bytes = Base64.decode(value) { metadata.append(binary: bytes, forKey: name) }
+        default: break
+        }
+      }
+      self.token = metadata.flatMap { CallerEvidence(metadata: $0).token }
+    }
+  }
+
+  /// `application/grpc` (in any case), optionally `+codec` or `;parameters`.
   static func isGRPC(_ contentType: String) -> Bool {
-    let base = "application/grpc"
-    guard contentType.lowercased().hasPrefix(base) else { return false }
-    let rest = contentType.dropFirst(base.count)
-    return rest.isEmpty || rest.hasPrefix("+") || rest.hasPrefix(";")
+    // What every gRPC client sends, compared in one go.
+    if contentType == "application/grpc" { return true }
+    let base = "application/grpc".utf8
+    let bytes = contentType.utf8
+    let lowercased = { (byte: UInt8) in (0x41...0x5A).contains(byte) ? byte | 0x20 : byte }
+    guard bytes.count >= base.count, zip(bytes, base).allSatisfy({ lowercased($0) == $1 }) else { return false }
+    let rest = bytes.dropFirst(base.count)
+    return rest.first.map { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: ";") } ?? true
   }
 
   /// gRPC's `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n).
@@ -103,18 +140,17 @@ package struct GRPCRequestHead: Sendable {
     default: return nil
     }
   }
+}
 
-  /// The forwarded token under Istio's binary headers (base64 on the wire) or `authorization`.
-  static func token(in headers: HPACKHeaders) -> String? {
-    var metadata = Metadata()
-    for key in CallerEvidence.tokenKeys {
-      for value in headers[key] {
-        if let bytes = Base64.decode(value) { metadata.addBinary(bytes, forKey: key) }
-      }
-    }
-    for value in headers["authorization"] {
-      metadata.addString(value, forKey: "authorization")
-    }
-    return metadata.isEmpty ? nil : CallerEvidence(metadata: metadata).token
+extension Optional where Wrapped == Metadata {
+  /// Adds to the metadata, made by the first value.
+  fileprivate mutating func append(string value: String, forKey key: String) {
+    if self == nil { self = Metadata() }
+    self?.addString(value, forKey: key)
+  }
+
+  fileprivate mutating func append(binary value: [UInt8], forKey key: String) {
+    if self == nil { self = Metadata() }
+    self?.addBinary(value, forKey: key)
   }
 }

@@ -41,7 +41,7 @@ extension GRPCStream {
   }
 
   /// Writes a streaming call's response if the stream can take it; otherwise holds it.
-  func send(_ message: [UInt8]) {
+  func send(_ message: ByteBuffer) {
     guard self.isOpen else { return }
     guard self.isWritable, self.unsent.isEmpty else {
       self.hold(message)
@@ -54,12 +54,12 @@ extension GRPCStream {
   /// Keeps a response for when the stream is writable: the newest instead of the one held for
   /// `StreamSecrets`, where each response is the whole state; after those held for
   /// `DeltaSecrets`, whose stream is reset once it holds too many.
-  func hold(_ message: [UInt8]) {
+  func hold(_ message: ByteBuffer) {
     if !self.incremental, let replaced = self.unsent.popLast() {
-      self.connection.unsentChanged(by: -replaced.count)
+      self.connection.unsentChanged(by: -replaced.readableBytes)
     }
     self.unsent.append(message)
-    self.connection.unsentChanged(by: message.count)
+    self.connection.unsentChanged(by: message.readableBytes)
     if self.unsent.count > self.maximumUnsentDeltaResponses {
       // The client has not taken its responses for a long time; it resubscribes on a new stream.
       self.end()
@@ -72,16 +72,16 @@ extension GRPCStream {
     let unsent = self.unsent
     self.unsent.removeAll()
     for message in unsent {
-      self.connection.unsentChanged(by: -message.count)
+      self.connection.unsentChanged(by: -message.readableBytes)
       self.write(message)
     }
     self.flush()
   }
 
-  func write(_ message: [UInt8]) {
+  /// Writes one framed response message, after the response head if it is the first.
+  func write(_ framed: ByteBuffer) {
     guard self.isOpen else { return }
-    let (head, framed) = self.machine.frameResponse(message, allocator: self.connection.allocator)
-    if let head {
+    if let head = self.machine.responseHead() {
       self.connection.write(.headers(.init(headers: head)), on: self.streamID)
     }
     // Counted before the write: the HTTP/2 handler reports it passed on within the flush.
@@ -133,7 +133,7 @@ extension GRPCStream {
     self.call = nil
     self.machine.close()
     // What was written stays counted until it leaves or the stream closes (`channelInactive`).
-    self.connection.unsentChanged(by: -self.unsent.reduce(0) { $0 + $1.count })
+    self.connection.unsentChanged(by: -self.unsent.reduce(0) { $0 + $1.readableBytes })
     self.unsent = []
   }
 }

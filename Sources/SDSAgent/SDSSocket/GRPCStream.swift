@@ -40,7 +40,7 @@ final class GRPCStream {
   /// flow-control window is closed.
   var inFlightBytes = 0
   /// Responses that wait for the stream to become writable, oldest first.
-  var unsent: [[UInt8]] = []
+  var unsent: [ByteBuffer] = []
   /// Whether responses carry changes only (`DeltaSecrets`), so that none may replace another.
   var incremental = false
 
@@ -177,7 +177,8 @@ final class GRPCStream {
     }
   }
 
-  func secretsChanged() {
+  func secretsChanged(_ changes: SecretChanges) {
+    guard let call = self.call, call.isAffected(by: changes) else { return }
     self.deliver(.secretsChanged)
   }
 

@@ -3,43 +3,62 @@ import NIOCore
 import SDSAgentCore
 import SwiftProtobuf
 
-/// Any of the service's calls (`StreamSecrets`, `DeltaSecrets`, `FetchSecrets`) on the socket:
-/// decodes each request message for its `SecretStream`, encodes each response.
-final class SecretStreamCall<Request: SwiftProtobuf.Message, Response: SocketResponse>: GRPCSocketCall {
-  private let stream: SecretStream<Request, Response>
+/// Any of the services' calls (`StreamSecrets`, `DeltaSecrets`, `FetchSecrets`, the Workload
+/// API's) on the socket: decodes each request message for its `SecretStream`, encodes each
+/// response.
+///
+/// Not generic itself: a generic class's methods run unspecialized behind `any GRPCSocketCall`,
+/// looking up the metadata of their event and step types on every push. The closure made by the
+/// generic `init` is specialized where the call is opened.
+final class SecretStreamCall: GRPCSocketCall {
+  private let handleEvent: (Event) throws(RPCError) -> Step
+  private let affected: (SecretChanges) -> Bool
+  private let closeStream: () -> Void
+  let followedCache: SecretCache?
   let incremental: Bool
 
-  init(_ stream: SecretStream<Request, Response>, incremental: Bool = false) {
-    self.stream = stream
+  init<Request: SwiftProtobuf.Message, Response: SocketResponse>(
+    _ stream: SecretStream<Request, Response>, incremental: Bool = false
+  ) {
+    self.handleEvent = { event throws(RPCError) in try Self.encoded(try stream.handle(Self.decoded(event))) }
+    self.affected = { stream.isAffected(by: $0) }
+    self.closeStream = { stream.close() }
+    self.followedCache = stream.cache
     self.incremental = incremental
   }
 
-  var followedCache: SecretCache? { self.stream.cache }
-
   func handle(_ event: Event) throws(RPCError) -> Step {
-    let decoded: SecretStream<Request, Response>.Event
+    try self.handleEvent(event)
+  }
+
+  func isAffected(by changes: SecretChanges) -> Bool { self.affected(changes) }
+
+  func close() { self.closeStream() }
+
+  private static func decoded<Request: SwiftProtobuf.Message>(
+    _ event: Event
+  ) -> SecretDiscoveryService.StreamEvent<Request> {
     switch event {
     case .request(let message):
       do {
-        decoded = .request(try Request(serializedBytes: Array(message.readableBytesView)))
+        return .request(try Request(serializedBytes: Array(message.readableBytesView)))
       } catch {
-        decoded = .requestFailed(
+        return .requestFailed(
           RPCError(code: .invalidArgument, message: "the request message does not decode: \(error)"))
       }
-    case .requestFailed(let error): decoded = .requestFailed(error)
-    case .secretsChanged: decoded = .secretsChanged
-    case .requestsEnded: decoded = .requestsEnded
+    case .requestFailed(let error): return .requestFailed(error)
+    case .secretsChanged: return .secretsChanged
+    case .requestsEnded: return .requestsEnded
     }
-    return try Self.encoded(try self.stream.handle(decoded))
   }
 
-  func close() { self.stream.close() }
-
-  private static func encoded(_ step: SecretStream<Request, Response>.Step) throws(RPCError) -> Step {
+  private static func encoded<Response: SocketResponse>(
+    _ step: SecretDiscoveryService.Step<Response>
+  ) throws(RPCError) -> Step {
     do {
       switch step {
-      case .send(let response): return .send(try response.socketBytes())
-      case .sendAndEnd(let response): return .sendAndEnd(try response.socketBytes())
+      case .send(let response): return .send(try response.socketMessage())
+      case .sendAndEnd(let response): return .sendAndEnd(try response.socketMessage())
       case .wait: return .wait
       case .end: return .end
       case .later(let answer):

@@ -62,9 +62,9 @@ struct WorkloadAPISocketService: GRPCSocketService {
   func open(_ method: Substring, lease: SecretLease) -> (any GRPCSocketCall)? {
     guard let method = Method(rawValue: String(method)) else { return nil }
     let service = self.service
-    func listed<Request: Message, Response: Message>(
+    func listed<Request: Message, Response: SocketResponse & Message>(
       _ call: SecretStream<Request, Response>
-    ) -> SecretStreamCall<Request, Response> {
+    ) -> SecretStreamCall {
       SecretStreamCall(service.listed(call, method: method.listed, lease: lease))
     }
     switch method {

@@ -83,10 +83,9 @@ package struct DeltaStreamStateMachine: Sendable {
       feedback = .stale(nonce: request.responseNonce)
     }
 
-    let domains = served.trust?.domains ?? [TrustDomainName(of: self.naming.identity)]
     let added =
       request.subscribe.isEmpty
-      ? [] : try self.naming.resolve(request.subscribe, trustDomains: domains, refused: request.refused)
+      ? [] : try self.naming.resolve(request.subscribe, trustDomains: served.trust?.domains, refused: request.refused)
     for name in request.unsubscribe.prefix(Self.maximumSubscriptions) {
       self.subscribed.removeAll { $0.name == name }
       self.clientVersions[name] = nil

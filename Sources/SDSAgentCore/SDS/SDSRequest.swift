@@ -53,8 +53,12 @@ package struct SDSRequest: Sendable, Equatable {
 /// A response the stream must send: these resources, under this version and nonce.
 package struct SDSResponsePlan: Sendable, Equatable {
   package var resources: [RequestedSecret]
-  package var versionInfo: String
+  /// The highest revision among `resources`: with them, it names the response's content.
+  package var revision: UInt64
   package var nonce: String
+
+  /// The response's `version_info`.
+  package var versionInfo: String { String(self.revision) }
 }
 
 /// A request the agent refuses; the stream ends with this error.

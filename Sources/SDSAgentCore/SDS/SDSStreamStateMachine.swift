@@ -45,8 +45,7 @@ package struct SDSStreamStateMachine: Sendable {
       self.naming.spiffeValidator = false
     }
     let requested = try self.naming.resolve(
-      request.resourceNames, trustDomains: served.trust?.domains ?? [TrustDomainName(of: self.naming.identity)],
-      refused: request.refused)
+      request.resourceNames, trustDomains: served.trust?.domains, refused: request.refused)
 
     let feedback: Feedback
     if let lastNonce = self.lastNonce {
@@ -75,6 +74,16 @@ package struct SDSStreamStateMachine: Sendable {
     return Outcome(feedback: feedback, response: self.plan(served: served))
   }
 
+  /// Whether a change of these kinds can move what this stream is sent: a subscribed stream
+  /// asking for a secret of one of them.
+  package func isAffected(by changes: SecretChanges) -> Bool {
+    guard self.subscribed else { return false }
+    for requested in self.resources where !requested.resource.changes.isDisjoint(with: changes) {
+      return true
+    }
+    return false
+  }
+
   /// The served secrets changed; returns the response to push, if this stream is affected.
   package mutating func secretsChanged(_ served: ServedSecrets) -> SDSResponsePlan? {
     guard self.subscribed else { return nil }
@@ -96,7 +105,7 @@ package struct SDSStreamStateMachine: Sendable {
     self.nextNonce += 1
     self.lastNonce = nonce
     self.lastSentRevision = revision
-    return SDSResponsePlan(resources: self.resources, versionInfo: String(revision), nonce: nonce)
+    return SDSResponsePlan(resources: self.resources, revision: revision, nonce: nonce)
   }
 
   private func revision(in served: ServedSecrets) -> UInt64 {

@@ -4,9 +4,7 @@ import GRPCCore
 /// `FetchSecrets` as a call like the streams: one request, then, once the client half-closed,
 /// one answer: at once, or made off the transport's event loop when it reads files first.
 extension SecretDiscoveryService {
-  package typealias FetchCall = SecretStream<
-    Envoy_Service_Discovery_V3_DiscoveryRequest, Envoy_Service_Discovery_V3_DiscoveryResponse
-  >
+  package typealias FetchCall = SecretStream<Envoy_Service_Discovery_V3_DiscoveryRequest, StreamedDiscoveryResponse>
 
   /// A `FetchSecrets` call for a leased caller; the lease is released by its answer or its close.
   package func openFetchSecrets(_ lease: SecretLease) -> FetchCall {
@@ -73,7 +71,7 @@ extension SecretDiscoveryService {
     defer { lease.release() }
     let fetch = try self.startFetch(request, lease: lease)
     try await self.readFiles(of: fetch)
-    return try self.answer(fetch, lease: lease)
+    return try self.answer(fetch, lease: lease).message()
   }
 
   /// A `FetchSecrets` request, checked, with the `file-cert:` and `file-root:` names it holds: a
@@ -111,7 +109,7 @@ extension SecretDiscoveryService {
   /// The answer to `fetch` from the caller's secrets as they are now (its files already read).
   func answer(
     _ fetch: PendingFetch, lease: SecretLease
-  ) throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
+  ) throws -> StreamedDiscoveryResponse {
     var machine = SDSStreamStateMachine(naming: fetch.naming)
     let served = self.servable(lease.cache, noticing: lease.noticeExpired)
     let outcome: SDSStreamStateMachine.Outcome
@@ -124,6 +122,6 @@ extension SecretDiscoveryService {
       throw SecretsNotReady(names: machine.subscribedResources.map(\.name))
     }
     self.counters.increment(.responsesSent)
-    return try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served, cache: lease.cache)
+    return try StreamedDiscoveryResponse(plan, from: served, cache: lease.cache)
   }
 }

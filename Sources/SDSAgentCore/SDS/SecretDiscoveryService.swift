@@ -71,22 +71,26 @@ package struct SecretDiscoveryService: Sendable {
   /// A `StreamSecrets` stream for a leased caller.
   package func openStreamSecrets(
     _ lease: SecretLease
-  ) -> SecretStream<Envoy_Service_Discovery_V3_DiscoveryRequest, Envoy_Service_Discovery_V3_DiscoveryResponse> {
+  ) -> SecretStream<Envoy_Service_Discovery_V3_DiscoveryRequest, StreamedDiscoveryResponse> {
     self.openStream(
-      lease, machine: SDSStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: .streamSecrets
+      lease, machine: SDSStreamStateMachine(naming: self.naming(lease, onDemand: true)), rpc: .streamSecrets,
+      affected: { session, changes in session.machine.isAffected(by: changes) }
     ) { service, event, session in try service.handle(event, in: &session) }
   }
 
   /// A stream of `rpc` for a leased caller, registered until it is closed. `handle` captures
   /// nothing: the stream's one object holds the service and the session.
+  /// `affected`: whether a change of the followed secrets concerns the stream (without it, every
+  /// change does); handed the session in place, as copying it would retain each of its parts.
   func openStream<Machine, Request, Response>(
     _ lease: SecretLease, machine: Machine, rpc: StreamRegistry.Method,
+    affected: ((inout Session<Machine>, SecretChanges) -> Bool)? = nil,
     handle: @escaping (SecretDiscoveryService, StreamEvent<Request>, inout Session<Machine>) throws -> Step<Response>
   ) -> SecretStream<Request, Response> {
     let open = OpenStream(service: self, session: self.open(lease, machine: machine, rpc: rpc), lease: lease)
     return SecretStream(
       cache: lease.cache, logger: self.logger, handle: { try handle(open.service, $0, &open.session) },
-      close: { open.close() })
+      affected: affected.map { affected in { affected(&open.session, $0) } }, close: { open.close() })
   }
 
   func open<Machine>(_ lease: SecretLease, machine: Machine, rpc: StreamRegistry.Method) -> Session<Machine> {
@@ -126,7 +130,7 @@ package struct SecretDiscoveryService: Sendable {
   @inline(never)
   private func handle(
     _ event: StreamEvent<Envoy_Service_Discovery_V3_DiscoveryRequest>, in session: inout Session<SDSStreamStateMachine>
-  ) throws -> Step<Envoy_Service_Discovery_V3_DiscoveryResponse> {
+  ) throws -> Step<StreamedDiscoveryResponse> {
     let served = self.servable(session.cache, noticing: session.noticeExpired)
     let plan: SDSResponsePlan?
     switch event {
@@ -141,7 +145,7 @@ package struct SecretDiscoveryService: Sendable {
       plan = try self.receive(message, in: &session, served: served)
     }
     guard let plan else { return .wait }
-    let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(plan, from: served, cache: session.cache)
+    let response = try StreamedDiscoveryResponse(plan, from: served, cache: session.cache)
     let ownDomain = TrustDomainName(of: session.caller.identity)
     let sentBundle = plan.resources.contains { $0.resource.carriesBundle(of: ownDomain) } ? served.trustBundle : nil
     self.registry.update(session.streamID) {
@@ -162,8 +166,9 @@ package struct SecretDiscoveryService: Sendable {
   /// JWT-SVID past its `exp`. One found expired (the wall clock jumped) is renewed at once.
   func servable(_ cache: SecretCache, noticing expired: () -> Void) -> ServedSecrets {
     let current = cache.current
-    let servable = current.servable(at: self.now())
-    if current.svid != nil, servable.svid == nil { expired() }
+    let now = self.now()
+    if current.svidExpired(at: now) { expired() }
+    let servable = current.servable(at: now)
     if current.jwtSVIDs.count != servable.jwtSVIDs.count { self.jwtSVIDs?.noticeExpired() }
     return servable
   }

@@ -62,12 +62,19 @@ package struct SecretNaming: Sendable, Equatable {
   /// Resolves names, keeping the order of first mention and dropping repeats; an empty list asks
   /// for `default` and `ROOTCA`. A request with more than `SDSRequest.maximumResourceNames` names,
   /// or a name longer than `SDSRequest.maximumNameLength` bytes, is refused before any is looked at.
-  /// `trustDomains` are the domains whose bundles are held (by default the caller's own).
+  /// `trustDomains` are the domains whose bundles are held (by default the caller's own), read
+  /// only if a name is a trust domain's: every stream's request is resolved, and the set is built.
   /// With on-demand names, `refused` are those the agent will not mint.
   package func resolve(
-    _ names: [String], trustDomains: Set<TrustDomainName>? = nil, refused: Set<String> = []
+    _ names: [String], trustDomains: @autoclosure () -> Set<TrustDomainName>? = nil, refused: Set<String> = []
   ) throws(SDSRequestError) -> [RequestedSecret] {
-    let trustDomains = trustDomains ?? [TrustDomainName(of: self.identity)]
+    var held: Set<TrustDomainName>?
+    func heldDomains() -> Set<TrustDomainName> {
+      if let held { return held }
+      let domains = trustDomains() ?? [TrustDomainName(of: self.identity)]
+      held = domains
+      return domains
+    }
     guard !names.isEmpty else { return [.tlsCertificate, .validationContext] }
     guard names.count <= SDSRequest.maximumResourceNames else { throw .tooManyNames(names.count) }
     if let long = names.first(where: { $0.utf8.count > SDSRequest.maximumNameLength }) {
@@ -112,7 +119,7 @@ package struct SecretNaming: Sendable, Equatable {
           continue
         }
         let domain = TrustDomainName(of: other)
-        guard trustDomains.contains(domain) else {
+        guard heldDomains().contains(domain) else {
           unknown.append(name)
           continue
         }
@@ -131,7 +138,7 @@ package struct SecretNaming: Sendable, Equatable {
     }
     guard forbidden.isEmpty else { throw .forbiddenNames(forbidden, caller: self.identity) }
     guard unknown.isEmpty else {
-      throw .unknownResources(unknown, known: self.knownNames(trustDomains: trustDomains))
+      throw .unknownResources(unknown, known: self.knownNames(trustDomains: heldDomains()))
     }
     return resolved
   }

@@ -12,18 +12,30 @@ package final class SecretStream<Request: Sendable, Response: Sendable> {
   /// nil for a unary call, which answers from the cache as it is.
   package let cache: SecretCache?
   package let logger: Logger
-  private let handleEvent: (Event) throws -> Step
+  @usableFromInline let handleEvent: (Event) throws -> Step
+  private let affected: ((SecretChanges) -> Bool)?
   private var onClose: (() -> Void)?
 
-  init(cache: SecretCache?, logger: Logger, handle: @escaping (Event) throws -> Step, close: @escaping () -> Void) {
+  init(
+    cache: SecretCache?, logger: Logger, handle: @escaping (Event) throws -> Step,
+    affected: ((SecretChanges) -> Bool)? = nil, close: @escaping () -> Void
+  ) {
     self.cache = cache
     self.logger = logger
     self.handleEvent = handle
+    self.affected = affected
     self.onClose = close
   }
 
-  /// What the stream does next: throws the status that ends it.
-  package func handle(_ event: Event) throws(RPCError) -> Step {
+  /// Whether a change of these kinds of the followed secrets is worth a `secretsChanged` event:
+  /// false only where the stream knows none of its secrets is of them.
+  package func isAffected(by changes: SecretChanges) -> Bool {
+    self.affected?(changes) ?? true
+  }
+
+  /// What the stream does next: throws the status that ends it. Inlinable, so that a transport
+  /// calls it specialized, without looking up generic metadata on every push.
+  @inlinable package func handle(_ event: Event) throws(RPCError) -> Step {
     do {
       return try self.handleEvent(event)
     } catch {
@@ -46,7 +58,7 @@ package final class SecretStream<Request: Sendable, Response: Sendable> {
 extension RPCError {
   /// The status an error ends its call with: the service's own statuses as they are, any other
   /// error without its details.
-  package init(ending error: any Error) {
+  @usableFromInline package init(ending error: any Error) {
     switch error {
     case let error as RPCError: self = error
     case let error as any RPCErrorConvertible: self.init(error)

@@ -39,16 +39,22 @@ struct IdentitySecrets: Sendable {
     _read { yield self.storage.fields.tlsCertificate }
   }
   var svidRevision: UInt64 { self.storage.fields.svidRevision }
+  /// Whether there is an SVID and `date` is outside its validity; read without copying it.
+  func svidExpired(at date: Date) -> Bool {
+    self.storage.fields.svid?.isValid(at: date) == false
+  }
   /// The trust served with the identity's own issuances, for when the node has none installed.
   var trust: TrustRow { _read { yield self.storage.fields.trust } }
   /// The JWT-SVIDs its SDS streams hold (`jwt-svid:<audience>`).
   var jwtSVIDs: JWTSVIDRow { _read { yield self.storage.fields.jwtSVIDs } }
 
-  var revisions: [UInt64] {
-    let fields = self.storage.fields
-    return [
-      fields.svidRevision, fields.trust.bundleRevision, fields.trust.federationRevision, fields.jwtSVIDs.revision,
-    ]
+  /// What moved since `before`.
+  func changes(since before: IdentitySecrets) -> SecretChanges {
+    let (now, then) = (self.storage.fields, before.storage.fields)
+    return SecretChanges.kind(.svid, from: then.svidRevision, to: now.svidRevision)
+      .union(.kind(.trustBundle, from: then.trust.bundleRevision, to: now.trust.bundleRevision))
+      .union(.kind(.federation, from: then.trust.federationRevision, to: now.trust.federationRevision))
+      .union(.kind(.jwtSVIDs, from: then.jwtSVIDs.revision, to: now.jwtSVIDs.revision))
   }
 
   /// `svid` with its certificate already encoded as Envoy's `TlsCertificate`.

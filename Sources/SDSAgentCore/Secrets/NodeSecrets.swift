@@ -11,7 +11,7 @@ package final class NodeSecrets: Sendable {
     var rows = SharedSecrets.empty
     var nextRevision: UInt64 = 1
     var nextSubscriberID = 0
-    var subscribers: [Int: @Sendable () -> Void] = [:]
+    var subscribers: [Int: @Sendable (SecretChanges) -> Void] = [:]
   }
 
   private let state = Mutex(State())
@@ -69,7 +69,7 @@ package final class NodeSecrets: Sendable {
     self.state.withLock { $0.subscribers.count }
   }
 
-  func subscribe(_ onChange: @escaping @Sendable () -> Void) -> Int {
+  func subscribe(_ onChange: @escaping @Sendable (SecretChanges) -> Void) -> Int {
     self.state.withLock { state in
       let id = state.nextSubscriberID
       state.nextSubscriberID += 1
@@ -83,15 +83,16 @@ package final class NodeSecrets: Sendable {
   }
 
   private func mutate(_ body: (inout SharedSecrets, UInt64) -> Void) {
-    let subscribers: [@Sendable () -> Void]? = self.state.withLock { state in
-      let before = state.rows.revisions
+    let (subscribers, changes): ([@Sendable (SecretChanges) -> Void], SecretChanges) = self.state.withLock { state in
+      let before = state.rows
       body(&state.rows, state.nextRevision)
-      guard state.rows.revisions != before else { return nil }
+      let changes = state.rows.changes(since: before)
+      guard !changes.isEmpty else { return ([], []) }
       state.nextRevision += 1
-      return Array(state.subscribers.values)
+      return (Array(state.subscribers.values), changes)
     }
-    for subscriber in subscribers ?? [] {
-      subscriber()
+    for subscriber in subscribers {
+      subscriber(changes)
     }
   }
 }

@@ -12,14 +12,17 @@ package final class SecretCache: Sendable {
   private struct State {
     var own = IdentitySecrets.empty
     var nextSubscriberID = 0
-    var subscribers: [Int: @Sendable () -> Void] = [:]
+    var subscribers: [Int: @Sendable (SecretChanges) -> Void] = [:]
   }
 
   /// The rows every identity shares; also the source of this cache's revisions.
   package let node: NodeSecrets
   private let state = Mutex(State())
   /// Each secret as responses carry it, encoded once per revision for every stream.
-  private let encodings = Mutex<[RequestedSecret: (revision: UInt64, secret: Google_Protobuf_Any)]>([:])
+  private let encodings = Mutex(RevisionMemo<RequestedSecret, Google_Protobuf_Any>(limit: 1024))
+  /// Each `StreamSecrets` response but its nonce, by the secrets it carries, encoded once per
+  /// revision for every stream subscribed to them.
+  private let responses = Mutex(RevisionMemo<[RequestedSecret], [UInt8]>(limit: 64))
 
   /// A cache joined with `node`'s shared rows; without one, with rows of its own.
   package init(node: NodeSecrets = NodeSecrets()) {
@@ -27,24 +30,31 @@ package final class SecretCache: Sendable {
   }
 
   /// `requested` at `revision`, packed as responses carry it: encoded by the first stream that
-  /// sends it, copied by the others (a rotation pushes the same secret to every stream).
+  /// sends it, copied by the others (a rotation pushes the same secret to every stream). Distinct
+  /// names kept: 1,024.
   func encoded(
     _ requested: RequestedSecret, revision: UInt64, encode: () throws -> Google_Protobuf_Any
   ) rethrows -> Google_Protobuf_Any {
-    if let cached = self.encodings.withLock({ $0[requested] }), cached.revision == revision {
-      return cached.secret
-    }
-    let secret = try encode()
-    self.encodings.withLock { encodings in
-      if encodings.count >= Self.encodingsKept { encodings.removeAll(keepingCapacity: true) }
-      if (encodings[requested]?.revision ?? 0) <= revision { encodings[requested] = (revision, secret) }
-    }
-    return secret
+    try Self.memoized(in: self.encodings, requested, revision: revision, make: encode)
   }
 
-  /// Distinct requested names whose encodings are kept (names are bounded per request, not per
-  /// identity); past it, the memo starts over.
-  static let encodingsKept = 1024
+  /// The bytes of a `StreamSecrets` response carrying `resources` at `revision`, all but its
+  /// nonce: encoded by the first stream that sends it, shared by the others. Distinct
+  /// subscriptions kept: 64.
+  func encodedResponse(
+    _ resources: [RequestedSecret], revision: UInt64, encode: () throws -> [UInt8]
+  ) rethrows -> [UInt8] {
+    try Self.memoized(in: self.responses, resources, revision: revision, make: encode)
+  }
+
+  private static func memoized<Key: Hashable & Sendable, Value: Sendable>(
+    in memo: borrowing Mutex<RevisionMemo<Key, Value>>, _ key: Key, revision: UInt64, make: () throws -> Value
+  ) rethrows -> Value {
+    if let kept = memo.withLock({ $0.value(for: key, at: revision) }) { return kept }
+    let value = try make()
+    memo.withLock { $0.keep(value, for: key, at: revision) }
+    return value
+  }
 
   /// The identity's secrets joined with the shared rows, both read under the node's lock.
   package var current: ServedSecrets {
@@ -109,9 +119,9 @@ package final class SecretCache: Sendable {
     }
   }
 
-  /// Calls `onChange` whenever the served secrets change, until the subscription is cancelled.
-  /// `onChange` runs on the task that changed them and must not block.
-  package func subscribe(_ onChange: @escaping @Sendable () -> Void) -> Subscription {
+  /// Calls `onChange` with the kinds that changed whenever the served secrets change, until the
+  /// subscription is cancelled. `onChange` runs on the task that changed them and must not block.
+  package func subscribe(_ onChange: @escaping @Sendable (SecretChanges) -> Void) -> Subscription {
     let id = self.state.withLock { state in
       let id = state.nextSubscriberID
       state.nextSubscriberID += 1
@@ -138,7 +148,7 @@ package final class SecretCache: Sendable {
   /// iterating.
   package func changes() -> AsyncStream<Void> {
     let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-    let subscription = self.subscribe { continuation.yield() }
+    let subscription = self.subscribe { _ in continuation.yield() }
     continuation.onTermination = { _ in subscription.cancel() }
     return stream
   }
@@ -153,16 +163,18 @@ package final class SecretCache: Sendable {
   }
 
   private func mutate(_ body: (inout IdentitySecrets, UInt64) -> Void) {
-    let subscribers: [@Sendable () -> Void]? = self.node.withRevision { revision in
-      self.state.withLock { state in
-        let before = state.own.revisions
+    typealias Signal = (subscribers: [@Sendable (SecretChanges) -> Void], changes: SecretChanges)
+    let (subscribers, changes) = self.node.withRevision { revision -> (result: Signal, used: Bool) in
+      self.state.withLock { state -> (result: Signal, used: Bool) in
+        let before = state.own
         body(&state.own, revision)
-        guard state.own.revisions != before else { return (nil, false) }
-        return (Array(state.subscribers.values), true)
+        let changes = state.own.changes(since: before)
+        guard !changes.isEmpty else { return (([], changes), false) }
+        return ((Array(state.subscribers.values), changes), true)
       }
     }
-    for subscriber in subscribers ?? [] {
-      subscriber()
+    for subscriber in subscribers {
+      subscriber(changes)
     }
   }
 }

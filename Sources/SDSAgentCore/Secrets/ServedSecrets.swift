@@ -68,10 +68,13 @@ package struct ServedSecrets: Sendable {
   /// The own trust domain's bundle (`ROOTCA`).
   package var trustBundle: TrustBundle? { self.trust?.own }
 
+  /// Whether there is an SVID and `date` is outside its validity.
+  package func svidExpired(at date: Date) -> Bool { self.identity.svidExpired(at: date) }
+
   /// These secrets without an SVID that is no longer valid at `date`, nor a JWT-SVID expired by
   /// then.
   package func servable(at date: Date) -> ServedSecrets {
-    let svidExpired = self.svid.map { !$0.isValid(at: date) } ?? false
+    let svidExpired = self.svidExpired(at: date)
     let tokenExpired = self.identity.jwtSVIDs.hasExpired(at: date)
     guard svidExpired || tokenExpired else { return self }
     var served = self

@@ -46,12 +46,15 @@ struct SharedSecrets: Sendable {
   }
   var sessionTicketKeysRevision: UInt64 { self.storage.fields.sessionTicketKeysRevision }
 
-  var revisions: [UInt64] {
-    let fields = self.storage.fields
-    return [
-      fields.trust.bundleRevision, fields.trust.federationRevision, fields.filesRevision, fields.onDemandRevision,
-      fields.jwtBundlesRevision, fields.sessionTicketKeysRevision,
-    ]
+  /// What moved since `before`.
+  func changes(since before: SharedSecrets) -> SecretChanges {
+    let (now, then) = (self.storage.fields, before.storage.fields)
+    return SecretChanges.kind(.trustBundle, from: then.trust.bundleRevision, to: now.trust.bundleRevision)
+      .union(.kind(.federation, from: then.trust.federationRevision, to: now.trust.federationRevision))
+      .union(.kind(.files, from: then.filesRevision, to: now.filesRevision))
+      .union(.kind(.onDemand, from: then.onDemandRevision, to: now.onDemandRevision))
+      .union(.kind(.jwtBundles, from: then.jwtBundlesRevision, to: now.jwtBundlesRevision))
+      .union(.kind(.sessionTicketKeys, from: then.sessionTicketKeysRevision, to: now.sessionTicketKeysRevision))
   }
 
   mutating func setTrust(_ trust: ServedTrust, revision: UInt64) {

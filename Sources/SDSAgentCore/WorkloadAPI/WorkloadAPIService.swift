@@ -111,8 +111,7 @@ package struct WorkloadAPIService: Sendable {
   /// The caller's secrets without an SVID that has expired; an expired one is renewed at once.
   private static func servable(_ lease: SecretLease, at date: Date) -> ServedSecrets {
     let current = lease.cache.current
-    let servable = current.servable(at: date)
-    if current.svid != nil, servable.svid == nil { lease.noticeExpired() }
-    return servable
+    if current.svidExpired(at: date) { lease.noticeExpired() }
+    return current.servable(at: date)
   }
 }

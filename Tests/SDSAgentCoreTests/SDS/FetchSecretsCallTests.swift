@@ -51,7 +51,7 @@ import Testing
       return
     }
     let secret = try Envoy_Extensions_TransportSockets_Tls_V3_Secret(
-      unpackingAny: try #require(response.resources.first))
+      unpackingAny: try #require(try response.message().resources.first))
     #expect(secret.name == "default" && !secret.tlsCertificate.certificateChain.inlineBytes.isEmpty)
     call.close()
     #expect(self.releases.count.withLock { $0 } == 1)

@@ -134,4 +134,23 @@ import Testing
       (error as! SDSRequestError).code == .unsupportedType
     }
   }
+
+  @Test func aStreamIsAffectedOnlyByTheKindsOfWhatItAsksFor() throws {
+    var certificate = SDSStreamStateMachine(naming: Self.naming)
+    #expect(!certificate.isAffected(by: .all), "nothing is asked for yet")
+    _ = try certificate.receive(SDSRequest(resourceNames: ["default"]), served: self.cache.current)
+    #expect(certificate.isAffected(by: .svid))
+    #expect(!certificate.isAffected(by: [.trustBundle, .federation, .files, .jwtSVIDs]))
+
+    var roots = SDSStreamStateMachine(naming: Self.naming)
+    _ = try roots.receive(SDSRequest(resourceNames: ["ROOTCA"]), served: self.cache.current)
+    #expect(!roots.isAffected(by: .svid), "a certificate rotation does not wake a ROOTCA stream")
+    #expect(roots.isAffected(by: .trustBundle))
+    #expect(!roots.isAffected(by: .federation))
+
+    var everyDomain = SDSStreamStateMachine(naming: Self.naming)
+    _ = try everyDomain.receive(SDSRequest(resourceNames: ["ALL"]), served: self.cache.current)
+    #expect(everyDomain.isAffected(by: .federation) && everyDomain.isAffected(by: .trustBundle))
+    #expect(!everyDomain.isAffected(by: .svid))
+  }
 }

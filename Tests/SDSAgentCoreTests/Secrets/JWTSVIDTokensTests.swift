@@ -74,8 +74,8 @@ import Testing
     return request
   }
 
-  func sent(_ step: SecretDiscoveryService.Step<Response>) -> Response? {
-    if case .send(let response) = step { return response }
+  func sent(_ step: SecretDiscoveryService.Step<StreamedDiscoveryResponse>) throws -> Response? {
+    if case .send(let response) = step { return try response.message() }
     return nil
   }
 
@@ -95,9 +95,9 @@ import Testing
   @Test func theSecretIsABearerJWTSVIDOfTheStreamsIdentityForTheAudience() async throws {
     let service = try await self.service()
     let stream = service.openStreamSecrets(try await service.lease(for: nil))
-    #expect(self.sent(try stream.handle(.request(self.request(["jwt-svid:backend"])))) == nil)
+    #expect(try self.sent(try stream.handle(.request(self.request(["jwt-svid:backend"])))) == nil)
     await self.cache.waitUntil { $0.jwtSVIDs[self.backend] != nil }
-    let response = try #require(self.sent(try stream.handle(.secretsChanged)))
+    let response = try #require(try self.sent(try stream.handle(.secretsChanged)))
     let token = try self.token(response)
     let validated = try self.tokens.issuer.validator.validate(token, audience: "backend", now: self.clock.date)
     #expect(validated.spiffeID == Fixtures.identity)
@@ -118,10 +118,10 @@ import Testing
     try await self.running {
       _ = try stream.handle(.request(self.request(["default", "jwt-svid:backend"])))
       await self.cache.waitUntil { $0.jwtSVIDs[self.backend] != nil }
-      let first = try #require(self.sent(try stream.handle(.secretsChanged)))
+      let first = try #require(try self.sent(try stream.handle(.secretsChanged)))
       let firstToken = try self.token(Response.with { $0.resources = [first.resources[1]] })
       #expect(
-        self.sent(try stream.handle(.request(self.request(["default", "jwt-svid:backend"], acknowledging: first))))
+        try self.sent(try stream.handle(.request(self.request(["default", "jwt-svid:backend"], acknowledging: first))))
           == nil)
 
       await self.clock.sleeper(until: .seconds(30))
@@ -129,7 +129,7 @@ import Testing
       #expect(self.cache.current.jwtSVIDs[self.backend]?.svid.token == firstToken, "not renewed before half its life")
       self.clock.advance(by: .seconds(1))
       await self.cache.waitUntil { $0.jwtSVIDs[self.backend]?.svid.token != firstToken }
-      let renewed = try #require(self.sent(try stream.handle(.secretsChanged)))
+      let renewed = try #require(try self.sent(try stream.handle(.secretsChanged)))
       #expect(renewed.versionInfo != first.versionInfo)
       let names = try renewed.resources.map {
         try Envoy_Extensions_TransportSockets_Tls_V3_Secret(unpackingAny: $0).name
@@ -215,13 +215,13 @@ import Testing
       group.addTask { await tokens.run() }
       _ = try stream.handle(.request(self.request(["jwt-svid:backend"])))
       let first = try #require(self.cache.current.jwtSVIDs[self.backend]?.svid.token)
-      _ = try #require(self.sent(try stream.handle(.secretsChanged)))
+      _ = try #require(try self.sent(try stream.handle(.secretsChanged)))
       await clock.sleeper(until: .seconds(30))
       // The wall clock jumps two minutes ahead (a suspend, a clock step); the monotonic one does not.
       step.withLock { $0 = 120 }
-      #expect(self.sent(try stream.handle(.secretsChanged)) == nil, "an expired token is not sent")
+      #expect(try self.sent(try stream.handle(.secretsChanged)) == nil, "an expired token is not sent")
       await self.cache.waitUntil { $0.jwtSVIDs[self.backend]?.svid.token != first }
-      let renewed = try #require(self.sent(try stream.handle(.secretsChanged)))
+      let renewed = try #require(try self.sent(try stream.handle(.secretsChanged)))
       #expect(try self.token(renewed) != first)
       #expect(self.cache.current.jwtSVIDs[self.backend]?.svid.issuedAt == Fixtures.now.addingTimeInterval(120))
       #expect(clock.now.offset == .zero)

@@ -49,7 +49,7 @@ import Testing
   /// Subscribes to every cache; the subscriptions end with `body`.
   func subscribed(_ body: () throws -> Void) throws {
     let subscriptions = self.caches.enumerated().map { index, cache in
-      cache.subscribe { [signals] in signals.signal(index) }
+      cache.subscribe { [signals] _ in signals.signal(index) }
     }
     defer { subscriptions.forEach { $0.cancel() } }
     #expect(self.table.node.subscriberCount == self.caches.count)

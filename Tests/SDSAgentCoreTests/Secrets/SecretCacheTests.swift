@@ -1,5 +1,6 @@
 import SDSAgentCore
 import SDSAgentTestSupport
+import Synchronization
 import Testing
 
 @Suite struct SecretCacheTests {
@@ -44,5 +45,24 @@ import Testing
       #expect(revisions?.1 == 3)
     }
     #expect(cache.subscriberCount == 0)
+  }
+
+  @Test func subscribersAreToldWhichKindsChanged() throws {
+    let cache = SecretCache()
+    let signals = Mutex<[SecretChanges]>([])
+    let subscription = cache.subscribe { changes in signals.withLock { $0.append(changes) } }
+    defer { subscription.cancel() }
+    // The first issuance brings the trust (bundle and, empty, the federation); the next ones the
+    // same trust.
+    try cache.update(with: Fixtures.issue())
+    try cache.update(with: Fixtures.issue())
+    let partner = try CAMaterial.generateRoot(trustDomain: "partner.example", now: Fixtures.now)
+    cache.updateTrust(
+      try ServedTrust(
+        ownDomain: try TrustDomainName(parsing: "cluster.local"), own: Fixtures.material.trustBundle,
+        federated: [try TrustDomainName(parsing: "partner.example"): partner.trustBundle]))
+    cache.withdrawSVID()
+    cache.withdrawSVID()
+    #expect(signals.withLock { $0 } == [[.svid, .trustBundle, .federation], .svid, .federation, .svid])
   }
 }

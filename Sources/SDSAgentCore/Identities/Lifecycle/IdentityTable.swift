@@ -108,24 +108,28 @@ package final class IdentityTable: Sendable {
   /// it is not held yet, and returns its cache.
   package func openStream(_ identity: SPIFFEID, credential: CACredential, now: Date) -> SecretCache {
     self.state.withLock { state in
-      if state.entries[identity] == nil {
+      // One lookup of the identity (hashing its URI) for a known identity: every stream opens here.
+      let index: Dictionary<SPIFFEID, Entry>.Index
+      if let found = state.entries.index(forKey: identity) {
+        index = found
+      } else {
         state.entries[identity] = Entry(
           lifecycle: IdentityLifecycle(
             identity: identity, settings: state.template, credential: credential, isPinned: false, now: now),
           cache: SecretCache(node: self.node)
         )
+        index = state.entries.index(forKey: identity)!
       }
-      state.entries[identity]!.lifecycle.streamOpened()
-      return state.entries[identity]!.cache
+      state.entries.values[index].lifecycle.streamOpened()
+      return state.entries.values[index].cache
     }
   }
 
   package func closeStream(_ identity: SPIFFEID, now: Date) {
     let becameIdle = self.state.withLock { state -> Bool in
-      guard var lifecycle = state.entries[identity]?.lifecycle else { return false }
-      lifecycle.streamClosed(now: now)
-      state.entries[identity]?.lifecycle = lifecycle
-      return lifecycle.streams == 0 && !lifecycle.isPinned
+      guard let index = state.entries.index(forKey: identity) else { return false }
+      state.entries.values[index].lifecycle.streamClosed(now: now)
+      return state.entries.values[index].lifecycle.streams == 0 && !state.entries.values[index].lifecycle.isPinned
     }
     // Only an identity that became idle has a new deadline (its eviction); waking the supervisor
     // for every closed stream would cost every FetchSecrets a context switch.

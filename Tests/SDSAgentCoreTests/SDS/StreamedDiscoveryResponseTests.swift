@@ -1,0 +1,99 @@
+import EnvoySDSProtos
+import Foundation
+import Logging
+import SwiftProtobuf
+import Testing
+
+@testable import SDSAgentCore
+
+/// A `StreamSecrets` response: every field but the nonce encoded once per revision and shared by
+/// the identity's streams, then each stream's nonce; the bytes are the ones SwiftProtobuf writes.
+@Suite struct StreamedDiscoveryResponseTests {
+  typealias Response = Envoy_Service_Discovery_V3_DiscoveryResponse
+
+  static func response(resourceBytes: [Int]) -> Response {
+    var response = Response()
+    response.versionInfo = "12345678901"
+    response.typeURL = SecretResource.typeURL
+    response.resources = resourceBytes.map { count in
+      var any = Google_Protobuf_Any()
+      any.typeURL = SecretResource.typeURL
+      any.value = Data((0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+      return any
+    }
+    return response
+  }
+
+  // Nonce lengths around the varint boundary (127/128); resources around 127/128 and 16383/16384.
+  @Test(
+    "writes the bytes SwiftProtobuf writes",
+    arguments: [
+      "", "1", "18446744073709551615", String(repeating: "7", count: 127), String(repeating: "7", count: 128),
+    ],
+    [[], [1_900], [127, 128, 0], [16_384]])
+  func sameBytesAsSwiftProtobuf(nonce: String, resourceBytes: [Int]) throws {
+    var whole = Self.response(resourceBytes: resourceBytes)
+    let shared: [UInt8] = try whole.serializedBytes()
+    whole.nonce = nonce
+    let response = StreamedDiscoveryResponse(shared: shared, nonce: nonce)
+    #expect(response.serializedBytes == (try whole.serializedBytes() as [UInt8]))
+    #expect(try response.message() == whole)
+  }
+
+  func stream(on cache: SecretCache, service: SecretDiscoveryService)
+    -> SecretStream<Envoy_Service_Discovery_V3_DiscoveryRequest, StreamedDiscoveryResponse>
+  {
+    let caller = Caller(identity: Fixtures.identity, credential: .agent, isVerified: true, evidence: "test")
+    return service.openStreamSecrets(SecretLease(caller: caller, cache: cache) {})
+  }
+
+  func sent(_ step: SecretDiscoveryService.Step<StreamedDiscoveryResponse>) -> StreamedDiscoveryResponse? {
+    if case .send(let response) = step { return response }
+    return nil
+  }
+
+  static func address(_ bytes: [UInt8]) -> UnsafeRawPointer? {
+    bytes.withUnsafeBytes { $0.baseAddress }
+  }
+
+  @Test func streamsOfOneIdentityShareOneEncodingUntilTheSecretsChange() throws {
+    let cache = SecretCache()
+    try cache.update(with: try Fixtures.issue())
+    let service = SecretDiscoveryService(
+      leases: UnusedLeases(), counters: AgentCounters(), logger: Logger(label: "test"), now: { Fixtures.now })
+    var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
+    request.typeURL = SecretResource.typeURL
+    request.resourceNames = ["default"]
+    let streams = (0..<3).map { _ in self.stream(on: cache, service: service) }
+    let first = try streams.map { try #require(self.sent(try $0.handle(.request(request)))) }
+    // One encoding, the same storage for every stream: none was encoded again.
+    #expect(Set(first.map { Self.address($0.shared) }).count == 1)
+    let message = try first[0].message()
+    #expect(message.nonce == "1" && message.resources.count == 1)
+
+    try cache.update(with: try Fixtures.issue())
+    let renewed = try streams.map { try #require(self.sent(try $0.handle(.secretsChanged))) }
+    #expect(Set(renewed.map { Self.address($0.shared) }).count == 1)
+    #expect(renewed[0].shared != first[0].shared)
+    let pushed = try renewed[0].message()
+    #expect(pushed.nonce == "2" && pushed.versionInfo != message.versionInfo)
+    let served = try cache.current.tlsCertificate.map { try Google_Protobuf_Any(message: secret($0)) }
+    #expect(pushed.resources.first?.value == served?.value)
+    for stream in streams { stream.close() }
+  }
+
+  func secret(_ certificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate)
+    -> Envoy_Extensions_TransportSockets_Tls_V3_Secret
+  {
+    var secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret()
+    secret.name = "default"
+    secret.tlsCertificate = certificate
+    return secret
+  }
+}
+
+private struct UnusedLeases: SecretLeaseProvider {
+  func lease(for evidence: CallerEvidence?) async throws(CallerRefusal) -> SecretLease {
+    throw CallerRefusal(.unavailable, "not used")
+  }
+}
