@@ -53,7 +53,10 @@ package final class AgentCounters: Sendable {
   }
 
   private struct State {
-    var values: [Series: Int] = [:]
+    /// The series without labels, by name: most counts are these (every push, every stream), and
+    /// a name is looked up faster than a whole series.
+    var unlabeled: [Name: Int] = [:]
+    var labeled: [Series: Int] = [:]
     var watchers: [Int: AsyncStream<Void>.Continuation] = [:]
     var nextWatcher = 0
   }
@@ -69,9 +72,13 @@ package final class AgentCounters: Sendable {
   /// Counts `name` in the series of `labels`. Label values must come from a closed set (codes,
   /// reasons, resource types), never from a client's text.
   package func increment(_ name: Name, by amount: Int = 1, labels: [(String, String)] = []) {
-    let series = Series(name: name, labels: labels.map { Series.Label(name: $0.0, value: $0.1) })
+    let series = labels.isEmpty ? nil : Series(name: name, labels: labels.map { Series.Label(name: $0.0, value: $0.1) })
     let watchers = self.state.withLock { state in
-      state.values[series, default: 0] += amount
+      if let series {
+        state.labeled[series, default: 0] += amount
+      } else {
+        state.unlabeled[name, default: 0] += amount
+      }
       return state.watchers.isEmpty ? [] : Array(state.watchers.values)
     }
     watchers.forEach { $0.yield() }
@@ -80,13 +87,15 @@ package final class AgentCounters: Sendable {
   /// The total of `name` over all its labels.
   package subscript(_ name: Name) -> Int {
     self.state.withLock { state in
-      state.values.reduce(0) { $1.key.name == name ? $0 + $1.value : $0 }
+      state.labeled.reduce(state.unlabeled[name] ?? 0) { $1.key.name == name ? $0 + $1.value : $0 }
     }
   }
 
   /// Every series counted so far, with its value.
   package var series: [(series: Series, value: Int)] {
-    self.state.withLock { state in state.values.map { ($0.key, $0.value) } }
+    self.state.withLock { state in
+      state.unlabeled.map { (Series(name: $0.key), $0.value) } + state.labeled.map { ($0.key, $0.value) }
+    }
   }
 
   package var openStreams: Int {

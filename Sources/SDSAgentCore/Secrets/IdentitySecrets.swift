@@ -8,7 +8,12 @@ import Foundation
 /// then one retain; a change (rare) makes a new one.
 struct IdentitySecrets: Sendable {
   private struct Fields: Sendable {
-    var svid: CertifiedKey?
+    var svid: CertifiedKey? {
+      didSet { self.svidValidity = self.svid.map { ($0.notBefore, $0.notAfter) } }
+    }
+    /// The SVID's validity beside it, plain values: every stream checks it on every change, and
+    /// reaching into the certificate copies it.
+    var svidValidity: (notBefore: Date, notAfter: Date)?
     var tlsCertificate: Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate?
     var svidRevision: UInt64 = 0
     var trust = TrustRow()
@@ -41,7 +46,8 @@ struct IdentitySecrets: Sendable {
   var svidRevision: UInt64 { self.storage.fields.svidRevision }
   /// Whether there is an SVID and `date` is outside its validity; read without copying it.
   func svidExpired(at date: Date) -> Bool {
-    self.storage.fields.svid?.isValid(at: date) == false
+    guard let validity = self.storage.fields.svidValidity else { return false }
+    return !(validity.notBefore <= date && date < validity.notAfter)
   }
   /// The trust served with the identity's own issuances, for when the node has none installed.
   var trust: TrustRow { _read { yield self.storage.fields.trust } }
