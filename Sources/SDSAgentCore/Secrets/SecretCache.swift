@@ -21,8 +21,13 @@ package final class SecretCache: Sendable {
   /// Each secret as responses carry it, encoded once per revision for every stream.
   private let encodings = Mutex(RevisionMemo<RequestedSecret, Google_Protobuf_Any>(limit: 1024))
   /// Each `StreamSecrets` response but its nonce, by the secrets it carries, encoded once per
-  /// revision for every stream subscribed to them.
+  /// revision for every stream subscribed to them; at most 64 of them, each at most
+  /// `responseBytesKept`, so that a caller cycling through subscriptions holds at most 1 MiB here.
   private let responses = Mutex(RevisionMemo<[RequestedSecret], [UInt8]>(limit: 64))
+
+  /// The largest response kept for other streams (a certificate and key, or a bundle, are a few
+  /// kilobytes); a larger one is encoded for each stream.
+  static let responseBytesKept = 16 * 1024
 
   /// A cache joined with `node`'s shared rows; without one, with rows of its own.
   package init(node: NodeSecrets = NodeSecrets()) {
@@ -44,15 +49,18 @@ package final class SecretCache: Sendable {
   func encodedResponse(
     _ resources: [RequestedSecret], revision: UInt64, encode: () throws -> [UInt8]
   ) rethrows -> [UInt8] {
-    try Self.memoized(in: self.responses, resources, revision: revision, make: encode)
+    try Self.memoized(in: self.responses, resources, revision: revision, make: encode) {
+      $0.count <= Self.responseBytesKept
+    }
   }
 
   private static func memoized<Key: Hashable & Sendable, Value: Sendable>(
-    in memo: borrowing Mutex<RevisionMemo<Key, Value>>, _ key: Key, revision: UInt64, make: () throws -> Value
+    in memo: borrowing Mutex<RevisionMemo<Key, Value>>, _ key: Key, revision: UInt64, make: () throws -> Value,
+    keeps: (Value) -> Bool = { _ in true }
   ) rethrows -> Value {
     if let kept = memo.withLock({ $0.value(for: key, at: revision) }) { return kept }
     let value = try make()
-    memo.withLock { $0.keep(value, for: key, at: revision) }
+    if keeps(value) { memo.withLock { $0.keep(value, for: key, at: revision) } }
     return value
   }
 

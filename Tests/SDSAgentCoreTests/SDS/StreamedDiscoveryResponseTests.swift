@@ -97,3 +97,29 @@ private struct UnusedLeases: SecretLeaseProvider {
     throw CallerRefusal(.unavailable, "not used")
   }
 }
+
+/// What a cache keeps of the responses it encoded: bounded in count and in size.
+@Suite struct EncodedResponseMemoTests {
+  let resources = [RequestedSecret(name: "default", resource: .tlsCertificate)]
+
+  func encodings(of bytes: Int, revisions: [UInt64], cache: SecretCache) -> Int {
+    var count = 0
+    for revision in revisions {
+      _ = cache.encodedResponse(self.resources, revision: revision) {
+        count += 1
+        return [UInt8](repeating: 1, count: bytes)
+      }
+    }
+    return count
+  }
+
+  @Test func aResponseIsEncodedOncePerRevision() {
+    #expect(self.encodings(of: 2_000, revisions: [1, 1, 1, 2, 2], cache: SecretCache()) == 2)
+  }
+
+  @Test func aResponseOverTheSizeKeptIsEncodedForEachStream() {
+    let over = SecretCache.responseBytesKept + 1
+    #expect(self.encodings(of: over, revisions: [1, 1, 1], cache: SecretCache()) == 3)
+    #expect(self.encodings(of: SecretCache.responseBytesKept, revisions: [1, 1, 1], cache: SecretCache()) == 1)
+  }
+}
