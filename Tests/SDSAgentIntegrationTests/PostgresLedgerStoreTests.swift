@@ -31,7 +31,11 @@ struct PostgresLedgerStoreTests {
         address: address, keyEncryptionKey: self.key, replicaName: name, logger: Logger(label: "test"))
       _ = try await datastore.bootstrap(
         source: .generated, stateDirectory: TemporaryDirectory.make(), trustDomain: "cluster.local", now: Date())
-      let store = PostgresLedgerStore(logger: Logger(label: "test")) { try await datastore.connect() }
+      // What this test asks is that concurrent appends extend one chain; how long a transaction may
+      // stall is another test's (a loaded machine running the whole suite can take seconds).
+      let store = PostgresLedgerStore(logger: Logger(label: "test"), operationLimit: .seconds(60)) {
+        try await datastore.connect()
+      }
       stores.append(store)
       ledgers.append(IssuanceLedger(store: store, logger: Logger(label: "test")))
     }

@@ -12,8 +12,11 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
   /// Serialises appends (and pruning) across replicas; distinct from the CA's own lock.
   package static let appendLockKey: Int64 = 0x5344_5341_4C45_4447  // "SDSALEDG"
 
-  /// How long one transaction may take before the connection is given up and the rows held.
-  static let operationLimit = Duration.seconds(3)
+  /// How long one transaction may take before the connection is given up and the rows held, by
+  /// default.
+  package static let defaultOperationLimit = Duration.seconds(3)
+
+  private let operationLimit: Duration
 
   private let connect: @Sendable () async throws -> PostgresConnection
   private let logger: Logger
@@ -23,9 +26,13 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
   private var isBusy = false
   private var waiting: [CheckedContinuation<Void, Never>] = []
 
-  package init(logger: Logger, connect: @escaping @Sendable () async throws -> PostgresConnection) {
+  package init(
+    logger: Logger, operationLimit: Duration = defaultOperationLimit,
+    connect: @escaping @Sendable () async throws -> PostgresConnection
+  ) {
     self.connect = connect
     self.logger = logger
+    self.operationLimit = operationLimit
   }
 
   package func append(_ issuances: [LedgerChain.Issuance]) async throws {
@@ -72,7 +79,7 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
       let connect = self.connect
       let opened = ResultBox<PostgresConnection>()
       do {
-        try await Self.answered(within: Self.operationLimit) {
+        try await Self.answered(within: self.operationLimit) {
           let connection = try await connect()
           // One opened after it was given up is closed here: nobody else holds it.
           if !opened.set(connection) { try? await connection.close() }
@@ -89,7 +96,7 @@ package actor PostgresLedgerStore: IssuanceLedgerStore {
       // that accepts a connection but never answers (PostgreSQL shutting down) is given up on.
       let logger = self.logger
       let outcome = ResultBox<Result>()
-      try await Self.answered(within: Self.operationLimit) {
+      try await Self.answered(within: self.operationLimit) {
         outcome.set(try await body(connection, logger))
       }
       return try outcome.take()
