@@ -123,3 +123,49 @@ private struct UnusedLeases: SecretLeaseProvider {
     #expect(self.encodings(of: SecretCache.responseBytesKept, revisions: [1, 1, 1], cache: SecretCache()) == 1)
   }
 }
+
+/// Which changes a stream asks to be woken for, as the service opens it: a `StreamSecrets`
+/// stream only for the kinds of the secrets it asks for, a `DeltaSecrets` stream for every one.
+@Suite struct StreamWakeTests {
+  let cache: SecretCache
+  let service = SecretDiscoveryService(
+    leases: UnusedLeases(), counters: AgentCounters(), logger: Logger(label: "test"), now: { Fixtures.now })
+
+  init() throws {
+    self.cache = SecretCache()
+    try self.cache.update(with: try Fixtures.issue())
+  }
+
+  func lease() -> SecretLease {
+    let caller = Caller(identity: Fixtures.identity, credential: .agent, isVerified: true, evidence: "test")
+    return SecretLease(caller: caller, cache: self.cache) {}
+  }
+
+  func request(_ names: [String]) -> Envoy_Service_Discovery_V3_DiscoveryRequest {
+    var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
+    request.typeURL = SecretResource.typeURL
+    request.resourceNames = names
+    return request
+  }
+
+  @Test func aCertificateRotationWakesTheCertificateStreamsOnly() throws {
+    let roots = self.service.openStreamSecrets(self.lease())
+    let certificate = self.service.openStreamSecrets(self.lease())
+    defer {
+      roots.close()
+      certificate.close()
+    }
+    _ = try roots.handle(.request(self.request(["ROOTCA"])))
+    _ = try certificate.handle(.request(self.request(["default"])))
+    #expect(!roots.isAffected(by: .svid))
+    #expect(roots.isAffected(by: .trustBundle))
+    #expect(certificate.isAffected(by: .svid))
+    #expect(!certificate.isAffected(by: [.trustBundle, .federation]))
+  }
+
+  @Test func aDeltaStreamIsWokenByEveryChange() {
+    let delta = self.service.openDeltaSecrets(self.lease())
+    defer { delta.close() }
+    #expect(delta.isAffected(by: .svid) && delta.isAffected(by: .sessionTicketKeys))
+  }
+}
