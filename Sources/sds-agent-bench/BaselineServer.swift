@@ -3,9 +3,10 @@ import Foundation
 import SDSAgent
 import SDSAgentCore
 
-/// The grpcio (gRPC C-core) baseline, `Benchmarks/baseline_sds_server.py`, on its own Unix socket:
-/// it answers FetchSecrets and each stream's first request with the agent's own response bytes
-/// for `default` or `ROOTCA`, so both servers send the same bytes.
+/// A peer server in its own process on its own Unix socket, answering with the agent's own
+/// response bytes for `default` or `ROOTCA`, so both servers send the same bytes: the grpcio
+/// (gRPC C-core) baseline, `Benchmarks/baseline_sds_server.py`, which answers FetchSecrets and
+/// each stream's first request, or the HTTP/2 floor (`HTTP2FloorServer`), streams only.
 struct BaselineServer {
   /// Which grpcio server the script runs.
   enum Kind: String {

@@ -6,13 +6,15 @@ extension Bench {
   struct StreamsResult {
     let agent: StreamFigures
     let baseline: StreamFigures?
+    /// The same streams on `HTTP2FloorServer`: swift-nio-http2's part alone.
+    let floor: StreamFigures?
     let fanOut: [[String]]
   }
 
   /// Opens `count` streams on a fresh agent, reads its RSS once all have their first response,
   /// then forces `fanOuts` rotations one after the other and times each `default` stream's push
   /// (a fan-out row each). With `python`, opens the same streams the same way on a fresh
-  /// baseline server, after the agent has stopped.
+  /// baseline server, after the agent has stopped; with `http2Floor`, on the floor server too.
   func streamsAndFanOut(count: Int, perConnection: Int, fanOuts: Int = 1) async throws -> StreamsResult {
     let load = StreamLoad(
       count: count, perConnection: perConnection, client: self.streamClient, openRate: self.openRate)
@@ -20,7 +22,8 @@ extension Bench {
     let agent = try AgentProcess(binary: self.agentBinary, directory: directory, in: self.children)
     _ = try await agent.waitUntilServing(since: .now)
     let responses =
-      self.python == nil ? nil : try await BaselineServer.copyResponses(from: agent.socketPath, into: directory)
+      self.python == nil && !self.http2Floor
+      ? nil : try await BaselineServer.copyResponses(from: agent.socketPath, into: directory)
     let before = agent.residentKiB
     let cpuBefore = (agent.processorTime, ProcessorTime.used())
     let (agentFigures, fanOut) = try await load.withStreamsOpen(on: agent.socketPath) { tracker, elapsed in
@@ -39,26 +42,37 @@ extension Bench {
     }
     await agent.stop()
 
+    var floorFigures: StreamFigures?
+    if self.http2Floor, let responses {
+      let floor = try await HTTP2FloorServer.start(responses: responses, in: directory, children: self.children)
+      floorFigures = try await Self.open(load, on: floor, named: "swift-nio-http2 floor")
+      await floor.stop()
+    }
     guard let python = self.python, let responses else {
-      return StreamsResult(agent: agentFigures, baseline: nil, fanOut: fanOut)
+      return StreamsResult(agent: agentFigures, baseline: nil, floor: floorFigures, fanOut: fanOut)
     }
     let baseline = try await BaselineServer.start(
       .asyncio, python: python, responses: responses, in: directory, children: self.children)
-    let baselineBefore = baseline.residentKiB
-    let baselineCPUBefore = (baseline.child.processorTime, ProcessorTime.used())
-    let baselineFigures = try await load.withStreamsOpen(on: baseline.socketPath) { tracker, elapsed in
-      let after = baseline.residentKiB
-      let openingCPU = (
-        server: baseline.child.processorTime - baselineCPUBefore.0, client: ProcessorTime.used() - baselineCPUBefore.1
-      )
-      Self.logErrors(of: tracker, on: "grpcio")
+    let baselineFigures = try await Self.open(load, on: baseline, named: "grpcio (C-core)")
+    await baseline.stop()
+    return StreamsResult(agent: agentFigures, baseline: baselineFigures, floor: floorFigures, fanOut: fanOut)
+  }
+
+  /// Opens `load`'s streams on a server other than the agent and takes the same figures.
+  private static func open(_ load: StreamLoad, on server: BaselineServer, named name: String) async throws
+    -> StreamFigures
+  {
+    let before = server.residentKiB
+    let cpuBefore = (server.child.processorTime, ProcessorTime.used())
+    return try await load.withStreamsOpen(on: server.socketPath) { tracker, elapsed in
+      let after = server.residentKiB
+      let openingCPU = (server: server.child.processorTime - cpuBefore.0, client: ProcessorTime.used() - cpuBefore.1)
+      Self.logErrors(of: tracker, on: name)
       return StreamFigures(
-        server: "grpcio (C-core)", load: load, answered: tracker.firstResponses, errors: tracker.errors,
-        timeToFirstResponses: elapsed, residentKiBBefore: baselineBefore, residentKiBAfter: after,
+        server: name, load: load, answered: tracker.firstResponses, errors: tracker.errors,
+        timeToFirstResponses: elapsed, residentKiBBefore: before, residentKiBAfter: after,
         firstResponseWaits: tracker.firstResponseWaits, openingCPU: openingCPU)
     }
-    await baseline.stop()
-    return StreamsResult(agent: agentFigures, baseline: baselineFigures, fanOut: fanOut)
   }
 
   static let fanOutHeader = [

@@ -18,6 +18,8 @@ struct Bench {
   /// The client and the pace of the SDS streams phases (streams, soak).
   var streamClient = StreamLoad.Client.lean
   var openRate: Double?
+  /// Whether the streams phase also opens its streams on the HTTP/2 floor server.
+  var http2Floor = false
 
   static func machineDescription() -> String {
     let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""

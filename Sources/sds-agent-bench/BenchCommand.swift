@@ -67,6 +67,25 @@ struct BenchCommand: AsyncParsableCommand {
   @Flag(help: "A small, quick run (N=200, short measurements) so the tool cannot rot; numbers are not meaningful.")
   var smoke = false
 
+  @Flag(
+    inversion: .prefixedNo,
+    help:
+      "Also open each stream count's streams on a server that does only swift-nio-http2's part (streams): the floor the agent's transport stands on."
+  )
+  var http2Floor = true
+
+  /// The bench binary also serves as the HTTP/2 floor server (`HTTP2FloorServer`), in its own process.
+  static func main() async {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    guard arguments.first == HTTP2FloorServer.serveFlag else { return await Self.main(arguments) }
+    do {
+      try await HTTP2FloorServer.serve(arguments: Array(arguments.dropFirst()))
+    } catch {
+      FileHandle.standardError.write(Data("\(error)\n".utf8))
+      Foundation.exit(1)
+    }
+  }
+
   func run() async throws {
     let children = ChildProcesses()
     let signalSources = children.stopAllOnSignals()
@@ -89,7 +108,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
     let bench = Bench(
       agentBinary: self.agent, python: self.python, measureSeconds: seconds, children: children,
-      streamClient: self.streamClient, openRate: self.openRate)
+      streamClient: self.streamClient, openRate: self.openRate, http2Floor: self.http2Floor)
     let openFileLimit = OpenFileLimit.raiseToHardLimit()
     var report = Report()
     report.section("Machine", Bench.machineDescription() + ", open-file limit \(openFileLimit)")
@@ -116,6 +135,7 @@ struct BenchCommand: AsyncParsableCommand {
         let result = try await bench.streamsAndFanOut(
           count: count, perConnection: self.streamsPerConnection, fanOuts: self.fanOuts)
         streamRows.append(result.agent.row)
+        if let floor = result.floor { streamRows.append(floor.row) }
         if let baseline = result.baseline { streamRows.append(baseline.row) }
         memoryRows.append(StreamFigures.comparisonRow(agent: result.agent, baseline: result.baseline))
         fanOutRows.append(contentsOf: result.fanOut)
