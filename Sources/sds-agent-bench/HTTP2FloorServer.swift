@@ -51,7 +51,8 @@ enum HTTP2FloorServer {
       bundle: GRPCMessageDeframer.frame(bundle, allocator: allocator))
     try? FileManager.default.removeItem(atPath: socketPath)
     let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-      .serverChannelOption(ChannelOptions.backlog, value: 4096)
+      // The agent's backlog: NIO's own (128) refuses part of a burst of 200 connections.
+      .serverChannelOption(ChannelOptions.backlog, value: UnixSocketListener.backlog)
       .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           var configuration = NIOHTTP2Handler.ConnectionConfiguration()
